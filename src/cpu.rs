@@ -1,0 +1,94 @@
+//! The CPU reference: a loop-for-loop twin of `shaders/conv2d_direct.wgsl`,
+//! with the same names and the same index math, used by `--backend cpu` and
+//! by the tests that prove the GPU right.
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::tensor::Tensor3;
+
+/// Runs the layer over `input` `[C, H, W]` and returns the feature maps
+/// `[K, OH, OW]`. Filters run in parallel; each output value is computed by
+/// [`conv2d_direct_pixel`] exactly as one shader invocation computes it.
+pub fn conv2d_direct(input: &Tensor3, layer: &Layer) -> Result<Tensor3> {
+    let spec = &layer.spec;
+    if input.channels != spec.in_channels {
+        return Err(Error::Mismatch(format!(
+            "the input has {} channels, the layer expects {}",
+            input.channels, spec.in_channels
+        )));
+    }
+    let (out_height, out_width) = spec.output_size(input.height, input.width)?;
+    let mut output = Tensor3::zeros(spec.filters, out_height, out_width);
+    let plane_len = output.plane_len();
+    if plane_len == 0 {
+        return Ok(output);
+    }
+    output
+        .data
+        .par_chunks_mut(plane_len)
+        .enumerate()
+        .for_each(|(filter, map)| {
+            for out_y in 0..out_height {
+                for out_x in 0..out_width {
+                    map[(out_y * out_width + out_x) as usize] =
+                        conv2d_direct_pixel(input, layer, out_x, out_y, filter as u32);
+                }
+            }
+        });
+    Ok(output)
+}
+
+/// One output value, `output[filter_index, out_y, out_x]`: the body of the
+/// shader's `conv2d_direct` entry point, line for line.
+pub fn conv2d_direct_pixel(
+    input: &Tensor3,
+    layer: &Layer,
+    out_x: u32,
+    out_y: u32,
+    filter_index: u32,
+) -> f32 {
+    let spec = &layer.spec;
+    let (in_height, in_width) = (input.height, input.width);
+    let channels_per_group = spec.channels_per_group();
+    let (kernel_height, kernel_width) = (spec.kernel_height, spec.kernel_width);
+    let (stride, dilation) = (spec.stride, spec.dilation);
+
+    // Filter k sees only the input channels of its group.
+    let group = filter_index / spec.filters_per_group();
+    let first_channel = group * channels_per_group;
+
+    // Top-left corner of the window in input coordinates, signed for padding.
+    let origin_y = (out_y * stride) as i64 - spec.padding.top as i64;
+    let origin_x = (out_x * stride) as i64 - spec.padding.left as i64;
+
+    let mut sum = 0.0f32;
+    for c in 0..channels_per_group {
+        let in_channel = first_channel + c;
+        for ky in 0..kernel_height {
+            let in_y = origin_y + (ky * dilation) as i64;
+            if in_y < 0 || in_y >= in_height as i64 {
+                continue;
+            }
+            for kx in 0..kernel_width {
+                let in_x = origin_x + (kx * dilation) as i64;
+                if in_x < 0 || in_x >= in_width as i64 {
+                    continue;
+                }
+                let input_index =
+                    ((in_channel * in_height + in_y as u32) * in_width + in_x as u32) as usize;
+                let weight_index = (((filter_index * channels_per_group + c) * kernel_height + ky)
+                    * kernel_width
+                    + kx) as usize;
+                sum += input.data[input_index] * layer.weight[weight_index];
+            }
+        }
+    }
+
+    // The filter's single bias, added once, after the whole window.
+    if !layer.bias.is_empty() {
+        sum += layer.bias[filter_index as usize];
+    }
+    sum
+}

@@ -1,0 +1,101 @@
+//! The library's error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in convmaps.
+///
+/// [`Error::is_bad_input`] tells a caller whether the user can fix it by
+/// changing the input or options (the CLI exits with 2) or whether it failed
+/// at run time (exit 1).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The layer's options make no sense (a zero size, groups not dividing C, ...).
+    #[error("invalid layer: {0}")]
+    InvalidLayer(String),
+
+    /// The input photo could not be read or decoded.
+    #[error("{}: {message}", path.display())]
+    Image {
+        /// The photo's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A weights file is unreadable or does not fit the layer.
+    #[error("{}: {message}", path.display())]
+    Weights {
+        /// The weights file's path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// The photo and the layer do not fit together (too small for the kernel,
+    /// wrong channel count).
+    #[error("{0}")]
+    Mismatch(String),
+
+    /// No GPU adapter was found, and the GPU backend was required.
+    #[error(
+        "no GPU adapter found{0}. A software GPU works too: on Debian/Ubuntu, \
+         `apt-get install mesa-vulkan-drivers` gives one (lavapipe); or run with --backend cpu"
+    )]
+    NoAdapter(String),
+
+    /// The job does not fit in the GPU's limits.
+    #[error("{0}")]
+    GpuLimit(String),
+
+    /// The GPU reported an error (validation, out of memory, device lost).
+    #[error("GPU error during {stage}: {message}")]
+    Gpu {
+        /// What convmaps was doing when it failed.
+        stage: &'static str,
+        /// The GPU's own message.
+        message: String,
+    },
+
+    /// Writing an output file failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory that could not be written.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+
+    /// The output location cannot be used.
+    #[error("{}: {message}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Error {
+    /// True when the user can fix this by changing the input files or options
+    /// (the CLI exits with status 2); false for failures at run time (status 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidLayer(_)
+                | Error::Image { .. }
+                | Error::Weights { .. }
+                | Error::Mismatch(_)
+                | Error::Output { .. }
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

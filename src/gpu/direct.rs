@@ -1,0 +1,299 @@
+//! The direct pipeline: `shaders/conv2d_direct.wgsl`, one invocation per
+//! output pixel per filter.
+
+use std::time::{Duration, Instant};
+
+use wgpu::util::DeviceExt;
+
+use super::Gpu;
+use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::tensor::Tensor3;
+
+/// The shader's source, compiled into the binary.
+pub const SHADER_SOURCE: &str = include_str!("../../shaders/conv2d_direct.wgsl");
+
+/// Workgroup size in x and y, as declared in the shader.
+const WORKGROUP_SIZE: u32 = 8;
+
+/// The shader's `Params` uniform, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+struct Params {
+    in_channels: u32,
+    in_height: u32,
+    in_width: u32,
+    filters: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_height: u32,
+    kernel_width: u32,
+    stride: u32,
+    dilation: u32,
+    pad_top: u32,
+    pad_left: u32,
+    channels_per_group: u32,
+    filters_per_group: u32,
+    has_bias: u32,
+    _padding: u32,
+}
+
+/// Wall time of each GPU stage of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct GpuTimings {
+    /// Creating and filling the input, weight, bias and parameter buffers.
+    pub upload: Duration,
+    /// Submitting the dispatch and waiting for it to finish.
+    pub compute: Duration,
+    /// Copying the output to a mappable buffer and reading it back.
+    pub readback: Duration,
+}
+
+/// The compiled direct convolution pipeline.
+pub struct DirectConv {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+impl DirectConv {
+    /// Compiles the shader and builds the pipeline on `gpu`.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        gpu.scoped("pipeline creation", || {
+            let module = gpu
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("conv2d_direct.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
+                });
+            let pipeline = gpu
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("conv2d_direct"),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("conv2d_direct"),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+            let layout = pipeline.get_bind_group_layout(0);
+            DirectConv { pipeline, layout }
+        })
+    }
+
+    /// Runs the layer over `input` `[C, H, W]` and reads back the feature
+    /// maps `[K, OH, OW]`.
+    ///
+    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
+    /// the device's limits, and with [`Error::Gpu`] when the GPU reports an
+    /// error.
+    pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        let spec = &layer.spec;
+        if input.channels != spec.in_channels {
+            return Err(Error::Mismatch(format!(
+                "the input has {} channels, the layer expects {}",
+                input.channels, spec.in_channels
+            )));
+        }
+        let (out_height, out_width) = spec.output_size(input.height, input.width)?;
+        let output_len = spec.filters as u64 * out_height as u64 * out_width as u64;
+        let output_bytes = output_len * 4;
+        check_limits(gpu, input, layer, output_bytes, out_height, out_width)?;
+        let mut timings = GpuTimings::default();
+
+        // Upload: image, weights, bias (a single zero when the layer has none,
+        // because a binding cannot be empty) and the geometry.
+        let started = Instant::now();
+        let params = Params {
+            in_channels: spec.in_channels,
+            in_height: input.height,
+            in_width: input.width,
+            filters: spec.filters,
+            out_height,
+            out_width,
+            kernel_height: spec.kernel_height,
+            kernel_width: spec.kernel_width,
+            stride: spec.stride,
+            dilation: spec.dilation,
+            pad_top: spec.padding.top,
+            pad_left: spec.padding.left,
+            channels_per_group: spec.channels_per_group(),
+            filters_per_group: spec.filters_per_group(),
+            has_bias: u32::from(!layer.bias.is_empty()),
+            _padding: 0,
+        };
+        let bias: &[f32] = if layer.bias.is_empty() {
+            &[0.0]
+        } else {
+            &layer.bias
+        };
+        let (output, staging, bind_group) = gpu.scoped("upload", || {
+            let storage = |label, contents: &[f32]| {
+                gpu.device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(label),
+                        contents: bytemuck::cast_slice(contents),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    })
+            };
+            let input_buffer = storage("input [C,H,W]", &input.data);
+            let weight_buffer = storage("weight [K,C/G,FH,FW]", &layer.weight);
+            let bias_buffer = storage("bias [K]", bias);
+            let params_buffer = gpu
+                .device
+                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                    label: Some("params"),
+                    contents: bytemuck::bytes_of(&params),
+                    usage: wgpu::BufferUsages::UNIFORM,
+                });
+            let output = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("output [K,OH,OW]"),
+                size: output_bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: output_bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("conv2d_direct"),
+                layout: &self.layout,
+                entries: &[
+                    entry(0, &input_buffer),
+                    entry(1, &weight_buffer),
+                    entry(2, &bias_buffer),
+                    entry(3, &output),
+                    entry(4, &params_buffer),
+                ],
+            });
+            (output, staging, bind_group)
+        })?;
+        gpu.wait("upload")?;
+        timings.upload = started.elapsed();
+
+        // Compute: (ceil(OW/8), ceil(OH/8), K) workgroups.
+        let started = Instant::now();
+        gpu.scoped("compute", || {
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("conv2d_direct"),
+                    timestamp_writes: None,
+                });
+                pass.set_pipeline(&self.pipeline);
+                pass.set_bind_group(0, &bind_group, &[]);
+                pass.dispatch_workgroups(
+                    out_width.div_ceil(WORKGROUP_SIZE),
+                    out_height.div_ceil(WORKGROUP_SIZE),
+                    spec.filters,
+                );
+            }
+            gpu.queue.submit([encoder.finish()]);
+        })?;
+        gpu.wait("compute")?;
+        timings.compute = started.elapsed();
+
+        // Readback.
+        let started = Instant::now();
+        let data = read_back(gpu, &output, &staging, output_bytes)?;
+        timings.readback = started.elapsed();
+
+        Ok((
+            Tensor3::from_vec(spec.filters, out_height, out_width, data),
+            timings,
+        ))
+    }
+}
+
+fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: buffer.as_entire_binding(),
+    }
+}
+
+/// Refuses a job that exceeds the device's buffer or dispatch limits, with
+/// a message that gives the sizes.
+fn check_limits(
+    gpu: &Gpu,
+    input: &Tensor3,
+    layer: &Layer,
+    output_bytes: u64,
+    out_height: u32,
+    out_width: u32,
+) -> Result<()> {
+    let limits = gpu.limits();
+    let max_binding = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let buffers = [
+        ("input", input.data.len() as u64 * 4),
+        ("weight", layer.weight.len() as u64 * 4),
+        ("output", output_bytes),
+    ];
+    for (name, bytes) in buffers {
+        if bytes > max_binding {
+            return Err(Error::GpuLimit(format!(
+                "the {name} buffer needs {:.1} MiB, more than this GPU's largest storage buffer \
+                 ({:.1} MiB); use a smaller photo or fewer filters, or --backend cpu",
+                bytes as f64 / 1048576.0,
+                max_binding as f64 / 1048576.0
+            )));
+        }
+    }
+    let max_groups = limits.max_compute_workgroups_per_dimension;
+    let groups = [
+        ("output width", out_width.div_ceil(WORKGROUP_SIZE)),
+        ("output height", out_height.div_ceil(WORKGROUP_SIZE)),
+        ("filter count", layer.spec.filters),
+    ];
+    for (name, count) in groups {
+        if count > max_groups {
+            return Err(Error::GpuLimit(format!(
+                "the {name} needs {count} workgroups in one dimension, more than this GPU's {max_groups}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Copies `buffer` into `staging`, maps it and returns its f32 values.
+fn read_back(
+    gpu: &Gpu,
+    buffer: &wgpu::Buffer,
+    staging: &wgpu::Buffer,
+    bytes: u64,
+) -> Result<Vec<f32>> {
+    gpu.scoped("readback", || {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
+        gpu.queue.submit([encoder.finish()]);
+    })?;
+    let (sender, receiver) = std::sync::mpsc::channel();
+    staging.map_async(wgpu::MapMode::Read, .., move |result| {
+        let _ = sender.send(result);
+    });
+    gpu.wait("readback")?;
+    let mapped = receiver
+        .recv()
+        .map_err(|_| Error::Gpu {
+            stage: "readback",
+            message: "the map callback never ran".into(),
+        })?
+        .map_err(|e| Error::Gpu {
+            stage: "readback",
+            message: e.to_string(),
+        })?;
+    let () = mapped;
+    let data = {
+        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
+            stage: "readback",
+            message: e.to_string(),
+        })?;
+        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+    };
+    staging.unmap();
+    Ok(data)
+}

@@ -1,0 +1,194 @@
+//! The GPU side: one [`Gpu`] (adapter, device, queue) made once and handed
+//! to the pipelines, and GPU errors turned into [`Error`]s.
+
+mod direct;
+
+pub use direct::DirectConv;
+
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+
+/// What a run reports about the adapter it used.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// The graphics API: "vulkan", "metal", "dx12" or "gl".
+    pub backend: String,
+    /// "DiscreteGpu", "IntegratedGpu", "VirtualGpu", "Cpu" (a software GPU) or "Other".
+    pub device_type: String,
+}
+
+/// A device and queue on one adapter, with its limits.
+///
+/// Made once and handed to every pipeline, so tests and callers can share
+/// one. Errors the GPU reports outside an error scope are kept and returned
+/// by the next [`Gpu::check`] instead of panicking.
+pub struct Gpu {
+    /// The logical device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// What the adapter says about itself.
+    pub info: wgpu::AdapterInfo,
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl Gpu {
+    /// Finds an adapter and opens a device on it, honouring wgpu's
+    /// environment variables: `WGPU_BACKEND` (e.g. `vulkan`, `gl`),
+    /// `WGPU_ADAPTER_NAME` (a substring of the adapter's name) and
+    /// `WGPU_POWER_PREF` (`low` or `high`). The device gets the adapter's own
+    /// limits, so large photos are not held to wgpu's conservative defaults.
+    ///
+    /// Returns [`Error::NoAdapter`] when there is no usable adapter.
+    pub fn new() -> Result<Self> {
+        pollster::block_on(Self::new_async())
+    }
+
+    async fn new_async() -> Result<Self> {
+        // Without WGPU_BACKEND, look at the primary APIs (Vulkan, Metal,
+        // DX12) first and at OpenGL only when they have no adapter: probing
+        // GL needlessly is slow and noisy on headless machines.
+        let adapter = if std::env::var_os("WGPU_BACKEND").is_some() {
+            Self::find_adapter(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+                .await
+        } else {
+            let mut primary = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+            primary.backends = wgpu::Backends::PRIMARY;
+            match Self::find_adapter(primary).await {
+                Err(Error::NoAdapter(_)) => {
+                    let mut secondary =
+                        wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+                    secondary.backends = wgpu::Backends::SECONDARY;
+                    Self::find_adapter(secondary).await
+                }
+                found => found,
+            }
+        }?;
+        let info = adapter.get_info();
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("convmaps"),
+                required_limits: adapter.limits(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu {
+                stage: "device creation",
+                message: e.to_string(),
+            })?;
+
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = Arc::clone(&uncaptured);
+        device.on_uncaptured_error(Arc::new(move |error: wgpu::Error| {
+            if let Ok(mut slot) = sink.lock() {
+                slot.get_or_insert_with(|| error.to_string());
+            }
+        }));
+        let lost = Arc::clone(&uncaptured);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut slot) = lost.lock() {
+                slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
+            }
+        });
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            uncaptured,
+        })
+    }
+
+    /// The adapter `WGPU_ADAPTER_NAME` names, or the one wgpu prefers
+    /// (honouring `WGPU_POWER_PREF`), among the instance's backends.
+    async fn find_adapter(descriptor: wgpu::InstanceDescriptor) -> Result<wgpu::Adapter> {
+        let instance = wgpu::Instance::new(descriptor);
+        match std::env::var("WGPU_ADAPTER_NAME") {
+            Ok(wanted) if !wanted.is_empty() => {
+                let wanted_lower = wanted.to_lowercase();
+                let adapters = instance.enumerate_adapters(wgpu::Backends::all()).await;
+                let names: Vec<String> = adapters.iter().map(|a| a.get_info().name).collect();
+                adapters
+                    .into_iter()
+                    .find(|a| a.get_info().name.to_lowercase().contains(&wanted_lower))
+                    .ok_or_else(|| {
+                        Error::NoAdapter(format!(
+                            " whose name contains WGPU_ADAPTER_NAME={wanted:?} (adapters: {})",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        ))
+                    })
+            }
+            _ => instance
+                .request_adapter(&wgpu::RequestAdapterOptions {
+                    power_preference: wgpu::PowerPreference::from_env().unwrap_or_default(),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| Error::NoAdapter(format!(" ({e})"))),
+        }
+    }
+
+    /// The adapter's name, API and type, for reports.
+    pub fn adapter_summary(&self) -> AdapterSummary {
+        AdapterSummary {
+            name: self.info.name.clone(),
+            backend: self.info.backend.to_string(),
+            device_type: format!("{:?}", self.info.device_type),
+        }
+    }
+
+    /// The device's limits (the adapter's own).
+    pub fn limits(&self) -> wgpu::Limits {
+        self.device.limits()
+    }
+
+    /// Runs `work` inside error scopes for validation, out-of-memory and
+    /// internal errors, and returns the first error the GPU reported as
+    /// [`Error::Gpu`] naming `stage`.
+    pub fn scoped<T>(&self, stage: &'static str, work: impl FnOnce() -> T) -> Result<T> {
+        let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let internal = self.device.push_error_scope(wgpu::ErrorFilter::Internal);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = work();
+        let errors = [
+            pollster::block_on(validation.pop()),
+            pollster::block_on(internal.pop()),
+            pollster::block_on(out_of_memory.pop()),
+        ];
+        if let Some(error) = errors.into_iter().flatten().next() {
+            return Err(Error::Gpu {
+                stage,
+                message: error.to_string(),
+            });
+        }
+        self.check(stage)?;
+        Ok(value)
+    }
+
+    /// Waits until the queue is idle; a lost device or a timeout is an error.
+    pub fn wait(&self, stage: &'static str) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu {
+                stage,
+                message: e.to_string(),
+            })?;
+        self.check(stage)
+    }
+
+    /// Returns an error the GPU reported outside any scope (or a device
+    /// loss) since the last check.
+    pub fn check(&self, stage: &'static str) -> Result<()> {
+        let pending = self.uncaptured.lock().ok().and_then(|mut slot| slot.take());
+        match pending {
+            Some(message) => Err(Error::Gpu { stage, message }),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! Conv2d geometry and parameters, with no GPU in it: output size, padding,
+//! parameter count and validation.
+
+use crate::error::{Error, Result};
+
+/// Zero padding on each side of the input, in pixels.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Padding {
+    /// Zero rows above the image.
+    pub top: u32,
+    /// Zero rows below the image.
+    pub bottom: u32,
+    /// Zero columns left of the image.
+    pub left: u32,
+    /// Zero columns right of the image.
+    pub right: u32,
+}
+
+impl Padding {
+    /// The same padding on every side.
+    pub fn uniform(pixels: u32) -> Self {
+        Padding {
+            top: pixels,
+            bottom: pixels,
+            left: pixels,
+            right: pixels,
+        }
+    }
+}
+
+/// Padding as the user states it, resolved against the kernel by
+/// [`PaddingMode::resolve`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PaddingMode {
+    /// No padding.
+    #[default]
+    Valid,
+    /// PyTorch's `padding='same'`: the output is as large as the input
+    /// (stride 1 only); D·(F−1) zeros per axis, the odd extra one at the
+    /// bottom/right.
+    Same,
+    /// The same number of zero pixels on every side.
+    Pixels(u32),
+}
+
+impl PaddingMode {
+    /// The padding on each side for a kernel of `kernel_height`×`kernel_width`
+    /// with `dilation` and `stride`.
+    pub fn resolve(
+        self,
+        kernel_height: u32,
+        kernel_width: u32,
+        dilation: u32,
+        stride: u32,
+    ) -> Result<Padding> {
+        match self {
+            PaddingMode::Valid => Ok(Padding::default()),
+            PaddingMode::Pixels(pixels) => Ok(Padding::uniform(pixels)),
+            PaddingMode::Same if stride != 1 => Err(Error::InvalidLayer(format!(
+                "padding 'same' needs stride 1 (got {stride}), as in PyTorch"
+            ))),
+            PaddingMode::Same => {
+                let total_y = dilation.saturating_mul(kernel_height.saturating_sub(1));
+                let total_x = dilation.saturating_mul(kernel_width.saturating_sub(1));
+                Ok(Padding {
+                    top: total_y / 2,
+                    bottom: total_y - total_y / 2,
+                    left: total_x / 2,
+                    right: total_x - total_x / 2,
+                })
+            }
+        }
+    }
+}
+
+/// The shape of a Conv2d layer, as PyTorch's `nn.Conv2d` describes it.
+///
+/// Defaults: stride 1, no padding ("valid"), dilation 1, one group, with bias.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerSpec {
+    /// Input channels C (3 for an RGB photo).
+    pub in_channels: u32,
+    /// Filters K, which is also the number of output maps.
+    pub filters: u32,
+    /// Kernel height FH, in pixels.
+    pub kernel_height: u32,
+    /// Kernel width FW, in pixels.
+    pub kernel_width: u32,
+    /// Step between windows, in input pixels.
+    pub stride: u32,
+    /// Zero padding around the input.
+    pub padding: Padding,
+    /// Step between kernel taps, in input pixels (1 = a dense kernel).
+    pub dilation: u32,
+    /// Groups G: C and K split into G groups; filter k sees only its group's C/G channels.
+    pub groups: u32,
+    /// Whether each filter has a bias.
+    pub bias: bool,
+}
+
+impl LayerSpec {
+    /// K square filters of `kernel_size`×`kernel_size` over `in_channels`
+    /// channels, with every other option at its default.
+    pub fn new(in_channels: u32, filters: u32, kernel_size: u32) -> Self {
+        LayerSpec {
+            in_channels,
+            filters,
+            kernel_height: kernel_size,
+            kernel_width: kernel_size,
+            stride: 1,
+            padding: Padding::default(),
+            dilation: 1,
+            groups: 1,
+            bias: true,
+        }
+    }
+
+    /// Checks the options on their own (not against an image).
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("in_channels", self.in_channels),
+            ("filters", self.filters),
+            ("kernel height", self.kernel_height),
+            ("kernel width", self.kernel_width),
+            ("stride", self.stride),
+            ("dilation", self.dilation),
+            ("groups", self.groups),
+        ];
+        for (name, value) in positive {
+            if value == 0 {
+                return Err(Error::InvalidLayer(format!(
+                    "{name} is 0, expected at least 1"
+                )));
+            }
+        }
+        if self.in_channels % self.groups != 0 || self.filters % self.groups != 0 {
+            return Err(Error::InvalidLayer(format!(
+                "groups = {} must divide both the input channels ({}) and the filters ({})",
+                self.groups, self.in_channels, self.filters
+            )));
+        }
+        // The weight buffer's length must fit in u32 index math on the GPU.
+        if self.weight_len() > u32::MAX as usize {
+            return Err(Error::InvalidLayer(format!(
+                "{} weights are more than a layer can index",
+                self.weight_len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Input channels each filter sees: C/G.
+    pub fn channels_per_group(&self) -> u32 {
+        self.in_channels / self.groups
+    }
+
+    /// Filters in each group: K/G.
+    pub fn filters_per_group(&self) -> u32 {
+        self.filters / self.groups
+    }
+
+    /// Shape of the weight tensor: `[K, C/G, FH, FW]` (PyTorch's OIHW).
+    pub fn weight_shape(&self) -> [usize; 4] {
+        [
+            self.filters as usize,
+            self.channels_per_group() as usize,
+            self.kernel_height as usize,
+            self.kernel_width as usize,
+        ]
+    }
+
+    /// Number of weights: K·C/G·FH·FW.
+    pub fn weight_len(&self) -> usize {
+        self.weight_shape().iter().product()
+    }
+
+    /// Number of biases: K, or 0 for a layer without bias.
+    pub fn bias_len(&self) -> usize {
+        if self.bias { self.filters as usize } else { 0 }
+    }
+
+    /// Extent of the dilated kernel, in input pixels: `(D·(FH−1)+1, D·(FW−1)+1)`.
+    pub fn dilated_kernel(&self) -> (u64, u64) {
+        let d = self.dilation as u64;
+        (
+            d * (self.kernel_height as u64 - 1) + 1,
+            d * (self.kernel_width as u64 - 1) + 1,
+        )
+    }
+
+    /// Output size `(OH, OW)` for an `in_height`×`in_width` input:
+    /// `floor((H + pad_top + pad_bottom − D·(FH−1) − 1) / S) + 1`, likewise for the width.
+    ///
+    /// Fails when the dilated kernel is larger than the padded input.
+    pub fn output_size(&self, in_height: u32, in_width: u32) -> Result<(u32, u32)> {
+        let padded_height = in_height as u64 + self.padding.top as u64 + self.padding.bottom as u64;
+        let padded_width = in_width as u64 + self.padding.left as u64 + self.padding.right as u64;
+        let (kernel_height, kernel_width) = self.dilated_kernel();
+        if kernel_height > padded_height || kernel_width > padded_width {
+            return Err(Error::Mismatch(format!(
+                "the input is {in_width}×{in_height} pixels ({padded_width}×{padded_height} padded), \
+                 smaller than the {kernel_width}×{kernel_height} kernel (width×height, dilation included)"
+            )));
+        }
+        let stride = self.stride as u64;
+        let out_height = (padded_height - kernel_height) / stride + 1;
+        let out_width = (padded_width - kernel_width) / stride + 1;
+        Ok((out_height as u32, out_width as u32))
+    }
+
+    /// Multiply-adds per output pixel and filter: C/G·FH·FW.
+    pub fn taps_per_output(&self) -> u64 {
+        self.channels_per_group() as u64 * self.kernel_height as u64 * self.kernel_width as u64
+    }
+}
+
+/// A Conv2d layer: its shape and its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    /// The layer's geometry.
+    pub spec: LayerSpec,
+    /// Weights, `[K, C/G, FH, FW]`, row-major (PyTorch OIHW).
+    pub weight: Vec<f32>,
+    /// Biases, `[K]`: one per filter, shared by every channel and position.
+    /// Empty for a layer without bias.
+    pub bias: Vec<f32>,
+}
+
+impl Layer {
+    /// Puts a spec and its parameters together, checking that the buffers
+    /// have the spec's lengths and hold only finite values.
+    pub fn new(spec: LayerSpec, weight: Vec<f32>, bias: Vec<f32>) -> Result<Self> {
+        spec.validate()?;
+        if weight.len() != spec.weight_len() {
+            return Err(Error::InvalidLayer(format!(
+                "weight has {} values, expected {} for shape {:?}",
+                weight.len(),
+                spec.weight_len(),
+                spec.weight_shape()
+            )));
+        }
+        if bias.len() != spec.bias_len() {
+            return Err(Error::InvalidLayer(format!(
+                "bias has {} values, expected {} (one per filter)",
+                bias.len(),
+                spec.bias_len()
+            )));
+        }
+        Ok(Layer { spec, weight, bias })
+    }
+
+    /// Parameter count, from the lengths of the buffers themselves.
+    pub fn parameters(&self) -> ParameterCount {
+        ParameterCount {
+            weights: self.weight.len() as u64,
+            biases: self.bias.len() as u64,
+            total: (self.weight.len() + self.bias.len()) as u64,
+        }
+    }
+
+    /// The parameter count spelled out as the question asks it, with the
+    /// layer's own numbers: `(3·5·5 + 1)·32 = 2432`. With groups, the
+    /// channels read `C/G`; without bias the `+ 1` is gone.
+    pub fn parameter_formula(&self) -> String {
+        let spec = &self.spec;
+        let channels = if spec.groups == 1 {
+            spec.in_channels.to_string()
+        } else {
+            format!("{}/{}", spec.in_channels, spec.groups)
+        };
+        let per_filter = format!("{channels}·{}·{}", spec.kernel_height, spec.kernel_width);
+        let total = self.parameters().total;
+        if self.bias.is_empty() {
+            format!("{per_filter}·{} = {total}", spec.filters)
+        } else {
+            format!("({per_filter} + 1)·{} = {total}", spec.filters)
+        }
+    }
+}
+
+/// How many numbers a layer learns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ParameterCount {
+    /// Length of the weight buffer: K·C/G·FH·FW.
+    pub weights: u64,
+    /// Length of the bias buffer: K (0 without bias).
+    pub biases: u64,
+    /// weights + biases.
+    pub total: u64,
+}

@@ -1,0 +1,38 @@
+//! # convmaps
+//!
+//! Runs one convolutional layer on the GPU (wgpu + WGSL compute shaders) or
+//! on the CPU, and shows what it computes: feature-map PNGs, a grid, the
+//! exact weights, and a summary that answers "how many weights and biases
+//! does this layer need?". For an RGB photo (C = 3) and K filters of F×F,
+//! each filter has C·F·F weights and one bias: (C·F·F + 1)·K parameters.
+//!
+//! ```
+//! use convmaps::{cpu, layer::LayerSpec, tensor::Tensor3, weights};
+//!
+//! // A 3-channel 8×8 image and 4 filters of 3×3, PyTorch's default init.
+//! let image = Tensor3::from_vec(3, 8, 8, (0..192).map(|i| i as f32 / 192.0).collect());
+//! let layer = weights::kaiming_uniform(LayerSpec::new(3, 4, 3), 42)?;
+//! assert_eq!(layer.parameter_formula(), "(3·3·3 + 1)·4 = 112");
+//!
+//! let maps = cpu::conv2d_direct(&image, &layer)?; // [K, OH, OW] = [4, 6, 6]
+//! assert_eq!((maps.channels, maps.height, maps.width), (4, 6, 6));
+//! # Ok::<(), convmaps::Error>(())
+//! ```
+//!
+//! On the GPU, make a [`gpu::Gpu`] once and a [`gpu::DirectConv`] pipeline
+//! on it, then call [`gpu::DirectConv::run`] with the same inputs.
+
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod job;
+pub mod layer;
+pub mod npy;
+pub mod output;
+pub mod photo;
+pub mod render;
+pub mod report;
+pub mod tensor;
+pub mod weights;
+
+pub use error::{Error, Result};

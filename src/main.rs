@@ -1,0 +1,159 @@
+//! The `convmaps` command line: parses options and calls the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+
+use convmaps::job::{self, BackendChoice, Engine, Job, WeightsSource};
+use convmaps::layer::{LayerSpec, Padding, PaddingMode};
+use convmaps::weights::DEFAULT_SEED;
+
+/// Run one convolutional layer over a photo on the GPU and save what each
+/// filter sees as feature-map PNGs.
+///
+/// Example: convmaps assets/photo.png --filters 32
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// The photo (PNG, JPEG, BMP, GIF, TIFF or WebP).
+    input: PathBuf,
+
+    /// Number of filters K (output maps).
+    #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    filters: u32,
+
+    /// Kernel size: F for F×F, or FHxFW (height × width), e.g. 5x3.
+    #[arg(short = 'f', long, default_value = "5", value_parser = parse_kernel_size)]
+    kernel_size: (u32, u32),
+
+    /// Step between windows, in pixels.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    stride: u32,
+
+    /// Zero padding: valid (none), same (output as large as the input; stride 1 only), or N pixels on every side.
+    #[arg(long, default_value = "valid", value_parser = parse_padding)]
+    padding: PaddingMode,
+
+    /// Step between kernel taps, in pixels.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    dilation: u32,
+
+    /// Groups G: each filter sees C/G input channels. Must divide C and K.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    groups: u32,
+
+    /// A layer without biases (PyTorch's bias=False).
+    #[arg(long)]
+    no_bias: bool,
+
+    /// Seed of the default initialisation (PyTorch's Conv2d default, uniform ±1/√(C·F·F)).
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    seed: u64,
+
+    /// Load `weight` [K, C/G, FH, FW] and `bias` [K] from a .safetensors file instead
+    /// (K and the kernel size come from the file).
+    #[arg(long, value_name = "FILE")]
+    weights: Option<PathBuf>,
+
+    /// Output directory [default: out/<input file stem>/].
+    #[arg(short, long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// Also write features.npy: the raw f32 maps, shape (K, OH, OW).
+    #[arg(long)]
+    raw: bool,
+
+    /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    backend: BackendArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+fn parse_kernel_size(text: &str) -> Result<(u32, u32), String> {
+    let parse = |part: &str| -> Result<u32, String> {
+        match part.trim().parse::<u32>() {
+            Ok(0) => Err("the kernel size must be at least 1".into()),
+            Ok(v) => Ok(v),
+            Err(_) => Err(format!("expected F or FHxFW (e.g. 5 or 5x3), got {text:?}")),
+        }
+    };
+    match text.split_once(['x', 'X', '×']) {
+        Some((height, width)) => Ok((parse(height)?, parse(width)?)),
+        None => parse(text).map(|f| (f, f)),
+    }
+}
+
+fn parse_padding(text: &str) -> Result<PaddingMode, String> {
+    match text {
+        "valid" => Ok(PaddingMode::Valid),
+        "same" => Ok(PaddingMode::Same),
+        _ => text
+            .parse::<u32>()
+            .map(PaddingMode::Pixels)
+            .map_err(|_| format!("expected valid, same or a number of pixels, got {text:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            let bad_input = error
+                .downcast_ref::<convmaps::Error>()
+                .is_some_and(convmaps::Error::is_bad_input);
+            ExitCode::from(if bad_input { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let spec = LayerSpec {
+        in_channels: 3,
+        filters: cli.filters,
+        kernel_height: cli.kernel_size.0,
+        kernel_width: cli.kernel_size.1,
+        stride: cli.stride,
+        padding: Padding::default(),
+        dilation: cli.dilation,
+        groups: cli.groups,
+        bias: !cli.no_bias,
+    };
+    let weights = match cli.weights {
+        Some(path) => WeightsSource::File(path),
+        None => WeightsSource::Init { seed: cli.seed },
+    };
+    let out_dir = cli.out.unwrap_or_else(|| job::default_out_dir(&cli.input));
+    let job = Job {
+        input: cli.input,
+        out_dir: out_dir.clone(),
+        spec,
+        padding: cli.padding,
+        weights,
+        raw: cli.raw,
+    };
+    convmaps::output::check_output_dir(&out_dir)?;
+
+    let started = Instant::now();
+    let choice = match cli.backend {
+        BackendArg::Auto => BackendChoice::Auto,
+        BackendArg::Gpu => BackendChoice::Gpu,
+        BackendArg::Cpu => BackendChoice::Cpu,
+    };
+    let (engine, notice) = Engine::new(choice)?;
+    if let Some(notice) = notice {
+        eprintln!("note: {notice}");
+    }
+    let summary = job::run(&engine, &job, started.elapsed())?;
+    println!("{}", summary.terminal_text(&out_dir));
+    Ok(())
+}

@@ -1,0 +1,53 @@
+//! Raw feature maps as numpy's `.npy` format.
+
+use std::path::Path;
+
+use npyz::WriterBuilder;
+
+use crate::error::{Error, Result};
+use crate::output::write_atomic;
+use crate::tensor::Tensor3;
+
+/// Writes `tensor` as a little-endian f32 `.npy` file of shape
+/// `(channels, height, width)`, C order, atomically.
+pub fn write_f32(path: &Path, tensor: &Tensor3) -> Result<()> {
+    write_atomic(path, |w| {
+        let shape = [
+            tensor.channels as u64,
+            tensor.height as u64,
+            tensor.width as u64,
+        ];
+        let mut writer = npyz::WriteOptions::<f32>::new()
+            .dtype(npyz::DType::new_scalar(
+                "<f4".parse().map_err(std::io::Error::other)?,
+            ))
+            .shape(&shape)
+            .writer(w)
+            .begin_nd()?;
+        writer.extend(tensor.data.iter().copied())?;
+        writer.finish()
+    })
+}
+
+/// Reads a little-endian f32 `.npy` file of three dimensions.
+pub fn read_f32_3d(path: &Path) -> Result<Tensor3> {
+    let npy_error = |message: String| Error::Weights {
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let file = npyz::NpyFile::new(&bytes[..]).map_err(|e| npy_error(e.to_string()))?;
+    let shape = file.shape().to_vec();
+    let [channels, height, width] = shape[..] else {
+        return Err(npy_error(format!(
+            "has shape {shape:?}, expected 3 dimensions"
+        )));
+    };
+    let data: Vec<f32> = file.into_vec().map_err(|e| npy_error(e.to_string()))?;
+    Ok(Tensor3::from_vec(
+        channels as u32,
+        height as u32,
+        width as u32,
+        data,
+    ))
+}

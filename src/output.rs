@@ -1,0 +1,70 @@
+//! Writing output files safely: each file is written under a temporary name
+//! in its final directory and renamed into place only when complete, so a
+//! failed or killed run never leaves a truncated file under a final name.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Checks that `dir` can be an output directory: it is a directory or does
+/// not exist yet. Creates nothing, so a run that fails before writing
+/// leaves no trace.
+pub fn check_output_dir(dir: &Path) -> Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => Err(Error::Output {
+            path: dir.to_path_buf(),
+            message: "exists and is not a directory; --out needs a directory".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Creates `dir` (and its parents) if needed.
+pub fn create_output_dir(dir: &Path) -> Result<()> {
+    check_output_dir(dir)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::Output {
+        path: dir.to_path_buf(),
+        message: format!("cannot create the output directory: {e}"),
+    })
+}
+
+/// Writes `path` atomically: `write` fills a buffered temporary file in the
+/// same directory, which is flushed, synced and renamed to `path`.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    let dir = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("output");
+    let temp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".part")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(path, e))?;
+    {
+        let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+        write(&mut writer).map_err(|e| Error::io(path, e))?;
+        writer.flush().map_err(|e| Error::io(path, e))?;
+    }
+    temp.as_file().sync_data().map_err(|e| Error::io(path, e))?;
+    temp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic(path, |w| w.write_all(bytes))
+}
+
+/// Opens a file for reading, naming it in the error.
+pub fn open(path: &Path) -> Result<File> {
+    File::open(path).map_err(|e| Error::io(path, e))
+}

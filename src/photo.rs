@@ -1,0 +1,71 @@
+//! Decoding a photo file into an RGB tensor.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageReader};
+
+use crate::error::{Error, Result};
+use crate::tensor::Tensor3;
+
+/// Reads a photo (PNG, JPEG, BMP, GIF, TIFF or WebP) into a `[3, H, W]`
+/// tensor: value = 8-bit sample / 255, or 16-bit sample / 65535; float
+/// images keep their values. Alpha is dropped and a grayscale photo becomes
+/// three equal channels.
+pub fn load_rgb(path: &Path) -> Result<Tensor3> {
+    let image_error = |message: String| Error::Image {
+        path: path.to_path_buf(),
+        message,
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| image_error(e.to_string()))?;
+    if metadata.is_dir() {
+        return Err(image_error("is a directory, expected an image file".into()));
+    }
+    if metadata.len() == 0 {
+        return Err(image_error("is empty (0 bytes)".into()));
+    }
+    let reader = ImageReader::open(path)
+        .map_err(|e| image_error(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| image_error(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(image_error(
+            "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
+        ));
+    }
+    let image = reader
+        .decode()
+        .map_err(|e| image_error(format!("cannot decode: {e}")))?;
+    Ok(to_rgb_tensor(image))
+}
+
+/// Converts a decoded image to a `[3, H, W]` tensor in `[0, 1]`.
+pub fn to_rgb_tensor(image: DynamicImage) -> Tensor3 {
+    let (width, height) = (image.width(), image.height());
+    let plane = width as usize * height as usize;
+    let mut tensor = Tensor3::zeros(3, height, width);
+    // Interleaved RGB samples to planar channels.
+    let mut scatter = |samples: &mut dyn Iterator<Item = f32>| {
+        for (i, value) in samples.enumerate() {
+            let (pixel, channel) = (i / 3, i % 3);
+            tensor.data[channel * plane + pixel] = value;
+        }
+    };
+    match image {
+        DynamicImage::ImageLuma16(_)
+        | DynamicImage::ImageLumaA16(_)
+        | DynamicImage::ImageRgb16(_)
+        | DynamicImage::ImageRgba16(_) => {
+            let rgb = image.into_rgb16();
+            scatter(&mut rgb.as_raw().iter().map(|&s| s as f32 / 65535.0));
+        }
+        DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+            let rgb = image.into_rgb32f();
+            scatter(&mut rgb.as_raw().iter().copied());
+        }
+        _ => {
+            let rgb = image.into_rgb8();
+            scatter(&mut rgb.as_raw().iter().map(|&s| s as f32 / 255.0));
+        }
+    }
+    tensor
+}

@@ -1,0 +1,184 @@
+//! What a run reports: `summary.json` and the terminal summary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::gpu::AdapterSummary;
+use crate::layer::{Layer, Padding, ParameterCount};
+
+/// Everything `summary.json` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The photo that was read.
+    pub input: InputSummary,
+    /// The layer's options.
+    pub layer: LayerSummary,
+    /// Parameter counts: the lengths of the uploaded buffers.
+    pub parameters: ParameterCount,
+    /// The parameter count as the question asks it, e.g. `(3·5·5 + 1)·32 = 2432`.
+    pub parameter_formula: String,
+    /// Size of each output map.
+    pub output: OutputSummary,
+    /// "gpu" or "cpu".
+    pub backend: String,
+    /// The GPU adapter, when the GPU ran the layer.
+    pub adapter: Option<AdapterSummary>,
+    /// Wall time of each stage, in milliseconds.
+    pub timings_ms: Timings,
+    /// How compute was timed: "wall time around submit and wait" on the GPU,
+    /// "wall time" on the CPU.
+    pub compute_timing: String,
+    /// 2·K·OH·OW·(C/G)·FH·FW floating-point operations / compute time, in GFLOP/s.
+    pub gflops: f64,
+    /// Files written, relative to the output directory.
+    pub files: Vec<String>,
+}
+
+/// The input photo.
+#[derive(Clone, Debug, Serialize)]
+pub struct InputSummary {
+    /// Path as given.
+    pub path: PathBuf,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Channels (3: RGB).
+    pub channels: u32,
+}
+
+/// The layer's options, in PyTorch's names.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerSummary {
+    /// K.
+    pub filters: u32,
+    /// `[FH, FW]`.
+    pub kernel_size: [u32; 2],
+    /// Step between windows.
+    pub stride: u32,
+    /// Zero padding on each side.
+    pub padding: Padding,
+    /// Step between kernel taps.
+    pub dilation: u32,
+    /// G.
+    pub groups: u32,
+    /// Whether each filter has a bias.
+    pub bias: bool,
+    /// `[K, C/G, FH, FW]`.
+    pub weight_shape: [usize; 4],
+    /// Where the weights came from: "kaiming-uniform (seed N)" or a file path.
+    pub weights_source: String,
+}
+
+impl LayerSummary {
+    /// Describes `layer`, whose weights came from `weights_source`.
+    pub fn new(layer: &Layer, weights_source: String) -> Self {
+        let spec = &layer.spec;
+        LayerSummary {
+            filters: spec.filters,
+            kernel_size: [spec.kernel_height, spec.kernel_width],
+            stride: spec.stride,
+            padding: spec.padding,
+            dilation: spec.dilation,
+            groups: spec.groups,
+            bias: spec.bias,
+            weight_shape: spec.weight_shape(),
+            weights_source,
+        }
+    }
+}
+
+/// Output map size.
+#[derive(Clone, Debug, Serialize)]
+pub struct OutputSummary {
+    /// OW.
+    pub width: u32,
+    /// OH.
+    pub height: u32,
+    /// K maps.
+    pub maps: u32,
+}
+
+/// Stage times in milliseconds. `total` is the wall time of the whole run;
+/// the stages add up to it (to within a millisecond of bookkeeping).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Reading and decoding the photo.
+    pub decode: f64,
+    /// Building the layer's parameters (initialisation or loading).
+    pub weights: f64,
+    /// Finding the adapter, opening the device, compiling the pipeline.
+    pub setup: f64,
+    /// Uploading image, weights and bias.
+    pub upload: f64,
+    /// Running the layer.
+    pub compute: f64,
+    /// Reading the maps back.
+    pub readback: f64,
+    /// Normalising, encoding and writing every output file.
+    pub encode: f64,
+    /// The whole run.
+    pub total: f64,
+}
+
+/// Milliseconds in a duration.
+pub fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+impl Summary {
+    /// The terminal summary: a few aligned lines.
+    pub fn terminal_text(&self, out_dir: &std::path::Path) -> String {
+        let t = &self.timings_ms;
+        let p = &self.parameters;
+        let l = &self.layer;
+        let backend = match &self.adapter {
+            Some(a) => format!("gpu: {} ({}, {})", a.name, a.backend, a.device_type),
+            None => "cpu".to_string(),
+        };
+        let bias_words = if p.biases == 0 {
+            "no biases".to_string()
+        } else {
+            format!("{} biases", p.biases)
+        };
+        let mut lines = vec![
+            format!(
+                "input       {} ({}×{}, {} channels)",
+                self.input.path.display(),
+                self.input.width,
+                self.input.height,
+                self.input.channels
+            ),
+            format!(
+                "layer       {} filters of {}×{}, stride {}, dilation {}, groups {}, weights {}",
+                l.filters,
+                l.kernel_size[0],
+                l.kernel_size[1],
+                l.stride,
+                l.dilation,
+                l.groups,
+                l.weights_source
+            ),
+            format!(
+                "parameters  {} ({} weights + {bias_words})",
+                self.parameter_formula, p.weights
+            ),
+            format!(
+                "output      {} maps of {}×{} in {}",
+                self.output.maps,
+                self.output.width,
+                self.output.height,
+                out_dir.display()
+            ),
+            format!("backend     {backend}"),
+        ];
+        lines.push(format!(
+            "time        decode {:.0} ms, setup {:.0} ms, upload {:.0} ms, compute {:.0} ms ({:.2} GFLOP/s), \
+             readback {:.0} ms, encode {:.0} ms, total {:.0} ms",
+            t.decode, t.setup, t.upload, t.compute, self.gflops, t.readback, t.encode, t.total
+        ));
+        lines.join("\n")
+    }
+}
