@@ -29,21 +29,39 @@ pub fn write_f32(path: &Path, tensor: &Tensor3) -> Result<()> {
     })
 }
 
-/// Reads a little-endian f32 `.npy` file of three dimensions.
-pub fn read_f32_3d(path: &Path) -> Result<Tensor3> {
+/// Reads an f32 `.npy` file (C order) of any shape: returns the shape and
+/// the values. Other dtypes and Fortran order are errors naming the file.
+pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let npy_error = |message: String| Error::Weights {
         path: path.to_path_buf(),
         message,
     };
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let file = npyz::NpyFile::new(&bytes[..]).map_err(|e| npy_error(e.to_string()))?;
-    let shape = file.shape().to_vec();
-    let [channels, height, width] = shape[..] else {
+    let bytes = std::fs::read(path).map_err(|e| npy_error(e.to_string()))?;
+    let file = npyz::NpyFile::new(&bytes[..])
+        .map_err(|e| npy_error(format!("not a valid .npy file: {e}")))?;
+    if file.order() != npyz::Order::C {
+        return Err(npy_error("is in Fortran order, expected C order".into()));
+    }
+    let dtype = file.dtype().descr();
+    if dtype != "'<f4'" {
         return Err(npy_error(format!(
-            "has shape {shape:?}, expected 3 dimensions"
+            "has dtype {dtype}, expected '<f4' (little-endian float32)"
         )));
+    }
+    let shape = file.shape().iter().map(|&d| d as usize).collect();
+    let data = file.into_vec().map_err(|e| npy_error(e.to_string()))?;
+    Ok((shape, data))
+}
+
+/// Reads an f32 `.npy` file of three dimensions into a tensor.
+pub fn read_f32_3d(path: &Path) -> Result<Tensor3> {
+    let (shape, data) = read_f32(path)?;
+    let [channels, height, width] = shape[..] else {
+        return Err(Error::Weights {
+            path: path.to_path_buf(),
+            message: format!("has shape {shape:?}, expected 3 dimensions"),
+        });
     };
-    let data: Vec<f32> = file.into_vec().map_err(|e| npy_error(e.to_string()))?;
     Ok(Tensor3::from_vec(
         channels as u32,
         height as u32,

@@ -1,0 +1,113 @@
+//! Shared test helpers: one GPU for the whole test binary, random tensors,
+//! and a closeness check whose failure names the worst element.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use convmaps::gpu::{DirectConv, Gpu};
+use convmaps::layer::{Layer, LayerSpec};
+use convmaps::tensor::Tensor3;
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{Rng, SeedableRng};
+
+/// The test binary's GPU and direct pipeline, made once.
+///
+/// Without an adapter, prints `skipped: no GPU adapter` and returns `None`,
+/// unless `REQUIRE_GPU=1`, when it panics: CI never passes by skipping.
+pub fn gpu() -> Option<&'static (Gpu, DirectConv)> {
+    static GPU: OnceLock<Result<(Gpu, DirectConv), String>> = OnceLock::new();
+    let made = GPU.get_or_init(|| {
+        let gpu = Gpu::new().map_err(|e| e.to_string())?;
+        let direct = DirectConv::new(&gpu).map_err(|e| e.to_string())?;
+        Ok((gpu, direct))
+    });
+    match made {
+        Ok(pair) => Some(pair),
+        Err(reason) if require_gpu() => panic!("REQUIRE_GPU=1 but the GPU is unusable: {reason}"),
+        Err(_) => {
+            eprintln!("skipped: no GPU adapter");
+            None
+        }
+    }
+}
+
+/// True when `REQUIRE_GPU=1`.
+pub fn require_gpu() -> bool {
+    std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// Runs `layer` on the GPU, panicking with the error on failure.
+pub fn run_gpu(gpu: &(Gpu, DirectConv), input: &Tensor3, layer: &Layer) -> Tensor3 {
+    let (gpu, direct) = gpu;
+    direct.run(gpu, input, layer).expect("GPU run failed").0
+}
+
+/// A seeded generator.
+pub fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// Uniform in `[lo, hi)`.
+pub fn uniform(rng: &mut ChaCha8Rng, lo: f32, hi: f32) -> f32 {
+    let unit = (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32;
+    lo + (hi - lo) * unit
+}
+
+/// Below `bound` (which must be positive).
+pub fn below(rng: &mut ChaCha8Rng, bound: u32) -> u32 {
+    rng.next_u32() % bound
+}
+
+/// A `[channels, height, width]` tensor uniform in `[0, 1)`, like a photo.
+pub fn random_image(rng: &mut ChaCha8Rng, channels: u32, height: u32, width: u32) -> Tensor3 {
+    let len = (channels * height * width) as usize;
+    Tensor3::from_vec(
+        channels,
+        height,
+        width,
+        (0..len).map(|_| uniform(rng, 0.0, 1.0)).collect(),
+    )
+}
+
+/// A layer of `spec` with weights and biases uniform in `±1`.
+pub fn random_layer(rng: &mut ChaCha8Rng, spec: LayerSpec) -> Layer {
+    let weight = (0..spec.weight_len())
+        .map(|_| uniform(rng, -1.0, 1.0))
+        .collect();
+    let bias = (0..spec.bias_len())
+        .map(|_| uniform(rng, -1.0, 1.0))
+        .collect();
+    Layer::new(spec, weight, bias).expect("random layer")
+}
+
+/// Asserts `actual` and `expected` have the same shape and that every
+/// element satisfies `|a − e| ≤ abs + rel·|e|`; on failure, names the worst
+/// element by `[k, y, x]` with both values.
+pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, rel: f32) {
+    assert_eq!(
+        (actual.channels, actual.height, actual.width),
+        (expected.channels, expected.height, expected.width),
+        "{what}: shapes differ ([K, OH, OW])"
+    );
+    let mut worst: Option<(usize, f32)> = None;
+    for (i, (&a, &e)) in actual.data.iter().zip(&expected.data).enumerate() {
+        let excess = (a - e).abs() - (abs + rel * e.abs());
+        if !(excess <= 0.0) && worst.is_none_or(|(_, w)| excess > w || excess.is_nan()) {
+            worst = Some((i, excess));
+        }
+    }
+    if let Some((i, _)) = worst {
+        let plane = expected.plane_len();
+        let (k, y, x) = (
+            i / plane,
+            (i % plane) / expected.width as usize,
+            i % expected.width as usize,
+        );
+        panic!(
+            "{what}: element [{k}, {y}, {x}] is {} but expected {} (|diff| {:e} > {abs:e} + {rel:e}·|expected|)",
+            actual.data[i],
+            expected.data[i],
+            (actual.data[i] - expected.data[i]).abs()
+        );
+    }
+}

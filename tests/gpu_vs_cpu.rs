@@ -1,0 +1,130 @@
+//! The GPU kernel against its CPU twin on random shapes, and the bias
+//! property: one bias per filter, added once, everywhere.
+
+mod common;
+
+use common::{assert_close, below, random_image, random_layer, rng};
+use convmaps::cpu;
+use convmaps::layer::{LayerSpec, Padding};
+
+/// GPU and CPU sum the same terms in the same order; the GPU may fuse
+/// multiply-adds, so allow a few ulps of the sum's magnitude.
+const ABS: f32 = 1e-5;
+const REL: f32 = 1e-5;
+
+#[test]
+fn gpu_matches_cpu_on_random_shapes_not_multiples_of_the_workgroup() {
+    let Some(gpu) = common::gpu() else { return };
+    // (filters, kernel, height, width): non-square, odd, and not multiples of 8.
+    let shapes = [
+        (1, 1, 1, 1),
+        (1, 3, 3, 3),
+        (2, 3, 9, 17),
+        (5, 5, 23, 11),
+        (7, 2, 8, 31),
+        (8, 7, 19, 20),
+        (13, 4, 33, 10),
+        (32, 5, 21, 26),
+    ];
+    let mut rng = rng(7);
+    for (filters, kernel, height, width) in shapes {
+        let input = random_image(&mut rng, 3, height, width);
+        let layer = random_layer(&mut rng, LayerSpec::new(3, filters, kernel));
+        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+        let actual = common::run_gpu(gpu, &input, &layer);
+        assert_close(
+            &format!("K={filters} F={kernel} H={height} W={width}"),
+            &actual,
+            &expected,
+            ABS,
+            REL,
+        );
+    }
+}
+
+#[test]
+fn gpu_matches_cpu_on_random_geometry() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut rng = rng(11);
+    let mut tried = 0;
+    while tried < 40 {
+        let groups = [1, 1, 3][below(&mut rng, 3) as usize];
+        let channels = 3 * (1 + below(&mut rng, 2));
+        let filters = groups * (1 + below(&mut rng, 4));
+        let spec = LayerSpec {
+            in_channels: channels,
+            filters,
+            kernel_height: 1 + below(&mut rng, 5),
+            kernel_width: 1 + below(&mut rng, 5),
+            stride: 1 + below(&mut rng, 3),
+            padding: Padding {
+                top: below(&mut rng, 3),
+                bottom: below(&mut rng, 3),
+                left: below(&mut rng, 3),
+                right: below(&mut rng, 3),
+            },
+            dilation: 1 + below(&mut rng, 3),
+            groups,
+            bias: below(&mut rng, 4) != 0,
+        };
+        let (height, width) = (1 + below(&mut rng, 20), 1 + below(&mut rng, 20));
+        if spec.output_size(height, width).is_err() {
+            continue; // the dilated kernel is larger than the padded input
+        }
+        tried += 1;
+        let input = random_image(&mut rng, channels, height, width);
+        let layer = random_layer(&mut rng, spec);
+        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+        let actual = common::run_gpu(gpu, &input, &layer);
+        assert_close(
+            &format!("{spec:?} on {height}×{width}"),
+            &actual,
+            &expected,
+            ABS,
+            REL,
+        );
+    }
+}
+
+/// Adding δ to bias[k] shifts map k by δ everywhere and leaves every other
+/// map bit-identical.
+fn check_bias_property(
+    run: impl Fn(&convmaps::tensor::Tensor3, &convmaps::layer::Layer) -> convmaps::tensor::Tensor3,
+) {
+    let mut rng = rng(3);
+    let input = random_image(&mut rng, 3, 12, 15);
+    let layer = random_layer(&mut rng, LayerSpec::new(3, 4, 3));
+    let before = run(&input, &layer);
+    let delta = 0.75f32;
+    for shifted in 0..4 {
+        let mut changed = layer.clone();
+        changed.bias[shifted] += delta;
+        let after = run(&input, &changed);
+        for k in 0..4u32 {
+            for (i, (&b, &a)) in before.plane(k).iter().zip(after.plane(k)).enumerate() {
+                if k as usize == shifted {
+                    assert!(
+                        (a - b - delta).abs() <= 1e-5 * (1.0 + b.abs()),
+                        "bias[{shifted}] += {delta}: map {k} element {i} moved from {b} to {a}"
+                    );
+                } else {
+                    assert_eq!(
+                        a, b,
+                        "bias[{shifted}] += {delta} changed map {k} element {i}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn bias_shifts_only_its_own_map_on_cpu() {
+    check_bias_property(|input, layer| cpu::conv2d_direct(input, layer).unwrap());
+}
+
+#[test]
+fn bias_shifts_only_its_own_map_on_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    check_bias_property(|input, layer| common::run_gpu(gpu, input, layer));
+}
