@@ -1,0 +1,295 @@
+//! The command line end to end on a small image: exit codes, every promised
+//! file, and reproducing a run from its own weights.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use convmaps::npy;
+use safetensors::{Dtype, SafeTensors};
+
+fn convmaps(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
+    command.args(args);
+    // On CI the GPU must be used; elsewhere auto falls back to the CPU.
+    if common::require_gpu() {
+        command.args(["--backend", "gpu"]);
+    }
+    command.output().expect("run convmaps")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A 37×29 RGB PNG with a gradient and a bright square.
+fn small_photo(dir: &Path) -> PathBuf {
+    let image = image::RgbImage::from_fn(37, 29, |x, y| {
+        let inside = (10..20).contains(&x) && (8..16).contains(&y);
+        image::Rgb([(x * 6) as u8, (y * 8) as u8, if inside { 255 } else { 40 }])
+    });
+    let path = dir.join("small.png");
+    image.save(&path).unwrap();
+    path
+}
+
+#[test]
+fn run_writes_every_promised_file_and_weights_reproduce_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let out = dir.path().join("out");
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--filters",
+        "12",
+        "--raw",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(3·5·5 + 1)·12 = 912"), "{}", text(&output));
+    assert!(
+        stdout.contains("900 weights + 12 biases"),
+        "{}",
+        text(&output)
+    );
+
+    // 12 maps of (37 − 4)×(29 − 4), named with two digits.
+    for k in 0..12 {
+        let path = out.join(format!("feature_{k:02}.png"));
+        let map = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!((map.width(), map.height()), (33, 25), "{}", path.display());
+        assert_eq!(map.color(), image::ColorType::L8);
+    }
+    assert!(!out.join("feature_12.png").exists());
+    image::open(out.join("grid.png")).unwrap();
+
+    // weights.safetensors: weight [12, 3, 5, 5] and bias [12], f32.
+    let bytes = std::fs::read(out.join("weights.safetensors")).unwrap();
+    let tensors = SafeTensors::deserialize(&bytes).unwrap();
+    let weight = tensors.tensor("weight").unwrap();
+    assert_eq!(
+        (weight.dtype(), weight.shape()),
+        (Dtype::F32, &[12, 3, 5, 5][..])
+    );
+    let bias = tensors.tensor("bias").unwrap();
+    assert_eq!((bias.dtype(), bias.shape()), (Dtype::F32, &[12][..]));
+
+    // features.npy: <f4, (12, 25, 33), C order.
+    let (shape, features) = npy::read_f32(&out.join("features.npy")).unwrap();
+    assert_eq!(shape, vec![12, 25, 33]);
+
+    // summary.json has the promised fields.
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["input"]["width"], 37);
+    assert_eq!(summary["input"]["height"], 29);
+    assert_eq!(summary["input"]["channels"], 3);
+    assert_eq!(summary["layer"]["filters"], 12);
+    assert_eq!(summary["parameters"]["weights"], 900);
+    assert_eq!(summary["parameters"]["biases"], 12);
+    assert_eq!(summary["parameters"]["total"], 912);
+    assert_eq!(summary["output"]["width"], 33);
+    assert_eq!(summary["output"]["height"], 25);
+    for key in ["decode", "upload", "compute", "readback", "encode", "total"] {
+        assert!(summary["timings_ms"][key].is_number(), "timings_ms.{key}");
+    }
+    assert!(summary["gflops"].is_number());
+    if common::require_gpu() {
+        assert_eq!(summary["backend"], "gpu");
+        assert!(summary["adapter"]["name"].is_string());
+    }
+
+    // The run's own weights reproduce its features bit for bit.
+    let again = dir.path().join("again");
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        out.join("weights.safetensors").to_str().unwrap(),
+        "--raw",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let (_, reproduced) = npy::read_f32(&again.join("features.npy")).unwrap();
+    assert!(
+        reproduced == features,
+        "features differ when reloading the run's weights"
+    );
+    // No temporary files are left behind.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".part"), "leftover temporary file {name}");
+    }
+}
+
+#[test]
+fn cpu_backend_runs_without_a_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .args([
+            photo.to_str().unwrap(),
+            "-k",
+            "2",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["backend"], "cpu");
+    assert!(summary["adapter"].is_null());
+}
+
+fn assert_bad_input(args: &[&str], expected_in_message: &str, should_not_exist: Option<&Path>) {
+    let output = convmaps(args);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(expected_in_message),
+        "expected {expected_in_message:?} in\n{}",
+        text(&output)
+    );
+    assert!(!stderr.contains("panicked"), "{}", text(&output));
+    if let Some(path) = should_not_exist {
+        assert!(
+            !path.exists(),
+            "{} was created by a failed run",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn missing_photo_is_exit_2_naming_the_file_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    assert_bad_input(
+        &["no-such-photo.png", "--out", out.to_str().unwrap()],
+        "no-such-photo.png",
+        Some(&out),
+    );
+}
+
+#[test]
+fn text_file_named_png_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, "this is not a picture\n").unwrap();
+    let out = dir.path().join("out");
+    assert_bad_input(
+        &[fake.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        "fake.png",
+        Some(&out),
+    );
+}
+
+#[test]
+fn zero_filters_and_zero_kernel_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--filters", "0"],
+        "--filters",
+        None,
+    );
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--kernel-size", "0"],
+        "at least 1",
+        None,
+    );
+}
+
+#[test]
+fn photo_smaller_than_the_kernel_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let out = dir.path().join("out");
+    assert_bad_input(
+        &[
+            photo.to_str().unwrap(),
+            "--kernel-size",
+            "31",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "smaller than the 31×31 kernel",
+        Some(&out),
+    );
+}
+
+#[test]
+fn out_that_is_a_file_is_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "x").unwrap();
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--out", file.to_str().unwrap()],
+        "not a directory",
+        None,
+    );
+}
+
+#[test]
+fn weights_with_the_wrong_bias_length_are_exit_2_naming_the_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let weight = vec![0u8; 4 * 2 * 3 * 3 * 3];
+    let bias = vec![0u8; 4 * 3];
+    let views = [
+        (
+            "weight",
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 3, 3, 3], &weight).unwrap(),
+        ),
+        (
+            "bias",
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![3], &bias).unwrap(),
+        ),
+    ];
+    let path = dir.path().join("bad.safetensors");
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
+        "bias has 3 values, expected 2",
+        None,
+    );
+}
+
+#[test]
+fn weights_for_another_channel_count_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let weight = vec![0u8; 4 * 2 * 4 * 3 * 3];
+    let bias = vec![0u8; 4 * 2];
+    let views = [
+        (
+            "weight",
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 4, 3, 3], &weight).unwrap(),
+        ),
+        (
+            "bias",
+            safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &bias).unwrap(),
+        ),
+    ];
+    let path = dir.path().join("four.safetensors");
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
+        "do not match the photo's 3 channels",
+        None,
+    );
+}
