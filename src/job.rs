@@ -31,7 +31,7 @@ pub enum Engine {
     /// The GPU path.
     Gpu {
         /// Device and queue.
-        gpu: Gpu,
+        gpu: Box<Gpu>,
         /// The compiled pipeline.
         direct: DirectConv,
     },
@@ -58,7 +58,10 @@ impl Engine {
         let gpu_engine = || -> Result<Engine> {
             let gpu = Gpu::new()?;
             let direct = DirectConv::new(&gpu)?;
-            Ok(Engine::Gpu { gpu, direct })
+            Ok(Engine::Gpu {
+                gpu: Box::new(gpu),
+                direct,
+            })
         };
         match choice {
             BackendChoice::Cpu => Ok((Engine::Cpu, None)),

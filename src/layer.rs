@@ -133,7 +133,9 @@ impl LayerSpec {
                 )));
             }
         }
-        if self.in_channels % self.groups != 0 || self.filters % self.groups != 0 {
+        if !self.in_channels.is_multiple_of(self.groups)
+            || !self.filters.is_multiple_of(self.groups)
+        {
             return Err(Error::InvalidLayer(format!(
                 "groups = {} must divide both the input channels ({}) and the filters ({})",
                 self.groups, self.in_channels, self.filters

@@ -276,7 +276,7 @@ fn read_back(
         let _ = sender.send(result);
     });
     gpu.wait("readback")?;
-    let mapped = receiver
+    receiver
         .recv()
         .map_err(|_| Error::Gpu {
             stage: "readback",
@@ -286,7 +286,6 @@ fn read_back(
             stage: "readback",
             message: e.to_string(),
         })?;
-    let () = mapped;
     let data = {
         let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
             stage: "readback",

@@ -92,7 +92,8 @@ pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, 
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&a, &e)) in actual.data.iter().zip(&expected.data).enumerate() {
         let excess = (a - e).abs() - (abs + rel * e.abs());
-        if !(excess <= 0.0) && worst.is_none_or(|(_, w)| excess > w || excess.is_nan()) {
+        let fails = excess > 0.0 || excess.is_nan();
+        if fails && worst.is_none_or(|(_, w)| excess > w || excess.is_nan()) {
             worst = Some((i, excess));
         }
     }
