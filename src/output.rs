@@ -44,11 +44,14 @@ pub fn write_atomic(
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("output");
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    // A temporary file is private (0600) by default; outputs are ordinary
+    // files, readable as the user's umask allows.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let temp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
     {
         let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
         write(&mut writer).map_err(|e| Error::io(path, e))?;

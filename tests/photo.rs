@@ -21,9 +21,11 @@ fn eight_bit_rgb_is_sample_over_255_in_planar_order() {
 fn sixteen_bit_is_sample_over_65535() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rgb16.png");
-    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(2, 2, |x, _| image::Rgb([x as u16 * 1000, 65535, 0]))
-        .save(&path)
-        .unwrap();
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(2, 2, |x, _| {
+        image::Rgb([x as u16 * 1000, 65535, 0])
+    })
+    .save(&path)
+    .unwrap();
     let tensor = photo::load_rgb(&path).unwrap();
     assert_eq!(tensor.get(0, 0, 1), 1000.0 / 65535.0);
     assert_eq!(tensor.get(1, 1, 1), 1.0);
@@ -33,13 +35,17 @@ fn sixteen_bit_is_sample_over_65535() {
 fn alpha_is_dropped_and_gray_becomes_three_equal_channels() {
     let dir = tempfile::tempdir().unwrap();
     let rgba = dir.path().join("rgba.png");
-    image::RgbaImage::from_pixel(2, 2, image::Rgba([10, 20, 30, 0])).save(&rgba).unwrap();
+    image::RgbaImage::from_pixel(2, 2, image::Rgba([10, 20, 30, 0]))
+        .save(&rgba)
+        .unwrap();
     let tensor = photo::load_rgb(&rgba).unwrap();
     assert_eq!(tensor.channels, 3);
     assert_eq!(tensor.get(2, 1, 1), 30.0 / 255.0);
 
     let gray = dir.path().join("gray.png");
-    image::GrayImage::from_pixel(2, 3, image::Luma([51])).save(&gray).unwrap();
+    image::GrayImage::from_pixel(2, 3, image::Luma([51]))
+        .save(&gray)
+        .unwrap();
     let tensor = photo::load_rgb(&gray).unwrap();
     assert_eq!((tensor.channels, tensor.height, tensor.width), (3, 3, 2));
     assert!(tensor.data.iter().all(|&v| v == 51.0 / 255.0));
@@ -49,7 +55,9 @@ fn alpha_is_dropped_and_gray_becomes_three_equal_channels() {
 fn jpeg_decodes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("photo.jpg");
-    image::RgbImage::from_pixel(16, 8, image::Rgb([200, 100, 50])).save(&path).unwrap();
+    image::RgbImage::from_pixel(16, 8, image::Rgb([200, 100, 50]))
+        .save(&path)
+        .unwrap();
     let tensor = photo::load_rgb(&path).unwrap();
     assert_eq!((tensor.channels, tensor.height, tensor.width), (3, 8, 16));
     // JPEG is lossy: close to the flat colour.
@@ -66,7 +74,9 @@ fn empty_and_truncated_files_are_errors_naming_the_file() {
     assert!(error.to_string().contains("empty.png"), "{error}");
 
     let whole = dir.path().join("whole.png");
-    image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3])).save(&whole).unwrap();
+    image::RgbImage::from_pixel(64, 64, image::Rgb([1, 2, 3]))
+        .save(&whole)
+        .unwrap();
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = dir.path().join("truncated.png");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
