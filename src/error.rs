@@ -13,6 +13,10 @@ pub enum Error {
     #[error("invalid layer: {0}")]
     InvalidLayer(String),
 
+    /// Options that do not go together.
+    #[error("{0}")]
+    Usage(String),
+
     /// The input photo could not be read or decoded.
     #[error("{}: {message}", path.display())]
     Image {
@@ -82,6 +86,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidLayer(_)
+                | Error::Usage(_)
                 | Error::Image { .. }
                 | Error::Weights { .. }
                 | Error::Mismatch(_)

@@ -122,8 +122,21 @@ pub enum WeightsSource {
         /// The generator's seed.
         seed: u64,
     },
-    /// A safetensors file with `weight` and `bias`.
-    File(PathBuf),
+    /// A safetensors file with `weight` and `bias`, optionally under a
+    /// layer name's prefix (`conv1.weight`).
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The conv's prefix in the file, when it holds several.
+        layer_name: Option<String>,
+    },
+    /// `.npy` files: the weight and, unless the layer has no bias, the bias.
+    Npy {
+        /// `[K, C/G, FH, FW]`, f32.
+        weight: PathBuf,
+        /// `[K]`, f32.
+        bias: Option<PathBuf>,
+    },
 }
 
 /// Everything one run needs besides the engine.
@@ -134,7 +147,7 @@ pub struct Job {
     /// The output directory.
     pub out_dir: PathBuf,
     /// The layer's shape. `in_channels` is taken from the photo; with
-    /// [`WeightsSource::File`], so are K, FH and FW from the file.
+    /// a weights file, so are K, FH and FW from the file.
     /// Its `padding` is replaced by [`Job::padding`] resolved against the kernel.
     pub spec: LayerSpec,
     /// Padding, resolved once the kernel size is known.
@@ -173,9 +186,17 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
             weights::kaiming_uniform(spec, *seed)?,
             format!("kaiming-uniform (seed {seed})"),
         ),
-        WeightsSource::File(path) => (
-            weights::load_safetensors(path)?.into_layer(spec, image.channels, path)?,
+        WeightsSource::Safetensors { path, layer_name } => (
+            weights::load_safetensors(path, layer_name.as_deref())?.into_layer(
+                spec,
+                image.channels,
+                path,
+            )?,
             path.display().to_string(),
+        ),
+        WeightsSource::Npy { weight, bias } => (
+            weights::load_npy(weight, bias.as_deref())?.into_layer(spec, image.channels, weight)?,
+            weight.display().to_string(),
         ),
     };
     let spec = &mut layer.spec;

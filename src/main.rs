@@ -15,7 +15,7 @@ use convmaps::weights::DEFAULT_SEED;
 ///
 /// Example: convmaps assets/photo.png --filters 32
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, about, long_about = None, allow_negative_numbers = true)]
 struct Cli {
     /// The photo (PNG, JPEG, BMP, GIF, TIFF or WebP).
     input: PathBuf,
@@ -52,10 +52,19 @@ struct Cli {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
 
-    /// Load `weight` [K, C/G, FH, FW] and `bias` [K] from a .safetensors file instead
-    /// (K and the kernel size come from the file).
+    /// Load the weights instead of initialising them: a .safetensors file with `weight`
+    /// [K, C/G, FH, FW] and `bias` [K], or a .npy weight (with --bias or --no-bias).
+    /// K and the kernel size come from the file.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
+
+    /// The bias [K] as .npy (f32), with --weights W.npy.
+    #[arg(long, value_name = "FILE", requires = "weights")]
+    bias: Option<PathBuf>,
+
+    /// Which conv of a safetensors file with several: reads NAME.weight and NAME.bias.
+    #[arg(long, value_name = "NAME", requires = "weights")]
+    layer_name: Option<String>,
 
     /// Output directory [default: out/<input file stem>/].
     #[arg(short, long, value_name = "DIR")]
@@ -102,6 +111,44 @@ fn parse_padding(text: &str) -> Result<PaddingMode, String> {
     }
 }
 
+/// Where the parameters come from, refusing options that do not go together.
+fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
+    let usage = |message: &str| Err(convmaps::Error::Usage(message.to_string()));
+    let Some(path) = cli.weights.clone() else {
+        return Ok(WeightsSource::Init { seed: cli.seed });
+    };
+    let is_npy = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    if is_npy {
+        if cli.layer_name.is_some() {
+            return usage("--layer-name picks a conv inside a .safetensors file, not a .npy");
+        }
+        if cli.bias.is_none() && !cli.no_bias {
+            return usage(
+                "--weights W.npy needs --bias B.npy, or --no-bias for a layer without biases",
+            );
+        }
+        if cli.bias.is_some() && cli.no_bias {
+            return usage("--bias and --no-bias contradict each other");
+        }
+        Ok(WeightsSource::Npy {
+            weight: path,
+            bias: cli.bias.clone(),
+        })
+    } else {
+        if cli.bias.is_some() {
+            return usage(
+                "--bias B.npy goes with --weights W.npy; a .safetensors file holds its own bias",
+            );
+        }
+        Ok(WeightsSource::Safetensors {
+            path,
+            layer_name: cli.layer_name.clone(),
+        })
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -128,10 +175,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         groups: cli.groups,
         bias: !cli.no_bias,
     };
-    let weights = match cli.weights {
-        Some(path) => WeightsSource::File(path),
-        None => WeightsSource::Init { seed: cli.seed },
-    };
+    let weights = weights_source(&cli)?;
     let out_dir = cli.out.unwrap_or_else(|| job::default_out_dir(&cli.input));
     let job = Job {
         input: cli.input,

@@ -11,12 +11,20 @@ use crate::tensor::Tensor3;
 /// Writes `tensor` as a little-endian f32 `.npy` file of shape
 /// `(channels, height, width)`, C order, atomically.
 pub fn write_f32(path: &Path, tensor: &Tensor3) -> Result<()> {
+    let shape = [
+        tensor.channels as usize,
+        tensor.height as usize,
+        tensor.width as usize,
+    ];
+    write_f32_nd(path, &shape, &tensor.data)
+}
+
+/// Writes `data` as a little-endian f32 `.npy` file of `shape`, C order,
+/// atomically. `data` must hold the product of `shape` values.
+pub fn write_f32_nd(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
+    debug_assert_eq!(shape.iter().product::<usize>(), data.len());
     write_atomic(path, |w| {
-        let shape = [
-            tensor.channels as u64,
-            tensor.height as u64,
-            tensor.width as u64,
-        ];
+        let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
         let mut writer = npyz::WriteOptions::<f32>::new()
             .dtype(npyz::DType::new_scalar(
                 "<f4".parse().map_err(std::io::Error::other)?,
@@ -24,7 +32,7 @@ pub fn write_f32(path: &Path, tensor: &Tensor3) -> Result<()> {
             .shape(&shape)
             .writer(w)
             .begin_nd()?;
-        writer.extend(tensor.data.iter().copied())?;
+        writer.extend(data.iter().copied())?;
         writer.finish()
     })
 }

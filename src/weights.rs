@@ -10,6 +10,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
+use crate::npy;
 
 /// The seed used when the user gives none.
 pub const DEFAULT_SEED: u64 = 42;
@@ -49,7 +50,8 @@ pub struct LoadedWeights {
 impl LoadedWeights {
     /// Builds the layer these weights describe, taking K, C/G, FH and FW from
     /// the file and the rest (stride, padding, ...) from `spec`, and checking
-    /// them against the photo's `in_channels`.
+    /// them against the photo's `in_channels`. The layer has a bias when the
+    /// file has one, unless `spec.bias` is false (`--no-bias`), which drops it.
     pub fn into_layer(self, mut spec: LayerSpec, in_channels: u32, path: &Path) -> Result<Layer> {
         let weights_error = |message: String| Error::Weights {
             path: path.to_path_buf(),
@@ -59,12 +61,18 @@ impl LoadedWeights {
         spec.filters = filters;
         spec.kernel_height = kernel_height;
         spec.kernel_width = kernel_width;
-        spec.in_channels = channels_per_group * spec.groups;
+        spec.in_channels = channels_per_group.saturating_mul(spec.groups);
         if spec.in_channels != in_channels {
             return Err(weights_error(format!(
-                "weight has shape {:?}, whose {} input channels (×{} groups) do not match the \
-                 photo's {in_channels} channels",
-                self.shape, channels_per_group, spec.groups
+                "weight has shape {:?}: {channels_per_group} input channels per group × {} groups \
+                 do not match the photo's {in_channels} channels",
+                self.shape, spec.groups
+            )));
+        }
+        if !filters.is_multiple_of(spec.groups.max(1)) {
+            return Err(weights_error(format!(
+                "weight has {filters} filters, which groups = {} does not divide",
+                spec.groups
             )));
         }
         let bias = match self.bias {
@@ -74,13 +82,8 @@ impl LoadedWeights {
                     bias.len()
                 )));
             }
-            Some(bias) => bias,
-            None if spec.bias => {
-                return Err(weights_error(
-                    "has no bias tensor; the layer has a bias for each filter".into(),
-                ));
-            }
-            None => Vec::new(),
+            Some(bias) if spec.bias => bias,
+            _ => Vec::new(),
         };
         spec.bias = !bias.is_empty();
         Layer::new(spec, self.weight, bias).map_err(|e| weights_error(e.to_string()))
@@ -89,9 +92,10 @@ impl LoadedWeights {
 
 /// Reads `weight` `[K, C/G, FH, FW]` and `bias` `[K]` (f32) from a
 /// safetensors file, as PyTorch's `save_file(conv.state_dict(), ...)` writes
-/// them. A single conv's keys with a prefix (`conv1.weight`, `conv1.bias`)
-/// are accepted too when there is exactly one such weight.
-pub fn load_safetensors(path: &Path) -> Result<LoadedWeights> {
+/// them. A conv inside a bigger model is found by its prefix:
+/// `layer_name = Some("conv1")` reads `conv1.weight` and `conv1.bias`; with
+/// no name, a file whose only 4-D `*.weight` is `conv1.weight` works too.
+pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedWeights> {
     let weights_error = |message: String| Error::Weights {
         path: path.to_path_buf(),
         message,
@@ -99,28 +103,42 @@ pub fn load_safetensors(path: &Path) -> Result<LoadedWeights> {
     let bytes = std::fs::read(path).map_err(|e| weights_error(e.to_string()))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| weights_error(format!("not a valid safetensors file: {e}")))?;
-    let names = tensors.names();
-    let weight_name = if names.contains(&"weight") {
-        "weight".to_string()
-    } else {
-        let candidates: Vec<&str> = names
-            .iter()
-            .copied()
-            .filter(|n| n.ends_with(".weight"))
-            .collect();
-        match candidates.as_slice() {
-            [one] => one.to_string(),
-            [] => {
+    let mut names = tensors.names();
+    names.sort();
+    let weight_name = match layer_name {
+        Some(layer) => {
+            let name = format!("{layer}.weight");
+            if !names.contains(&name.as_str()) {
                 return Err(weights_error(format!(
-                    "has no `weight` tensor (tensors: {})",
+                    "has no tensor {name:?} (--layer-name {layer}); tensors: {}",
                     names.join(", ")
                 )));
             }
-            many => {
-                return Err(weights_error(format!(
-                    "has several weight tensors ({}); keep one conv layer per file",
-                    many.join(", ")
-                )));
+            name
+        }
+        None if names.contains(&"weight") => "weight".to_string(),
+        None => {
+            let is_conv = |name: &&str| {
+                name.ends_with(".weight")
+                    && tensors.tensor(name).is_ok_and(|t| t.shape().len() == 4)
+            };
+            let candidates: Vec<&str> = names.iter().copied().filter(is_conv).collect();
+            match candidates.as_slice() {
+                [one] => one.to_string(),
+                [] => {
+                    return Err(weights_error(format!(
+                        "has no `weight` tensor [K, C/G, FH, FW] (tensors: {})",
+                        names.join(", ")
+                    )));
+                }
+                many => {
+                    let layers: Vec<&str> =
+                        many.iter().map(|n| n.trim_end_matches(".weight")).collect();
+                    return Err(weights_error(format!(
+                        "has several conv weights; choose one with --layer-name ({})",
+                        layers.join(", ")
+                    )));
+                }
             }
         }
     };
@@ -129,28 +147,11 @@ pub fn load_safetensors(path: &Path) -> Result<LoadedWeights> {
     let weight_view = tensors
         .tensor(&weight_name)
         .map_err(|e| weights_error(e.to_string()))?;
-    let dims = weight_view.shape();
-    let shape: [u32; 4] = match dims {
-        [a, b, c, d] => {
-            let to_u32 = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
-            [to_u32(*a), to_u32(*b), to_u32(*c), to_u32(*d)]
-        }
-        _ => {
-            return Err(weights_error(format!(
-                "{weight_name} has shape {dims:?}, expected 4 dimensions [K, C/G, FH, FW]"
-            )));
-        }
-    };
+    let shape = conv_weight_shape(weight_view.shape(), &weight_name).map_err(weights_error)?;
     let weight = f32_values(&weight_view, &weight_name).map_err(weights_error)?;
-
     let bias = match tensors.tensor(&bias_name) {
         Ok(view) => {
-            if view.shape().len() != 1 {
-                return Err(weights_error(format!(
-                    "{bias_name} has shape {:?}, expected [K] (one value per filter)",
-                    view.shape()
-                )));
-            }
+            check_bias_shape(view.shape(), &bias_name).map_err(weights_error)?;
             Some(f32_values(&view, &bias_name).map_err(weights_error)?)
         }
         Err(_) => None,
@@ -160,6 +161,72 @@ pub fn load_safetensors(path: &Path) -> Result<LoadedWeights> {
         shape,
         bias,
     })
+}
+
+/// Reads the weight `[K, C/G, FH, FW]` and, when given, the bias `[K]` from
+/// `.npy` files of little-endian f32 in C order (numpy's
+/// `np.save(path, w.astype('<f4'))`).
+pub fn load_npy(weight_path: &Path, bias_path: Option<&Path>) -> Result<LoadedWeights> {
+    let error_for = |path: &Path| {
+        let path = path.to_path_buf();
+        move |message: String| Error::Weights {
+            path: path.clone(),
+            message,
+        }
+    };
+    let (dims, weight) = npy::read_f32(weight_path)?;
+    let shape = conv_weight_shape(&dims, "weight").map_err(error_for(weight_path))?;
+    check_finite(&weight, "weight").map_err(error_for(weight_path))?;
+    let bias = match bias_path {
+        Some(path) => {
+            let (dims, bias) = npy::read_f32(path)?;
+            check_bias_shape(&dims, "bias").map_err(error_for(path))?;
+            check_finite(&bias, "bias").map_err(error_for(path))?;
+            Some(bias)
+        }
+        None => None,
+    };
+    Ok(LoadedWeights {
+        weight,
+        shape,
+        bias,
+    })
+}
+
+/// The weight's shape as `[K, C/G, FH, FW]`, refusing anything but four
+/// dimensions of at least 1.
+fn conv_weight_shape(dims: &[usize], name: &str) -> std::result::Result<[u32; 4], String> {
+    let refuse = || {
+        format!("{name} has shape {dims:?}, expected [K, C/G, FH, FW] with every size at least 1")
+    };
+    let [a, b, c, d] = dims else {
+        return Err(refuse());
+    };
+    let to_u32 = |v: usize| u32::try_from(v).ok().filter(|&v| v > 0);
+    match (to_u32(*a), to_u32(*b), to_u32(*c), to_u32(*d)) {
+        (Some(a), Some(b), Some(c), Some(d)) => Ok([a, b, c, d]),
+        _ => Err(refuse()),
+    }
+}
+
+fn check_bias_shape(dims: &[usize], name: &str) -> std::result::Result<(), String> {
+    if dims.len() == 1 {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name} has shape {dims:?}, expected [K] (one value per filter)"
+        ))
+    }
+}
+
+fn check_finite(values: &[f32], name: &str) -> std::result::Result<(), String> {
+    match values.iter().position(|v| !v.is_finite()) {
+        Some(i) => Err(format!(
+            "{name} holds a non-finite value ({}) at index {i}",
+            values[i]
+        )),
+        None => Ok(()),
+    }
 }
 
 /// A tensor's values as f32, refusing other dtypes and non-finite values.

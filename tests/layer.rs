@@ -132,7 +132,7 @@ fn safetensors_round_trip_keeps_names_shapes_and_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     std::fs::write(&path, bytes).unwrap();
-    let loaded = weights::load_safetensors(&path).unwrap();
+    let loaded = weights::load_safetensors(&path, None).unwrap();
     assert_eq!(loaded.shape, [4, 3, 3, 3]);
     let rebuilt = loaded
         .into_layer(LayerSpec::new(3, 1, 1), 3, &path)

@@ -1,0 +1,340 @@
+//! The whole Conv2d layer from the command line: geometry options on both
+//! backends, weights from .npy and from a named conv in a safetensors file,
+//! and every invalid combination refused with exit code 2.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use convmaps::npy;
+use npyz::WriterBuilder;
+use safetensors::{Dtype, tensor::TensorView};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .args(args)
+        .output()
+        .expect("run convmaps")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// A 23×19 RGB photo with some texture.
+fn photo(dir: &Path) -> PathBuf {
+    let image = image::RgbImage::from_fn(23, 19, |x, y| {
+        image::Rgb([
+            (x * 11 % 256) as u8,
+            (y * 13 % 256) as u8,
+            ((x * y) % 256) as u8,
+        ])
+    });
+    let path = dir.join("photo.png");
+    image.save(&path).unwrap();
+    path
+}
+
+fn summary(out: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+/// Runs `options` on the CPU and on the GPU (when there is one) and returns
+/// the CPU run's output directory after checking both agree.
+fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
+    let photo = photo(dir);
+    let cpu_out = dir.join(format!("{name}-cpu"));
+    let mut args = vec![
+        photo.to_str().unwrap(),
+        "--raw",
+        "--backend",
+        "cpu",
+        "--out",
+        cpu_out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(options);
+    let output = run(&args);
+    assert!(output.status.success(), "{name} on cpu: {}", text(&output));
+    if common::gpu().is_some() {
+        let gpu_out = dir.join(format!("{name}-gpu"));
+        let weights = cpu_out.join("weights.safetensors");
+        let mut args = vec![
+            photo.to_str().unwrap(),
+            "--raw",
+            "--backend",
+            "gpu",
+            "--out",
+            gpu_out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(options);
+        if !options.contains(&"--weights") {
+            args.extend_from_slice(&["--weights", weights.to_str().unwrap()]);
+        }
+        let output = run(&args);
+        assert!(output.status.success(), "{name} on gpu: {}", text(&output));
+        let cpu = npy::read_f32_3d(&cpu_out.join("features.npy")).unwrap();
+        let gpu = npy::read_f32_3d(&gpu_out.join("features.npy")).unwrap();
+        common::assert_close(name, &gpu, &cpu, 1e-5, 1e-5);
+    }
+    cpu_out
+}
+
+#[test]
+fn geometry_options_agree_on_both_backends_with_pytorch_output_sizes() {
+    let dir = tempfile::tempdir().unwrap();
+    // (name, options, expected [K, OH, OW]) for a 23×19 photo.
+    let cases: [(&str, &[&str], [u64; 3]); 7] = [
+        (
+            "stride2",
+            &["-k", "3", "-f", "3", "--stride", "2"],
+            [3, 9, 11],
+        ),
+        (
+            "pad2",
+            &["-k", "2", "-f", "5", "--padding", "2"],
+            [2, 19, 23],
+        ),
+        (
+            "same-even",
+            &["-k", "2", "-f", "4", "--padding", "same"],
+            [2, 19, 23],
+        ),
+        (
+            "dilation3",
+            &["-k", "2", "-f", "3", "--dilation", "3"],
+            [2, 13, 17],
+        ),
+        (
+            "groups3",
+            &["-k", "6", "-f", "3", "--groups", "3"],
+            [6, 17, 21],
+        ),
+        (
+            "rect5x3",
+            &["-k", "2", "-f", "5x3", "--stride", "2", "--padding", "1"],
+            [2, 9, 12],
+        ),
+        ("no-bias", &["-k", "4", "-f", "3", "--no-bias"], [4, 17, 21]),
+    ];
+    for (name, options, [maps, height, width]) in cases {
+        let out = run_both_backends(dir.path(), name, options);
+        let summary = summary(&out);
+        assert_eq!(summary["output"]["maps"], maps, "{name}");
+        assert_eq!(summary["output"]["height"], height, "{name}");
+        assert_eq!(summary["output"]["width"], width, "{name}");
+    }
+    let groups = summary(&dir.path().join("groups3-cpu"));
+    assert_eq!(groups["layer"]["groups"], 3);
+    assert_eq!(groups["parameters"]["total"], 60, "(3/3·3·3 + 1)·6");
+    assert_eq!(groups["parameter_formula"], "(3/3·3·3 + 1)·6 = 60");
+    let no_bias = summary(&dir.path().join("no-bias-cpu"));
+    assert_eq!(no_bias["parameters"]["biases"], 0);
+    assert_eq!(no_bias["parameter_formula"], "3·3·3·4 = 108");
+    let same = summary(&dir.path().join("same-even-cpu"));
+    assert_eq!(same["layer"]["padding"]["top"], 1);
+    assert_eq!(same["layer"]["padding"]["bottom"], 2);
+}
+
+#[test]
+fn npy_weights_with_npy_bias_run_and_match_the_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/groups3");
+    let weight = golden.join("weight.npy");
+    let bias = golden.join("bias.npy");
+    let out = run_both_backends(
+        dir.path(),
+        "npy",
+        &[
+            "--weights",
+            weight.to_str().unwrap(),
+            "--bias",
+            bias.to_str().unwrap(),
+            "--groups",
+            "3",
+        ],
+    );
+    let summary = summary(&out);
+    assert_eq!(summary["layer"]["filters"], 6);
+    assert_eq!(summary["parameters"]["total"], 60);
+}
+
+fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
+    let buffers: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, shape)| {
+            let count: usize = shape.iter().product();
+            (0..count)
+                .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(&str, TensorView)> = tensors
+        .iter()
+        .zip(&buffers)
+        .map(|((name, shape), bytes)| {
+            (
+                *name,
+                TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    let model = dir.path().join("model.safetensors");
+    write_safetensors(
+        &model,
+        &[
+            ("conv1.weight", vec![4, 3, 3, 3]),
+            ("conv1.bias", vec![4]),
+            ("bn1.weight", vec![4]),
+            ("conv2.weight", vec![2, 3, 5, 5]),
+        ],
+    );
+    let out = dir.path().join("out");
+    let output = run(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        text(&output).contains("--layer-name (conv1, conv2)"),
+        "{}",
+        text(&output)
+    );
+
+    let output = run(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--layer-name",
+        "conv2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", text(&output));
+    let summary = summary(&out);
+    assert_eq!(summary["layer"]["filters"], 2);
+    assert_eq!(summary["layer"]["kernel_size"], serde_json::json!([5, 5]));
+    assert_eq!(
+        summary["parameters"]["biases"], 0,
+        "conv2 has no bias in the file"
+    );
+}
+
+fn assert_exit_2(args: &[&str], expected: &str) {
+    let output = run(args);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+    let all = text(&output);
+    assert!(
+        all.contains(expected),
+        "{args:?}: expected {expected:?} in\n{all}"
+    );
+    assert!(!all.contains("panicked"), "{all}");
+}
+
+#[test]
+fn invalid_layer_combinations_are_exit_2_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    let photo = photo.to_str().unwrap();
+    let out = dir.path().join("never");
+    let out = out.to_str().unwrap();
+    assert_exit_2(
+        &[photo, "-o", out, "--groups", "2"],
+        "groups = 2 must divide both the input channels (3)",
+    );
+    assert_exit_2(
+        &[photo, "-o", out, "--groups", "3", "-k", "4"],
+        "the filters (4)",
+    );
+    assert_exit_2(
+        &[photo, "-o", out, "--padding", "same", "--stride", "2"],
+        "padding 'same' needs stride 1",
+    );
+    assert_exit_2(
+        &[photo, "-o", out, "-f", "5", "--dilation", "6"],
+        "smaller than the 25×25 kernel",
+    );
+    assert_exit_2(&[photo, "-o", out, "--stride", "0"], "--stride");
+    assert_exit_2(&[photo, "-o", out, "--stride", "-1"], "--stride");
+    assert_exit_2(&[photo, "-o", out, "--dilation", "0"], "--dilation");
+    assert_exit_2(&[photo, "-o", out, "--groups", "0"], "--groups");
+    assert_exit_2(&[photo, "-o", out, "-f", "3x0"], "at least 1");
+    assert_exit_2(&[photo, "-o", out, "--padding", "-2"], "--padding");
+    assert!(
+        !Path::new(out).exists(),
+        "a refused run created its output directory"
+    );
+}
+
+#[test]
+fn bad_npy_weights_are_exit_2_naming_file_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    let photo = photo.to_str().unwrap();
+    let weight = dir.path().join("w.npy");
+    npy::write_f32_nd(&weight, &[2, 3, 3, 3], &[0.1; 54]).unwrap();
+    let weight = weight.to_str().unwrap();
+
+    assert_exit_2(
+        &[photo, "--weights", weight],
+        "needs --bias B.npy, or --no-bias",
+    );
+
+    let short_bias = dir.path().join("short.npy");
+    npy::write_f32_nd(&short_bias, &[3], &[0.0; 3]).unwrap();
+    assert_exit_2(
+        &[
+            photo,
+            "--weights",
+            weight,
+            "--bias",
+            short_bias.to_str().unwrap(),
+        ],
+        "bias has 3 values, expected 2",
+    );
+
+    let nan = dir.path().join("nan.npy");
+    let mut values = vec![0.1; 54];
+    values[7] = f32::NAN;
+    npy::write_f32_nd(&nan, &[2, 3, 3, 3], &values).unwrap();
+    assert_exit_2(
+        &[photo, "--weights", nan.to_str().unwrap(), "--no-bias"],
+        "nan.npy: weight holds a non-finite value (NaN) at index 7",
+    );
+
+    let three_d = dir.path().join("flat.npy");
+    npy::write_f32_nd(&three_d, &[2, 27, 1], &[0.1; 54]).unwrap();
+    assert_exit_2(
+        &[photo, "--weights", three_d.to_str().unwrap(), "--no-bias"],
+        "expected [K, C/G, FH, FW]",
+    );
+
+    let f64_path = dir.path().join("double.npy");
+    let mut writer = npyz::WriteOptions::<f64>::new()
+        .default_dtype()
+        .shape(&[2, 3, 3, 3])
+        .writer(std::fs::File::create(&f64_path).unwrap())
+        .begin_nd()
+        .unwrap();
+    writer.extend(std::iter::repeat_n(0.5f64, 54)).unwrap();
+    writer.finish().unwrap();
+    assert_exit_2(
+        &[photo, "--weights", f64_path.to_str().unwrap(), "--no-bias"],
+        "double.npy: has dtype '<f8', expected '<f4'",
+    );
+}
