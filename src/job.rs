@@ -156,6 +156,9 @@ pub struct Job {
     pub weights: WeightsSource,
     /// Also write `features.npy`, the raw f32 maps.
     pub raw: bool,
+    /// Largest photo accepted, in pixels (width × height), checked from the
+    /// header before anything is decoded.
+    pub max_pixels: u64,
 }
 
 /// The default output directory for `input`: `out/<file stem>/`.
@@ -175,7 +178,7 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
     check_output_dir(&job.out_dir)?;
 
     let stage = Instant::now();
-    let image = photo::load_rgb(&job.input)?;
+    let image = photo::load_rgb(&job.input, job.max_pixels)?;
     let decode = stage.elapsed();
 
     let stage = Instant::now();

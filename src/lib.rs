@@ -25,6 +25,7 @@
 pub mod cpu;
 pub mod error;
 pub mod gpu;
+pub mod inputs;
 pub mod job;
 pub mod layer;
 pub mod npy;

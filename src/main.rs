@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 
+use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, WeightsSource};
 use convmaps::layer::{LayerSpec, Padding, PaddingMode};
 use convmaps::weights::DEFAULT_SEED;
@@ -17,8 +18,9 @@ use convmaps::weights::DEFAULT_SEED;
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None, allow_negative_numbers = true)]
 struct Cli {
-    /// The photo (PNG, JPEG, BMP, GIF, TIFF or WebP).
-    input: PathBuf,
+    /// Photos (PNG, JPEG, BMP, GIF, TIFF or WebP), or folders of photos.
+    #[arg(required = true, value_name = "PHOTO")]
+    inputs: Vec<PathBuf>,
 
     /// Number of filters K (output maps).
     #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
@@ -66,13 +68,22 @@ struct Cli {
     #[arg(long, value_name = "NAME", requires = "weights")]
     layer_name: Option<String>,
 
-    /// Output directory [default: out/<input file stem>/].
+    /// Output directory [default: out/<photo file stem>/]. With several photos,
+    /// each goes into DIR/<photo file stem>/.
     #[arg(short, long, value_name = "DIR")]
     out: Option<PathBuf>,
 
     /// Also write features.npy: the raw f32 maps, shape (K, OH, OW).
     #[arg(long)]
     raw: bool,
+
+    /// Largest photo accepted, in pixels (checked before decoding).
+    #[arg(long, default_value_t = convmaps::photo::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
+    max_pixels: u64,
+
+    /// Print only errors.
+    #[arg(short, long)]
+    quiet: bool,
 
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
@@ -175,17 +186,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         groups: cli.groups,
         bias: !cli.no_bias,
     };
+    if cli.weights.is_none() {
+        // With a weights file, K and the kernel come from the file and are checked then.
+        spec.validate()?;
+    }
     let weights = weights_source(&cli)?;
-    let out_dir = cli.out.unwrap_or_else(|| job::default_out_dir(&cli.input));
-    let job = Job {
-        input: cli.input,
-        out_dir: out_dir.clone(),
-        spec,
-        padding: cli.padding,
-        weights,
-        raw: cli.raw,
-    };
-    convmaps::output::check_output_dir(&out_dir)?;
+    let photos = inputs::expand(&cli.inputs)?;
+    let out_dirs = inputs::output_dirs(&photos, cli.out.as_deref());
+    for dir in &out_dirs {
+        convmaps::output::check_output_dir(dir)?;
+    }
 
     let started = Instant::now();
     let choice = match cli.backend {
@@ -197,7 +207,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }
-    let summary = job::run(&engine, &job, started.elapsed())?;
-    println!("{}", summary.terminal_text(&out_dir));
+    let mut setup = started.elapsed();
+
+    let single = photos.len() == 1;
+    let mut failures = Vec::new();
+    for (photo, out_dir) in photos.iter().zip(out_dirs) {
+        let job = Job {
+            input: photo.clone(),
+            out_dir: out_dir.clone(),
+            spec,
+            padding: cli.padding,
+            weights: weights.clone(),
+            raw: cli.raw,
+            max_pixels: cli.max_pixels,
+        };
+        // The device and pipeline are made once; only the first run pays for them.
+        match job::run(&engine, &job, std::mem::take(&mut setup)) {
+            Ok(summary) if !cli.quiet => {
+                if !single {
+                    println!();
+                }
+                println!("{}", summary.terminal_text(&out_dir));
+            }
+            Ok(_) => {}
+            Err(error) if single => return Err(error.into()),
+            Err(error) => {
+                eprintln!("error: {error}");
+                failures.push(photo.display().to_string());
+            }
+        }
+    }
+    if !failures.is_empty() {
+        anyhow::bail!(
+            "{} of {} photos failed: {}",
+            failures.len(),
+            photos.len(),
+            failures.join(", ")
+        );
+    }
     Ok(())
 }

@@ -7,11 +7,19 @@ use image::{DynamicImage, ImageReader};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor3;
 
+/// The default for `max_pixels`: 100 megapixels, which admits 50-megapixel
+/// photos with room to spare.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
 /// Reads a photo (PNG, JPEG, BMP, GIF, TIFF or WebP) into a `[3, H, W]`
 /// tensor: value = 8-bit sample / 255, or 16-bit sample / 65535; float
 /// images keep their values. Alpha is dropped and a grayscale photo becomes
 /// three equal channels.
-pub fn load_rgb(path: &Path) -> Result<Tensor3> {
+///
+/// A photo of more than `max_pixels` pixels is refused from its header,
+/// before any pixel memory is allocated (a tiny file can claim to be
+/// 100000×100000).
+pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<Tensor3> {
     let image_error = |message: String| Error::Image {
         path: path.to_path_buf(),
         message,
@@ -23,15 +31,40 @@ pub fn load_rgb(path: &Path) -> Result<Tensor3> {
     if metadata.len() == 0 {
         return Err(image_error("is empty (0 bytes)".into()));
     }
-    let reader = ImageReader::open(path)
-        .map_err(|e| image_error(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?;
-    if reader.format().is_none() {
-        return Err(image_error(
-            "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
-        ));
+    let open = || -> Result<ImageReader<_>> {
+        let reader = ImageReader::open(path)
+            .map_err(|e| image_error(e.to_string()))?
+            .with_guessed_format()
+            .map_err(|e| image_error(e.to_string()))?;
+        if reader.format().is_none() {
+            return Err(image_error(
+                "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
+            ));
+        }
+        Ok(reader)
+    };
+    let (width, height) = open()?
+        .into_dimensions()
+        .map_err(|e| image_error(format!("cannot read the image header: {e}")))?;
+    let pixels = width as u64 * height as u64;
+    if pixels > max_pixels {
+        return Err(image_error(format!(
+            "is {width}×{height} = {:.1} megapixels, more than the limit of {:.1} \
+             (raise it with --max-pixels)",
+            pixels as f64 / 1e6,
+            max_pixels as f64 / 1e6
+        )));
     }
+    if pixels == 0 {
+        return Err(image_error(format!(
+            "is {width}×{height}: it has no pixels"
+        )));
+    }
+    let mut reader = open()?;
+    // Room for the decoded image at up to 16 bytes per pixel (RGBA f32).
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(1 << 20));
+    reader.limits(limits);
     let image = reader
         .decode()
         .map_err(|e| image_error(format!("cannot decode: {e}")))?;

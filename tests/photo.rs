@@ -10,7 +10,7 @@ fn eight_bit_rgb_is_sample_over_255_in_planar_order() {
     image::RgbImage::from_fn(3, 2, |x, y| image::Rgb([x as u8 * 100, y as u8 * 255, 7]))
         .save(&path)
         .unwrap();
-    let tensor = photo::load_rgb(&path).unwrap();
+    let tensor = photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!((tensor.channels, tensor.height, tensor.width), (3, 2, 3));
     assert_eq!(tensor.get(0, 0, 2), 200.0 / 255.0);
     assert_eq!(tensor.get(1, 1, 0), 1.0);
@@ -26,7 +26,7 @@ fn sixteen_bit_is_sample_over_65535() {
     })
     .save(&path)
     .unwrap();
-    let tensor = photo::load_rgb(&path).unwrap();
+    let tensor = photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!(tensor.get(0, 0, 1), 1000.0 / 65535.0);
     assert_eq!(tensor.get(1, 1, 1), 1.0);
 }
@@ -38,7 +38,7 @@ fn alpha_is_dropped_and_gray_becomes_three_equal_channels() {
     image::RgbaImage::from_pixel(2, 2, image::Rgba([10, 20, 30, 0]))
         .save(&rgba)
         .unwrap();
-    let tensor = photo::load_rgb(&rgba).unwrap();
+    let tensor = photo::load_rgb(&rgba, photo::DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!(tensor.channels, 3);
     assert_eq!(tensor.get(2, 1, 1), 30.0 / 255.0);
 
@@ -46,7 +46,7 @@ fn alpha_is_dropped_and_gray_becomes_three_equal_channels() {
     image::GrayImage::from_pixel(2, 3, image::Luma([51]))
         .save(&gray)
         .unwrap();
-    let tensor = photo::load_rgb(&gray).unwrap();
+    let tensor = photo::load_rgb(&gray, photo::DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!((tensor.channels, tensor.height, tensor.width), (3, 3, 2));
     assert!(tensor.data.iter().all(|&v| v == 51.0 / 255.0));
 }
@@ -58,7 +58,7 @@ fn jpeg_decodes() {
     image::RgbImage::from_pixel(16, 8, image::Rgb([200, 100, 50]))
         .save(&path)
         .unwrap();
-    let tensor = photo::load_rgb(&path).unwrap();
+    let tensor = photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap();
     assert_eq!((tensor.channels, tensor.height, tensor.width), (3, 8, 16));
     // JPEG is lossy: close to the flat colour.
     assert!((tensor.get(0, 4, 8) - 200.0 / 255.0).abs() < 0.02);
@@ -69,7 +69,7 @@ fn empty_and_truncated_files_are_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty.png");
     std::fs::write(&empty, b"").unwrap();
-    let error = photo::load_rgb(&empty).unwrap_err();
+    let error = photo::load_rgb(&empty, photo::DEFAULT_MAX_PIXELS).unwrap_err();
     assert!(error.is_bad_input());
     assert!(error.to_string().contains("empty.png"), "{error}");
 
@@ -80,6 +80,6 @@ fn empty_and_truncated_files_are_errors_naming_the_file() {
     let bytes = std::fs::read(&whole).unwrap();
     let truncated = dir.path().join("truncated.png");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
-    let error = photo::load_rgb(&truncated).unwrap_err();
+    let error = photo::load_rgb(&truncated, photo::DEFAULT_MAX_PIXELS).unwrap_err();
     assert!(error.to_string().contains("truncated.png"), "{error}");
 }
