@@ -9,10 +9,12 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::{DirectConv, Gpu};
 use crate::layer::{Layer, LayerSpec, PaddingMode};
+use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
-use crate::report::{InputSummary, LayerSummary, OutputSummary, Summary, Timings, ms};
+use crate::plan::{self, Plan};
+use crate::report::{InputSummary, LayerSummary, MapSummary, OutputSummary, Summary, Timings, ms};
 use crate::tensor::Tensor3;
-use crate::{npy, photo, render, weights};
+use crate::{photo, render, weights};
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -50,7 +52,33 @@ pub struct ConvTimings {
     pub readback: Duration,
 }
 
+impl ConvTimings {
+    /// Adds another band's times.
+    pub fn add(&mut self, other: ConvTimings) {
+        self.upload += other.upload;
+        self.compute += other.compute;
+        self.readback += other.readback;
+    }
+}
+
 impl Engine {
+    /// Bytes one band's output (or input) may take: the device's largest
+    /// storage buffer, at most [`plan::DEFAULT_BAND_BYTES`]; the
+    /// `CONVMAPS_BAND_BYTES` environment variable overrides it (tests use
+    /// it to force tiny bands).
+    pub fn band_budget(&self) -> u64 {
+        let device_limit = match self {
+            Engine::Gpu { gpu, .. } => {
+                let limits = gpu.limits();
+                limits
+                    .max_storage_buffer_binding_size
+                    .min(limits.max_buffer_size)
+            }
+            Engine::Cpu => u64::MAX,
+        };
+        Plan::budget_from_env(plan::DEFAULT_BAND_BYTES.min(device_limit))
+    }
+
     /// Builds the engine for `choice`. With [`BackendChoice::Auto`] and no
     /// adapter, falls back to the CPU and returns the reason as a notice
     /// for the user.
@@ -211,23 +239,65 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
     )?;
     let weights_time = stage.elapsed();
 
-    let (maps, conv) = engine.convolve(&image, &layer)?;
+    // Fails here, before anything is written, when the kernel does not fit.
+    let budget = engine.band_budget();
+    let plan = Plan::new(&layer.spec, image.height, image.width, budget)?;
+    let (out_height, out_width) = layer.spec.output_size(image.height, image.width)?;
+    let filters = layer.spec.filters;
 
-    let stage = Instant::now();
+    // Pass 1: compute band by band into the raw maps file (features.npy, or
+    // a temporary spill file), keeping only each map's statistics.
     create_output_dir(&job.out_dir)?;
-    let mut files = write_maps(&job.out_dir, &maps)?;
+    let raw_path = job.out_dir.join("features.npy");
+    let raw = BandedNpy::create(&raw_path, [filters, out_height, out_width])?;
+    let mut stats = vec![MapStats::default(); filters as usize];
+    let mut store = Duration::ZERO;
+    let conv = convolve_planned(
+        engine,
+        &image,
+        &layer,
+        &plan,
+        |first_filter, first_row, maps| {
+            let stage = Instant::now();
+            for (k, map) in maps.planes().enumerate() {
+                stats[first_filter as usize + k].add(map);
+            }
+            raw.write_band(first_filter, first_row, maps)?;
+            store += stage.elapsed();
+            Ok(())
+        },
+    )?;
+
+    // Pass 2: read the maps back band by band, normalise each with its own
+    // range, and stream PNG rows and grid tiles.
+    let stage = Instant::now();
+    let rows_per_band =
+        (budget / (filters as u64 * out_width as u64 * 4)).clamp(1, out_height as u64) as u32;
+    let mut files = write_pictures(
+        &job.out_dir,
+        &raw,
+        &stats,
+        (out_height, out_width),
+        rows_per_band,
+    )?;
     write_bytes_atomic(
         &job.out_dir.join("weights.safetensors"),
         &weights::to_safetensors(&layer)?,
     )?;
     files.push("weights.safetensors".into());
     if job.raw {
-        npy::write_f32(&job.out_dir.join("features.npy"), &maps)?;
+        raw.commit()?;
         files.push("features.npy".into());
+    } else {
+        drop(raw); // the spill file is deleted
     }
     files.push("summary.json".into());
 
-    let flops = 2.0 * maps.data.len() as f64 * layer.spec.taps_per_output() as f64;
+    let flops = 2.0
+        * filters as f64
+        * out_height as f64
+        * out_width as f64
+        * layer.spec.taps_per_output() as f64;
     let gflops = if conv.compute.is_zero() {
         0.0
     } else {
@@ -244,10 +314,13 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
         parameters: layer.parameters(),
         parameter_formula: layer.parameter_formula(),
         output: OutputSummary {
-            width: maps.width,
-            height: maps.height,
-            maps: maps.channels,
+            width: out_width,
+            height: out_height,
+            maps: filters,
+            bands: plan.bands.len() as u32,
+            filter_chunks: plan.filter_chunks.len() as u32,
         },
+        maps: stats.iter().map(MapStats::summary).collect(),
         backend: engine.name().to_string(),
         adapter: match engine {
             Engine::Gpu { gpu, .. } => Some(gpu.adapter_summary()),
@@ -260,6 +333,7 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
             upload: ms(conv.upload),
             compute: ms(conv.compute),
             readback: ms(conv.readback),
+            store: ms(store),
             encode: 0.0,
             total: 0.0,
         },
@@ -282,31 +356,145 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
     Ok(summary)
 }
 
-/// Writes one min–max normalised grayscale PNG per map (in parallel) and
-/// `grid.png`; returns the file names.
-fn write_maps(out_dir: &Path, maps: &Tensor3) -> Result<Vec<String>> {
-    let count = maps.channels;
-    let (width, height) = (maps.width, maps.height);
-    let pictures: Vec<(String, Vec<u8>)> = maps
-        .data
-        .par_chunks(maps.plane_len())
-        .enumerate()
-        .map(|(index, map)| {
-            let (lo, hi) = render::min_max(map);
-            let pixels = render::to_gray8(map, lo, hi);
-            let name = render::feature_file_name(index as u32, count);
-            render::write_png_gray(&out_dir.join(&name), width, height, &pixels)?;
-            Ok((name, pixels))
+/// Runs `layer` over `image` band by band and filter chunk by filter chunk
+/// as `plan` says, handing each piece `[filters, rows, OW]` to `sink` with
+/// its first filter and first output row. Together the pieces are exactly
+/// the untiled output.
+pub fn convolve_planned(
+    engine: &Engine,
+    image: &Tensor3,
+    layer: &Layer,
+    plan: &Plan,
+    mut sink: impl FnMut(u32, u32, &Tensor3) -> Result<()>,
+) -> Result<ConvTimings> {
+    let (_, out_width) = layer.spec.output_size(image.height, image.width)?;
+    let mut timings = ConvTimings::default();
+    let chunks: Vec<_> = plan
+        .filter_chunks
+        .iter()
+        .map(|filters| (filters.start, layer.filter_chunk(filters.clone())))
+        .collect();
+    for band in &plan.bands {
+        let (input_rows, band_spec) = layer.spec.band(band.clone(), image.height);
+        for (first_filter, (channels, chunk)) in &chunks {
+            let mut chunk = chunk.clone();
+            chunk.spec.padding = band_spec.padding;
+            let maps = if input_rows.is_empty() {
+                bias_only(&chunk, band.len() as u32, out_width)
+            } else {
+                let input = image.slice(channels.clone(), input_rows.clone());
+                let (maps, band_timings) = engine.convolve(&input, &chunk)?;
+                timings.add(band_timings);
+                maps
+            };
+            sink(*first_filter, band.start, &maps)?;
+        }
+    }
+    Ok(timings)
+}
+
+/// The output of a band that lies wholly in the zero padding: every tap
+/// reads zero, so each map is its bias (or zero).
+fn bias_only(layer: &Layer, rows: u32, width: u32) -> Tensor3 {
+    let mut maps = Tensor3::zeros(layer.spec.filters, rows, width);
+    let plane = maps.plane_len();
+    for (k, &bias) in layer.bias.iter().enumerate() {
+        maps.data[k * plane..(k + 1) * plane].fill(bias);
+    }
+    maps
+}
+
+/// Running statistics of one map.
+#[derive(Clone, Copy, Debug)]
+struct MapStats {
+    min: f32,
+    max: f32,
+    sum: f64,
+    count: u64,
+}
+
+impl Default for MapStats {
+    fn default() -> Self {
+        MapStats {
+            min: f32::INFINITY,
+            max: f32::NEG_INFINITY,
+            sum: 0.0,
+            count: 0,
+        }
+    }
+}
+
+impl MapStats {
+    fn add(&mut self, values: &[f32]) {
+        let (lo, hi) = render::min_max(values);
+        self.min = self.min.min(lo);
+        self.max = self.max.max(hi);
+        self.sum += values.iter().map(|&v| v as f64).sum::<f64>();
+        self.count += values.len() as u64;
+    }
+
+    fn summary(&self) -> MapSummary {
+        MapSummary {
+            min: self.min,
+            max: self.max,
+            mean: if self.count == 0 {
+                0.0
+            } else {
+                (self.sum / self.count as f64) as f32
+            },
+        }
+    }
+}
+
+/// Writes one min–max normalised grayscale PNG per map and `grid.png`,
+/// reading the raw maps band by band; returns the file names.
+/// Reads `rows_per_band` rows of every map at a time.
+fn write_pictures(
+    out_dir: &Path,
+    raw: &BandedNpy,
+    stats: &[MapStats],
+    (height, width): (u32, u32),
+    rows_per_band: u32,
+) -> Result<Vec<String>> {
+    let count = stats.len() as u32;
+    let (tile_width, tile_height) = render::grid_tile_size(count, width, height);
+    let names: Vec<String> = (0..count)
+        .map(|k| render::feature_file_name(k, count))
+        .collect();
+    let mut writers = names
+        .iter()
+        .map(|name| {
+            let writer = render::PngRowWriter::create(&out_dir.join(name), width, height)?;
+            Ok((
+                writer,
+                render::GridTile::new(width, height, tile_width, tile_height),
+            ))
         })
+        .collect::<Result<Vec<_>>>()?;
+    for first_row in (0..height).step_by(rows_per_band.max(1) as usize) {
+        let maps = raw.read_band(first_row..(first_row + rows_per_band).min(height))?;
+        writers
+            .par_iter_mut()
+            .zip(maps.data.par_chunks(maps.plane_len()))
+            .zip(stats.par_iter())
+            .try_for_each(|(((writer, tile), map), stats)| {
+                let pixels = render::to_gray8(map, stats.min, stats.max);
+                tile.add_rows(first_row, &pixels);
+                writer.write_rows(&pixels)
+            })?;
+    }
+    let tiles: Vec<render::GridTile> = writers
+        .into_par_iter()
+        .map(|(writer, tile)| writer.finish().map(|()| tile))
         .collect::<Result<_>>()?;
-    let (mut names, pixels): (Vec<String>, Vec<Vec<u8>>) = pictures.into_iter().unzip();
-    let grid = render::grid(&pixels, width, height);
+    let grid = render::grid_picture(&tiles);
     render::write_png_gray(
         &out_dir.join("grid.png"),
         grid.width(),
         grid.height(),
         grid.as_raw(),
     )?;
-    names.push("grid.png".into());
-    Ok(names)
+    let mut files = names;
+    files.push("grid.png".into());
+    Ok(files)
 }

@@ -1,6 +1,8 @@
 //! Conv2d geometry and parameters, with no GPU in it: output size, padding,
 //! parameter count and validation.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 
 /// Zero padding on each side of the input, in pixels.
@@ -210,6 +212,28 @@ impl LayerSpec {
         Ok((out_height as u32, out_width as u32))
     }
 
+    /// The part of the layer that computes output rows `out_rows` of an
+    /// input `in_height` rows high: the input rows it reads (the band plus
+    /// its halo of D·(FH−1) rows, clipped to the image) and the spec that,
+    /// applied to just those rows, gives exactly those output rows. Only the
+    /// top and bottom padding change; the result is identical to the same
+    /// rows of an untiled run.
+    ///
+    /// The row range is empty when the band lies wholly in the zero padding
+    /// (every tap reads zero: the output is the bias).
+    pub fn band(&self, out_rows: Range<u32>, in_height: u32) -> (Range<u32>, LayerSpec) {
+        let stride = self.stride as i64;
+        let first = out_rows.start as i64 * stride - self.padding.top as i64;
+        let end = (out_rows.end as i64 - 1) * stride - self.padding.top as i64
+            + self.dilated_kernel().0 as i64;
+        let height = in_height as i64;
+        let (row_start, row_end) = (first.clamp(0, height), end.clamp(0, height));
+        let mut band = *self;
+        band.padding.top = (row_start - first) as u32;
+        band.padding.bottom = (end - row_end) as u32;
+        (row_start as u32..row_end.max(row_start) as u32, band)
+    }
+
     /// Multiply-adds per output pixel and filter: C/G·FH·FW.
     pub fn taps_per_output(&self) -> u64 {
         self.channels_per_group() as u64 * self.kernel_height as u64 * self.kernel_width as u64
@@ -249,6 +273,40 @@ impl Layer {
             )));
         }
         Ok(Layer { spec, weight, bias })
+    }
+
+    /// Filters `filters` of this layer as a layer of their own, with the
+    /// input channels they read. `filters` must start and end on group
+    /// boundaries (multiples of K/G, or K).
+    pub fn filter_chunk(&self, filters: Range<u32>) -> (Range<u32>, Layer) {
+        let spec = &self.spec;
+        let per_group = spec.filters_per_group();
+        debug_assert!(filters.start.is_multiple_of(per_group));
+        debug_assert!(filters.end.is_multiple_of(per_group) || filters.end == spec.filters);
+        let (first_group, end_group) = (filters.start / per_group, filters.end.div_ceil(per_group));
+        let channels =
+            first_group * spec.channels_per_group()..end_group * spec.channels_per_group();
+        let mut chunk = *spec;
+        chunk.filters = filters.end - filters.start;
+        chunk.groups = end_group - first_group;
+        chunk.in_channels = channels.end - channels.start;
+        let per_filter = spec.weight_len() / spec.filters as usize;
+        let weight = self.weight
+            [filters.start as usize * per_filter..filters.end as usize * per_filter]
+            .to_vec();
+        let bias = if self.bias.is_empty() {
+            Vec::new()
+        } else {
+            self.bias[filters.start as usize..filters.end as usize].to_vec()
+        };
+        (
+            channels,
+            Layer {
+                spec: chunk,
+                weight,
+                bias,
+            },
+        )
     }
 
     /// Parameter count, from the lengths of the buffers themselves.

@@ -22,6 +22,7 @@
 //! On the GPU, make a [`gpu::Gpu`] once and a [`gpu::DirectConv`] pipeline
 //! on it, then call [`gpu::DirectConv::run`] with the same inputs.
 
+pub mod banks;
 pub mod cpu;
 pub mod error;
 pub mod gpu;
@@ -31,6 +32,7 @@ pub mod layer;
 pub mod npy;
 pub mod output;
 pub mod photo;
+pub mod plan;
 pub mod render;
 pub mod report;
 pub mod tensor;

@@ -5,7 +5,9 @@ use std::path::Path;
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
-use crate::output::write_atomic;
+use std::io::{Read, Seek, SeekFrom, Write};
+
+use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::Tensor3;
 
 /// Writes `tensor` as a little-endian f32 `.npy` file of shape
@@ -35,6 +37,99 @@ pub fn write_f32_nd(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
         writer.extend(data.iter().copied())?;
         writer.finish()
     })
+}
+
+/// A `.npy` file of f32 `[K, OH, OW]` filled band by band in place, under
+/// a temporary name until [`BandedNpy::commit`]. Also serves as the spill
+/// file from which the pictures are made, read back band by band.
+pub struct BandedNpy {
+    file: AtomicFile,
+    shape: [u64; 3],
+    data_offset: u64,
+}
+
+impl BandedNpy {
+    /// Creates `path` with the header for `shape` = `[K, OH, OW]`.
+    pub fn create(path: &Path, shape: [u32; 3]) -> Result<Self> {
+        let file = AtomicFile::create(path)?;
+        let shape = shape.map(u64::from);
+        let header = header_f32(&shape);
+        let mut handle = file.file();
+        handle.write_all(&header).map_err(|e| Error::io(path, e))?;
+        let size = header.len() as u64 + shape.iter().product::<u64>() * 4;
+        file.file().set_len(size).map_err(|e| Error::io(path, e))?;
+        Ok(BandedNpy {
+            data_offset: header.len() as u64,
+            file,
+            shape,
+        })
+    }
+
+    fn offset(&self, map: u64, row: u64) -> u64 {
+        self.data_offset + (map * self.shape[1] + row) * self.shape[2] * 4
+    }
+
+    /// Writes `maps` `[k, rows, OW]` as maps `first_map..` and rows `first_row..`.
+    pub fn write_band(&self, first_map: u32, first_row: u32, maps: &Tensor3) -> Result<()> {
+        let mut file = self.file.file();
+        for k in 0..maps.channels {
+            let bytes: Vec<u8> = maps.plane(k).iter().flat_map(|v| v.to_le_bytes()).collect();
+            file.seek(SeekFrom::Start(
+                self.offset((first_map + k) as u64, first_row as u64),
+            ))
+            .and_then(|_| file.write_all(&bytes))
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        }
+        Ok(())
+    }
+
+    /// Reads rows `rows` of every map: `[K, rows, OW]`.
+    pub fn read_band(&self, rows: std::ops::Range<u32>) -> Result<Tensor3> {
+        let mut file = self.file.file();
+        let [maps, _, width] = self.shape;
+        let mut bytes = vec![0u8; rows.len() * width as usize * 4];
+        let mut data = Vec::with_capacity(maps as usize * rows.len() * width as usize);
+        for k in 0..maps {
+            file.seek(SeekFrom::Start(self.offset(k, rows.start as u64)))
+                .and_then(|_| file.read_exact(&mut bytes))
+                .map_err(|e| Error::io(self.file.path(), e))?;
+            data.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            );
+        }
+        Ok(Tensor3::from_vec(
+            maps as u32,
+            rows.end - rows.start,
+            width as u32,
+            data,
+        ))
+    }
+
+    /// Renames the finished file into place.
+    pub fn commit(self) -> Result<()> {
+        self.file.commit()
+    }
+}
+
+/// The `.npy` (version 1.0) header for little-endian f32 of `shape`, C
+/// order, padded so the data starts on a 64-byte boundary.
+fn header_f32(shape: &[u64]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
+    let dims = if dims.len() == 1 {
+        format!("{},", dims[0])
+    } else {
+        dims.join(", ")
+    };
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}");
+    let unpadded = 10 + dict.len() + 1;
+    dict.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
+    dict.push('\n');
+    let mut header = b"\x93NUMPY\x01\x00".to_vec();
+    header.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    header.extend_from_slice(dict.as_bytes());
+    header
 }
 
 /// Reads an f32 `.npy` file (C order) of any shape: returns the shape and

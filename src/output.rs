@@ -4,7 +4,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -30,36 +30,76 @@ pub fn create_output_dir(dir: &Path) -> Result<()> {
     })
 }
 
+/// A file being written under a temporary name (`.<name>.<random>.part`)
+/// in its final directory. [`AtomicFile::commit`] renames it into place;
+/// dropping it uncommitted deletes it.
+pub struct AtomicFile {
+    path: PathBuf,
+    temp: tempfile::NamedTempFile,
+}
+
+impl AtomicFile {
+    /// Starts writing `path`.
+    pub fn create(path: &Path) -> Result<Self> {
+        let dir = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("output");
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".part");
+        // A temporary file is private (0600) by default; outputs are ordinary
+        // files, readable as the user's umask allows.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let temp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            temp,
+        })
+    }
+
+    /// The final path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The open temporary file, for writing (and reading back).
+    pub fn file(&self) -> &File {
+        self.temp.as_file()
+    }
+
+    /// Syncs the data and renames the file to its final path.
+    pub fn commit(self) -> Result<()> {
+        let path = self.path;
+        self.temp
+            .as_file()
+            .sync_data()
+            .map_err(|e| Error::io(&path, e))?;
+        self.temp
+            .persist(&path)
+            .map_err(|e| Error::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
 /// Writes `path` atomically: `write` fills a buffered temporary file in the
 /// same directory, which is flushed, synced and renamed to `path`.
 pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<()> {
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("output");
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".part");
-    // A temporary file is private (0600) by default; outputs are ordinary
-    // files, readable as the user's umask allows.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
-    let temp = builder.tempfile_in(dir).map_err(|e| Error::io(path, e))?;
+    let file = AtomicFile::create(path)?;
     {
-        let mut writer = BufWriter::with_capacity(1 << 20, temp.as_file());
+        let mut writer = BufWriter::with_capacity(1 << 20, file.file());
         write(&mut writer).map_err(|e| Error::io(path, e))?;
         writer.flush().map_err(|e| Error::io(path, e))?;
     }
-    temp.as_file().sync_data().map_err(|e| Error::io(path, e))?;
-    temp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    file.commit()
 }
 
 /// Writes `bytes` to `path` atomically.

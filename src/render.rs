@@ -1,14 +1,15 @@
 //! Turning feature maps into pictures: normalisation to 8 bits, PNG
 //! encoding and the grid of all maps.
 
+use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{GrayImage, ImageEncoder};
 
-use crate::error::Result;
-use crate::output::write_atomic;
+use crate::error::{Error, Result};
+use crate::output::{AtomicFile, write_atomic};
 
 /// Smallest and largest value of `map`; `(0, 0)` for an empty map.
 pub fn min_max(map: &[f32]) -> (f32, f32) {
@@ -72,44 +73,167 @@ pub fn grid_shape(count: u32) -> (u32, u32) {
     (columns, rows)
 }
 
-/// Tiles the 8-bit maps (each `width`×`height`) in a near-square grid,
-/// row by row, with [`GRID_GAP`] pixels between them. Maps are shrunk
-/// (keeping their aspect ratio) so that the picture stays within
-/// [`GRID_MAX_SIDE`] pixels on each side.
-pub fn grid(maps: &[Vec<u8>], width: u32, height: u32) -> GrayImage {
-    let count = maps.len() as u32;
+/// Tile size for `count` maps of `width`×`height` in a grid within
+/// [`GRID_MAX_SIDE`]: the map's own size, or shrunk keeping its aspect ratio.
+pub fn grid_tile_size(count: u32, width: u32, height: u32) -> (u32, u32) {
     let (columns, rows) = grid_shape(count);
     let fit = |tiles: u32, side: u32| {
         let room = GRID_MAX_SIDE.saturating_sub(GRID_GAP * (tiles + 1)) as f64 / tiles as f64;
         room / side as f64
     };
     let scale = fit(columns, width).min(fit(rows, height)).min(1.0);
-    let tile_width = ((width as f64 * scale).floor() as u32).max(1);
-    let tile_height = ((height as f64 * scale).floor() as u32).max(1);
+    (
+        ((width as f64 * scale).floor() as u32).max(1),
+        ((height as f64 * scale).floor() as u32).max(1),
+    )
+}
+
+/// One map's tile of the grid, built row by row while the map streams past:
+/// each tile pixel is the mean of the map pixels that fall in it (a box
+/// filter), so any map size shrinks to the tile without holding the map.
+pub struct GridTile {
+    map_width: u32,
+    map_height: u32,
+    tile_width: u32,
+    tile_height: u32,
+    sums: Vec<u32>,
+}
+
+impl GridTile {
+    /// An empty tile of `tile_width`×`tile_height` for a `map_width`×`map_height` map.
+    pub fn new(map_width: u32, map_height: u32, tile_width: u32, tile_height: u32) -> Self {
+        GridTile {
+            map_width,
+            map_height,
+            tile_width,
+            tile_height,
+            sums: vec![0; tile_width as usize * tile_height as usize],
+        }
+    }
+
+    fn tile_x(&self, x: u32) -> usize {
+        (x as u64 * self.tile_width as u64 / self.map_width as u64) as usize
+    }
+
+    fn tile_y(&self, y: u32) -> usize {
+        (y as u64 * self.tile_height as u64 / self.map_height as u64) as usize
+    }
+
+    /// Adds map rows starting at `first_row`; `pixels` holds whole rows.
+    pub fn add_rows(&mut self, first_row: u32, pixels: &[u8]) {
+        for (i, row) in pixels.chunks_exact(self.map_width as usize).enumerate() {
+            let base = self.tile_y(first_row + i as u32) * self.tile_width as usize;
+            for (x, &value) in row.iter().enumerate() {
+                let index = base + self.tile_x(x as u32);
+                self.sums[index] += value as u32;
+            }
+        }
+    }
+
+    /// The tile's pixels, `[tile_height, tile_width]`.
+    pub fn pixels(&self) -> Vec<u8> {
+        let counts = |tiles: u32, side: u32, tile_of: &dyn Fn(u32) -> usize| {
+            let mut counts = vec![0u32; tiles as usize];
+            for i in 0..side {
+                counts[tile_of(i)] += 1;
+            }
+            counts
+        };
+        let columns = counts(self.tile_width, self.map_width, &|x| self.tile_x(x));
+        let rows = counts(self.tile_height, self.map_height, &|y| self.tile_y(y));
+        self.sums
+            .iter()
+            .enumerate()
+            .map(|(i, &sum)| {
+                let n = rows[i / self.tile_width as usize] * columns[i % self.tile_width as usize];
+                if n == 0 {
+                    GRID_BACKGROUND
+                } else {
+                    ((sum as f64 / n as f64).round()) as u8
+                }
+            })
+            .collect()
+    }
+}
+
+/// Lays finished tiles (each `tile_width`×`tile_height`, in map order) out
+/// in a near-square grid, row by row, with [`GRID_GAP`] white pixels
+/// between and around them.
+pub fn grid_picture(tiles: &[GridTile]) -> GrayImage {
+    let count = tiles.len() as u32;
+    let (columns, rows) = grid_shape(count);
+    let (tile_width, tile_height) = tiles
+        .first()
+        .map_or((1, 1), |t| (t.tile_width, t.tile_height));
     let mut picture = GrayImage::from_pixel(
         columns * tile_width + (columns + 1) * GRID_GAP,
         rows * tile_height + (rows + 1) * GRID_GAP,
         image::Luma([GRID_BACKGROUND]),
     );
-    for (index, map) in maps.iter().enumerate() {
-        let Some(tile) = image::ImageBuffer::<image::Luma<u8>, &[u8]>::from_raw(width, height, map)
-        else {
+    for (index, tile) in tiles.iter().enumerate() {
+        let Some(tile) = GrayImage::from_raw(tile_width, tile_height, tile.pixels()) else {
             continue;
         };
         let (column, row) = (index as u32 % columns, index as u32 / columns);
-        let x = (GRID_GAP + column * (tile_width + GRID_GAP)) as i64;
-        let y = (GRID_GAP + row * (tile_height + GRID_GAP)) as i64;
-        if (tile_width, tile_height) == (width, height) {
-            image::imageops::replace(&mut picture, &tile, x, y);
-        } else {
-            let small = image::imageops::resize(
-                &tile,
-                tile_width,
-                tile_height,
-                image::imageops::FilterType::Triangle,
-            );
-            image::imageops::replace(&mut picture, &small, x, y);
-        }
+        let x = GRID_GAP + column * (tile_width + GRID_GAP);
+        let y = GRID_GAP + row * (tile_height + GRID_GAP);
+        image::imageops::replace(&mut picture, &tile, x as i64, y as i64);
     }
     picture
+}
+
+/// Tiles whole 8-bit maps (each `width`×`height`) into the grid picture.
+pub fn grid(maps: &[Vec<u8>], width: u32, height: u32) -> GrayImage {
+    let (tile_width, tile_height) = grid_tile_size(maps.len() as u32, width, height);
+    let tiles: Vec<GridTile> = maps
+        .iter()
+        .map(|map| {
+            let mut tile = GridTile::new(width, height, tile_width, tile_height);
+            tile.add_rows(0, map);
+            tile
+        })
+        .collect();
+    grid_picture(&tiles)
+}
+
+/// An 8-bit grayscale PNG written row band by row band, under a temporary
+/// name until [`PngRowWriter::finish`].
+pub struct PngRowWriter {
+    file: AtomicFile,
+    stream: png::StreamWriter<'static, File>,
+}
+
+impl PngRowWriter {
+    /// Starts `path`, a `width`×`height` grayscale PNG (fast compression).
+    pub fn create(path: &Path, width: u32, height: u32) -> Result<Self> {
+        let file = AtomicFile::create(path)?;
+        let handle = file.file().try_clone().map_err(|e| Error::io(path, e))?;
+        let mut encoder = png::Encoder::new(handle, width, height);
+        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_depth(png::BitDepth::Eight);
+        encoder.set_compression(png::Compression::Fast);
+        let png_error = |e: png::EncodingError| Error::io(path, std::io::Error::other(e));
+        let stream = encoder
+            .write_header()
+            .map_err(png_error)?
+            .into_stream_writer()
+            .map_err(png_error)?;
+        Ok(PngRowWriter { file, stream })
+    }
+
+    /// Appends whole rows of pixels.
+    pub fn write_rows(&mut self, pixels: &[u8]) -> Result<()> {
+        self.stream
+            .write_all(pixels)
+            .map_err(|e| Error::io(self.file.path(), e))
+    }
+
+    /// Ends the PNG and renames it into place.
+    pub fn finish(self) -> Result<()> {
+        let path = self.file.path().to_path_buf();
+        self.stream
+            .finish()
+            .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        self.file.commit()
+    }
 }

@@ -21,6 +21,8 @@ pub struct Summary {
     pub parameter_formula: String,
     /// Size of each output map.
     pub output: OutputSummary,
+    /// Each map's raw range, in filter order.
+    pub maps: Vec<MapSummary>,
     /// "gpu" or "cpu".
     pub backend: String,
     /// The GPU adapter, when the GPU ran the layer.
@@ -99,6 +101,21 @@ pub struct OutputSummary {
     pub height: u32,
     /// K maps.
     pub maps: u32,
+    /// Bands of output rows the work was split into (1: one pass).
+    pub bands: u32,
+    /// Chunks of filters the work was split into (1: all at once).
+    pub filter_chunks: u32,
+}
+
+/// The range of one map's raw values (before normalisation).
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct MapSummary {
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Mean value.
+    pub mean: f32,
 }
 
 /// Stage times in milliseconds. `total` is the wall time of the whole run;
@@ -117,7 +134,9 @@ pub struct Timings {
     pub compute: f64,
     /// Reading the maps back.
     pub readback: f64,
-    /// Normalising, encoding and writing every output file.
+    /// Writing the raw maps to disk, band by band, with their statistics.
+    pub store: f64,
+    /// Normalising, encoding and writing every picture and file.
     pub encode: f64,
     /// The whole run.
     pub total: f64,
@@ -176,8 +195,8 @@ impl Summary {
         ];
         lines.push(format!(
             "time        decode {:.0} ms, setup {:.0} ms, upload {:.0} ms, compute {:.0} ms ({:.2} GFLOP/s), \
-             readback {:.0} ms, encode {:.0} ms, total {:.0} ms",
-            t.decode, t.setup, t.upload, t.compute, self.gflops, t.readback, t.encode, t.total
+             readback {:.0} ms, store {:.0} ms, encode {:.0} ms, total {:.0} ms",
+            t.decode, t.setup, t.upload, t.compute, self.gflops, t.readback, t.store, t.encode, t.total
         ));
         lines.join("\n")
     }

@@ -61,6 +61,24 @@ impl Tensor3 {
         self.data.chunks_exact(self.plane_len().max(1))
     }
 
+    /// A copy of channels `channels` and rows `rows` (all columns).
+    pub fn slice(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3 {
+        let row_len = self.width as usize;
+        let mut data = Vec::with_capacity((channels.len()) * rows.len() * row_len);
+        for c in channels.clone() {
+            let plane = self.plane(c);
+            data.extend_from_slice(
+                &plane[rows.start as usize * row_len..rows.end as usize * row_len],
+            );
+        }
+        Tensor3::from_vec(
+            channels.end - channels.start,
+            rows.end - rows.start,
+            self.width,
+            data,
+        )
+    }
+
     /// Element `[c, y, x]`.
     pub fn get(&self, c: u32, y: u32, x: u32) -> f32 {
         self.data

@@ -293,3 +293,54 @@ fn weights_for_another_channel_count_are_exit_2() {
         None,
     );
 }
+
+#[test]
+fn tiny_bands_give_the_same_files_as_one_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let run_with_budget = |name: &str, budget: Option<&str>| {
+        let out = dir.path().join(name);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
+        command.args([
+            photo.to_str().unwrap(),
+            "-k",
+            "6",
+            "-f",
+            "3",
+            "--stride",
+            "2",
+            "--dilation",
+            "2",
+        ]);
+        command.args(["--padding", "3", "--raw", "--out", out.to_str().unwrap()]);
+        if common::require_gpu() {
+            command.args(["--backend", "gpu"]);
+        }
+        if let Some(budget) = budget {
+            command.env("CONVMAPS_BAND_BYTES", budget);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        out
+    };
+    let whole = run_with_budget("whole", None);
+    // An input band of one output row is 3·5·37·4 = 2220 bytes: bands of one row.
+    let banded = run_with_budget("banded", Some("3000"));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(banded.join("summary.json")).unwrap()).unwrap();
+    assert!(
+        summary["output"]["bands"].as_u64().unwrap() > 5,
+        "{summary}"
+    );
+    for name in [
+        "features.npy",
+        "feature_00.png",
+        "feature_05.png",
+        "grid.png",
+        "weights.safetensors",
+    ] {
+        let a = std::fs::read(whole.join(name)).unwrap();
+        let b = std::fs::read(banded.join(name)).unwrap();
+        assert!(a == b, "{name} differs between one pass and tiny bands");
+    }
+}

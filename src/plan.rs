@@ -1,0 +1,86 @@
+//! The tiling plan: which output rows and which filters each pass of the
+//! layer computes, so that no buffer exceeds the device's limits and host
+//! memory stays bounded, whatever the photo's size.
+
+use std::ops::Range;
+
+use crate::error::{Error, Result};
+use crate::layer::LayerSpec;
+
+/// Default bytes for one band's output (and for its input): 64 MiB.
+pub const DEFAULT_BAND_BYTES: u64 = 64 << 20;
+
+/// Environment variable that overrides the band budget in bytes (for tests
+/// that force tiny bands).
+pub const BAND_BYTES_ENV: &str = "CONVMAPS_BAND_BYTES";
+
+/// Bands of output rows and chunks of filters. Every band is computed for
+/// every chunk; together they cover the output exactly once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Output rows per band, in order.
+    pub bands: Vec<Range<u32>>,
+    /// Filters per chunk, on group boundaries, in order.
+    pub filter_chunks: Vec<Range<u32>>,
+}
+
+impl Plan {
+    /// Splits the layer over an `in_height`×`in_width` input so that each
+    /// band's output `[filters, rows, OW]` and input `[C, rows_in, W]` take at
+    /// most `budget` bytes of f32. Filters are split (on group boundaries)
+    /// only when one output row of all of them exceeds the budget.
+    pub fn new(spec: &LayerSpec, in_height: u32, in_width: u32, budget: u64) -> Result<Plan> {
+        let (out_height, out_width) = spec.output_size(in_height, in_width)?;
+        let per_group = spec.filters_per_group();
+        let input_bytes = |rows: u64, channels: u64| {
+            let rows_in =
+                ((rows - 1) * spec.stride as u64 + spec.dilated_kernel().0).min(in_height as u64);
+            channels * rows_in * in_width as u64 * 4
+        };
+        let output_row = |filters: u64| filters * out_width as u64 * 4;
+        let channels_for =
+            |filters: u32| (filters.div_ceil(per_group) * spec.channels_per_group()) as u64;
+
+        let mut chunk = spec.filters;
+        while chunk > per_group
+            && (output_row(chunk as u64) > budget || input_bytes(1, channels_for(chunk)) > budget)
+        {
+            chunk = ((chunk / 2) / per_group).max(1) * per_group;
+        }
+        if output_row(chunk as u64) > budget || input_bytes(1, channels_for(chunk)) > budget {
+            return Err(Error::GpuLimit(format!(
+                "one output row of {chunk} filters ({} bytes) with the input rows it reads ({} bytes) \
+                 does not fit in a band of {budget} bytes; the photo is too wide for this device",
+                output_row(chunk as u64),
+                input_bytes(1, channels_for(chunk))
+            )));
+        }
+        let channels = channels_for(chunk);
+        let mut rows = (budget / output_row(chunk as u64)).clamp(1, out_height as u64);
+        while rows > 1 && input_bytes(rows, channels) > budget {
+            rows /= 2;
+        }
+        let rows = rows as u32;
+        let bands = (0..out_height)
+            .step_by(rows as usize)
+            .map(|y| y..(y + rows).min(out_height))
+            .collect();
+        let filter_chunks = (0..spec.filters)
+            .step_by(chunk as usize)
+            .map(|k| k..(k + chunk).min(spec.filters))
+            .collect();
+        Ok(Plan {
+            bands,
+            filter_chunks,
+        })
+    }
+
+    /// The band budget: `CONVMAPS_BAND_BYTES` when set, else `default`.
+    pub fn budget_from_env(default: u64) -> u64 {
+        std::env::var(BAND_BYTES_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&v: &u64| v > 0)
+            .unwrap_or(default)
+    }
+}
