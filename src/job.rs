@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+use crate::banks::{self, Init};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::{DirectConv, Gpu};
@@ -145,9 +146,12 @@ impl Engine {
 /// Where the layer's parameters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WeightsSource {
-    /// PyTorch's default initialisation ([`weights::kaiming_uniform`]) with this seed.
+    /// A built-in bank ([`banks::filter_bank`]); `Random` is PyTorch's
+    /// default initialisation with this seed.
     Init {
-        /// The generator's seed.
+        /// Which bank.
+        init: Init,
+        /// The generator's seed (for `Random`).
         seed: u64,
     },
     /// A safetensors file with `weight` and `bias`, optionally under a
@@ -213,9 +217,16 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
     let mut spec = job.spec;
     spec.in_channels = image.channels;
     let (mut layer, weights_source) = match &job.weights {
-        WeightsSource::Init { seed } => (
-            weights::kaiming_uniform(spec, *seed)?,
-            format!("kaiming-uniform (seed {seed})"),
+        WeightsSource::Init {
+            init: Init::Random,
+            seed,
+        } => (
+            banks::filter_bank(Init::Random, spec, *seed)?,
+            format!("random: kaiming-uniform (seed {seed})"),
+        ),
+        WeightsSource::Init { init, seed } => (
+            banks::filter_bank(*init, spec, *seed)?,
+            init.name().to_string(),
         ),
         WeightsSource::Safetensors { path, layer_name } => (
             weights::load_safetensors(path, layer_name.as_deref())?.into_layer(

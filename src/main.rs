@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use clap::{Parser, ValueEnum};
 
+use convmaps::banks::Init;
 use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, WeightsSource};
 use convmaps::layer::{LayerSpec, Padding, PaddingMode};
@@ -49,6 +50,11 @@ struct Cli {
     /// A layer without biases (PyTorch's bias=False).
     #[arg(long)]
     no_bias: bool,
+
+    /// Initial weights: random (PyTorch's Conv2d default), or a built-in bank
+    /// whose maps mean something: edges, gabor, opponent, blur, identity, mixed.
+    #[arg(long, default_value = "random", value_parser = parse_init, conflicts_with = "weights")]
+    init: Init,
 
     /// Seed of the default initialisation (PyTorch's Conv2d default, uniform ±1/√(C·F·F)).
     #[arg(long, default_value_t = DEFAULT_SEED)]
@@ -111,6 +117,13 @@ fn parse_kernel_size(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
+fn parse_init(text: &str) -> Result<Init, String> {
+    Init::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = Init::ALL.iter().map(|i| i.name()).collect();
+        format!("expected one of {}, got {text:?}", names.join(", "))
+    })
+}
+
 fn parse_padding(text: &str) -> Result<PaddingMode, String> {
     match text {
         "valid" => Ok(PaddingMode::Valid),
@@ -126,7 +139,10 @@ fn parse_padding(text: &str) -> Result<PaddingMode, String> {
 fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
     let usage = |message: &str| Err(convmaps::Error::Usage(message.to_string()));
     let Some(path) = cli.weights.clone() else {
-        return Ok(WeightsSource::Init { seed: cli.seed });
+        return Ok(WeightsSource::Init {
+            init: cli.init,
+            seed: cli.seed,
+        });
     };
     let is_npy = path
         .extension()

@@ -72,8 +72,18 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
             "--out",
             gpu_out.to_str().unwrap(),
         ];
-        args.extend_from_slice(options);
-        if !options.contains(&"--weights") {
+        if options.contains(&"--weights") {
+            args.extend_from_slice(options);
+        } else {
+            // The CPU run's exact parameters, which replace any --init.
+            let mut rest = options.iter();
+            while let Some(&option) = rest.next() {
+                if option == "--init" {
+                    rest.next();
+                } else {
+                    args.push(option);
+                }
+            }
             args.extend_from_slice(&["--weights", weights.to_str().unwrap()]);
         }
         let output = run(&args);
@@ -336,5 +346,41 @@ fn bad_npy_weights_are_exit_2_naming_file_and_problem() {
     assert_exit_2(
         &[photo, "--weights", f64_path.to_str().unwrap(), "--no-bias"],
         "double.npy: has dtype '<f8', expected '<f4'",
+    );
+}
+
+#[test]
+fn every_built_in_bank_runs_and_is_saved_like_any_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    for init in [
+        "random", "gabor", "edges", "opponent", "blur", "identity", "mixed",
+    ] {
+        let out = run_both_backends(dir.path(), init, &["--init", init, "-k", "8", "-f", "5"]);
+        let summary = summary(&out);
+        assert!(
+            summary["layer"]["weights_source"]
+                .as_str()
+                .unwrap()
+                .starts_with(init),
+            "{init}: {summary}"
+        );
+        assert_eq!(summary["parameters"]["total"], 608, "{init}");
+        assert!(out.join("weights.safetensors").exists());
+    }
+}
+
+#[test]
+fn init_and_weights_together_are_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    assert_exit_2(
+        &[
+            photo.to_str().unwrap(),
+            "--init",
+            "gabor",
+            "--weights",
+            "w.safetensors",
+        ],
+        "cannot be used with",
     );
 }
