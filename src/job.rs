@@ -143,6 +143,26 @@ impl Engine {
     }
 }
 
+/// Which part of a run is under way, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Computing bands of the layer (`done`/`total` pieces).
+    Compute,
+    /// Normalising and encoding the pictures (`done`/`total` rows).
+    Encode,
+}
+
+/// A progress report: `done` of `total` units of `stage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The stage.
+    pub stage: Stage,
+    /// Units finished.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+}
+
 /// Where the layer's parameters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WeightsSource {
@@ -205,7 +225,12 @@ pub fn default_out_dir(input: &Path) -> PathBuf {
 /// Runs one job on `engine` (which may carry `setup` time already spent
 /// building it) and writes every output file. Returns the summary, which is
 /// also written as `summary.json`.
-pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
+pub fn run(
+    engine: &Engine,
+    job: &Job,
+    setup: Duration,
+    progress: &mut dyn FnMut(Step),
+) -> Result<Summary> {
     let started = Instant::now();
     check_output_dir(&job.out_dir)?;
 
@@ -263,6 +288,8 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
     let raw = BandedNpy::create(&raw_path, [filters, out_height, out_width])?;
     let mut stats = vec![MapStats::default(); filters as usize];
     let mut store = Duration::ZERO;
+    let pieces = (plan.bands.len() * plan.filter_chunks.len()) as u64;
+    let mut done = 0;
     let conv = convolve_planned(
         engine,
         &image,
@@ -275,6 +302,12 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
             }
             raw.write_band(first_filter, first_row, maps)?;
             store += stage.elapsed();
+            done += 1;
+            progress(Step {
+                stage: Stage::Compute,
+                done,
+                total: pieces,
+            });
             Ok(())
         },
     )?;
@@ -290,6 +323,7 @@ pub fn run(engine: &Engine, job: &Job, setup: Duration) -> Result<Summary> {
         &stats,
         (out_height, out_width),
         rows_per_band,
+        progress,
     )?;
     write_bytes_atomic(
         &job.out_dir.join("weights.safetensors"),
@@ -466,6 +500,7 @@ fn write_pictures(
     stats: &[MapStats],
     (height, width): (u32, u32),
     rows_per_band: u32,
+    progress: &mut dyn FnMut(Step),
 ) -> Result<Vec<String>> {
     let count = stats.len() as u32;
     let (tile_width, tile_height) = render::grid_tile_size(count, width, height);
@@ -483,7 +518,13 @@ fn write_pictures(
         })
         .collect::<Result<Vec<_>>>()?;
     for first_row in (0..height).step_by(rows_per_band.max(1) as usize) {
-        let maps = raw.read_band(first_row..(first_row + rows_per_band).min(height))?;
+        let rows = first_row..(first_row + rows_per_band).min(height);
+        progress(Step {
+            stage: Stage::Encode,
+            done: first_row as u64,
+            total: height as u64,
+        });
+        let maps = raw.read_band(rows)?;
         writers
             .par_iter_mut()
             .zip(maps.data.par_chunks(maps.plane_len()))

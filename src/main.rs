@@ -8,9 +8,11 @@ use clap::{Parser, ValueEnum};
 
 use convmaps::banks::Init;
 use convmaps::inputs;
-use convmaps::job::{self, BackendChoice, Engine, Job, WeightsSource};
+use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, WeightsSource};
 use convmaps::layer::{LayerSpec, Padding, PaddingMode};
 use convmaps::weights::DEFAULT_SEED;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 
 /// Run one convolutional layer over a photo on the GPU and save what each
 /// filter sees as feature-map PNGs.
@@ -135,6 +137,22 @@ fn parse_padding(text: &str) -> Result<PaddingMode, String> {
     }
 }
 
+/// A progress bar on stderr when it is a terminal and the user did not ask
+/// for quiet; `None` otherwise (plain lines are printed instead).
+fn progress_bar(quiet: bool) -> Option<ProgressBar> {
+    if quiet || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(1);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    Some(bar)
+}
+
 /// Where the parameters come from, refusing options that do not go together.
 fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
     let usage = |message: &str| Err(convmaps::Error::Usage(message.to_string()));
@@ -226,8 +244,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut setup = started.elapsed();
 
     let single = photos.len() == 1;
+    let bar = progress_bar(cli.quiet);
     let mut failures = Vec::new();
-    for (photo, out_dir) in photos.iter().zip(out_dirs) {
+    for (index, (photo, out_dir)) in photos.iter().zip(out_dirs).enumerate() {
         let job = Job {
             input: photo.clone(),
             out_dir: out_dir.clone(),
@@ -237,21 +256,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             raw: cli.raw,
             max_pixels: cli.max_pixels,
         };
+        let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
+        if bar.is_none() && !cli.quiet && !single {
+            println!("{label}");
+        }
+        let mut report = |step: Step| {
+            if let Some(bar) = &bar {
+                let stage = match step.stage {
+                    Stage::Compute => "computing",
+                    Stage::Encode => "writing",
+                };
+                bar.set_message(format!("{label}: {stage}"));
+                bar.set_length(step.total.max(1));
+                bar.set_position(step.done);
+            }
+        };
         // The device and pipeline are made once; only the first run pays for them.
-        match job::run(&engine, &job, std::mem::take(&mut setup)) {
+        let result = job::run(&engine, &job, std::mem::take(&mut setup), &mut report);
+        if let Some(bar) = &bar {
+            bar.set_position(0);
+        }
+        match result {
             Ok(summary) if !cli.quiet => {
-                if !single {
-                    println!();
+                let text = summary.terminal_text(&out_dir);
+                match &bar {
+                    Some(bar) => bar.suspend(|| println!("{text}\n")),
+                    None => println!("{text}\n"),
                 }
-                println!("{}", summary.terminal_text(&out_dir));
             }
             Ok(_) => {}
             Err(error) if single => return Err(error.into()),
             Err(error) => {
-                eprintln!("error: {error}");
+                let line = format!("error: {error}");
+                match &bar {
+                    Some(bar) => bar.suspend(|| eprintln!("{line}")),
+                    None => eprintln!("{line}"),
+                }
                 failures.push(photo.display().to_string());
             }
         }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     if !failures.is_empty() {
         anyhow::bail!(

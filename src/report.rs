@@ -148,56 +148,94 @@ pub fn ms(duration: Duration) -> f64 {
 }
 
 impl Summary {
-    /// The terminal summary: a few aligned lines.
+    /// The terminal summary: a small aligned table.
     pub fn terminal_text(&self, out_dir: &std::path::Path) -> String {
         let t = &self.timings_ms;
         let p = &self.parameters;
         let l = &self.layer;
-        let backend = match &self.adapter {
-            Some(a) => format!("gpu: {} ({}, {})", a.name, a.backend, a.device_type),
-            None => "cpu".to_string(),
+        let adapter = match &self.adapter {
+            Some(a) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
+            None => "none: the CPU reference ran the layer".to_string(),
         };
-        let bias_words = if p.biases == 0 {
+        let biases = if p.biases == 0 {
             "no biases".to_string()
         } else {
             format!("{} biases", p.biases)
         };
-        let mut lines = vec![
+        let padding = &l.padding;
+        let padding = if padding.top == padding.bottom
+            && padding.top == padding.left
+            && padding.top == padding.right
+        {
+            padding.top.to_string()
+        } else {
             format!(
-                "input       {} ({}×{}, {} channels)",
-                self.input.path.display(),
-                self.input.width,
-                self.input.height,
-                self.input.channels
-            ),
-            format!(
-                "layer       {} filters of {}×{}, stride {}, dilation {}, groups {}, weights {}",
-                l.filters,
-                l.kernel_size[0],
-                l.kernel_size[1],
-                l.stride,
-                l.dilation,
-                l.groups,
-                l.weights_source
-            ),
-            format!(
-                "parameters  {} ({} weights + {bias_words})",
-                self.parameter_formula, p.weights
-            ),
-            format!(
-                "output      {} maps of {}×{} in {}",
-                self.output.maps,
-                self.output.width,
-                self.output.height,
-                out_dir.display()
-            ),
-            format!("backend     {backend}"),
+                "{}/{}/{}/{} (top/bottom/left/right)",
+                padding.top, padding.bottom, padding.left, padding.right
+            )
+        };
+        let stages = [
+            ("decode", t.decode),
+            ("setup", t.setup),
+            ("upload", t.upload),
+            ("compute", t.compute),
+            ("readback", t.readback),
+            ("store", t.store),
+            ("encode", t.encode),
+            ("total", t.total),
         ];
-        lines.push(format!(
-            "time        decode {:.0} ms, setup {:.0} ms, upload {:.0} ms, compute {:.0} ms ({:.2} GFLOP/s), \
-             readback {:.0} ms, store {:.0} ms, encode {:.0} ms, total {:.0} ms",
-            t.decode, t.setup, t.upload, t.compute, self.gflops, t.readback, t.store, t.encode, t.total
-        ));
-        lines.join("\n")
+        let names: Vec<String> = stages
+            .iter()
+            .map(|(name, _)| format!("{name:>9}"))
+            .collect();
+        let values: Vec<String> = stages.iter().map(|(_, ms)| format!("{ms:>9.0}")).collect();
+        let rows = [
+            (
+                "input",
+                format!(
+                    "{} ({}×{}, {} channels)",
+                    self.input.path.display(),
+                    self.input.width,
+                    self.input.height,
+                    self.input.channels
+                ),
+            ),
+            (
+                "layer",
+                format!(
+                    "{} filters of {}×{}, stride {}, padding {padding}, dilation {}, groups {}",
+                    l.filters, l.kernel_size[0], l.kernel_size[1], l.stride, l.dilation, l.groups
+                ),
+            ),
+            ("weights", l.weights_source.clone()),
+            (
+                "parameters",
+                format!(
+                    "{} ({} weights + {biases})",
+                    self.parameter_formula, p.weights
+                ),
+            ),
+            (
+                "output",
+                format!(
+                    "{} maps of {}×{} in {}",
+                    self.output.maps,
+                    self.output.width,
+                    self.output.height,
+                    out_dir.display()
+                ),
+            ),
+            ("backend", format!("{}: {adapter}", self.backend)),
+            ("time (ms)", names.join("")),
+            ("", values.join("")),
+            (
+                "throughput",
+                format!("{:.2} GFLOP/s in compute", self.gflops),
+            ),
+        ];
+        rows.iter()
+            .map(|(key, value)| format!("{key:<11} {value}").trim_end().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
