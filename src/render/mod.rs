@@ -1,6 +1,12 @@
 //! Turning feature maps into pictures: normalisation to 8 bits, PNG
 //! encoding and the grid of all maps.
 
+pub mod colormap;
+pub mod filters;
+pub mod grid;
+pub mod html;
+pub mod label;
+
 use std::fs::File;
 use std::io::Write;
 use std::path::Path;

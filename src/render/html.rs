@@ -1,0 +1,248 @@
+//! `index.html`: one static page that shows a run: the photo, the
+//! parameter count, the grid of maps, the filters, and each filter beside
+//! its map with its numbers.
+//!
+//! The page is self-contained: inline CSS, no external resources, images
+//! by relative file name, so it opens straight from the output folder
+//! (`file://`) with no server. A few lines of inline script count the
+//! images that loaded and write `N/M` to `data-images-loaded` on `<body>`
+//! and to the end of the title, so a headless browser can check the page.
+
+use std::fmt::Write;
+
+/// Everything the page shows. Image fields are file names relative to the
+/// page (e.g. `input.png`); an empty one leaves its picture out.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Page {
+    /// Page title and heading.
+    pub title: String,
+    /// The input photo, e.g. `input.png`.
+    pub input_image: String,
+    /// The parameter count as the question asks it, e.g. `(3·5·5 + 1)·32 = 2432`.
+    pub parameter_line: String,
+    /// The parameter count in words, e.g. `2400 weights + 32 biases`.
+    pub parameter_detail: String,
+    /// The layer's options, e.g. `32 filters of 5×5, stride 1, …`.
+    pub layer_line: String,
+    /// The grid of all maps, e.g. `grid.png`.
+    pub grid_image: String,
+    /// The picture of all filters, e.g. `filters.png`.
+    pub filters_image: String,
+    /// One entry per filter, in filter order.
+    pub maps: Vec<PageMap>,
+}
+
+/// One filter's row on the page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PageMap {
+    /// Filter index k.
+    pub index: u32,
+    /// Its map, e.g. `feature_07.png`.
+    pub image: String,
+    /// A picture of the filter's weights, if the caller writes one.
+    pub filter_image: Option<String>,
+    /// Smallest raw value of the map.
+    pub min: f32,
+    /// Largest raw value of the map.
+    pub max: f32,
+    /// Mean raw value of the map.
+    pub mean: f32,
+    /// The filter's bias (`None`: a layer without bias).
+    pub bias: Option<f32>,
+}
+
+/// `text` with `& < > " '` escaped, safe in element content and in quoted
+/// attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A relative file name as a URL path: every byte outside `A–Z a–z 0–9
+/// - . _ ~ /` percent-encoded, so names with spaces, `#` or `?` still load
+/// from `file://`.
+pub fn url_path(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~/".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// A map statistic for the page: four decimals for ordinary magnitudes,
+/// scientific notation for very small or large ones.
+pub fn format_value(value: f32) -> String {
+    let magnitude = value.abs();
+    if value.is_nan() {
+        "NaN".to_string()
+    } else if value.is_infinite() {
+        if value > 0.0 { "∞" } else { "−∞" }.to_string()
+    } else if value == 0.0 {
+        "0".to_string()
+    } else if (1e-3..1e5).contains(&magnitude) {
+        format!("{value:.4}")
+    } else {
+        format!("{value:.3e}")
+    }
+}
+
+const STYLE: &str = "\
+body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; background: #fff; }
+h1 { font-size: 1.6em; margin-bottom: 0.5em; word-break: break-all; }
+h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }
+.top { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-start; }
+.top figure { margin: 0; }
+.top img { max-width: 360px; max-height: 360px; }
+figcaption { font-size: 0.85em; color: #666; }
+.parameters { font-family: ui-monospace, monospace; font-size: 2.4em; font-weight: bold; margin: 0.2em 0; }
+.detail, .layer { font-size: 1.05em; margin: 0.3em 0; }
+img.wide { max-width: 100%; height: auto; }
+img.pixelated, .maps td.filter img { image-rendering: pixelated; }
+table.maps { border-collapse: collapse; }
+.maps th, .maps td { padding: 0.4em 0.8em; border-bottom: 1px solid #eee; text-align: left; vertical-align: middle; }
+.maps td.num { font-family: ui-monospace, monospace; text-align: right; white-space: nowrap; }
+.maps td.map img { max-width: 256px; max-height: 256px; }
+.maps td.filter img { height: 96px; width: auto; }
+";
+
+const SCRIPT: &str = "\
+window.addEventListener('load', function () {
+  var images = document.getElementsByTagName('img');
+  var loaded = 0;
+  for (var i = 0; i < images.length; i++) {
+    if (images[i].complete && images[i].naturalWidth > 0) { loaded++; }
+  }
+  var counted = loaded + '/' + images.length;
+  document.body.dataset.imagesLoaded = counted;
+  document.title = document.title + ' [' + counted + ' images loaded]';
+});
+";
+
+/// An `<img>` for `name` with `alt` text and `class`.
+fn img(name: &str, alt: &str, class: &str) -> String {
+    format!(
+        "<img src=\"{}\" alt=\"{}\" class=\"{}\">",
+        escape(&url_path(name)),
+        escape(alt),
+        escape(class)
+    )
+}
+
+/// The page for `page`, as one HTML document.
+pub fn index_html(page: &Page) -> String {
+    let mut html = String::new();
+    let title = escape(&page.title);
+    let _ = write!(
+        html,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    );
+
+    html.push_str("<section class=\"top\">\n");
+    if !page.input_image.is_empty() {
+        let _ = writeln!(
+            html,
+            "<figure>{}<figcaption>input: {}</figcaption></figure>",
+            img(&page.input_image, "the input photo", "input"),
+            escape(&page.input_image)
+        );
+    }
+    html.push_str("<div>\n");
+    let _ = writeln!(
+        html,
+        "<p class=\"parameters\">{}</p>",
+        escape(&page.parameter_line)
+    );
+    for (class, text) in [
+        ("detail", &page.parameter_detail),
+        ("layer", &page.layer_line),
+    ] {
+        if !text.is_empty() {
+            let _ = writeln!(html, "<p class=\"{class}\">{}</p>", escape(text));
+        }
+    }
+    html.push_str("</div>\n</section>\n");
+
+    if !page.grid_image.is_empty() {
+        let _ = writeln!(
+            html,
+            "<h2>Feature maps</h2>\n<a href=\"{}\">{}</a>",
+            escape(&url_path(&page.grid_image)),
+            img(&page.grid_image, "all feature maps in a grid", "wide")
+        );
+    }
+    if !page.filters_image.is_empty() {
+        let _ = writeln!(
+            html,
+            "<h2>Filters</h2>\n<p>Each filter's weights, zero at mid-grey, on one scale for the \
+             whole bank; its bias underneath. Filter i sits where map i sits in the grid.</p>\n\
+             <a href=\"{}\">{}</a>",
+            escape(&url_path(&page.filters_image)),
+            img(
+                &page.filters_image,
+                "the filters' weights",
+                "wide pixelated"
+            )
+        );
+    }
+
+    if !page.maps.is_empty() {
+        let with_filters = page.maps.iter().any(|m| m.filter_image.is_some());
+        html.push_str(
+            "<h2>Each filter and its map</h2>\n<table class=\"maps\">\n<tr><th>filter</th>",
+        );
+        if with_filters {
+            html.push_str("<th>weights</th>");
+        }
+        html.push_str("<th>map</th><th>min</th><th>max</th><th>mean</th><th>bias</th></tr>\n");
+        for map in &page.maps {
+            let k = map.index;
+            let _ = write!(html, "<tr id=\"map-{k}\"><td class=\"num\">{k}</td>");
+            if with_filters {
+                html.push_str("<td class=\"filter\">");
+                if let Some(name) = map.filter_image.as_deref().filter(|n| !n.is_empty()) {
+                    html.push_str(&img(name, &format!("filter {k}"), "filter"));
+                }
+                html.push_str("</td>");
+            }
+            html.push_str("<td class=\"map\">");
+            if !map.image.is_empty() {
+                let _ = write!(
+                    html,
+                    "<a href=\"{}\">{}</a>",
+                    escape(&url_path(&map.image)),
+                    img(&map.image, &format!("feature map {k}"), "map")
+                );
+            }
+            let bias = map.bias.map_or("none".to_string(), format_value);
+            let _ = writeln!(
+                html,
+                "</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&format_value(map.min)),
+                escape(&format_value(map.max)),
+                escape(&format_value(map.mean)),
+                escape(&bias)
+            );
+        }
+        html.push_str("</table>\n");
+    }
+
+    let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    html
+}
