@@ -13,6 +13,10 @@ use crate::layer::{Layer, LayerSpec, PaddingMode};
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
 use crate::plan::{self, Plan};
+use crate::render::colormap::{self, Colormap, Normalize};
+use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
+use crate::render::grid::{RgbGridTile, labelled_grid};
+use crate::render::html::{Page, PageMap, index_html};
 use crate::report::{InputSummary, LayerSummary, MapSummary, OutputSummary, Summary, Timings, ms};
 use crate::tensor::Tensor3;
 use crate::{photo, render, weights};
@@ -163,6 +167,28 @@ pub struct Step {
     pub total: u64,
 }
 
+/// How the maps are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct View {
+    /// Colour map of the feature PNGs and the grid.
+    pub colormap: Colormap,
+    /// Which range each map's colours span.
+    pub normalize: Normalize,
+    /// In `filters.png`, one grey tile per input channel instead of one RGB picture.
+    pub per_channel_filters: bool,
+}
+
+impl Default for View {
+    /// Grey, each map stretched over its own range.
+    fn default() -> Self {
+        View {
+            colormap: Colormap::Gray,
+            normalize: Normalize::PerMap,
+            per_channel_filters: false,
+        }
+    }
+}
+
 /// Where the layer's parameters come from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WeightsSource {
@@ -208,6 +234,8 @@ pub struct Job {
     pub weights: WeightsSource,
     /// Also write `features.npy`, the raw f32 maps.
     pub raw: bool,
+    /// How the maps are drawn.
+    pub view: View,
     /// Largest photo accepted, in pixels (width × height), checked from the
     /// header before anything is decoded.
     pub max_pixels: u64,
@@ -321,6 +349,7 @@ pub fn run(
         &job.out_dir,
         &raw,
         &stats,
+        &job.view,
         (out_height, out_width),
         rows_per_band,
         progress,
@@ -389,6 +418,8 @@ pub fn run(
         gflops,
         files,
     };
+    let page_files = write_page(&job.out_dir, &image, &layer, &summary, &job.view)?;
+    summary.files.extend(page_files);
     // summary.json is the last file; its encode and total times include
     // everything but writing itself.
     summary.timings_ms.encode = ms(stage.elapsed());
@@ -491,30 +522,36 @@ impl MapStats {
     }
 }
 
-/// Writes one min–max normalised grayscale PNG per map and `grid.png`,
-/// reading the raw maps band by band; returns the file names.
-/// Reads `rows_per_band` rows of every map at a time.
+/// Writes one PNG per map (coloured with `view`'s map and range) and the
+/// labelled `grid.png`, reading the raw maps band by band (`rows_per_band`
+/// rows of every map at a time); returns the file names.
 fn write_pictures(
     out_dir: &Path,
     raw: &BandedNpy,
     stats: &[MapStats],
+    view: &View,
     (height, width): (u32, u32),
     rows_per_band: u32,
     progress: &mut dyn FnMut(Step),
 ) -> Result<Vec<String>> {
     let count = stats.len() as u32;
-    let (tile_width, tile_height) = render::grid_tile_size(count, width, height);
+    let all = stats
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), s| {
+            (lo.min(s.min), hi.max(s.max))
+        });
+    let diverging = view.colormap.is_diverging();
+    let gray = view.colormap == Colormap::Gray;
     let names: Vec<String> = (0..count)
         .map(|k| render::feature_file_name(k, count))
         .collect();
     let mut writers = names
         .iter()
-        .map(|name| {
-            let writer = render::PngRowWriter::create(&out_dir.join(name), width, height)?;
-            Ok((
-                writer,
-                render::GridTile::new(width, height, tile_width, tile_height),
-            ))
+        .zip(stats)
+        .map(|(name, stats)| {
+            let writer = render::PngRowWriter::create(&out_dir.join(name), width, height, !gray)?;
+            let range = view.normalize.range((stats.min, stats.max), all, diverging);
+            Ok((writer, RgbGridTile::for_grid(count, width, height), range))
         })
         .collect::<Result<Vec<_>>>()?;
     for first_row in (0..height).step_by(rows_per_band.max(1) as usize) {
@@ -528,25 +565,119 @@ fn write_pictures(
         writers
             .par_iter_mut()
             .zip(maps.data.par_chunks(maps.plane_len()))
-            .zip(stats.par_iter())
-            .try_for_each(|(((writer, tile), map), stats)| {
-                let pixels = render::to_gray8(map, stats.min, stats.max);
-                tile.add_rows(first_row, &pixels);
-                writer.write_rows(&pixels)
+            .try_for_each(|((writer, tile, (lo, hi)), map)| {
+                let rgb = colormap::to_rgb8(map, *lo, *hi, view.colormap);
+                tile.add_rows(first_row, &rgb);
+                if gray {
+                    let luma: Vec<u8> = rgb.iter().step_by(3).copied().collect();
+                    writer.write_rows(&luma)
+                } else {
+                    writer.write_rows(&rgb)
+                }
             })?;
     }
-    let tiles: Vec<render::GridTile> = writers
+    let tiles: Vec<RgbGridTile> = writers
         .into_par_iter()
-        .map(|(writer, tile)| writer.finish().map(|()| tile))
+        .map(|(writer, tile, _)| writer.finish().map(|()| tile))
         .collect::<Result<_>>()?;
-    let grid = render::grid_picture(&tiles);
-    render::write_png_gray(
-        &out_dir.join("grid.png"),
-        grid.width(),
-        grid.height(),
-        grid.as_raw(),
-    )?;
+    let labels: Vec<String> = (0..count).map(|k| k.to_string()).collect();
+    let grid = labelled_grid(&tiles, &labels);
+    render::write_png_rgb(&out_dir.join("grid.png"), &grid)?;
     let mut files = names;
     files.push("grid.png".into());
     Ok(files)
 }
+
+/// Writes `filters.png`, one small picture per filter under `filters/`,
+/// a preview of the photo as `input.png`, and `index.html`, which shows
+/// them all with each map's range; returns the file names.
+fn write_page(
+    out_dir: &Path,
+    image: &Tensor3,
+    layer: &Layer,
+    summary: &Summary,
+    view: &View,
+) -> Result<Vec<String>> {
+    let mut files = Vec::new();
+    render::write_png_rgb(
+        &out_dir.join("filters.png"),
+        &filters_picture(layer, view.per_channel_filters),
+    )?;
+    files.push("filters.png".to_string());
+
+    render::write_png_rgb(
+        &out_dir.join("input.png"),
+        &render::preview_rgb(image, INPUT_PREVIEW_SIDE),
+    )?;
+    files.push("input.png".to_string());
+
+    let filter_dir = out_dir.join("filters");
+    std::fs::create_dir_all(&filter_dir).map_err(|e| Error::io(&filter_dir, e))?;
+    let zoom = filter_zoom(layer, view.per_channel_filters);
+    let count = layer.spec.filters;
+    let filter_names: Vec<String> = (0..count)
+        .into_par_iter()
+        .map(|k| {
+            let name = format!(
+                "filters/{}",
+                render::feature_file_name(k, count).replace("feature", "filter")
+            );
+            let tile = filter_tile(layer, k, view.per_channel_filters, zoom);
+            render::write_png_rgb(&out_dir.join(&name), &tile).map(|()| name)
+        })
+        .collect::<Result<_>>()?;
+
+    let spec = &layer.spec;
+    let page = Page {
+        title: format!("convmaps: {}", summary.input.path.display()),
+        input_image: "input.png".into(),
+        parameter_line: summary.parameter_formula.clone(),
+        parameter_detail: format!(
+            "{} weights ({} filters × {} channels × {}×{}) + {} biases (one per filter)",
+            summary.parameters.weights,
+            spec.filters,
+            spec.channels_per_group(),
+            spec.kernel_height,
+            spec.kernel_width,
+            summary.parameters.biases
+        ),
+        layer_line: format!(
+            "{}×{} photo → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",
+            summary.input.width,
+            summary.input.height,
+            summary.output.maps,
+            summary.output.width,
+            summary.output.height,
+            spec.kernel_height,
+            spec.kernel_width,
+            spec.stride,
+            spec.dilation,
+            spec.groups,
+            summary.layer.weights_source
+        ),
+        grid_image: "grid.png".into(),
+        filters_image: "filters.png".into(),
+        maps: summary
+            .maps
+            .iter()
+            .zip(&filter_names)
+            .enumerate()
+            .map(|(k, (map, filter_image))| PageMap {
+                index: k as u32,
+                image: render::feature_file_name(k as u32, count),
+                filter_image: Some(filter_image.clone()),
+                min: map.min,
+                max: map.max,
+                mean: map.mean,
+                bias: layer.bias.get(k).copied(),
+            })
+            .collect(),
+    };
+    write_bytes_atomic(&out_dir.join("index.html"), index_html(&page).as_bytes())?;
+    files.extend(filter_names);
+    files.push("index.html".to_string());
+    Ok(files)
+}
+
+/// Longest side of `input.png`, the photo's preview on the page, in pixels.
+const INPUT_PREVIEW_SIDE: u32 = 1024;

@@ -8,8 +8,9 @@ use clap::{Parser, ValueEnum};
 
 use convmaps::banks::Init;
 use convmaps::inputs;
-use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, WeightsSource};
+use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
 use convmaps::layer::{LayerSpec, Padding, PaddingMode};
+use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -85,6 +86,21 @@ struct Cli {
     #[arg(long)]
     raw: bool,
 
+    /// Colour map of the pictures: gray, viridis, magma, inferno, plasma, cividis, turbo
+    /// (sequential), or rdbu, puor, brbg (diverging, centred on zero: red is positive in rdbu).
+    #[arg(long, default_value = "gray", value_parser = parse_colormap)]
+    colormap: Colormap,
+
+    /// Range each map's colours span: per-map (each map stretched on its own), global (one
+    /// scale for all maps, so they compare), or LO,HI (fixed across runs, e.g. -1,1).
+    /// A diverging colour map's range is made symmetric around zero.
+    #[arg(long, default_value = "per-map", value_parser = Normalize::parse, allow_hyphen_values = true)]
+    normalize: Normalize,
+
+    /// In filters.png, draw each input channel of a filter as its own grey tile.
+    #[arg(long)]
+    per_channel_filters: bool,
+
     /// Largest photo accepted, in pixels (checked before decoding).
     #[arg(long, default_value_t = convmaps::photo::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
@@ -117,6 +133,13 @@ fn parse_kernel_size(text: &str) -> Result<(u32, u32), String> {
         Some((height, width)) => Ok((parse(height)?, parse(width)?)),
         None => parse(text).map(|f| (f, f)),
     }
+}
+
+fn parse_colormap(text: &str) -> Result<Colormap, String> {
+    Colormap::from_name(text).ok_or_else(|| {
+        let names: Vec<&str> = Colormap::ALL.iter().map(|c| c.name()).collect();
+        format!("expected one of {}, got {text:?}", names.join(", "))
+    })
 }
 
 fn parse_init(text: &str) -> Result<Init, String> {
@@ -254,6 +277,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             padding: cli.padding,
             weights: weights.clone(),
             raw: cli.raw,
+            view: View {
+                colormap: cli.colormap,
+                normalize: cli.normalize,
+                per_channel_filters: cli.per_channel_filters,
+            },
             max_pixels: cli.max_pixels,
         };
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());

@@ -12,10 +12,11 @@ use std::io::Write;
 use std::path::Path;
 
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
-use image::{GrayImage, ImageEncoder};
+use image::ImageEncoder;
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
+use crate::tensor::Tensor3;
 
 /// Smallest and largest value of `map`; `(0, 0)` for an empty map.
 pub fn min_max(map: &[f32]) -> (f32, f32) {
@@ -41,21 +42,43 @@ pub fn to_gray8(map: &[f32], lo: f32, hi: f32) -> Vec<u8> {
         .collect()
 }
 
-/// Encodes an 8-bit grayscale image as PNG (fast compression).
-pub fn encode_png_gray(
-    writer: &mut dyn Write,
-    width: u32,
-    height: u32,
-    pixels: &[u8],
-) -> std::io::Result<()> {
-    PngEncoder::new_with_quality(writer, CompressionType::Fast, FilterType::Adaptive)
-        .write_image(pixels, width, height, image::ExtendedColorType::L8)
-        .map_err(std::io::Error::other)
+/// Writes an 8-bit RGB PNG atomically.
+pub fn write_png_rgb(path: &Path, image: &image::RgbImage) -> Result<()> {
+    write_atomic(path, |w| {
+        PngEncoder::new_with_quality(w, CompressionType::Fast, FilterType::Adaptive)
+            .write_image(
+                image.as_raw(),
+                image.width(),
+                image.height(),
+                image::ExtendedColorType::Rgb8,
+            )
+            .map_err(std::io::Error::other)
+    })
 }
 
-/// Writes an 8-bit grayscale PNG atomically.
-pub fn write_png_gray(path: &Path, width: u32, height: u32, pixels: &[u8]) -> Result<()> {
-    write_atomic(path, |w| encode_png_gray(w, width, height, pixels))
+/// An 8-bit RGB preview of a `[3, H, W]` tensor in `[0, 1]`, shrunk (box
+/// filter) so that its longer side is at most `max_side` pixels.
+pub fn preview_rgb(image: &Tensor3, max_side: u32) -> image::RgbImage {
+    let (width, height) = (image.width, image.height);
+    let scale = (max_side as f64 / width.max(height) as f64).min(1.0);
+    let preview_width = ((width as f64 * scale).round() as u32).max(1);
+    let preview_height = ((height as f64 * scale).round() as u32).max(1);
+    let mut tile = grid::RgbGridTile::new(width, height, preview_width, preview_height);
+    let channel = |c: u32, y: u32| {
+        &image.plane(c.min(image.channels - 1))[(y * width) as usize..((y + 1) * width) as usize]
+    };
+    let mut row = Vec::with_capacity(width as usize * 3);
+    for y in 0..height {
+        row.clear();
+        let (r, g, b) = (channel(0, y), channel(1, y), channel(2, y));
+        for x in 0..width as usize {
+            for v in [r[x], g[x], b[x]] {
+                row.push((v * 255.0).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+        tile.add_rows(y, &row);
+    }
+    tile.image()
 }
 
 /// File name of map `index` of `count`: `feature_00.png`, zero-padded to at
@@ -94,128 +117,25 @@ pub fn grid_tile_size(count: u32, width: u32, height: u32) -> (u32, u32) {
     )
 }
 
-/// One map's tile of the grid, built row by row while the map streams past:
-/// each tile pixel is the mean of the map pixels that fall in it (a box
-/// filter), so any map size shrinks to the tile without holding the map.
-pub struct GridTile {
-    map_width: u32,
-    map_height: u32,
-    tile_width: u32,
-    tile_height: u32,
-    sums: Vec<u32>,
-}
-
-impl GridTile {
-    /// An empty tile of `tile_width`×`tile_height` for a `map_width`×`map_height` map.
-    pub fn new(map_width: u32, map_height: u32, tile_width: u32, tile_height: u32) -> Self {
-        GridTile {
-            map_width,
-            map_height,
-            tile_width,
-            tile_height,
-            sums: vec![0; tile_width as usize * tile_height as usize],
-        }
-    }
-
-    fn tile_x(&self, x: u32) -> usize {
-        (x as u64 * self.tile_width as u64 / self.map_width as u64) as usize
-    }
-
-    fn tile_y(&self, y: u32) -> usize {
-        (y as u64 * self.tile_height as u64 / self.map_height as u64) as usize
-    }
-
-    /// Adds map rows starting at `first_row`; `pixels` holds whole rows.
-    pub fn add_rows(&mut self, first_row: u32, pixels: &[u8]) {
-        for (i, row) in pixels.chunks_exact(self.map_width as usize).enumerate() {
-            let base = self.tile_y(first_row + i as u32) * self.tile_width as usize;
-            for (x, &value) in row.iter().enumerate() {
-                let index = base + self.tile_x(x as u32);
-                self.sums[index] += value as u32;
-            }
-        }
-    }
-
-    /// The tile's pixels, `[tile_height, tile_width]`.
-    pub fn pixels(&self) -> Vec<u8> {
-        let counts = |tiles: u32, side: u32, tile_of: &dyn Fn(u32) -> usize| {
-            let mut counts = vec![0u32; tiles as usize];
-            for i in 0..side {
-                counts[tile_of(i)] += 1;
-            }
-            counts
-        };
-        let columns = counts(self.tile_width, self.map_width, &|x| self.tile_x(x));
-        let rows = counts(self.tile_height, self.map_height, &|y| self.tile_y(y));
-        self.sums
-            .iter()
-            .enumerate()
-            .map(|(i, &sum)| {
-                let n = rows[i / self.tile_width as usize] * columns[i % self.tile_width as usize];
-                if n == 0 {
-                    GRID_BACKGROUND
-                } else {
-                    ((sum as f64 / n as f64).round()) as u8
-                }
-            })
-            .collect()
-    }
-}
-
-/// Lays finished tiles (each `tile_width`×`tile_height`, in map order) out
-/// in a near-square grid, row by row, with [`GRID_GAP`] white pixels
-/// between and around them.
-pub fn grid_picture(tiles: &[GridTile]) -> GrayImage {
-    let count = tiles.len() as u32;
-    let (columns, rows) = grid_shape(count);
-    let (tile_width, tile_height) = tiles
-        .first()
-        .map_or((1, 1), |t| (t.tile_width, t.tile_height));
-    let mut picture = GrayImage::from_pixel(
-        columns * tile_width + (columns + 1) * GRID_GAP,
-        rows * tile_height + (rows + 1) * GRID_GAP,
-        image::Luma([GRID_BACKGROUND]),
-    );
-    for (index, tile) in tiles.iter().enumerate() {
-        let Some(tile) = GrayImage::from_raw(tile_width, tile_height, tile.pixels()) else {
-            continue;
-        };
-        let (column, row) = (index as u32 % columns, index as u32 / columns);
-        let x = GRID_GAP + column * (tile_width + GRID_GAP);
-        let y = GRID_GAP + row * (tile_height + GRID_GAP);
-        image::imageops::replace(&mut picture, &tile, x as i64, y as i64);
-    }
-    picture
-}
-
-/// Tiles whole 8-bit maps (each `width`×`height`) into the grid picture.
-pub fn grid(maps: &[Vec<u8>], width: u32, height: u32) -> GrayImage {
-    let (tile_width, tile_height) = grid_tile_size(maps.len() as u32, width, height);
-    let tiles: Vec<GridTile> = maps
-        .iter()
-        .map(|map| {
-            let mut tile = GridTile::new(width, height, tile_width, tile_height);
-            tile.add_rows(0, map);
-            tile
-        })
-        .collect();
-    grid_picture(&tiles)
-}
-
-/// An 8-bit grayscale PNG written row band by row band, under a temporary
-/// name until [`PngRowWriter::finish`].
+/// An 8-bit PNG written row band by row band, under a temporary name until
+/// [`PngRowWriter::finish`].
 pub struct PngRowWriter {
     file: AtomicFile,
     stream: png::StreamWriter<'static, File>,
 }
 
 impl PngRowWriter {
-    /// Starts `path`, a `width`×`height` grayscale PNG (fast compression).
-    pub fn create(path: &Path, width: u32, height: u32) -> Result<Self> {
+    /// Starts `path`, a `width`×`height` PNG (fast compression) of 8-bit
+    /// grey, or of 8-bit RGB when `rgb`.
+    pub fn create(path: &Path, width: u32, height: u32, rgb: bool) -> Result<Self> {
         let file = AtomicFile::create(path)?;
         let handle = file.file().try_clone().map_err(|e| Error::io(path, e))?;
         let mut encoder = png::Encoder::new(handle, width, height);
-        encoder.set_color(png::ColorType::Grayscale);
+        encoder.set_color(if rgb {
+            png::ColorType::Rgb
+        } else {
+            png::ColorType::Grayscale
+        });
         encoder.set_depth(png::BitDepth::Eight);
         encoder.set_compression(png::Compression::Fast);
         let png_error = |e: png::EncodingError| Error::io(path, std::io::Error::other(e));
