@@ -65,9 +65,10 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<Tensor3> {
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(1 << 20));
     reader.limits(limits);
-    let image = reader
-        .decode()
-        .map_err(|e| image_error(format!("cannot decode: {e}")))?;
+    // A decoder that panics on a malformed file must not take the run down.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+        .map_err(|_| image_error("cannot decode: the decoder failed on this file".into()))?;
+    let image = decoded.map_err(|e| image_error(format!("cannot decode: {e}")))?;
     Ok(to_rgb_tensor(image))
 }
 

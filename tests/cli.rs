@@ -232,6 +232,20 @@ fn photo_smaller_than_the_kernel_is_exit_2() {
 }
 
 #[test]
+fn out_that_cannot_be_created_is_exit_2_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let file = dir.path().join("plain-file");
+    std::fs::write(&file, "x").unwrap();
+    let inside = file.join("maps");
+    assert_bad_input(
+        &[photo.to_str().unwrap(), "--out", inside.to_str().unwrap()],
+        "plain-file",
+        None,
+    );
+}
+
+#[test]
 fn out_that_is_a_file_is_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());

@@ -11,8 +11,8 @@ use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::ImageEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
