@@ -2,10 +2,10 @@
 //
 // One invocation computes ONE output pixel of ONE filter:
 //
-//   output[k, oy, ox] = bias[k]
+//   output[k, oy, ox] = activation(bias[k]
 //       + sum over c in k's group, ky < kernel_height, kx < kernel_width of
 //           input[c, oy·stride − pad_top + ky·dilation, ox·stride − pad_left + kx·dilation]
-//           × weight[k, c − group_start, ky, kx]
+//           × weight[k, c − group_start, ky, kx])
 //
 // Every tensor is a flat row-major f32 array (PyTorch's layout):
 //   input  [C, H, W]
@@ -32,7 +32,7 @@ struct Params {
     channels_per_group: u32, // C / G
     filters_per_group: u32,  // K / G
     has_bias: u32,           // 1: add bias[k]; 0: a layer without bias
-    _padding: u32,           // keeps the struct a multiple of 16 bytes
+    activation: u32,         // after the bias: 0 none, 1 ReLU (max(0, x))
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -91,6 +91,11 @@ fn conv2d_direct(@builtin(global_invocation_id) id: vec3<u32>) {
     // The filter's single bias, added once, after the whole window.
     if (params.has_bias != 0u) {
         sum += bias[filter_index];
+    }
+
+    // The activation, after the bias.
+    if (params.activation == 1u) {
+        sum = max(sum, 0.0);
     }
 
     // output[filter_index, out_y, out_x]

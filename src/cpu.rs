@@ -90,5 +90,7 @@ pub fn conv2d_direct_pixel(
     if !layer.bias.is_empty() {
         sum += layer.bias[filter_index as usize];
     }
-    sum
+
+    // The activation, after the bias.
+    spec.activation.apply(sum)
 }

@@ -470,12 +470,12 @@ pub fn convolve_planned(
 }
 
 /// The output of a band that lies wholly in the zero padding: every tap
-/// reads zero, so each map is its bias (or zero).
+/// reads zero, so each map is its activated bias (or zero).
 fn bias_only(layer: &Layer, rows: u32, width: u32) -> Tensor3 {
     let mut maps = Tensor3::zeros(layer.spec.filters, rows, width);
     let plane = maps.plane_len();
     for (k, &bias) in layer.bias.iter().enumerate() {
-        maps.data[k * plane..(k + 1) * plane].fill(bias);
+        maps.data[k * plane..(k + 1) * plane].fill(layer.spec.activation.apply(bias));
     }
     maps
 }

@@ -75,6 +75,35 @@ impl PaddingMode {
     }
 }
 
+/// What is applied to each output value after its bias.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Activation {
+    /// The raw sum plus bias.
+    #[default]
+    None,
+    /// max(0, sum + bias).
+    Relu,
+}
+
+impl Activation {
+    /// The code the shaders' `Params.activation` uses: 0 none, 1 ReLU.
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::None => 0,
+            Activation::Relu => 1,
+        }
+    }
+
+    /// Applies the activation to one value.
+    pub fn apply(self, value: f32) -> f32 {
+        match self {
+            Activation::None => value,
+            Activation::Relu => value.max(0.0),
+        }
+    }
+}
+
 /// The shape of a Conv2d layer, as PyTorch's `nn.Conv2d` describes it.
 ///
 /// Defaults: stride 1, no padding ("valid"), dilation 1, one group, with bias.
@@ -98,6 +127,8 @@ pub struct LayerSpec {
     pub groups: u32,
     /// Whether each filter has a bias.
     pub bias: bool,
+    /// Applied after the bias (not a parameter).
+    pub activation: Activation,
 }
 
 impl LayerSpec {
@@ -114,6 +145,7 @@ impl LayerSpec {
             dilation: 1,
             groups: 1,
             bias: true,
+            activation: Activation::None,
         }
     }
 

@@ -9,7 +9,7 @@ use clap::{Parser, ValueEnum};
 use convmaps::banks::Init;
 use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
-use convmaps::layer::{LayerSpec, Padding, PaddingMode};
+use convmaps::layer::{Activation, LayerSpec, Padding, PaddingMode};
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -49,6 +49,10 @@ struct Cli {
     /// Groups G: each filter sees C/G input channels. Must divide C and K.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     groups: u32,
+
+    /// Applied after the bias, in the shader: none, or relu (max(0, x)).
+    #[arg(long, value_enum, default_value_t = ActivationArg::None)]
+    activation: ActivationArg,
 
     /// A layer without biases (PyTorch's bias=False).
     #[arg(long)]
@@ -112,6 +116,12 @@ struct Cli {
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ActivationArg {
+    None,
+    Relu,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -242,6 +252,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         dilation: cli.dilation,
         groups: cli.groups,
         bias: !cli.no_bias,
+        activation: match cli.activation {
+            ActivationArg::None => Activation::None,
+            ActivationArg::Relu => Activation::Relu,
+        },
     };
     if cli.weights.is_none() {
         // With a weights file, K and the kernel come from the file and are checked then.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
-use crate::layer::{Layer, Padding, ParameterCount};
+use crate::layer::{Activation, Layer, Padding, ParameterCount};
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -68,6 +68,8 @@ pub struct LayerSummary {
     pub groups: u32,
     /// Whether each filter has a bias.
     pub bias: bool,
+    /// Applied after the bias: "none" or "relu".
+    pub activation: Activation,
     /// `[K, C/G, FH, FW]`.
     pub weight_shape: [usize; 4],
     /// Where the weights came from: "kaiming-uniform (seed N)" or a file path.
@@ -86,6 +88,7 @@ impl LayerSummary {
             dilation: spec.dilation,
             groups: spec.groups,
             bias: spec.bias,
+            activation: spec.activation,
             weight_shape: spec.weight_shape(),
             weights_source,
         }
@@ -203,8 +206,18 @@ impl Summary {
             (
                 "layer",
                 format!(
-                    "{} filters of {}×{}, stride {}, padding {padding}, dilation {}, groups {}",
-                    l.filters, l.kernel_size[0], l.kernel_size[1], l.stride, l.dilation, l.groups
+                    "{} filters of {}×{}, stride {}, padding {padding}, dilation {}, groups {}{}",
+                    l.filters,
+                    l.kernel_size[0],
+                    l.kernel_size[1],
+                    l.stride,
+                    l.dilation,
+                    l.groups,
+                    if l.activation == Activation::Relu {
+                        ", then ReLU"
+                    } else {
+                        ""
+                    }
                 ),
             ),
             ("weights", l.weights_source.clone()),

@@ -99,7 +99,7 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
 fn geometry_options_agree_on_both_backends_with_pytorch_output_sizes() {
     let dir = tempfile::tempdir().unwrap();
     // (name, options, expected [K, OH, OW]) for a 23×19 photo.
-    let cases: [(&str, &[&str], [u64; 3]); 7] = [
+    let cases: [(&str, &[&str], [u64; 3]); 8] = [
         (
             "stride2",
             &["-k", "3", "-f", "3", "--stride", "2"],
@@ -131,6 +131,11 @@ fn geometry_options_agree_on_both_backends_with_pytorch_output_sizes() {
             [2, 9, 12],
         ),
         ("no-bias", &["-k", "4", "-f", "3", "--no-bias"], [4, 17, 21]),
+        (
+            "relu",
+            &["-k", "4", "-f", "3", "--activation", "relu"],
+            [4, 17, 21],
+        ),
     ];
     for (name, options, [maps, height, width]) in cases {
         let out = run_both_backends(dir.path(), name, options);
@@ -146,6 +151,11 @@ fn geometry_options_agree_on_both_backends_with_pytorch_output_sizes() {
     let no_bias = summary(&dir.path().join("no-bias-cpu"));
     assert_eq!(no_bias["parameters"]["biases"], 0);
     assert_eq!(no_bias["parameter_formula"], "3·3·3·4 = 108");
+    let relu = summary(&dir.path().join("relu-cpu"));
+    assert_eq!(relu["layer"]["activation"], "relu");
+    for map in relu["maps"].as_array().unwrap() {
+        assert!(map["min"].as_f64().unwrap() >= 0.0, "{map}");
+    }
     let same = summary(&dir.path().join("same-even-cpu"));
     assert_eq!(same["layer"]["padding"]["top"], 1);
     assert_eq!(same["layer"]["padding"]["bottom"], 2);

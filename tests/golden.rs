@@ -109,6 +109,7 @@ fn load_case(dir: &Path) -> GoldenCase {
         dilation: number("dilation"),
         groups,
         bias: !bias.is_empty(),
+        activation: Default::default(),
     };
     assert_eq!(
         weight_shape[1] as u32,

@@ -5,7 +5,7 @@ mod common;
 
 use common::{assert_close, below, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::layer::{LayerSpec, Padding};
+use convmaps::layer::{Activation, LayerSpec, Padding};
 
 /// GPU and CPU sum the same terms in the same order; the GPU may fuse
 /// multiply-adds, so allow a few ulps of the sum's magnitude.
@@ -66,6 +66,11 @@ fn gpu_matches_cpu_on_random_geometry() {
             dilation: 1 + below(&mut rng, 3),
             groups,
             bias: below(&mut rng, 4) != 0,
+            activation: if below(&mut rng, 2) == 0 {
+                Activation::None
+            } else {
+                Activation::Relu
+            },
         };
         let (height, width) = (1 + below(&mut rng, 20), 1 + below(&mut rng, 20));
         if spec.output_size(height, width).is_err() {
@@ -127,4 +132,34 @@ fn bias_shifts_only_its_own_map_on_cpu() {
 fn bias_shifts_only_its_own_map_on_gpu() {
     let Some(gpu) = common::gpu() else { return };
     check_bias_property(|input, layer| common::run_gpu(gpu, input, layer));
+}
+
+/// ReLU in the shader (and the twin) is max(0, ·) of the raw output, after the bias.
+fn check_relu(
+    run: impl Fn(&convmaps::tensor::Tensor3, &convmaps::layer::Layer) -> convmaps::tensor::Tensor3,
+) {
+    let mut rng = rng(5);
+    let input = random_image(&mut rng, 3, 9, 14);
+    let mut layer = random_layer(&mut rng, LayerSpec::new(3, 5, 3));
+    let raw = run(&input, &layer);
+    layer.spec.activation = Activation::Relu;
+    let relu = run(&input, &layer);
+    assert!(
+        raw.data.iter().any(|&v| v < 0.0),
+        "the case needs negative outputs"
+    );
+    for (i, (&r, &a)) in raw.data.iter().zip(&relu.data).enumerate() {
+        assert_eq!(a, r.max(0.0), "element {i}: raw {r}, relu {a}");
+    }
+}
+
+#[test]
+fn relu_is_max_zero_of_the_biased_sum_on_cpu() {
+    check_relu(|input, layer| cpu::conv2d_direct(input, layer).unwrap());
+}
+
+#[test]
+fn relu_is_max_zero_of_the_biased_sum_on_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    check_relu(|input, layer| common::run_gpu(gpu, input, layer));
 }

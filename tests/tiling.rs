@@ -83,6 +83,7 @@ fn random_case(seed: u64) -> (Tensor3, Layer) {
             dilation: 1 + below(&mut rng, 3),
             groups,
             bias: below(&mut rng, 3) != 0,
+            activation: Default::default(),
         };
         let (height, width) = (1 + below(&mut rng, 23), 1 + below(&mut rng, 17));
         if spec.output_size(height, width).is_ok() {

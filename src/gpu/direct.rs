@@ -35,7 +35,7 @@ struct Params {
     channels_per_group: u32,
     filters_per_group: u32,
     has_bias: u32,
-    _padding: u32,
+    activation: u32,
 }
 
 /// Wall time of each GPU stage of one run.
@@ -119,7 +119,7 @@ impl DirectConv {
             channels_per_group: spec.channels_per_group(),
             filters_per_group: spec.filters_per_group(),
             has_bias: u32::from(!layer.bias.is_empty()),
-            _padding: 0,
+            activation: spec.activation.code(),
         };
         let bias: &[f32] = if layer.bias.is_empty() {
             &[0.0]
