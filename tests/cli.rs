@@ -19,15 +19,6 @@ fn convmaps(args: &[&str]) -> Output {
     command.output().expect("run convmaps")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// A 37×29 RGB PNG with a gradient and a bright square.
 fn small_photo(dir: &Path) -> PathBuf {
     let image = image::RgbImage::from_fn(37, 29, |x, y| {
@@ -52,13 +43,17 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("(3·5·5 + 1)·12 = 912"), "{}", text(&output));
+    assert!(
+        stdout.contains("(3·5·5 + 1)·12 = 912"),
+        "{}",
+        common::text(&output)
+    );
     assert!(
         stdout.contains("900 weights + 12 biases"),
         "{}",
-        text(&output)
+        common::text(&output)
     );
 
     // 12 maps of (37 − 4)×(29 − 4), named with two digits.
@@ -117,7 +112,7 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         "--out",
         again.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     let (_, reproduced) = npy::read_f32(&again.join("features.npy")).unwrap();
     assert!(
         reproduced == features,
@@ -147,7 +142,7 @@ fn cpu_backend_runs_without_a_gpu() {
         ])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["backend"], "cpu");
@@ -156,14 +151,14 @@ fn cpu_backend_runs_without_a_gpu() {
 
 fn assert_bad_input(args: &[&str], expected_in_message: &str, should_not_exist: Option<&Path>) {
     let output = convmaps(args);
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(expected_in_message),
         "expected {expected_in_message:?} in\n{}",
-        text(&output)
+        common::text(&output)
     );
-    assert!(!stderr.contains("panicked"), "{}", text(&output));
+    assert!(!stderr.contains("panicked"), "{}", common::text(&output));
     if let Some(path) = should_not_exist {
         assert!(
             !path.exists(),
@@ -334,7 +329,7 @@ fn tiny_bands_give_the_same_files_as_one_pass() {
             command.env("CONVMAPS_BAND_BYTES", budget);
         }
         let output = command.output().unwrap();
-        assert!(output.status.success(), "{}", text(&output));
+        assert!(output.status.success(), "{}", common::text(&output));
         out
     };
     let whole = run_with_budget("whole", None);

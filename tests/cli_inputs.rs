@@ -1,5 +1,7 @@
 //! Several photos in one call, folders, and photos refused before decoding.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -9,15 +11,6 @@ fn run(args: &[&str]) -> Output {
         .args(["--backend", "cpu", "-k", "2", "-f", "3"])
         .output()
         .expect("run convmaps")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn save_photo(path: &Path, width: u32, height: u32) {
@@ -37,18 +30,22 @@ fn a_folder_with_one_bad_file_processes_the_rest_and_exits_1() {
     std::fs::write(photos.join("notes.txt"), b"ignored").unwrap();
     let out = dir.path().join("out");
     let output = run(&[photos.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
-    assert!(text(&output).contains("broken.png"), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", common::text(&output));
     assert!(
-        text(&output).contains("1 of 3 photos failed"),
+        common::text(&output).contains("broken.png"),
         "{}",
-        text(&output)
+        common::text(&output)
+    );
+    assert!(
+        common::text(&output).contains("1 of 3 photos failed"),
+        "{}",
+        common::text(&output)
     );
     for name in ["a", "b"] {
         assert!(
             out.join(name).join("summary.json").exists(),
             "{name}: {}",
-            text(&output)
+            common::text(&output)
         );
     }
     assert!(!out.join("broken").exists());
@@ -72,7 +69,7 @@ fn several_photos_get_one_directory_each_even_with_the_same_stem() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     for name in ["same_png", "same_jpg", "other"] {
         assert!(out.join(name).join("feature_00.png").exists(), "{name}");
     }
@@ -83,11 +80,11 @@ fn a_folder_without_photos_is_exit_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("readme.txt"), b"x").unwrap();
     let output = run(&[dir.path().to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     assert!(
-        text(&output).contains("no photos in it"),
+        common::text(&output).contains("no photos in it"),
         "{}",
-        text(&output)
+        common::text(&output)
     );
 }
 
@@ -138,13 +135,17 @@ fn a_decompression_bomb_header_is_refused_quickly_with_exit_2() {
         "--out",
         dir.path().join("out").to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     assert!(
-        text(&output).contains("bomb.png: is 100000×100000"),
+        common::text(&output).contains("bomb.png: is 100000×100000"),
         "{}",
-        text(&output)
+        common::text(&output)
     );
-    assert!(text(&output).contains("--max-pixels"), "{}", text(&output));
+    assert!(
+        common::text(&output).contains("--max-pixels"),
+        "{}",
+        common::text(&output)
+    );
     assert!(!dir.path().join("out").exists());
     // Refused from the header: nowhere near the time (or memory) 30 GB would take.
     assert!(started.elapsed().as_secs() < 20);
@@ -162,7 +163,7 @@ fn max_pixels_limits_the_photo_size() {
         "--out",
         dir.path().join("o").to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     let output = run(&[
         photo.to_str().unwrap(),
         "--max-pixels",
@@ -170,5 +171,5 @@ fn max_pixels_limits_the_photo_size() {
         "--out",
         dir.path().join("o").to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
 }

@@ -18,15 +18,6 @@ fn run(args: &[&str]) -> Output {
         .expect("run convmaps")
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// A 23×19 RGB photo with some texture.
 fn photo(dir: &Path) -> PathBuf {
     let image = image::RgbImage::from_fn(23, 19, |x, y| {
@@ -60,7 +51,11 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
     ];
     args.extend_from_slice(options);
     let output = run(&args);
-    assert!(output.status.success(), "{name} on cpu: {}", text(&output));
+    assert!(
+        output.status.success(),
+        "{name} on cpu: {}",
+        common::text(&output)
+    );
     if common::gpu().is_some() {
         let gpu_out = dir.join(format!("{name}-gpu"));
         let weights = cpu_out.join("weights.safetensors");
@@ -87,7 +82,11 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
             args.extend_from_slice(&["--weights", weights.to_str().unwrap()]);
         }
         let output = run(&args);
-        assert!(output.status.success(), "{name} on gpu: {}", text(&output));
+        assert!(
+            output.status.success(),
+            "{name} on gpu: {}",
+            common::text(&output)
+        );
         let cpu = npy::read_f32_3d(&cpu_out.join("features.npy")).unwrap();
         let gpu = npy::read_f32_3d(&gpu_out.join("features.npy")).unwrap();
         common::assert_close(name, &gpu, &cpu, 1e-5, 1e-5);
@@ -229,11 +228,11 @@ fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     assert!(
-        text(&output).contains("--layer-name (conv1, conv2)"),
+        common::text(&output).contains("--layer-name (conv1, conv2)"),
         "{}",
-        text(&output)
+        common::text(&output)
     );
 
     let output = run(&[
@@ -245,7 +244,7 @@ fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     let summary = summary(&out);
     assert_eq!(summary["layer"]["filters"], 2);
     assert_eq!(summary["layer"]["kernel_size"], serde_json::json!([5, 5]));
@@ -257,8 +256,13 @@ fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
 
 fn assert_exit_2(args: &[&str], expected: &str) {
     let output = run(args);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
-    let all = text(&output);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{args:?}: {}",
+        common::text(&output)
+    );
+    let all = common::text(&output);
     assert!(
         all.contains(expected),
         "{args:?}: expected {expected:?} in\n{all}"

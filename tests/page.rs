@@ -2,17 +2,10 @@
 //! and index.html, which must open offline with every image loaded (checked
 //! in headless Chromium).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn photo(dir: &Path) -> PathBuf {
     let image = image::RgbImage::from_fn(40, 30, |x, y| {
@@ -33,7 +26,7 @@ fn run(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
         .args(options)
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", common::text(&output));
     out
 }
 

@@ -2,6 +2,7 @@
 //! and a closeness check whose failure names the worst element.
 #![allow(dead_code)]
 
+use std::process::Output;
 use std::sync::OnceLock;
 
 use convmaps::gpu::{DirectConv, Gpu};
@@ -111,4 +112,14 @@ pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, 
             (actual.data[i] - expected.data[i]).abs()
         );
     }
+}
+
+/// A finished command's status, stdout and stderr, for failure messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
