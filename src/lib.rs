@@ -23,6 +23,7 @@
 //! on it, then call [`gpu::DirectConv::run`] with the same inputs.
 
 pub mod banks;
+pub mod bench;
 pub mod cpu;
 pub mod error;
 pub mod gpu;

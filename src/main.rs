@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
 use convmaps::inputs;
@@ -20,8 +20,18 @@ use std::io::IsTerminal;
 ///
 /// Example: convmaps assets/photo.png --filters 32
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None, allow_negative_numbers = true)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    allow_negative_numbers = true,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Photos (PNG, JPEG, BMP, GIF, TIFF or WebP), or folders of photos.
     #[arg(required = true, value_name = "PHOTO")]
     inputs: Vec<PathBuf>,
@@ -116,6 +126,94 @@ struct Cli {
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Time each kernel on this machine's GPU: compute time and GFLOP/s for
+    /// a few photo sizes (random weights, PyTorch's default init).
+    Bench {
+        /// Photo sizes, WIDTHxHEIGHT, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "512x384,1024x768", value_parser = parse_size)]
+        sizes: Vec<(u32, u32)>,
+        /// Filters K.
+        #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
+        filters: u32,
+        /// Kernel size F (F×F).
+        #[arg(short = 'f', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=63))]
+        kernel_size: u32,
+        /// Timed runs per case (after one warm-up run); the fastest counts.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        repeats: u32,
+        /// Also time the CPU reference (slow).
+        #[arg(long)]
+        cpu: bool,
+        /// Also print the rows as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parse = |part: &str| part.trim().parse::<u32>().ok().filter(|&v| v > 0);
+    match text
+        .split_once(['x', 'X', '×'])
+        .map(|(w, h)| (parse(w), parse(h)))
+    {
+        Some((Some(width), Some(height))) => Ok((width, height)),
+        _ => Err(format!(
+            "expected WIDTHxHEIGHT, e.g. 1024x768, got {text:?}"
+        )),
+    }
+}
+
+/// `convmaps bench`: the kernels on this GPU (and optionally the CPU).
+fn bench(command: Command) -> anyhow::Result<()> {
+    let Command::Bench {
+        sizes,
+        filters,
+        kernel_size,
+        repeats,
+        cpu,
+        json,
+    } = command;
+    let (engine, _) = Engine::new(BackendChoice::Gpu)?;
+    let Engine::Gpu { gpu, direct } = &engine else {
+        anyhow::bail!("no GPU");
+    };
+    let adapter = gpu.adapter_summary();
+    let adapter = format!("{} ({})", adapter.name, adapter.backend);
+    let mut rows = Vec::new();
+    for (width, height) in sizes {
+        let (image, layer) = convmaps::bench::case(width, height, filters, kernel_size)?;
+        rows.push(convmaps::bench::measure(
+            "direct",
+            &adapter,
+            &image,
+            &layer,
+            repeats,
+            || Ok(direct.run(gpu, &image, &layer)?.1.compute),
+        )?);
+        if cpu {
+            rows.push(convmaps::bench::measure(
+                "cpu",
+                "CPU reference",
+                &image,
+                &layer,
+                repeats,
+                || {
+                    let started = Instant::now();
+                    convmaps::cpu::conv2d_direct(&image, &layer)?;
+                    Ok(started.elapsed())
+                },
+            )?);
+        }
+    }
+    println!("{}", convmaps::bench::table(&rows));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -228,8 +326,12 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match run(cli) {
+    let mut cli = Cli::parse();
+    let result = match cli.command.take() {
+        Some(command) => bench(command),
+        None => run(cli),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
