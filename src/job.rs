@@ -241,15 +241,6 @@ pub struct Job {
     pub max_pixels: u64,
 }
 
-/// The default output directory for `input`: `out/<file stem>/`.
-pub fn default_out_dir(input: &Path) -> PathBuf {
-    let stem = input
-        .file_stem()
-        .map(|s| s.to_os_string())
-        .unwrap_or_else(|| "photo".into());
-    Path::new("out").join(stem)
-}
-
 /// Runs one job on `engine` (which may carry `setup` time already spent
 /// building it) and writes every output file. Returns the summary, which is
 /// also written as `summary.json`.
@@ -270,17 +261,13 @@ pub fn run(
     let mut spec = job.spec;
     spec.in_channels = image.channels;
     let (mut layer, weights_source) = match &job.weights {
-        WeightsSource::Init {
-            init: Init::Random,
-            seed,
-        } => (
-            banks::filter_bank(Init::Random, spec, *seed)?,
-            format!("random: kaiming-uniform (seed {seed})"),
-        ),
-        WeightsSource::Init { init, seed } => (
-            banks::filter_bank(*init, spec, *seed)?,
-            init.name().to_string(),
-        ),
+        WeightsSource::Init { init, seed } => {
+            let source = match init {
+                Init::Random => format!("random: kaiming-uniform (seed {seed})"),
+                designed => designed.name().to_string(),
+            };
+            (banks::filter_bank(*init, spec, *seed)?, source)
+        }
         WeightsSource::Safetensors { path, layer_name } => (
             weights::load_safetensors(path, layer_name.as_deref())?.into_layer(
                 spec,
