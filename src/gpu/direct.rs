@@ -1,11 +1,13 @@
 //! The direct pipeline: `shaders/conv2d_direct.wgsl`, one invocation per
 //! output pixel per filter.
 
-use std::time::{Duration, Instant};
-
-use wgpu::util::DeviceExt;
+use std::time::Instant;
 
 use super::Gpu;
+use super::buffers::{
+    GpuTimings, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
+    output_and_staging, read_back, storage_buffer,
+};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
@@ -36,17 +38,6 @@ struct Params {
     filters_per_group: u32,
     has_bias: u32,
     activation: u32,
-}
-
-/// Wall time of each GPU stage of one run.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct GpuTimings {
-    /// Creating and filling the input, weight, bias and parameter buffers.
-    pub upload: Duration,
-    /// Submitting the dispatch and waiting for it to finish.
-    pub compute: Duration,
-    /// Copying the output to a mappable buffer and reading it back.
-    pub readback: Duration,
 }
 
 /// The compiled direct convolution pipeline.
@@ -127,36 +118,17 @@ impl DirectConv {
             &layer.bias
         };
         let (output, staging, bind_group) = gpu.scoped("upload", || {
-            let storage = |label, contents: &[f32]| {
-                gpu.device
-                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                        label: Some(label),
-                        contents: bytemuck::cast_slice(contents),
-                        usage: wgpu::BufferUsages::STORAGE,
-                    })
-            };
-            let input_buffer = storage("input [C,H,W]", &input.data);
-            let weight_buffer = storage("weight [K,C/G,FH,FW]", &layer.weight);
-            let bias_buffer = storage("bias [K]", bias);
-            let params_buffer = gpu
-                .device
-                .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                    label: Some("params"),
-                    contents: bytemuck::bytes_of(&params),
-                    usage: wgpu::BufferUsages::UNIFORM,
-                });
-            let output = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("output [K,OH,OW]"),
-                size: output_bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback"),
-                size: output_bytes,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
+            let input_buffer = storage_buffer(gpu, "input [C,H,W]", &input.data);
+            let weight_buffer = storage_buffer(gpu, "weight [K,C/G,FH,FW]", &layer.weight);
+            let bias_buffer = storage_buffer(gpu, "bias [K]", bias);
+            let params_buffer = buffer_init(
+                gpu,
+                "params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            );
+            let (output, staging) =
+                output_and_staging(gpu, output_bytes, wgpu::BufferUsages::empty());
             let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("conv2d_direct"),
                 layout: &self.layout,
@@ -207,13 +179,6 @@ impl DirectConv {
     }
 }
 
-fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: buffer.as_entire_binding(),
-    }
-}
-
 /// Refuses a job that exceeds the device's buffer or dispatch limits, with
 /// a message that gives the sizes.
 fn check_limits(
@@ -224,75 +189,20 @@ fn check_limits(
     out_height: u32,
     out_width: u32,
 ) -> Result<()> {
-    let limits = gpu.limits();
-    let max_binding = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
-    let buffers = [
-        ("input", input.data.len() as u64 * 4),
-        ("weight", layer.weight.len() as u64 * 4),
-        ("output", output_bytes),
-    ];
-    for (name, bytes) in buffers {
-        if bytes > max_binding {
-            return Err(Error::GpuLimit(format!(
-                "the {name} buffer needs {:.1} MiB, more than this GPU's largest storage buffer \
-                 ({:.1} MiB); use a smaller photo or fewer filters, or --backend cpu",
-                bytes as f64 / 1048576.0,
-                max_binding as f64 / 1048576.0
-            )));
-        }
-    }
-    let max_groups = limits.max_compute_workgroups_per_dimension;
-    let groups = [
-        ("output width", out_width.div_ceil(WORKGROUP_SIZE)),
-        ("output height", out_height.div_ceil(WORKGROUP_SIZE)),
-        ("filter count", layer.spec.filters),
-    ];
-    for (name, count) in groups {
-        if count > max_groups {
-            return Err(Error::GpuLimit(format!(
-                "the {name} needs {count} workgroups in one dimension, more than this GPU's {max_groups}"
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Copies `buffer` into `staging`, maps it and returns its f32 values.
-fn read_back(
-    gpu: &Gpu,
-    buffer: &wgpu::Buffer,
-    staging: &wgpu::Buffer,
-    bytes: u64,
-) -> Result<Vec<f32>> {
-    gpu.scoped("readback", || {
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
-        gpu.queue.submit([encoder.finish()]);
-    })?;
-    let (sender, receiver) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |result| {
-        let _ = sender.send(result);
-    });
-    gpu.wait("readback")?;
-    receiver
-        .recv()
-        .map_err(|_| Error::Gpu {
-            stage: "readback",
-            message: "the map callback never ran".into(),
-        })?
-        .map_err(|e| Error::Gpu {
-            stage: "readback",
-            message: e.to_string(),
-        })?;
-    let data = {
-        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
-            stage: "readback",
-            message: e.to_string(),
-        })?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
-    };
-    staging.unmap();
-    Ok(data)
+    check_buffers(
+        &[
+            ("input", input.data.len() as u64 * 4),
+            ("weight", layer.weight.len() as u64 * 4),
+            ("output", output_bytes),
+        ],
+        max_storage_binding(gpu),
+    )?;
+    check_workgroups(
+        gpu,
+        &[
+            ("output width", out_width.div_ceil(WORKGROUP_SIZE)),
+            ("output height", out_height.div_ceil(WORKGROUP_SIZE)),
+            ("filter count", layer.spec.filters),
+        ],
+    )
 }

@@ -1,9 +1,14 @@
 //! The GPU side: one [`Gpu`] (adapter, device, queue) made once and handed
-//! to the pipelines, and GPU errors turned into [`Error`]s.
+//! to the pipelines ([`DirectConv`], the teaching kernel, and [`FastConv`],
+//! the register-blocked one), and GPU errors turned into [`Error`]s.
 
+mod buffers;
 mod direct;
+mod fast;
 
+pub use buffers::GpuTimings;
 pub use direct::DirectConv;
+pub use fast::FastConv;
 
 use std::sync::{Arc, Mutex};
 

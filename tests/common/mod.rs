@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::sync::OnceLock;
 
-use convmaps::gpu::{DirectConv, Gpu};
+use convmaps::gpu::{DirectConv, FastConv, Gpu};
 use convmaps::layer::{Layer, LayerSpec};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
@@ -30,6 +30,22 @@ pub fn gpu() -> Option<&'static (Gpu, DirectConv)> {
             None
         }
     }
+}
+
+/// The test binary's GPU and fast pipeline, made once on [`gpu`]'s device.
+///
+/// `None` (after `skipped: no GPU adapter`) exactly when [`gpu`] is.
+pub fn fast() -> Option<(&'static Gpu, &'static FastConv)> {
+    static FAST: OnceLock<FastConv> = OnceLock::new();
+    let (gpu, _) = gpu()?;
+    let fast = FAST.get_or_init(|| FastConv::new(gpu).expect("fast pipeline"));
+    Some((gpu, fast))
+}
+
+/// Runs `layer` with the fast pipeline, panicking with the error on failure.
+pub fn run_fast(fast: (&Gpu, &FastConv), input: &Tensor3, layer: &Layer) -> Tensor3 {
+    let (gpu, fast) = fast;
+    fast.run(gpu, input, layer).expect("fast GPU run failed").0
 }
 
 /// True when `REQUIRE_GPU=1`.

@@ -1,0 +1,292 @@
+//! The fast kernel against the CPU reference: random shapes and geometry
+//! (activation included), and the edges of its blocking (8 pixels × 16 filters per invocation,
+//! strips and bands of tiles, chunks of filter blocks, the storage-buffer
+//! fallback).
+//!
+//! `measure_fast_vs_direct_1024x768` (ignored) prints the throughput of both
+//! kernels on a 1024×768 photo with 32 filters of 5×5:
+//! `cargo test --release --test fast_kernel -- --ignored --nocapture`.
+
+mod common;
+
+use std::time::Instant;
+
+use common::{assert_close, below, random_image, random_layer, rng};
+use convmaps::cpu;
+use convmaps::gpu::{DirectConv, FastConv};
+use convmaps::layer::{Activation, LayerSpec, Padding};
+
+/// Both sum the same terms in the same order; the GPU may fuse
+/// multiply-adds, so allow a few ulps of the sum's magnitude.
+const ABS: f32 = 1e-5;
+const REL: f32 = 1e-5;
+
+/// Runs `spec` over a random `height`×`width` input on the fast kernel and
+/// on the CPU, and compares.
+fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
+    let Some(fast) = common::fast() else { return };
+    let mut rng = rng(seed);
+    let input = random_image(&mut rng, spec.in_channels, height, width);
+    let layer = random_layer(&mut rng, spec);
+    let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+    let actual = common::run_fast(fast, &input, &layer);
+    assert_close(
+        &format!("{spec:?} on {height}×{width}"),
+        &actual,
+        &expected,
+        ABS,
+        REL,
+    );
+}
+
+#[test]
+fn fast_matches_cpu_on_random_shapes() {
+    // (filters, kernel, height, width): odd, non-square, not multiples of
+    // the 8-pixel block or the 16-filter block.
+    let shapes = [
+        (1, 1, 1, 1),
+        (1, 3, 3, 3),
+        (2, 3, 9, 17),
+        (5, 5, 23, 11),
+        (7, 2, 8, 31),
+        (8, 7, 19, 20),
+        (13, 4, 33, 10),
+        (16, 5, 12, 16),
+        (32, 5, 21, 26),
+        (40, 3, 14, 70),
+    ];
+    for (i, (filters, kernel, height, width)) in shapes.into_iter().enumerate() {
+        check(LayerSpec::new(3, filters, kernel), height, width, i as u64);
+    }
+}
+
+#[test]
+fn fast_matches_cpu_on_random_geometry() {
+    let mut rng = rng(11);
+    let mut tried = 0;
+    while tried < 40 {
+        let groups = [1, 1, 3][below(&mut rng, 3) as usize];
+        let channels = 3 * (1 + below(&mut rng, 2));
+        let filters = groups * (1 + below(&mut rng, 12));
+        let spec = LayerSpec {
+            in_channels: channels,
+            filters,
+            kernel_height: 1 + below(&mut rng, 5),
+            kernel_width: 1 + below(&mut rng, 5),
+            stride: 1 + below(&mut rng, 3),
+            padding: Padding {
+                top: below(&mut rng, 3),
+                bottom: below(&mut rng, 3),
+                left: below(&mut rng, 3),
+                right: below(&mut rng, 3),
+            },
+            dilation: 1 + below(&mut rng, 3),
+            groups,
+            bias: below(&mut rng, 4) != 0,
+            activation: if below(&mut rng, 2) == 0 {
+                Activation::None
+            } else {
+                Activation::Relu
+            },
+        };
+        let (height, width) = (1 + below(&mut rng, 30), 1 + below(&mut rng, 30));
+        if spec.output_size(height, width).is_err() {
+            continue; // the dilated kernel is larger than the padded input
+        }
+        tried += 1;
+        check(spec, height, width, 100 + tried);
+    }
+}
+
+#[test]
+fn one_filter() {
+    check(LayerSpec::new(3, 1, 3), 10, 12, 1);
+}
+
+#[test]
+fn filter_counts_around_the_block_of_16() {
+    for filters in [15, 16, 17, 31, 33] {
+        check(LayerSpec::new(3, filters, 3), 9, 13, filters as u64);
+    }
+}
+
+#[test]
+fn one_pixel_wide_input_and_output() {
+    check(LayerSpec::new(3, 4, 1), 6, 1, 1);
+    let tall = LayerSpec {
+        kernel_width: 1,
+        ..LayerSpec::new(3, 5, 3)
+    };
+    check(tall, 9, 1, 2);
+    // A 3-wide kernel over a 3-wide photo: one output column.
+    check(LayerSpec::new(3, 6, 3), 7, 3, 3);
+}
+
+#[test]
+fn widths_that_are_not_multiples_of_the_pixel_block() {
+    for width in [2, 7, 9, 12, 15, 17, 63, 65, 71] {
+        check(LayerSpec::new(3, 3, 2), 4, width + 1, width as u64);
+    }
+}
+
+#[test]
+fn three_groups() {
+    // One filter per group, then several (not a multiple of 16), with
+    // channels per group above one.
+    check(
+        LayerSpec {
+            groups: 3,
+            ..LayerSpec::new(3, 3, 3)
+        },
+        11,
+        14,
+        1,
+    );
+    check(
+        LayerSpec {
+            groups: 3,
+            ..LayerSpec::new(6, 21, 3)
+        },
+        9,
+        18,
+        2,
+    );
+}
+
+#[test]
+fn no_bias() {
+    let spec = LayerSpec {
+        bias: false,
+        ..LayerSpec::new(3, 20, 3)
+    };
+    check(spec, 13, 19, 1);
+}
+
+#[test]
+fn relu_after_the_bias() {
+    let spec = LayerSpec {
+        activation: Activation::Relu,
+        ..LayerSpec::new(3, 18, 3)
+    };
+    check(spec, 12, 21, 1);
+    let no_bias = LayerSpec {
+        bias: false,
+        ..spec
+    };
+    check(no_bias, 12, 21, 2);
+}
+
+#[test]
+fn stride_3_dilation_2_and_padding() {
+    let spec = LayerSpec {
+        stride: 3,
+        dilation: 2,
+        padding: Padding {
+            top: 2,
+            bottom: 1,
+            left: 3,
+            right: 2,
+        },
+        ..LayerSpec::new(3, 7, 3)
+    };
+    check(spec, 23, 29, 1);
+}
+
+#[test]
+fn an_output_cut_into_several_strips_and_bands() {
+    // 296 columns and 146 rows: 5 strips of 64 columns, 3 bands of rows.
+    check(LayerSpec::new(3, 4, 5), 150, 300, 1);
+}
+
+#[test]
+fn weights_split_into_chunks_of_filter_blocks() {
+    // 64·3·3 weights per filter: one 16-filter block fills most of a
+    // 64 KiB window, so 40 filters take three dispatches per tile.
+    check(LayerSpec::new(64, 40, 3), 8, 19, 1);
+}
+
+#[test]
+fn a_kernel_too_large_for_uniform_windows_runs_from_storage_buffers() {
+    // One block of 16 filters of 64·9·9 weights is 324 KiB.
+    check(LayerSpec::new(64, 17, 9), 11, 12, 1);
+}
+
+#[test]
+fn a_mismatched_input_is_refused() {
+    let Some((gpu, fast)) = common::fast() else {
+        return;
+    };
+    let mut rng = rng(1);
+    let input = random_image(&mut rng, 1, 8, 8);
+    let layer = random_layer(&mut rng, LayerSpec::new(3, 2, 3));
+    let error = fast.run(gpu, &input, &layer).unwrap_err();
+    assert!(matches!(error, convmaps::Error::Mismatch(_)), "{error}");
+    let input = random_image(&mut rng, 3, 2, 8);
+    let error = fast.run(gpu, &input, &layer).unwrap_err();
+    assert!(matches!(error, convmaps::Error::Mismatch(_)), "{error}");
+}
+
+/// Prints compile time and GFLOP/s of both kernels for a 1024×768 RGB photo
+/// and 32 filters of 5×5. No assertion on time. (Set
+/// `MESA_SHADER_CACHE_DISABLE=true` to time a cold compile on lavapipe.)
+#[test]
+#[ignore]
+fn measure_fast_vs_direct_1024x768() {
+    let Some((gpu, direct)) = common::gpu() else {
+        return;
+    };
+    let mut rng = rng(5);
+    let input = random_image(&mut rng, 3, 768, 1024);
+    let layer = random_layer(&mut rng, LayerSpec::new(3, 32, 5));
+    let (out_height, out_width) = layer.spec.output_size(768, 1024).unwrap();
+    let flops = 2.0 * (32 * out_height * out_width) as f64 * layer.spec.taps_per_output() as f64;
+    let gflops = |seconds: f64| flops / seconds / 1e9;
+
+    // Compile time: `FastConv::new` compiles, then dispatches once so that
+    // a GPU that compiles lazily (lavapipe) finishes the job there. The
+    // direct pipeline, likewise timed up to its first (tiny) run, for scale.
+    let started = Instant::now();
+    let fast = FastConv::new(gpu).unwrap();
+    let created = started.elapsed();
+    let tiny = random_image(&mut rng, 3, 8, 8);
+    let tiny_layer = random_layer(&mut rng, LayerSpec::new(3, 16, 3));
+    let started = Instant::now();
+    fast.run(gpu, &tiny, &tiny_layer).unwrap();
+    let first = started.elapsed();
+    let started = Instant::now();
+    let direct_again = DirectConv::new(gpu).unwrap();
+    direct_again.run(gpu, &tiny, &tiny_layer).unwrap();
+    let direct_created = started.elapsed();
+    println!(
+        "fast: FastConv::new {created:.1?} (compile and one dispatch), then a tiny run {first:.1?}; \
+         direct: DirectConv::new and a tiny run {direct_created:.1?}"
+    );
+
+    let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (maps, t) = fast.run(gpu, &input, &layer).unwrap();
+        let total = started.elapsed();
+        assert_close("fast 1024×768", &maps, &expected, ABS, REL);
+        println!(
+            "fast:   compute {:.1?} = {:.2} GFLOP/s (upload {:.1?}, readback {:.1?}, total {total:.1?} = {:.2} GFLOP/s)",
+            t.compute,
+            gflops(t.compute.as_secs_f64()),
+            t.upload,
+            t.readback,
+            gflops(total.as_secs_f64()),
+        );
+    }
+    let started = Instant::now();
+    let (maps, t) = direct.run(gpu, &input, &layer).unwrap();
+    let total = started.elapsed();
+    assert_close("direct 1024×768", &maps, &expected, ABS, REL);
+    println!(
+        "direct: compute {:.1?} = {:.2} GFLOP/s (upload {:.1?}, readback {:.1?}, total {total:.1?} = {:.2} GFLOP/s)",
+        t.compute,
+        gflops(t.compute.as_secs_f64()),
+        t.upload,
+        t.readback,
+        gflops(total.as_secs_f64()),
+    );
+}
