@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use crate::banks::{self, Init};
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::{DirectConv, Gpu};
+use crate::gpu::{Gpu, GpuTimings, KernelKind, Pipeline};
 use crate::layer::{Layer, LayerSpec, PaddingMode};
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
@@ -39,31 +39,11 @@ pub enum Engine {
     Gpu {
         /// Device and queue.
         gpu: Box<Gpu>,
-        /// The compiled pipeline.
-        direct: DirectConv,
+        /// The compiled kernel.
+        pipeline: Pipeline,
     },
     /// The CPU reference.
     Cpu,
-}
-
-/// Stage times of one convolution.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ConvTimings {
-    /// Upload of image and parameters (zero on the CPU).
-    pub upload: Duration,
-    /// The convolution itself.
-    pub compute: Duration,
-    /// Readback of the maps (zero on the CPU).
-    pub readback: Duration,
-}
-
-impl ConvTimings {
-    /// Adds another band's times.
-    pub fn add(&mut self, other: ConvTimings) {
-        self.upload += other.upload;
-        self.compute += other.compute;
-        self.readback += other.readback;
-    }
 }
 
 impl Engine {
@@ -84,16 +64,16 @@ impl Engine {
         Plan::budget_from_env(plan::DEFAULT_BAND_BYTES.min(device_limit))
     }
 
-    /// Builds the engine for `choice`. With [`BackendChoice::Auto`] and no
-    /// adapter, falls back to the CPU and returns the reason as a notice
-    /// for the user.
-    pub fn new(choice: BackendChoice) -> Result<(Engine, Option<String>)> {
+    /// Builds the engine for `choice`, with `kernel` on the GPU. With
+    /// [`BackendChoice::Auto`] and no adapter, falls back to the CPU and
+    /// returns the reason as a notice for the user.
+    pub fn new(choice: BackendChoice, kernel: KernelKind) -> Result<(Engine, Option<String>)> {
         let gpu_engine = || -> Result<Engine> {
             let gpu = Gpu::new()?;
-            let direct = DirectConv::new(&gpu)?;
+            let pipeline = Pipeline::new(&gpu, kernel)?;
             Ok(Engine::Gpu {
                 gpu: Box::new(gpu),
-                direct,
+                pipeline,
             })
         };
         match choice {
@@ -118,27 +98,27 @@ impl Engine {
         }
     }
 
-    /// Runs `layer` over `input` `[C, H, W]`, returning the maps `[K, OH, OW]`.
-    pub fn convolve(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, ConvTimings)> {
+    /// The kernel that runs the layer: "direct", "fast", or "cpu" (the reference).
+    pub fn kernel_name(&self) -> &'static str {
         match self {
-            Engine::Gpu { gpu, direct } => {
-                let (maps, t) = direct.run(gpu, input, layer)?;
-                Ok((
-                    maps,
-                    ConvTimings {
-                        upload: t.upload,
-                        compute: t.compute,
-                        readback: t.readback,
-                    },
-                ))
-            }
+            Engine::Gpu { pipeline, .. } => pipeline.kind().name(),
+            Engine::Cpu => "cpu",
+        }
+    }
+
+    /// Runs `layer` over `input` `[C, H, W]`, returning the maps `[K, OH, OW]`
+    /// (upload and readback are zero on the CPU).
+    pub fn convolve(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        match self {
+            Engine::Gpu { gpu, pipeline } => pipeline.run(gpu, input, layer),
             Engine::Cpu => {
                 let started = Instant::now();
                 let maps = cpu::conv2d_direct(input, layer)?;
+                let compute = started.elapsed();
                 Ok((
                     maps,
-                    ConvTimings {
-                        compute: started.elapsed(),
+                    GpuTimings {
+                        compute,
                         ..Default::default()
                     },
                 ))
@@ -383,6 +363,7 @@ pub fn run(
         },
         maps: stats.iter().map(MapStats::summary).collect(),
         backend: engine.name().to_string(),
+        kernel: engine.kernel_name().to_string(),
         adapter: match engine {
             Engine::Gpu { gpu, .. } => Some(gpu.adapter_summary()),
             Engine::Cpu => None,
@@ -429,9 +410,9 @@ pub fn convolve_planned(
     layer: &Layer,
     plan: &Plan,
     mut sink: impl FnMut(u32, u32, &Tensor3) -> Result<()>,
-) -> Result<ConvTimings> {
+) -> Result<GpuTimings> {
     let (_, out_width) = layer.spec.output_size(image.height, image.width)?;
-    let mut timings = ConvTimings::default();
+    let mut timings = GpuTimings::default();
     let chunks: Vec<_> = plan
         .filter_chunks
         .iter()

@@ -7,6 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
+use convmaps::gpu::{Gpu, KernelKind, Pipeline};
 use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
 use convmaps::layer::{Activation, LayerSpec, Padding, PaddingMode};
@@ -123,6 +124,11 @@ struct Cli {
     #[arg(short, long)]
     quiet: bool,
 
+    /// The GPU kernel: fast (the default), or direct (one invocation per output pixel
+    /// per filter: the teaching kernel, slow).
+    #[arg(long, value_enum, default_value_t = KernelArg::Fast)]
+    kernel: KernelArg,
+
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
@@ -177,23 +183,27 @@ fn bench(command: Command) -> anyhow::Result<()> {
         cpu,
         json,
     } = command;
-    let (engine, _) = Engine::new(BackendChoice::Gpu)?;
-    let Engine::Gpu { gpu, direct } = &engine else {
-        anyhow::bail!("no GPU");
-    };
+    let gpu = Gpu::new()?;
+    let pipelines = KernelKind::ALL
+        .into_iter()
+        .map(|kind| Pipeline::new(&gpu, kind))
+        .collect::<Result<Vec<_>, _>>()?;
     let adapter = gpu.adapter_summary();
     let adapter = format!("{} ({})", adapter.name, adapter.backend);
     let mut rows = Vec::new();
     for (width, height) in sizes {
         let (image, layer) = convmaps::bench::case(width, height, filters, kernel_size)?;
-        rows.push(convmaps::bench::measure(
-            "direct",
-            &adapter,
-            &image,
-            &layer,
-            repeats,
-            || Ok(direct.run(gpu, &image, &layer)?.1.compute),
-        )?);
+        for pipeline in &pipelines {
+            let name = pipeline.kind().name();
+            rows.push(convmaps::bench::measure(
+                name,
+                &adapter,
+                &image,
+                &layer,
+                repeats,
+                || Ok(pipeline.run(&gpu, &image, &layer)?.1.compute),
+            )?);
+        }
         if cpu {
             rows.push(convmaps::bench::measure(
                 "cpu",
@@ -214,6 +224,12 @@ fn bench(command: Command) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum KernelArg {
+    Direct,
+    Fast,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -376,7 +392,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         BackendArg::Gpu => BackendChoice::Gpu,
         BackendArg::Cpu => BackendChoice::Cpu,
     };
-    let (engine, notice) = Engine::new(choice)?;
+    let kernel = match cli.kernel {
+        KernelArg::Direct => KernelKind::Direct,
+        KernelArg::Fast => KernelKind::Fast,
+    };
+    let (engine, notice) = Engine::new(choice, kernel)?;
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }

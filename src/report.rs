@@ -25,6 +25,8 @@ pub struct Summary {
     pub maps: Vec<MapSummary>,
     /// "gpu" or "cpu".
     pub backend: String,
+    /// The kernel that ran the layer: "fast", "direct", or "cpu" (the reference).
+    pub kernel: String,
     /// The GPU adapter, when the GPU ran the layer.
     pub adapter: Option<AdapterSummary>,
     /// Wall time of each stage, in milliseconds.
@@ -238,7 +240,10 @@ impl Summary {
                     out_dir.display()
                 ),
             ),
-            ("backend", format!("{}: {adapter}", self.backend)),
+            (
+                "backend",
+                format!("{} ({} kernel): {adapter}", self.backend, self.kernel),
+            ),
             ("time (ms)", names.join("")),
             ("", values.join("")),
             (

@@ -56,14 +56,19 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
         "{name} on cpu: {}",
         common::text(&output)
     );
-    if common::gpu().is_some() {
-        let gpu_out = dir.join(format!("{name}-gpu"));
+    for kernel in ["fast", "direct"] {
+        if common::gpu().is_none() {
+            break;
+        }
+        let gpu_out = dir.join(format!("{name}-gpu-{kernel}"));
         let weights = cpu_out.join("weights.safetensors");
         let mut args = vec![
             photo.to_str().unwrap(),
             "--raw",
             "--backend",
             "gpu",
+            "--kernel",
+            kernel,
             "--out",
             gpu_out.to_str().unwrap(),
         ];
@@ -89,7 +94,7 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
         );
         let cpu = npy::read_f32_3d(&cpu_out.join("features.npy")).unwrap();
         let gpu = npy::read_f32_3d(&gpu_out.join("features.npy")).unwrap();
-        common::assert_close(name, &gpu, &cpu, 1e-5, 1e-5);
+        common::assert_close(&format!("{name}, {kernel} kernel"), &gpu, &cpu, 1e-5, 1e-5);
     }
     cpu_out
 }

@@ -8,19 +8,27 @@ use std::sync::OnceLock;
 
 use common::{below, random_image, random_layer, rng};
 use convmaps::cpu;
+use convmaps::gpu::KernelKind;
 use convmaps::job::{BackendChoice, Engine, convolve_planned};
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::plan::Plan;
 use convmaps::tensor::Tensor3;
 
-fn gpu_engine() -> Option<&'static Engine> {
-    static ENGINE: OnceLock<Result<Engine, String>> = OnceLock::new();
-    match ENGINE.get_or_init(|| {
-        Engine::new(BackendChoice::Gpu)
-            .map(|(e, _)| e)
-            .map_err(|e| e.to_string())
-    }) {
-        Ok(engine) => Some(engine),
+/// One engine per GPU kernel, made once.
+fn gpu_engines() -> Option<&'static [Engine]> {
+    static ENGINES: OnceLock<Result<Vec<Engine>, String>> = OnceLock::new();
+    let made = ENGINES.get_or_init(|| {
+        KernelKind::ALL
+            .into_iter()
+            .map(|kind| {
+                Engine::new(BackendChoice::Gpu, kind)
+                    .map(|(e, _)| e)
+                    .map_err(|e| e.to_string())
+            })
+            .collect()
+    });
+    match made {
+        Ok(engines) => Some(engines),
         Err(reason) if common::require_gpu() => {
             panic!("REQUIRE_GPU=1 but the GPU is unusable: {reason}")
         }
@@ -124,25 +132,28 @@ fn banded_and_chunked_cpu_equals_untiled_cpu_exactly() {
 
 #[test]
 fn banded_and_chunked_gpu_equals_untiled_gpu_and_cpu() {
-    let Some(engine) = gpu_engine() else { return };
-    for seed in 100..130 {
-        let (image, layer) = random_case(seed);
-        let (untiled, _) = engine.convolve(&image, &layer).unwrap();
-        let reference = cpu::conv2d_direct(&image, &layer).unwrap();
-        common::assert_close(
-            &format!("seed {seed} untiled"),
-            &untiled,
-            &reference,
-            1e-5,
-            1e-5,
-        );
-        for budget in budgets(&layer, &image) {
-            let plan = Plan::new(&layer.spec, image.height, image.width, budget).unwrap();
-            let tiled = run_planned(engine, &image, &layer, &plan);
-            assert!(
-                tiled == untiled,
-                "seed {seed}, budget {budget}, {plan:?}: tiled GPU output differs from untiled"
+    let Some(engines) = gpu_engines() else { return };
+    for engine in engines {
+        let kernel = engine.kernel_name();
+        for seed in 100..130 {
+            let (image, layer) = random_case(seed);
+            let (untiled, _) = engine.convolve(&image, &layer).unwrap();
+            let reference = cpu::conv2d_direct(&image, &layer).unwrap();
+            common::assert_close(
+                &format!("{kernel}, seed {seed} untiled"),
+                &untiled,
+                &reference,
+                1e-5,
+                1e-5,
             );
+            for budget in budgets(&layer, &image) {
+                let plan = Plan::new(&layer.spec, image.height, image.width, budget).unwrap();
+                let tiled = run_planned(engine, &image, &layer, &plan);
+                assert!(
+                    tiled == untiled,
+                    "{kernel}, seed {seed}, budget {budget}, {plan:?}: tiled GPU output differs from untiled"
+                );
+            }
         }
     }
 }

@@ -19,6 +19,15 @@ pub struct GpuTimings {
     pub readback: Duration,
 }
 
+impl GpuTimings {
+    /// Adds another run's times (bands of one job).
+    pub fn add(&mut self, other: GpuTimings) {
+        self.upload += other.upload;
+        self.compute += other.compute;
+        self.readback += other.readback;
+    }
+}
+
 /// A bind group entry for the whole of `buffer`.
 pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
@@ -52,18 +61,15 @@ pub(crate) fn storage_buffer(gpu: &Gpu, label: &str, contents: &[f32]) -> wgpu::
     )
 }
 
-/// The output buffer of `bytes`, a storage buffer that can be copied from
-/// (and used for `extra` too), and the mappable buffer it is copied into for
-/// reading back.
-pub(crate) fn output_and_staging(
-    gpu: &Gpu,
-    bytes: u64,
-    extra: wgpu::BufferUsages,
-) -> (wgpu::Buffer, wgpu::Buffer) {
+/// The output buffer of `bytes`, a storage buffer that can be cleared and
+/// copied from, and the mappable buffer it is copied into for reading back.
+pub(crate) fn output_and_staging(gpu: &Gpu, bytes: u64) -> (wgpu::Buffer, wgpu::Buffer) {
     let output = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("output [K,OH,OW]"),
         size: bytes,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | extra,
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {

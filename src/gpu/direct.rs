@@ -127,8 +127,7 @@ impl DirectConv {
                 bytemuck::bytes_of(&params),
                 wgpu::BufferUsages::UNIFORM,
             );
-            let (output, staging) =
-                output_and_staging(gpu, output_bytes, wgpu::BufferUsages::empty());
+            let (output, staging) = output_and_staging(gpu, output_bytes);
             let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("conv2d_direct"),
                 layout: &self.layout,
@@ -140,6 +139,12 @@ impl DirectConv {
                     entry(4, &params_buffer),
                 ],
             });
+            // wgpu zero-fills a new buffer before its first use; pay for it
+            // here so that `compute` times the convolution (as the fast
+            // kernel does).
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&output, 0, None);
+            gpu.queue.submit([encoder.finish()]);
             (output, staging, bind_group)
         })?;
         gpu.wait("upload")?;

@@ -388,8 +388,7 @@ impl FastConv {
                 usage,
             );
             let tile_buffer = buffer_init(gpu, "tiles", &tiles, wgpu::BufferUsages::UNIFORM);
-            let (output, staging) =
-                output_and_staging(gpu, output_bytes, wgpu::BufferUsages::COPY_DST);
+            let (output, staging) = output_and_staging(gpu, output_bytes);
             let tile_entry = sized_entry(3, &tile_buffer, tile_size());
             let entries = if plan.storage {
                 vec![

@@ -13,6 +13,67 @@ pub use fast::FastConv;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::layer::Layer;
+use crate::tensor::Tensor3;
+
+/// The WGSL kernels that can run the layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KernelKind {
+    /// `conv2d_direct.wgsl`: one invocation per output pixel per filter, the
+    /// teaching kernel.
+    Direct,
+    /// `conv2d_fast.wgsl`: 8 pixels × 16 filters per invocation, read from
+    /// uniform windows. The default.
+    #[default]
+    Fast,
+}
+
+impl KernelKind {
+    /// Every kernel, slowest first.
+    pub const ALL: [KernelKind; 2] = [KernelKind::Direct, KernelKind::Fast];
+
+    /// The kernel's name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Direct => "direct",
+            KernelKind::Fast => "fast",
+        }
+    }
+}
+
+/// A compiled pipeline of one of the kernels.
+pub enum Pipeline {
+    /// The direct kernel.
+    Direct(DirectConv),
+    /// The fast kernel.
+    Fast(FastConv),
+}
+
+impl Pipeline {
+    /// Compiles `kind` on `gpu`.
+    pub fn new(gpu: &Gpu, kind: KernelKind) -> Result<Self> {
+        Ok(match kind {
+            KernelKind::Direct => Pipeline::Direct(DirectConv::new(gpu)?),
+            KernelKind::Fast => Pipeline::Fast(FastConv::new(gpu)?),
+        })
+    }
+
+    /// Which kernel this is.
+    pub fn kind(&self) -> KernelKind {
+        match self {
+            Pipeline::Direct(_) => KernelKind::Direct,
+            Pipeline::Fast(_) => KernelKind::Fast,
+        }
+    }
+
+    /// Runs the layer over `input` `[C, H, W]` and reads back `[K, OH, OW]`.
+    pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        match self {
+            Pipeline::Direct(direct) => direct.run(gpu, input, layer),
+            Pipeline::Fast(fast) => fast.run(gpu, input, layer),
+        }
+    }
+}
 
 /// What a run reports about the adapter it used.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
