@@ -534,12 +534,13 @@ fn write_pictures(
             .par_iter_mut()
             .zip(maps.data.par_chunks(maps.plane_len()))
             .try_for_each(|((writer, tile, (lo, hi)), map)| {
-                let rgb = colormap::to_rgb8(map, *lo, *hi, view.colormap);
-                tile.add_rows(first_row, &rgb);
                 if gray {
-                    let luma: Vec<u8> = rgb.iter().step_by(3).copied().collect();
+                    let luma = render::to_gray8(map, *lo, *hi);
+                    tile.add_gray_rows(first_row, &luma);
                     writer.write_rows(&luma)
                 } else {
+                    let rgb = colormap::to_rgb8(map, *lo, *hi, view.colormap);
+                    tile.add_rows(first_row, &rgb);
                     writer.write_rows(&rgb)
                 }
             })?;

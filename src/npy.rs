@@ -73,7 +73,7 @@ impl BandedNpy {
     pub fn write_band(&self, first_map: u32, first_row: u32, maps: &Tensor3) -> Result<()> {
         let mut file = self.file.file();
         for k in 0..maps.channels {
-            let bytes: Vec<u8> = maps.plane(k).iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes = le_bytes(maps.plane(k));
             file.seek(SeekFrom::Start(
                 self.offset((first_map + k) as u64, first_row as u64),
             ))
@@ -87,17 +87,13 @@ impl BandedNpy {
     pub fn read_band(&self, rows: std::ops::Range<u32>) -> Result<Tensor3> {
         let mut file = self.file.file();
         let [maps, _, width] = self.shape;
-        let mut bytes = vec![0u8; rows.len() * width as usize * 4];
-        let mut data = Vec::with_capacity(maps as usize * rows.len() * width as usize);
-        for k in 0..maps {
-            file.seek(SeekFrom::Start(self.offset(k, rows.start as u64)))
-                .and_then(|_| file.read_exact(&mut bytes))
+        let plane = rows.len() * width as usize;
+        let mut data = vec![0f32; maps as usize * plane];
+        for (k, values) in data.chunks_exact_mut(plane.max(1)).enumerate() {
+            file.seek(SeekFrom::Start(self.offset(k as u64, rows.start as u64)))
+                .and_then(|_| file.read_exact(bytemuck::cast_slice_mut(values)))
                 .map_err(|e| Error::io(self.file.path(), e))?;
-            data.extend(
-                bytes
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            );
+            from_le(values);
         }
         Ok(Tensor3::from_vec(
             maps as u32,
@@ -110,6 +106,25 @@ impl BandedNpy {
     /// Renames the finished file into place.
     pub fn commit(self) -> Result<()> {
         self.file.commit()
+    }
+}
+
+/// The values as little-endian bytes (no copy on little-endian machines).
+fn le_bytes(values: &[f32]) -> std::borrow::Cow<'_, [u8]> {
+    if cfg!(target_endian = "little") {
+        std::borrow::Cow::Borrowed(bytemuck::cast_slice(values))
+    } else {
+        std::borrow::Cow::Owned(values.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+}
+
+/// Turns values read as little-endian bytes into native ones (nothing to
+/// do on little-endian machines).
+fn from_le(values: &mut [f32]) {
+    if cfg!(target_endian = "big") {
+        for value in values {
+            *value = f32::from_bits(u32::from_le(value.to_bits()));
+        }
     }
 }
 

@@ -28,6 +28,8 @@ pub struct RgbGridTile {
     tile_width: u32,
     tile_height: u32,
     sums: Vec<u32>,
+    /// Tile column of each map column, `[map_width]`.
+    column_tiles: Vec<u32>,
 }
 
 impl RgbGridTile {
@@ -41,6 +43,9 @@ impl RgbGridTile {
             tile_width: tile_width.max(1),
             tile_height: tile_height.max(1),
             sums: vec![0; tile_width.max(1) as usize * tile_height.max(1) as usize * 3],
+            column_tiles: (0..map_width.max(1))
+                .map(|x| (x as u64 * tile_width.max(1) as u64 / map_width.max(1) as u64) as u32)
+                .collect(),
         }
     }
 
@@ -80,11 +85,29 @@ impl RgbGridTile {
                 break;
             }
             let base = self.tile_y(y as u32) * self.tile_width as usize;
-            for (x, rgb) in row.chunks_exact(3).enumerate() {
-                let index = (base + self.tile_x(x as u32)) * 3;
+            for (rgb, &column) in row.chunks_exact(3).zip(&self.column_tiles) {
+                let index = (base + column as usize) * 3;
                 self.sums[index] += rgb[0] as u32;
                 self.sums[index + 1] += rgb[1] as u32;
                 self.sums[index + 2] += rgb[2] as u32;
+            }
+        }
+    }
+
+    /// [`RgbGridTile::add_rows`] for grey rows (1 byte per map pixel), drawn
+    /// as equal red, green and blue.
+    pub fn add_gray_rows(&mut self, first_row: u32, pixels: &[u8]) {
+        for (i, row) in pixels.chunks_exact(self.map_width as usize).enumerate() {
+            let y = first_row as u64 + i as u64;
+            if y >= self.map_height as u64 {
+                break;
+            }
+            let base = self.tile_y(y as u32) * self.tile_width as usize;
+            for (&value, &column) in row.iter().zip(&self.column_tiles) {
+                let index = (base + column as usize) * 3;
+                self.sums[index] += value as u32;
+                self.sums[index + 1] += value as u32;
+                self.sums[index + 2] += value as u32;
             }
         }
     }
