@@ -339,10 +339,11 @@ pub fn run(
         * out_height as f64
         * out_width as f64
         * layer.spec.taps_per_output() as f64;
-    let gflops = if conv.compute.is_zero() {
+    let compute_time = conv.gpu_compute.unwrap_or(conv.compute);
+    let gflops = if compute_time.is_zero() {
         0.0
     } else {
-        flops / conv.compute.as_secs_f64() / 1e9
+        flops / compute_time.as_secs_f64() / 1e9
     };
     let mut summary = Summary {
         input: InputSummary {
@@ -379,10 +380,12 @@ pub fn run(
             encode: 0.0,
             total: 0.0,
         },
-        compute_timing: match engine {
-            Engine::Gpu { .. } => "wall time around submit and wait".into(),
-            Engine::Cpu => "wall time".into(),
+        compute_timing: match (engine, conv.gpu_compute) {
+            (Engine::Gpu { .. }, Some(_)) => "GPU timestamps around the compute pass".into(),
+            (Engine::Gpu { .. }, None) => "wall time around submit and wait".into(),
+            (Engine::Cpu, _) => "wall time".into(),
         },
+        gpu_compute_ms: conv.gpu_compute.map(ms),
         gflops,
         files,
     };

@@ -201,7 +201,10 @@ fn bench(command: Command) -> anyhow::Result<()> {
                 &image,
                 &layer,
                 repeats,
-                || Ok(pipeline.run(&gpu, &image, &layer)?.1.compute),
+                || {
+                    let timings = pipeline.run(&gpu, &image, &layer)?.1;
+                    Ok(timings.gpu_compute.unwrap_or(timings.compute))
+                },
             )?);
         }
         if cpu {

@@ -31,9 +31,14 @@ pub struct Summary {
     pub adapter: Option<AdapterSummary>,
     /// Wall time of each stage, in milliseconds.
     pub timings_ms: Timings,
-    /// How compute was timed: "wall time around submit and wait" on the GPU,
-    /// "wall time" on the CPU.
+    /// How `gflops` was timed: "GPU timestamps around the compute pass" where
+    /// the adapter supports them, else "wall time around submit and wait";
+    /// "wall time" on the CPU. (`timings_ms.compute` is always wall time, so
+    /// that the stages add up to the total.)
     pub compute_timing: String,
+    /// The compute passes by the GPU's timestamps, in milliseconds, when the
+    /// adapter supports them.
+    pub gpu_compute_ms: Option<f64>,
     /// 2·K·OH·OW·(C/G)·FH·FW floating-point operations / compute time, in GFLOP/s.
     pub gflops: f64,
     /// Files written, relative to the output directory.

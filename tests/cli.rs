@@ -97,6 +97,12 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         assert!(summary["timings_ms"][key].is_number(), "timings_ms.{key}");
     }
     assert!(summary["gflops"].is_number());
+    if summary["gpu_compute_ms"].is_number() {
+        assert_eq!(
+            summary["compute_timing"],
+            "GPU timestamps around the compute pass"
+        );
+    }
     if common::require_gpu() {
         assert_eq!(summary["backend"], "gpu");
         assert!(summary["adapter"]["name"].is_string());

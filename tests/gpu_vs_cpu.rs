@@ -163,3 +163,27 @@ fn relu_is_max_zero_of_the_biased_sum_on_gpu() {
     let Some(gpu) = common::gpu() else { return };
     check_relu(|input, layer| common::run_gpu(gpu, input, layer));
 }
+
+#[test]
+fn gpu_timestamps_time_the_compute_pass_when_the_device_has_them() {
+    let Some(gpu) = common::gpu() else { return };
+    let mut rng = rng(9);
+    let input = random_image(&mut rng, 3, 40, 50);
+    let layer = random_layer(&mut rng, LayerSpec::new(3, 8, 5));
+    let (_, timings) = gpu.1.run(&gpu.0, &input, &layer).unwrap();
+    if gpu
+        .0
+        .device
+        .features()
+        .contains(wgpu::Features::TIMESTAMP_QUERY)
+    {
+        let pass = timings.gpu_compute.expect("the device has timestamps");
+        assert!(
+            !pass.is_zero() && pass <= timings.compute + std::time::Duration::from_millis(5),
+            "GPU pass {pass:?} against wall compute {:?}",
+            timings.compute
+        );
+    } else {
+        assert!(timings.gpu_compute.is_none());
+    }
+}

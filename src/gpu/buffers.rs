@@ -17,6 +17,9 @@ pub struct GpuTimings {
     pub compute: Duration,
     /// Copying the output to a mappable buffer and reading it back.
     pub readback: Duration,
+    /// The compute pass as the GPU's own timestamps measure it, when the
+    /// device supports timestamp queries.
+    pub gpu_compute: Option<Duration>,
 }
 
 impl GpuTimings {
@@ -25,6 +28,77 @@ impl GpuTimings {
         self.upload += other.upload;
         self.compute += other.compute;
         self.readback += other.readback;
+        self.gpu_compute = match (self.gpu_compute, other.gpu_compute) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// GPU timestamps at the beginning and end of one compute pass, on devices
+/// with timestamp queries.
+pub(crate) struct PassTimer {
+    query_set: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    staging: wgpu::Buffer,
+}
+
+impl PassTimer {
+    /// A timer, or `None` when the device cannot write timestamps.
+    pub(crate) fn new(gpu: &Gpu) -> Option<Self> {
+        if !gpu
+            .device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+        {
+            return None;
+        }
+        let buffer = |label, usage| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: 16,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        Some(PassTimer {
+            query_set: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("compute pass timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2,
+            }),
+            resolved: buffer(
+                "timestamps",
+                wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            ),
+            staging: buffer(
+                "timestamps readback",
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            ),
+        })
+    }
+
+    /// The pass descriptor's timestamp writes.
+    pub(crate) fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+        wgpu::ComputePassTimestampWrites {
+            query_set: &self.query_set,
+            beginning_of_pass_write_index: Some(0),
+            end_of_pass_write_index: Some(1),
+        }
+    }
+
+    /// Records, after the pass, the copy of the timestamps to a mappable buffer.
+    pub(crate) fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+        encoder.resolve_query_set(&self.query_set, 0..2, &self.resolved, 0);
+        encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
+    }
+
+    /// The time between the two timestamps, once the pass has finished.
+    pub(crate) fn elapsed(&self, gpu: &Gpu) -> Result<Duration> {
+        let ticks: Vec<u64> = map_and_read(gpu, &self.staging, "timestamps")?;
+        let nanoseconds =
+            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
+        Ok(Duration::from_nanos(nanoseconds as u64))
     }
 }
 
@@ -132,27 +206,31 @@ pub(crate) fn read_back(
         encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
         gpu.queue.submit([encoder.finish()]);
     })?;
+    map_and_read(gpu, staging, "readback")
+}
+
+/// Maps `staging` (whose copy has been submitted), waits, and returns its
+/// contents as values of `T`.
+pub(crate) fn map_and_read<T: bytemuck::Pod>(
+    gpu: &Gpu,
+    staging: &wgpu::Buffer,
+    stage: &'static str,
+) -> Result<Vec<T>> {
     let (sender, receiver) = std::sync::mpsc::channel();
     staging.map_async(wgpu::MapMode::Read, .., move |result| {
         let _ = sender.send(result);
     });
-    gpu.wait("readback")?;
+    gpu.wait(stage)?;
+    let gpu_error = |message: String| Error::Gpu { stage, message };
     receiver
         .recv()
-        .map_err(|_| Error::Gpu {
-            stage: "readback",
-            message: "the map callback never ran".into(),
-        })?
-        .map_err(|e| Error::Gpu {
-            stage: "readback",
-            message: e.to_string(),
-        })?;
+        .map_err(|_| gpu_error("the map callback never ran".into()))?
+        .map_err(|e| gpu_error(e.to_string()))?;
     let data = {
-        let view = staging.get_mapped_range(..).map_err(|e| Error::Gpu {
-            stage: "readback",
-            message: e.to_string(),
-        })?;
-        bytemuck::pod_collect_to_vec::<u8, f32>(&view)
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| gpu_error(e.to_string()))?;
+        bytemuck::pod_collect_to_vec::<u8, T>(&view)
     };
     staging.unmap();
     Ok(data)

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
-    output_and_staging, read_back, storage_buffer,
+    GpuTimings, PassTimer, buffer_init, check_buffers, check_workgroups, entry,
+    max_storage_binding, output_and_staging, read_back, storage_buffer,
 };
 use crate::error::{Error, Result};
 use crate::layer::Layer;
@@ -152,12 +152,13 @@ impl DirectConv {
 
         // Compute: (ceil(OW/8), ceil(OH/8), K) workgroups.
         let started = Instant::now();
+        let timer = PassTimer::new(gpu);
         gpu.scoped("compute", || {
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("conv2d_direct"),
-                    timestamp_writes: None,
+                    timestamp_writes: timer.as_ref().map(PassTimer::writes),
                 });
                 pass.set_pipeline(&self.pipeline);
                 pass.set_bind_group(0, &bind_group, &[]);
@@ -167,10 +168,14 @@ impl DirectConv {
                     spec.filters,
                 );
             }
+            if let Some(timer) = &timer {
+                timer.resolve(&mut encoder);
+            }
             gpu.queue.submit([encoder.finish()]);
         })?;
         gpu.wait("compute")?;
         timings.compute = started.elapsed();
+        timings.gpu_compute = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
 
         // Readback.
         let started = Instant::now();

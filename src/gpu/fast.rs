@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
-    output_and_staging, read_back,
+    GpuTimings, PassTimer, buffer_init, check_buffers, check_workgroups, entry,
+    max_storage_binding, output_and_staging, read_back,
 };
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
@@ -425,12 +425,13 @@ impl FastConv {
 
         // Compute: one dispatch per tile and chunk of filter blocks.
         let started = Instant::now();
+        let timer = PassTimer::new(gpu);
         gpu.scoped("compute", || {
             let mut encoder = gpu.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("conv2d_fast"),
-                    timestamp_writes: None,
+                    timestamp_writes: timer.as_ref().map(PassTimer::writes),
                 });
                 pass.set_pipeline(&kernel.pipeline);
                 for dispatch in &dispatches {
@@ -439,10 +440,14 @@ impl FastConv {
                     pass.dispatch_workgroups(x, y, z);
                 }
             }
+            if let Some(timer) = &timer {
+                timer.resolve(&mut encoder);
+            }
             gpu.queue.submit([encoder.finish()]);
         })?;
         gpu.wait("compute")?;
         timings.compute = started.elapsed();
+        timings.gpu_compute = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
 
         // Readback.
         let started = Instant::now();

@@ -138,6 +138,8 @@ impl Gpu {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convmaps"),
                 required_limits: adapter.limits(),
+                // GPU timestamps time the compute pass where the adapter can.
+                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
                 ..Default::default()
             })
             .await
