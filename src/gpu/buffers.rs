@@ -35,9 +35,47 @@ impl GpuTimings {
     }
 }
 
+/// Records one compute pass with `record`, submits it and waits for it.
+/// Returns the wall time around submit and wait, and the pass's own time by
+/// GPU timestamps where the device has them.
+pub(crate) fn run_compute_pass(
+    gpu: &Gpu,
+    label: &str,
+    record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+) -> Result<(Duration, Option<Duration>)> {
+    let started = std::time::Instant::now();
+    let timer = PassTimer::new(gpu);
+    gpu.scoped("compute", || {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: timer.as_ref().map(PassTimer::writes),
+            });
+            record(&mut pass);
+        }
+        if let Some(timer) = &timer {
+            timer.resolve(&mut encoder);
+        }
+        gpu.queue.submit([encoder.finish()]);
+    })?;
+    gpu.wait("compute")?;
+    let wall = started.elapsed();
+    let timed = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
+    Ok((wall, timed))
+}
+
+/// Submits the zero-fill wgpu owes a new output buffer before its first use,
+/// so that it is paid during upload and `compute` times the convolution.
+pub(crate) fn clear_output(gpu: &Gpu, output: &wgpu::Buffer) {
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+    encoder.clear_buffer(output, 0, None);
+    gpu.queue.submit([encoder.finish()]);
+}
+
 /// GPU timestamps at the beginning and end of one compute pass, on devices
 /// with timestamp queries.
-pub(crate) struct PassTimer {
+struct PassTimer {
     query_set: wgpu::QuerySet,
     resolved: wgpu::Buffer,
     staging: wgpu::Buffer,
@@ -45,7 +83,7 @@ pub(crate) struct PassTimer {
 
 impl PassTimer {
     /// A timer, or `None` when the device cannot write timestamps.
-    pub(crate) fn new(gpu: &Gpu) -> Option<Self> {
+    fn new(gpu: &Gpu) -> Option<Self> {
         if !gpu
             .device
             .features()
@@ -79,7 +117,7 @@ impl PassTimer {
     }
 
     /// The pass descriptor's timestamp writes.
-    pub(crate) fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+    fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
         wgpu::ComputePassTimestampWrites {
             query_set: &self.query_set,
             beginning_of_pass_write_index: Some(0),
@@ -88,13 +126,13 @@ impl PassTimer {
     }
 
     /// Records, after the pass, the copy of the timestamps to a mappable buffer.
-    pub(crate) fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
+    fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.resolve_query_set(&self.query_set, 0..2, &self.resolved, 0);
         encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
     }
 
     /// The time between the two timestamps, once the pass has finished.
-    pub(crate) fn elapsed(&self, gpu: &Gpu) -> Result<Duration> {
+    fn elapsed(&self, gpu: &Gpu) -> Result<Duration> {
         let ticks: Vec<u64> = map_and_read(gpu, &self.staging, "timestamps")?;
         let nanoseconds =
             ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;

@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, PassTimer, buffer_init, check_buffers, check_workgroups, entry,
-    max_storage_binding, output_and_staging, read_back, storage_buffer,
+    GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
+    max_storage_binding, output_and_staging, read_back, run_compute_pass, storage_buffer,
 };
 use crate::error::{Error, Result};
 use crate::layer::Layer;
@@ -139,43 +139,24 @@ impl DirectConv {
                     entry(4, &params_buffer),
                 ],
             });
-            // wgpu zero-fills a new buffer before its first use; pay for it
-            // here so that `compute` times the convolution (as the fast
-            // kernel does).
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&output, 0, None);
-            gpu.queue.submit([encoder.finish()]);
+            clear_output(gpu, &output);
             (output, staging, bind_group)
         })?;
         gpu.wait("upload")?;
         timings.upload = started.elapsed();
 
         // Compute: (ceil(OW/8), ceil(OH/8), K) workgroups.
-        let started = Instant::now();
-        let timer = PassTimer::new(gpu);
-        gpu.scoped("compute", || {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("conv2d_direct"),
-                    timestamp_writes: timer.as_ref().map(PassTimer::writes),
-                });
-                pass.set_pipeline(&self.pipeline);
-                pass.set_bind_group(0, &bind_group, &[]);
-                pass.dispatch_workgroups(
-                    out_width.div_ceil(WORKGROUP_SIZE),
-                    out_height.div_ceil(WORKGROUP_SIZE),
-                    spec.filters,
-                );
-            }
-            if let Some(timer) = &timer {
-                timer.resolve(&mut encoder);
-            }
-            gpu.queue.submit([encoder.finish()]);
+        let (compute, gpu_compute) = run_compute_pass(gpu, "conv2d_direct", |pass| {
+            pass.set_pipeline(&self.pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(
+                out_width.div_ceil(WORKGROUP_SIZE),
+                out_height.div_ceil(WORKGROUP_SIZE),
+                spec.filters,
+            );
         })?;
-        gpu.wait("compute")?;
-        timings.compute = started.elapsed();
-        timings.gpu_compute = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
+        timings.compute = compute;
+        timings.gpu_compute = gpu_compute;
 
         // Readback.
         let started = Instant::now();

@@ -27,8 +27,8 @@ use std::time::Instant;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, PassTimer, buffer_init, check_buffers, check_workgroups, entry,
-    max_storage_binding, output_and_staging, read_back,
+    GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
+    max_storage_binding, output_and_staging, read_back, run_compute_pass,
 };
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
@@ -411,43 +411,23 @@ impl FastConv {
                 layout: &kernel.layout,
                 entries: &entries,
             });
-            // wgpu zero-fills a new buffer before its first use. The kernel
-            // writes every output value, but the fill is owed anyway: do it
-            // here, with the rest of the set-up, so that `compute` times the
-            // convolution.
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&output, 0, None);
-            gpu.queue.submit([encoder.finish()]);
+            clear_output(gpu, &output);
             (output, staging, bind_group)
         })?;
         gpu.wait("upload")?;
         timings.upload = started.elapsed();
 
         // Compute: one dispatch per tile and chunk of filter blocks.
-        let started = Instant::now();
-        let timer = PassTimer::new(gpu);
-        gpu.scoped("compute", || {
-            let mut encoder = gpu.device.create_command_encoder(&Default::default());
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("conv2d_fast"),
-                    timestamp_writes: timer.as_ref().map(PassTimer::writes),
-                });
-                pass.set_pipeline(&kernel.pipeline);
-                for dispatch in &dispatches {
-                    pass.set_bind_group(0, &bind_group, dispatch.offsets(plan.storage));
-                    let [x, y, z] = dispatch.workgroups;
-                    pass.dispatch_workgroups(x, y, z);
-                }
+        let (compute, gpu_compute) = run_compute_pass(gpu, "conv2d_fast", |pass| {
+            pass.set_pipeline(&kernel.pipeline);
+            for dispatch in &dispatches {
+                pass.set_bind_group(0, &bind_group, dispatch.offsets(plan.storage));
+                let [x, y, z] = dispatch.workgroups;
+                pass.dispatch_workgroups(x, y, z);
             }
-            if let Some(timer) = &timer {
-                timer.resolve(&mut encoder);
-            }
-            gpu.queue.submit([encoder.finish()]);
         })?;
-        gpu.wait("compute")?;
-        timings.compute = started.elapsed();
-        timings.gpu_compute = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
+        timings.compute = compute;
+        timings.gpu_compute = gpu_compute;
 
         // Readback.
         let started = Instant::now();
