@@ -11,7 +11,7 @@ mod common;
 
 use std::time::Instant;
 
-use common::{assert_close, below, random_image, random_layer, rng};
+use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
 use convmaps::gpu::{DirectConv, FastConv};
 use convmaps::layer::{Activation, LayerSpec, Padding};
@@ -63,37 +63,8 @@ fn fast_matches_cpu_on_random_shapes() {
 #[test]
 fn fast_matches_cpu_on_random_geometry() {
     let mut rng = rng(11);
-    let mut tried = 0;
-    while tried < 40 {
-        let groups = [1, 1, 3][below(&mut rng, 3) as usize];
-        let channels = 3 * (1 + below(&mut rng, 2));
-        let filters = groups * (1 + below(&mut rng, 12));
-        let spec = LayerSpec {
-            in_channels: channels,
-            filters,
-            kernel_height: 1 + below(&mut rng, 5),
-            kernel_width: 1 + below(&mut rng, 5),
-            stride: 1 + below(&mut rng, 3),
-            padding: Padding {
-                top: below(&mut rng, 3),
-                bottom: below(&mut rng, 3),
-                left: below(&mut rng, 3),
-                right: below(&mut rng, 3),
-            },
-            dilation: 1 + below(&mut rng, 3),
-            groups,
-            bias: below(&mut rng, 4) != 0,
-            activation: if below(&mut rng, 2) == 0 {
-                Activation::None
-            } else {
-                Activation::Relu
-            },
-        };
-        let (height, width) = (1 + below(&mut rng, 30), 1 + below(&mut rng, 30));
-        if spec.output_size(height, width).is_err() {
-            continue; // the dilated kernel is larger than the padded input
-        }
-        tried += 1;
+    for tried in 0..40 {
+        let (spec, height, width) = common::random_geometry(&mut rng, 12, 30);
         check(spec, height, width, 100 + tried);
     }
 }

@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{assert_close, below, random_image, random_layer, rng};
+use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::layer::{Activation, LayerSpec, Padding};
+use convmaps::layer::{Activation, LayerSpec};
 
 /// GPU and CPU sum the same terms in the same order; the GPU may fuse
 /// multiply-adds, so allow a few ulps of the sum's magnitude.
@@ -46,38 +46,9 @@ fn gpu_matches_cpu_on_random_shapes_not_multiples_of_the_workgroup() {
 fn gpu_matches_cpu_on_random_geometry() {
     let Some(gpu) = common::gpu() else { return };
     let mut rng = rng(11);
-    let mut tried = 0;
-    while tried < 40 {
-        let groups = [1, 1, 3][below(&mut rng, 3) as usize];
-        let channels = 3 * (1 + below(&mut rng, 2));
-        let filters = groups * (1 + below(&mut rng, 4));
-        let spec = LayerSpec {
-            in_channels: channels,
-            filters,
-            kernel_height: 1 + below(&mut rng, 5),
-            kernel_width: 1 + below(&mut rng, 5),
-            stride: 1 + below(&mut rng, 3),
-            padding: Padding {
-                top: below(&mut rng, 3),
-                bottom: below(&mut rng, 3),
-                left: below(&mut rng, 3),
-                right: below(&mut rng, 3),
-            },
-            dilation: 1 + below(&mut rng, 3),
-            groups,
-            bias: below(&mut rng, 4) != 0,
-            activation: if below(&mut rng, 2) == 0 {
-                Activation::None
-            } else {
-                Activation::Relu
-            },
-        };
-        let (height, width) = (1 + below(&mut rng, 20), 1 + below(&mut rng, 20));
-        if spec.output_size(height, width).is_err() {
-            continue; // the dilated kernel is larger than the padded input
-        }
-        tried += 1;
-        let input = random_image(&mut rng, channels, height, width);
+    for _ in 0..40 {
+        let (spec, height, width) = common::random_geometry(&mut rng, 4, 20);
+        let input = random_image(&mut rng, spec.in_channels, height, width);
         let layer = random_layer(&mut rng, spec);
         let expected = cpu::conv2d_direct(&input, &layer).unwrap();
         let actual = common::run_gpu(gpu, &input, &layer);

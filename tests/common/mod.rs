@@ -6,7 +6,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use convmaps::gpu::{DirectConv, FastConv, Gpu};
-use convmaps::layer::{Layer, LayerSpec};
+use convmaps::layer::{Activation, Layer, LayerSpec, Padding};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -138,4 +138,43 @@ pub fn text(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// A random valid layer over the whole option space (groups, rectangular
+/// kernels, stride, padding, dilation, bias, ReLU) and an input size for it:
+/// up to `filters_per_group` filters per group and `max_side` pixels a side.
+pub fn random_geometry(
+    rng: &mut ChaCha8Rng,
+    filters_per_group: u32,
+    max_side: u32,
+) -> (LayerSpec, u32, u32) {
+    loop {
+        let groups = [1, 1, 3][below(rng, 3) as usize];
+        let spec = LayerSpec {
+            in_channels: 3 * (1 + below(rng, 2)),
+            filters: groups * (1 + below(rng, filters_per_group)),
+            kernel_height: 1 + below(rng, 5),
+            kernel_width: 1 + below(rng, 5),
+            stride: 1 + below(rng, 3),
+            padding: Padding {
+                top: below(rng, 3),
+                bottom: below(rng, 3),
+                left: below(rng, 3),
+                right: below(rng, 3),
+            },
+            dilation: 1 + below(rng, 3),
+            groups,
+            bias: below(rng, 4) != 0,
+            activation: if below(rng, 2) == 0 {
+                Activation::None
+            } else {
+                Activation::Relu
+            },
+        };
+        let (height, width) = (1 + below(rng, max_side), 1 + below(rng, max_side));
+        // Skip a dilated kernel larger than the padded input.
+        if spec.output_size(height, width).is_ok() {
+            return (spec, height, width);
+        }
+    }
 }
