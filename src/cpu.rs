@@ -4,7 +4,7 @@
 
 use rayon::prelude::*;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
 
@@ -13,13 +13,7 @@ use crate::tensor::Tensor3;
 /// [`conv2d_direct_pixel`] exactly as one shader invocation computes it.
 pub fn conv2d_direct(input: &Tensor3, layer: &Layer) -> Result<Tensor3> {
     let spec = &layer.spec;
-    if input.channels != spec.in_channels {
-        return Err(Error::Mismatch(format!(
-            "the input has {} channels, the layer expects {}",
-            input.channels, spec.in_channels
-        )));
-    }
-    let (out_height, out_width) = spec.output_size(input.height, input.width)?;
+    let (out_height, out_width) = layer.output_size_for(input)?;
     let mut output = Tensor3::zeros(spec.filters, out_height, out_width);
     let plane_len = output.plane_len();
     if plane_len == 0 {

@@ -341,6 +341,18 @@ impl Layer {
         )
     }
 
+    /// Output size `(OH, OW)` of this layer over `input` `[C, H, W]`, checking
+    /// that the input has the layer's C channels and is large enough.
+    pub fn output_size_for(&self, input: &crate::tensor::Tensor3) -> Result<(u32, u32)> {
+        if input.channels != self.spec.in_channels {
+            return Err(Error::Mismatch(format!(
+                "the input has {} channels, the layer expects {}",
+                input.channels, self.spec.in_channels
+            )));
+        }
+        self.spec.output_size(input.height, input.width)
+    }
+
     /// Parameter count, from the lengths of the buffers themselves.
     pub fn parameters(&self) -> ParameterCount {
         ParameterCount {

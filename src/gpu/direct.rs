@@ -8,7 +8,7 @@ use super::buffers::{
     GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
     max_storage_binding, output_and_staging, read_back, run_compute_pass, storage_buffer,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
 
@@ -79,13 +79,7 @@ impl DirectConv {
     /// error.
     pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
         let spec = &layer.spec;
-        if input.channels != spec.in_channels {
-            return Err(Error::Mismatch(format!(
-                "the input has {} channels, the layer expects {}",
-                input.channels, spec.in_channels
-            )));
-        }
-        let (out_height, out_width) = spec.output_size(input.height, input.width)?;
+        let (out_height, out_width) = layer.output_size_for(input)?;
         let output_len = spec.filters as u64 * out_height as u64 * out_width as u64;
         let output_bytes = output_len * 4;
         check_limits(gpu, input, layer, output_bytes, out_height, out_width)?;
