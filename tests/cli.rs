@@ -199,6 +199,33 @@ fn text_file_named_png_is_exit_2() {
 }
 
 #[test]
+fn empty_and_truncated_photos_are_exit_2_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let empty = dir.path().join("empty.png");
+    std::fs::write(&empty, b"").unwrap();
+    assert_bad_input(
+        &[empty.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        "empty.png: is empty",
+        Some(&out),
+    );
+
+    let photo = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 77]));
+    for extension in ["png", "jpg"] {
+        let whole = dir.path().join(format!("whole.{extension}"));
+        photo.save(&whole).unwrap();
+        let bytes = std::fs::read(&whole).unwrap();
+        let cut = dir.path().join(format!("cut.{extension}"));
+        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+        assert_bad_input(
+            &[cut.to_str().unwrap(), "--out", out.to_str().unwrap()],
+            &format!("cut.{extension}"),
+            Some(&out),
+        );
+    }
+}
+
+#[test]
 fn zero_filters_and_zero_kernel_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());
