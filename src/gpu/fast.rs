@@ -25,6 +25,8 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use super::Gpu;
 use super::buffers::{
     GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
@@ -560,16 +562,16 @@ fn pack_strips(input: &Tensor3, spec: &LayerSpec, plan: &Plan, tail: usize) -> V
     let (height, width) = (input.height as i64, input.width as i64);
     let (channels, strip_rows) = (plan.channels as usize, plan.strip_rows as usize);
     let strip_width = plan.strip_width as usize;
-    let rows = strips[..plan.input_len() as usize].chunks_exact_mut(strip_width);
+    let rows = strips[..plan.input_len() as usize].par_chunks_exact_mut(strip_width);
     // Row r of the strips is (group, strip, y, c), nested in that order.
-    for (r, row) in rows.enumerate() {
+    rows.enumerate().for_each(|(r, row)| {
         let c = r % channels;
         let y = (r / channels) % strip_rows;
         let strip = (r / (channels * strip_rows)) % plan.strips as usize;
         let group = r / (channels * strip_rows * plan.strips as usize);
         let in_y = y as i64 - spec.padding.top as i64;
         if in_y < 0 || in_y >= height {
-            continue; // a padding row: zeros
+            return; // a padding row: zeros
         }
         let first_x =
             strip as i64 * plan.strip_pixels as i64 * spec.stride as i64 - spec.padding.left as i64;
@@ -580,7 +582,7 @@ fn pack_strips(input: &Tensor3, spec: &LayerSpec, plan: &Plan, tail: usize) -> V
             let source = &plane[(in_y * width) as usize..][from as usize..to as usize];
             row[(from - first_x) as usize..(to - first_x) as usize].copy_from_slice(source);
         }
-    }
+    });
     strips
 }
 
