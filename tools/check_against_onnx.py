@@ -108,6 +108,8 @@ def main():
 
     # --- Reference ------------------------------------------------------------
     want = onnx_conv(x, w, b, stride, pad, dilation, groups)
+    if layer.get("activation", "none") == "relu":
+        want = np.maximum(want, 0.0)  # convmaps applies ReLU after the bias
     print(f"shape     convmaps {list(got.shape)}  onnx {list(want.shape)}")
     if got.shape != want.shape:
         print("FAIL: output shapes differ")
