@@ -233,7 +233,7 @@ pub(crate) fn check_workgroups(gpu: &Gpu, groups: &[(&str, u32)]) -> Result<()> 
 }
 
 /// Copies `buffer` into `staging`, maps it and returns its f32 values.
-pub(crate) fn read_back(
+fn read_back(
     gpu: &Gpu,
     buffer: &wgpu::Buffer,
     staging: &wgpu::Buffer,
@@ -245,6 +245,24 @@ pub(crate) fn read_back(
         gpu.queue.submit([encoder.finish()]);
     })?;
     map_and_read(gpu, staging, "readback")
+}
+
+/// Reads the output `[filters, out_height, out_width]` back through
+/// `staging`, recording the time in `timings.readback`.
+pub(crate) fn read_back_maps(
+    gpu: &Gpu,
+    output: &wgpu::Buffer,
+    staging: &wgpu::Buffer,
+    [filters, out_height, out_width]: [u32; 3],
+    timings: &mut GpuTimings,
+) -> Result<crate::tensor::Tensor3> {
+    let started = std::time::Instant::now();
+    let bytes = filters as u64 * out_height as u64 * out_width as u64 * 4;
+    let data = read_back(gpu, output, staging, bytes)?;
+    timings.readback = started.elapsed();
+    Ok(crate::tensor::Tensor3::from_vec(
+        filters, out_height, out_width, data,
+    ))
 }
 
 /// Maps `staging` (whose copy has been submitted), waits, and returns its

@@ -6,7 +6,7 @@ use std::time::Instant;
 use super::Gpu;
 use super::buffers::{
     GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
-    max_storage_binding, output_and_staging, read_back, run_compute_pass, storage_buffer,
+    max_storage_binding, output_and_staging, read_back_maps, run_compute_pass, storage_buffer,
 };
 use crate::error::Result;
 use crate::layer::Layer;
@@ -152,15 +152,9 @@ impl DirectConv {
         timings.compute = compute;
         timings.gpu_compute = gpu_compute;
 
-        // Readback.
-        let started = Instant::now();
-        let data = read_back(gpu, &output, &staging, output_bytes)?;
-        timings.readback = started.elapsed();
-
-        Ok((
-            Tensor3::from_vec(spec.filters, out_height, out_width, data),
-            timings,
-        ))
+        let shape = [spec.filters, out_height, out_width];
+        let maps = read_back_maps(gpu, &output, &staging, shape, &mut timings)?;
+        Ok((maps, timings))
     }
 }
 

@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use super::Gpu;
 use super::buffers::{
     GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
-    max_storage_binding, output_and_staging, read_back, run_compute_pass,
+    max_storage_binding, output_and_staging, read_back_maps, run_compute_pass,
 };
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec};
@@ -425,15 +425,9 @@ impl FastConv {
         timings.compute = compute;
         timings.gpu_compute = gpu_compute;
 
-        // Readback.
-        let started = Instant::now();
-        let data = read_back(gpu, &output, &staging, output_bytes)?;
-        timings.readback = started.elapsed();
-
-        Ok((
-            Tensor3::from_vec(spec.filters, out_height, out_width, data),
-            timings,
-        ))
+        let shape = [spec.filters, out_height, out_width];
+        let maps = read_back_maps(gpu, &output, &staging, shape, &mut timings)?;
+        Ok((maps, timings))
     }
 
     /// Refuses a job whose buffers or dispatches exceed the device's limits,
