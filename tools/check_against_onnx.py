@@ -27,11 +27,12 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import onnx
-import onnxruntime as ort
-from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 from safetensors.numpy import load_file
+
+# The same ONNX Runtime Conv that made the golden files.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_golden import onnx_conv  # noqa: E402
 
 
 def load_photo(path):
@@ -39,35 +40,6 @@ def load_photo(path):
     rgb = np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)  # [H, W, 3]
     x = rgb.astype(np.float32) / np.float32(255.0)
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-
-
-def onnx_conv(x, w, b, stride, pad, dilation, groups):
-    """ONNX Runtime Conv of x [1,C,H,W]; pad is a dict with top/bottom/left/right."""
-    inputs = ["X", "W"] + (["B"] if b is not None else [])
-    node = helper.make_node(
-        "Conv", inputs, ["Y"],
-        kernel_shape=list(w.shape[2:]),
-        strides=[stride, stride],
-        dilations=[dilation, dilation],
-        group=groups,
-        # ONNX order: begins (H, W), then ends (H, W).
-        pads=[pad["top"], pad["left"], pad["bottom"], pad["right"]],
-    )
-    inits = [numpy_helper.from_array(w, "W")]
-    if b is not None:
-        inits.append(numpy_helper.from_array(b, "B"))
-    graph = helper.make_graph(
-        [node], "conv",
-        [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x.shape))],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
-        initializer=inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    sess = ort.InferenceSession(model.SerializeToString(),
-                                providers=["CPUExecutionProvider"])
-    (y,) = sess.run(None, {"X": x})
-    return y[0]  # drop the batch dimension: [K, OH, OW]
 
 
 def main():
@@ -107,7 +79,8 @@ def main():
           f"padding {pad}  dilation {dilation}  groups {groups}")
 
     # --- Reference ------------------------------------------------------------
-    want = onnx_conv(x, w, b, stride, pad, dilation, groups)
+    pads = [pad["top"], pad["bottom"], pad["left"], pad["right"]]
+    want = onnx_conv(x[0], w, b, stride, pads, dilation, groups)
     if layer.get("activation", "none") == "relu":
         want = np.maximum(want, 0.0)  # convmaps applies ReLU after the bias
     print(f"shape     convmaps {list(got.shape)}  onnx {list(want.shape)}")
