@@ -290,20 +290,8 @@ fn out_that_is_a_file_is_exit_2() {
 fn weights_with_the_wrong_bias_length_are_exit_2_naming_the_mismatch() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());
-    let weight = vec![0u8; 4 * 2 * 3 * 3 * 3];
-    let bias = vec![0u8; 4 * 3];
-    let views = [
-        (
-            "weight",
-            safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 3, 3, 3], &weight).unwrap(),
-        ),
-        (
-            "bias",
-            safetensors::tensor::TensorView::new(Dtype::F32, vec![3], &bias).unwrap(),
-        ),
-    ];
     let path = dir.path().join("bad.safetensors");
-    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    common::write_safetensors(&path, &[("weight", vec![2, 3, 3, 3]), ("bias", vec![3])]);
     assert_bad_input(
         &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
         "bias has 3 values, expected 2",
@@ -315,20 +303,8 @@ fn weights_with_the_wrong_bias_length_are_exit_2_naming_the_mismatch() {
 fn weights_for_another_channel_count_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());
-    let weight = vec![0u8; 4 * 2 * 4 * 3 * 3];
-    let bias = vec![0u8; 4 * 2];
-    let views = [
-        (
-            "weight",
-            safetensors::tensor::TensorView::new(Dtype::F32, vec![2, 4, 3, 3], &weight).unwrap(),
-        ),
-        (
-            "bias",
-            safetensors::tensor::TensorView::new(Dtype::F32, vec![2], &bias).unwrap(),
-        ),
-    ];
     let path = dir.path().join("four.safetensors");
-    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    common::write_safetensors(&path, &[("weight", vec![2, 4, 3, 3]), ("bias", vec![2])]);
     assert_bad_input(
         &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
         "do not match the photo's 3 channels",

@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 
 use convmaps::npy;
 use npyz::WriterBuilder;
-use safetensors::{Dtype, tensor::TensorView};
 
 fn run(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_convmaps"))
@@ -188,35 +187,12 @@ fn npy_weights_with_npy_bias_run_and_match_the_layer() {
     assert_eq!(summary["parameters"]["total"], 60);
 }
 
-fn write_safetensors(path: &Path, tensors: &[(&str, Vec<usize>)]) {
-    let buffers: Vec<Vec<u8>> = tensors
-        .iter()
-        .map(|(_, shape)| {
-            let count: usize = shape.iter().product();
-            (0..count)
-                .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
-                .collect()
-        })
-        .collect();
-    let views: Vec<(&str, TensorView)> = tensors
-        .iter()
-        .zip(&buffers)
-        .map(|((name, shape), bytes)| {
-            (
-                *name,
-                TensorView::new(Dtype::F32, shape.clone(), bytes).unwrap(),
-            )
-        })
-        .collect();
-    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
-}
-
 #[test]
 fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
     let dir = tempfile::tempdir().unwrap();
     let photo = photo(dir.path());
     let model = dir.path().join("model.safetensors");
-    write_safetensors(
+    common::write_safetensors(
         &model,
         &[
             ("conv1.weight", vec![4, 3, 3, 3]),

@@ -178,3 +178,29 @@ pub fn random_geometry(
         }
     }
 }
+
+/// Writes a safetensors file of f32 tensors with these names and shapes
+/// (values 0, 0.01, 0.02, …).
+pub fn write_safetensors(path: &std::path::Path, tensors: &[(&str, Vec<usize>)]) {
+    let buffers: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, shape)| {
+            let count: usize = shape.iter().product();
+            (0..count)
+                .flat_map(|i| (i as f32 * 0.01).to_le_bytes())
+                .collect()
+        })
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&buffers)
+        .map(|((name, shape), bytes)| {
+            (
+                *name,
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
