@@ -10,17 +10,6 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::Tensor3;
 
-/// Writes `tensor` as a little-endian f32 `.npy` file of shape
-/// `(channels, height, width)`, C order, atomically.
-pub fn write_f32(path: &Path, tensor: &Tensor3) -> Result<()> {
-    let shape = [
-        tensor.channels as usize,
-        tensor.height as usize,
-        tensor.width as usize,
-    ];
-    write_f32_nd(path, &shape, &tensor.data)
-}
-
 /// Writes `data` as a little-endian f32 `.npy` file of `shape`, C order,
 /// atomically. `data` must hold the product of `shape` values.
 pub fn write_f32_nd(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {

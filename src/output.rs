@@ -106,8 +106,3 @@ pub fn write_atomic(
 pub fn write_bytes_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| w.write_all(bytes))
 }
-
-/// Opens a file for reading, naming it in the error.
-pub fn open(path: &Path) -> Result<File> {
-    File::open(path).map_err(|e| Error::io(path, e))
-}
