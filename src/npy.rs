@@ -1,11 +1,11 @@
 //! Raw feature maps as numpy's `.npy` format.
 
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
-use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::Tensor3;
