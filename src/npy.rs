@@ -6,7 +6,6 @@ use std::path::Path;
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
-
 use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::Tensor3;
 
