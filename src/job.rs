@@ -1,6 +1,7 @@
 //! One run of the tool: photo in, layer applied, pictures and reports out.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -8,7 +9,7 @@ use rayon::prelude::*;
 use crate::banks::{self, Init};
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTimings, KernelKind, Pipeline};
+use crate::gpu::{Gpu, GpuTimings, InFlight, KernelKind, OutputSlot, Pipeline};
 use crate::layer::{Layer, LayerSpec, PaddingMode};
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
@@ -18,7 +19,7 @@ use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
 use crate::render::grid::{RgbGridTile, labelled_grid};
 use crate::render::html::{Page, PageMap, index_html};
 use crate::report::{InputSummary, LayerSummary, MapSummary, OutputSummary, Summary, Timings, ms};
-use crate::tensor::Tensor3;
+use crate::tensor::{Tensor3, TensorView};
 use crate::{photo, render, weights};
 
 /// Which backend the user asked for.
@@ -132,7 +133,7 @@ impl Engine {
 pub enum Stage {
     /// Computing bands of the layer (`done`/`total` pieces).
     Compute,
-    /// Normalising and encoding the pictures (`done`/`total` rows).
+    /// Normalising and encoding the pictures (`done`/`total` maps).
     Encode,
 }
 
@@ -228,7 +229,7 @@ pub fn run(
     engine: &Engine,
     job: &Job,
     setup: Duration,
-    progress: &mut dyn FnMut(Step),
+    progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Summary> {
     let started = Instant::now();
     check_output_dir(&job.out_dir)?;
@@ -282,7 +283,6 @@ pub fn run(
     let raw_path = job.out_dir.join("features.npy");
     let raw = BandedNpy::create(&raw_path, [filters, out_height, out_width])?;
     let mut stats = vec![MapStats::default(); filters as usize];
-    let mut store = Duration::ZERO;
     let pieces = (plan.bands.len() * plan.filter_chunks.len()) as u64;
     let mut done = 0;
     let conv = convolve_planned(
@@ -291,12 +291,12 @@ pub fn run(
         &layer,
         &plan,
         |first_filter, first_row, maps| {
-            let stage = Instant::now();
-            for (k, map) in maps.planes().enumerate() {
-                stats[first_filter as usize + k].add(map);
-            }
+            let first = first_filter as usize;
+            stats[first..first + maps.channels as usize]
+                .par_iter_mut()
+                .zip(maps.data.par_chunks(maps.plane_len()))
+                .for_each(|(stats, map)| stats.add(map));
             raw.write_band(first_filter, first_row, maps)?;
-            store += stage.elapsed();
             done += 1;
             progress(Step {
                 stage: Stage::Compute,
@@ -310,15 +310,15 @@ pub fn run(
     // Pass 2: read the maps back band by band, normalise each with its own
     // range, and stream PNG rows and grid tiles.
     let stage = Instant::now();
-    let rows_per_band =
-        (budget / (filters as u64 * out_width as u64 * 4)).clamp(1, out_height as u64) as u32;
+    // About a mebibyte of one map per read.
+    let rows_per_read = ((1 << 20) / (out_width as u64 * 4)).clamp(1, out_height as u64) as u32;
     let mut files = write_pictures(
         &job.out_dir,
         &raw,
         &stats,
         &job.view,
         (out_height, out_width),
-        rows_per_band,
+        rows_per_read,
         progress,
     )?;
     write_bytes_atomic(
@@ -339,7 +339,7 @@ pub fn run(
         * out_height as f64
         * out_width as f64
         * layer.spec.taps_per_output() as f64;
-    let compute_time = conv.gpu_compute.unwrap_or(conv.compute);
+    let compute_time = conv.gpu.gpu_compute.unwrap_or(conv.gpu.compute);
     let gflops = if compute_time.is_zero() {
         0.0
     } else {
@@ -373,19 +373,19 @@ pub fn run(
             decode: ms(decode),
             weights: ms(weights_time),
             setup: ms(setup),
-            upload: ms(conv.upload),
-            compute: ms(conv.compute),
-            readback: ms(conv.readback),
-            store: ms(store),
+            upload: ms(conv.gpu.upload),
+            compute: ms(conv.gpu.compute),
+            readback: ms(conv.gpu.readback),
+            store: ms(conv.store),
             encode: 0.0,
             total: 0.0,
         },
-        compute_timing: match (engine, conv.gpu_compute) {
+        compute_timing: match (engine, conv.gpu.gpu_compute) {
             (Engine::Gpu { .. }, Some(_)) => "GPU timestamps around the compute pass".into(),
             (Engine::Gpu { .. }, None) => "wall time around submit and wait".into(),
             (Engine::Cpu, _) => "wall time".into(),
         },
-        gpu_compute_ms: conv.gpu_compute.map(ms),
+        gpu_compute_ms: conv.gpu.gpu_compute.map(ms),
         gflops,
         files,
     };
@@ -403,41 +403,108 @@ pub fn run(
     Ok(summary)
 }
 
+/// Times of a planned run ([`convolve_planned`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PlannedTimings {
+    /// The GPU stages, summed over the pieces (on the CPU, compute alone).
+    pub gpu: GpuTimings,
+    /// Time in the sink, storing the pieces.
+    pub store: Duration,
+}
+
 /// Runs `layer` over `image` band by band and filter chunk by filter chunk
 /// as `plan` says, handing each piece `[filters, rows, OW]` to `sink` with
-/// its first filter and first output row. Together the pieces are exactly
-/// the untiled output.
+/// its first filter and first output row, in order. Together the pieces are
+/// exactly the untiled output.
+///
+/// On the GPU each piece is submitted before the one before it is handed
+/// over, so that a GPU that runs submissions in the background (a real
+/// one) computes a band while `sink` stores the last; the pieces alternate
+/// between two output slots, and reach `sink` where they lie in mapped
+/// memory.
 pub fn convolve_planned(
     engine: &Engine,
     image: &Tensor3,
     layer: &Layer,
     plan: &Plan,
-    mut sink: impl FnMut(u32, u32, &Tensor3) -> Result<()>,
-) -> Result<GpuTimings> {
+    mut sink: impl FnMut(u32, u32, TensorView<'_>) -> Result<()>,
+) -> Result<PlannedTimings> {
     let (_, out_width) = layer.spec.output_size(image.height, image.width)?;
-    let mut timings = GpuTimings::default();
+    let mut timings = PlannedTimings::default();
     let chunks: Vec<_> = plan
         .filter_chunks
         .iter()
         .map(|filters| (filters.start, layer.filter_chunk(filters.clone())))
         .collect();
-    for band in &plan.bands {
+    let mut slots = [OutputSlot::default(), OutputSlot::default()];
+    let mut pending = None;
+    let pieces = plan
+        .bands
+        .iter()
+        .flat_map(|band| std::iter::repeat(band).zip(&chunks));
+    for (index, (band, (first_filter, (channels, chunk)))) in pieces.enumerate() {
         let (input_rows, band_spec) = layer.spec.band(band.clone(), image.height);
-        for (first_filter, (channels, chunk)) in &chunks {
-            let mut chunk = chunk.clone();
-            chunk.spec.padding = band_spec.padding;
-            let maps = if input_rows.is_empty() {
-                bias_only(&chunk, band.len() as u32, out_width)
-            } else {
-                let input = image.slice(channels.clone(), input_rows.clone());
-                let (maps, band_timings) = engine.convolve(&input, &chunk)?;
-                timings.add(band_timings);
-                maps
-            };
-            sink(*first_filter, band.start, &maps)?;
+        let mut chunk = chunk.clone();
+        chunk.spec.padding = band_spec.padding;
+        let piece = if input_rows.is_empty() {
+            Piece::Ready(bias_only(&chunk, band.len() as u32, out_width))
+        } else {
+            let input = image.slice(channels.clone(), input_rows);
+            match engine {
+                Engine::Gpu { gpu, pipeline } => Piece::Running(
+                    gpu,
+                    pipeline.submit(gpu, &input, &chunk, &mut slots[index % 2])?,
+                ),
+                Engine::Cpu => {
+                    let (maps, cpu_timings) = engine.convolve(&input, &chunk)?;
+                    timings.gpu.add(cpu_timings);
+                    Piece::Ready(maps)
+                }
+            }
+        };
+        if let Some((filter, row, previous)) = pending.replace((*first_filter, band.start, piece)) {
+            timings.add(previous.hand_over(|maps| sink(filter, row, maps))?);
         }
     }
+    if let Some((filter, row, last)) = pending {
+        timings.add(last.hand_over(|maps| sink(filter, row, maps))?);
+    }
     Ok(timings)
+}
+
+impl PlannedTimings {
+    /// Adds one piece's times.
+    fn add(&mut self, (gpu, store): (GpuTimings, Duration)) {
+        self.gpu.add(gpu);
+        self.store += store;
+    }
+}
+
+/// One piece of a planned run: computed, or submitted to the GPU.
+enum Piece<'g> {
+    Ready(Tensor3),
+    Running(&'g Gpu, InFlight),
+}
+
+impl Piece<'_> {
+    /// Waits for the piece if it is running and hands its maps to `sink`;
+    /// returns its GPU timings and the time spent in `sink`.
+    fn hand_over(
+        self,
+        sink: impl FnOnce(TensorView<'_>) -> Result<()>,
+    ) -> Result<(GpuTimings, Duration)> {
+        let timed_sink = |maps: TensorView<'_>| {
+            let started = Instant::now();
+            sink(maps).map(|()| started.elapsed())
+        };
+        match self {
+            Piece::Ready(maps) => Ok((GpuTimings::default(), timed_sink(maps.view())?)),
+            Piece::Running(gpu, run) => {
+                let (store, gpu_timings) = run.read(gpu, timed_sink)?;
+                Ok((gpu_timings, store))
+            }
+        }
+    }
 }
 
 /// The output of a band that lies wholly in the zero padding: every tap
@@ -472,11 +539,32 @@ impl Default for MapStats {
 }
 
 impl MapStats {
+    /// Takes in more of the map's values.
     fn add(&mut self, values: &[f32]) {
-        let (lo, hi) = render::min_max(values);
-        self.min = self.min.min(lo);
-        self.max = self.max.max(hi);
-        self.sum += values.iter().map(|&v| v as f64).sum::<f64>();
+        // Eight independent lanes, so that the compiler can use vector
+        // instructions instead of one long chain of dependent additions.
+        const LANES: usize = 8;
+        let mut lo = [self.min; LANES];
+        let mut hi = [self.max; LANES];
+        let mut sum = [0.0f64; LANES];
+        let chunks = values.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for chunk in chunks {
+            for lane in 0..LANES {
+                let v = chunk[lane];
+                lo[lane] = if v < lo[lane] { v } else { lo[lane] };
+                hi[lane] = if v > hi[lane] { v } else { hi[lane] };
+                sum[lane] += v as f64;
+            }
+        }
+        for &v in rest {
+            lo[0] = lo[0].min(v);
+            hi[0] = hi[0].max(v);
+            sum[0] += v as f64;
+        }
+        self.min = lo.into_iter().fold(f32::INFINITY, f32::min);
+        self.max = hi.into_iter().fold(f32::NEG_INFINITY, f32::max);
+        self.sum += sum.iter().sum::<f64>();
         self.count += values.len() as u64;
     }
 
@@ -494,16 +582,16 @@ impl MapStats {
 }
 
 /// Writes one PNG per map (coloured with `view`'s map and range) and the
-/// labelled `grid.png`, reading the raw maps band by band (`rows_per_band`
-/// rows of every map at a time); returns the file names.
+/// labelled `grid.png`, reading the raw maps back map by map, in parallel,
+/// `rows_per_read` rows at a time; returns the file names.
 fn write_pictures(
     out_dir: &Path,
     raw: &BandedNpy,
     stats: &[MapStats],
     view: &View,
     (height, width): (u32, u32),
-    rows_per_band: u32,
-    progress: &mut dyn FnMut(Step),
+    rows_per_read: u32,
+    progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Vec<String>> {
     let count = stats.len() as u32;
     let all = stats
@@ -516,41 +604,45 @@ fn write_pictures(
     let names: Vec<String> = (0..count)
         .map(|k| render::feature_file_name(k, count))
         .collect();
-    let mut writers = names
-        .iter()
-        .zip(stats)
-        .map(|(name, stats)| {
-            let writer = render::PngRowWriter::create(&out_dir.join(name), width, height, !gray)?;
-            let range = view.normalize.range((stats.min, stats.max), all, diverging);
-            Ok((writer, RgbGridTile::for_grid(count, width, height), range))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    for first_row in (0..height).step_by(rows_per_band.max(1) as usize) {
-        let rows = first_row..(first_row + rows_per_band).min(height);
-        progress(Step {
-            stage: Stage::Encode,
-            done: first_row as u64,
-            total: height as u64,
-        });
-        let maps = raw.read_band(rows)?;
-        writers
-            .par_iter_mut()
-            .zip(maps.data.par_chunks(maps.plane_len()))
-            .try_for_each(|((writer, tile, (lo, hi)), map)| {
-                if gray {
-                    let luma = render::to_gray8(map, *lo, *hi);
-                    tile.add_gray_rows(first_row, &luma);
-                    writer.write_rows(&luma)
-                } else {
-                    let rgb = colormap::to_rgb8(map, *lo, *hi, view.colormap);
-                    tile.add_rows(first_row, &rgb);
-                    writer.write_rows(&rgb)
-                }
-            })?;
-    }
-    let tiles: Vec<RgbGridTile> = writers
+    let rows_per_read = rows_per_read.clamp(1, height) as usize;
+    let done = AtomicU64::new(0);
+    let tiles: Vec<RgbGridTile> = (0..count)
         .into_par_iter()
-        .map(|(writer, tile, _)| writer.finish().map(|()| tile))
+        .map(|k| {
+            let mut writer = render::PngRowWriter::create(
+                &out_dir.join(&names[k as usize]),
+                width,
+                height,
+                !gray,
+            )?;
+            let stats = &stats[k as usize];
+            let (lo, hi) = view.normalize.range((stats.min, stats.max), all, diverging);
+            let mut tile = RgbGridTile::for_grid(count, width, height);
+            let mut reader = raw.map_reader(k)?;
+            let mut values = vec![0.0f32; rows_per_read * width as usize];
+            let mut pixels = Vec::new();
+            for first_row in (0..height).step_by(rows_per_read) {
+                let rows = rows_per_read.min((height - first_row) as usize);
+                let values = &mut values[..rows * width as usize];
+                reader.read(values)?;
+                pixels.clear();
+                if gray {
+                    render::extend_gray8(&mut pixels, values, lo, hi);
+                    tile.add_gray_rows(first_row, &pixels);
+                } else {
+                    colormap::extend_rgb8(&mut pixels, values, lo, hi, view.colormap);
+                    tile.add_rows(first_row, &pixels);
+                }
+                writer.write_rows(&pixels)?;
+            }
+            writer.finish()?;
+            progress(Step {
+                stage: Stage::Encode,
+                done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                total: count as u64,
+            });
+            Ok(tile)
+        })
         .collect::<Result<_>>()?;
     let labels: Vec<String> = (0..count).map(|k| k.to_string()).collect();
     let grid = labelled_grid(&tiles, &labels);

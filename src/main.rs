@@ -427,7 +427,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         if bar.is_none() && !cli.quiet && !single {
             println!("{label}");
         }
-        let mut report = |step: Step| {
+        let report = |step: Step| {
             if let Some(bar) = &bar {
                 let stage = match step.stage {
                     Stage::Compute => "computing",
@@ -439,7 +439,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         };
         // The device and pipeline are made once; only the first run pays for them.
-        let result = job::run(&engine, &job, std::mem::take(&mut setup), &mut report);
+        let result = job::run(&engine, &job, std::mem::take(&mut setup), &report);
         if let Some(bar) = &bar {
             bar.set_position(0);
         }

@@ -7,7 +7,7 @@ use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
-use crate::tensor::Tensor3;
+use crate::tensor::{Tensor3, TensorView};
 
 /// Writes `data` as a little-endian f32 `.npy` file of `shape`, C order,
 /// atomically. `data` must hold the product of `shape` values.
@@ -58,7 +58,7 @@ impl BandedNpy {
     }
 
     /// Writes `maps` `[k, rows, OW]` as maps `first_map..` and rows `first_row..`.
-    pub fn write_band(&self, first_map: u32, first_row: u32, maps: &Tensor3) -> Result<()> {
+    pub fn write_band(&self, first_map: u32, first_row: u32, maps: TensorView<'_>) -> Result<()> {
         let mut file = self.file.file();
         for k in 0..maps.channels {
             let bytes = le_bytes(maps.plane(k));
@@ -71,29 +71,38 @@ impl BandedNpy {
         Ok(())
     }
 
-    /// Reads rows `rows` of every map: `[K, rows, OW]`.
-    pub fn read_band(&self, rows: std::ops::Range<u32>) -> Result<Tensor3> {
-        let mut file = self.file.file();
-        let [maps, _, width] = self.shape;
-        let plane = rows.len() * width as usize;
-        let mut data = vec![0f32; maps as usize * plane];
-        for (k, values) in data.chunks_exact_mut(plane.max(1)).enumerate() {
-            file.seek(SeekFrom::Start(self.offset(k as u64, rows.start as u64)))
-                .and_then(|_| file.read_exact(bytemuck::cast_slice_mut(values)))
-                .map_err(|e| Error::io(self.file.path(), e))?;
-            from_le(values);
-        }
-        Ok(Tensor3::from_vec(
-            maps as u32,
-            rows.end - rows.start,
-            width as u32,
-            data,
-        ))
+    /// A reader of map `map`'s rows, from the first, on its own handle:
+    /// one per map lets several maps be read at once.
+    pub fn map_reader(&self, map: u32) -> Result<MapReader> {
+        let mut file = self.file.reopen()?;
+        file.seek(SeekFrom::Start(self.offset(map as u64, 0)))
+            .map_err(|e| Error::io(self.file.path(), e))?;
+        Ok(MapReader {
+            file,
+            path: self.file.path().to_path_buf(),
+        })
     }
 
     /// Renames the finished file into place.
     pub fn commit(self) -> Result<()> {
         self.file.commit()
+    }
+}
+
+/// Reads one map of a [`BandedNpy`] in order, row band by row band.
+pub struct MapReader {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl MapReader {
+    /// Fills `values` with the map's next `values.len()` values.
+    pub fn read(&mut self, values: &mut [f32]) -> Result<()> {
+        self.file
+            .read_exact(bytemuck::cast_slice_mut(values))
+            .map_err(|e| Error::io(&self.path, e))?;
+        from_le(values);
+        Ok(())
     }
 }
 

@@ -73,6 +73,12 @@ impl AtomicFile {
         self.temp.as_file()
     }
 
+    /// A second handle on the temporary file, with its own position, for
+    /// reading it back (several readers can each have one).
+    pub fn reopen(&self) -> Result<File> {
+        self.temp.reopen().map_err(|e| Error::io(&self.path, e))
+    }
+
     /// Syncs the data and renames the file to its final path.
     pub fn commit(self) -> Result<()> {
         let path = self.path;

@@ -46,19 +46,17 @@ impl Tensor3 {
 
     /// Values per plane: `height·width`.
     pub fn plane_len(&self) -> usize {
-        self.height as usize * self.width as usize
+        self.view().plane_len()
     }
 
     /// Plane `index` (one channel, or one feature map), `[height, width]`.
     pub fn plane(&self, index: u32) -> &[f32] {
-        let len = self.plane_len();
-        let start = index as usize * len;
-        &self.data[start..start + len]
+        self.view().plane(index)
     }
 
     /// Every plane in order.
     pub fn planes(&self) -> impl Iterator<Item = &[f32]> {
-        self.data.chunks_exact(self.plane_len().max(1))
+        self.view().planes()
     }
 
     /// A copy of channels `channels` and rows `rows` (all columns).
@@ -79,9 +77,74 @@ impl Tensor3 {
         )
     }
 
+    /// The tensor as a borrowed view.
+    pub fn view(&self) -> TensorView<'_> {
+        TensorView::new(self.channels, self.height, self.width, &self.data)
+    }
+
+    /// Element `[c, y, x]`.
+    pub fn get(&self, c: u32, y: u32, x: u32) -> f32 {
+        self.view().get(c, y, x)
+    }
+}
+
+/// A borrowed row-major `[channels, height, width]` array of f32: feature
+/// maps where they lie, in mapped GPU memory or in a [`Tensor3`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TensorView<'a> {
+    /// Planes.
+    pub channels: u32,
+    /// Rows per plane.
+    pub height: u32,
+    /// Columns per row.
+    pub width: u32,
+    /// `channels·height·width` values, laid out as in [`Tensor3`].
+    pub data: &'a [f32],
+}
+
+impl<'a> TensorView<'a> {
+    /// Views `data`, which must hold `channels·height·width` values.
+    ///
+    /// # Panics
+    /// When the length does not match the shape (a programming error).
+    pub fn new(channels: u32, height: u32, width: u32, data: &'a [f32]) -> Self {
+        assert_eq!(
+            data.len(),
+            channels as usize * height as usize * width as usize,
+            "TensorView::new: data length does not match [{channels}, {height}, {width}]"
+        );
+        TensorView {
+            channels,
+            height,
+            width,
+            data,
+        }
+    }
+
+    /// Values per plane: `height·width`.
+    pub fn plane_len(&self) -> usize {
+        self.height as usize * self.width as usize
+    }
+
+    /// Plane `index`, `[height, width]`.
+    pub fn plane(&self, index: u32) -> &'a [f32] {
+        let len = self.plane_len();
+        &self.data[index as usize * len..][..len]
+    }
+
+    /// Every plane in order.
+    pub fn planes(&self) -> impl Iterator<Item = &'a [f32]> + use<'a> {
+        self.data.chunks_exact(self.plane_len().max(1))
+    }
+
     /// Element `[c, y, x]`.
     pub fn get(&self, c: u32, y: u32, x: u32) -> f32 {
         self.data
             [(c as usize * self.height as usize + y as usize) * self.width as usize + x as usize]
+    }
+
+    /// A copy that owns its values.
+    pub fn to_tensor(&self) -> Tensor3 {
+        Tensor3::from_vec(self.channels, self.height, self.width, self.data.to_vec())
     }
 }

@@ -1,21 +1,33 @@
 //! Pieces both pipelines share: the timings a run reports, the checks
-//! against the device's limits, buffer creation and reading a buffer back.
+//! against the device's limits, buffer creation, and the submission and
+//! reading back of a run.
+//!
+//! A run is submitted in one piece (its dispatches, the copy of its output
+//! into a mappable buffer and, where the device has them, its timestamps)
+//! and read back later as an [`InFlight`], so that a caller can prepare and
+//! submit the next band while the GPU works on this one. The output and
+//! mappable buffers live in an [`OutputSlot`] that the bands of one photo
+//! reuse, instead of allocating and clearing their own.
 
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use wgpu::util::DeviceExt;
 
 use super::Gpu;
 use crate::error::{Error, Result};
+use crate::tensor::{Tensor3, TensorView};
 
 /// Wall time of each GPU stage of one run.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GpuTimings {
-    /// Creating and filling the input, weight, bias and parameter buffers.
+    /// Preparing the input, weight, bias and parameter buffers and
+    /// submitting the run.
     pub upload: Duration,
-    /// Submitting the dispatch and waiting for it to finish.
+    /// Waiting for the GPU to finish the run and its copy into mappable
+    /// memory: the part of the GPU's work that nothing else hid.
     pub compute: Duration,
-    /// Copying the output to a mappable buffer and reading it back.
+    /// Reading the mapped output.
     pub readback: Duration,
     /// The compute pass as the GPU's own timestamps measure it, when the
     /// device supports timestamp queries.
@@ -35,17 +47,196 @@ impl GpuTimings {
     }
 }
 
-/// Records one compute pass with `record`, submits it and waits for it.
-/// Returns the wall time around submit and wait, and the pass's own time by
-/// GPU timestamps where the device has them.
-pub(crate) fn run_compute_pass(
+/// The output buffer of a run and the mappable buffer it is copied into,
+/// kept between runs: the bands of one photo reuse them, so that memory is
+/// allocated and cleared once per photo rather than once per band. A slot
+/// holds one run at a time; two let one band be read while the next runs.
+#[derive(Debug, Default)]
+pub struct OutputSlot {
+    buffers: Option<(wgpu::Buffer, wgpu::Buffer)>,
+}
+
+impl OutputSlot {
+    /// The output and mappable buffers, at least `bytes` long, made (and
+    /// cleared, the zero-fill wgpu owes a new buffer, so that it is not
+    /// counted as compute) when the slot has none large enough.
+    pub(crate) fn buffers(
+        &mut self,
+        gpu: &Gpu,
+        bytes: u64,
+    ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
+        match &self.buffers {
+            Some((output, staging)) if output.size() >= bytes => {
+                Ok((output.clone(), staging.clone()))
+            }
+            _ => {
+                self.buffers = None; // free the old pair before making the new
+                let (output, staging) = gpu.scoped("upload", || {
+                    let (output, staging) = output_and_staging(gpu, bytes);
+                    let mut encoder = gpu.device.create_command_encoder(&Default::default());
+                    encoder.clear_buffer(&output, 0, None);
+                    gpu.queue.submit([encoder.finish()]);
+                    (output, staging)
+                })?;
+                gpu.wait("upload")?;
+                self.buffers = Some((output.clone(), staging.clone()));
+                Ok((output, staging))
+            }
+        }
+    }
+}
+
+/// A buffer whose mapping has been asked for; it is mapped once the
+/// submission that writes it has finished.
+struct Mapping {
+    buffer: wgpu::Buffer,
+    bytes: u64,
+    done: mpsc::Receiver<std::result::Result<(), wgpu::BufferAsyncError>>,
+}
+
+impl Mapping {
+    /// Asks for the first `bytes` of `buffer` to be mapped for reading.
+    fn start(buffer: wgpu::Buffer, bytes: u64) -> Self {
+        let (sender, done) = mpsc::channel();
+        buffer.map_async(wgpu::MapMode::Read, ..bytes, move |result| {
+            let _ = sender.send(result);
+        });
+        Mapping {
+            buffer,
+            bytes,
+            done,
+        }
+    }
+
+    /// Hands the mapped bytes to `read`, then unmaps. Call once the
+    /// submission has finished.
+    fn read<T>(self, stage: &'static str, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
+        let gpu_error = |message: String| Error::Gpu { stage, message };
+        self.done
+            .recv()
+            .map_err(|_| gpu_error("the map callback never ran".into()))?
+            .map_err(|e| gpu_error(e.to_string()))?;
+        let value = {
+            let view = self
+                .buffer
+                .get_mapped_range(..self.bytes)
+                .map_err(|e| gpu_error(e.to_string()))?;
+            read(&view)
+        };
+        self.buffer.unmap();
+        Ok(value)
+    }
+}
+
+/// A submitted run: the GPU may still be computing it. [`InFlight::read`]
+/// waits for it and hands over the maps.
+pub struct InFlight {
+    submission: wgpu::SubmissionIndex,
+    output: Mapping,
+    shape: [u32; 3],
+    timestamps: Option<(Mapping, f32)>,
+    upload: Duration,
+    /// When the submit call began.
+    submitted: Instant,
+    /// Time spent in the submit call, which is compute on GPUs that run
+    /// the work there.
+    submit: Duration,
+}
+
+impl InFlight {
+    /// Waits for the run, then hands `read` the maps `[K, OH, OW]` where
+    /// they lie in mapped memory (no copy). Returns what `read` returns and
+    /// the run's timings; `readback` counts the mapping, not `read`'s own
+    /// time.
+    pub fn read<T>(
+        self,
+        gpu: &Gpu,
+        read: impl FnOnce(TensorView<'_>) -> Result<T>,
+    ) -> Result<(T, GpuTimings)> {
+        let started = Instant::now();
+        gpu.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(self.submission),
+                timeout: None,
+            })
+            .map_err(|e| Error::Gpu {
+                stage: "compute",
+                message: e.to_string(),
+            })?;
+        gpu.check("compute")?;
+        let compute = self.submit + started.elapsed();
+        let gpu_compute = match self.timestamps {
+            Some((mapping, period)) => Some(mapping.read("timestamps", |bytes| {
+                let ticks: [u64; 2] = bytemuck::pod_read_unaligned(bytes);
+                let nanoseconds = ticks[1].saturating_sub(ticks[0]) as f64 * period as f64;
+                Duration::from_nanos(nanoseconds as u64)
+            })?),
+            None => None,
+        };
+        let [filters, height, width] = self.shape;
+        let mut spent_in_read = Duration::ZERO;
+        let started = Instant::now();
+        let value = self.output.read("readback", |bytes| {
+            // Mapped ranges are aligned far beyond an f32's 4 bytes; an
+            // unaligned one would still be read correctly, through a copy.
+            let copied;
+            let data: &[f32] = match bytemuck::try_cast_slice(bytes) {
+                Ok(data) => data,
+                Err(_) => {
+                    copied = bytemuck::pod_collect_to_vec::<u8, f32>(bytes);
+                    &copied
+                }
+            };
+            let view = TensorView::new(filters, height, width, data);
+            let started = Instant::now();
+            let value = read(view);
+            spent_in_read = started.elapsed();
+            value
+        })??;
+        let timings = GpuTimings {
+            upload: self.upload,
+            compute,
+            readback: started.elapsed().saturating_sub(spent_in_read),
+            gpu_compute,
+        };
+        Ok((value, timings))
+    }
+
+    /// Waits for the run and copies its maps out: the whole of a one-shot
+    /// run, with `compute` the wall time from submit to the end of the wait
+    /// and the copy counted as readback.
+    pub fn into_tensor(self, gpu: &Gpu) -> Result<(Tensor3, GpuTimings)> {
+        let submitted = self.submitted;
+        let mut waited = Duration::ZERO;
+        let mut copy = Duration::ZERO;
+        let (maps, mut timings) = self.read(gpu, |view| {
+            waited = submitted.elapsed();
+            let started = Instant::now();
+            let maps = view.to_tensor();
+            copy = started.elapsed();
+            Ok(maps)
+        })?;
+        timings.compute = waited;
+        timings.readback += copy;
+        Ok((maps, timings))
+    }
+}
+
+/// Records one compute pass with `record`, then the copy of the first
+/// `shape` f32s of `output` into `staging`, submits both without waiting,
+/// and asks for the mapping. `upload_started` is when the caller began
+/// preparing the run, for its upload time.
+pub(crate) fn submit_run(
     gpu: &Gpu,
     label: &str,
+    (output, staging): (wgpu::Buffer, wgpu::Buffer),
+    shape: [u32; 3],
+    upload_started: Instant,
     record: impl FnOnce(&mut wgpu::ComputePass<'_>),
-) -> Result<(Duration, Option<Duration>)> {
-    let started = std::time::Instant::now();
+) -> Result<InFlight> {
+    let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4;
     let timer = PassTimer::new(gpu);
-    gpu.scoped("compute", || {
+    let (submission, upload, submitted, submit) = gpu.scoped("compute", || {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -57,20 +248,28 @@ pub(crate) fn run_compute_pass(
         if let Some(timer) = &timer {
             timer.resolve(&mut encoder);
         }
-        gpu.queue.submit([encoder.finish()]);
+        encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
+        let commands = encoder.finish();
+        let upload = upload_started.elapsed();
+        // Some GPUs (lavapipe) run the work inside submit: it is compute.
+        let submitted = Instant::now();
+        let submission = gpu.queue.submit([commands]);
+        (submission, upload, submitted, submitted.elapsed())
     })?;
-    gpu.wait("compute")?;
-    let wall = started.elapsed();
-    let timed = timer.map(|timer| timer.elapsed(gpu)).transpose()?;
-    Ok((wall, timed))
-}
-
-/// Submits the zero-fill wgpu owes a new output buffer before its first use,
-/// so that it is paid during upload and `compute` times the convolution.
-pub(crate) fn clear_output(gpu: &Gpu, output: &wgpu::Buffer) {
-    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-    encoder.clear_buffer(output, 0, None);
-    gpu.queue.submit([encoder.finish()]);
+    Ok(InFlight {
+        submission,
+        output: Mapping::start(staging, bytes),
+        shape,
+        timestamps: timer.map(|timer| {
+            (
+                Mapping::start(timer.staging, 16),
+                gpu.queue.get_timestamp_period(),
+            )
+        }),
+        upload,
+        submitted,
+        submit,
+    })
 }
 
 /// GPU timestamps at the beginning and end of one compute pass, on devices
@@ -130,16 +329,7 @@ impl PassTimer {
         encoder.resolve_query_set(&self.query_set, 0..2, &self.resolved, 0);
         encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
     }
-
-    /// The time between the two timestamps, once the pass has finished.
-    fn elapsed(&self, gpu: &Gpu) -> Result<Duration> {
-        let ticks: Vec<u64> = map_and_read(gpu, &self.staging, "timestamps")?;
-        let nanoseconds =
-            ticks[1].saturating_sub(ticks[0]) as f64 * gpu.queue.get_timestamp_period() as f64;
-        Ok(Duration::from_nanos(nanoseconds as u64))
-    }
 }
-
 /// A bind group entry for the whole of `buffer`.
 pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {
@@ -230,64 +420,4 @@ pub(crate) fn check_workgroups(gpu: &Gpu, groups: &[(&str, u32)]) -> Result<()> 
         }
     }
     Ok(())
-}
-
-/// Copies `buffer` into `staging`, maps it and returns its f32 values.
-fn read_back(
-    gpu: &Gpu,
-    buffer: &wgpu::Buffer,
-    staging: &wgpu::Buffer,
-    bytes: u64,
-) -> Result<Vec<f32>> {
-    gpu.scoped("readback", || {
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, staging, 0, bytes);
-        gpu.queue.submit([encoder.finish()]);
-    })?;
-    map_and_read(gpu, staging, "readback")
-}
-
-/// Reads the output `[filters, out_height, out_width]` back through
-/// `staging`, recording the time in `timings.readback`.
-pub(crate) fn read_back_maps(
-    gpu: &Gpu,
-    output: &wgpu::Buffer,
-    staging: &wgpu::Buffer,
-    [filters, out_height, out_width]: [u32; 3],
-    timings: &mut GpuTimings,
-) -> Result<crate::tensor::Tensor3> {
-    let started = std::time::Instant::now();
-    let bytes = filters as u64 * out_height as u64 * out_width as u64 * 4;
-    let data = read_back(gpu, output, staging, bytes)?;
-    timings.readback = started.elapsed();
-    Ok(crate::tensor::Tensor3::from_vec(
-        filters, out_height, out_width, data,
-    ))
-}
-
-/// Maps `staging` (whose copy has been submitted), waits, and returns its
-/// contents as values of `T`.
-pub(crate) fn map_and_read<T: bytemuck::Pod>(
-    gpu: &Gpu,
-    staging: &wgpu::Buffer,
-    stage: &'static str,
-) -> Result<Vec<T>> {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    staging.map_async(wgpu::MapMode::Read, .., move |result| {
-        let _ = sender.send(result);
-    });
-    gpu.wait(stage)?;
-    let gpu_error = |message: String| Error::Gpu { stage, message };
-    receiver
-        .recv()
-        .map_err(|_| gpu_error("the map callback never ran".into()))?
-        .map_err(|e| gpu_error(e.to_string()))?;
-    let data = {
-        let view = staging
-            .get_mapped_range(..)
-            .map_err(|e| gpu_error(e.to_string()))?;
-        bytemuck::pod_collect_to_vec::<u8, T>(&view)
-    };
-    staging.unmap();
-    Ok(data)
 }

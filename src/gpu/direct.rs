@@ -5,8 +5,8 @@ use std::time::Instant;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
-    max_storage_binding, output_and_staging, read_back_maps, run_compute_pass, storage_buffer,
+    GpuTimings, InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry,
+    max_storage_binding, storage_buffer, submit_run,
 };
 use crate::error::Result;
 use crate::layer::Layer;
@@ -77,13 +77,27 @@ impl DirectConv {
     /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
     /// the device's limits, and with [`Error::Gpu`] when the GPU reports an
     /// error.
+    ///
+    /// [`Error::GpuLimit`]: crate::Error::GpuLimit
+    /// [`Error::Gpu`]: crate::Error::Gpu
     pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        self.submit(gpu, input, layer, &mut OutputSlot::default())?
+            .into_tensor(gpu)
+    }
+
+    /// Uploads `input` and the layer and submits the run with its output
+    /// in `slot`, without waiting for the GPU: [`InFlight::read`] does.
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        input: &Tensor3,
+        layer: &Layer,
+        slot: &mut OutputSlot,
+    ) -> Result<InFlight> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
-        let output_len = spec.filters as u64 * out_height as u64 * out_width as u64;
-        let output_bytes = output_len * 4;
+        let output_bytes = spec.filters as u64 * out_height as u64 * out_width as u64 * 4;
         check_limits(gpu, input, layer, output_bytes, out_height, out_width)?;
-        let mut timings = GpuTimings::default();
 
         // Upload: image, weights, bias (a single zero when the layer has none,
         // because a binding cannot be empty) and the geometry.
@@ -111,7 +125,8 @@ impl DirectConv {
         } else {
             &layer.bias
         };
-        let (output, staging, bind_group) = gpu.scoped("upload", || {
+        let buffers = slot.buffers(gpu, output_bytes)?;
+        let bind_group = gpu.scoped("upload", || {
             let input_buffer = storage_buffer(gpu, "input [C,H,W]", &input.data);
             let weight_buffer = storage_buffer(gpu, "weight [K,C/G,FH,FW]", &layer.weight);
             let bias_buffer = storage_buffer(gpu, "bias [K]", bias);
@@ -121,26 +136,22 @@ impl DirectConv {
                 bytemuck::bytes_of(&params),
                 wgpu::BufferUsages::UNIFORM,
             );
-            let (output, staging) = output_and_staging(gpu, output_bytes);
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("conv2d_direct"),
                 layout: &self.layout,
                 entries: &[
                     entry(0, &input_buffer),
                     entry(1, &weight_buffer),
                     entry(2, &bias_buffer),
-                    entry(3, &output),
+                    entry(3, &buffers.0),
                     entry(4, &params_buffer),
                 ],
-            });
-            clear_output(gpu, &output);
-            (output, staging, bind_group)
+            })
         })?;
-        gpu.wait("upload")?;
-        timings.upload = started.elapsed();
 
         // Compute: (ceil(OW/8), ceil(OH/8), K) workgroups.
-        let (compute, gpu_compute) = run_compute_pass(gpu, "conv2d_direct", |pass| {
+        let shape = [spec.filters, out_height, out_width];
+        submit_run(gpu, "conv2d_direct", buffers, shape, started, |pass| {
             pass.set_pipeline(&self.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(
@@ -148,13 +159,7 @@ impl DirectConv {
                 out_height.div_ceil(WORKGROUP_SIZE),
                 spec.filters,
             );
-        })?;
-        timings.compute = compute;
-        timings.gpu_compute = gpu_compute;
-
-        let shape = [spec.filters, out_height, out_width];
-        let maps = read_back_maps(gpu, &output, &staging, shape, &mut timings)?;
-        Ok((maps, timings))
+        })
     }
 }
 

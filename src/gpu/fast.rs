@@ -29,8 +29,8 @@ use rayon::prelude::*;
 
 use super::Gpu;
 use super::buffers::{
-    GpuTimings, buffer_init, check_buffers, check_workgroups, clear_output, entry,
-    max_storage_binding, output_and_staging, read_back_maps, run_compute_pass,
+    GpuTimings, InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry,
+    max_storage_binding, submit_run,
 };
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec};
@@ -319,7 +319,23 @@ impl FastConv {
     /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
     /// the device's limits, and with [`Error::Gpu`] when the GPU reports an
     /// error.
+    ///
+    /// [`Error::GpuLimit`]: crate::Error::GpuLimit
+    /// [`Error::Gpu`]: crate::Error::Gpu
     pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        self.submit(gpu, input, layer, &mut OutputSlot::default())?
+            .into_tensor(gpu)
+    }
+
+    /// Uploads `input` and the layer and submits the run with its output
+    /// in `slot`, without waiting for the GPU: [`InFlight::read`] does.
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        input: &Tensor3,
+        layer: &Layer,
+        slot: &mut OutputSlot,
+    ) -> Result<InFlight> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
         let output_bytes = spec.filters as u64 * out_height as u64 * out_width as u64 * 4;
@@ -337,7 +353,6 @@ impl FastConv {
         } else {
             &self.uniform
         };
-        let mut timings = GpuTimings::default();
 
         // Upload: strips, weight blocks and one tile per dispatch. A window
         // is always bound whole: zeros after the data keep the last ones
@@ -365,7 +380,8 @@ impl FastConv {
             ..Default::default()
         };
         let (dispatches, tiles) = dispatches(&plan, &geometry, align);
-        let (output, staging, bind_group) = gpu.scoped("upload", || {
+        let buffers = slot.buffers(gpu, output_bytes)?;
+        let bind_group = gpu.scoped("upload", || {
             let usage = if plan.storage {
                 wgpu::BufferUsages::STORAGE
             } else {
@@ -384,11 +400,11 @@ impl FastConv {
                 usage,
             );
             let tile_buffer = buffer_init(gpu, "tiles", &tiles, wgpu::BufferUsages::UNIFORM);
-            let (output, staging) = output_and_staging(gpu, output_bytes);
+            let output = &buffers.0;
             let tile_entry = sized_entry(3, &tile_buffer, tile_size());
             let entries = if plan.storage {
                 vec![
-                    entry(2, &output),
+                    entry(2, output),
                     tile_entry,
                     entry(4, &strip_buffer),
                     entry(5, &block_buffer),
@@ -398,36 +414,27 @@ impl FastConv {
                 vec![
                     sized_entry(0, &strip_buffer, window),
                     sized_entry(1, &block_buffer, window),
-                    entry(2, &output),
+                    entry(2, output),
                     tile_entry,
                 ]
             };
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("conv2d_fast"),
                 layout: &kernel.layout,
                 entries: &entries,
-            });
-            clear_output(gpu, &output);
-            (output, staging, bind_group)
+            })
         })?;
-        gpu.wait("upload")?;
-        timings.upload = started.elapsed();
 
         // Compute: one dispatch per tile and chunk of filter blocks.
-        let (compute, gpu_compute) = run_compute_pass(gpu, "conv2d_fast", |pass| {
+        let shape = [spec.filters, out_height, out_width];
+        submit_run(gpu, "conv2d_fast", buffers, shape, started, |pass| {
             pass.set_pipeline(&kernel.pipeline);
             for dispatch in &dispatches {
                 pass.set_bind_group(0, &bind_group, dispatch.offsets(plan.storage));
                 let [x, y, z] = dispatch.workgroups;
                 pass.dispatch_workgroups(x, y, z);
             }
-        })?;
-        timings.compute = compute;
-        timings.gpu_compute = gpu_compute;
-
-        let shape = [spec.filters, out_height, out_width];
-        let maps = read_back_maps(gpu, &output, &staging, shape, &mut timings)?;
-        Ok((maps, timings))
+        })
     }
 
     /// Refuses a job whose buffers or dispatches exceed the device's limits,

@@ -6,7 +6,7 @@ mod buffers;
 mod direct;
 mod fast;
 
-pub use buffers::GpuTimings;
+pub use buffers::{GpuTimings, InFlight, OutputSlot};
 pub use direct::DirectConv;
 pub use fast::FastConv;
 
@@ -71,6 +71,23 @@ impl Pipeline {
         match self {
             Pipeline::Direct(direct) => direct.run(gpu, input, layer),
             Pipeline::Fast(fast) => fast.run(gpu, input, layer),
+        }
+    }
+
+    /// Uploads `input` and the layer and submits the run with its output
+    /// in `slot`, without waiting for the GPU; [`InFlight::read`] waits and
+    /// hands over the maps. Preparing the next band while this one runs
+    /// hides one behind the other.
+    pub fn submit(
+        &self,
+        gpu: &Gpu,
+        input: &Tensor3,
+        layer: &Layer,
+        slot: &mut OutputSlot,
+    ) -> Result<InFlight> {
+        match self {
+            Pipeline::Direct(direct) => direct.submit(gpu, input, layer, slot),
+            Pipeline::Fast(fast) => fast.submit(gpu, input, layer, slot),
         }
     }
 }

@@ -277,9 +277,11 @@ pub fn to_rgb8(map: &[f32], lo: f32, hi: f32, cmap: Colormap) -> Vec<u8> {
 /// band after band).
 pub fn extend_rgb8(out: &mut Vec<u8>, map: &[f32], lo: f32, hi: f32, cmap: Colormap) {
     if cmap == Colormap::Gray {
-        for g in super::to_gray8(map, lo, hi) {
-            out.extend_from_slice(&[g, g, g]);
-        }
+        out.extend(
+            super::to_gray8(map, lo, hi)
+                .into_iter()
+                .flat_map(|g| [g; 3]),
+        );
         return;
     }
     if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {

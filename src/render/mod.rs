@@ -33,13 +33,25 @@ pub fn min_max(map: &[f32]) -> (f32, f32) {
 /// (`hi <= lo`) becomes mid-grey, 128, so it reads as "no contrast" rather
 /// than as black or white.
 pub fn to_gray8(map: &[f32], lo: f32, hi: f32) -> Vec<u8> {
+    let mut out = Vec::with_capacity(map.len());
+    extend_gray8(&mut out, map, lo, hi);
+    out
+}
+
+/// [`to_gray8`], appending to `out` (so a caller can reuse one buffer for
+/// band after band).
+pub fn extend_gray8(out: &mut Vec<u8>, map: &[f32], lo: f32, hi: f32) {
     if hi <= lo {
-        return vec![128; map.len()];
+        out.resize(out.len() + map.len(), 128);
+        return;
     }
     let scale = 255.0 / (hi - lo);
-    map.iter()
-        .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8)
-        .collect()
+    // Adding one half and truncating rounds these non-negative values to
+    // nearest, as `round` does, without a call per pixel.
+    out.extend(
+        map.iter()
+            .map(|&v| (((v - lo) * scale).clamp(0.0, 255.0) + 0.5) as u8),
+    );
 }
 
 /// Writes an 8-bit RGB PNG atomically.
