@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::job::{Engine, convolve_planned};
 use crate::layer::{Layer, LayerSpec};
+use crate::plan::Plan;
 use crate::tensor::Tensor3;
 use crate::weights;
 
@@ -21,6 +23,13 @@ pub struct BenchRow {
     pub ms: f64,
     /// 2·K·OH·OW·(C/G)·FH·FW / that time, in GFLOP/s.
     pub gflops: f64,
+    /// Bytes of f32 output the run writes: 4·K·OH·OW.
+    pub bytes_written: u64,
+    /// Those bytes / the time, in GB/s (10⁹ bytes per second).
+    pub written_gb_per_s: f64,
+    /// The memory roofline: bytes written / the memory bandwidth given to
+    /// [`measure`], in milliseconds; none without a bandwidth.
+    pub roofline_ms: Option<f64>,
     /// Where it ran.
     pub adapter: String,
 }
@@ -47,14 +56,34 @@ pub fn flops(image: &Tensor3, layer: &Layer) -> Result<f64> {
         * layer.spec.taps_per_output() as f64)
 }
 
+/// Runs `layer` over `image` on `engine` in the bands and filter chunks a
+/// photo of that size would take, discarding the maps, and returns the
+/// kernel's time: the GPU's timestamps where the device has them, else the
+/// time spent waiting on the GPU (the compute time on the CPU).
+pub fn time_planned(engine: &Engine, image: &Tensor3, layer: &Layer) -> Result<Duration> {
+    let plan = Plan::new(&layer.spec, image.height, image.width, engine.band_budget())?;
+    let timings = convolve_planned(engine, image, layer, &plan, |_, _, _| Ok(()))?;
+    Ok(timings.gpu.gpu_compute.unwrap_or(timings.gpu.compute))
+}
+
+/// Bytes of f32 output one run writes: 4·K·OH·OW.
+pub fn bytes_written(image: &Tensor3, layer: &Layer) -> Result<u64> {
+    let (out_height, out_width) = layer.spec.output_size(image.height, image.width)?;
+    Ok(4 * layer.spec.filters as u64 * out_height as u64 * out_width as u64)
+}
+
 /// Runs `compute` once to warm up and then `repeats` times, and reports the
 /// fastest compute time. `compute` returns the time of the compute stage.
+/// With the device's memory bandwidth (`bandwidth_gb_per_s`, 10⁹ bytes per
+/// second), the row also gives the roofline: the time writing the output
+/// alone would take.
 pub fn measure(
     kernel: &str,
     adapter: &str,
     image: &Tensor3,
     layer: &Layer,
     repeats: u32,
+    bandwidth_gb_per_s: Option<f64>,
     mut compute: impl FnMut() -> Result<Duration>,
 ) -> Result<BenchRow> {
     compute()?;
@@ -63,6 +92,7 @@ pub fn measure(
         best = best.min(compute()?);
     }
     let spec = &layer.spec;
+    let bytes = bytes_written(image, layer)?;
     Ok(BenchRow {
         kernel: kernel.to_string(),
         size: format!("{}×{}", image.width, image.height),
@@ -72,21 +102,40 @@ pub fn measure(
         ),
         ms: best.as_secs_f64() * 1e3,
         gflops: flops(image, layer)? / best.as_secs_f64() / 1e9,
+        bytes_written: bytes,
+        written_gb_per_s: bytes as f64 / best.as_secs_f64() / 1e9,
+        roofline_ms: bandwidth_gb_per_s.map(|bandwidth| bytes as f64 / bandwidth / 1e6),
         adapter: adapter.to_string(),
     })
 }
 
-/// The rows as an aligned table.
+/// The rows as an aligned table; with roofline figures when the rows have
+/// them.
 pub fn table(rows: &[BenchRow]) -> String {
-    let mut lines = vec![format!(
-        "{:<8} {:>11} {:>9} {:>11} {:>9}  {}",
-        "kernel", "size", "layer", "ms", "GFLOP/s", "adapter"
-    )];
+    let roofline = rows.iter().any(|row| row.roofline_ms.is_some());
+    let mut header = format!(
+        "{:<8} {:>11} {:>9} {:>11} {:>9} {:>9}",
+        "kernel", "size", "layer", "ms", "GFLOP/s", "GB/s out"
+    );
+    if roofline {
+        header.push_str(&format!(" {:>11} {:>10}", "roofline ms", "× roofline"));
+    }
+    header.push_str("  adapter");
+    let mut lines = vec![header];
     for row in rows {
-        lines.push(format!(
-            "{:<8} {:>11} {:>9} {:>11.1} {:>9.2}  {}",
-            row.kernel, row.size, row.layer, row.ms, row.gflops, row.adapter
-        ));
+        let mut line = format!(
+            "{:<8} {:>11} {:>9} {:>11.1} {:>9.2} {:>9.1}",
+            row.kernel, row.size, row.layer, row.ms, row.gflops, row.written_gb_per_s
+        );
+        if roofline {
+            match row.roofline_ms {
+                Some(floor) => line.push_str(&format!(" {floor:>11.2} {:>10.1}", row.ms / floor)),
+                None => line.push_str(&format!(" {:>11} {:>10}", "", "")),
+            }
+        }
+        line.push_str("  ");
+        line.push_str(&row.adapter);
+        lines.push(line);
     }
     lines.join("\n")
 }

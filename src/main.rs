@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
-use convmaps::gpu::{Gpu, KernelKind, Pipeline};
+use convmaps::gpu::KernelKind;
 use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
 use convmaps::layer::{Activation, LayerSpec, Padding, PaddingMode};
@@ -151,9 +151,16 @@ enum Command {
         /// Timed runs per case (after one warm-up run); the fastest counts.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         repeats: u32,
+        /// The GPU kernels to time, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "direct,fast")]
+        kernels: Vec<KernelArg>,
         /// Also time the CPU reference (slow).
         #[arg(long)]
         cpu: bool,
+        /// The GPU's memory bandwidth in GB/s (10⁹ bytes/s), e.g. 4800 for an
+        /// H200: adds the roofline, the time writing the output alone takes.
+        #[arg(long, value_name = "GB_PER_S", value_parser = parse_bandwidth)]
+        bandwidth: Option<f64>,
         /// Also print the rows as JSON.
         #[arg(long)]
         json: bool,
@@ -173,52 +180,55 @@ fn parse_size(text: &str) -> Result<(u32, u32), String> {
     }
 }
 
-/// `convmaps bench`: the kernels on this GPU (and optionally the CPU).
+fn parse_bandwidth(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        _ => Err(format!(
+            "expected a bandwidth in GB/s above zero, e.g. 4800, got {text:?}"
+        )),
+    }
+}
+
+/// `convmaps bench`: the kernels on this GPU (and optionally the CPU), each
+/// run in the bands a photo of that size takes.
 fn bench(command: Command) -> anyhow::Result<()> {
     let Command::Bench {
         sizes,
         filters,
         kernel_size,
         repeats,
+        kernels,
         cpu,
+        bandwidth,
         json,
     } = command;
-    let gpu = Gpu::new()?;
-    let pipelines = KernelKind::ALL
-        .into_iter()
-        .map(|kind| Pipeline::new(&gpu, kind))
-        .collect::<Result<Vec<_>, _>>()?;
-    let adapter = gpu.adapter_summary();
-    let adapter = format!("{} ({})", adapter.name, adapter.backend);
+    let mut engines = Vec::new();
+    for kernel in kernels {
+        let (engine, _) = Engine::new(BackendChoice::Gpu, kernel.into())?;
+        engines.push(engine);
+    }
+    if cpu {
+        engines.push(Engine::Cpu);
+    }
     let mut rows = Vec::new();
     for (width, height) in sizes {
         let (image, layer) = convmaps::bench::case(width, height, filters, kernel_size)?;
-        for pipeline in &pipelines {
-            let name = pipeline.kind().name();
+        for engine in &engines {
+            let adapter = match engine {
+                Engine::Gpu { gpu, .. } => {
+                    let adapter = gpu.adapter_summary();
+                    format!("{} ({})", adapter.name, adapter.backend)
+                }
+                Engine::Cpu => "CPU reference".to_string(),
+            };
             rows.push(convmaps::bench::measure(
-                name,
+                engine.kernel_name(),
                 &adapter,
                 &image,
                 &layer,
                 repeats,
-                || {
-                    let timings = pipeline.run(&gpu, &image, &layer)?.1;
-                    Ok(timings.gpu_compute.unwrap_or(timings.compute))
-                },
-            )?);
-        }
-        if cpu {
-            rows.push(convmaps::bench::measure(
-                "cpu",
-                "CPU reference",
-                &image,
-                &layer,
-                repeats,
-                || {
-                    let started = Instant::now();
-                    convmaps::cpu::conv2d_direct(&image, &layer)?;
-                    Ok(started.elapsed())
-                },
+                bandwidth.filter(|_| matches!(engine, Engine::Gpu { .. })),
+                || convmaps::bench::time_planned(engine, &image, &layer),
             )?);
         }
     }
@@ -233,6 +243,15 @@ fn bench(command: Command) -> anyhow::Result<()> {
 enum KernelArg {
     Direct,
     Fast,
+}
+
+impl From<KernelArg> for KernelKind {
+    fn from(kernel: KernelArg) -> Self {
+        match kernel {
+            KernelArg::Direct => KernelKind::Direct,
+            KernelArg::Fast => KernelKind::Fast,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -395,11 +414,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         BackendArg::Gpu => BackendChoice::Gpu,
         BackendArg::Cpu => BackendChoice::Cpu,
     };
-    let kernel = match cli.kernel {
-        KernelArg::Direct => KernelKind::Direct,
-        KernelArg::Fast => KernelKind::Fast,
-    };
-    let (engine, notice) = Engine::new(choice, kernel)?;
+    let (engine, notice) = Engine::new(choice, cli.kernel.into())?;
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }

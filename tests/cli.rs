@@ -362,3 +362,54 @@ fn tiny_bands_give_the_same_files_as_one_pass() {
         assert!(a == b, "{name} differs between one pass and tiny bands");
     }
 }
+
+#[test]
+fn bench_prints_a_row_per_kernel_with_the_roofline_and_json() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .args(["bench", "--sizes", "40x30", "--filters", "4"])
+        .args(["--repeats", "1", "--bandwidth", "100", "--json"])
+        .output()
+        .expect("run convmaps bench");
+    assert!(output.status.success(), "{}", common::text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("× roofline"), "{stdout}");
+    for kernel in ["direct", "fast"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(kernel) && line.contains("40×30")),
+            "no {kernel} row in\n{stdout}"
+        );
+    }
+    let json = &stdout[stdout.find('[').expect("JSON rows")..];
+    let rows: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+    assert_eq!(rows.len(), 2);
+    // 4 maps of 36×26 f32, written at 100 GB/s.
+    let bytes = 4 * 4 * 36 * 26;
+    for row in &rows {
+        assert_eq!(row["bytes_written"], bytes);
+        let roofline = row["roofline_ms"].as_f64().unwrap();
+        assert!(
+            (roofline - bytes as f64 / 100e9 * 1e3).abs() < 1e-12,
+            "{row}"
+        );
+        assert!(row["ms"].as_f64().unwrap() > 0.0, "{row}");
+    }
+}
+
+#[test]
+fn bench_refuses_a_bandwidth_that_is_not_positive() {
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .args(["bench", "--bandwidth", "0"])
+        .output()
+        .expect("run convmaps bench");
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
+    assert!(
+        common::text(&output).contains("bandwidth in GB/s above zero"),
+        "{}",
+        common::text(&output)
+    );
+}
