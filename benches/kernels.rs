@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use convmaps::bench::{case, flops};
-use convmaps::gpu::{DirectConv, Gpu};
+use convmaps::gpu::{ConvKernel, DirectConv, Gpu};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 fn kernels(c: &mut Criterion) {

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use crate::banks::{self, Init};
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::{Gpu, GpuTimings, InFlight, KernelKind, OutputSlot, Pipeline};
+use crate::gpu::{ConvKernel, Gpu, GpuTimings, InFlight, KernelKind, OutputSlot, Pipeline};
 use crate::layer::{Layer, LayerSpec, PaddingMode};
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};

@@ -20,7 +20,7 @@
 //! ```
 //!
 //! On the GPU, make a [`gpu::Gpu`] once and a [`gpu::DirectConv`] pipeline
-//! on it, then call [`gpu::DirectConv::run`] with the same inputs.
+//! on it, then call [`gpu::ConvKernel::run`] with the same inputs.
 
 pub mod banks;
 pub mod bench;

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::gpu::{DirectConv, FastConv};
+use convmaps::gpu::{ConvKernel, DirectConv, FastConv};
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
 /// Both sum the same terms in the same order; the GPU may fuse

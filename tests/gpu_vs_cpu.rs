@@ -5,6 +5,7 @@ mod common;
 
 use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
+use convmaps::gpu::ConvKernel;
 use convmaps::layer::{Activation, LayerSpec};
 
 /// GPU and CPU sum the same terms in the same order; the GPU may fuse

@@ -3,11 +3,11 @@
 
 use std::time::Instant;
 
-use super::Gpu;
 use super::buffers::{
-    GpuTimings, InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry,
-    max_storage_binding, storage_buffer, submit_run,
+    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
+    storage_buffer, submit_run,
 };
+use super::{ConvKernel, Gpu};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
@@ -70,24 +70,10 @@ impl DirectConv {
             DirectConv { pipeline, layout }
         })
     }
+}
 
-    /// Runs the layer over `input` `[C, H, W]` and reads back the feature
-    /// maps `[K, OH, OW]`.
-    ///
-    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
-    /// the device's limits, and with [`Error::Gpu`] when the GPU reports an
-    /// error.
-    ///
-    /// [`Error::GpuLimit`]: crate::Error::GpuLimit
-    /// [`Error::Gpu`]: crate::Error::Gpu
-    pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
-        self.submit(gpu, input, layer, &mut OutputSlot::default())?
-            .into_tensor(gpu)
-    }
-
-    /// Uploads `input` and the layer and submits the run with its output
-    /// in `slot`, without waiting for the GPU: [`InFlight::read`] does.
-    pub fn submit(
+impl ConvKernel for DirectConv {
+    fn submit(
         &self,
         gpu: &Gpu,
         input: &Tensor3,

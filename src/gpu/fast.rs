@@ -27,11 +27,11 @@ use std::time::Instant;
 
 use rayon::prelude::*;
 
-use super::Gpu;
 use super::buffers::{
-    GpuTimings, InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry,
-    max_storage_binding, submit_run,
+    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
+    submit_run,
 };
+use super::{ConvKernel, Gpu};
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec};
 use crate::tensor::Tensor3;
@@ -311,25 +311,38 @@ impl FastConv {
         Ok(self.storage.get_or_init(|| built))
     }
 
-    /// Runs the layer over `input` `[C, H, W]` and reads back the feature
-    /// maps `[K, OH, OW]`: the contract of [`super::DirectConv::run`], and
-    /// its results to rounding (the same sums in the same order, with
-    /// fused multiply-adds).
-    ///
-    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
-    /// the device's limits, and with [`Error::Gpu`] when the GPU reports an
-    /// error.
-    ///
-    /// [`Error::GpuLimit`]: crate::Error::GpuLimit
-    /// [`Error::Gpu`]: crate::Error::Gpu
-    pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
-        self.submit(gpu, input, layer, &mut OutputSlot::default())?
-            .into_tensor(gpu)
+    /// Refuses a job whose buffers or dispatches exceed the device's limits,
+    /// with a message that gives the sizes.
+    fn check_limits(&self, gpu: &Gpu, plan: &Plan, output_bytes: u64) -> Result<()> {
+        let input_bytes = plan.input_len() * 4;
+        let weight_bytes = plan.weight_len() * 4;
+        let max_bytes = if plan.storage {
+            max_storage_binding(gpu)
+        } else {
+            // Uniform windows move by 32-bit dynamic offsets, and the
+            // buffers hold one window of zeros after their data.
+            gpu.limits().max_buffer_size.min(u32::MAX as u64) - self.window_bytes
+        };
+        check_buffers(
+            &[("input", input_bytes), ("weight", weight_bytes)],
+            max_bytes,
+        )?;
+        check_buffers(&[("output", output_bytes)], max_storage_binding(gpu))?;
+        check_workgroups(
+            gpu,
+            &[
+                ("output width", plan.strip_pixels.div_ceil(WORKGROUP_PIXELS)),
+                ("output height", plan.tile_rows.div_ceil(WORKGROUP_SIZE)),
+                ("filter count", plan.blocks_per_chunk),
+            ],
+        )
     }
+}
 
-    /// Uploads `input` and the layer and submits the run with its output
-    /// in `slot`, without waiting for the GPU: [`InFlight::read`] does.
-    pub fn submit(
+impl ConvKernel for FastConv {
+    /// The contract of the direct kernel, and its results to rounding (the
+    /// same sums in the same order, with fused multiply-adds).
+    fn submit(
         &self,
         gpu: &Gpu,
         input: &Tensor3,
@@ -435,33 +448,6 @@ impl FastConv {
                 pass.dispatch_workgroups(x, y, z);
             }
         })
-    }
-
-    /// Refuses a job whose buffers or dispatches exceed the device's limits,
-    /// with a message that gives the sizes.
-    fn check_limits(&self, gpu: &Gpu, plan: &Plan, output_bytes: u64) -> Result<()> {
-        let input_bytes = plan.input_len() * 4;
-        let weight_bytes = plan.weight_len() * 4;
-        let max_bytes = if plan.storage {
-            max_storage_binding(gpu)
-        } else {
-            // Uniform windows move by 32-bit dynamic offsets, and the
-            // buffers hold one window of zeros after their data.
-            gpu.limits().max_buffer_size.min(u32::MAX as u64) - self.window_bytes
-        };
-        check_buffers(
-            &[("input", input_bytes), ("weight", weight_bytes)],
-            max_bytes,
-        )?;
-        check_buffers(&[("output", output_bytes)], max_storage_binding(gpu))?;
-        check_workgroups(
-            gpu,
-            &[
-                ("output width", plan.strip_pixels.div_ceil(WORKGROUP_PIXELS)),
-                ("output height", plan.tile_rows.div_ceil(WORKGROUP_SIZE)),
-                ("filter count", plan.blocks_per_chunk),
-            ],
-        )
     }
 }
 

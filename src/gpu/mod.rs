@@ -65,20 +65,10 @@ impl Pipeline {
             Pipeline::Fast(_) => KernelKind::Fast,
         }
     }
+}
 
-    /// Runs the layer over `input` `[C, H, W]` and reads back `[K, OH, OW]`.
-    pub fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
-        match self {
-            Pipeline::Direct(direct) => direct.run(gpu, input, layer),
-            Pipeline::Fast(fast) => fast.run(gpu, input, layer),
-        }
-    }
-
-    /// Uploads `input` and the layer and submits the run with its output
-    /// in `slot`, without waiting for the GPU; [`InFlight::read`] waits and
-    /// hands over the maps. Preparing the next band while this one runs
-    /// hides one behind the other.
-    pub fn submit(
+impl ConvKernel for Pipeline {
+    fn submit(
         &self,
         gpu: &Gpu,
         input: &Tensor3,
@@ -89,6 +79,33 @@ impl Pipeline {
             Pipeline::Direct(direct) => direct.submit(gpu, input, layer, slot),
             Pipeline::Fast(fast) => fast.submit(gpu, input, layer, slot),
         }
+    }
+}
+
+/// What every pipeline does: submit a run of a layer, or run it to the end.
+pub trait ConvKernel {
+    /// Uploads `input` `[C, H, W]` and the layer and submits the run with
+    /// its output in `slot`, without waiting for the GPU; [`InFlight::read`]
+    /// waits and hands over the maps `[K, OH, OW]`. Submitting the next
+    /// band before reading this one lets a GPU that runs in the background
+    /// compute while the host stores.
+    ///
+    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
+    /// the device's limits, with [`Error::Mismatch`] when the input does not
+    /// fit the layer, and with [`Error::Gpu`] when the GPU reports an error.
+    fn submit(
+        &self,
+        gpu: &Gpu,
+        input: &Tensor3,
+        layer: &Layer,
+        slot: &mut OutputSlot,
+    ) -> Result<InFlight>;
+
+    /// Runs the layer over `input` `[C, H, W]` and reads back the maps
+    /// `[K, OH, OW]`: one run from upload to readback.
+    fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+        self.submit(gpu, input, layer, &mut OutputSlot::default())?
+            .into_tensor(gpu)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::sync::OnceLock;
 
-use convmaps::gpu::{DirectConv, FastConv, Gpu};
+use convmaps::gpu::{ConvKernel, DirectConv, FastConv, Gpu};
 use convmaps::layer::{Activation, Layer, LayerSpec, Padding};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
