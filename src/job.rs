@@ -307,7 +307,7 @@ pub fn run(
         },
     )?;
 
-    // Pass 2: read the maps back band by band, normalise each with its own
+    // Pass 2: read the maps back map by map, normalise each with its own
     // range, and stream PNG rows and grid tiles.
     let stage = Instant::now();
     // About a mebibyte of one map per read.

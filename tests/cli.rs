@@ -413,3 +413,40 @@ fn bench_refuses_a_bandwidth_that_is_not_positive() {
         common::text(&output)
     );
 }
+
+#[test]
+fn summary_gives_each_maps_min_max_and_mean_of_the_raw_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = small_photo(dir.path());
+    let out = dir.path().join("out");
+    // 37×29 with 3×3 filters: maps of 35×27, 945 values (not a multiple of 8).
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--filters",
+        "5",
+        "--kernel-size",
+        "3",
+        "--raw",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let features = npy::read_f32_3d(&out.join("features.npy")).unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let maps = summary["maps"].as_array().unwrap();
+    assert_eq!(maps.len(), 5);
+    for (k, map) in maps.iter().enumerate() {
+        let values = features.plane(k as u32);
+        let min = values.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let mean = values.iter().map(|&v| v as f64).sum::<f64>() / values.len() as f64;
+        assert_eq!(map["min"].as_f64().unwrap() as f32, min, "map {k}: {map}");
+        assert_eq!(map["max"].as_f64().unwrap() as f32, max, "map {k}: {map}");
+        let reported = map["mean"].as_f64().unwrap();
+        assert!(
+            (reported - mean).abs() <= 1e-6 * mean.abs().max(1.0),
+            "map {k}: mean {reported} against {mean}"
+        );
+    }
+}

@@ -176,7 +176,8 @@ fn gradient_map(width: u32, height: u32, k: u32) -> Vec<u8> {
     let values: Vec<f32> = (0..height)
         .flat_map(|y| (0..width).map(move |x| (x + y + k) as f32))
         .collect();
-    let (lo, hi) = convmaps::render::min_max(&values);
+    // x + y + k runs from k to (width − 1) + (height − 1) + k.
+    let (lo, hi) = (k as f32, (width + height - 2 + k) as f32);
     to_rgb8(&values, lo, hi, Colormap::Viridis)
 }
 

@@ -22,10 +22,11 @@ use crate::tensor::{Tensor3, TensorView};
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct GpuTimings {
     /// Preparing the input, weight, bias and parameter buffers and
-    /// submitting the run.
+    /// recording the run.
     pub upload: Duration,
-    /// Waiting for the GPU to finish the run and its copy into mappable
-    /// memory: the part of the GPU's work that nothing else hid.
+    /// Submitting the run (a GPU may do the work inside the submit call, as
+    /// lavapipe does) and waiting for it and its copy into mappable memory:
+    /// the part of the GPU's work that nothing else hid.
     pub compute: Duration,
     /// Reading the mapped output.
     pub readback: Duration,
@@ -109,11 +110,11 @@ impl Mapping {
     }
 
     /// Hands the mapped bytes to `read`, then unmaps. Call once the
-    /// submission has finished.
+    /// submission has finished: waiting for it runs the map callbacks.
     fn read<T>(self, stage: &'static str, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let gpu_error = |message: String| Error::Gpu { stage, message };
         self.done
-            .recv()
+            .try_recv()
             .map_err(|_| gpu_error("the map callback never ran".into()))?
             .map_err(|e| gpu_error(e.to_string()))?;
         let value = {
@@ -330,6 +331,7 @@ impl PassTimer {
         encoder.copy_buffer_to_buffer(&self.resolved, 0, &self.staging, 0, 16);
     }
 }
+
 /// A bind group entry for the whole of `buffer`.
 pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {

@@ -18,17 +18,6 @@ use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::Tensor3;
 
-/// Smallest and largest value of `map`; `(0, 0)` for an empty map.
-pub fn min_max(map: &[f32]) -> (f32, f32) {
-    if map.is_empty() {
-        return (0.0, 0.0);
-    }
-    map.iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        })
-}
-
 /// Maps `lo..=hi` linearly onto `0..=255`, rounding to nearest. A flat map
 /// (`hi <= lo`) becomes mid-grey, 128, so it reads as "no contrast" rather
 /// than as black or white.
