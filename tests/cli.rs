@@ -96,6 +96,19 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
     for key in ["decode", "upload", "compute", "readback", "encode", "total"] {
         assert!(summary["timings_ms"][key].is_number(), "timings_ms.{key}");
     }
+    // The stages are disjoint parts of the run and cover nearly all of it:
+    // only planning and creating the directory fall between them.
+    let timings = summary["timings_ms"].as_object().unwrap();
+    let total = timings["total"].as_f64().unwrap();
+    let stages: f64 = timings
+        .iter()
+        .filter(|(key, _)| key.as_str() != "total")
+        .map(|(_, ms)| ms.as_f64().unwrap())
+        .sum();
+    assert!(
+        stages <= total + 0.01 && stages >= 0.8 * total,
+        "stages add up to {stages} ms of {total} ms: {timings:?}"
+    );
     assert!(summary["gflops"].is_number());
     if summary["gpu_compute_ms"].is_number() {
         assert_eq!(
