@@ -1,6 +1,7 @@
 //! One run of the tool: photo in, layer applied, pictures and reports out.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -38,8 +39,8 @@ pub enum BackendChoice {
 pub enum Engine {
     /// The GPU path.
     Gpu {
-        /// Device and queue.
-        gpu: Box<Gpu>,
+        /// Device and queue, which several engines may share.
+        gpu: Arc<Gpu>,
         /// The compiled kernel.
         pipeline: Pipeline,
     },
@@ -69,14 +70,7 @@ impl Engine {
     /// [`BackendChoice::Auto`] and no adapter, falls back to the CPU and
     /// returns the reason as a notice for the user.
     pub fn new(choice: BackendChoice, kernel: KernelKind) -> Result<(Engine, Option<String>)> {
-        let gpu_engine = || -> Result<Engine> {
-            let gpu = Gpu::new()?;
-            let pipeline = Pipeline::new(&gpu, kernel)?;
-            Ok(Engine::Gpu {
-                gpu: Box::new(gpu),
-                pipeline,
-            })
-        };
+        let gpu_engine = || Engine::on_gpu(Arc::new(Gpu::new()?), kernel);
         match choice {
             BackendChoice::Cpu => Ok((Engine::Cpu, None)),
             BackendChoice::Gpu => Ok((gpu_engine()?, None)),
@@ -89,6 +83,12 @@ impl Engine {
                 Err(error) => Err(error),
             },
         }
+    }
+
+    /// An engine running `kernel` on `gpu`, which it shares.
+    pub fn on_gpu(gpu: Arc<Gpu>, kernel: KernelKind) -> Result<Engine> {
+        let pipeline = Pipeline::new(&gpu, kernel)?;
+        Ok(Engine::Gpu { gpu, pipeline })
     }
 
     /// "gpu" or "cpu".
@@ -382,7 +382,7 @@ pub fn run(
         },
         compute_timing: match (engine, conv.gpu.gpu_compute) {
             (Engine::Gpu { .. }, Some(_)) => "GPU timestamps around the compute pass".into(),
-            (Engine::Gpu { .. }, None) => "wall time around submit and wait".into(),
+            (Engine::Gpu { .. }, None) => "wall time in submit and wait".into(),
             (Engine::Cpu, _) => "wall time".into(),
         },
         gpu_compute_ms: conv.gpu.gpu_compute.map(ms),
@@ -437,6 +437,20 @@ pub fn convolve_planned(
         .map(|filters| (filters.start, layer.filter_chunk(filters.clone())))
         .collect();
     let mut slots = [OutputSlot::default(), OutputSlot::default()];
+    if let Engine::Gpu { gpu, .. } = engine {
+        // Both slots at the size of the largest piece, made before the
+        // first submission, so that none waits on the GPU later.
+        let rows = plan.bands.iter().map(|band| band.len()).max().unwrap_or(0) as u64;
+        let filters = plan
+            .filter_chunks
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(0) as u64;
+        for slot in &mut slots {
+            slot.reserve(gpu, filters * rows * out_width as u64 * 4)?;
+        }
+    }
     let mut pending = None;
     let pieces = plan
         .bands
@@ -583,7 +597,7 @@ impl MapStats {
 
 /// Writes one PNG per map (coloured with `view`'s map and range) and the
 /// labelled `grid.png`, reading the raw maps back map by map, in parallel,
-/// `rows_per_read` rows at a time; returns the file names.
+/// `rows_per_read` rows (1 to `height`) at a time; returns the file names.
 fn write_pictures(
     out_dir: &Path,
     raw: &BandedNpy,
@@ -604,7 +618,7 @@ fn write_pictures(
     let names: Vec<String> = (0..count)
         .map(|k| render::feature_file_name(k, count))
         .collect();
-    let rows_per_read = rows_per_read.clamp(1, height) as usize;
+    let rows_per_read = rows_per_read as usize;
     let done = AtomicU64::new(0);
     let tiles: Vec<RgbGridTile> = (0..count)
         .into_par_iter()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
-use convmaps::gpu::KernelKind;
+use convmaps::gpu::{Gpu, KernelKind};
 use convmaps::inputs;
 use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
 use convmaps::layer::{Activation, LayerSpec, Padding, PaddingMode};
@@ -203,9 +203,11 @@ fn bench(command: Command) -> anyhow::Result<()> {
         json,
     } = command;
     let mut engines = Vec::new();
-    for kernel in kernels {
-        let (engine, _) = Engine::new(BackendChoice::Gpu, kernel.into())?;
-        engines.push(engine);
+    if !kernels.is_empty() {
+        let gpu = std::sync::Arc::new(Gpu::new()?);
+        for kernel in kernels {
+            engines.push(Engine::on_gpu(gpu.clone(), kernel.into())?);
+        }
     }
     if cpu {
         engines.push(Engine::Cpu);

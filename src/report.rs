@@ -32,7 +32,7 @@ pub struct Summary {
     /// Wall time of each stage, in milliseconds.
     pub timings_ms: Timings,
     /// How `gflops` was timed: "GPU timestamps around the compute pass" where
-    /// the adapter supports them, else "wall time around submit and wait";
+    /// the adapter supports them, else "wall time in submit and wait";
     /// "wall time" on the CPU. (`timings_ms.compute` is always wall time, so
     /// that the stages add up to the total.)
     pub compute_timing: String,

@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use common::{below, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::gpu::KernelKind;
-use convmaps::job::{BackendChoice, Engine, convolve_planned};
+use convmaps::gpu::{ConvKernel, Gpu, KernelKind, OutputSlot};
+use convmaps::job::{Engine, convolve_planned};
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::plan::Plan;
 use convmaps::tensor::Tensor3;
@@ -18,13 +18,10 @@ use convmaps::tensor::Tensor3;
 fn gpu_engines() -> Option<&'static [Engine]> {
     static ENGINES: OnceLock<Result<Vec<Engine>, String>> = OnceLock::new();
     let made = ENGINES.get_or_init(|| {
+        let gpu = Arc::new(Gpu::new().map_err(|e| e.to_string())?);
         KernelKind::ALL
             .into_iter()
-            .map(|kind| {
-                Engine::new(BackendChoice::Gpu, kind)
-                    .map(|(e, _)| e)
-                    .map_err(|e| e.to_string())
-            })
+            .map(|kind| Engine::on_gpu(gpu.clone(), kind).map_err(|e| e.to_string()))
             .collect()
     });
     match made {
@@ -181,4 +178,37 @@ fn plan_respects_the_budget_and_splits_filters_on_group_boundaries() {
 fn a_row_too_wide_for_any_budget_is_an_error_not_a_panic() {
     let spec = LayerSpec::new(3, 4, 3);
     assert!(Plan::new(&spec, 10, 1000, 100).is_err());
+}
+
+#[test]
+fn one_output_slot_serves_runs_of_any_size_and_outlives_an_unread_run() {
+    let Some(engines) = gpu_engines() else { return };
+    let mut rng = rng(21);
+    let big_input = random_image(&mut rng, 3, 40, 50);
+    let big = random_layer(&mut rng, LayerSpec::new(3, 16, 5));
+    let small_input = random_image(&mut rng, 3, 12, 9);
+    let small = random_layer(&mut rng, LayerSpec::new(3, 3, 3));
+    for engine in engines {
+        let Engine::Gpu { gpu, pipeline } = engine else {
+            unreachable!("GPU engines only")
+        };
+        let mut slot = OutputSlot::default();
+        // A run submitted and dropped unread must not leave the slot mapped.
+        drop(pipeline.submit(gpu, &big_input, &big, &mut slot).unwrap());
+        // A smaller run reuses the larger buffers; a larger one after it
+        // finds them still large enough.
+        for (input, layer) in [
+            (&big_input, &big),
+            (&small_input, &small),
+            (&big_input, &big),
+        ] {
+            let (maps, _) = pipeline
+                .submit(gpu, input, layer, &mut slot)
+                .unwrap()
+                .read(gpu, |maps| Ok(maps.to_tensor()))
+                .unwrap();
+            let expected = cpu::conv2d_direct(input, layer).unwrap();
+            common::assert_close(pipeline.kind().name(), &maps, &expected, 1e-5, 1e-5);
+        }
+    }
 }

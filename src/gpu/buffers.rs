@@ -58,37 +58,47 @@ pub struct OutputSlot {
 }
 
 impl OutputSlot {
-    /// The output and mappable buffers, at least `bytes` long, made (and
-    /// cleared, the zero-fill wgpu owes a new buffer, so that it is not
-    /// counted as compute) when the slot has none large enough.
+    /// Makes the slot's buffers at least `bytes` long, if they are not:
+    /// new buffers are cleared (the zero-fill wgpu owes a new buffer) and
+    /// the queue waited for, so that neither counts as a run's compute.
+    /// Reserving before the first submission keeps later runs from waiting.
+    pub fn reserve(&mut self, gpu: &Gpu, bytes: u64) -> Result<()> {
+        if self
+            .buffers
+            .as_ref()
+            .is_some_and(|(output, _)| output.size() >= bytes)
+        {
+            return Ok(());
+        }
+        self.buffers = None; // free the old pair before making the new
+        let buffers = gpu.scoped("upload", || {
+            let (output, staging) = output_and_staging(gpu, bytes);
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&output, 0, None);
+            gpu.queue.submit([encoder.finish()]);
+            (output, staging)
+        })?;
+        gpu.wait("upload")?;
+        self.buffers = Some(buffers);
+        Ok(())
+    }
+
+    /// The output and mappable buffers, at least `bytes` long
+    /// ([`OutputSlot::reserve`]).
     pub(crate) fn buffers(
         &mut self,
         gpu: &Gpu,
         bytes: u64,
     ) -> Result<(wgpu::Buffer, wgpu::Buffer)> {
-        match &self.buffers {
-            Some((output, staging)) if output.size() >= bytes => {
-                Ok((output.clone(), staging.clone()))
-            }
-            _ => {
-                self.buffers = None; // free the old pair before making the new
-                let (output, staging) = gpu.scoped("upload", || {
-                    let (output, staging) = output_and_staging(gpu, bytes);
-                    let mut encoder = gpu.device.create_command_encoder(&Default::default());
-                    encoder.clear_buffer(&output, 0, None);
-                    gpu.queue.submit([encoder.finish()]);
-                    (output, staging)
-                })?;
-                gpu.wait("upload")?;
-                self.buffers = Some((output.clone(), staging.clone()));
-                Ok((output, staging))
-            }
-        }
+        self.reserve(gpu, bytes)?;
+        let (output, staging) = self.buffers.as_ref().expect("reserved above");
+        Ok((output.clone(), staging.clone()))
     }
 }
 
 /// A buffer whose mapping has been asked for; it is mapped once the
-/// submission that writes it has finished.
+/// submission that writes it has finished, and unmapped when this is
+/// dropped, read or not, so that its slot can take the next run.
 struct Mapping {
     buffer: wgpu::Buffer,
     bytes: u64,
@@ -117,15 +127,18 @@ impl Mapping {
             .try_recv()
             .map_err(|_| gpu_error("the map callback never ran".into()))?
             .map_err(|e| gpu_error(e.to_string()))?;
-        let value = {
-            let view = self
-                .buffer
-                .get_mapped_range(..self.bytes)
-                .map_err(|e| gpu_error(e.to_string()))?;
-            read(&view)
-        };
+        let view = self
+            .buffer
+            .get_mapped_range(..self.bytes)
+            .map_err(|e| gpu_error(e.to_string()))?;
+        Ok(read(&view))
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // Also cancels a mapping that was asked for and never completed.
         self.buffer.unmap();
-        Ok(value)
     }
 }
 
@@ -154,6 +167,16 @@ impl InFlight {
         gpu: &Gpu,
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
     ) -> Result<(T, GpuTimings)> {
+        self.read_until(gpu, read)
+            .map(|(value, timings, _)| (value, timings))
+    }
+
+    /// [`InFlight::read`], also returning when the wait for the GPU ended.
+    fn read_until<T>(
+        self,
+        gpu: &Gpu,
+        read: impl FnOnce(TensorView<'_>) -> Result<T>,
+    ) -> Result<(T, GpuTimings, Instant)> {
         let started = Instant::now();
         gpu.device
             .poll(wgpu::PollType::Wait {
@@ -165,7 +188,8 @@ impl InFlight {
                 message: e.to_string(),
             })?;
         gpu.check("compute")?;
-        let compute = self.submit + started.elapsed();
+        let waited = Instant::now();
+        let compute = self.submit + (waited - started);
         let gpu_compute = match self.timestamps {
             Some((mapping, period)) => Some(mapping.read("timestamps", |bytes| {
                 let ticks: [u64; 2] = bytemuck::pod_read_unaligned(bytes);
@@ -200,7 +224,7 @@ impl InFlight {
             readback: started.elapsed().saturating_sub(spent_in_read),
             gpu_compute,
         };
-        Ok((value, timings))
+        Ok((value, timings, waited))
     }
 
     /// Waits for the run and copies its maps out: the whole of a one-shot
@@ -208,16 +232,15 @@ impl InFlight {
     /// and the copy counted as readback.
     pub fn into_tensor(self, gpu: &Gpu) -> Result<(Tensor3, GpuTimings)> {
         let submitted = self.submitted;
-        let mut waited = Duration::ZERO;
         let mut copy = Duration::ZERO;
-        let (maps, mut timings) = self.read(gpu, |view| {
-            waited = submitted.elapsed();
+        let (maps, mut timings, waited) = self.read_until(gpu, |view| {
             let started = Instant::now();
             let maps = view.to_tensor();
             copy = started.elapsed();
             Ok(maps)
         })?;
-        timings.compute = waited;
+        // Here nothing else ran between submit and wait: count all of it.
+        timings.compute = waited - submitted;
         timings.readback += copy;
         Ok((maps, timings))
     }

@@ -36,7 +36,8 @@ pub fn extend_gray8(out: &mut Vec<u8>, map: &[f32], lo: f32, hi: f32) {
     }
     let scale = 255.0 / (hi - lo);
     // Adding one half and truncating rounds these non-negative values to
-    // nearest, as `round` does, without a call per pixel.
+    // nearest without a call per pixel (as `round` does, but for values a
+    // hair below one half, which the f32 addition rounds up).
     out.extend(
         map.iter()
             .map(|&v| (((v - lo) * scale).clamp(0.0, 255.0) + 0.5) as u8),
