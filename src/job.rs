@@ -14,14 +14,15 @@ use crate::gpu::{ConvKernel, Gpu, GpuTimings, InFlight, KernelKind, OutputSlot, 
 use crate::layer::{Layer, LayerSpec, PaddingMode};
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
+use crate::photo::{self, Photo};
 use crate::plan::{self, Plan};
 use crate::render::colormap::{self, Colormap, Normalize};
 use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
 use crate::render::grid::{RgbGridTile, labelled_grid};
 use crate::render::html::{Page, PageMap, index_html};
 use crate::report::{InputSummary, LayerSummary, MapSummary, OutputSummary, Summary, Timings, ms};
-use crate::tensor::{Tensor3, TensorView};
-use crate::{photo, render, weights};
+use crate::tensor::{Bands, Tensor3, TensorView};
+use crate::{render, weights};
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -235,12 +236,13 @@ pub fn run(
     check_output_dir(&job.out_dir)?;
 
     let stage = Instant::now();
-    let image = photo::load_rgb(&job.input, job.max_pixels)?;
+    let image = photo::load(&job.input, job.max_pixels)?;
+    let [channels, height, width] = image.shape();
     let decode = stage.elapsed();
 
     let stage = Instant::now();
     let mut spec = job.spec;
-    spec.in_channels = image.channels;
+    spec.in_channels = channels;
     let (mut layer, weights_source) = match &job.weights {
         WeightsSource::Init { init, seed } => {
             let source = match init {
@@ -250,15 +252,12 @@ pub fn run(
             (banks::filter_bank(*init, spec, *seed)?, source)
         }
         WeightsSource::Safetensors { path, layer_name } => (
-            weights::load_safetensors(path, layer_name.as_deref())?.into_layer(
-                spec,
-                image.channels,
-                path,
-            )?,
+            weights::load_safetensors(path, layer_name.as_deref())?
+                .into_layer(spec, channels, path)?,
             path.display().to_string(),
         ),
         WeightsSource::Npy { weight, bias } => (
-            weights::load_npy(weight, bias.as_deref())?.into_layer(spec, image.channels, weight)?,
+            weights::load_npy(weight, bias.as_deref())?.into_layer(spec, channels, weight)?,
             weight.display().to_string(),
         ),
     };
@@ -273,8 +272,8 @@ pub fn run(
 
     // Fails here, before anything is written, when the kernel does not fit.
     let budget = engine.band_budget();
-    let plan = Plan::new(&layer.spec, image.height, image.width, budget)?;
-    let (out_height, out_width) = layer.spec.output_size(image.height, image.width)?;
+    let plan = Plan::new(&layer.spec, height, width, budget)?;
+    let (out_height, out_width) = layer.spec.output_size(height, width)?;
     let filters = layer.spec.filters;
 
     // Pass 1: compute band by band into the raw maps file (features.npy, or
@@ -348,9 +347,9 @@ pub fn run(
     let mut summary = Summary {
         input: InputSummary {
             path: job.input.clone(),
-            width: image.width,
-            height: image.height,
-            channels: image.channels,
+            width,
+            height,
+            channels,
         },
         layer: LayerSummary::new(&layer, weights_source),
         parameters: layer.parameters(),
@@ -424,12 +423,13 @@ pub struct PlannedTimings {
 /// memory.
 pub fn convolve_planned(
     engine: &Engine,
-    image: &Tensor3,
+    image: &(impl Bands + ?Sized),
     layer: &Layer,
     plan: &Plan,
     mut sink: impl FnMut(u32, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<PlannedTimings> {
-    let (_, out_width) = layer.spec.output_size(image.height, image.width)?;
+    let [_, height, width] = image.shape();
+    let (_, out_width) = layer.spec.output_size(height, width)?;
     let mut timings = PlannedTimings::default();
     let chunks: Vec<_> = plan
         .filter_chunks
@@ -457,13 +457,13 @@ pub fn convolve_planned(
         .iter()
         .flat_map(|band| std::iter::repeat(band).zip(&chunks));
     for (index, (band, (first_filter, (channels, chunk)))) in pieces.enumerate() {
-        let (input_rows, band_spec) = layer.spec.band(band.clone(), image.height);
+        let (input_rows, band_spec) = layer.spec.band(band.clone(), height);
         let mut chunk = chunk.clone();
         chunk.spec.padding = band_spec.padding;
         let piece = if input_rows.is_empty() {
             Piece::Ready(bias_only(&chunk, band.len() as u32, out_width))
         } else {
-            let input = image.slice(channels.clone(), input_rows);
+            let input = image.band(channels.clone(), input_rows);
             match engine {
                 Engine::Gpu { gpu, pipeline } => Piece::Running(
                     gpu,
@@ -671,7 +671,7 @@ fn write_pictures(
 /// them all with each map's range; returns the file names.
 fn write_page(
     out_dir: &Path,
-    image: &Tensor3,
+    image: &Photo,
     layer: &Layer,
     summary: &Summary,
     view: &View,

@@ -1,11 +1,12 @@
-//! Decoding a photo file into an RGB tensor.
+//! Decoding a photo file into RGB samples, read as a `[3, H, W]` f32 tensor.
 
+use std::ops::Range;
 use std::path::Path;
 
 use image::{DynamicImage, ImageReader};
 
 use crate::error::{Error, Result};
-use crate::tensor::Tensor3;
+use crate::tensor::{Bands, Tensor3};
 
 /// The default for `max_pixels`: 100 megapixels, which admits 50-megapixel
 /// photos with room to spare.
@@ -20,6 +21,12 @@ pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 /// before any pixel memory is allocated (a tiny file can claim to be
 /// 100000×100000).
 pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<Tensor3> {
+    Ok(load(path, max_pixels)?.to_tensor())
+}
+
+/// [`load_rgb`], keeping the photo as its decoded samples ([`Photo`]): a
+/// quarter of the f32 tensor's memory for an 8-bit photo.
+pub fn load(path: &Path, max_pixels: u64) -> Result<Photo> {
     let image_error = |message: String| Error::Image {
         path: path.to_path_buf(),
         message,
@@ -69,37 +76,99 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<Tensor3> {
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
         .map_err(|_| image_error("cannot decode: the decoder failed on this file".into()))?;
     let image = decoded.map_err(|e| image_error(format!("cannot decode: {e}")))?;
-    Ok(to_rgb_tensor(image))
+    Ok(Photo::from(image))
 }
 
-/// Converts a decoded image to a `[3, H, W]` tensor in `[0, 1]`.
-pub fn to_rgb_tensor(image: DynamicImage) -> Tensor3 {
-    let (width, height) = (image.width(), image.height());
-    let plane = width as usize * height as usize;
-    let mut tensor = Tensor3::zeros(3, height, width);
-    // Interleaved RGB samples to planar channels.
-    let mut scatter = |samples: &mut dyn Iterator<Item = f32>| {
-        for (i, value) in samples.enumerate() {
-            let (pixel, channel) = (i / 3, i % 3);
-            tensor.data[channel * plane + pixel] = value;
-        }
-    };
-    match image {
-        DynamicImage::ImageLuma16(_)
-        | DynamicImage::ImageLumaA16(_)
-        | DynamicImage::ImageRgb16(_)
-        | DynamicImage::ImageRgba16(_) => {
-            let rgb = image.into_rgb16();
-            scatter(&mut rgb.as_raw().iter().map(|&s| s as f32 / 65535.0));
-        }
-        DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
-            let rgb = image.into_rgb32f();
-            scatter(&mut rgb.as_raw().iter().copied());
-        }
-        _ => {
-            let rgb = image.into_rgb8();
-            scatter(&mut rgb.as_raw().iter().map(|&s| s as f32 / 255.0));
+/// A decoded photo as interleaved RGB samples of its own depth, read as a
+/// `[3, H, W]` f32 tensor band by band ([`Bands`]): a big photo's f32
+/// values are never all in memory at once.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Photo {
+    width: u32,
+    height: u32,
+    samples: Samples,
+}
+
+/// RGB samples, row by row, `[H, W, 3]`.
+#[derive(Clone, Debug, PartialEq)]
+enum Samples {
+    /// 8-bit: value = sample / 255.
+    U8(Vec<u8>),
+    /// 16-bit: value = sample / 65535.
+    U16(Vec<u16>),
+    /// Float: value = sample.
+    F32(Vec<f32>),
+}
+
+impl Photo {
+    /// Width in pixels.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The whole photo as a `[3, H, W]` tensor.
+    pub fn to_tensor(&self) -> Tensor3 {
+        self.band(0..3, 0..self.height)
+    }
+}
+
+impl From<DynamicImage> for Photo {
+    /// Alpha is dropped and grey becomes three equal channels; 16-bit and
+    /// float images keep their depth, every other one becomes 8-bit.
+    fn from(image: DynamicImage) -> Self {
+        let (width, height) = (image.width(), image.height());
+        let samples = match image {
+            DynamicImage::ImageLuma16(_)
+            | DynamicImage::ImageLumaA16(_)
+            | DynamicImage::ImageRgb16(_)
+            | DynamicImage::ImageRgba16(_) => Samples::U16(image.into_rgb16().into_raw()),
+            DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
+                Samples::F32(image.into_rgb32f().into_raw())
+            }
+            _ => Samples::U8(image.into_rgb8().into_raw()),
+        };
+        Photo {
+            width,
+            height,
+            samples,
         }
     }
-    tensor
+}
+
+impl Bands for Photo {
+    fn shape(&self) -> [u32; 3] {
+        [3, self.height, self.width]
+    }
+
+    fn band(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
+        let width = self.width as usize;
+        let first = rows.start as usize * width * 3;
+        let end = rows.end as usize * width * 3;
+        let mut band = Tensor3::zeros(channels.len() as u32, rows.len() as u32, self.width);
+        let plane = band.plane_len();
+        // Interleaved samples to planar channels.
+        let mut scatter = |samples: &mut dyn Iterator<Item = f32>| {
+            for (i, value) in samples.enumerate() {
+                let (pixel, channel) = (i / 3, i % 3);
+                if channels.contains(&(channel as u32)) {
+                    band.data[(channel - channels.start as usize) * plane + pixel] = value;
+                }
+            }
+        };
+        match &self.samples {
+            Samples::U8(samples) => {
+                scatter(&mut samples[first..end].iter().map(|&s| s as f32 / 255.0))
+            }
+            Samples::U16(samples) => {
+                scatter(&mut samples[first..end].iter().map(|&s| s as f32 / 65535.0))
+            }
+            Samples::F32(samples) => scatter(&mut samples[first..end].iter().copied()),
+        }
+        band
+    }
 }

@@ -88,6 +88,28 @@ impl Tensor3 {
     }
 }
 
+/// A `[C, H, W]` image that the bands of a run are cut from: a
+/// [`Tensor3`], or a photo kept in its own sample format and turned into
+/// f32 a band at a time.
+pub trait Bands {
+    /// `[C, H, W]`.
+    fn shape(&self) -> [u32; 3];
+
+    /// Channels `channels` and rows `rows` (all columns) as f32,
+    /// `[channels, rows, W]`.
+    fn band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3;
+}
+
+impl Bands for Tensor3 {
+    fn shape(&self) -> [u32; 3] {
+        [self.channels, self.height, self.width]
+    }
+
+    fn band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3 {
+        self.slice(channels, rows)
+    }
+}
+
 /// A borrowed row-major `[channels, height, width]` array of f32: feature
 /// maps where they lie, in mapped GPU memory or in a [`Tensor3`].
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -83,3 +83,36 @@ fn empty_and_truncated_files_are_errors_naming_the_file() {
     let error = photo::load_rgb(&truncated, photo::DEFAULT_MAX_PIXELS).unwrap_err();
     assert!(error.to_string().contains("truncated.png"), "{error}");
 }
+
+#[test]
+fn a_photos_bands_are_slices_of_its_whole_tensor_at_8_and_16_bits() {
+    use convmaps::tensor::Bands;
+    let dir = tempfile::tempdir().unwrap();
+    let eight = dir.path().join("rgb8.png");
+    image::RgbImage::from_fn(7, 5, |x, y| {
+        image::Rgb([(x * 30) as u8, (y * 50) as u8, (x * y) as u8])
+    })
+    .save(&eight)
+    .unwrap();
+    let sixteen = dir.path().join("rgb16.png");
+    image::ImageBuffer::<image::Rgb<u16>, _>::from_fn(7, 5, |x, y| {
+        image::Rgb([(x * 9000) as u16, (y * 13000) as u16, (x * y * 1000) as u16])
+    })
+    .save(&sixteen)
+    .unwrap();
+    for path in [eight, sixteen] {
+        let photo = photo::load(&path, photo::DEFAULT_MAX_PIXELS).unwrap();
+        assert_eq!(photo.shape(), [3, 5, 7]);
+        let tensor = photo.to_tensor();
+        assert_eq!(tensor, photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap());
+        for channels in [0..3, 1..2, 2..3, 0..2] {
+            for rows in [0..5, 1..4, 4..5, 0..1] {
+                assert_eq!(
+                    photo.band(channels.clone(), rows.clone()),
+                    tensor.slice(channels.clone(), rows.clone()),
+                    "{path:?} channels {channels:?} rows {rows:?}"
+                );
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
-use crate::tensor::Tensor3;
+use crate::tensor::Bands;
 
 /// Maps `lo..=hi` linearly onto `0..=255`, rounding to nearest. A flat map
 /// (`hi <= lo`) becomes mid-grey, 128, so it reads as "no contrast" rather
@@ -60,25 +60,25 @@ pub fn write_png_rgb(path: &Path, image: &image::RgbImage) -> Result<()> {
 
 /// An 8-bit RGB preview of a `[3, H, W]` tensor in `[0, 1]`, shrunk (box
 /// filter) so that its longer side is at most `max_side` pixels.
-pub fn preview_rgb(image: &Tensor3, max_side: u32) -> image::RgbImage {
-    let (width, height) = (image.width, image.height);
+pub fn preview_rgb(image: &(impl Bands + ?Sized), max_side: u32) -> image::RgbImage {
+    let [channels, height, width] = image.shape();
     let scale = (max_side as f64 / width.max(height) as f64).min(1.0);
     let preview_width = ((width as f64 * scale).round() as u32).max(1);
     let preview_height = ((height as f64 * scale).round() as u32).max(1);
     let mut tile = grid::RgbGridTile::new(width, height, preview_width, preview_height);
-    let channel = |c: u32, y: u32| {
-        &image.plane(c.min(image.channels - 1))[(y * width) as usize..((y + 1) * width) as usize]
-    };
-    let mut row = Vec::with_capacity(width as usize * 3);
-    for y in 0..height {
-        row.clear();
-        let (r, g, b) = (channel(0, y), channel(1, y), channel(2, y));
-        for x in 0..width as usize {
-            for v in [r[x], g[x], b[x]] {
-                row.push((v * 255.0).round().clamp(0.0, 255.0) as u8);
+    // A few rows at a time, so that a big photo is never all f32 at once.
+    const ROWS: u32 = 64;
+    let mut pixels = Vec::with_capacity(ROWS as usize * width as usize * 3);
+    for first_row in (0..height).step_by(ROWS as usize) {
+        let band = image.band(0..channels, first_row..(first_row + ROWS).min(height));
+        let channel = |c: u32| band.plane(c.min(channels - 1));
+        pixels.clear();
+        for (r, (g, b)) in channel(0).iter().zip(channel(1).iter().zip(channel(2))) {
+            for v in [r, g, b] {
+                pixels.push((v * 255.0).round().clamp(0.0, 255.0) as u8);
             }
         }
-        tile.add_rows(y, &row);
+        tile.add_rows(first_row, &pixels);
     }
     tile.image()
 }
