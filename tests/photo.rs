@@ -104,7 +104,10 @@ fn a_photos_bands_are_slices_of_its_whole_tensor_at_8_and_16_bits() {
         let photo = photo::load(&path, photo::DEFAULT_MAX_PIXELS).unwrap();
         assert_eq!(photo.shape(), [3, 5, 7]);
         let tensor = photo.to_tensor();
-        assert_eq!(tensor, photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap());
+        assert_eq!(
+            tensor,
+            photo::load_rgb(&path, photo::DEFAULT_MAX_PIXELS).unwrap()
+        );
         for channels in [0..3, 1..2, 2..3, 0..2] {
             for rows in [0..5, 1..4, 4..5, 0..1] {
                 assert_eq!(
