@@ -159,3 +159,26 @@ fn gpu_timestamps_time_the_compute_pass_when_the_device_has_them() {
         assert!(timings.gpu_compute.is_none());
     }
 }
+
+#[test]
+fn threads_sharing_one_gpu_each_get_their_own_results() {
+    let Some((gpu, fast)) = common::fast() else {
+        return;
+    };
+    // Any thread's poll may run another's map callbacks; every run must
+    // still read back its own maps.
+    std::thread::scope(|scope| {
+        for seed in 0..8u64 {
+            scope.spawn(move || {
+                let mut rng = rng(100 + seed);
+                for _ in 0..100 {
+                    let input = random_image(&mut rng, 3, 5, 6);
+                    let layer = random_layer(&mut rng, LayerSpec::new(3, 4, 3));
+                    let (maps, _) = fast.run(gpu, &input, &layer).unwrap();
+                    let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+                    assert_close("shared GPU", &maps, &expected, ABS, REL);
+                }
+            });
+        }
+    });
+}

@@ -96,6 +96,9 @@ impl OutputSlot {
     }
 }
 
+/// How long a finished submission's map callback may take to arrive.
+const MAP_CALLBACK_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A buffer whose mapping has been asked for; it is mapped once the
 /// submission that writes it has finished, and unmapped when this is
 /// dropped, read or not, so that its slot can take the next run.
@@ -119,12 +122,14 @@ impl Mapping {
         }
     }
 
-    /// Hands the mapped bytes to `read`, then unmaps. Call once the
-    /// submission has finished: waiting for it runs the map callbacks.
+    /// Hands the mapped bytes to `read`; the buffer is unmapped when this is
+    /// dropped. Call once the submission has finished. Its map callback may
+    /// still be running on another thread that polled the device (threads
+    /// share a [`Gpu`]), so it is waited for, briefly.
     fn read<T>(self, stage: &'static str, read: impl FnOnce(&[u8]) -> T) -> Result<T> {
         let gpu_error = |message: String| Error::Gpu { stage, message };
         self.done
-            .try_recv()
+            .recv_timeout(MAP_CALLBACK_TIMEOUT)
             .map_err(|_| gpu_error("the map callback never ran".into()))?
             .map_err(|e| gpu_error(e.to_string()))?;
         let view = self
