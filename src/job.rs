@@ -457,23 +457,19 @@ pub fn convolve_planned(
         .iter()
         .flat_map(|band| std::iter::repeat(band).zip(&chunks));
     for (index, (band, (first_filter, (channels, chunk)))) in pieces.enumerate() {
-        let (input_rows, band_spec) = layer.spec.band(band.clone(), height);
+        let (input_rows, band_spec) = layer.spec.band(band.clone());
         let mut chunk = chunk.clone();
         chunk.spec.padding = band_spec.padding;
-        let piece = if input_rows.is_empty() {
-            Piece::Ready(bias_only(&chunk, band.len() as u32, out_width))
-        } else {
-            let input = image.band(channels.clone(), input_rows);
-            match engine {
-                Engine::Gpu { gpu, pipeline } => Piece::Running(
-                    gpu,
-                    pipeline.submit(gpu, &input, &chunk, &mut slots[index % 2])?,
-                ),
-                Engine::Cpu => {
-                    let (maps, cpu_timings) = engine.convolve(&input, &chunk)?;
-                    timings.gpu.add(cpu_timings);
-                    Piece::Ready(maps)
-                }
+        let input = image.padded_band(channels.clone(), input_rows);
+        let piece = match engine {
+            Engine::Gpu { gpu, pipeline } => Piece::Running(
+                gpu,
+                pipeline.submit(gpu, &input, &chunk, &mut slots[index % 2])?,
+            ),
+            Engine::Cpu => {
+                let (maps, cpu_timings) = engine.convolve(&input, &chunk)?;
+                timings.gpu.add(cpu_timings);
+                Piece::Ready(maps)
             }
         };
         if let Some((filter, row, previous)) = pending.replace((*first_filter, band.start, piece)) {
@@ -494,7 +490,7 @@ impl PlannedTimings {
     }
 }
 
-/// One piece of a planned run: computed, or submitted to the GPU.
+/// One piece of a planned run: computed (on the CPU), or submitted to the GPU.
 enum Piece<'g> {
     Ready(Tensor3),
     Running(&'g Gpu, InFlight),
@@ -519,17 +515,6 @@ impl Piece<'_> {
             }
         }
     }
-}
-
-/// The output of a band that lies wholly in the zero padding: every tap
-/// reads zero, so each map is its activated bias (or zero).
-fn bias_only(layer: &Layer, rows: u32, width: u32) -> Tensor3 {
-    let mut maps = Tensor3::zeros(layer.spec.filters, rows, width);
-    let plane = maps.plane_len();
-    for (k, &bias) in layer.bias.iter().enumerate() {
-        maps.data[k * plane..(k + 1) * plane].fill(layer.spec.activation.apply(bias));
-    }
-    maps
 }
 
 /// Running statistics of one map.

@@ -244,26 +244,23 @@ impl LayerSpec {
         Ok((out_height as u32, out_width as u32))
     }
 
-    /// The part of the layer that computes output rows `out_rows` of an
-    /// input `in_height` rows high: the input rows it reads (the band plus
-    /// its halo of D·(FH−1) rows, clipped to the image) and the spec that,
-    /// applied to just those rows, gives exactly those output rows. Only the
-    /// top and bottom padding change; the result is identical to the same
-    /// rows of an untiled run.
-    ///
-    /// The row range is empty when the band lies wholly in the zero padding
-    /// (every tap reads zero: the output is the bias).
-    pub fn band(&self, out_rows: Range<u32>, in_height: u32) -> (Range<u32>, LayerSpec) {
+    /// The part of the layer that computes output rows `out_rows`: the
+    /// input rows it reads (the band plus its halo of D·(FH−1) rows), in the
+    /// image's row numbers, negative above the image and at or past its
+    /// height below it, where they are the zero padding; and the spec that,
+    /// applied to exactly those rows, gives exactly those output rows: the
+    /// same spec without top and bottom padding, which the band's input
+    /// carries ([`crate::tensor::Bands::padded_band`]). The result is
+    /// identical to the same rows of an untiled run.
+    pub fn band(&self, out_rows: Range<u32>) -> (Range<i64>, LayerSpec) {
         let stride = self.stride as i64;
         let first = out_rows.start as i64 * stride - self.padding.top as i64;
         let end = (out_rows.end as i64 - 1) * stride - self.padding.top as i64
             + self.dilated_kernel().0 as i64;
-        let height = in_height as i64;
-        let (row_start, row_end) = (first.clamp(0, height), end.clamp(0, height));
         let mut band = *self;
-        band.padding.top = (row_start - first) as u32;
-        band.padding.bottom = (end - row_end) as u32;
-        (row_start as u32..row_end.max(row_start) as u32, band)
+        band.padding.top = 0;
+        band.padding.bottom = 0;
+        (first..end, band)
     }
 
     /// Multiply-adds per output pixel and filter: C/G·FH·FW.

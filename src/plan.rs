@@ -33,8 +33,11 @@ impl Plan {
         let (out_height, out_width) = spec.output_size(in_height, in_width)?;
         let per_group = spec.filters_per_group();
         let input_bytes = |rows: u64, channels: u64| {
+            // A band's input rows, zero padding included (at most the padded image).
+            let padded_height =
+                in_height as u64 + spec.padding.top as u64 + spec.padding.bottom as u64;
             let rows_in =
-                ((rows - 1) * spec.stride as u64 + spec.dilated_kernel().0).min(in_height as u64);
+                ((rows - 1) * spec.stride as u64 + spec.dilated_kernel().0).min(padded_height);
             channels * rows_in * in_width as u64 * 4
         };
         let output_row = |filters: u64| filters * out_width as u64 * 4;
