@@ -1,9 +1,12 @@
-//! Decoding a photo file into RGB samples, read as a `[3, H, W]` f32 tensor.
+//! Decoding a photo file into RGB samples, read as a `[3, H, W]` f32 tensor,
+//! upright: the orientation the file records (its EXIF orientation tag, as
+//! phones and cameras write it) is applied when decoding.
 
+use std::fmt;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use image::{DynamicImage, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use crate::error::{Error, Result};
 use crate::tensor::{Bands, Tensor3};
@@ -13,9 +16,10 @@ use crate::tensor::{Bands, Tensor3};
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 
 /// Reads a photo (PNG, JPEG, BMP, GIF, TIFF or WebP) into a `[3, H, W]`
-/// tensor: value = 8-bit sample / 255, or 16-bit sample / 65535; float
-/// images keep their values. Alpha is dropped and a grayscale photo becomes
-/// three equal channels.
+/// tensor, upright (its EXIF orientation applied, see [`open`]): value =
+/// 8-bit sample / 255, or 16-bit sample / 65535; float images keep their
+/// values. Alpha is dropped and a grayscale photo becomes three equal
+/// channels.
 ///
 /// A photo of more than `max_pixels` pixels is refused from its header,
 /// before any pixel memory is allocated (a tiny file can claim to be
@@ -25,8 +29,29 @@ pub fn load_rgb(path: &Path, max_pixels: u64) -> Result<Tensor3> {
 }
 
 /// [`load_rgb`], keeping the photo as its decoded samples ([`Photo`]): a
-/// quarter of the f32 tensor's memory for an 8-bit photo.
+/// quarter of the f32 tensor's memory for an 8-bit photo. Upright: the same
+/// as `open(path, max_pixels, true)?.decode()`.
 pub fn load(path: &Path, max_pixels: u64) -> Result<Photo> {
+    open(path, max_pixels, true)?.decode()
+}
+
+/// Reads a photo's header, not its pixels: its size and orientation, so a
+/// caller can check the upright size before paying for the decode
+/// ([`PhotoFile::decode`]).
+///
+/// With `apply_orientation`, the orientation the file records (EXIF tag
+/// 0x0112, in JPEG, PNG, TIFF and WebP files) will be applied by
+/// [`PhotoFile::decode`], and [`PhotoFile::width`] and
+/// [`PhotoFile::height`] are already the upright ones (swapped for the four
+/// orientations that transpose). Without it, or when the file records none
+/// or an invalid one, the stored pixels are kept as they are and
+/// [`PhotoFile::orientation`] is [`Orientation::NoTransforms`].
+///
+/// Refuses a directory, an empty file, a format convmaps does not read, a
+/// header of more than `max_pixels` pixels (before any pixel memory is
+/// allocated: a tiny file can claim to be 100000×100000) and one of no
+/// pixels.
+pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<PhotoFile> {
     let image_error = |message: String| Error::Image {
         path: path.to_path_buf(),
         message,
@@ -38,21 +63,40 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<Photo> {
     if metadata.len() == 0 {
         return Err(image_error("is empty (0 bytes)".into()));
     }
-    let open = || -> Result<ImageReader<_>> {
-        let reader = ImageReader::open(path)
-            .map_err(|e| image_error(e.to_string()))?
-            .with_guessed_format()
-            .map_err(|e| image_error(e.to_string()))?;
-        if reader.format().is_none() {
-            return Err(image_error(
-                "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
-            ));
-        }
-        Ok(reader)
+    let reader = ImageReader::open(path)
+        .map_err(|e| image_error(e.to_string()))?
+        .with_guessed_format()
+        .map_err(|e| image_error(e.to_string()))?;
+    if reader.format().is_none() {
+        return Err(image_error(
+            "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
+        ));
+    }
+    // The header is read with the reader's default limits; the decode gets
+    // its own, sized to the photo ([`PhotoFile::decode`]). A decoder that
+    // panics on a malformed header must not take the run down.
+    let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> image::ImageResult<(Box<dyn ImageDecoder>, Orientation)> {
+            let mut decoder = reader.into_decoder()?;
+            let orientation = if apply_orientation {
+                Orientation::from(decoder.orientation()?)
+            } else {
+                Orientation::NoTransforms
+            };
+            Ok((Box::new(decoder), orientation))
+        },
+    ))
+    .map_err(|_| {
+        image_error("cannot read the image header: the decoder failed on this file".into())
+    })?;
+    let (decoder, orientation) =
+        header.map_err(|e| image_error(format!("cannot read the image header: {e}")))?;
+    let (stored_width, stored_height) = decoder.dimensions();
+    let (width, height) = if orientation.transposes() {
+        (stored_height, stored_width)
+    } else {
+        (stored_width, stored_height)
     };
-    let (width, height) = open()?
-        .into_dimensions()
-        .map_err(|e| image_error(format!("cannot read the image header: {e}")))?;
     let pixels = width as u64 * height as u64;
     if pixels > max_pixels {
         return Err(image_error(format!(
@@ -67,16 +111,203 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<Photo> {
             "is {width}×{height}: it has no pixels"
         )));
     }
-    let mut reader = open()?;
-    // Room for the decoded image at up to 16 bytes per pixel (RGBA f32).
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(1 << 20));
-    reader.limits(limits);
-    // A decoder that panics on a malformed file must not take the run down.
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader.decode()))
+    Ok(PhotoFile {
+        path: path.to_path_buf(),
+        decoder,
+        width,
+        height,
+        orientation,
+    })
+}
+
+/// A photo file whose header has been read and checked ([`open`]) and whose
+/// pixels have not: [`PhotoFile::decode`] decodes them.
+pub struct PhotoFile {
+    path: PathBuf,
+    decoder: Box<dyn ImageDecoder>,
+    /// Upright size in pixels: after `orientation` is applied.
+    width: u32,
+    height: u32,
+    orientation: Orientation,
+}
+
+impl PhotoFile {
+    /// Width in pixels of the decoded photo: upright, after
+    /// [`PhotoFile::orientation`] is applied.
+    pub fn width(&self) -> u32 {
+        self.width
+    }
+
+    /// Height in pixels of the decoded photo: upright, after
+    /// [`PhotoFile::orientation`] is applied.
+    pub fn height(&self) -> u32 {
+        self.height
+    }
+
+    /// The orientation [`PhotoFile::decode`] will apply:
+    /// [`Orientation::NoTransforms`] when it was not asked to
+    /// ([`open`]'s `apply_orientation`) or the file records none.
+    pub fn orientation(&self) -> Orientation {
+        self.orientation
+    }
+
+    /// Decodes the pixels and applies [`PhotoFile::orientation`]: a
+    /// [`Photo`] of [`PhotoFile::width`] × [`PhotoFile::height`] pixels.
+    ///
+    /// The decoder may allocate at most 16 bytes per pixel (RGBA f32) plus
+    /// 1 MiB; applying a rotation briefly holds a second copy of the decoded
+    /// image.
+    pub fn decode(self) -> Result<Photo> {
+        let PhotoFile {
+            path,
+            mut decoder,
+            width,
+            height,
+            orientation,
+        } = self;
+        let image_error = |message: String| Error::Image {
+            path: path.clone(),
+            message,
+        };
+        let pixels = width as u64 * height as u64;
+        // Room for the decoded image at up to 16 bytes per pixel (RGBA f32):
+        // its buffer is reserved first, the decoder's own allocations get
+        // the rest.
+        let mut limits = image::Limits::default();
+        limits.max_alloc = Some(pixels.saturating_mul(16).saturating_add(1 << 20));
+        limits
+            .reserve(decoder.total_bytes())
+            .and_then(|()| decoder.set_limits(limits))
+            .map_err(|e| image_error(format!("cannot decode: {e}")))?;
+        // A decoder that panics on a malformed file must not take the run down.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            DynamicImage::from_decoder(decoder)
+        }))
         .map_err(|_| image_error("cannot decode: the decoder failed on this file".into()))?;
-    let image = decoded.map_err(|e| image_error(format!("cannot decode: {e}")))?;
-    Ok(Photo::from(image))
+        let mut image = decoded.map_err(|e| image_error(format!("cannot decode: {e}")))?;
+        image.apply_orientation(orientation.into());
+        Ok(Photo::from(image))
+    }
+}
+
+impl fmt::Debug for PhotoFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PhotoFile")
+            .field("path", &self.path)
+            .field("width", &self.width)
+            .field("height", &self.height)
+            .field("orientation", &self.orientation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a photo's stored pixels are turned upright: the eight values of the
+/// EXIF orientation tag (0x0112). Each variant names the transform applied
+/// to the stored pixels, in that order (rotations are clockwise).
+///
+/// Serializes as `{"exif": 6, "applied": "rotate 90° clockwise"}`: the tag
+/// value ([`Orientation::exif`]) and what was done ([`Orientation::describe`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Orientation {
+    /// EXIF 1: stored upright, nothing to do.
+    #[default]
+    NoTransforms,
+    /// EXIF 2: mirrored left–right.
+    FlipHorizontal,
+    /// EXIF 3: rotate by 180°.
+    Rotate180,
+    /// EXIF 4: mirrored top–bottom.
+    FlipVertical,
+    /// EXIF 5: rotate by 90° clockwise, then flip left–right (a transpose).
+    Rotate90FlipHorizontal,
+    /// EXIF 6: rotate by 90° clockwise (a phone held upright, its camera
+    /// sensor landscape).
+    Rotate90,
+    /// EXIF 7: rotate by 90° counter-clockwise, then flip left–right.
+    Rotate270FlipHorizontal,
+    /// EXIF 8: rotate by 90° counter-clockwise.
+    Rotate270,
+}
+
+impl Orientation {
+    /// All eight, in EXIF order (1..=8).
+    pub const ALL: [Orientation; 8] = [
+        Orientation::NoTransforms,
+        Orientation::FlipHorizontal,
+        Orientation::Rotate180,
+        Orientation::FlipVertical,
+        Orientation::Rotate90FlipHorizontal,
+        Orientation::Rotate90,
+        Orientation::Rotate270FlipHorizontal,
+        Orientation::Rotate270,
+    ];
+
+    /// The orientation of EXIF value `exif` (1..=8); `None` for any other.
+    pub fn from_exif(exif: u8) -> Option<Orientation> {
+        Orientation::ALL
+            .get(usize::from(exif).checked_sub(1)?)
+            .copied()
+    }
+
+    /// The EXIF orientation tag's value, 1..=8.
+    pub fn exif(self) -> u8 {
+        match self {
+            Orientation::NoTransforms => 1,
+            Orientation::FlipHorizontal => 2,
+            Orientation::Rotate180 => 3,
+            Orientation::FlipVertical => 4,
+            Orientation::Rotate90FlipHorizontal => 5,
+            Orientation::Rotate90 => 6,
+            Orientation::Rotate270FlipHorizontal => 7,
+            Orientation::Rotate270 => 8,
+        }
+    }
+
+    /// What is done to the stored pixels, in words: "none", "flip
+    /// horizontal", "rotate 90° clockwise", ...
+    pub fn describe(self) -> &'static str {
+        match self {
+            Orientation::NoTransforms => "none",
+            Orientation::FlipHorizontal => "flip horizontal",
+            Orientation::Rotate180 => "rotate 180°",
+            Orientation::FlipVertical => "flip vertical",
+            Orientation::Rotate90FlipHorizontal => "rotate 90° clockwise, then flip horizontal",
+            Orientation::Rotate90 => "rotate 90° clockwise",
+            Orientation::Rotate270FlipHorizontal => {
+                "rotate 90° counter-clockwise, then flip horizontal"
+            }
+            Orientation::Rotate270 => "rotate 90° counter-clockwise",
+        }
+    }
+
+    /// True for the four (EXIF 5 to 8) that swap width and height.
+    pub fn transposes(self) -> bool {
+        self.exif() >= 5
+    }
+}
+
+impl From<image::metadata::Orientation> for Orientation {
+    fn from(orientation: image::metadata::Orientation) -> Self {
+        Orientation::from_exif(orientation.to_exif()).unwrap_or_default()
+    }
+}
+
+impl From<Orientation> for image::metadata::Orientation {
+    fn from(orientation: Orientation) -> Self {
+        image::metadata::Orientation::from_exif(orientation.exif())
+            .unwrap_or(image::metadata::Orientation::NoTransforms)
+    }
+}
+
+impl serde::Serialize for Orientation {
+    /// `{"exif": 1..=8, "applied": "..."}`.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut summary = serializer.serialize_struct("Orientation", 2)?;
+        summary.serialize_field("exif", &self.exif())?;
+        summary.serialize_field("applied", self.describe())?;
+        summary.end()
+    }
 }
 
 /// A decoded photo as interleaved RGB samples of its own depth, read as a
