@@ -1,10 +1,10 @@
-//! `convmaps bench`: each kernel's compute time and throughput on this
+//! `convmaps bench`: each shader's compute time and throughput on this
 //! machine's GPU (and the CPU reference), for a table users can compare.
 
 use std::time::Duration;
 
+use crate::engine::{Engine, convolve_planned};
 use crate::error::Result;
-use crate::job::{Engine, convolve_planned};
 use crate::layer::{Layer, LayerSpec};
 use crate::plan::Plan;
 use crate::tensor::Tensor3;
@@ -13,8 +13,8 @@ use crate::weights;
 /// One measured case.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct BenchRow {
-    /// Kernel name ("direct", "fast", "cpu").
-    pub kernel: String,
+    /// Shader name ("direct", "fast"), or "cpu" for the CPU reference.
+    pub shader: String,
     /// Input width × height.
     pub size: String,
     /// Filters and kernel, e.g. "32×5×5".
@@ -49,27 +49,23 @@ pub fn case(width: u32, height: u32, filters: u32, kernel: u32) -> Result<(Tenso
 /// Floating-point operations of one run: 2 per multiply-add.
 pub fn flops(image: &Tensor3, layer: &Layer) -> Result<f64> {
     let (out_height, out_width) = layer.spec.output_size(image.height, image.width)?;
-    Ok(2.0
-        * layer.spec.filters as f64
-        * out_height as f64
-        * out_width as f64
-        * layer.spec.taps_per_output() as f64)
+    Ok(layer.spec.flops(out_height, out_width))
 }
 
 /// Runs `layer` over `image` on `engine` in the bands and filter chunks a
 /// photo of that size would take, discarding the maps, and returns the
-/// kernel's time: the GPU's timestamps where the device has them, else the
+/// compute time: the GPU's timestamps where the device has them, else the
 /// time spent waiting on the GPU (the compute time on the CPU).
-pub fn time_planned(engine: &Engine, image: &Tensor3, layer: &Layer) -> Result<Duration> {
+pub fn time_planned(engine: &dyn Engine, image: &Tensor3, layer: &Layer) -> Result<Duration> {
     let plan = Plan::new(&layer.spec, image.height, image.width, engine.band_budget())?;
     let timings = convolve_planned(engine, image, layer, &plan, |_, _, _| Ok(()))?;
-    Ok(timings.gpu.gpu_compute.unwrap_or(timings.gpu.compute))
+    Ok(timings.compute())
 }
 
 /// Bytes of f32 output one run writes: 4·K·OH·OW.
 pub fn bytes_written(image: &Tensor3, layer: &Layer) -> Result<u64> {
     let (out_height, out_width) = layer.spec.output_size(image.height, image.width)?;
-    Ok(4 * layer.spec.filters as u64 * out_height as u64 * out_width as u64)
+    Ok(layer.spec.output_bytes(out_height, out_width))
 }
 
 /// Runs `compute` once to warm up and then `repeats` times, and reports the
@@ -78,7 +74,7 @@ pub fn bytes_written(image: &Tensor3, layer: &Layer) -> Result<u64> {
 /// second), the row also gives the roofline: the time writing the output
 /// alone would take.
 pub fn measure(
-    kernel: &str,
+    shader: &str,
     adapter: &str,
     image: &Tensor3,
     layer: &Layer,
@@ -94,7 +90,7 @@ pub fn measure(
     let spec = &layer.spec;
     let bytes = bytes_written(image, layer)?;
     Ok(BenchRow {
-        kernel: kernel.to_string(),
+        shader: shader.to_string(),
         size: format!("{}×{}", image.width, image.height),
         layer: format!(
             "{}×{}×{}",
@@ -115,7 +111,7 @@ pub fn table(rows: &[BenchRow]) -> String {
     let roofline = rows.iter().any(|row| row.roofline_ms.is_some());
     let mut header = format!(
         "{:<8} {:>11} {:>9} {:>11} {:>9} {:>9}",
-        "kernel", "size", "layer", "ms", "GFLOP/s", "GB/s out"
+        "shader", "size", "layer", "ms", "GFLOP/s", "GB/s out"
     );
     if roofline {
         header.push_str(&format!(" {:>11} {:>10}", "roofline ms", "× roofline"));
@@ -125,7 +121,7 @@ pub fn table(rows: &[BenchRow]) -> String {
     for row in rows {
         let mut line = format!(
             "{:<8} {:>11} {:>9} {:>11.1} {:>9.2} {:>9.1}",
-            row.kernel, row.size, row.layer, row.ms, row.gflops, row.written_gb_per_s
+            row.shader, row.size, row.layer, row.ms, row.gflops, row.written_gb_per_s
         );
         if roofline {
             match row.roofline_ms {

@@ -13,10 +13,6 @@ pub enum Error {
     #[error("invalid layer: {0}")]
     InvalidLayer(String),
 
-    /// Options that do not go together.
-    #[error("{0}")]
-    Usage(String),
-
     /// The input photo could not be read or decoded.
     #[error("{}: {message}", path.display())]
     Image {
@@ -51,6 +47,20 @@ pub enum Error {
     #[error("{0}")]
     GpuLimit(String),
 
+    /// The job exceeds a size limit that is not the GPU's (the band budget).
+    #[error("{0}")]
+    TooLarge(String),
+
+    /// A report could not be turned into JSON.
+    #[error("{}: cannot write JSON", path.display())]
+    Json {
+        /// The file being written.
+        path: PathBuf,
+        /// The serializer's error.
+        #[source]
+        source: serde_json::Error,
+    },
+
     /// The GPU reported an error (validation, out of memory, device lost).
     #[error("GPU error during {stage}: {message}")]
     Gpu {
@@ -60,8 +70,8 @@ pub enum Error {
         message: String,
     },
 
-    /// Writing an output file failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading or writing a file failed.
+    #[error("{}", path.display())]
     Io {
         /// The file or directory that could not be written.
         path: PathBuf,
@@ -86,7 +96,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidLayer(_)
-                | Error::Usage(_)
+                | Error::TooLarge(_)
                 | Error::Image { .. }
                 | Error::Weights { .. }
                 | Error::Mismatch(_)

@@ -18,6 +18,27 @@ pub struct Padding {
     pub right: u32,
 }
 
+/// The largest padded input side and dilated kernel extent, in pixels:
+/// the shaders compute window coordinates as 32-bit signed integers.
+pub const MAX_EXTENT: u64 = i32::MAX as u64;
+
+impl std::fmt::Display for Padding {
+    /// `5` when every side is the same, else `top/bottom/left/right`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Padding {
+            top,
+            bottom,
+            left,
+            right,
+        } = *self;
+        if top == bottom && top == left && top == right {
+            write!(f, "{top}")
+        } else {
+            write!(f, "{top}/{bottom}/{left}/{right} (top/bottom/left/right)")
+        }
+    }
+}
+
 impl Padding {
     /// The same padding on every side.
     pub fn uniform(pixels: u32) -> Self {
@@ -219,29 +240,64 @@ impl LayerSpec {
     pub fn dilated_kernel(&self) -> (u64, u64) {
         let d = self.dilation as u64;
         (
-            d * (self.kernel_height as u64 - 1) + 1,
-            d * (self.kernel_width as u64 - 1) + 1,
+            d * (self.kernel_height as u64).saturating_sub(1) + 1,
+            d * (self.kernel_width as u64).saturating_sub(1) + 1,
         )
     }
 
     /// Output size `(OH, OW)` for an `in_height`×`in_width` input:
     /// `floor((H + pad_top + pad_bottom − D·(FH−1) − 1) / S) + 1`, likewise for the width.
     ///
-    /// Fails when the dilated kernel is larger than the padded input.
+    /// All of it is computed in u64, without wrapping. Fails when the
+    /// dilated kernel or the padded input is larger than [`MAX_EXTENT`]
+    /// (the shaders' coordinates are 32-bit signed integers), or when the
+    /// dilated kernel is larger than the padded input.
     pub fn output_size(&self, in_height: u32, in_width: u32) -> Result<(u32, u32)> {
+        let (kernel_height, kernel_width) = self.dilated_kernel();
+        if kernel_height.max(kernel_width) > MAX_EXTENT {
+            return Err(Error::InvalidLayer(format!(
+                "--dilation {} with a {}×{} kernel (--kernel-size) reaches {} pixels, \
+                 more than the {MAX_EXTENT} any image can have",
+                self.dilation,
+                self.kernel_height,
+                self.kernel_width,
+                kernel_height.max(kernel_width)
+            )));
+        }
         let padded_height = in_height as u64 + self.padding.top as u64 + self.padding.bottom as u64;
         let padded_width = in_width as u64 + self.padding.left as u64 + self.padding.right as u64;
-        let (kernel_height, kernel_width) = self.dilated_kernel();
+        if padded_height.max(padded_width) > MAX_EXTENT {
+            return Err(Error::InvalidLayer(format!(
+                "--padding {} makes the {in_width}×{in_height} input {padded_width}×{padded_height} \
+                 pixels, more than the {MAX_EXTENT} a side can have",
+                self.padding
+            )));
+        }
         if kernel_height > padded_height || kernel_width > padded_width {
             return Err(Error::Mismatch(format!(
                 "the input is {in_width}×{in_height} pixels ({padded_width}×{padded_height} padded), \
                  smaller than the {kernel_width}×{kernel_height} kernel (width×height, dilation included)"
             )));
         }
-        let stride = self.stride as u64;
+        let stride = self.stride.max(1) as u64;
         let out_height = (padded_height - kernel_height) / stride + 1;
         let out_width = (padded_width - kernel_width) / stride + 1;
+        // Both are at most the padded sizes, which fit in 31 bits.
         Ok((out_height as u32, out_width as u32))
+    }
+
+    /// Bytes of the f32 output maps `[K, OH, OW]`: 4·K·OH·OW.
+    pub fn output_bytes(&self, out_height: u32, out_width: u32) -> u64 {
+        4 * self.filters as u64 * out_height as u64 * out_width as u64
+    }
+
+    /// Floating-point operations of the layer over an output of
+    /// `out_height`×`out_width`: 2 per multiply-add, 2·K·OH·OW·C/G·FH·FW.
+    pub fn flops(&self, out_height: u32, out_width: u32) -> f64 {
+        2.0 * self.filters as f64
+            * out_height as f64
+            * out_width as f64
+            * self.taps_per_output() as f64
     }
 
     /// The part of the layer that computes output rows `out_rows`: the

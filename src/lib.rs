@@ -25,6 +25,7 @@
 pub mod banks;
 pub mod bench;
 pub mod cpu;
+pub mod engine;
 pub mod error;
 pub mod gpu;
 pub mod inputs;
@@ -36,6 +37,8 @@ pub mod photo;
 pub mod plan;
 pub mod render;
 pub mod report;
+pub mod resolve;
+pub mod stats;
 pub mod tensor;
 pub mod weights;
 

@@ -7,11 +7,13 @@ use std::time::Instant;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
-use convmaps::gpu::{Gpu, KernelKind};
+use convmaps::engine::{self, BackendChoice, CpuEngine, Engine, GpuEngine};
+use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::inputs;
-use convmaps::job::{self, BackendChoice, Engine, Job, Stage, Step, View, WeightsSource};
-use convmaps::layer::{Activation, LayerSpec, Padding, PaddingMode};
+use convmaps::job::{self, Job, Stage, Step, View};
+use convmaps::layer::{Activation, PaddingMode};
 use convmaps::render::colormap::{Colormap, Normalize};
+use convmaps::resolve::{LayerOptions, WeightsSource};
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -116,18 +118,23 @@ struct Cli {
     #[arg(long)]
     per_channel_filters: bool,
 
-    /// Largest photo accepted, in pixels (checked before decoding).
+    /// Largest photo, and largest output map, accepted, in pixels (checked before decoding).
     #[arg(long, default_value_t = convmaps::photo::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
+
+    /// Keep the photo's stored pixels: do not turn it upright as its EXIF
+    /// orientation says (photo viewers do; so does convmaps by default).
+    #[arg(long)]
+    ignore_orientation: bool,
 
     /// Print only errors.
     #[arg(short, long)]
     quiet: bool,
 
-    /// The GPU kernel: fast (the default), or direct (one invocation per output pixel
-    /// per filter: the teaching kernel, slow).
-    #[arg(long, value_enum, default_value_t = KernelArg::Fast)]
-    kernel: KernelArg,
+    /// The WGSL shader that runs the layer on the GPU: fast (the default), or direct
+    /// (one invocation per output pixel per filter: the teaching shader, slow).
+    #[arg(long, alias = "kernel", value_enum, default_value_t = ShaderArg::Fast)]
+    shader: ShaderArg,
 
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
@@ -136,7 +143,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Time each kernel on this machine's GPU: compute time and GFLOP/s for
+    /// Time each shader on this machine's GPU: compute time and GFLOP/s for
     /// a few photo sizes (random weights, PyTorch's default init).
     Bench {
         /// Photo sizes, WIDTHxHEIGHT, comma-separated.
@@ -151,9 +158,15 @@ enum Command {
         /// Timed runs per case (after one warm-up run); the fastest counts.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
         repeats: u32,
-        /// The GPU kernels to time, comma-separated.
-        #[arg(long, value_enum, value_delimiter = ',', default_value = "direct,fast")]
-        kernels: Vec<KernelArg>,
+        /// The WGSL shaders to time, comma-separated.
+        #[arg(
+            long,
+            alias = "kernels",
+            value_enum,
+            value_delimiter = ',',
+            default_value = "direct,fast"
+        )]
+        shaders: Vec<ShaderArg>,
         /// Also time the CPU reference (slow).
         #[arg(long)]
         cpu: bool,
@@ -189,7 +202,7 @@ fn parse_bandwidth(text: &str) -> Result<f64, String> {
     }
 }
 
-/// `convmaps bench`: the kernels on this GPU (and optionally the CPU), each
+/// `convmaps bench`: the shaders on this GPU (and optionally the CPU), each
 /// run in the bands a photo of that size takes.
 fn bench(command: Command) -> anyhow::Result<()> {
     let Command::Bench {
@@ -197,40 +210,34 @@ fn bench(command: Command) -> anyhow::Result<()> {
         filters,
         kernel_size,
         repeats,
-        kernels,
+        shaders,
         cpu,
         bandwidth,
         json,
     } = command;
-    let mut engines = Vec::new();
-    if !kernels.is_empty() {
+    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
+    if !shaders.is_empty() {
         let gpu = std::sync::Arc::new(Gpu::new()?);
-        for kernel in kernels {
-            engines.push(Engine::on_gpu(gpu.clone(), kernel.into())?);
+        for shader in shaders {
+            engines.push(Box::new(GpuEngine::new(gpu.clone(), shader.into())?));
         }
     }
     if cpu {
-        engines.push(Engine::Cpu);
+        engines.push(Box::new(CpuEngine));
     }
     let mut rows = Vec::new();
     for (width, height) in sizes {
         let (image, layer) = convmaps::bench::case(width, height, filters, kernel_size)?;
         for engine in &engines {
-            let adapter = match engine {
-                Engine::Gpu { gpu, .. } => {
-                    let adapter = gpu.adapter_summary();
-                    format!("{} ({})", adapter.name, adapter.backend)
-                }
-                Engine::Cpu => "CPU reference".to_string(),
-            };
+            let info = engine.info();
             rows.push(convmaps::bench::measure(
-                engine.kernel_name(),
-                &adapter,
+                info.shader,
+                &info.adapter_line(),
                 &image,
                 &layer,
                 repeats,
-                bandwidth.filter(|_| matches!(engine, Engine::Gpu { .. })),
-                || convmaps::bench::time_planned(engine, &image, &layer),
+                bandwidth.filter(|_| info.adapter.is_some()),
+                || convmaps::bench::time_planned(engine.as_ref(), &image, &layer),
             )?);
         }
     }
@@ -242,19 +249,24 @@ fn bench(command: Command) -> anyhow::Result<()> {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum KernelArg {
+enum ShaderArg {
     Direct,
     Fast,
 }
 
-impl From<KernelArg> for KernelKind {
-    fn from(kernel: KernelArg) -> Self {
-        match kernel {
-            KernelArg::Direct => KernelKind::Direct,
-            KernelArg::Fast => KernelKind::Fast,
+impl From<ShaderArg> for ShaderKind {
+    fn from(shader: ShaderArg) -> Self {
+        match shader {
+            ShaderArg::Direct => ShaderKind::Direct,
+            ShaderArg::Fast => ShaderKind::Fast,
         }
     }
 }
+
+/// Options that do not go together on the command line (exit status 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum ActivationArg {
@@ -325,8 +337,8 @@ fn progress_bar(quiet: bool) -> Option<ProgressBar> {
 }
 
 /// Where the parameters come from, refusing options that do not go together.
-fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
-    let usage = |message: &str| Err(convmaps::Error::Usage(message.to_string()));
+fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
+    let usage = |message: &str| Err(UsageError(message.to_string()));
     let Some(path) = cli.weights.clone() else {
         return Ok(WeightsSource::Init {
             init: cli.init,
@@ -367,6 +379,7 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, convmaps::Error> {
 
 fn main() -> ExitCode {
     let mut cli = Cli::parse();
+    quiet_driver_runtime_dir();
     let result = match cli.command.take() {
         Some(command) => bench(command),
         None => run(cli),
@@ -375,22 +388,22 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            let bad_input = error
-                .downcast_ref::<convmaps::Error>()
-                .is_some_and(convmaps::Error::is_bad_input);
+            let bad_input = error.is::<UsageError>()
+                || error
+                    .downcast_ref::<convmaps::Error>()
+                    .is_some_and(convmaps::Error::is_bad_input);
             ExitCode::from(if bad_input { 2 } else { 1 })
         }
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let spec = LayerSpec {
-        in_channels: 3,
+/// The layer options as the command line gives them.
+fn layer_options(cli: &Cli) -> LayerOptions {
+    LayerOptions {
         filters: cli.filters,
-        kernel_height: cli.kernel_size.0,
-        kernel_width: cli.kernel_size.1,
+        kernel_size: cli.kernel_size,
         stride: cli.stride,
-        padding: Padding::default(),
+        padding: cli.padding,
         dilation: cli.dilation,
         groups: cli.groups,
         bias: !cli.no_bias,
@@ -398,12 +411,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ActivationArg::None => Activation::None,
             ActivationArg::Relu => Activation::Relu,
         },
-    };
-    if cli.weights.is_none() {
-        // With a weights file, K and the kernel come from the file and are checked then.
-        spec.validate()?;
     }
+}
+
+/// Gives the GPU drivers a private runtime directory when the environment
+/// has no valid one (a headless machine, a container), so that a successful
+/// run does not print the driver's `error: XDG_RUNTIME_DIR is invalid` line.
+/// Called first thing, before any thread starts.
+fn quiet_driver_runtime_dir() {
+    let valid = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .is_some_and(|dir| dir.is_absolute() && dir.is_dir());
+    if valid {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("convmaps-runtime-{}", std::process::id()));
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    if builder.recursive(true).create(&dir).is_ok() {
+        // SAFETY: no other thread exists yet to read the environment.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     let weights = weights_source(&cli)?;
+    if matches!(weights, WeightsSource::Init { .. }) {
+        // Photos have three channels; a file's layer is checked against each photo.
+        layer_options(&cli).validate(3)?;
+    }
     let photos = inputs::expand(&cli.inputs)?;
     let out_dirs = inputs::output_dirs(&photos, cli.out.as_deref());
     for dir in &out_dirs {
@@ -416,7 +453,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         BackendArg::Gpu => BackendChoice::Gpu,
         BackendArg::Cpu => BackendChoice::Cpu,
     };
-    let (engine, notice) = Engine::new(choice, cli.kernel.into())?;
+    let (engine, notice) = engine::open(choice, cli.shader.into())?;
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }
@@ -429,8 +466,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let job = Job {
             input: photo.clone(),
             out_dir: out_dir.clone(),
-            spec,
-            padding: cli.padding,
+            layer: layer_options(&cli),
             weights: weights.clone(),
             raw: cli.raw,
             view: View {
@@ -439,6 +475,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 per_channel_filters: cli.per_channel_filters,
             },
             max_pixels: cli.max_pixels,
+            apply_orientation: !cli.ignore_orientation,
         };
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
         if bar.is_none() && !cli.quiet && !single {
@@ -456,7 +493,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         };
         // The device and pipeline are made once; only the first run pays for them.
-        let result = job::run(&engine, &job, std::mem::take(&mut setup), &report);
+        let result = job::run(engine.as_ref(), &job, std::mem::take(&mut setup), &report);
         if let Some(bar) = &bar {
             bar.set_position(0);
         }
@@ -471,7 +508,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(_) => {}
             Err(error) if single => return Err(error.into()),
             Err(error) => {
-                let line = format!("error: {error}");
+                let line = format!("error: {:#}", anyhow::Error::from(error));
                 match &bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
                     None => eprintln!("{line}"),

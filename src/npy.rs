@@ -53,6 +53,12 @@ impl BandedNpy {
         })
     }
 
+    /// The shape `[K, OH, OW]`.
+    pub fn shape(&self) -> [u32; 3] {
+        // Made from a [u32; 3] in `create`.
+        self.shape.map(|n| n as u32)
+    }
+
     fn offset(&self, map: u64, row: u64) -> u64 {
         self.data_offset + (map * self.shape[1] + row) * self.shape[2] * 4
     }

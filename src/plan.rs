@@ -51,9 +51,9 @@ impl Plan {
             chunk = ((chunk / 2) / per_group).max(1) * per_group;
         }
         if output_row(chunk as u64) > budget || input_bytes(1, channels_for(chunk)) > budget {
-            return Err(Error::GpuLimit(format!(
+            return Err(Error::TooLarge(format!(
                 "one output row of {chunk} filters ({} bytes) with the input rows it reads ({} bytes) \
-                 does not fit in a band of {budget} bytes; the photo is too wide for this device",
+                 does not fit in a band of {budget} bytes; the photo is too wide for this engine",
                 output_row(chunk as u64),
                 input_bytes(1, channels_for(chunk))
             )));
@@ -76,6 +76,19 @@ impl Plan {
             bands,
             filter_chunks,
         })
+    }
+
+    /// Bytes of the largest piece's output `[filters, rows, OW]`, for an
+    /// output `out_width` wide.
+    pub fn largest_piece_bytes(&self, out_width: u32) -> u64 {
+        let rows = self.bands.iter().map(|band| band.len()).max().unwrap_or(0) as u64;
+        let filters = self
+            .filter_chunks
+            .iter()
+            .map(|c| c.len())
+            .max()
+            .unwrap_or(0) as u64;
+        4 * filters * rows * out_width as u64
     }
 
     /// The band budget: `CONVMAPS_BAND_BYTES` when set, else `default`.

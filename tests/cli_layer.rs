@@ -55,19 +55,19 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
         "{name} on cpu: {}",
         common::text(&output)
     );
-    for kernel in ["fast", "direct"] {
+    for shader in ["fast", "direct"] {
         if common::gpu().is_none() {
             break;
         }
-        let gpu_out = dir.join(format!("{name}-gpu-{kernel}"));
+        let gpu_out = dir.join(format!("{name}-gpu-{shader}"));
         let weights = cpu_out.join("weights.safetensors");
         let mut args = vec![
             photo.to_str().unwrap(),
             "--raw",
             "--backend",
             "gpu",
-            "--kernel",
-            kernel,
+            "--shader",
+            shader,
             "--out",
             gpu_out.to_str().unwrap(),
         ];
@@ -93,7 +93,7 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
         );
         let cpu = npy::read_f32_3d(&cpu_out.join("features.npy")).unwrap();
         let gpu = npy::read_f32_3d(&gpu_out.join("features.npy")).unwrap();
-        common::assert_close(&format!("{name}, {kernel} kernel"), &gpu, &cpu, 1e-5, 1e-5);
+        common::assert_close(&format!("{name}, {shader} shader"), &gpu, &cpu, 1e-5, 1e-5);
     }
     cpu_out
 }

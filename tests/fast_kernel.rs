@@ -1,10 +1,10 @@
-//! The fast kernel against the CPU reference: random shapes and geometry
-//! (activation included), and the edges of its blocking (8 pixels × 16 filters per invocation,
-//! strips and bands of tiles, chunks of filter blocks, the storage-buffer
-//! fallback).
+//! The fast shader against the CPU reference at the edges of its blocking
+//! (8 pixels × 16 filters per invocation, strips and bands of tiles, chunks
+//! of filter blocks, the storage-buffer fallback). Random shapes and
+//! geometry run on every engine in gpu_vs_cpu.rs.
 //!
 //! `measure_fast_vs_direct_1024x768` (ignored) prints the throughput of both
-//! kernels on a 1024×768 photo with 32 filters of 5×5:
+//! shaders on a 1024×768 photo with 32 filters of 5×5:
 //! `cargo test --release --test fast_kernel -- --ignored --nocapture`.
 
 mod common;
@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::gpu::{ConvKernel, DirectConv, FastConv};
+use convmaps::engine::{Engine, GpuEngine};
+use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
 /// Both sum the same terms in the same order; the GPU may fuse
@@ -21,15 +22,17 @@ use convmaps::layer::{Activation, LayerSpec, Padding};
 const ABS: f32 = 1e-5;
 const REL: f32 = 1e-5;
 
-/// Runs `spec` over a random `height`×`width` input on the fast kernel and
+/// Runs `spec` over a random `height`×`width` input on the fast shader and
 /// on the CPU, and compares.
 fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
-    let Some(fast) = common::fast() else { return };
+    let Some(fast) = common::engine("fast") else {
+        return;
+    };
     let mut rng = rng(seed);
     let input = random_image(&mut rng, spec.in_channels, height, width);
     let layer = random_layer(&mut rng, spec);
     let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-    let actual = common::run_fast(fast, &input, &layer);
+    let actual = common::run(fast, &input, &layer);
     assert_close(
         &format!("{spec:?} on {height}×{width}"),
         &actual,
@@ -37,36 +40,6 @@ fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
         ABS,
         REL,
     );
-}
-
-#[test]
-fn fast_matches_cpu_on_random_shapes() {
-    // (filters, kernel, height, width): odd, non-square, not multiples of
-    // the 8-pixel block or the 16-filter block.
-    let shapes = [
-        (1, 1, 1, 1),
-        (1, 3, 3, 3),
-        (2, 3, 9, 17),
-        (5, 5, 23, 11),
-        (7, 2, 8, 31),
-        (8, 7, 19, 20),
-        (13, 4, 33, 10),
-        (16, 5, 12, 16),
-        (32, 5, 21, 26),
-        (40, 3, 14, 70),
-    ];
-    for (i, (filters, kernel, height, width)) in shapes.into_iter().enumerate() {
-        check(LayerSpec::new(3, filters, kernel), height, width, i as u64);
-    }
-}
-
-#[test]
-fn fast_matches_cpu_on_random_geometry() {
-    let mut rng = rng(11);
-    for tried in 0..40 {
-        let (spec, height, width) = common::random_geometry(&mut rng, 12, 30);
-        check(spec, height, width, 100 + tried);
-    }
 }
 
 #[test]
@@ -182,61 +155,44 @@ fn a_kernel_too_large_for_uniform_windows_runs_from_storage_buffers() {
     check(LayerSpec::new(64, 17, 9), 11, 12, 1);
 }
 
-#[test]
-fn a_mismatched_input_is_refused() {
-    let Some((gpu, fast)) = common::fast() else {
-        return;
-    };
-    let mut rng = rng(1);
-    let input = random_image(&mut rng, 1, 8, 8);
-    let layer = random_layer(&mut rng, LayerSpec::new(3, 2, 3));
-    let error = fast.run(gpu, &input, &layer).unwrap_err();
-    assert!(matches!(error, convmaps::Error::Mismatch(_)), "{error}");
-    let input = random_image(&mut rng, 3, 2, 8);
-    let error = fast.run(gpu, &input, &layer).unwrap_err();
-    assert!(matches!(error, convmaps::Error::Mismatch(_)), "{error}");
-}
-
-/// Prints compile time and GFLOP/s of both kernels for a 1024×768 RGB photo
+/// Prints compile time and GFLOP/s of both shaders for a 1024×768 RGB photo
 /// and 32 filters of 5×5. No assertion on time. (Set
 /// `MESA_SHADER_CACHE_DISABLE=true` to time a cold compile on lavapipe.)
 #[test]
 #[ignore]
 fn measure_fast_vs_direct_1024x768() {
-    let Some((gpu, direct)) = common::gpu() else {
-        return;
-    };
+    let Some(gpu) = common::gpu() else { return };
     let mut rng = rng(5);
     let input = random_image(&mut rng, 3, 768, 1024);
     let layer = random_layer(&mut rng, LayerSpec::new(3, 32, 5));
     let (out_height, out_width) = layer.spec.output_size(768, 1024).unwrap();
-    let flops = 2.0 * (32 * out_height * out_width) as f64 * layer.spec.taps_per_output() as f64;
+    let flops = layer.spec.flops(out_height, out_width);
     let gflops = |seconds: f64| flops / seconds / 1e9;
 
-    // Compile time: `FastConv::new` compiles, then dispatches once so that
-    // a GPU that compiles lazily (lavapipe) finishes the job there. The
+    // Compile time: the fast pipeline compiles, then dispatches once so
+    // that a GPU that compiles lazily (lavapipe) finishes the job there. The
     // direct pipeline, likewise timed up to its first (tiny) run, for scale.
     let started = Instant::now();
-    let fast = FastConv::new(gpu).unwrap();
+    let fast = GpuEngine::new(gpu.clone(), ShaderKind::Fast).unwrap();
     let created = started.elapsed();
     let tiny = random_image(&mut rng, 3, 8, 8);
     let tiny_layer = random_layer(&mut rng, LayerSpec::new(3, 16, 3));
     let started = Instant::now();
-    fast.run(gpu, &tiny, &tiny_layer).unwrap();
+    fast.run(&tiny, &tiny_layer).unwrap();
     let first = started.elapsed();
     let started = Instant::now();
-    let direct_again = DirectConv::new(gpu).unwrap();
-    direct_again.run(gpu, &tiny, &tiny_layer).unwrap();
+    let direct = GpuEngine::new(gpu.clone(), ShaderKind::Direct).unwrap();
+    direct.run(&tiny, &tiny_layer).unwrap();
     let direct_created = started.elapsed();
     println!(
-        "fast: FastConv::new {created:.1?} (compile and one dispatch), then a tiny run {first:.1?}; \
-         direct: DirectConv::new and a tiny run {direct_created:.1?}"
+        "fast: compiled {created:.1?} (and one dispatch), then a tiny run {first:.1?}; \
+         direct: compiled and a tiny run {direct_created:.1?}"
     );
 
     let expected = cpu::conv2d_direct(&input, &layer).unwrap();
     for _ in 0..3 {
         let started = Instant::now();
-        let (maps, t) = fast.run(gpu, &input, &layer).unwrap();
+        let (maps, t) = fast.run(&input, &layer).unwrap();
         let total = started.elapsed();
         assert_close("fast 1024×768", &maps, &expected, ABS, REL);
         println!(
@@ -249,7 +205,7 @@ fn measure_fast_vs_direct_1024x768() {
         );
     }
     let started = Instant::now();
-    let (maps, t) = direct.run(gpu, &input, &layer).unwrap();
+    let (maps, t) = direct.run(&input, &layer).unwrap();
     let total = started.elapsed();
     assert_close("direct 1024×768", &maps, &expected, ABS, REL);
     println!(

@@ -1,12 +1,12 @@
 //! Golden cases: one small enough to check by hand, and the cases under
 //! tests/golden/ computed by an independent implementation (ONNX Runtime's
-//! Conv; regenerate with `python3 tools/make_golden.py`). Both backends.
+//! Conv; regenerate with `python3 tools/make_golden.py`). Every engine.
 
 mod common;
 
 use std::path::Path;
 
-use convmaps::cpu;
+use convmaps::engine::Engine;
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::npy;
 use convmaps::tensor::Tensor3;
@@ -33,19 +33,9 @@ fn hand_case() -> (Tensor3, Layer, Tensor3) {
     (input, layer, expected)
 }
 
-#[test]
-fn hand_checked_4x4x3_two_3x3_filters_on_cpu() {
+fn hand_checked_4x4x3_two_3x3_filters(engine: &dyn Engine) {
     let (input, layer, expected) = hand_case();
-    let output = cpu::conv2d_direct(&input, &layer).unwrap();
-    assert_eq!(output, expected);
-}
-
-#[test]
-fn hand_checked_4x4x3_two_3x3_filters_on_gpu() {
-    let Some(gpu) = common::gpu() else { return };
-    let (input, layer, expected) = hand_case();
-    let output = common::run_gpu(gpu, &input, &layer);
-    assert_eq!(output, expected);
+    assert_eq!(common::run(engine, &input, &layer), expected);
 }
 
 /// One case folder: input, weight, bias (optional), expected and case.json.
@@ -130,12 +120,11 @@ fn load_case(dir: &Path) -> GoldenCase {
 const ABS: f32 = 1e-5;
 const REL: f32 = 1e-5;
 
-#[test]
-fn cpu_matches_independent_golden_files() {
+fn matches_the_independent_golden_files(engine: &dyn Engine) {
     for case in load_cases() {
-        let output = cpu::conv2d_direct(&case.input, &case.layer).unwrap();
+        let output = common::run(engine, &case.input, &case.layer);
         common::assert_close(
-            &format!("cpu, case {}", case.name),
+            &format!("{}, case {}", engine.info().shader, case.name),
             &output,
             &case.expected,
             ABS,
@@ -144,17 +133,7 @@ fn cpu_matches_independent_golden_files() {
     }
 }
 
-#[test]
-fn gpu_matches_independent_golden_files() {
-    let Some(gpu) = common::gpu() else { return };
-    for case in load_cases() {
-        let output = common::run_gpu(gpu, &case.input, &case.layer);
-        common::assert_close(
-            &format!("gpu, case {}", case.name),
-            &output,
-            &case.expected,
-            ABS,
-            REL,
-        );
-    }
-}
+engine_tests!(
+    hand_checked_4x4x3_two_3x3_filters,
+    matches_the_independent_golden_files,
+);

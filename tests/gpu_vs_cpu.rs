@@ -1,22 +1,23 @@
-//! The GPU kernel against its CPU twin on random shapes, and the bias
-//! property: one bias per filter, added once, everywhere.
+//! Every engine against the CPU reference on random shapes and geometry,
+//! and the bias property (one bias per filter, added once, everywhere) and
+//! ReLU on every engine. Each body runs once per engine of the test table
+//! (`engine_tests!` in tests/common).
 
 mod common;
 
 use common::{assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::gpu::ConvKernel;
+use convmaps::engine::Engine;
 use convmaps::layer::{Activation, LayerSpec};
 
-/// GPU and CPU sum the same terms in the same order; the GPU may fuse
-/// multiply-adds, so allow a few ulps of the sum's magnitude.
+/// The engines and the reference sum the same terms in the same order; a
+/// GPU may fuse multiply-adds, so allow a few ulps of the sum's magnitude.
 const ABS: f32 = 1e-5;
 const REL: f32 = 1e-5;
 
-#[test]
-fn gpu_matches_cpu_on_random_shapes_not_multiples_of_the_workgroup() {
-    let Some(gpu) = common::gpu() else { return };
-    // (filters, kernel, height, width): non-square, odd, and not multiples of 8.
+fn matches_the_reference_on_shapes_not_multiples_of_the_blocks(engine: &dyn Engine) {
+    // (filters, kernel, height, width): odd, non-square, not multiples of the
+    // 8×8 workgroup, the 8-pixel block or the 16-filter block.
     let shapes = [
         (1, 1, 1, 1),
         (1, 3, 3, 3),
@@ -25,14 +26,16 @@ fn gpu_matches_cpu_on_random_shapes_not_multiples_of_the_workgroup() {
         (7, 2, 8, 31),
         (8, 7, 19, 20),
         (13, 4, 33, 10),
+        (16, 5, 12, 16),
         (32, 5, 21, 26),
+        (40, 3, 14, 70),
     ];
     let mut rng = rng(7);
     for (filters, kernel, height, width) in shapes {
         let input = random_image(&mut rng, 3, height, width);
         let layer = random_layer(&mut rng, LayerSpec::new(3, filters, kernel));
         let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-        let actual = common::run_gpu(gpu, &input, &layer);
+        let actual = common::run(engine, &input, &layer);
         assert_close(
             &format!("K={filters} F={kernel} H={height} W={width}"),
             &actual,
@@ -43,16 +46,14 @@ fn gpu_matches_cpu_on_random_shapes_not_multiples_of_the_workgroup() {
     }
 }
 
-#[test]
-fn gpu_matches_cpu_on_random_geometry() {
-    let Some(gpu) = common::gpu() else { return };
+fn matches_the_reference_on_random_geometry(engine: &dyn Engine) {
     let mut rng = rng(11);
     for _ in 0..40 {
-        let (spec, height, width) = common::random_geometry(&mut rng, 4, 20);
+        let (spec, height, width) = common::random_geometry(&mut rng, 12, 24);
         let input = random_image(&mut rng, spec.in_channels, height, width);
         let layer = random_layer(&mut rng, spec);
         let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-        let actual = common::run_gpu(gpu, &input, &layer);
+        let actual = common::run(engine, &input, &layer);
         assert_close(
             &format!("{spec:?} on {height}×{width}"),
             &actual,
@@ -65,18 +66,16 @@ fn gpu_matches_cpu_on_random_geometry() {
 
 /// Adding δ to bias[k] shifts map k by δ everywhere and leaves every other
 /// map bit-identical.
-fn check_bias_property(
-    run: impl Fn(&convmaps::tensor::Tensor3, &convmaps::layer::Layer) -> convmaps::tensor::Tensor3,
-) {
+fn bias_shifts_only_its_own_map(engine: &dyn Engine) {
     let mut rng = rng(3);
     let input = random_image(&mut rng, 3, 12, 15);
     let layer = random_layer(&mut rng, LayerSpec::new(3, 4, 3));
-    let before = run(&input, &layer);
+    let before = common::run(engine, &input, &layer);
     let delta = 0.75f32;
     for shifted in 0..4 {
         let mut changed = layer.clone();
         changed.bias[shifted] += delta;
-        let after = run(&input, &changed);
+        let after = common::run(engine, &input, &changed);
         for k in 0..4u32 {
             for (i, (&b, &a)) in before.plane(k).iter().zip(after.plane(k)).enumerate() {
                 if k as usize == shifted {
@@ -95,27 +94,14 @@ fn check_bias_property(
     }
 }
 
-#[test]
-fn bias_shifts_only_its_own_map_on_cpu() {
-    check_bias_property(|input, layer| cpu::conv2d_direct(input, layer).unwrap());
-}
-
-#[test]
-fn bias_shifts_only_its_own_map_on_gpu() {
-    let Some(gpu) = common::gpu() else { return };
-    check_bias_property(|input, layer| common::run_gpu(gpu, input, layer));
-}
-
-/// ReLU in the shader (and the twin) is max(0, ·) of the raw output, after the bias.
-fn check_relu(
-    run: impl Fn(&convmaps::tensor::Tensor3, &convmaps::layer::Layer) -> convmaps::tensor::Tensor3,
-) {
+/// ReLU is max(0, ·) of the raw output, after the bias.
+fn relu_is_max_zero_of_the_biased_sum(engine: &dyn Engine) {
     let mut rng = rng(5);
     let input = random_image(&mut rng, 3, 9, 14);
-    let mut layer = random_layer(&mut rng, LayerSpec::new(3, 5, 3));
-    let raw = run(&input, &layer);
+    let mut layer = random_layer(&mut rng, LayerSpec::new(3, 18, 3));
+    let raw = common::run(engine, &input, &layer);
     layer.spec.activation = Activation::Relu;
-    let relu = run(&input, &layer);
+    let relu = common::run(engine, &input, &layer);
     assert!(
         raw.data.iter().any(|&v| v < 0.0),
         "the case needs negative outputs"
@@ -125,44 +111,63 @@ fn check_relu(
     }
 }
 
-#[test]
-fn relu_is_max_zero_of_the_biased_sum_on_cpu() {
-    check_relu(|input, layer| cpu::conv2d_direct(input, layer).unwrap());
+/// An input with the wrong channel count, or smaller than the kernel, is
+/// refused as a mismatch, not a panic or a GPU error.
+fn a_mismatched_input_is_refused(engine: &dyn Engine) {
+    let mut rng = rng(1);
+    let layer = random_layer(&mut rng, LayerSpec::new(3, 2, 3));
+    for input in [
+        random_image(&mut rng, 1, 8, 8),
+        random_image(&mut rng, 3, 2, 8),
+    ] {
+        let error = engine.run(&input, &layer).unwrap_err();
+        assert!(matches!(error, convmaps::Error::Mismatch(_)), "{error}");
+    }
 }
 
-#[test]
-fn relu_is_max_zero_of_the_biased_sum_on_gpu() {
-    let Some(gpu) = common::gpu() else { return };
-    check_relu(|input, layer| common::run_gpu(gpu, input, layer));
+/// A stride larger than the input: one window per axis, a 1×1 map.
+fn a_stride_larger_than_the_input_gives_one_pixel(engine: &dyn Engine) {
+    let mut rng = rng(13);
+    let input = random_image(&mut rng, 3, 9, 7);
+    for stride in [8, 1000, u32::MAX] {
+        let spec = LayerSpec {
+            stride,
+            ..LayerSpec::new(3, 5, 3)
+        };
+        let layer = random_layer(&mut rng, spec);
+        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
+        let actual = common::run(engine, &input, &layer);
+        assert_eq!((actual.height, actual.width), (1, 1), "stride {stride}");
+        assert_close(&format!("stride {stride}"), &actual, &expected, ABS, REL);
+    }
 }
 
+engine_tests!(
+    matches_the_reference_on_shapes_not_multiples_of_the_blocks,
+    matches_the_reference_on_random_geometry,
+    bias_shifts_only_its_own_map,
+    relu_is_max_zero_of_the_biased_sum,
+    a_mismatched_input_is_refused,
+    a_stride_larger_than_the_input_gives_one_pixel,
+);
+
 #[test]
-fn gpu_timestamps_time_the_compute_pass_when_the_device_has_them() {
+fn gpu_timestamps_are_reported_exactly_when_the_device_has_them() {
+    let Some(engine) = common::engine("fast") else {
+        return;
+    };
     let Some(gpu) = common::gpu() else { return };
     let mut rng = rng(9);
     let input = random_image(&mut rng, 3, 40, 50);
     let layer = random_layer(&mut rng, LayerSpec::new(3, 8, 5));
-    let (_, timings) = gpu.1.run(&gpu.0, &input, &layer).unwrap();
-    if gpu
-        .0
-        .device
-        .features()
-        .contains(wgpu::Features::TIMESTAMP_QUERY)
-    {
-        let pass = timings.gpu_compute.expect("the device has timestamps");
-        assert!(
-            !pass.is_zero() && pass <= timings.compute + std::time::Duration::from_millis(5),
-            "GPU pass {pass:?} against wall compute {:?}",
-            timings.compute
-        );
-    } else {
-        assert!(timings.gpu_compute.is_none());
-    }
+    let (_, timings) = engine.run(&input, &layer).unwrap();
+    assert_eq!(timings.gpu_compute.is_some(), gpu.has_timestamps());
+    assert!(timings.gpu_compute.is_none_or(|pass| !pass.is_zero()));
 }
 
 #[test]
-fn threads_sharing_one_gpu_each_get_their_own_results() {
-    let Some((gpu, fast)) = common::fast() else {
+fn threads_sharing_one_engine_each_get_their_own_results() {
+    let Some(engine) = common::engine("fast") else {
         return;
     };
     // Any thread's poll may run another's map callbacks; every run must
@@ -174,7 +179,7 @@ fn threads_sharing_one_gpu_each_get_their_own_results() {
                 for _ in 0..100 {
                     let input = random_image(&mut rng, 3, 5, 6);
                     let layer = random_layer(&mut rng, LayerSpec::new(3, 4, 3));
-                    let (maps, _) = fast.run(gpu, &input, &layer).unwrap();
+                    let (maps, _) = engine.run(&input, &layer).unwrap();
                     let expected = cpu::conv2d_direct(&input, &layer).unwrap();
                     assert_close("shared GPU", &maps, &expected, ABS, REL);
                 }

@@ -134,8 +134,17 @@ fn safetensors_round_trip_keeps_names_shapes_and_values() {
     std::fs::write(&path, bytes).unwrap();
     let loaded = weights::load_safetensors(&path, None).unwrap();
     assert_eq!(loaded.shape, [4, 3, 3, 3]);
-    let rebuilt = loaded
-        .into_layer(LayerSpec::new(3, 1, 1), 3, &path)
-        .unwrap();
-    assert_eq!(rebuilt, layer);
+    let source = convmaps::resolve::WeightsSource::Safetensors {
+        path,
+        layer_name: None,
+    };
+    let input = convmaps::resolve::InputShape {
+        channels: 3,
+        height: 8,
+        width: 8,
+    };
+    let options = convmaps::resolve::LayerOptions::default();
+    let rebuilt = convmaps::resolve::resolve(&options, input, &source, u64::MAX).unwrap();
+    assert_eq!(rebuilt.layer, layer);
+    assert_eq!(rebuilt.output_size, (6, 6));
 }

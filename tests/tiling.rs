@@ -4,41 +4,16 @@
 
 mod common;
 
-use std::sync::{Arc, OnceLock};
-
 use common::{below, random_image, random_layer, rng};
 use convmaps::cpu;
-use convmaps::gpu::{ConvKernel, Gpu, KernelKind, OutputSlot};
-use convmaps::job::{Engine, convolve_planned};
+use convmaps::engine::{Engine, convolve_planned};
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::plan::Plan;
 use convmaps::tensor::Tensor3;
 
-/// One engine per GPU kernel, made once.
-fn gpu_engines() -> Option<&'static [Engine]> {
-    static ENGINES: OnceLock<Result<Vec<Engine>, String>> = OnceLock::new();
-    let made = ENGINES.get_or_init(|| {
-        let gpu = Arc::new(Gpu::new().map_err(|e| e.to_string())?);
-        KernelKind::ALL
-            .into_iter()
-            .map(|kind| Engine::on_gpu(gpu.clone(), kind).map_err(|e| e.to_string()))
-            .collect()
-    });
-    match made {
-        Ok(engines) => Some(engines),
-        Err(reason) if common::require_gpu() => {
-            panic!("REQUIRE_GPU=1 but the GPU is unusable: {reason}")
-        }
-        Err(_) => {
-            eprintln!("skipped: no GPU adapter");
-            None
-        }
-    }
-}
-
 /// Runs the plan and assembles the pieces into one `[K, OH, OW]` tensor,
 /// checking that every element is written exactly once.
-fn run_planned(engine: &Engine, image: &Tensor3, layer: &Layer, plan: &Plan) -> Tensor3 {
+fn run_planned(engine: &dyn Engine, image: &Tensor3, layer: &Layer, plan: &Plan) -> Tensor3 {
     let (out_height, out_width) = layer.spec.output_size(image.height, image.width).unwrap();
     let mut output = Tensor3::zeros(layer.spec.filters, out_height, out_width);
     let mut written = vec![0u8; output.data.len()];
@@ -110,50 +85,60 @@ fn budgets(layer: &Layer, image: &Tensor3) -> Vec<u64> {
     vec![minimum, minimum + row, 3 * minimum, 1 << 30]
 }
 
-#[test]
-fn banded_and_chunked_cpu_equals_untiled_cpu_exactly() {
-    for seed in 0..60 {
+/// Every plan of bands and filter chunks gives exactly the untiled
+/// result of the same engine, which matches the CPU reference.
+fn banded_and_chunked_equals_untiled_exactly(engine: &dyn Engine) {
+    let shader = engine.info().shader;
+    for seed in 100..130 {
         let (image, layer) = random_case(seed);
-        let untiled = cpu::conv2d_direct(&image, &layer).unwrap();
+        let (untiled, _) = engine.run(&image, &layer).unwrap();
+        let reference = cpu::conv2d_direct(&image, &layer).unwrap();
+        common::assert_close(
+            &format!("{shader}, seed {seed} untiled"),
+            &untiled,
+            &reference,
+            1e-5,
+            1e-5,
+        );
         for budget in budgets(&layer, &image) {
             let plan = Plan::new(&layer.spec, image.height, image.width, budget).unwrap();
-            let tiled = run_planned(&Engine::Cpu, &image, &layer, &plan);
+            let tiled = run_planned(engine, &image, &layer, &plan);
             assert!(
                 tiled == untiled,
-                "seed {seed}, budget {budget}, {plan:?}, {:?}: tiled differs from untiled",
-                layer.spec
+                "{shader}, seed {seed}, budget {budget}, {plan:?}: tiled output differs from untiled"
             );
         }
     }
 }
 
-#[test]
-fn banded_and_chunked_gpu_equals_untiled_gpu_and_cpu() {
-    let Some(engines) = gpu_engines() else { return };
-    for engine in engines {
-        let kernel = engine.kernel_name();
-        for seed in 100..130 {
-            let (image, layer) = random_case(seed);
-            let (untiled, _) = engine.convolve(&image, &layer).unwrap();
-            let reference = cpu::conv2d_direct(&image, &layer).unwrap();
-            common::assert_close(
-                &format!("{kernel}, seed {seed} untiled"),
-                &untiled,
-                &reference,
-                1e-5,
-                1e-5,
-            );
-            for budget in budgets(&layer, &image) {
-                let plan = Plan::new(&layer.spec, image.height, image.width, budget).unwrap();
-                let tiled = run_planned(engine, &image, &layer, &plan);
-                assert!(
-                    tiled == untiled,
-                    "{kernel}, seed {seed}, budget {budget}, {plan:?}: tiled GPU output differs from untiled"
-                );
-            }
-        }
+/// A band submitted and dropped unread gives its output buffers back;
+/// bands of any size after it run in them and read back their own maps.
+fn bands_of_any_size_run_after_one_dropped_unread(engine: &dyn Engine) {
+    let mut rng = rng(21);
+    let big_input = random_image(&mut rng, 3, 40, 50);
+    let big = random_layer(&mut rng, LayerSpec::new(3, 16, 5));
+    let small_input = random_image(&mut rng, 3, 12, 9);
+    let small = random_layer(&mut rng, LayerSpec::new(3, 3, 3));
+    drop(engine.submit(&big_input, &big).unwrap());
+    for (input, layer) in [
+        (&big_input, &big),
+        (&small_input, &small),
+        (&big_input, &big),
+    ] {
+        let (maps, _) = engine
+            .submit(input, layer)
+            .unwrap()
+            .read(|maps| Ok(maps.to_tensor()))
+            .unwrap();
+        let expected = cpu::conv2d_direct(input, layer).unwrap();
+        common::assert_close(engine.info().shader, &maps, &expected, 1e-5, 1e-5);
     }
 }
+
+engine_tests!(
+    banded_and_chunked_equals_untiled_exactly,
+    bands_of_any_size_run_after_one_dropped_unread,
+);
 
 #[test]
 fn plan_respects_the_budget_and_splits_filters_on_group_boundaries() {
@@ -178,37 +163,4 @@ fn plan_respects_the_budget_and_splits_filters_on_group_boundaries() {
 fn a_row_too_wide_for_any_budget_is_an_error_not_a_panic() {
     let spec = LayerSpec::new(3, 4, 3);
     assert!(Plan::new(&spec, 10, 1000, 100).is_err());
-}
-
-#[test]
-fn one_output_slot_serves_runs_of_any_size_and_outlives_an_unread_run() {
-    let Some(engines) = gpu_engines() else { return };
-    let mut rng = rng(21);
-    let big_input = random_image(&mut rng, 3, 40, 50);
-    let big = random_layer(&mut rng, LayerSpec::new(3, 16, 5));
-    let small_input = random_image(&mut rng, 3, 12, 9);
-    let small = random_layer(&mut rng, LayerSpec::new(3, 3, 3));
-    for engine in engines {
-        let Engine::Gpu { gpu, pipeline } = engine else {
-            unreachable!("GPU engines only")
-        };
-        let mut slot = OutputSlot::default();
-        // A run submitted and dropped unread must not leave the slot mapped.
-        drop(pipeline.submit(gpu, &big_input, &big, &mut slot).unwrap());
-        // A smaller run reuses the larger buffers; a larger one after it
-        // finds them still large enough.
-        for (input, layer) in [
-            (&big_input, &big),
-            (&small_input, &small),
-            (&big_input, &big),
-        ] {
-            let (maps, _) = pipeline
-                .submit(gpu, input, layer, &mut slot)
-                .unwrap()
-                .read(gpu, |maps| Ok(maps.to_tensor()))
-                .unwrap();
-            let expected = cpu::conv2d_direct(input, layer).unwrap();
-            common::assert_close(pipeline.kind().name(), &maps, &expected, 1e-5, 1e-5);
-        }
-    }
 }

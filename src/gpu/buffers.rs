@@ -18,9 +18,9 @@ use super::Gpu;
 use crate::error::{Error, Result};
 use crate::tensor::{Tensor3, TensorView};
 
-/// Wall time of each GPU stage of one run.
+/// Wall time of each stage of one run (on the CPU, compute alone).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct GpuTimings {
+pub struct RunTimings {
     /// Preparing the input, weight, bias and parameter buffers and
     /// recording the run.
     pub upload: Duration,
@@ -35,9 +35,9 @@ pub struct GpuTimings {
     pub gpu_compute: Option<Duration>,
 }
 
-impl GpuTimings {
+impl RunTimings {
     /// Adds another run's times (bands of one job).
-    pub fn add(&mut self, other: GpuTimings) {
+    pub fn add(&mut self, other: RunTimings) {
         self.upload += other.upload;
         self.compute += other.compute;
         self.readback += other.readback;
@@ -171,7 +171,7 @@ impl InFlight {
         self,
         gpu: &Gpu,
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
-    ) -> Result<(T, GpuTimings)> {
+    ) -> Result<(T, RunTimings)> {
         self.read_until(gpu, read)
             .map(|(value, timings, _)| (value, timings))
     }
@@ -181,7 +181,7 @@ impl InFlight {
         self,
         gpu: &Gpu,
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
-    ) -> Result<(T, GpuTimings, Instant)> {
+    ) -> Result<(T, RunTimings, Instant)> {
         let started = Instant::now();
         gpu.device
             .poll(wgpu::PollType::Wait {
@@ -223,7 +223,7 @@ impl InFlight {
             spent_in_read = started.elapsed();
             value
         })??;
-        let timings = GpuTimings {
+        let timings = RunTimings {
             upload: self.upload,
             compute,
             readback: started.elapsed().saturating_sub(spent_in_read),
@@ -235,7 +235,7 @@ impl InFlight {
     /// Waits for the run and copies its maps out: the whole of a one-shot
     /// run, with `compute` the wall time from submit to the end of the wait
     /// and the copy counted as readback.
-    pub fn into_tensor(self, gpu: &Gpu) -> Result<(Tensor3, GpuTimings)> {
+    pub fn into_tensor(self, gpu: &Gpu) -> Result<(Tensor3, RunTimings)> {
         let submitted = self.submitted;
         let mut copy = Duration::ZERO;
         let (maps, mut timings, waited) = self.read_until(gpu, |view| {
@@ -312,11 +312,7 @@ struct PassTimer {
 impl PassTimer {
     /// A timer, or `None` when the device cannot write timestamps.
     fn new(gpu: &Gpu) -> Option<Self> {
-        if !gpu
-            .device
-            .features()
-            .contains(wgpu::Features::TIMESTAMP_QUERY)
-        {
+        if !gpu.has_timestamps() {
             return None;
         }
         let buffer = |label, usage| {
@@ -428,14 +424,6 @@ pub(crate) fn check_buffers(buffers: &[(&str, u64)], max_bytes: u64) -> Result<(
         }
     }
     Ok(())
-}
-
-/// The largest storage buffer binding this GPU takes, in bytes.
-pub(crate) fn max_storage_binding(gpu: &Gpu) -> u64 {
-    let limits = gpu.limits();
-    limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size)
 }
 
 /// Refuses dispatches with more workgroups in one dimension than the GPU

@@ -4,10 +4,10 @@
 use std::time::Instant;
 
 use super::buffers::{
-    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
-    storage_buffer, submit_run,
+    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, storage_buffer,
+    submit_run,
 };
-use super::{ConvKernel, Gpu};
+use super::{ConvPipeline, Gpu};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
@@ -72,7 +72,7 @@ impl DirectConv {
     }
 }
 
-impl ConvKernel for DirectConv {
+impl ConvPipeline for DirectConv {
     fn submit(
         &self,
         gpu: &Gpu,
@@ -82,7 +82,7 @@ impl ConvKernel for DirectConv {
     ) -> Result<InFlight> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
-        let output_bytes = spec.filters as u64 * out_height as u64 * out_width as u64 * 4;
+        let output_bytes = spec.output_bytes(out_height, out_width);
         check_limits(gpu, input, layer, output_bytes, out_height, out_width)?;
 
         // Upload: image, weights, bias (a single zero when the layer has none,
@@ -165,7 +165,7 @@ fn check_limits(
             ("weight", layer.weight.len() as u64 * 4),
             ("output", output_bytes),
         ],
-        max_storage_binding(gpu),
+        gpu.max_storage_binding(),
     )?;
     check_workgroups(
         gpu,

@@ -28,10 +28,9 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::buffers::{
-    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, max_storage_binding,
-    submit_run,
+    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, submit_run,
 };
-use super::{ConvKernel, Gpu};
+use super::{ConvPipeline, Gpu};
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec};
 use crate::tensor::Tensor3;
@@ -317,7 +316,7 @@ impl FastConv {
         let input_bytes = plan.input_len() * 4;
         let weight_bytes = plan.weight_len() * 4;
         let max_bytes = if plan.storage {
-            max_storage_binding(gpu)
+            gpu.max_storage_binding()
         } else {
             // Uniform windows move by 32-bit dynamic offsets, and the
             // buffers hold one window of zeros after their data.
@@ -327,7 +326,7 @@ impl FastConv {
             &[("input", input_bytes), ("weight", weight_bytes)],
             max_bytes,
         )?;
-        check_buffers(&[("output", output_bytes)], max_storage_binding(gpu))?;
+        check_buffers(&[("output", output_bytes)], gpu.max_storage_binding())?;
         check_workgroups(
             gpu,
             &[
@@ -339,7 +338,7 @@ impl FastConv {
     }
 }
 
-impl ConvKernel for FastConv {
+impl ConvPipeline for FastConv {
     /// The contract of the direct kernel, and its results to rounding (the
     /// same sums in the same order, with fused multiply-adds).
     fn submit(
@@ -351,7 +350,7 @@ impl ConvKernel for FastConv {
     ) -> Result<InFlight> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
-        let output_bytes = spec.filters as u64 * out_height as u64 * out_width as u64 * 4;
+        let output_bytes = spec.output_bytes(out_height, out_width);
         let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
         let plan = Plan::new(
             spec,

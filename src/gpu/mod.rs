@@ -1,12 +1,12 @@
 //! The GPU side: one [`Gpu`] (adapter, device, queue) made once and handed
-//! to the pipelines ([`DirectConv`], the teaching kernel, and [`FastConv`],
+//! to the pipelines ([`DirectConv`], the teaching shader, and [`FastConv`],
 //! the register-blocked one), and GPU errors turned into [`Error`]s.
 
 mod buffers;
 mod direct;
 mod fast;
 
-pub use buffers::{GpuTimings, InFlight, OutputSlot};
+pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
 pub use fast::FastConv;
 
@@ -16,11 +16,11 @@ use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
 
-/// The WGSL kernels that can run the layer.
+/// The WGSL shaders that can run the layer (`--shader`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum KernelKind {
+pub enum ShaderKind {
     /// `conv2d_direct.wgsl`: one invocation per output pixel per filter, the
-    /// teaching kernel.
+    /// teaching shader.
     Direct,
     /// `conv2d_fast.wgsl`: 8 pixels × 16 filters per invocation, read from
     /// uniform windows. The default.
@@ -28,62 +28,30 @@ pub enum KernelKind {
     Fast,
 }
 
-impl KernelKind {
-    /// Every kernel, slowest first.
-    pub const ALL: [KernelKind; 2] = [KernelKind::Direct, KernelKind::Fast];
+impl ShaderKind {
+    /// Every shader, slowest first.
+    pub const ALL: [ShaderKind; 2] = [ShaderKind::Direct, ShaderKind::Fast];
 
-    /// The kernel's name on the command line and in reports.
+    /// The shader's name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
-            KernelKind::Direct => "direct",
-            KernelKind::Fast => "fast",
+            ShaderKind::Direct => "direct",
+            ShaderKind::Fast => "fast",
         }
     }
-}
 
-/// A compiled pipeline of one of the kernels.
-pub enum Pipeline {
-    /// The direct kernel.
-    Direct(DirectConv),
-    /// The fast kernel.
-    Fast(FastConv),
-}
-
-impl Pipeline {
-    /// Compiles `kind` on `gpu`.
-    pub fn new(gpu: &Gpu, kind: KernelKind) -> Result<Self> {
-        Ok(match kind {
-            KernelKind::Direct => Pipeline::Direct(DirectConv::new(gpu)?),
-            KernelKind::Fast => Pipeline::Fast(FastConv::new(gpu)?),
+    /// Compiles this shader's pipeline on `gpu`.
+    pub fn compile(self, gpu: &Gpu) -> Result<Box<dyn ConvPipeline>> {
+        Ok(match self {
+            ShaderKind::Direct => Box::new(DirectConv::new(gpu)?),
+            ShaderKind::Fast => Box::new(FastConv::new(gpu)?),
         })
     }
-
-    /// Which kernel this is.
-    pub fn kind(&self) -> KernelKind {
-        match self {
-            Pipeline::Direct(_) => KernelKind::Direct,
-            Pipeline::Fast(_) => KernelKind::Fast,
-        }
-    }
 }
 
-impl ConvKernel for Pipeline {
-    fn submit(
-        &self,
-        gpu: &Gpu,
-        input: &Tensor3,
-        layer: &Layer,
-        slot: &mut OutputSlot,
-    ) -> Result<InFlight> {
-        match self {
-            Pipeline::Direct(direct) => direct.submit(gpu, input, layer, slot),
-            Pipeline::Fast(fast) => fast.submit(gpu, input, layer, slot),
-        }
-    }
-}
-
-/// What every pipeline does: submit a run of a layer, or run it to the end.
-pub trait ConvKernel {
+/// What every compiled pipeline does: submit a run of a layer, or run it to
+/// the end.
+pub trait ConvPipeline: Send + Sync {
     /// Uploads `input` `[C, H, W]` and the layer and submits the run with
     /// its output in `slot`, without waiting for the GPU; [`InFlight::read`]
     /// waits and hands over the maps `[K, OH, OW]`. Submitting the next
@@ -103,7 +71,7 @@ pub trait ConvKernel {
 
     /// Runs the layer over `input` `[C, H, W]` and reads back the maps
     /// `[K, OH, OW]`: one run from upload to readback.
-    fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, GpuTimings)> {
+    fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {
         self.submit(gpu, input, layer, &mut OutputSlot::default())?
             .into_tensor(gpu)
     }
@@ -248,6 +216,21 @@ impl Gpu {
     /// The device's limits (the adapter's own).
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
+    }
+
+    /// The largest storage buffer binding this GPU takes, in bytes.
+    pub fn max_storage_binding(&self) -> u64 {
+        let limits = self.limits();
+        limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+    }
+
+    /// Whether the device writes GPU timestamps around compute passes.
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// Runs `work` inside error scopes for validation, out-of-memory and

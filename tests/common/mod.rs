@@ -2,61 +2,127 @@
 //! and a closeness check whose failure names the worst element.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::process::Output;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
-use convmaps::gpu::{ConvKernel, DirectConv, FastConv, Gpu};
+use convmaps::engine::{CpuEngine, Engine, GpuEngine};
+use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::layer::{Activation, Layer, LayerSpec, Padding};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-/// The test binary's GPU and direct pipeline, made once.
-///
-/// Without an adapter, prints `skipped: no GPU adapter` and returns `None`,
-/// unless `REQUIRE_GPU=1`, when it panics: CI never passes by skipping.
-pub fn gpu() -> Option<&'static (Gpu, DirectConv)> {
-    static GPU: OnceLock<Result<(Gpu, DirectConv), String>> = OnceLock::new();
-    let made = GPU.get_or_init(|| {
-        let gpu = Gpu::new().map_err(|e| e.to_string())?;
-        let direct = DirectConv::new(&gpu).map_err(|e| e.to_string())?;
-        Ok((gpu, direct))
-    });
-    match made {
-        Ok(pair) => Some(pair),
-        Err(reason) if require_gpu() => panic!("REQUIRE_GPU=1 but the GPU is unusable: {reason}"),
-        Err(_) => {
-            eprintln!("skipped: no GPU adapter");
+/// Instantiates each named test body `fn(&dyn Engine)` once per engine of
+/// the test table, as `<body>::<engine>`. The table: one line per engine
+/// (and its constructor in [`make_engine`]).
+#[macro_export]
+macro_rules! engine_tests {
+    ($($body:ident),* $(,)?) => {$(
+        mod $body {
+            #[test]
+            fn cpu() { $crate::common::on_engine("cpu", super::$body) }
+            #[test]
+            fn direct() { $crate::common::on_engine("direct", super::$body) }
+            #[test]
+            fn fast() { $crate::common::on_engine("fast", super::$body) }
+        }
+    )*};
+}
+
+/// Makes the engine of the test table named `name`.
+fn make_engine(name: &str) -> Result<Box<dyn Engine>, String> {
+    let on_gpu = |shader| -> Result<Box<dyn Engine>, String> {
+        let gpu = shared_gpu()?;
+        let engine = GpuEngine::new(gpu, shader).map_err(|e| e.to_string())?;
+        Ok(Box::new(engine))
+    };
+    match name {
+        "cpu" => Ok(Box::new(CpuEngine)),
+        "direct" => on_gpu(ShaderKind::Direct),
+        "fast" => on_gpu(ShaderKind::Fast),
+        other => panic!("no engine {other:?} in the test table"),
+    }
+}
+
+/// The test binary's one GPU, made once.
+fn shared_gpu() -> Result<Arc<Gpu>, String> {
+    static GPU: OnceLock<Result<Arc<Gpu>, String>> = OnceLock::new();
+    GPU.get_or_init(|| Gpu::new().map(Arc::new).map_err(|e| e.to_string()))
+        .clone()
+}
+
+/// The engine named `name`, made once per test binary; `None` after a
+/// visible skip when a GPU engine has no adapter (see [`skip`]).
+pub fn engine(name: &'static str) -> Option<&'static dyn Engine> {
+    static ENGINES: std::sync::Mutex<Vec<(&str, &'static dyn Engine)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut made = ENGINES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, engine)) = made.iter().find(|(n, _)| *n == name) {
+        return Some(*engine);
+    }
+    match make_engine(name) {
+        Ok(engine) => {
+            let engine: &'static dyn Engine = Box::leak(engine);
+            made.push((name, engine));
+            Some(engine)
+        }
+        Err(reason) => {
+            skip(&reason);
             None
         }
     }
 }
 
-/// The test binary's GPU and fast pipeline, made once on [`gpu`]'s device.
-///
-/// `None` (after `skipped: no GPU adapter`) exactly when [`gpu`] is.
-pub fn fast() -> Option<(&'static Gpu, &'static FastConv)> {
-    static FAST: OnceLock<FastConv> = OnceLock::new();
-    let (gpu, _) = gpu()?;
-    let fast = FAST.get_or_init(|| FastConv::new(gpu).expect("fast pipeline"));
-    Some((gpu, fast))
+/// Runs `body` on the engine named `name`, or skips visibly.
+pub fn on_engine(name: &'static str, body: fn(&dyn Engine)) {
+    if let Some(engine) = engine(name) {
+        body(engine);
+    }
 }
 
-/// Runs `layer` with the fast pipeline, panicking with the error on failure.
-pub fn run_fast(fast: (&Gpu, &FastConv), input: &Tensor3, layer: &Layer) -> Tensor3 {
-    let (gpu, fast) = fast;
-    fast.run(gpu, input, layer).expect("fast GPU run failed").0
+/// The test binary's GPU, made once; `None` after a visible skip when
+/// there is no adapter.
+pub fn gpu() -> Option<Arc<Gpu>> {
+    shared_gpu().map_err(|reason| skip(&reason)).ok()
+}
+
+/// GPU tests skipped so far in this test binary.
+static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+
+/// Reports a GPU test that cannot run, where the test harness does not hide
+/// it (straight to the process's stderr, with a running count), or fails
+/// the test when `REQUIRE_GPU=1`: CI never passes by skipping.
+pub fn skip(reason: &str) {
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a GPU test")
+        .to_string();
+    if require_gpu() {
+        panic!("REQUIRE_GPU=1 but the GPU is unusable ({test}): {reason}");
+    }
+    let count = SKIPPED.fetch_add(1, Ordering::Relaxed) + 1;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED GPU test {test} ({count} skipped in this binary): {reason}"
+    );
+}
+
+/// Runs `layer` on `engine`, panicking with the error on failure.
+pub fn run(engine: &dyn Engine, input: &Tensor3, layer: &Layer) -> Tensor3 {
+    let name = engine.info().shader;
+    engine
+        .run(input, layer)
+        .unwrap_or_else(|e| panic!("{name}: run failed: {e}"))
+        .0
 }
 
 /// True when `REQUIRE_GPU=1`.
 pub fn require_gpu() -> bool {
     std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1")
-}
-
-/// Runs `layer` on the GPU, panicking with the error on failure.
-pub fn run_gpu(gpu: &(Gpu, DirectConv), input: &Tensor3, layer: &Layer) -> Tensor3 {
-    let (gpu, direct) = gpu;
-    direct.run(gpu, input, layer).expect("GPU run failed").0
 }
 
 /// A seeded generator.

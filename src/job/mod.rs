@@ -1,0 +1,239 @@
+//! One run of the tool, in stages: photo in, layer resolved, computed band
+//! by band with each map's statistics, pictures, page and summary out.
+
+mod page;
+mod pictures;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+
+use crate::engine::{Engine, PlannedTimings, convolve_planned};
+use crate::error::Result;
+use crate::layer::Layer;
+use crate::npy::BandedNpy;
+use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
+use crate::photo::{self, Photo, PhotoFile};
+use crate::plan::Plan;
+use crate::render::colormap::{Colormap, Normalize};
+use crate::report::{RunRecord, Summary};
+use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
+use crate::stats::MapStats;
+use crate::weights;
+
+/// Which part of a run is under way, for progress reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Computing bands of the layer (`done`/`total` pieces).
+    Compute,
+    /// Normalising and encoding the pictures (`done`/`total` maps).
+    Encode,
+}
+
+/// A progress report: `done` of `total` units of `stage`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    /// The stage.
+    pub stage: Stage,
+    /// Units finished.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+}
+
+/// How the maps are drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct View {
+    /// Colour map of the feature PNGs and the grid.
+    pub colormap: Colormap,
+    /// Which range each map's colours span.
+    pub normalize: Normalize,
+    /// In `filters.png`, one grey tile per input channel instead of one RGB picture.
+    pub per_channel_filters: bool,
+}
+
+impl Default for View {
+    /// Grey, each map stretched over its own range.
+    fn default() -> Self {
+        View {
+            colormap: Colormap::Gray,
+            normalize: Normalize::PerMap,
+            per_channel_filters: false,
+        }
+    }
+}
+
+/// Everything one run needs besides the engine.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// The photo.
+    pub input: PathBuf,
+    /// The output directory.
+    pub out_dir: PathBuf,
+    /// The layer as the user states it; resolved once against the photo.
+    pub layer: LayerOptions,
+    /// Where the parameters come from.
+    pub weights: WeightsSource,
+    /// Also write `features.npy`, the raw f32 maps.
+    pub raw: bool,
+    /// How the maps are drawn.
+    pub view: View,
+    /// Largest photo, and largest output map, accepted, in pixels (width ×
+    /// height), checked from the photo's header before anything is decoded.
+    pub max_pixels: u64,
+    /// Turn the photo upright as its EXIF orientation says (as photo
+    /// viewers do); false keeps the stored pixels.
+    pub apply_orientation: bool,
+}
+
+/// Runs one job on `engine` (which may carry `setup` time already spent
+/// building it) and writes every output file. Returns the summary, which is
+/// also written as `summary.json`.
+///
+/// The stages: read the photo's header, resolve the layer against it
+/// (every size checked before anything is allocated or written), decode,
+/// plan the bands, compute them (with each map's statistics), write the
+/// pictures, the page and the summary.
+pub fn run(
+    engine: &dyn Engine,
+    job: &Job,
+    setup: Duration,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Summary> {
+    let started = Instant::now();
+    check_output_dir(&job.out_dir)?;
+    let (file, header) = timed(|| photo::open(&job.input, job.max_pixels, job.apply_orientation))?;
+    let (resolved, weights_time) = timed(|| resolve_layer(job, &file))?;
+    let orientation = file.orientation();
+    let (photo, decode) = timed(|| file.decode())?;
+    let plan = Plan::new(
+        &resolved.layer.spec,
+        photo.height(),
+        photo.width(),
+        engine.band_budget(),
+    )?;
+
+    create_output_dir(&job.out_dir)?;
+    let computed = compute(engine, &photo, &resolved, &plan, job, progress)?;
+    let encode_started = Instant::now();
+    let files = write_maps(
+        job,
+        &resolved.layer,
+        computed.raw,
+        &computed.stats,
+        progress,
+    )?;
+    let mut summary = Summary::new(RunRecord {
+        input: &job.input,
+        input_size: (photo.width(), photo.height(), 3),
+        orientation,
+        layer: &resolved.layer,
+        weights_source: job.weights.describe(),
+        plan: &plan,
+        output_size: resolved.output_size,
+        maps: computed.stats.iter().map(MapStats::summary).collect(),
+        engine: engine.info(),
+        timings: computed.timings,
+        decode: header + decode,
+        weights: weights_time,
+        setup,
+        files,
+    });
+    let page_files = page::write_page(&job.out_dir, &photo, &resolved.layer, &summary, &job.view)?;
+    summary.files.extend(page_files);
+    summary.files.push("summary.json".into());
+    // summary.json is the last file; its encode and total times include
+    // everything but writing itself.
+    summary.finish(encode_started.elapsed(), setup + started.elapsed());
+    summary.write(&job.out_dir.join("summary.json"))?;
+    Ok(summary)
+}
+
+/// Runs `work` and returns its value with the time it took.
+fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    let started = Instant::now();
+    work().map(|value| (value, started.elapsed()))
+}
+
+/// The job's layer resolved against the photo's upright size.
+fn resolve_layer(job: &Job, file: &PhotoFile) -> Result<Resolved> {
+    let input = InputShape {
+        channels: 3,
+        height: file.height(),
+        width: file.width(),
+    };
+    resolve(&job.layer, input, &job.weights, job.max_pixels)
+}
+
+/// What the compute stage leaves: the raw maps on disk, each map's
+/// statistics, and the times.
+struct Computed {
+    raw: BandedNpy,
+    stats: Vec<MapStats>,
+    timings: PlannedTimings,
+}
+
+/// Computes the layer band by band into the raw maps file (`features.npy`,
+/// or a temporary spill file), keeping each map's statistics.
+fn compute(
+    engine: &dyn Engine,
+    photo: &Photo,
+    resolved: &Resolved,
+    plan: &Plan,
+    job: &Job,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Computed> {
+    let (out_height, out_width) = resolved.output_size;
+    let filters = resolved.layer.spec.filters;
+    let raw = BandedNpy::create(
+        &job.out_dir.join("features.npy"),
+        [filters, out_height, out_width],
+    )?;
+    let mut stats = vec![MapStats::default(); filters as usize];
+    let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
+    let mut done = 0;
+    let timings = convolve_planned(engine, photo, &resolved.layer, plan, |first, row, maps| {
+        let first = first as usize;
+        stats[first..first + maps.channels as usize]
+            .par_iter_mut()
+            .zip(maps.data.par_chunks(maps.plane_len()))
+            .for_each(|(stats, map)| stats.add(map));
+        raw.write_band(first as u32, row, maps)?;
+        done += 1;
+        progress(Step {
+            stage: Stage::Compute,
+            done,
+            total,
+        });
+        Ok(())
+    })?;
+    Ok(Computed {
+        raw,
+        stats,
+        timings,
+    })
+}
+
+/// Writes the feature PNGs, the grid and `weights.safetensors`, and keeps
+/// `features.npy` when asked for (else the spill file is deleted); returns
+/// the file names.
+fn write_maps(
+    job: &Job,
+    layer: &Layer,
+    raw: BandedNpy,
+    stats: &[MapStats],
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Vec<String>> {
+    let mut files = pictures::write_pictures(&job.out_dir, &raw, stats, &job.view, progress)?;
+    write_bytes_atomic(
+        &job.out_dir.join("weights.safetensors"),
+        &weights::to_safetensors(layer)?,
+    )?;
+    files.push("weights.safetensors".into());
+    if job.raw {
+        raw.commit()?;
+        files.push("features.npy".into());
+    }
+    Ok(files)
+}

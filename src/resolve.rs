@@ -1,0 +1,273 @@
+//! The one step from what the user asked for to a validated [`Layer`]:
+//! the layer's options, the input's shape and where the parameters come
+//! from go in; a layer whose every size has been checked comes out. Nothing
+//! patches the layer afterwards.
+
+use std::path::{Path, PathBuf};
+
+use crate::banks::{self, Init};
+use crate::error::{Error, Result};
+use crate::layer::{Activation, Layer, LayerSpec, PaddingMode};
+use crate::weights::{self, LoadedWeights};
+
+/// The layer as the user states it, before it meets an input. Field names
+/// follow the command line's options.
+///
+/// Defaults (as PyTorch's `nn.Conv2d`, and 32 filters of 5×5): stride 1,
+/// no padding, dilation 1, one group, with bias, no activation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LayerOptions {
+    /// Filters K (`--filters`); ignored when a weights file gives K.
+    pub filters: u32,
+    /// Kernel size `(FH, FW)` in pixels (`--kernel-size`); ignored when a
+    /// weights file gives it.
+    pub kernel_size: (u32, u32),
+    /// Step between windows, in pixels (`--stride`).
+    pub stride: u32,
+    /// Zero padding (`--padding`), resolved against the kernel.
+    pub padding: PaddingMode,
+    /// Step between kernel taps, in pixels (`--dilation`).
+    pub dilation: u32,
+    /// Groups G (`--groups`).
+    pub groups: u32,
+    /// Whether the layer has biases (false: `--no-bias`; a file's bias is dropped).
+    pub bias: bool,
+    /// Applied after the bias (`--activation`).
+    pub activation: Activation,
+}
+
+impl Default for LayerOptions {
+    fn default() -> Self {
+        LayerOptions {
+            filters: 32,
+            kernel_size: (5, 5),
+            stride: 1,
+            padding: PaddingMode::Valid,
+            dilation: 1,
+            groups: 1,
+            bias: true,
+            activation: Activation::None,
+        }
+    }
+}
+
+impl LayerOptions {
+    /// Checks what can be checked before the input is known, for an input
+    /// of `in_channels` channels and weights made here (not read from a
+    /// file, which sets K and the kernel size): sizes of at least 1,
+    /// groups that divide C and K, `same` padding with stride 1. The sizes
+    /// that depend on the input are checked by [`resolve`].
+    pub fn validate(&self, in_channels: u32) -> Result<()> {
+        let input = InputShape {
+            channels: in_channels,
+            height: 1,
+            width: 1,
+        };
+        spec_for(self, input, None).map(|_| ())
+    }
+}
+
+/// Where the layer's parameters come from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WeightsSource {
+    /// A built-in bank ([`banks::filter_bank`]); `Random` is PyTorch's
+    /// default initialisation with this seed.
+    Init {
+        /// Which bank.
+        init: Init,
+        /// The generator's seed (for `Random`).
+        seed: u64,
+    },
+    /// A safetensors file with `weight` and `bias`, optionally under a
+    /// layer name's prefix (`conv1.weight`).
+    Safetensors {
+        /// The file.
+        path: PathBuf,
+        /// The conv's prefix in the file, when it holds several.
+        layer_name: Option<String>,
+    },
+    /// `.npy` files: the weight and, unless the layer has no bias, the bias.
+    Npy {
+        /// `[K, C/G, FH, FW]`, f32.
+        weight: PathBuf,
+        /// `[K]`, f32.
+        bias: Option<PathBuf>,
+    },
+}
+
+impl WeightsSource {
+    /// What the summary says the weights are: `random: kaiming-uniform
+    /// (seed 42)`, a bank's name, or the file's path.
+    pub fn describe(&self) -> String {
+        match self {
+            WeightsSource::Init {
+                init: Init::Random,
+                seed,
+            } => format!("random: kaiming-uniform (seed {seed})"),
+            WeightsSource::Init { init, .. } => init.name().to_string(),
+            WeightsSource::Safetensors { path, .. } => path.display().to_string(),
+            WeightsSource::Npy { weight, .. } => weight.display().to_string(),
+        }
+    }
+
+    /// The parameters: a bank to fill the layer with, or a file's tensors.
+    fn load(&self) -> Result<Parameters<'_>> {
+        Ok(match self {
+            WeightsSource::Init { init, seed } => Parameters::Bank(*init, *seed),
+            WeightsSource::Safetensors { path, layer_name } => Parameters::File(
+                weights::load_safetensors(path, layer_name.as_deref())?,
+                path,
+            ),
+            WeightsSource::Npy { weight, bias } => {
+                Parameters::File(weights::load_npy(weight, bias.as_deref())?, weight)
+            }
+        })
+    }
+}
+
+/// Where a layer's numbers come from, once read.
+enum Parameters<'a> {
+    /// A built-in bank and its seed.
+    Bank(Init, u64),
+    /// A file's tensors and its path.
+    File(LoadedWeights, &'a PathBuf),
+}
+
+/// The shape of the input a layer runs over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InputShape {
+    /// Channels C.
+    pub channels: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Width in pixels.
+    pub width: u32,
+}
+
+/// A layer ready to run over its input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// The layer: geometry and parameters, validated.
+    pub layer: Layer,
+    /// Output map size `(OH, OW)` over the input.
+    pub output_size: (u32, u32),
+}
+
+/// Resolves `options` over an input of `input`'s shape with parameters
+/// from `source` into a validated layer, once: K and the kernel size come
+/// from a weights file when there is one (and C/G·G must be the input's C),
+/// the padding is resolved against the kernel, and every size is checked
+/// without wrapping, including an output map of at most `max_output_pixels`
+/// pixels. Fails with an error naming the option or file at fault, before
+/// anything is allocated for the run.
+pub fn resolve(
+    options: &LayerOptions,
+    input: InputShape,
+    source: &WeightsSource,
+    max_output_pixels: u64,
+) -> Result<Resolved> {
+    let parameters = source.load()?;
+    let file = match &parameters {
+        Parameters::File(weights, path) => Some((weights, *path)),
+        Parameters::Bank(..) => None,
+    };
+    let spec = spec_for(options, input, file)?;
+    let output_size = checked_output_size(&spec, input, max_output_pixels)?;
+    let layer = match parameters {
+        Parameters::Bank(init, seed) => banks::filter_bank(init, spec, seed)?,
+        Parameters::File(weights, path) => {
+            let bias = weights.bias.filter(|_| spec.bias).unwrap_or_default();
+            Layer::new(spec, weights.weight, bias).map_err(|e| Error::Weights {
+                path: path.clone(),
+                message: e.to_string(),
+            })?
+        }
+    };
+    Ok(Resolved { layer, output_size })
+}
+
+/// The layer's shape: the options, with K, C/G and the kernel size from
+/// the file's weight tensor when there is one.
+fn spec_for(
+    options: &LayerOptions,
+    input: InputShape,
+    file: Option<(&LoadedWeights, &PathBuf)>,
+) -> Result<LayerSpec> {
+    let (filters, (kernel_height, kernel_width)) = match file {
+        Some((weights, _)) => (weights.shape[0], (weights.shape[2], weights.shape[3])),
+        None => (options.filters, options.kernel_size),
+    };
+    let spec = LayerSpec {
+        in_channels: input.channels,
+        filters,
+        kernel_height,
+        kernel_width,
+        stride: options.stride,
+        padding: Default::default(),
+        dilation: options.dilation,
+        groups: options.groups,
+        bias: options.bias && file.is_none_or(|(weights, _)| weights.bias.is_some()),
+        activation: options.activation,
+    };
+    if let Some((weights, path)) = file {
+        check_file_fits(&spec, weights, path)?;
+    }
+    spec.validate()?;
+    let padding =
+        options
+            .padding
+            .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
+    Ok(LayerSpec { padding, ..spec })
+}
+
+/// Refuses a weight file whose channels or filters do not fit the input
+/// and the groups.
+fn check_file_fits(spec: &LayerSpec, weights: &LoadedWeights, path: &Path) -> Result<()> {
+    let weights_error = |message: String| {
+        Err(Error::Weights {
+            path: path.to_path_buf(),
+            message,
+        })
+    };
+    let [filters, channels_per_group, ..] = weights.shape;
+    let groups = spec.groups.max(1);
+    if channels_per_group as u64 * groups as u64 != spec.in_channels as u64 {
+        return weights_error(format!(
+            "weight has shape {:?}: {channels_per_group} input channels per group × {groups} groups \
+             do not match the input's {} channels",
+            weights.shape, spec.in_channels
+        ));
+    }
+    if !filters.is_multiple_of(groups) {
+        return weights_error(format!(
+            "weight has {filters} filters, which groups = {groups} does not divide"
+        ));
+    }
+    match &weights.bias {
+        Some(bias) if bias.len() != filters as usize => weights_error(format!(
+            "bias has {} values, expected {filters} (one per filter)",
+            bias.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The output size, refusing an output map larger than `max_pixels`.
+fn checked_output_size(spec: &LayerSpec, input: InputShape, max_pixels: u64) -> Result<(u32, u32)> {
+    let (out_height, out_width) = spec.output_size(input.height, input.width)?;
+    let pixels = out_height as u64 * out_width as u64;
+    if pixels > max_pixels {
+        let cause = if spec.padding == Default::default() {
+            String::new()
+        } else {
+            format!(" with --padding {}", spec.padding)
+        };
+        return Err(Error::InvalidLayer(format!(
+            "each output map would be {out_width}×{out_height} = {:.1} megapixels{cause}, \
+             more than --max-pixels allows ({:.1} megapixels)",
+            pixels as f64 / 1e6,
+            max_pixels as f64 / 1e6
+        )));
+    }
+    Ok((out_height, out_width))
+}
