@@ -416,24 +416,35 @@ fn layer_options(cli: &Cli) -> LayerOptions {
 
 /// Gives the GPU drivers a private runtime directory when the environment
 /// has no valid one (a headless machine, a container), so that a successful
-/// run does not print the driver's `error: XDG_RUNTIME_DIR is invalid` line.
-/// Called first thing, before any thread starts.
+/// run does not print the driver's `error: XDG_RUNTIME_DIR is invalid`
+/// line; the directory is the user's own, `convmaps-runtime-<uid>` in the
+/// temporary directory, reused by later runs. Called first thing, before
+/// any thread starts.
+#[cfg(unix)]
 fn quiet_driver_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
     let valid = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
         .is_some_and(|dir| dir.is_absolute() && dir.is_dir());
+    let Ok(me) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
     if valid {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("convmaps-runtime-{}", std::process::id()));
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    if builder.recursive(true).create(&dir).is_ok() {
+    let dir = std::env::temp_dir().join(format!("convmaps-runtime-{me}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Only a directory of our own that nobody else can enter will do.
+    let ours = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == me && m.mode() & 0o077 == 0);
+    if ours {
         // SAFETY: no other thread exists yet to read the environment.
         unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
     }
 }
+
+#[cfg(not(unix))]
+fn quiet_driver_runtime_dir() {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let weights = weights_source(&cli)?;

@@ -170,3 +170,82 @@ fn max_pixels_limits_the_photo_size() {
     ]);
     assert!(output.status.success(), "{}", common::text(&output));
 }
+
+/// A `width`×`height` PNG whose EXIF orientation tag says `orientation`
+/// (6: the stored pixels are to be turned 90° clockwise to stand upright).
+fn save_photo_with_orientation(path: &Path, width: u32, height: u32, orientation: u16) {
+    save_photo(path, width, height);
+    let png = std::fs::read(path).unwrap();
+    // Big-endian TIFF header, IFD0 with one entry: tag 0x0112 (Orientation),
+    // type SHORT, count 1, the value left-aligned in its 4 bytes; no next IFD.
+    let mut exif = b"MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01".to_vec();
+    exif.extend_from_slice(&orientation.to_be_bytes());
+    exif.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    // The eXIf chunk goes after IHDR (8-byte signature + 25-byte chunk).
+    let mut bytes = png[..33].to_vec();
+    bytes.extend(chunk(b"eXIf", &exif));
+    bytes.extend_from_slice(&png[33..]);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_photo_is_turned_upright_by_its_exif_orientation_unless_asked_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("phone.png");
+    save_photo_with_orientation(&photo, 40, 30, 6);
+    let summary = |out: &Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    };
+
+    let upright = dir.path().join("upright");
+    let output = run(&[photo.to_str().unwrap(), "-o", upright.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let input = &summary(&upright)["input"];
+    assert_eq!(
+        (&input["width"], &input["height"]),
+        (&30.into(), &40.into())
+    );
+    assert_eq!(input["orientation"]["exif"], 6);
+    assert_eq!(input["orientation"]["applied"], "rotate 90° clockwise");
+    // 2 maps of (30 − 2)×(40 − 2): the maps stand upright too.
+    let map = image::open(upright.join("feature_00.png")).unwrap();
+    assert_eq!((map.width(), map.height()), (28, 38));
+
+    let stored = dir.path().join("stored");
+    let output = run(&[
+        photo.to_str().unwrap(),
+        "-o",
+        stored.to_str().unwrap(),
+        "--ignore-orientation",
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let input = &summary(&stored)["input"];
+    assert_eq!(
+        (&input["width"], &input["height"]),
+        (&40.into(), &30.into())
+    );
+    assert_eq!(input["orientation"]["exif"], 1);
+}
+
+#[test]
+fn a_successful_run_prints_no_error_line_even_without_a_runtime_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("small.png");
+    save_photo(&photo, 20, 10);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
+    command
+        .args([photo.to_str().unwrap(), "-k", "2", "-f", "3", "-o"])
+        .arg(dir.path().join("out"))
+        .env_remove("XDG_RUNTIME_DIR");
+    if common::require_gpu() {
+        command.args(["--backend", "gpu"]);
+    }
+    let output = command.output().unwrap();
+    assert!(output.status.success(), "{}", common::text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.lines().any(|line| line.starts_with("error")),
+        "{}",
+        common::text(&output)
+    );
+}

@@ -379,3 +379,88 @@ fn init_and_weights_together_are_exit_2() {
         "cannot be used with",
     );
 }
+
+/// Runs `args` (with `-o` into a fresh folder) and checks that it is
+/// refused with exit 2, a one-line message containing each of `expected`,
+/// and no output directory.
+fn assert_refused_before_writing(args: &[&str], expected: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    let out = dir.path().join("out");
+    let mut all_args = vec![photo.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    all_args.extend_from_slice(args);
+    let output = run(&all_args);
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(
+        errors.len(),
+        1,
+        "{args:?}: one error line expected in\n{text}"
+    );
+    for part in expected {
+        assert!(
+            errors[0].contains(part),
+            "{args:?}: {part:?} not in {:?}",
+            errors[0]
+        );
+    }
+    assert!(
+        !out.exists(),
+        "{args:?}: the refused run created {}",
+        out.display()
+    );
+}
+
+#[test]
+fn a_padding_that_would_wrap_is_refused_naming_the_option() {
+    // 4294967295 on each side of 23×19: 32-bit arithmetic would wrap.
+    assert_refused_before_writing(
+        &["--padding", "4294967295"],
+        &["--padding 4294967295", "8589934613×8589934609"],
+    );
+}
+
+#[test]
+fn a_dilated_kernel_beyond_any_image_is_refused_naming_both_options() {
+    assert_refused_before_writing(
+        &["--dilation", "4294967295", "-f", "5"],
+        &[
+            "--dilation 4294967295",
+            "5×5 kernel (--kernel-size)",
+            "17179869181",
+        ],
+    );
+}
+
+#[test]
+fn a_stride_beyond_32_bits_is_refused_naming_the_option() {
+    assert_refused_before_writing(&["--stride", "4294967296"], &["--stride", "4294967296"]);
+}
+
+#[test]
+fn an_output_map_larger_than_max_pixels_is_refused_naming_both_options() {
+    // 23×19 padded by 100000 on each side: 200019×200015 output pixels.
+    assert_refused_before_writing(
+        &["--padding", "100000", "-f", "1"],
+        &["200023×200019", "--padding 100000", "--max-pixels"],
+    );
+    assert_refused_before_writing(
+        &["--padding", "10", "--max-pixels", "1000"],
+        &["39×35", "--max-pixels"],
+    );
+}
+
+#[test]
+fn a_stride_larger_than_the_photo_gives_the_first_window_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_both_backends(
+        dir.path(),
+        "huge-stride",
+        &["-k", "3", "--stride", "4294967295"],
+    );
+    let maps = npy::read_f32_3d(&out.join("features.npy")).unwrap();
+    assert_eq!((maps.channels, maps.height, maps.width), (3, 1, 1));
+    assert_eq!(summary(&out)["output"]["width"], 1);
+}
