@@ -64,7 +64,19 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         assert_eq!(map.color(), image::ColorType::L8);
     }
     assert!(!out.join("feature_12.png").exists());
-    image::open(out.join("grid.png")).unwrap();
+    // The grid holds the 12 maps of 33×25 as its layout says.
+    let grid = image::open(out.join("grid.png")).unwrap();
+    let layout = convmaps::render::grid::GridLayout::new(12, 33, 25);
+    assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
+    let map = image::open(out.join("feature_05.png")).unwrap().to_luma8();
+    let (x, y) = layout.origin(5);
+    let tile =
+        image::imageops::crop_imm(&grid.to_rgb8(), x, y, layout.cell_width, layout.cell_height)
+            .to_image();
+    // Away from the label in its corner, the tile is map 5, enlarged.
+    let (zoom, last) = (layout.zoom, (33 - 1, 25 - 1));
+    let corner = tile.get_pixel(last.0 * zoom, last.1 * zoom).0[0];
+    assert_eq!(corner, map.get_pixel(last.0, last.1).0[0]);
 
     // weights.safetensors: weight [12, 3, 5, 5] and bias [12], f32.
     let bytes = std::fs::read(out.join("weights.safetensors")).unwrap();
