@@ -1,6 +1,6 @@
 //! The library's error type.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in convmaps.
 ///
@@ -20,6 +20,9 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         message: String,
+        /// The error underneath, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// A weights file is unreadable or does not fit the layer.
@@ -29,6 +32,9 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         message: String,
+        /// The error underneath, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 
     /// The photo and the layer do not fit together (too small for the kernel,
@@ -86,10 +92,73 @@ pub enum Error {
         path: PathBuf,
         /// What is wrong with it.
         message: String,
+        /// The error underneath, when there is one.
+        #[source]
+        source: Option<BoxError>,
     },
 }
 
+/// An error underneath one of ours, kept for the chain a caller prints.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 impl Error {
+    /// [`Error::Image`] for the photo at `path`.
+    pub(crate) fn image(path: &Path, message: impl Into<String>) -> Self {
+        Error::Image {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Image`] caused by `source`.
+    pub(crate) fn image_caused(
+        path: &Path,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Image {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::Weights`] for the file at `path`.
+    pub(crate) fn weights(path: &Path, message: impl Into<String>) -> Self {
+        Error::Weights {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// [`Error::Weights`] caused by `source`.
+    pub(crate) fn weights_caused(
+        path: &Path,
+        message: impl Into<String>,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Weights {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// [`Error::Output`] for `path`, caused by `source` when there is one.
+    pub(crate) fn output(
+        path: &Path,
+        message: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        Error::Output {
+            path: path.to_path_buf(),
+            message: message.into(),
+            source,
+        }
+    }
+
     /// True when the user can fix this by changing the input files or options
     /// (the CLI exits with status 2); false for failures at run time (status 1).
     pub fn is_bad_input(&self) -> bool {

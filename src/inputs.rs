@@ -25,22 +25,20 @@ pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
             photos.push(path.clone());
             continue;
         }
-        let entries = std::fs::read_dir(path).map_err(|e| Error::Image {
-            path: path.clone(),
-            message: format!("cannot list the folder: {e}"),
-        })?;
+        let entries = std::fs::read_dir(path)
+            .map_err(|e| Error::image_caused(path, "cannot list the folder", e))?;
         let mut found: Vec<PathBuf> = entries
             .filter_map(|entry| entry.ok().map(|e| e.path()))
             .filter(|p| p.is_file() && is_photo_name(p))
             .collect();
         if found.is_empty() {
-            return Err(Error::Image {
-                path: path.clone(),
-                message: format!(
+            return Err(Error::image(
+                path,
+                format!(
                     "is a folder with no photos in it (looked for .{})",
                     PHOTO_EXTENSIONS.join(", .")
                 ),
-            });
+            ));
         }
         found.sort();
         photos.extend(found);

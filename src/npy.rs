@@ -153,13 +153,10 @@ fn header_f32(shape: &[u64]) -> Vec<u8> {
 /// Reads an f32 `.npy` file (C order) of any shape: returns the shape and
 /// the values. Other dtypes and Fortran order are errors naming the file.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let npy_error = |message: String| Error::Weights {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| npy_error(e.to_string()))?;
+    let npy_error = |message: String| Error::weights(path, message);
+    let bytes = std::fs::read(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
     let file = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| npy_error(format!("not a valid .npy file: {e}")))?;
+        .map_err(|e| Error::weights_caused(path, "not a valid .npy file", e))?;
     if file.order() != npyz::Order::C {
         return Err(npy_error("is in Fortran order, expected C order".into()));
     }
@@ -170,7 +167,9 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
         )));
     }
     let shape = file.shape().iter().map(|&d| d as usize).collect();
-    let data = file.into_vec().map_err(|e| npy_error(e.to_string()))?;
+    let data = file
+        .into_vec()
+        .map_err(|e| Error::weights_caused(path, "cannot read the values", e))?;
     Ok((shape, data))
 }
 
@@ -178,10 +177,10 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 pub fn read_f32_3d(path: &Path) -> Result<Tensor3> {
     let (shape, data) = read_f32(path)?;
     let [channels, height, width] = shape[..] else {
-        return Err(Error::Weights {
-            path: path.to_path_buf(),
-            message: format!("has shape {shape:?}, expected 3 dimensions"),
-        });
+        return Err(Error::weights(
+            path,
+            format!("has shape {shape:?}, expected 3 dimensions"),
+        ));
     };
     Ok(Tensor3::from_vec(
         channels as u32,

@@ -13,10 +13,11 @@ use crate::error::{Error, Result};
 /// leaves no trace.
 pub fn check_output_dir(dir: &Path) -> Result<()> {
     match std::fs::metadata(dir) {
-        Ok(meta) if !meta.is_dir() => Err(Error::Output {
-            path: dir.to_path_buf(),
-            message: "exists and is not a directory; --out needs a directory".into(),
-        }),
+        Ok(meta) if !meta.is_dir() => Err(Error::output(
+            dir,
+            "exists and is not a directory; --out needs a directory",
+            None,
+        )),
         _ => Ok(()),
     }
 }
@@ -24,10 +25,8 @@ pub fn check_output_dir(dir: &Path) -> Result<()> {
 /// Creates `dir` (and its parents) if needed.
 pub fn create_output_dir(dir: &Path) -> Result<()> {
     check_output_dir(dir)?;
-    std::fs::create_dir_all(dir).map_err(|e| Error::Output {
-        path: dir.to_path_buf(),
-        message: format!("cannot create the output directory: {e}"),
-    })
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Error::output(dir, "cannot create the output directory", Some(e.into())))
 }
 
 /// A file being written under a temporary name (`.<name>.<random>.part`)

@@ -52,21 +52,20 @@ pub fn load(path: &Path, max_pixels: u64) -> Result<Photo> {
 /// allocated: a tiny file can claim to be 100000×100000) and one of no
 /// pixels.
 pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<PhotoFile> {
-    let image_error = |message: String| Error::Image {
-        path: path.to_path_buf(),
-        message,
-    };
-    let metadata = std::fs::metadata(path).map_err(|e| image_error(e.to_string()))?;
+    let image_error = |message: String| Error::image(path, message);
+    let metadata =
+        std::fs::metadata(path).map_err(|e| Error::image_caused(path, "cannot read", e))?;
     if metadata.is_dir() {
         return Err(image_error("is a directory, expected an image file".into()));
     }
     if metadata.len() == 0 {
         return Err(image_error("is empty (0 bytes)".into()));
     }
+    let cannot_read = |e| Error::image_caused(path, "cannot read", e);
     let reader = ImageReader::open(path)
-        .map_err(|e| image_error(e.to_string()))?
+        .map_err(cannot_read)?
         .with_guessed_format()
-        .map_err(|e| image_error(e.to_string()))?;
+        .map_err(cannot_read)?;
     if reader.format().is_none() {
         return Err(image_error(
             "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
@@ -90,7 +89,7 @@ pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<Pho
         image_error("cannot read the image header: the decoder failed on this file".into())
     })?;
     let (decoder, orientation) =
-        header.map_err(|e| image_error(format!("cannot read the image header: {e}")))?;
+        header.map_err(|e| Error::image_caused(path, "cannot read the image header", e))?;
     let (stored_width, stored_height) = decoder.dimensions();
     let (width, height) = if orientation.transposes() {
         (stored_height, stored_width)
@@ -165,10 +164,7 @@ impl PhotoFile {
             height,
             orientation,
         } = self;
-        let image_error = |message: String| Error::Image {
-            path: path.clone(),
-            message,
-        };
+        let cannot_decode = |e| Error::image_caused(&path, "cannot decode", e);
         let pixels = width as u64 * height as u64;
         // Room for the decoded image at up to 16 bytes per pixel (RGBA f32):
         // its buffer is reserved first, the decoder's own allocations get
@@ -178,13 +174,13 @@ impl PhotoFile {
         limits
             .reserve(decoder.total_bytes())
             .and_then(|()| decoder.set_limits(limits))
-            .map_err(|e| image_error(format!("cannot decode: {e}")))?;
+            .map_err(cannot_decode)?;
         // A decoder that panics on a malformed file must not take the run down.
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             DynamicImage::from_decoder(decoder)
         }))
-        .map_err(|_| image_error("cannot decode: the decoder failed on this file".into()))?;
-        let mut image = decoded.map_err(|e| image_error(format!("cannot decode: {e}")))?;
+        .map_err(|_| Error::image(&path, "cannot decode: the decoder failed on this file"))?;
+        let mut image = decoded.map_err(cannot_decode)?;
         image.apply_orientation(orientation.into());
         Ok(Photo::from(image))
     }

@@ -177,10 +177,8 @@ pub fn resolve(
         Parameters::Bank(init, seed) => banks::filter_bank(init, spec, seed)?,
         Parameters::File(weights, path) => {
             let bias = weights.bias.filter(|_| spec.bias).unwrap_or_default();
-            Layer::new(spec, weights.weight, bias).map_err(|e| Error::Weights {
-                path: path.clone(),
-                message: e.to_string(),
-            })?
+            Layer::new(spec, weights.weight, bias)
+                .map_err(|e| Error::weights_caused(path, "does not make a valid layer", e))?
         }
     };
     Ok(Resolved { layer, output_size })
@@ -223,12 +221,7 @@ fn spec_for(
 /// Refuses a weight file whose channels or filters do not fit the input
 /// and the groups.
 fn check_file_fits(spec: &LayerSpec, weights: &LoadedWeights, path: &Path) -> Result<()> {
-    let weights_error = |message: String| {
-        Err(Error::Weights {
-            path: path.to_path_buf(),
-            message,
-        })
-    };
+    let weights_error = |message: String| Err(Error::weights(path, message));
     let [filters, channels_per_group, ..] = weights.shape;
     let groups = spec.groups.max(1);
     if channels_per_group as u64 * groups as u64 != spec.in_channels as u64 {

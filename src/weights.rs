@@ -53,13 +53,10 @@ pub struct LoadedWeights {
 /// `layer_name = Some("conv1")` reads `conv1.weight` and `conv1.bias`; with
 /// no name, a file whose only 4-D `*.weight` is `conv1.weight` works too.
 pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedWeights> {
-    let weights_error = |message: String| Error::Weights {
-        path: path.to_path_buf(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| weights_error(e.to_string()))?;
+    let weights_error = |message: String| Error::weights(path, message);
+    let bytes = std::fs::read(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
     let tensors = SafeTensors::deserialize(&bytes)
-        .map_err(|e| weights_error(format!("not a valid safetensors file: {e}")))?;
+        .map_err(|e| Error::weights_caused(path, "not a valid safetensors file", e))?;
     let mut names = tensors.names();
     names.sort();
     let weight_name = match layer_name {
@@ -103,7 +100,7 @@ pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedW
 
     let weight_view = tensors
         .tensor(&weight_name)
-        .map_err(|e| weights_error(e.to_string()))?;
+        .map_err(|e| Error::weights_caused(path, format!("cannot read {weight_name}"), e))?;
     let shape = conv_weight_shape(weight_view.shape(), &weight_name).map_err(weights_error)?;
     let weight = f32_values(&weight_view, &weight_name).map_err(weights_error)?;
     let bias = match tensors.tensor(&bias_name) {
@@ -126,10 +123,7 @@ pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedW
 pub fn load_npy(weight_path: &Path, bias_path: Option<&Path>) -> Result<LoadedWeights> {
     let error_for = |path: &Path| {
         let path = path.to_path_buf();
-        move |message: String| Error::Weights {
-            path: path.clone(),
-            message,
-        }
+        move |message: String| Error::weights(&path, message)
     };
     let (dims, weight) = npy::read_f32(weight_path)?;
     let shape = conv_weight_shape(&dims, "weight").map_err(error_for(weight_path))?;
