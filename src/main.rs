@@ -468,56 +468,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }
+    // The device and pipeline are made once; only the first run pays for them.
     let mut setup = started.elapsed();
 
-    let single = photos.len() == 1;
     let bar = progress_bar(cli.quiet);
     let mut failures = Vec::new();
     for (index, (photo, out_dir)) in photos.iter().zip(out_dirs).enumerate() {
-        let job = Job {
-            input: photo.clone(),
-            out_dir: out_dir.clone(),
-            layer: layer_options(&cli),
-            weights: weights.clone(),
-            raw: cli.raw,
-            view: View {
-                colormap: cli.colormap,
-                normalize: cli.normalize,
-                per_channel_filters: cli.per_channel_filters,
-            },
-            max_pixels: cli.max_pixels,
-            apply_orientation: !cli.ignore_orientation,
-        };
+        let job = job_for(&cli, photo, out_dir, &weights);
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
-        if bar.is_none() && !cli.quiet && !single {
+        if bar.is_none() && !cli.quiet && photos.len() > 1 {
             println!("{label}");
         }
-        let report = |step: Step| {
-            if let Some(bar) = &bar {
-                let stage = match step.stage {
-                    Stage::Compute => "computing",
-                    Stage::Encode => "writing",
-                };
-                bar.set_message(format!("{label}: {stage}"));
-                bar.set_length(step.total.max(1));
-                bar.set_position(step.done);
-            }
-        };
-        // The device and pipeline are made once; only the first run pays for them.
-        let result = job::run(engine.as_ref(), &job, std::mem::take(&mut setup), &report);
-        if let Some(bar) = &bar {
-            bar.set_position(0);
-        }
+        let result = job::run(engine.as_ref(), &job, std::mem::take(&mut setup), &|step| {
+            show_progress(bar.as_ref(), &label, step)
+        });
         match result {
-            Ok(summary) if !cli.quiet => {
-                let text = summary.terminal_text(&out_dir);
-                match &bar {
-                    Some(bar) => bar.suspend(|| println!("{text}\n")),
-                    None => println!("{text}\n"),
-                }
-            }
+            Ok(summary) if !cli.quiet => print_above(
+                bar.as_ref(),
+                &format!("{}\n", summary.terminal_text(&job.out_dir)),
+            ),
             Ok(_) => {}
-            Err(error) if single => return Err(error.into()),
+            Err(error) if photos.len() == 1 => return Err(error.into()),
             Err(error) => {
                 let line = format!("error: {:#}", anyhow::Error::from(error));
                 match &bar {
@@ -540,4 +511,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The job for one photo, from the command line's options.
+fn job_for(cli: &Cli, photo: &std::path::Path, out_dir: PathBuf, weights: &WeightsSource) -> Job {
+    Job {
+        input: photo.to_path_buf(),
+        out_dir,
+        layer: layer_options(cli),
+        weights: weights.clone(),
+        raw: cli.raw,
+        view: View {
+            colormap: cli.colormap,
+            normalize: cli.normalize,
+            per_channel_filters: cli.per_channel_filters,
+        },
+        max_pixels: cli.max_pixels,
+        apply_orientation: !cli.ignore_orientation,
+    }
+}
+
+/// Moves the progress bar, when there is one, to `step` of the photo `label`.
+fn show_progress(bar: Option<&ProgressBar>, label: &str, step: Step) {
+    if let Some(bar) = bar {
+        let stage = match step.stage {
+            Stage::Compute => "computing",
+            Stage::Encode => "writing",
+        };
+        bar.set_message(format!("{label}: {stage}"));
+        bar.set_length(step.total.max(1));
+        bar.set_position(step.done);
+    }
+}
+
+/// Prints `text` on stdout, above the progress bar when there is one.
+fn print_above(bar: Option<&ProgressBar>, text: &str) {
+    match bar {
+        Some(bar) => {
+            bar.set_position(0);
+            bar.suspend(|| println!("{text}"));
+        }
+        None => println!("{text}"),
+    }
 }

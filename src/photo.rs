@@ -71,25 +71,7 @@ pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<Pho
             "is not an image format convmaps reads (PNG, JPEG, BMP, GIF, TIFF, WebP)".into(),
         ));
     }
-    // The header is read with the reader's default limits; the decode gets
-    // its own, sized to the photo ([`PhotoFile::decode`]). A decoder that
-    // panics on a malformed header must not take the run down.
-    let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        || -> image::ImageResult<(Box<dyn ImageDecoder>, Orientation)> {
-            let mut decoder = reader.into_decoder()?;
-            let orientation = if apply_orientation {
-                Orientation::from(decoder.orientation()?)
-            } else {
-                Orientation::NoTransforms
-            };
-            Ok((Box::new(decoder), orientation))
-        },
-    ))
-    .map_err(|_| {
-        image_error("cannot read the image header: the decoder failed on this file".into())
-    })?;
-    let (decoder, orientation) =
-        header.map_err(|e| Error::image_caused(path, "cannot read the image header", e))?;
+    let (decoder, orientation) = read_header(path, reader, apply_orientation)?;
     let (stored_width, stored_height) = decoder.dimensions();
     let (width, height) = if orientation.transposes() {
         (stored_height, stored_width)
@@ -117,6 +99,37 @@ pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<Pho
         height,
         orientation,
     })
+}
+
+/// The decoder of `reader`'s image, positioned after the header, and the
+/// orientation to apply (`NoTransforms` unless `apply_orientation`).
+///
+/// The header is read with the reader's default limits; the decode gets
+/// its own, sized to the photo ([`PhotoFile::decode`]). A decoder that
+/// panics on a malformed header must not take the run down.
+fn read_header(
+    path: &Path,
+    reader: ImageReader<std::io::BufReader<std::fs::File>>,
+    apply_orientation: bool,
+) -> Result<(Box<dyn ImageDecoder>, Orientation)> {
+    let header = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> image::ImageResult<(Box<dyn ImageDecoder>, Orientation)> {
+            let mut decoder = reader.into_decoder()?;
+            let orientation = if apply_orientation {
+                Orientation::from(decoder.orientation()?)
+            } else {
+                Orientation::NoTransforms
+            };
+            Ok((Box::new(decoder), orientation))
+        },
+    ))
+    .map_err(|_| {
+        Error::image(
+            path,
+            "cannot read the image header: the decoder failed on this file",
+        )
+    })?;
+    header.map_err(|e| Error::image_caused(path, "cannot read the image header", e))
 }
 
 /// A photo file whose header has been read and checked ([`open`]) and whose

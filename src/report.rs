@@ -271,10 +271,8 @@ pub fn ms(duration: Duration) -> f64 {
 
 impl Summary {
     /// The terminal summary: a small aligned table.
-    pub fn terminal_text(&self, out_dir: &std::path::Path) -> String {
-        let t = &self.timings_ms;
+    pub fn terminal_text(&self, out_dir: &Path) -> String {
         let p = &self.parameters;
-        let l = &self.layer;
         let adapter = match &self.adapter {
             Some(a) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
             None => "none: the CPU reference ran the layer".to_string(),
@@ -284,51 +282,11 @@ impl Summary {
         } else {
             format!("{} biases", p.biases)
         };
-        let padding = &l.padding;
-        let stages = [
-            ("decode", t.decode),
-            ("setup", t.setup),
-            ("upload", t.upload),
-            ("compute", t.compute),
-            ("readback", t.readback),
-            ("store", t.store),
-            ("encode", t.encode),
-            ("total", t.total),
-        ];
-        let names: Vec<String> = stages
-            .iter()
-            .map(|(name, _)| format!("{name:>9}"))
-            .collect();
-        let values: Vec<String> = stages.iter().map(|(_, ms)| format!("{ms:>9.0}")).collect();
+        let (stage_names, stage_values) = self.stage_lines();
         let rows = [
-            (
-                "input",
-                format!(
-                    "{} ({}×{}, {} channels)",
-                    self.input.path.display(),
-                    self.input.width,
-                    self.input.height,
-                    self.input.channels
-                ),
-            ),
-            (
-                "layer",
-                format!(
-                    "{} filters of {}×{}, stride {}, padding {padding}, dilation {}, groups {}{}",
-                    l.filters,
-                    l.kernel_size[0],
-                    l.kernel_size[1],
-                    l.stride,
-                    l.dilation,
-                    l.groups,
-                    if l.activation == Activation::Relu {
-                        ", then ReLU"
-                    } else {
-                        ""
-                    }
-                ),
-            ),
-            ("weights", l.weights_source.clone()),
+            ("input", self.input_line()),
+            ("layer", self.layer_line()),
+            ("weights", self.layer.weights_source.clone()),
             (
                 "parameters",
                 format!(
@@ -350,8 +308,8 @@ impl Summary {
                 "backend",
                 format!("{} ({} shader): {adapter}", self.backend, self.shader),
             ),
-            ("time (ms)", names.join("")),
-            ("", values.join("")),
+            ("time (ms)", stage_names),
+            ("", stage_values),
             (
                 "throughput",
                 format!("{:.2} GFLOP/s in compute", self.gflops),
@@ -361,5 +319,63 @@ impl Summary {
             .map(|(key, value)| format!("{key:<11} {value}").trim_end().to_string())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// `photo.jpg (4032×3024, 3 channels, turned upright: rotate 90° clockwise)`.
+    fn input_line(&self) -> String {
+        let input = &self.input;
+        let upright = match input.orientation {
+            Orientation::NoTransforms => String::new(),
+            turned => format!(", turned upright: {}", turned.describe()),
+        };
+        format!(
+            "{} ({}×{}, {} channels{upright})",
+            input.path.display(),
+            input.width,
+            input.height,
+            input.channels
+        )
+    }
+
+    /// `32 filters of 5×5, stride 1, padding 0, dilation 1, groups 1`.
+    fn layer_line(&self) -> String {
+        let l = &self.layer;
+        format!(
+            "{} filters of {}×{}, stride {}, padding {}, dilation {}, groups {}{}",
+            l.filters,
+            l.kernel_size[0],
+            l.kernel_size[1],
+            l.stride,
+            l.padding,
+            l.dilation,
+            l.groups,
+            if l.activation == Activation::Relu {
+                ", then ReLU"
+            } else {
+                ""
+            }
+        )
+    }
+
+    /// The stage names and their milliseconds, aligned in columns.
+    fn stage_lines(&self) -> (String, String) {
+        let t = &self.timings_ms;
+        let stages = [
+            ("decode", t.decode),
+            ("setup", t.setup),
+            ("upload", t.upload),
+            ("compute", t.compute),
+            ("readback", t.readback),
+            ("store", t.store),
+            ("encode", t.encode),
+            ("total", t.total),
+        ];
+        (
+            stages
+                .iter()
+                .map(|(name, _)| format!("{name:>9}"))
+                .collect(),
+            stages.iter().map(|(_, ms)| format!("{ms:>9.0}")).collect(),
+        )
     }
 }

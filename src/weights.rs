@@ -57,45 +57,7 @@ pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedW
     let bytes = std::fs::read(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
     let tensors = SafeTensors::deserialize(&bytes)
         .map_err(|e| Error::weights_caused(path, "not a valid safetensors file", e))?;
-    let mut names = tensors.names();
-    names.sort();
-    let weight_name = match layer_name {
-        Some(layer) => {
-            let name = format!("{layer}.weight");
-            if !names.contains(&name.as_str()) {
-                return Err(weights_error(format!(
-                    "has no tensor {name:?} (--layer-name {layer}); tensors: {}",
-                    names.join(", ")
-                )));
-            }
-            name
-        }
-        None if names.contains(&"weight") => "weight".to_string(),
-        None => {
-            let is_conv = |name: &&str| {
-                name.ends_with(".weight")
-                    && tensors.tensor(name).is_ok_and(|t| t.shape().len() == 4)
-            };
-            let candidates: Vec<&str> = names.iter().copied().filter(is_conv).collect();
-            match candidates.as_slice() {
-                [one] => one.to_string(),
-                [] => {
-                    return Err(weights_error(format!(
-                        "has no `weight` tensor [K, C/G, FH, FW] (tensors: {})",
-                        names.join(", ")
-                    )));
-                }
-                many => {
-                    let layers: Vec<&str> =
-                        many.iter().map(|n| n.trim_end_matches(".weight")).collect();
-                    return Err(weights_error(format!(
-                        "has several conv weights; choose one with --layer-name ({})",
-                        layers.join(", ")
-                    )));
-                }
-            }
-        }
-    };
+    let weight_name = choose_weight(&tensors, layer_name).map_err(weights_error)?;
     let bias_name = format!("{}bias", weight_name.strip_suffix("weight").unwrap_or(""));
 
     let weight_view = tensors
@@ -115,6 +77,49 @@ pub fn load_safetensors(path: &Path, layer_name: Option<&str>) -> Result<LoadedW
         shape,
         bias,
     })
+}
+
+/// The name of the conv weight to read: `NAME.weight` for `--layer-name
+/// NAME`, else `weight`, else the file's only 4-D `*.weight`; an error
+/// listing what the file has otherwise.
+fn choose_weight(
+    tensors: &SafeTensors<'_>,
+    layer_name: Option<&str>,
+) -> std::result::Result<String, String> {
+    let mut names = tensors.names();
+    names.sort();
+    if let Some(layer) = layer_name {
+        let name = format!("{layer}.weight");
+        return if names.contains(&name.as_str()) {
+            Ok(name)
+        } else {
+            Err(format!(
+                "has no tensor {name:?} (--layer-name {layer}); tensors: {}",
+                names.join(", ")
+            ))
+        };
+    }
+    if names.contains(&"weight") {
+        return Ok("weight".to_string());
+    }
+    let is_conv = |name: &&str| {
+        name.ends_with(".weight") && tensors.tensor(name).is_ok_and(|t| t.shape().len() == 4)
+    };
+    let candidates: Vec<&str> = names.iter().copied().filter(is_conv).collect();
+    match candidates.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => Err(format!(
+            "has no `weight` tensor [K, C/G, FH, FW] (tensors: {})",
+            names.join(", ")
+        )),
+        many => {
+            let layers: Vec<&str> = many.iter().map(|n| n.trim_end_matches(".weight")).collect();
+            Err(format!(
+                "has several conv weights; choose one with --layer-name ({})",
+                layers.join(", ")
+            ))
+        }
+    }
 }
 
 /// Reads the weight `[K, C/G, FH, FW]` and, when given, the bias `[K]` from

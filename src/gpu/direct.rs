@@ -40,6 +40,31 @@ struct Params {
     activation: u32,
 }
 
+impl Params {
+    /// The uniform for `layer` over `input`, with an `out_height`×`out_width` output.
+    fn new(input: &Tensor3, layer: &Layer, out_height: u32, out_width: u32) -> Self {
+        let spec = &layer.spec;
+        Params {
+            in_channels: spec.in_channels,
+            in_height: input.height,
+            in_width: input.width,
+            filters: spec.filters,
+            out_height,
+            out_width,
+            kernel_height: spec.kernel_height,
+            kernel_width: spec.kernel_width,
+            stride: spec.stride,
+            dilation: spec.dilation,
+            pad_top: spec.padding.top,
+            pad_left: spec.padding.left,
+            channels_per_group: spec.channels_per_group(),
+            filters_per_group: spec.filters_per_group(),
+            has_bias: u32::from(!layer.bias.is_empty()),
+            activation: spec.activation.code(),
+        }
+    }
+}
+
 /// The compiled direct convolution pipeline.
 pub struct DirectConv {
     pipeline: wgpu::ComputePipeline,
@@ -88,24 +113,7 @@ impl ConvPipeline for DirectConv {
         // Upload: image, weights, bias (a single zero when the layer has none,
         // because a binding cannot be empty) and the geometry.
         let started = Instant::now();
-        let params = Params {
-            in_channels: spec.in_channels,
-            in_height: input.height,
-            in_width: input.width,
-            filters: spec.filters,
-            out_height,
-            out_width,
-            kernel_height: spec.kernel_height,
-            kernel_width: spec.kernel_width,
-            stride: spec.stride,
-            dilation: spec.dilation,
-            pad_top: spec.padding.top,
-            pad_left: spec.padding.left,
-            channels_per_group: spec.channels_per_group(),
-            filters_per_group: spec.filters_per_group(),
-            has_bias: u32::from(!layer.bias.is_empty()),
-            activation: spec.activation.code(),
-        };
+        let params = Params::new(input, layer, out_height, out_width);
         let bias: &[f32] = if layer.bias.is_empty() {
             &[0.0]
         } else {

@@ -153,6 +153,17 @@ pub fn index_html(page: &Page) -> String {
          <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
 
+    write_top(&mut html, page);
+    write_pictures(&mut html, page);
+    if !page.maps.is_empty() {
+        write_maps_table(&mut html, &page.maps);
+    }
+    let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    html
+}
+
+/// The photo and the parameter count with its numbers.
+fn write_top(html: &mut String, page: &Page) {
     html.push_str("<section class=\"top\">\n");
     if !page.input_image.is_empty() {
         let _ = writeln!(
@@ -177,7 +188,10 @@ pub fn index_html(page: &Page) -> String {
         }
     }
     html.push_str("</div>\n</section>\n");
+}
 
+/// The grid of all maps and the filters picture.
+fn write_pictures(html: &mut String, page: &Page) {
     if !page.grid_image.is_empty() {
         let _ = writeln!(
             html,
@@ -200,49 +214,45 @@ pub fn index_html(page: &Page) -> String {
             )
         );
     }
+}
 
-    if !page.maps.is_empty() {
-        let with_filters = page.maps.iter().any(|m| m.filter_image.is_some());
-        html.push_str(
-            "<h2>Each filter and its map</h2>\n<table class=\"maps\">\n<tr><th>filter</th>",
-        );
+/// Each filter beside its map, with the map's range and the filter's bias.
+fn write_maps_table(html: &mut String, maps: &[PageMap]) {
+    let with_filters = maps.iter().any(|m| m.filter_image.is_some());
+    html.push_str("<h2>Each filter and its map</h2>\n<table class=\"maps\">\n<tr><th>filter</th>");
+    if with_filters {
+        html.push_str("<th>weights</th>");
+    }
+    html.push_str("<th>map</th><th>min</th><th>max</th><th>mean</th><th>bias</th></tr>\n");
+    for map in maps {
+        let k = map.index;
+        let _ = write!(html, "<tr id=\"map-{k}\"><td class=\"num\">{k}</td>");
         if with_filters {
-            html.push_str("<th>weights</th>");
+            html.push_str("<td class=\"filter\">");
+            if let Some(name) = map.filter_image.as_deref().filter(|n| !n.is_empty()) {
+                html.push_str(&img(name, &format!("filter {k}"), "filter"));
+            }
+            html.push_str("</td>");
         }
-        html.push_str("<th>map</th><th>min</th><th>max</th><th>mean</th><th>bias</th></tr>\n");
-        for map in &page.maps {
-            let k = map.index;
-            let _ = write!(html, "<tr id=\"map-{k}\"><td class=\"num\">{k}</td>");
-            if with_filters {
-                html.push_str("<td class=\"filter\">");
-                if let Some(name) = map.filter_image.as_deref().filter(|n| !n.is_empty()) {
-                    html.push_str(&img(name, &format!("filter {k}"), "filter"));
-                }
-                html.push_str("</td>");
-            }
-            html.push_str("<td class=\"map\">");
-            if !map.image.is_empty() {
-                let _ = write!(
-                    html,
-                    "<a href=\"{}\">{}</a>",
-                    escape(&url_path(&map.image)),
-                    img(&map.image, &format!("feature map {k}"), "map")
-                );
-            }
-            let bias = map.bias.map_or("none".to_string(), format_value);
-            let _ = writeln!(
+        html.push_str("<td class=\"map\">");
+        if !map.image.is_empty() {
+            let _ = write!(
                 html,
-                "</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-                 <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-                escape(&format_value(map.min)),
-                escape(&format_value(map.max)),
-                escape(&format_value(map.mean)),
-                escape(&bias)
+                "<a href=\"{}\">{}</a>",
+                escape(&url_path(&map.image)),
+                img(&map.image, &format!("feature map {k}"), "map")
             );
         }
-        html.push_str("</table>\n");
+        let bias = map.bias.map_or("none".to_string(), format_value);
+        let _ = writeln!(
+            html,
+            "</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            escape(&format_value(map.min)),
+            escape(&format_value(map.max)),
+            escape(&format_value(map.mean)),
+            escape(&bias)
+        );
     }
-
-    let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
-    html
+    html.push_str("</table>\n");
 }
