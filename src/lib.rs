@@ -19,8 +19,11 @@
 //! # Ok::<(), convmaps::Error>(())
 //! ```
 //!
-//! On the GPU, make a [`gpu::Gpu`] once and a [`gpu::DirectConv`] pipeline
-//! on it, then call [`gpu::ConvKernel::run`] with the same inputs.
+//! Every backend is an [`engine::Engine`], made once: [`engine::open`]
+//! finds a GPU (or falls back to the CPU twin), and [`engine::Engine::run`]
+//! takes the same inputs. [`resolve::resolve`] builds a checked layer from
+//! command-line style options, and [`job::run`] does a whole run, photo to
+//! files.
 
 pub mod banks;
 pub mod bench;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Times both kernels on this machine's GPU for the two big cases of the
+# Times both shaders on this machine's GPU for the two big cases of the
 # README's performance section, 12 MP with 32 filters and 50 MP with 64
 # filters of 5×5, against the memory roofline (bytes written ÷ bandwidth),
 # and saves the tables and their JSON.
@@ -17,6 +17,6 @@ convmaps=${3:-target/release/convmaps}
 mkdir -p "$out"
 for case in "4032x3024 32" "8192x6144 64"; do
     set -- $case
-    "$convmaps" bench --sizes "$1" --filters "$2" --kernels fast,direct \
+    "$convmaps" bench --sizes "$1" --filters "$2" --shaders fast,direct \
         --bandwidth "$bandwidth" --repeats 3 --json | tee "$out/bench_$1_k$2.txt"
 done
