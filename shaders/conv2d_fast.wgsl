@@ -30,7 +30,8 @@
 // * No bound checks while summing. The host stores the zero padding, so
 //   every read in the loops below is inside the window: padding is read as
 //   stored zeros, never tested for. Pixels past the right edge of the output
-//   (OW not a multiple of 8) read zeros too, and are not stored.
+//   (OW not a multiple of 8) read the columns of the row's last pixel again,
+//   and are not stored.
 // * Small code. The loops over channels and taps keep runtime bounds, and so
 //   does the store loop over filters: one compiled pipeline serves every
 //   kernel size, stride, dilation, group count and bias, and it compiles in
@@ -47,7 +48,10 @@
 //   row, with the group's channels side by side in each row:
 //       strip[y][c][x]     (y, x: padded input coordinates from the strip's corner)
 //   so the input of a band of output rows is one contiguous range: the
-//   dispatch's input window.
+//   dispatch's input window. A strip row holds the columns of the output
+//   pixels that exist, (min(strip pixels, OW) − 1)·stride + D·(FW − 1) + 1
+//   per channel, and no more: pixels past the edge read no columns of
+//   their own.
 // * The weights are regrouped per block of 16 filters of one group:
 //       block[bias 16][c][ky][kx][filter 16]
 //   so the 16 weights of one tap are 4 consecutive vec4s. A block never
@@ -61,6 +65,7 @@
 // uniform window (very large kernels or channel counts), the host runs
 // `conv2d_fast_storage` instead: the same kernel reading the same layout from
 // storage buffers, one tile covering the whole output. Slower, same sums.
+// The host generates it from `conv2d_fast` (see THE LOADS below).
 //
 // The output is [K, OH, OW], row-major, as for the direct kernel.
 
@@ -202,14 +207,44 @@ fn store(lo: ptr<function, Accumulators>, hi: ptr<function, Accumulators>,
     }
 }
 
-// input_window[i], one f32 of the window.
+// THE LOADS
+//
+// Every load of the kernel goes through one of these accessors. The entry
+// point below calls only the uniform ones; the host makes its storage twin,
+// `conv2d_fast_storage`, by copying its text with `input_at` and
+// `weight_at` swapped for `input_storage_at` and `weight_storage_at` (WGSL
+// cannot write one function for two address spaces). One body, two entry
+// points, the same loads.
+
+// One f32 of the input window: element i & 3 of vec4 i / 4.
 fn input_at(i: u32) -> f32 {
     return input_window[i >> 2u][i & 3u];
 }
 
+// One vec4 of the weight window: one tap's weights of 4 filters (or 4 biases).
+fn weight_at(w: u32) -> vec4<f32> {
+    return weight_window[w];
+}
+
+// `input_at` for `conv2d_fast_storage`: i counts from the first strip.
+fn input_storage_at(i: u32) -> f32 {
+    return input_storage[i];
+}
+
+// `weight_at` for `conv2d_fast_storage`: w counts from the first block.
+fn weight_storage_at(w: u32) -> vec4<f32> {
+    return weight_storage[w];
+}
+
+// THE ENTRY POINT
+//
 // The host dispatches (ceil(tile.width / 64), ceil(tile.rows / 8), blocks):
 // x is the pixel block in the tile row (8 per workgroup: 64 pixels), y the
 // row in the tile, z the filter block in the dispatch's chunk.
+//
+// The two marker lines around it tell the host what to copy; keep every
+// load inside between them going through `input_at` and `weight_at`.
+// ENTRY POINT BEGIN
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_fast(@builtin(global_invocation_id) id: vec3<u32>) {
     let x = id.x * PIXELS;
@@ -226,6 +261,20 @@ fn conv2d_fast(@builtin(global_invocation_id) id: vec3<u32>) {
     let kernel_width = opaque(tile.kernel_width, row);
     let block_start = tile.weight_base + block * tile.block_vec4s;
 
+    // Pixel p of the block reads p·stride columns right of pixel 0, if it
+    // exists. A pixel past the right edge of the output (OW not a multiple
+    // of 8) reads the columns of the row's last pixel instead: its sum is
+    // never stored, and so the host's strips need no columns for pixels that
+    // do not exist (a stride wider than the photo needs no strip 8 strides
+    // wide). `last` is the place in the block of the output row's last
+    // pixel: room − 1, where room, the pixels left in the row, is at least 1
+    // (x < tile.width, and the host rounds the tile's width up from the
+    // output's). The 8 offsets are computed once, before the loops, so that
+    // each load in the loop costs one add, as a plain p·stride would.
+    let last = tile.out_width - (tile.out_x + x) - 1u;
+    let columns_lo = min(vec4(0u, 1u, 2u, 3u), vec4(last)) * stride; // pixels 0–3
+    let columns_hi = min(vec4(4u, 5u, 6u, 7u), vec4(last)) * stride; // pixels 4–7
+
     var lo: Accumulators; // pixels 0–3 of each filter
     var hi: Accumulators; // pixels 4–7
     // The weights of the block's first tap follow its bias header.
@@ -236,55 +285,17 @@ fn conv2d_fast(@builtin(global_invocation_id) id: vec3<u32>) {
             // then pixel 0's column.
             let row_start = tile.input_base + ((row * stride + ky * dilation) * tile.channels + c) * tile.strip_width + x * stride;
             for (var kx = 0u; kx < kernel_width; kx++) {
-                // Pixel p of this tap reads i + p·stride.
+                // Pixel 0 of this tap reads i; pixel p, i + columns[p].
                 let i = row_start + kx * dilation;
-                let v_lo = vec4(input_at(i), input_at(i + stride), input_at(i + 2u * stride), input_at(i + 3u * stride));
-                let v_hi = vec4(input_at(i + 4u * stride), input_at(i + 5u * stride), input_at(i + 6u * stride), input_at(i + 7u * stride));
-                tap(&lo, &hi, v_lo, v_hi, weight_window[w], weight_window[w + 1u], weight_window[w + 2u], weight_window[w + 3u]);
+                let v_lo = vec4(input_at(i), input_at(i + columns_lo.y), input_at(i + columns_lo.z), input_at(i + columns_lo.w));
+                let v_hi = vec4(input_at(i + columns_hi.x), input_at(i + columns_hi.y), input_at(i + columns_hi.z), input_at(i + columns_hi.w));
+                tap(&lo, &hi, v_lo, v_hi, weight_at(w), weight_at(w + 1u), weight_at(w + 2u), weight_at(w + 3u));
                 w += FILTER_VEC4S;
             }
         }
     }
-    let bias = array<vec4<f32>, FILTER_VEC4S>(weight_window[block_start], weight_window[block_start + 1u],
-                                              weight_window[block_start + 2u], weight_window[block_start + 3u]);
+    let bias = array<vec4<f32>, FILTER_VEC4S>(weight_at(block_start), weight_at(block_start + 1u),
+                                              weight_at(block_start + 2u), weight_at(block_start + 3u));
     store(&lo, &hi, bias, block, x, row);
 }
-
-// `conv2d_fast` reading the whole strips and weight blocks from storage
-// buffers (`tile.input_base` and `tile.weight_base` then count from their
-// starts), for layers whose tiles or weight blocks exceed a uniform window.
-// Line for line the same as above, with the other loads.
-@compute @workgroup_size(8, 8, 1)
-fn conv2d_fast_storage(@builtin(global_invocation_id) id: vec3<u32>) {
-    let x = id.x * PIXELS;
-    let row = id.y;
-    let block = id.z;
-    if (x >= tile.width || row >= tile.rows) {
-        return;
-    }
-    let stride = tile.stride;
-    let dilation = tile.dilation;
-    let channels = opaque(tile.channels, row);
-    let kernel_height = opaque(tile.kernel_height, row);
-    let kernel_width = opaque(tile.kernel_width, row);
-    let block_start = tile.weight_base + block * tile.block_vec4s;
-
-    var lo: Accumulators;
-    var hi: Accumulators;
-    var w = block_start + FILTER_VEC4S;
-    for (var c = 0u; c < channels; c++) {
-        for (var ky = 0u; ky < kernel_height; ky++) {
-            let row_start = tile.input_base + ((row * stride + ky * dilation) * tile.channels + c) * tile.strip_width + x * stride;
-            for (var kx = 0u; kx < kernel_width; kx++) {
-                let i = row_start + kx * dilation;
-                let v_lo = vec4(input_storage[i], input_storage[i + stride], input_storage[i + 2u * stride], input_storage[i + 3u * stride]);
-                let v_hi = vec4(input_storage[i + 4u * stride], input_storage[i + 5u * stride], input_storage[i + 6u * stride], input_storage[i + 7u * stride]);
-                tap(&lo, &hi, v_lo, v_hi, weight_storage[w], weight_storage[w + 1u], weight_storage[w + 2u], weight_storage[w + 3u]);
-                w += FILTER_VEC4S;
-            }
-        }
-    }
-    let bias = array<vec4<f32>, FILTER_VEC4S>(weight_storage[block_start], weight_storage[block_start + 1u],
-                                              weight_storage[block_start + 2u], weight_storage[block_start + 3u]);
-    store(&lo, &hi, bias, block, x, row);
-}
+// ENTRY POINT END

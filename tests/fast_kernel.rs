@@ -1,6 +1,7 @@
 //! The fast shader against the CPU reference at the edges of its blocking
 //! (8 pixels × 16 filters per invocation, strips and bands of tiles, chunks
-//! of filter blocks, the storage-buffer fallback). Random shapes and
+//! of filter blocks, the storage-buffer fallback), and strides that leave
+//! fewer than 8 output columns, up to `u32::MAX`. Random shapes and
 //! geometry run on every engine in gpu_vs_cpu.rs.
 //!
 //! `measure_fast_vs_direct_1024x768` (ignored) prints the throughput of both
@@ -134,6 +135,64 @@ fn stride_3_dilation_2_and_padding() {
         ..LayerSpec::new(3, 7, 3)
     };
     check(spec, 23, 29, 1);
+}
+
+#[test]
+fn a_stride_of_u32_max_leaves_one_pixel() {
+    // A 9×7 input holds the first 3×3 window; the next would start
+    // 4294967295 pixels on. The strip holds that one window, not the 7
+    // strides that the 7 missing pixels of the 8-pixel block would reach.
+    let spec = LayerSpec {
+        stride: u32::MAX,
+        ..LayerSpec::new(3, 5, 3)
+    };
+    assert_eq!(spec.output_size(9, 7).unwrap(), (1, 1));
+    check(spec, 9, 7, 1);
+}
+
+#[test]
+fn a_stride_wider_than_the_padded_photo() {
+    let spec = LayerSpec {
+        stride: 50,
+        dilation: 2,
+        padding: Padding {
+            top: 2,
+            bottom: 1,
+            left: 3,
+            right: 2,
+        },
+        ..LayerSpec::new(3, 17, 3)
+    };
+    assert_eq!(spec.output_size(9, 7).unwrap(), (1, 1));
+    check(spec, 9, 7, 1);
+    let huge = LayerSpec {
+        stride: u32::MAX,
+        padding: Padding::uniform(4),
+        ..LayerSpec::new(3, 4, 3)
+    };
+    assert_eq!(huge.output_size(9, 7).unwrap(), (1, 1));
+    check(huge, 9, 7, 2);
+}
+
+#[test]
+fn strides_that_leave_2_to_7_columns_of_a_wide_photo() {
+    // (300 − 3) / stride + 1 output columns: fewer than one block of 8
+    // pixels, the rest of the block past the right edge. 1 to 3 rows.
+    for out_width in 2..=7u32 {
+        let stride = 297 / (out_width - 1);
+        let spec = LayerSpec {
+            stride,
+            ..LayerSpec::new(3, 6, 3)
+        };
+        assert_eq!(spec.output_size(120, 300).unwrap().1, out_width);
+        check(spec, 120, 300, out_width as u64);
+        let padded = LayerSpec {
+            padding: Padding::uniform(1),
+            activation: Activation::Relu,
+            ..spec
+        };
+        check(padded, 120, 300, 10 + out_width as u64);
+    }
 }
 
 #[test]

@@ -184,3 +184,32 @@ fn check_limits(
         ],
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::reflect::{rust_struct, wgsl_struct};
+
+    #[test]
+    fn params_matches_the_shaders_struct() {
+        let host = rust_struct!(Params {
+            in_channels,
+            in_height,
+            in_width,
+            filters,
+            out_height,
+            out_width,
+            kernel_height,
+            kernel_width,
+            stride,
+            dilation,
+            pad_top,
+            pad_left,
+            channels_per_group,
+            filters_per_group,
+            has_bias,
+            activation,
+        });
+        assert_eq!(host, wgsl_struct(SHADER_SOURCE, "Params"));
+    }
+}

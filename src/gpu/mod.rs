@@ -5,6 +5,8 @@
 mod buffers;
 mod direct;
 mod fast;
+#[cfg(test)]
+mod reflect;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;

@@ -1,0 +1,373 @@
+//! The fast pipeline: `shaders/conv2d_fast.wgsl`, one invocation per block
+//! of 8 adjacent output pixels × 16 filters, reading the input and the
+//! weights from uniform windows that the host lays out for it.
+//!
+//! The host side does what the shader relies on ([`layout`] computes it,
+//! with no GPU; this module compiles, binds and submits):
+//!
+//! * **Strips.** The input is copied, zero padding included, into vertical
+//!   strips of the output's columns, each stored row by row with the
+//!   group's channels side by side (`[y][c][x]`), so that the input of a
+//!   band of output rows is one contiguous range: a uniform window bound at
+//!   a dynamic offset. No read the shader makes is ever out of bounds, and
+//!   it tests no bound while it sums.
+//! * **Weight blocks.** The weights are regrouped per block of 16 filters of
+//!   one group (`[bias 16][c][ky][kx][16]`), zero-filled past the end of the
+//!   group, so that the 16 weights of one tap are four consecutive vec4s.
+//! * **Tiles.** One dispatch per tile (a band of rows of one strip) and per
+//!   chunk of filter blocks that fits one window; the tile's place and the
+//!   layer's geometry are a small uniform at a dynamic offset.
+//!
+//! A layer whose smallest tile or single weight block does not fit a
+//! uniform window runs the same kernel from storage buffers
+//! (`conv2d_fast_storage`, which [`source`] generates from `conv2d_fast`
+//! and which is built on first use), one tile covering the whole output.
+
+mod layout;
+mod source;
+
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use super::buffers::{
+    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, submit_run,
+};
+use super::{ConvPipeline, Gpu};
+use crate::error::{Error, Result};
+use crate::layer::{Layer, LayerSpec};
+use crate::tensor::Tensor3;
+use layout::{
+    Dispatch, MAX_WINDOW_BYTES, Plan, Tile, WORKGROUP_PIXELS, WORKGROUP_SIZE, dispatches,
+    pack_strips, pack_weights,
+};
+use source::{STORAGE_ENTRY_POINT, UNIFORM_ENTRY_POINT};
+
+/// One compiled entry point of the shader and its bind group layout.
+struct EntryPoint {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+/// The compiled fast convolution pipeline: the direct kernel's results (to
+/// rounding) for the same inputs and layers, many times sooner (some 60
+/// times on a software GPU, for a photo and 32 filters of 5×5).
+pub struct FastConv {
+    module: wgpu::ShaderModule,
+    /// Bytes of one uniform window, as the shader declares it.
+    window_bytes: u64,
+    /// `conv2d_fast`, reading uniform windows.
+    uniform: EntryPoint,
+    /// `conv2d_fast_storage`, built the first time a layer needs it.
+    storage: OnceLock<EntryPoint>,
+}
+
+/// A run's buffers, laid out and ready to upload: the input strips, the
+/// weight blocks and the tile uniforms (bytes), with the dispatches that
+/// read them.
+struct Upload {
+    strips: Vec<f32>,
+    blocks: Vec<f32>,
+    tiles: Vec<u8>,
+    dispatches: Vec<Dispatch>,
+}
+
+impl FastConv {
+    /// Compiles the shader and builds the uniform-window pipeline on `gpu`,
+    /// then runs it once on a one-pixel layer: a GPU that compiles lazily,
+    /// at the first dispatch (lavapipe does), compiles here rather than in
+    /// the first run's compute time. One compilation serves every layer.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        // The largest window the GPU binds, at most the 64 KiB the shader declares.
+        let window_bytes = gpu
+            .limits()
+            .max_uniform_buffer_binding_size
+            .min(MAX_WINDOW_BYTES)
+            / 16
+            * 16;
+        let source = source::shader_source(window_bytes / 16).map_err(|message| Error::Gpu {
+            stage: "pipeline creation",
+            message,
+        })?;
+        let fast = gpu.scoped("pipeline creation", || {
+            let module = gpu
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("conv2d_fast.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                });
+            let window = wgpu::BufferSize::new(window_bytes);
+            let uniform = build_entry_point(
+                gpu,
+                &module,
+                UNIFORM_ENTRY_POINT,
+                &[
+                    uniform_layout(0, window),
+                    uniform_layout(1, window),
+                    storage_layout(2, false),
+                    uniform_layout(3, tile_size()),
+                ],
+            );
+            FastConv {
+                module,
+                window_bytes,
+                uniform,
+                storage: OnceLock::new(),
+            }
+        })?;
+        let pixel = Tensor3::zeros(1, 1, 1);
+        let layer = Layer::new(LayerSpec::new(1, 1, 1), vec![0.0], vec![0.0])?;
+        fast.run(gpu, &pixel, &layer)?;
+        Ok(fast)
+    }
+
+    /// The storage-buffer entry point, built on first use.
+    fn storage_entry_point(&self, gpu: &Gpu) -> Result<&EntryPoint> {
+        if let Some(entry_point) = self.storage.get() {
+            return Ok(entry_point);
+        }
+        let built = gpu.scoped("pipeline creation", || {
+            build_entry_point(
+                gpu,
+                &self.module,
+                STORAGE_ENTRY_POINT,
+                &[
+                    storage_layout(2, false),
+                    uniform_layout(3, tile_size()),
+                    storage_layout(4, true),
+                    storage_layout(5, true),
+                ],
+            )
+        })?;
+        Ok(self.storage.get_or_init(|| built))
+    }
+
+    /// Lays out `layer` for an `out_height`×`out_width` output on `gpu`:
+    /// its plan, refused when its buffers (output included) or dispatches
+    /// exceed the device's limits, with a message that gives the sizes.
+    fn plan(&self, gpu: &Gpu, layer: &Layer, out_height: u32, out_width: u32) -> Result<Plan> {
+        let output_bytes = layer.spec.output_bytes(out_height, out_width);
+        let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
+        let plan = Plan::new(
+            &layer.spec,
+            out_height,
+            out_width,
+            self.window_bytes / 4,
+            align.div_ceil(4),
+        )?;
+        let input_bytes = plan.input_len().saturating_mul(4);
+        let weight_bytes = plan.weight_len().saturating_mul(4);
+        let max_bytes = if plan.storage {
+            gpu.max_storage_binding()
+        } else {
+            // Uniform windows move by 32-bit dynamic offsets, and the
+            // buffers hold one window of zeros after their data.
+            gpu.limits().max_buffer_size.min(u32::MAX as u64) - self.window_bytes
+        };
+        check_buffers(
+            &[("input", input_bytes), ("weight", weight_bytes)],
+            max_bytes,
+        )?;
+        check_buffers(&[("output", output_bytes)], gpu.max_storage_binding())?;
+        check_workgroups(
+            gpu,
+            &[
+                ("output width", plan.strip_pixels.div_ceil(WORKGROUP_PIXELS)),
+                ("output height", plan.tile_rows.div_ceil(WORKGROUP_SIZE)),
+                ("filter count", plan.blocks_per_chunk),
+            ],
+        )?;
+        Ok(plan)
+    }
+
+    /// The strips, weight blocks and tiles of `plan` for `layer` over
+    /// `input`. A window is always bound whole: the uniform buffers end in
+    /// one window of zeros, which keeps the last windows inside them.
+    fn lay_out(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer, plan: &Plan) -> Result<Upload> {
+        let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
+        let tail = if plan.storage {
+            0
+        } else {
+            self.window_bytes as usize / 4
+        };
+        let (dispatches, tiles) = dispatches(plan, &plan.geometry(layer)?, align)?;
+        Ok(Upload {
+            strips: pack_strips(input, &layer.spec, plan, tail),
+            blocks: pack_weights(layer, plan, tail),
+            tiles,
+            dispatches,
+        })
+    }
+
+    /// Uploads the buffers of `upload` and binds them, with `output`, for
+    /// `entry_point`.
+    fn bind(
+        &self,
+        gpu: &Gpu,
+        upload: &Upload,
+        storage: bool,
+        entry_point: &EntryPoint,
+        output: &wgpu::Buffer,
+    ) -> Result<wgpu::BindGroup> {
+        gpu.scoped("upload", || {
+            let usage = if storage {
+                wgpu::BufferUsages::STORAGE
+            } else {
+                wgpu::BufferUsages::UNIFORM
+            };
+            let strips = bytemuck::cast_slice(&upload.strips);
+            let strip_buffer = buffer_init(gpu, "input strips [G,strip,y,C/G,x]", strips, usage);
+            let blocks = bytemuck::cast_slice(&upload.blocks);
+            let block_buffer =
+                buffer_init(gpu, "weight blocks [G,block,1+C/G·FH·FW,16]", blocks, usage);
+            let uniform = wgpu::BufferUsages::UNIFORM;
+            let tile_buffer = buffer_init(gpu, "tiles", &upload.tiles, uniform);
+            let tile_entry = sized_entry(3, &tile_buffer, tile_size());
+            let entries = if storage {
+                vec![
+                    entry(2, output),
+                    tile_entry,
+                    entry(4, &strip_buffer),
+                    entry(5, &block_buffer),
+                ]
+            } else {
+                let window = wgpu::BufferSize::new(self.window_bytes);
+                vec![
+                    sized_entry(0, &strip_buffer, window),
+                    sized_entry(1, &block_buffer, window),
+                    entry(2, output),
+                    tile_entry,
+                ]
+            };
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("conv2d_fast"),
+                layout: &entry_point.layout,
+                entries: &entries,
+            })
+        })
+    }
+}
+
+impl ConvPipeline for FastConv {
+    /// The contract of the direct kernel, and its results to rounding (the
+    /// same sums in the same order, with fused multiply-adds).
+    fn submit(
+        &self,
+        gpu: &Gpu,
+        input: &Tensor3,
+        layer: &Layer,
+        slot: &mut OutputSlot,
+    ) -> Result<InFlight> {
+        let spec = &layer.spec;
+        let (out_height, out_width) = layer.output_size_for(input)?;
+        let output_bytes = spec.output_bytes(out_height, out_width);
+        let plan = self.plan(gpu, layer, out_height, out_width)?;
+        let entry_point = if plan.storage {
+            self.storage_entry_point(gpu)?
+        } else {
+            &self.uniform
+        };
+
+        // Upload: strips, weight blocks and one tile per dispatch.
+        let started = Instant::now();
+        let upload = self.lay_out(gpu, input, layer, &plan)?;
+        let buffers = slot.buffers(gpu, output_bytes)?;
+        let bind_group = self.bind(gpu, &upload, plan.storage, entry_point, &buffers.0)?;
+
+        // Compute: one dispatch per tile and chunk of filter blocks.
+        let shape = [spec.filters, out_height, out_width];
+        submit_run(gpu, "conv2d_fast", buffers, shape, started, |pass| {
+            pass.set_pipeline(&entry_point.pipeline);
+            for dispatch in &upload.dispatches {
+                pass.set_bind_group(0, &bind_group, dispatch.offsets(plan.storage));
+                let [x, y, z] = dispatch.workgroups;
+                pass.dispatch_workgroups(x, y, z);
+            }
+        })
+    }
+}
+
+/// A bind group entry for the first `size` bytes of `buffer`, which a
+/// dynamic offset moves.
+fn sized_entry(
+    binding: u32,
+    buffer: &wgpu::Buffer,
+    size: Option<wgpu::BufferSize>,
+) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset: 0,
+            size,
+        }),
+    }
+}
+
+/// The size of the shader's `Tile`, as a binding size.
+fn tile_size() -> Option<wgpu::BufferSize> {
+    wgpu::BufferSize::new(std::mem::size_of::<Tile>() as u64)
+}
+
+/// A uniform binding of `size` bytes at a dynamic offset.
+///
+/// Every uniform of the fast pipeline moves with each dispatch: a layout that
+/// mixed a static uniform in with these crashed lavapipe 22.3.
+fn uniform_layout(binding: u32, size: Option<wgpu::BufferSize>) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: true,
+            min_binding_size: size,
+        },
+        count: None,
+    }
+}
+
+/// A storage buffer binding.
+fn storage_layout(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Builds `entry_point` of `module` with a bind group layout of `entries`.
+fn build_entry_point(
+    gpu: &Gpu,
+    module: &wgpu::ShaderModule,
+    entry_point: &str,
+    entries: &[wgpu::BindGroupLayoutEntry],
+) -> EntryPoint {
+    let layout = gpu
+        .device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(entry_point),
+            entries,
+        });
+    let pipeline_layout = gpu
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(entry_point),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+    let pipeline = gpu
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(entry_point),
+            layout: Some(&pipeline_layout),
+            module,
+            entry_point: Some(entry_point),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    EntryPoint { pipeline, layout }
+}
