@@ -1,4 +1,4 @@
-// conv2d_direct.wgsl: the teaching kernel.
+// conv2d_direct.wgsl: the teaching shader.
 //
 // One invocation computes ONE output pixel of ONE filter:
 //

@@ -1,4 +1,4 @@
-// conv2d_fast.wgsl: the fast kernel. The same sums as conv2d_direct.wgsl,
+// conv2d_fast.wgsl: the fast shader. The same sums as conv2d_direct.wgsl,
 // reorganised so that every value read from memory feeds many multiply-adds.
 //
 // WHAT ONE INVOCATION COMPUTES
@@ -12,7 +12,7 @@
 //       acc[k][p] += v[p] · w[k]                                   (128 multiply-adds)
 //   output[k, oy, ox + p] = activation(acc[k][p] (+ bias[k]))
 //
-// The direct kernel loads one input value and one weight per multiply-add;
+// The direct shader loads one input value and one weight per multiply-add;
 // here 12 loads feed 128.
 //
 // WHY IT IS FAST
@@ -38,7 +38,7 @@
 //   a fraction of a second (no per-layer code generation).
 //
 // Each filter's sum runs over c, then ky, then kx, then the bias is added
-// and the activation applied: the order of the direct kernel and the CPU
+// and the activation applied: the order of the direct shader and the CPU
 // reference.
 //
 // LAYOUT (written by `gpu::fast` on the host)
@@ -63,11 +63,11 @@
 //
 // When even the smallest tile or a single weight block does not fit a
 // uniform window (very large kernels or channel counts), the host runs
-// `conv2d_fast_storage` instead: the same kernel reading the same layout from
+// `conv2d_fast_storage` instead: the same shader reading the same layout from
 // storage buffers, one tile covering the whole output. Slower, same sums.
 // The host generates it from `conv2d_fast` (see THE LOADS below).
 //
-// The output is [K, OH, OW], row-major, as for the direct kernel.
+// The output is [K, OH, OW], row-major, as for the direct shader.
 
 // Output pixels per invocation along x: two vec4s.
 const PIXELS: u32 = 8u;
@@ -209,7 +209,7 @@ fn store(lo: ptr<function, Accumulators>, hi: ptr<function, Accumulators>,
 
 // THE LOADS
 //
-// Every load of the kernel goes through one of these accessors. The entry
+// Every load of the shader goes through one of these accessors. The entry
 // point below calls only the uniform ones; the host makes its storage twin,
 // `conv2d_fast_storage`, by copying its text with `input_at` and
 // `weight_at` swapped for `input_storage_at` and `weight_storage_at` (WGSL

@@ -1,4 +1,4 @@
-//! The fast kernel's memory layout, with no GPU in it: how a run is cut into
+//! The fast shader's memory layout, with no GPU in it: how a run is cut into
 //! strips, tiles and chunks of filter blocks ([`Plan`]), the input strips
 //! and weight blocks the shader reads ([`pack_strips`], [`pack_weights`]),
 //! and the [`Tile`] uniform of every [`Dispatch`] ([`dispatches`]).
@@ -348,7 +348,7 @@ impl Plan {
 fn fits_u32(value: u64, what: &str) -> Result<u32> {
     u32::try_from(value).map_err(|_| {
         Error::GpuLimit(format!(
-            "the fast kernel's {what} would be {value}, more than its 32-bit indices reach; \
+            "the fast shader's {what} would be {value}, more than its 32-bit indices reach; \
              use a smaller photo or padding, or --backend cpu"
         ))
     })

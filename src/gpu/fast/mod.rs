@@ -19,7 +19,7 @@
 //!   layer's geometry are a small uniform at a dynamic offset.
 //!
 //! A layer whose smallest tile or single weight block does not fit a
-//! uniform window runs the same kernel from storage buffers
+//! uniform window runs the same shader from storage buffers
 //! (`conv2d_fast_storage`, which [`source`] generates from `conv2d_fast`
 //! and which is built on first use), one tile covering the whole output.
 
@@ -48,7 +48,7 @@ struct EntryPoint {
     layout: wgpu::BindGroupLayout,
 }
 
-/// The compiled fast convolution pipeline: the direct kernel's results (to
+/// The compiled fast convolution pipeline: the direct shader's results (to
 /// rounding) for the same inputs and layers, many times sooner (some 60
 /// times on a software GPU, for a photo and 32 filters of 5×5).
 pub struct FastConv {
@@ -248,7 +248,7 @@ impl FastConv {
 }
 
 impl ConvPipeline for FastConv {
-    /// The contract of the direct kernel, and its results to rounding (the
+    /// The contract of the direct shader, and its results to rounding (the
     /// same sums in the same order, with fused multiply-adds).
     fn submit(
         &self,

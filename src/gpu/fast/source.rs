@@ -1,10 +1,10 @@
-//! The fast kernel's WGSL as the device compiles it: `shaders/conv2d_fast.wgsl`
+//! The fast shader's WGSL as the device compiles it: `shaders/conv2d_fast.wgsl`
 //! with its window size set to the device's, and its storage-buffer entry
 //! point generated from the uniform one. Pure text: no GPU here.
 //!
 //! WGSL cannot write one function for two address spaces (a uniform window
 //! and a storage buffer are different types), so the file holds the body of
-//! the kernel once, in `conv2d_fast`, whose every load of the input or the
+//! the shader once, in `conv2d_fast`, whose every load of the input or the
 //! weights goes through an accessor: `input_at(i)` and `weight_at(w)` read
 //! the uniform windows, and their twins `input_storage_at(i)` and
 //! `weight_storage_at(w)` read the storage buffers. [`shader_source`] copies
