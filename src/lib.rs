@@ -34,6 +34,7 @@ pub mod gpu;
 pub mod inputs;
 pub mod job;
 pub mod layer;
+pub mod model;
 pub mod npy;
 pub mod output;
 pub mod photo;

@@ -1,0 +1,294 @@
+//! Conv layers read from a model file: safetensors, PyTorch checkpoints
+//! (`.pt`, `.pth`, `.bin`) and ONNX. Each format lists its conv layers in
+//! the file's order ([`ModelFile::convs`]) and reads a tensor by name on
+//! demand ([`ModelFile::tensor`]), converted to f32 from any float dtype.
+//! [`fold_batch_norm`] folds a BatchNorm into the conv before it.
+
+pub mod safetensors;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::layer::Padding;
+
+/// A floating-point dtype a model file can hold; every one is read as f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// IEEE half precision.
+    F16,
+    /// bfloat16: f32's exponent, 7 bits of mantissa.
+    BF16,
+    /// IEEE single precision.
+    F32,
+    /// IEEE double precision, rounded to the nearest f32.
+    F64,
+}
+
+impl DType {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+
+    /// The dtype's usual name: "f16", "bf16", "f32", "f64".
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+
+    /// Little-endian values of this dtype as f32 (f64 rounded to nearest).
+    /// `bytes` must hold a whole number of values.
+    pub fn to_f32_le(self, bytes: &[u8]) -> Vec<f32> {
+        self.to_f32(bytes, false)
+    }
+
+    /// Values of this dtype as f32, big-endian when `big_endian`.
+    pub fn to_f32(self, bytes: &[u8], big_endian: bool) -> Vec<f32> {
+        let chunks = bytes.chunks_exact(self.size());
+        macro_rules! read {
+            ($ty:ty, $n:literal) => {
+                chunks.map(|c| {
+                    let raw: [u8; $n] = c.try_into().expect("chunks of the dtype's size");
+                    if big_endian {
+                        <$ty>::from_be_bytes(raw)
+                    } else {
+                        <$ty>::from_le_bytes(raw)
+                    }
+                })
+            };
+        }
+        match self {
+            DType::F16 => read!(u16, 2)
+                .map(|v| half::f16::from_bits(v).to_f32())
+                .collect(),
+            DType::BF16 => read!(u16, 2)
+                .map(|v| half::bf16::from_bits(v).to_f32())
+                .collect(),
+            DType::F32 => read!(f32, 4).collect(),
+            DType::F64 => read!(f64, 8).map(|v| v as f32).collect(),
+        }
+    }
+}
+
+/// A tensor read from a model file, as f32.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileTensor {
+    /// Its shape, outermost first.
+    pub shape: Vec<usize>,
+    /// The dtype it was stored in.
+    pub dtype: DType,
+    /// Its values in row-major (C) order, converted to f32.
+    pub values: Vec<f32>,
+}
+
+/// Padding as a file states it (ONNX's `pads` or `auto_pad`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FilePadding {
+    /// Explicit pixels on each side.
+    Explicit(Padding),
+    /// ONNX `SAME_UPPER`: output = ceil(input / stride), the extra pixel
+    /// at the end (bottom/right).
+    SameUpper,
+    /// ONNX `SAME_LOWER`: the same, the extra pixel at the beginning.
+    SameLower,
+}
+
+/// The geometry a file states for a conv (ONNX does; state dicts do not).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileGeometry {
+    /// Strides `[height, width]`.
+    pub strides: [u32; 2],
+    /// Padding.
+    pub padding: FilePadding,
+    /// Dilations `[height, width]`.
+    pub dilations: [u32; 2],
+    /// Groups.
+    pub group: u32,
+}
+
+/// The BatchNorm after a conv: its name, its tensors' names and its epsilon.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNormRef {
+    /// The BatchNorm's name (a node or a state-dict prefix such as `bn1`).
+    pub name: String,
+    /// γ, `[K]`.
+    pub scale: String,
+    /// β, `[K]`.
+    pub shift: String,
+    /// The running mean μ, `[K]`.
+    pub mean: String,
+    /// The running variance σ², `[K]`.
+    pub variance: String,
+    /// ε, when the file states it (ONNX); else the caller's (`--bn-eps`).
+    pub epsilon: Option<f32>,
+}
+
+/// One conv layer of a model file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConvRef {
+    /// The layer's name: a node's name, or a state-dict prefix (`conv1`).
+    pub name: String,
+    /// The weight tensor's name, `[K, C/G, FH, FW]`.
+    pub weight: String,
+    /// The bias tensor's name, `[K]`, when the layer has one.
+    pub bias: Option<String>,
+    /// The weight's shape.
+    pub weight_shape: Vec<usize>,
+    /// The geometry the file states, if it states any.
+    pub geometry: Option<FileGeometry>,
+    /// The BatchNorm the file says follows the conv (ONNX's graph).
+    pub batch_norm: Option<BatchNormRef>,
+    /// Whether the layer reads the model's own input (ONNX), when known.
+    pub reads_input: Option<bool>,
+}
+
+/// A model file opened for reading.
+pub trait ModelFile {
+    /// The file's path.
+    fn path(&self) -> &Path;
+
+    /// The format's name: "safetensors", "pytorch (zip)", "pytorch (legacy)", "onnx".
+    fn format(&self) -> &'static str;
+
+    /// The conv layers, in the file's order.
+    fn convs(&self) -> &[ConvRef];
+
+    /// Every tensor's name, in the file's order.
+    fn tensor_names(&self) -> Vec<String>;
+
+    /// Reads the tensor `name`, converting it to f32. Only that tensor's
+    /// bytes are read where the format allows.
+    fn tensor(&mut self, name: &str) -> Result<FileTensor>;
+}
+
+/// Opens a model file by its extension: `.safetensors`; `.pt`, `.pth`,
+/// `.bin` (PyTorch); `.onnx`.
+pub fn open(path: &Path) -> Result<Box<dyn ModelFile>> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match extension.as_str() {
+        "safetensors" => Ok(Box::new(safetensors::SafetensorsFile::open(path)?)),
+        _ => Err(Error::weights(
+            path,
+            "is not a model format convmaps reads (.safetensors, .npy)",
+        )),
+    }
+}
+
+/// The conv layers of a state dict (safetensors, PyTorch) from its tensors'
+/// names and shapes in the file's order: each 4-D `PREFIX.weight` (or a
+/// lone `weight`) is a conv named `PREFIX`, with `PREFIX.bias` when that is
+/// 1-D. The first one is the layer that sees a network's input.
+pub fn state_dict_convs(tensors: &[(String, Vec<usize>)]) -> Vec<ConvRef> {
+    tensors
+        .iter()
+        .filter(|(name, shape)| shape.len() == 4 && (name == "weight" || name.ends_with(".weight")))
+        .map(|(weight, shape)| {
+            let prefix = weight.strip_suffix("weight").unwrap_or("");
+            let bias = format!("{prefix}bias");
+            let has_bias = tensors.iter().any(|(n, s)| *n == bias && s.len() == 1);
+            ConvRef {
+                name: prefix.trim_end_matches('.').to_string(),
+                weight: weight.clone(),
+                bias: has_bias.then_some(bias),
+                weight_shape: shape.clone(),
+                geometry: None,
+                batch_norm: None,
+                reads_input: None,
+            }
+        })
+        .collect()
+}
+
+/// The BatchNorm named `name` in a state dict: `NAME.weight` (γ),
+/// `NAME.bias` (β), `NAME.running_mean`, `NAME.running_var`.
+pub fn state_dict_batch_norm(model: &dyn ModelFile, name: &str) -> Result<BatchNormRef> {
+    let names = model.tensor_names();
+    let part = |suffix: &str| format!("{name}.{suffix}");
+    let wanted = ["weight", "bias", "running_mean", "running_var"].map(part);
+    if let Some(missing) = wanted.iter().find(|w| !names.contains(w)) {
+        return Err(Error::weights(
+            model.path(),
+            format!("has no BatchNorm {name:?}: no tensor {missing:?}"),
+        ));
+    }
+    let [scale, shift, mean, variance] = wanted;
+    Ok(BatchNormRef {
+        name: name.to_string(),
+        scale,
+        shift,
+        mean,
+        variance,
+        epsilon: None,
+    })
+}
+
+/// The values of a BatchNorm, `[K]` each.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchNorm {
+    /// γ.
+    pub scale: Vec<f32>,
+    /// β.
+    pub shift: Vec<f32>,
+    /// μ.
+    pub mean: Vec<f32>,
+    /// σ².
+    pub variance: Vec<f32>,
+    /// ε.
+    pub epsilon: f32,
+}
+
+/// Folds `bn` into the conv with `weight` `[K, C/G·FH·FW]` (flat, filter by
+/// filter) and `bias` `[K]` (empty for none): w' = w·γ/√(σ²+ε),
+/// b' = (b − μ)·γ/√(σ²+ε) + β, computed in f64. Returns the folded weight
+/// and bias; errors name the BatchNorm for a length that is not K or a
+/// σ² + ε that is not positive.
+pub fn fold_batch_norm(
+    weight: &[f32],
+    bias: &[f32],
+    bn: &BatchNorm,
+    filters: usize,
+) -> std::result::Result<(Vec<f32>, Vec<f32>), String> {
+    for (what, values) in [
+        ("weight (γ)", &bn.scale),
+        ("bias (β)", &bn.shift),
+        ("running_mean", &bn.mean),
+        ("running_var", &bn.variance),
+    ] {
+        if values.len() != filters {
+            return Err(format!(
+                "the BatchNorm's {what} has {} values, expected {filters} (one per filter)",
+                values.len()
+            ));
+        }
+    }
+    let per_filter = weight.len() / filters.max(1);
+    let mut folded_weight = Vec::with_capacity(weight.len());
+    let mut folded_bias = Vec::with_capacity(filters);
+    for k in 0..filters {
+        let denominator = bn.variance[k] as f64 + bn.epsilon as f64;
+        if denominator.is_nan() || denominator <= 0.0 {
+            return Err(format!(
+                "the BatchNorm's running_var + eps is {denominator} for filter {k}, expected above zero"
+            ));
+        }
+        let factor = bn.scale[k] as f64 / denominator.sqrt();
+        let filter = &weight[k * per_filter..(k + 1) * per_filter];
+        folded_weight.extend(filter.iter().map(|&w| (w as f64 * factor) as f32));
+        let b = bias.get(k).copied().unwrap_or(0.0) as f64;
+        folded_bias.push(((b - bn.mean[k] as f64) * factor + bn.shift[k] as f64) as f32);
+    }
+    Ok((folded_weight, folded_bias))
+}
