@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
 use convmaps::engine::{self, BackendChoice, CpuEngine, Engine, GpuEngine};
@@ -12,8 +12,9 @@ use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::inputs;
 use convmaps::job::{self, Job, Stage, Step, View};
 use convmaps::layer::{Activation, PaddingMode};
+use convmaps::model::load::FoldBatchNorm;
 use convmaps::render::colormap::{Colormap, Normalize};
-use convmaps::resolve::{LayerOptions, WeightsSource};
+use convmaps::resolve::{ExplicitGeometry, LayerOptions, WeightsSource};
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -80,19 +81,35 @@ struct Cli {
     #[arg(long, default_value_t = DEFAULT_SEED)]
     seed: u64,
 
-    /// Load the weights instead of initialising them: a .safetensors file with `weight`
-    /// [K, C/G, FH, FW] and `bias` [K], or a .npy weight (with --bias or --no-bias).
-    /// K and the kernel size come from the file.
+    /// Load the weights instead of initialising them: a model file (.safetensors,
+    /// PyTorch .pt/.pth/.bin, ONNX .onnx) holding conv layers, or a .npy weight
+    /// [K, C/G, FH, FW] (with --bias or --no-bias). K and the kernel size come from
+    /// the file; in ONNX so do the stride, padding, dilation and groups. Any float
+    /// dtype (f16, bf16, f32, f64) is read as f32.
     #[arg(long, value_name = "FILE")]
     weights: Option<PathBuf>,
 
-    /// The bias [K] as .npy (f32), with --weights W.npy.
+    /// The bias [K] as .npy, with --weights W.npy.
     #[arg(long, value_name = "FILE", requires = "weights")]
     bias: Option<PathBuf>,
 
-    /// Which conv of a safetensors file with several: reads NAME.weight and NAME.bias.
+    /// Which conv of a model file: its name (`conv1` for conv1.weight and conv1.bias in
+    /// a state dict; the node's name in ONNX). Default: the conv that sees the model's
+    /// input (the first Conv fed by the graph's input in ONNX; the first 4-D *.weight
+    /// in a state dict).
     #[arg(long, value_name = "NAME", requires = "weights")]
     layer_name: Option<String>,
+
+    /// Fold the BatchNorm after the conv into its weights and one bias per filter:
+    /// w·γ/√(σ²+ε) and (b − μ)·γ/√(σ²+ε) + β. In ONNX the BatchNormalization fed by
+    /// the Conv; in a state dict name it: --fold-bn bn1 (bn1.weight, bn1.bias,
+    /// bn1.running_mean, bn1.running_var).
+    #[arg(long, value_name = "NAME", num_args = 0..=1, default_missing_value = "", requires = "weights")]
+    fold_bn: Option<String>,
+
+    /// ε of a folded BatchNorm whose file does not state it (state dicts).
+    #[arg(long, value_name = "EPS", default_value_t = 1e-5, requires = "fold_bn")]
+    bn_eps: f32,
 
     /// Output directory [default: out/<photo file stem>/]. With several photos,
     /// each goes into DIR/<photo file stem>/.
@@ -136,6 +153,11 @@ struct Cli {
     #[arg(long, alias = "kernel", value_enum, default_value_t = ShaderArg::Fast)]
     shader: ShaderArg,
 
+    /// Which geometry options were given on the command line (not parsed: set from
+    /// the matches).
+    #[arg(skip)]
+    explicit: ExplicitGeometry,
+
     /// Where the layer runs: auto (GPU if wgpu finds one, else CPU), gpu, or cpu.
     #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
     backend: BackendArg,
@@ -143,41 +165,56 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Time each shader on this machine's GPU: compute time and GFLOP/s for
-    /// a few photo sizes (random weights, PyTorch's default init).
-    Bench {
-        /// Photo sizes, WIDTHxHEIGHT, comma-separated.
-        #[arg(long, value_delimiter = ',', default_value = "512x384,1024x768", value_parser = parse_size)]
-        sizes: Vec<(u32, u32)>,
-        /// Filters K.
-        #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
-        filters: u32,
-        /// Kernel size F (F×F).
-        #[arg(short = 'f', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=63))]
-        kernel_size: u32,
-        /// Timed runs per case (after one warm-up run); the fastest counts.
-        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
-        repeats: u32,
-        /// The WGSL shaders to time, comma-separated.
-        #[arg(
-            long,
-            alias = "kernels",
-            value_enum,
-            value_delimiter = ',',
-            default_value = "direct,fast"
-        )]
-        shaders: Vec<ShaderArg>,
-        /// Also time the CPU reference (slow).
-        #[arg(long)]
-        cpu: bool,
-        /// The GPU's memory bandwidth in GB/s (10⁹ bytes/s), e.g. 4800 for an
-        /// H200: adds the roofline, the time writing the output alone takes.
-        #[arg(long, value_name = "GB_PER_S", value_parser = parse_bandwidth)]
-        bandwidth: Option<f64>,
-        /// Also print the rows as JSON.
+    /// List every conv layer of a model file (.safetensors, .pt/.pth/.bin, .onnx)
+    /// with its weight shape, geometry, bias, the BatchNorm after it and its
+    /// parameter count. Runs nothing; needs no GPU.
+    Layers {
+        /// The model file.
+        #[arg(value_name = "MODEL")]
+        model: PathBuf,
+        /// Print the table as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Time each shader on this machine's GPU: compute time and GFLOP/s for
+    /// a few photo sizes (random weights, PyTorch's default init).
+    Bench(BenchArgs),
+}
+
+/// The options of `convmaps bench`.
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// Photo sizes, WIDTHxHEIGHT, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "512x384,1024x768", value_parser = parse_size)]
+    sizes: Vec<(u32, u32)>,
+    /// Filters K.
+    #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
+    filters: u32,
+    /// Kernel size F (F×F).
+    #[arg(short = 'f', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=63))]
+    kernel_size: u32,
+    /// Timed runs per case (after one warm-up run); the fastest counts.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    repeats: u32,
+    /// The WGSL shaders to time, comma-separated.
+    #[arg(
+        long,
+        alias = "kernels",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "direct,fast"
+    )]
+    shaders: Vec<ShaderArg>,
+    /// Also time the CPU reference (slow).
+    #[arg(long)]
+    cpu: bool,
+    /// The GPU's memory bandwidth in GB/s (10⁹ bytes/s), e.g. 4800 for an
+    /// H200: adds the roofline, the time writing the output alone takes.
+    #[arg(long, value_name = "GB_PER_S", value_parser = parse_bandwidth)]
+    bandwidth: Option<f64>,
+    /// Also print the rows as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 fn parse_size(text: &str) -> Result<(u32, u32), String> {
@@ -202,10 +239,21 @@ fn parse_bandwidth(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `convmaps layers`: the model's conv layers and their parameter counts.
+fn layers(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
+    let table = convmaps::model::table::layer_table(model)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&table)?);
+    } else {
+        println!("{}", convmaps::model::table::table_text(&table));
+    }
+    Ok(())
+}
+
 /// `convmaps bench`: the shaders on this GPU (and optionally the CPU), each
 /// run in the bands a photo of that size takes.
-fn bench(command: Command) -> anyhow::Result<()> {
-    let Command::Bench {
+fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let BenchArgs {
         sizes,
         filters,
         kernel_size,
@@ -214,7 +262,7 @@ fn bench(command: Command) -> anyhow::Result<()> {
         cpu,
         bandwidth,
         json,
-    } = command;
+    } = args;
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     if !shaders.is_empty() {
         let gpu = std::sync::Arc::new(Gpu::new()?);
@@ -350,7 +398,10 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
         .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if is_npy {
         if cli.layer_name.is_some() {
-            return usage("--layer-name picks a conv inside a .safetensors file, not a .npy");
+            return usage("--layer-name picks a conv inside a model file, not a .npy");
+        }
+        if cli.fold_bn.is_some() {
+            return usage("--fold-bn folds a BatchNorm of a model file, not of a .npy");
         }
         if cli.bias.is_none() && !cli.no_bias {
             return usage(
@@ -367,21 +418,37 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
     } else {
         if cli.bias.is_some() {
             return usage(
-                "--bias B.npy goes with --weights W.npy; a .safetensors file holds its own bias",
+                "--bias B.npy goes with --weights W.npy; a model file holds its own bias",
             );
         }
-        Ok(WeightsSource::Safetensors {
+        Ok(WeightsSource::Model {
             path,
             layer_name: cli.layer_name.clone(),
+            fold_bn: cli.fold_bn.as_ref().map(|name| FoldBatchNorm {
+                name: Some(name.clone()).filter(|n| !n.is_empty()),
+                epsilon: cli.bn_eps,
+            }),
         })
     }
 }
 
 fn main() -> ExitCode {
-    let mut cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let given = |id: &str| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    cli.explicit = ExplicitGeometry {
+        stride: given("stride"),
+        padding: given("padding"),
+        dilation: given("dilation"),
+        groups: given("groups"),
+    };
     quiet_driver_runtime_dir();
     let result = match cli.command.take() {
-        Some(command) => bench(command),
+        Some(Command::Layers { model, json }) => layers(&model, json),
+        Some(Command::Bench(args)) => bench(args),
         None => run(cli),
     };
     match result {
@@ -407,6 +474,7 @@ fn layer_options(cli: &Cli) -> LayerOptions {
         dilation: cli.dilation,
         groups: cli.groups,
         bias: !cli.no_bias,
+        explicit: cli.explicit,
         activation: match cli.activation {
             ActivationArg::None => Activation::None,
             ActivationArg::Relu => Activation::Relu,

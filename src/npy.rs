@@ -6,6 +6,7 @@ use std::path::Path;
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
+use crate::model::DType;
 use crate::output::{AtomicFile, write_atomic};
 use crate::tensor::{Tensor3, TensorView};
 
@@ -150,27 +151,85 @@ fn header_f32(shape: &[u64]) -> Vec<u8> {
     header
 }
 
-/// Reads an f32 `.npy` file (C order) of any shape: returns the shape and
-/// the values. Other dtypes and Fortran order are errors naming the file.
+/// Reads a float `.npy` file of any shape as f32: returns the shape and
+/// the values in C order. Other dtypes are errors naming the file.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
-    let npy_error = |message: String| Error::weights(path, message);
+    read_floats(path).map(|(shape, values, _)| (shape, values))
+}
+
+/// Reads a `.npy` file of f16, f32 or f64 (either byte order; C or Fortran
+/// order) as f32 in C order: returns the shape, the values and the dtype
+/// they were stored in.
+pub fn read_floats(path: &Path) -> Result<(Vec<usize>, Vec<f32>, DType)> {
     let bytes = std::fs::read(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
     let file = npyz::NpyFile::new(&bytes[..])
         .map_err(|e| Error::weights_caused(path, "not a valid .npy file", e))?;
-    if file.order() != npyz::Order::C {
-        return Err(npy_error("is in Fortran order, expected C order".into()));
+    let descr = file.dtype().descr();
+    let (dtype, big_endian) = float_dtype(&descr).ok_or_else(|| {
+        Error::weights(
+            path,
+            format!(
+                "has dtype {descr}, expected a float ('<f2', '<f4' or '<f8', either byte order)"
+            ),
+        )
+    })?;
+    let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let data_len = count.and_then(|n| n.checked_mul(dtype.size()));
+    let data = data_len
+        .and_then(|len| bytes.len().checked_sub(len).map(|start| &bytes[start..]))
+        .ok_or_else(|| Error::weights(path, format!("is shorter than its shape {shape:?} says")))?;
+    let values = dtype.to_f32(data, big_endian);
+    let values = if file.order() == npyz::Order::Fortran {
+        fortran_to_c(&values, &shape)
+    } else {
+        values
+    };
+    Ok((shape, values, dtype))
+}
+
+/// The dtype and byte order of a `.npy` float descriptor such as `'<f4'`.
+fn float_dtype(descr: &str) -> Option<(DType, bool)> {
+    let code = descr.trim_matches('\'');
+    let (order, kind) = code.split_at_checked(1)?;
+    let big_endian = match order {
+        "<" | "|" | "=" => false,
+        ">" => true,
+        _ => return None,
+    };
+    let dtype = match kind {
+        "f2" => DType::F16,
+        "f4" => DType::F32,
+        "f8" => DType::F64,
+        _ => return None,
+    };
+    Some((dtype, big_endian))
+}
+
+/// `values` stored in Fortran (column-major) order for `shape`, in C
+/// (row-major) order.
+fn fortran_to_c(values: &[f32], shape: &[usize]) -> Vec<f32> {
+    let mut out = vec![0.0; values.len()];
+    let mut index = vec![0usize; shape.len()];
+    for value in out.iter_mut() {
+        // `index` walks C order; the same element in Fortran order sits at
+        // Σ index[d]·(product of the sizes before d).
+        let mut fortran = 0;
+        let mut step = 1;
+        for (d, &size) in shape.iter().enumerate() {
+            fortran += index[d] * step;
+            step *= size;
+        }
+        *value = values[fortran];
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
     }
-    let dtype = file.dtype().descr();
-    if dtype != "'<f4'" {
-        return Err(npy_error(format!(
-            "has dtype {dtype}, expected '<f4' (little-endian float32)"
-        )));
-    }
-    let shape = file.shape().iter().map(|&d| d as usize).collect();
-    let data = file
-        .into_vec()
-        .map_err(|e| Error::weights_caused(path, "cannot read the values", e))?;
-    Ok((shape, data))
+    out
 }
 
 /// Reads an f32 `.npy` file of three dimensions into a tensor.

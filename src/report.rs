@@ -9,6 +9,7 @@ use crate::engine::{EngineInfo, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
 use crate::layer::{Activation, Layer, Padding, ParameterCount};
+use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::plan::Plan;
@@ -49,6 +50,49 @@ pub struct Summary {
     pub gflops: f64,
     /// Files written, relative to the output directory.
     pub files: Vec<String>,
+    /// Where a weights file's numbers came from: its format, the conv's
+    /// name, the dtype read as f32, the BatchNorm folded in.
+    pub weights_file: Option<WeightsOrigin>,
+    /// With a BatchNorm folded in, the counts before folding: the conv's
+    /// own and the BatchNorm's.
+    pub before_folding: Option<BeforeFolding>,
+}
+
+/// The parameter counts of a conv and the BatchNorm folded into it, before
+/// folding: the folded layer has one bias per filter again.
+#[derive(Clone, Debug, Serialize)]
+pub struct BeforeFolding {
+    /// The conv's own count, e.g. `3·7·7·64 = 9408, no bias`.
+    pub conv: String,
+    /// The BatchNorm's values, e.g. `bn1: 2·64 trained (γ, β) + 2·64 running (μ, σ²)`.
+    pub batch_norm: String,
+}
+
+impl BeforeFolding {
+    /// The counts for `layer`, folded from a conv with or without its own
+    /// bias and the BatchNorm `name`.
+    fn new(layer: &Layer, conv_bias: bool, name: &str) -> Self {
+        let spec = &layer.spec;
+        let per_filter = format!(
+            "{}·{}·{}",
+            spec.channels_per_group(),
+            spec.kernel_height,
+            spec.kernel_width
+        );
+        let (weights, filters) = (spec.weight_len(), spec.filters);
+        let conv = if conv_bias {
+            format!(
+                "({per_filter} + 1)·{filters} = {}",
+                weights + filters as usize
+            )
+        } else {
+            format!("{per_filter}·{filters} = {weights}, no bias")
+        };
+        BeforeFolding {
+            conv,
+            batch_norm: format!("{name}: 2·{filters} trained (γ, β) + 2·{filters} running (μ, σ²)"),
+        }
+    }
 }
 
 /// The input photo.
@@ -192,6 +236,8 @@ pub struct RunRecord<'a> {
     pub setup: Duration,
     /// Files written so far, relative to the output directory.
     pub files: Vec<String>,
+    /// Where a weights file's numbers came from.
+    pub weights_file: Option<WeightsOrigin>,
 }
 
 impl Summary {
@@ -245,6 +291,11 @@ impl Summary {
                 flops / compute.as_secs_f64() / 1e9
             },
             files: record.files,
+            before_folding: record.weights_file.as_ref().and_then(|origin| {
+                let name = origin.batch_norm.as_deref()?;
+                Some(BeforeFolding::new(layer, origin.conv_bias, name))
+            }),
+            weights_file: record.weights_file,
         }
     }
 
@@ -286,7 +337,7 @@ impl Summary {
         let rows = [
             ("input", self.input_line()),
             ("layer", self.layer_line()),
-            ("weights", self.layer.weights_source.clone()),
+            ("weights", self.weights_line()),
             (
                 "parameters",
                 format!(
@@ -319,6 +370,31 @@ impl Summary {
             .map(|(key, value)| format!("{key:<11} {value}").trim_end().to_string())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Where the weights came from; for a model file, which conv, from what
+    /// dtype, and the counts before a BatchNorm was folded in.
+    fn weights_line(&self) -> String {
+        let source = &self.layer.weights_source;
+        let Some(origin) = &self.weights_file else {
+            return source.clone();
+        };
+        let layer = origin
+            .layer
+            .as_deref()
+            .map_or(String::new(), |name| format!("conv {name:?}, "));
+        let mut line = format!(
+            "{source} ({layer}{}, {} read as f32)",
+            origin.format,
+            origin.dtype.name()
+        );
+        if let Some(before) = &self.before_folding {
+            line.push_str(&format!(
+                "\n{:<11} BatchNorm folded in: the conv alone {}; {}",
+                "", before.conv, before.batch_norm
+            ));
+        }
+        line
     }
 
     /// `photo.jpg (4032×3024, 3 channels, turned upright: rotate 90° clockwise)`.

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use crate::banks::{self, Init};
 use crate::error::{Error, Result};
-use crate::layer::{Activation, Layer, LayerSpec, PaddingMode};
-use crate::weights::{self, LoadedWeights};
+use crate::layer::{Activation, Layer, LayerSpec, Padding, PaddingMode};
+use crate::model::load::{FoldBatchNorm, LoadedWeights, WeightsOrigin, load_conv};
+use crate::model::{FileGeometry, FilePadding};
+use crate::weights;
 
 /// The layer as the user states it, before it meets an input. Field names
 /// follow the command line's options.
@@ -34,6 +36,37 @@ pub struct LayerOptions {
     pub bias: bool,
     /// Applied after the bias (`--activation`).
     pub activation: Activation,
+    /// Which of stride, padding, dilation and groups the user set: a model
+    /// file that states its own geometry refuses them.
+    pub explicit: ExplicitGeometry,
+}
+
+/// Which geometry options were set explicitly (on the command line).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExplicitGeometry {
+    /// `--stride`.
+    pub stride: bool,
+    /// `--padding`.
+    pub padding: bool,
+    /// `--dilation`.
+    pub dilation: bool,
+    /// `--groups`.
+    pub groups: bool,
+}
+
+impl ExplicitGeometry {
+    /// The options set, as the command line names them.
+    fn names(&self) -> Vec<&'static str> {
+        [
+            (self.stride, "--stride"),
+            (self.padding, "--padding"),
+            (self.dilation, "--dilation"),
+            (self.groups, "--groups"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
 }
 
 impl Default for LayerOptions {
@@ -47,6 +80,7 @@ impl Default for LayerOptions {
             groups: 1,
             bias: true,
             activation: Activation::None,
+            explicit: ExplicitGeometry::default(),
         }
     }
 }
@@ -78,13 +112,15 @@ pub enum WeightsSource {
         /// The generator's seed (for `Random`).
         seed: u64,
     },
-    /// A safetensors file with `weight` and `bias`, optionally under a
-    /// layer name's prefix (`conv1.weight`).
-    Safetensors {
+    /// A model file (safetensors, PyTorch, ONNX) and the conv in it.
+    Model {
         /// The file.
         path: PathBuf,
-        /// The conv's prefix in the file, when it holds several.
+        /// The conv's name in the file; `None` takes the one that sees
+        /// the model's input.
         layer_name: Option<String>,
+        /// The BatchNorm to fold into the conv, if any.
+        fold_bn: Option<FoldBatchNorm>,
     },
     /// `.npy` files: the weight and, unless the layer has no bias, the bias.
     Npy {
@@ -105,7 +141,7 @@ impl WeightsSource {
                 seed,
             } => format!("random: kaiming-uniform (seed {seed})"),
             WeightsSource::Init { init, .. } => init.name().to_string(),
-            WeightsSource::Safetensors { path, .. } => path.display().to_string(),
+            WeightsSource::Model { path, .. } => path.display().to_string(),
             WeightsSource::Npy { weight, .. } => weight.display().to_string(),
         }
     }
@@ -114,8 +150,12 @@ impl WeightsSource {
     fn load(&self) -> Result<Parameters<'_>> {
         Ok(match self {
             WeightsSource::Init { init, seed } => Parameters::Bank(*init, *seed),
-            WeightsSource::Safetensors { path, layer_name } => Parameters::File(
-                weights::load_safetensors(path, layer_name.as_deref())?,
+            WeightsSource::Model {
+                path,
+                layer_name,
+                fold_bn,
+            } => Parameters::File(
+                load_conv(path, layer_name.as_deref(), fold_bn.as_ref())?,
                 path,
             ),
             WeightsSource::Npy { weight, bias } => {
@@ -151,6 +191,8 @@ pub struct Resolved {
     pub layer: Layer,
     /// Output map size `(OH, OW)` over the input.
     pub output_size: (u32, u32),
+    /// Where a file's parameters came from (none for a built-in bank).
+    pub origin: Option<WeightsOrigin>,
 }
 
 /// Resolves `options` over an input of `input`'s shape with parameters
@@ -173,15 +215,20 @@ pub fn resolve(
     };
     let spec = spec_for(options, input, file)?;
     let output_size = checked_output_size(&spec, input, max_output_pixels)?;
-    let layer = match parameters {
-        Parameters::Bank(init, seed) => banks::filter_bank(init, spec, seed)?,
+    let (layer, origin) = match parameters {
+        Parameters::Bank(init, seed) => (banks::filter_bank(init, spec, seed)?, None),
         Parameters::File(weights, path) => {
             let bias = weights.bias.filter(|_| spec.bias).unwrap_or_default();
-            Layer::new(spec, weights.weight, bias)
-                .map_err(|e| Error::weights_caused(path, "does not make a valid layer", e))?
+            let layer = Layer::new(spec, weights.weight, bias)
+                .map_err(|e| Error::weights_caused(path, "does not make a valid layer", e))?;
+            (layer, Some(weights.origin))
         }
     };
-    Ok(Resolved { layer, output_size })
+    Ok(Resolved {
+        layer,
+        output_size,
+        origin,
+    })
 }
 
 /// The layer's shape: the options, with K, C/G and the kernel size from
@@ -207,15 +254,103 @@ fn spec_for(
         bias: options.bias && file.is_none_or(|(weights, _)| weights.bias.is_some()),
         activation: options.activation,
     };
-    if let Some((weights, path)) = file {
-        check_file_fits(&spec, weights, path)?;
-    }
+    let Some((weights, path)) = file else {
+        spec.validate()?;
+        let padding =
+            options
+                .padding
+                .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
+        return Ok(LayerSpec { padding, ..spec });
+    };
+    let spec = match &weights.geometry {
+        Some(geometry) => with_file_geometry(spec, geometry, options, input, path)?,
+        None => spec,
+    };
+    check_file_fits(&spec, weights, path)?;
     spec.validate()?;
+    if weights.geometry.is_some() {
+        return Ok(spec);
+    }
     let padding =
         options
             .padding
             .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
     Ok(LayerSpec { padding, ..spec })
+}
+
+/// `spec` with the stride, padding, dilation and groups a model file
+/// states, refusing the command-line options that would set them too.
+fn with_file_geometry(
+    spec: LayerSpec,
+    geometry: &FileGeometry,
+    options: &LayerOptions,
+    input: InputShape,
+    path: &Path,
+) -> Result<LayerSpec> {
+    let given = options.explicit.names();
+    if !given.is_empty() {
+        return Err(Error::weights(
+            path,
+            format!(
+                "states the conv's stride, padding, dilation and groups; {} cannot change them",
+                given.join(", ")
+            ),
+        ));
+    }
+    let same = |pair: [u32; 2], what: &str| {
+        if pair[0] == pair[1] {
+            Ok(pair[0])
+        } else {
+            Err(Error::weights(
+                path,
+                format!("the conv's {what} differ by axis ({pair:?}); convmaps takes one for both"),
+            ))
+        }
+    };
+    let stride = same(geometry.strides, "strides")?;
+    let dilation = same(geometry.dilations, "dilations")?;
+    let spec = LayerSpec {
+        stride,
+        dilation,
+        groups: geometry.group,
+        ..spec
+    };
+    let padding = match geometry.padding {
+        FilePadding::Explicit(padding) => padding,
+        FilePadding::SameUpper => same_padding(&spec, input, false),
+        FilePadding::SameLower => same_padding(&spec, input, true),
+    };
+    Ok(LayerSpec { padding, ..spec })
+}
+
+/// ONNX's `SAME_UPPER` / `SAME_LOWER` padding over `input`: the output is
+/// ceil(input / stride) on each axis; the odd extra pixel goes at the end
+/// (upper) or the beginning (`lower`).
+fn same_padding(spec: &LayerSpec, input: InputShape, lower: bool) -> Padding {
+    let (kernel_height, kernel_width) = spec.dilated_kernel();
+    let stride = spec.stride.max(1) as u64;
+    let total = |size: u32, kernel: u64| -> u32 {
+        let size = size as u64;
+        let out = size.div_ceil(stride);
+        let needed = ((out - 1) * stride + kernel).saturating_sub(size);
+        needed.min(u32::MAX as u64) as u32
+    };
+    let split = |total: u32| {
+        let (small, large) = (total / 2, total - total / 2);
+        if lower {
+            (large, small)
+        } else {
+            (small, large)
+        }
+    };
+    let (top, bottom) = split(total(input.height, kernel_height));
+    let (left, right) = split(total(input.width, kernel_width));
+    Padding {
+        top,
+        bottom,
+        left,
+        right,
+    }
 }
 
 /// Refuses a weight file whose channels or filters do not fit the input

@@ -188,7 +188,7 @@ fn npy_weights_with_npy_bias_run_and_match_the_layer() {
 }
 
 #[test]
-fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
+fn layer_name_picks_one_conv_of_several_and_the_first_is_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let photo = photo(dir.path());
     let model = dir.path().join("model.safetensors");
@@ -209,9 +209,24 @@ fn layer_name_picks_one_conv_of_several_in_a_safetensors_file() {
         "--out",
         out.to_str().unwrap(),
     ]);
+    // Without a name: the first 4-D *.weight, the conv that sees the input.
+    assert!(output.status.success(), "{}", common::text(&output));
+    assert_eq!(summary(&out)["layer"]["filters"], 4);
+    assert_eq!(summary(&out)["weights_file"]["layer"], "conv1");
+
+    let output = run(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--layer-name",
+        "conv3",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
     assert!(
-        common::text(&output).contains("--layer-name (conv1, conv2)"),
+        common::text(&output)
+            .contains("no conv layer \"conv3\" (--layer-name); its conv layers: conv1, conv2"),
         "{}",
         common::text(&output)
     );
@@ -329,19 +344,81 @@ fn bad_npy_weights_are_exit_2_naming_file_and_problem() {
         "expected [K, C/G, FH, FW]",
     );
 
-    let f64_path = dir.path().join("double.npy");
-    let mut writer = npyz::WriteOptions::<f64>::new()
+    let ints = dir.path().join("ints.npy");
+    let mut writer = npyz::WriteOptions::<i32>::new()
         .default_dtype()
         .shape(&[2, 3, 3, 3])
-        .writer(std::fs::File::create(&f64_path).unwrap())
+        .writer(std::fs::File::create(&ints).unwrap())
         .begin_nd()
         .unwrap();
-    writer.extend(std::iter::repeat_n(0.5f64, 54)).unwrap();
+    writer.extend(std::iter::repeat_n(1i32, 54)).unwrap();
     writer.finish().unwrap();
     assert_exit_2(
-        &[photo, "--weights", f64_path.to_str().unwrap(), "--no-bias"],
-        "double.npy: has dtype '<f8', expected '<f4'",
+        &[photo, "--weights", ints.to_str().unwrap(), "--no-bias"],
+        "ints.npy: has dtype '<i4', expected a float",
     );
+}
+
+#[test]
+fn npy_weights_of_any_float_dtype_and_fortran_order_give_the_f32_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    // 2 filters of 3×3 over 3 channels; value i/64 at C index i.
+    let values: Vec<f64> = (0..54).map(|i| i as f64 / 64.0).collect();
+    let write = |name: &str, fortran: bool, write: &dyn Fn(&std::path::Path, bool)| {
+        let path = dir.path().join(name);
+        write(&path, fortran);
+        path
+    };
+    let as_f64 = |path: &std::path::Path, fortran: bool| {
+        // Fortran order stores the same tensor column-major.
+        let mut data = vec![0.0f64; 54];
+        for (i, &v) in values.iter().enumerate() {
+            let (k, c, y, x) = (i / 27, (i / 9) % 3, (i / 3) % 3, i % 3);
+            let f = k + 2 * (c + 3 * (y + 3 * x));
+            data[if fortran { f } else { i }] = v;
+        }
+        let mut writer = npyz::WriteOptions::<f64>::new()
+            .default_dtype()
+            .shape(&[2, 3, 3, 3])
+            .order(if fortran {
+                npyz::Order::Fortran
+            } else {
+                npyz::Order::C
+            })
+            .writer(std::fs::File::create(path).unwrap())
+            .begin_nd()
+            .unwrap();
+        writer.extend(data).unwrap();
+        writer.finish().unwrap();
+    };
+    let reference = dir.path().join("f32.npy");
+    let f32_values: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    npy::write_f32_nd(&reference, &[2, 3, 3, 3], &f32_values).unwrap();
+    let mut saved = Vec::new();
+    for (name, path) in [
+        ("f32", reference.clone()),
+        ("f64", write("c64.npy", false, &as_f64)),
+        ("f64-fortran", write("f64.npy", true, &as_f64)),
+    ] {
+        let out = dir.path().join(name);
+        let output = run(&[
+            photo.to_str().unwrap(),
+            "--weights",
+            path.to_str().unwrap(),
+            "--no-bias",
+            "--backend",
+            "cpu",
+            "--raw",
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(output.status.success(), "{name}: {}", common::text(&output));
+        saved.push((name, npy::read_f32_3d(&out.join("features.npy")).unwrap()));
+    }
+    for (name, maps) in &saved[1..] {
+        assert_eq!(maps, &saved[0].1, "{name} weights give other maps than f32");
+    }
 }
 
 #[test]

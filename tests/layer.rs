@@ -132,11 +132,12 @@ fn safetensors_round_trip_keeps_names_shapes_and_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("w.safetensors");
     std::fs::write(&path, bytes).unwrap();
-    let loaded = weights::load_safetensors(&path, None).unwrap();
+    let loaded = convmaps::model::load::load_conv(&path, None, None).unwrap();
     assert_eq!(loaded.shape, [4, 3, 3, 3]);
-    let source = convmaps::resolve::WeightsSource::Safetensors {
+    let source = convmaps::resolve::WeightsSource::Model {
         path,
         layer_name: None,
+        fold_bn: None,
     };
     let input = convmaps::resolve::InputShape {
         channels: 3,

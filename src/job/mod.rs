@@ -139,6 +139,7 @@ pub fn run(
         weights: weights_time,
         setup,
         files,
+        weights_file: resolved.origin.clone(),
     });
     let page_files = page::write_page(&job.out_dir, &photo, &resolved.layer, &summary, &job.view)?;
     summary.files.extend(page_files);

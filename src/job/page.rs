@@ -74,13 +74,20 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
         input_image: "input.png".into(),
         parameter_line: summary.parameter_formula.clone(),
         parameter_detail: format!(
-            "{} weights ({} filters × {} channels × {}×{}) + {} biases (one per filter)",
+            "{} weights ({} filters × {} channels × {}×{}) + {} biases (one per filter){}",
             summary.parameters.weights,
             spec.filters,
             spec.channels_per_group(),
             spec.kernel_height,
             spec.kernel_width,
-            summary.parameters.biases
+            summary.parameters.biases,
+            summary
+                .before_folding
+                .as_ref()
+                .map_or(String::new(), |before| format!(
+                    ". Folded from the conv alone, {}, and its BatchNorm, {}",
+                    before.conv, before.batch_norm
+                ))
         ),
         layer_line: format!(
             "{}×{} photo → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",

@@ -4,7 +4,9 @@
 //! demand ([`ModelFile::tensor`]), converted to f32 from any float dtype.
 //! [`fold_batch_norm`] folds a BatchNorm into the conv before it.
 
+pub mod load;
 pub mod safetensors;
+pub mod table;
 
 use std::path::Path;
 

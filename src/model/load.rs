@@ -1,0 +1,198 @@
+//! One conv layer's parameters out of a model file: the layer chosen by
+//! name or by default, its weight and bias as f32, and the BatchNorm after
+//! it folded in when asked.
+
+use std::path::Path;
+
+use super::{BatchNorm, BatchNormRef, ConvRef, DType, FileGeometry, ModelFile, fold_batch_norm};
+use crate::error::{Error, Result};
+
+/// Which BatchNorm to fold into the conv, and its ε where the file has none.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FoldBatchNorm {
+    /// The BatchNorm's name (a state dict's prefix, such as `bn1`); `None`
+    /// takes the one the file says follows the conv (ONNX).
+    pub name: Option<String>,
+    /// ε for a BatchNorm whose file does not state it (state dicts); 1e-5
+    /// is PyTorch's default.
+    pub epsilon: f32,
+}
+
+/// Where a layer's numbers came from, for the summary and the page.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct WeightsOrigin {
+    /// "safetensors", "pytorch (zip)", "pytorch (legacy)", "onnx" or "npy".
+    pub format: String,
+    /// The conv's name in the file, where it has names.
+    pub layer: Option<String>,
+    /// The dtype the weight was stored in (read as f32).
+    pub dtype: DType,
+    /// Whether the conv itself has a bias.
+    pub conv_bias: bool,
+    /// The BatchNorm folded into the layer, if any.
+    pub batch_norm: Option<String>,
+}
+
+/// A conv layer's parameters read from a file: the weight tensor with its
+/// shape `[K, C/G, FH, FW]`, the bias `[K]` if there is one (after folding
+/// a BatchNorm there always is), the geometry the file states, and where
+/// they came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoadedWeights {
+    /// Weights, row-major OIHW.
+    pub weight: Vec<f32>,
+    /// The weight tensor's shape `[K, C/G, FH, FW]`.
+    pub shape: [u32; 4],
+    /// Biases `[K]`, when the layer has them.
+    pub bias: Option<Vec<f32>>,
+    /// Strides, padding, dilations and groups, where the file states them.
+    pub geometry: Option<FileGeometry>,
+    /// Where they came from.
+    pub origin: WeightsOrigin,
+}
+
+/// Reads the conv `layer_name` (by default the one that sees the model's
+/// input: in ONNX the first Conv fed by the graph's input, in a state dict
+/// the first 4-D `*.weight`) from the model file at `path`, folding
+/// `fold`'s BatchNorm into it when given.
+pub fn load_conv(
+    path: &Path,
+    layer_name: Option<&str>,
+    fold: Option<&FoldBatchNorm>,
+) -> Result<LoadedWeights> {
+    let mut model = super::open(path)?;
+    let conv = choose_conv(model.as_ref(), layer_name)?;
+    let weight = model.tensor(&conv.weight)?;
+    let shape = conv_weight_shape(&weight.shape)
+        .map_err(|m| Error::weights(path, format!("{}: {m}", conv.weight)))?;
+    let bias = match &conv.bias {
+        Some(name) => Some(read_vector(model.as_mut(), name, shape[0])?),
+        None => None,
+    };
+    let mut loaded = LoadedWeights {
+        weight: weight.values,
+        shape,
+        bias,
+        geometry: conv.geometry,
+        origin: WeightsOrigin {
+            format: model.format().to_string(),
+            layer: Some(conv.name.clone()).filter(|n| !n.is_empty()),
+            dtype: weight.dtype,
+            conv_bias: conv.bias.is_some(),
+            batch_norm: None,
+        },
+    };
+    if let Some(fold) = fold {
+        let bn = batch_norm_for(model.as_ref(), &conv, fold)?;
+        fold_into(model.as_mut(), &mut loaded, &bn, fold.epsilon)?;
+    }
+    crate::weights::check_finite(&loaded.weight, &conv.weight)
+        .and_then(|()| crate::weights::check_finite(loaded.bias.as_deref().unwrap_or(&[]), "bias"))
+        .map_err(|m| Error::weights(path, m))?;
+    Ok(loaded)
+}
+
+/// The conv named `name` (its name, or its weight tensor's name), else the
+/// default one; an error listing the convs the file has otherwise.
+fn choose_conv(model: &dyn ModelFile, name: Option<&str>) -> Result<ConvRef> {
+    let convs = model.convs();
+    let found = match name {
+        Some(name) => convs.iter().find(|c| c.name == name || c.weight == name),
+        None => convs
+            .iter()
+            .find(|c| c.reads_input == Some(true))
+            .or(convs.first()),
+    };
+    found.cloned().ok_or_else(|| {
+        let names: Vec<&str> = convs.iter().map(|c| c.name.as_str()).collect();
+        let listed = if names.is_empty() {
+            "it has no conv layers (4-D weights)".to_string()
+        } else {
+            format!("its conv layers: {}", names.join(", "))
+        };
+        let asked = match name {
+            Some(name) => format!("has no conv layer {name:?} (--layer-name)"),
+            None => "has no conv layer".to_string(),
+        };
+        Error::weights(model.path(), format!("{asked}; {listed}"))
+    })
+}
+
+/// The BatchNorm to fold: the named one, else the one the file says
+/// follows `conv`.
+fn batch_norm_for(
+    model: &dyn ModelFile,
+    conv: &ConvRef,
+    fold: &FoldBatchNorm,
+) -> Result<BatchNormRef> {
+    match (&fold.name, &conv.batch_norm) {
+        (Some(name), Some(bn)) if bn.name == *name => Ok(bn.clone()),
+        (Some(name), _) => super::state_dict_batch_norm(model, name),
+        (None, Some(bn)) => Ok(bn.clone()),
+        (None, None) => Err(Error::weights(
+            model.path(),
+            format!(
+                "no BatchNorm follows conv {:?} in the file; name the one to fold with --fold-bn NAME",
+                conv.name
+            ),
+        )),
+    }
+}
+
+/// Folds `bn` into `loaded`'s weight and bias.
+fn fold_into(
+    model: &mut dyn ModelFile,
+    loaded: &mut LoadedWeights,
+    bn: &BatchNormRef,
+    default_epsilon: f32,
+) -> Result<()> {
+    let filters = loaded.shape[0];
+    let values = BatchNorm {
+        scale: read_vector(model, &bn.scale, filters)?,
+        shift: read_vector(model, &bn.shift, filters)?,
+        mean: read_vector(model, &bn.mean, filters)?,
+        variance: read_vector(model, &bn.variance, filters)?,
+        epsilon: bn.epsilon.unwrap_or(default_epsilon),
+    };
+    let bias = loaded.bias.as_deref().unwrap_or(&[]);
+    let (weight, bias) = fold_batch_norm(&loaded.weight, bias, &values, filters as usize)
+        .map_err(|m| Error::weights(model.path(), format!("BatchNorm {:?}: {m}", bn.name)))?;
+    loaded.weight = weight;
+    loaded.bias = Some(bias);
+    loaded.origin.batch_norm = Some(bn.name.clone());
+    Ok(())
+}
+
+/// The 1-D tensor `name`, which must hold `len` values.
+fn read_vector(model: &mut dyn ModelFile, name: &str, len: u32) -> Result<Vec<f32>> {
+    let tensor = model.tensor(name)?;
+    let message = if tensor.shape.len() != 1 {
+        format!(
+            "{name} has shape {:?}, expected [{len}] (one value per filter)",
+            tensor.shape
+        )
+    } else if tensor.values.len() != len as usize {
+        format!(
+            "{name} has {} values, expected {len} (one per filter)",
+            tensor.values.len()
+        )
+    } else {
+        return Ok(tensor.values);
+    };
+    Err(Error::weights(model.path(), message))
+}
+
+/// The weight's shape as `[K, C/G, FH, FW]`, refusing anything but four
+/// dimensions of 1 to `u32::MAX`.
+pub fn conv_weight_shape(dims: &[usize]) -> std::result::Result<[u32; 4], String> {
+    let refuse =
+        || format!("has shape {dims:?}, expected [K, C/G, FH, FW] with every size at least 1");
+    let [a, b, c, d] = dims else {
+        return Err(refuse());
+    };
+    let to_u32 = |v: usize| u32::try_from(v).ok().filter(|&v| v > 0);
+    match (to_u32(*a), to_u32(*b), to_u32(*c), to_u32(*d)) {
+        (Some(a), Some(b), Some(c), Some(d)) => Ok([a, b, c, d]),
+        _ => Err(refuse()),
+    }
+}
