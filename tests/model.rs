@@ -1,0 +1,285 @@
+//! Conv layers from model files: float dtypes read as f32, BatchNorm
+//! folding against the conv followed by the BatchNorm, the layer table,
+//! and the command line's --fold-bn and `convmaps layers`.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{assert_close, random_image, rng, uniform};
+use convmaps::cpu;
+use convmaps::layer::{Layer, LayerSpec};
+use convmaps::model::load::{FoldBatchNorm, load_conv};
+use convmaps::model::{BatchNorm, fold_batch_norm};
+use safetensors::Dtype;
+
+/// Writes a safetensors file of `tensors` (name, dtype, shape, values as
+/// f64, stored in that dtype).
+fn write_model(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<f64>)]) {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, dtype, _, values)| {
+            values
+                .iter()
+                .flat_map(|&v| match dtype {
+                    Dtype::F16 => half::f16::from_f64(v).to_le_bytes().to_vec(),
+                    Dtype::BF16 => half::bf16::from_f64(v).to_le_bytes().to_vec(),
+                    Dtype::F32 => (v as f32).to_le_bytes().to_vec(),
+                    Dtype::F64 => v.to_le_bytes().to_vec(),
+                    Dtype::I32 => (v as i32).to_le_bytes().to_vec(),
+                    other => panic!("no writer for {other:?}"),
+                })
+                .collect()
+        })
+        .collect();
+    let views: Vec<(&str, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, dtype, shape, _), data)| {
+            let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap();
+            (*name, view)
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// Values i/128 − 0.25, exact in every dtype here.
+fn ramp(len: usize) -> Vec<f64> {
+    (0..len).map(|i| i as f64 / 128.0 - 0.25).collect()
+}
+
+#[test]
+fn every_float_dtype_reads_as_the_f32_of_its_stored_values() {
+    let dir = tempfile::tempdir().unwrap();
+    // 0.1 is not exact in any of them: each reads as its own rounding.
+    let values: Vec<f64> = (0..54).map(|i| 0.1 * i as f64 - 2.0).collect();
+    for (dtype, round) in [
+        (
+            Dtype::F16,
+            (|v: f64| half::f16::from_f64(v).to_f32()) as fn(f64) -> f32,
+        ),
+        (Dtype::BF16, |v| half::bf16::from_f64(v).to_f32()),
+        (Dtype::F32, |v| v as f32),
+        (Dtype::F64, |v| v as f32),
+    ] {
+        let path = dir.path().join(format!("{dtype:?}.safetensors"));
+        write_model(
+            &path,
+            &[("conv.weight", dtype, vec![2, 3, 3, 3], values.clone())],
+        );
+        let loaded = load_conv(&path, None, None).unwrap();
+        let expected: Vec<f32> = values.iter().map(|&v| round(v)).collect();
+        assert_eq!(loaded.weight, expected, "{dtype:?}");
+        assert_eq!(
+            loaded.origin.dtype.name(),
+            format!("{dtype:?}").to_lowercase()
+        );
+    }
+}
+
+#[test]
+fn integer_weights_are_refused_naming_the_tensor_and_dtype() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ints.safetensors");
+    write_model(
+        &path,
+        &[("conv.weight", Dtype::I32, vec![2, 3, 3, 3], ramp(54))],
+    );
+    let error = load_conv(&path, None, None).unwrap_err().to_string();
+    assert!(
+        error.contains("ints.safetensors") && error.contains("I32"),
+        "{error}"
+    );
+}
+
+/// A conv (with or without bias) and a BatchNorm with non-trivial
+/// statistics, as a state dict.
+fn conv_and_batch_norm(path: &Path, conv_bias: bool) -> (Layer, BatchNorm) {
+    let mut rng = rng(17);
+    let mut draw = |len: usize, lo: f32, hi: f32| -> Vec<f32> {
+        (0..len).map(|_| uniform(&mut rng, lo, hi)).collect()
+    };
+    let weight = draw(4 * 3 * 3 * 3, -1.0, 1.0);
+    let bias = if conv_bias {
+        draw(4, -1.0, 1.0)
+    } else {
+        Vec::new()
+    };
+    let bn = BatchNorm {
+        scale: draw(4, 0.5, 2.0),
+        shift: draw(4, -1.0, 1.0),
+        mean: draw(4, -0.5, 0.5),
+        variance: draw(4, 0.1, 3.0),
+        epsilon: 1e-5,
+    };
+    let f64s = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<_>>();
+    let mut tensors = vec![("conv1.weight", Dtype::F32, vec![4, 3, 3, 3], f64s(&weight))];
+    if conv_bias {
+        tensors.push(("conv1.bias", Dtype::F32, vec![4], f64s(&bias)));
+    }
+    for (name, values) in [
+        ("bn1.weight", &bn.scale),
+        ("bn1.bias", &bn.shift),
+        ("bn1.running_mean", &bn.mean),
+        ("bn1.running_var", &bn.variance),
+    ] {
+        tensors.push((name, Dtype::F32, vec![4], f64s(values)));
+    }
+    write_model(path, &tensors);
+    let spec = LayerSpec {
+        bias: conv_bias,
+        ..LayerSpec::new(3, 4, 3)
+    };
+    (Layer::new(spec, weight, bias).unwrap(), bn)
+}
+
+#[test]
+fn a_folded_conv_equals_the_conv_followed_by_its_batch_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    for conv_bias in [false, true] {
+        let path = dir.path().join(format!("bn{conv_bias}.safetensors"));
+        let (conv, bn) = conv_and_batch_norm(&path, conv_bias);
+        let input = random_image(&mut rng(3), 3, 9, 11);
+        // The conv, then the BatchNorm per map: (x − μ)/√(σ² + ε)·γ + β.
+        let mut expected = cpu::conv2d_direct(&input, &conv).unwrap();
+        let plane = expected.plane_len();
+        for (k, map) in expected.data.chunks_mut(plane).enumerate() {
+            let std = (bn.variance[k] as f64 + bn.epsilon as f64).sqrt();
+            for v in map {
+                *v = (((*v as f64 - bn.mean[k] as f64) / std) * bn.scale[k] as f64
+                    + bn.shift[k] as f64) as f32;
+            }
+        }
+        let fold = FoldBatchNorm {
+            name: Some("bn1".into()),
+            epsilon: 1e-5,
+        };
+        let loaded = load_conv(&path, None, Some(&fold)).unwrap();
+        let folded = Layer::new(
+            LayerSpec::new(3, 4, 3),
+            loaded.weight,
+            loaded.bias.expect("a folded layer has a bias"),
+        )
+        .unwrap();
+        let actual = cpu::conv2d_direct(&input, &folded).unwrap();
+        assert_close(
+            &format!("conv bias {conv_bias}"),
+            &actual,
+            &expected,
+            1e-5,
+            1e-5,
+        );
+        assert_eq!(loaded.origin.batch_norm.as_deref(), Some("bn1"));
+    }
+}
+
+#[test]
+fn folding_refuses_a_non_positive_variance_and_a_wrong_length() {
+    let bn = |variance: Vec<f32>| BatchNorm {
+        scale: vec![1.0; 2],
+        shift: vec![0.0; 2],
+        mean: vec![0.0; 2],
+        variance,
+        epsilon: 0.0,
+    };
+    let error = fold_batch_norm(&[1.0; 4], &[], &bn(vec![1.0, -1.0]), 2).unwrap_err();
+    assert!(
+        error.contains("running_var + eps is -1 for filter 1"),
+        "{error}"
+    );
+    let error = fold_batch_norm(&[1.0; 4], &[], &bn(vec![1.0; 3]), 2).unwrap_err();
+    assert!(
+        error.contains("running_var has 3 values, expected 2"),
+        "{error}"
+    );
+}
+
+fn convmaps(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
+    command.args(args);
+    command.output().expect("run convmaps")
+}
+
+#[test]
+fn fold_bn_on_the_command_line_restores_one_bias_per_filter_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    conv_and_batch_norm(&model, false);
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 90]))
+        .save(&photo)
+        .unwrap();
+    let out = dir.path().join("out");
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--fold-bn",
+        "bn1",
+        "--backend",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(3·3·3 + 1)·4 = 112"), "{stdout}");
+    assert!(
+        stdout.contains("the conv alone 3·3·3·4 = 108, no bias"),
+        "{stdout}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["parameters"]["biases"], 4);
+    assert_eq!(summary["weights_file"]["batch_norm"], "bn1");
+    assert_eq!(summary["weights_file"]["conv_bias"], false);
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(page.contains("bn1: 2·4 trained (γ, β) + 2·4 running (μ, σ²)"));
+
+    let missing = convmaps(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--fold-bn",
+        "bn9",
+        "-o",
+        dir.path().join("never").to_str().unwrap(),
+    ]);
+    assert_eq!(missing.status.code(), Some(2), "{}", common::text(&missing));
+    assert!(
+        common::text(&missing).contains("has no BatchNorm \"bn9\""),
+        "{}",
+        common::text(&missing)
+    );
+}
+
+#[test]
+fn layers_lists_each_conv_with_its_parameter_count_and_batch_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("model.safetensors");
+    let (_, _) = conv_and_batch_norm(&model, false);
+    let output = convmaps(&["layers", model.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("conv1"))
+        .expect("a conv1 row");
+    assert!(
+        row.contains("3·3·3·4 = 108") && row.contains("bn1"),
+        "{row}"
+    );
+    assert!(
+        stdout.contains("1 conv layers (safetensors), 108 parameters"),
+        "{stdout}"
+    );
+
+    let json = convmaps(&["layers", model.to_str().unwrap(), "--json"]);
+    let table: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(
+        table["layers"][0]["weight_shape"],
+        serde_json::json!([4, 3, 3, 3])
+    );
+    assert_eq!(table["total_parameters"], 108);
+}
