@@ -39,6 +39,7 @@ pub mod npy;
 pub mod output;
 pub mod photo;
 pub mod plan;
+pub mod preprocess;
 pub mod render;
 pub mod report;
 pub mod resolve;

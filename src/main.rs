@@ -13,6 +13,7 @@ use convmaps::inputs;
 use convmaps::job::{self, Job, Stage, Step, View};
 use convmaps::layer::{Activation, PaddingMode};
 use convmaps::model::load::FoldBatchNorm;
+use convmaps::preprocess::Normalization;
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::resolve::{ExplicitGeometry, LayerOptions, WeightsSource};
 use convmaps::weights::DEFAULT_SEED;
@@ -138,6 +139,20 @@ struct Cli {
     /// Largest photo, and largest output map, accepted, in pixels (checked before decoding).
     #[arg(long, default_value_t = convmaps::photo::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
+
+    /// Per-channel normalisation of the input, after scaling, as the model was
+    /// trained: none, imagenet (mean 0.485,0.456,0.406, std 0.229,0.224,0.225), or
+    /// MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25.
+    #[arg(long, value_name = "NORM", default_value = "none", value_parser = parse_input_norm)]
+    input_norm: InputNorm,
+
+    /// The input's values: 1 for 0–1 (the default), 255 for 0–255.
+    #[arg(long, value_name = "SCALE", default_value = "1", value_parser = parse_input_scale)]
+    input_scale: u32,
+
+    /// Read the photo's channels in blue, green, red order (models trained on BGR).
+    #[arg(long)]
+    bgr: bool,
 
     /// Keep the photo's stored pixels: do not turn it upright as its EXIF
     /// orientation says (photo viewers do; so does convmaps by default).
@@ -341,6 +356,24 @@ fn parse_kernel_size(text: &str) -> Result<(u32, u32), String> {
         Some((height, width)) => Ok((parse(height)?, parse(width)?)),
         None => parse(text).map(|f| (f, f)),
     }
+}
+
+fn parse_input_scale(text: &str) -> Result<u32, String> {
+    match text.trim() {
+        "1" => Ok(1),
+        "255" => Ok(255),
+        _ => Err(format!(
+            "expected 1 (values 0–1) or 255 (values 0–255), got {text:?}"
+        )),
+    }
+}
+
+/// `--input-norm`: a normalisation, or none.
+#[derive(Clone, Debug)]
+struct InputNorm(Option<Normalization>);
+
+fn parse_input_norm(text: &str) -> Result<InputNorm, String> {
+    Normalization::parse(text).map(InputNorm)
 }
 
 fn parse_colormap(text: &str) -> Result<Colormap, String> {
@@ -596,6 +629,9 @@ fn job_for(cli: &Cli, photo: &std::path::Path, out_dir: PathBuf, weights: &Weigh
         },
         max_pixels: cli.max_pixels,
         apply_orientation: !cli.ignore_orientation,
+        input_scale: cli.input_scale as f32,
+        input_norm: cli.input_norm.0.clone(),
+        bgr: cli.bgr,
     }
 }
 

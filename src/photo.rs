@@ -326,10 +326,12 @@ impl serde::Serialize for Orientation {
 pub struct Photo {
     width: u32,
     height: u32,
+    /// Samples per pixel: 3 (RGB) or 4 (RGBA).
+    stride: usize,
     samples: Samples,
 }
 
-/// RGB samples, row by row, `[H, W, 3]`.
+/// RGB or RGBA samples, row by row, `[H, W, 3 or 4]`.
 #[derive(Clone, Debug, PartialEq)]
 enum Samples {
     /// 8-bit: value = sample / 255.
@@ -355,26 +357,83 @@ impl Photo {
     pub fn to_tensor(&self) -> Tensor3 {
         self.band(0..3, 0..self.height)
     }
+
+    /// Whether the file had an alpha channel.
+    pub fn has_alpha(&self) -> bool {
+        self.stride == 4
+    }
+
+    /// The alpha of rows `rows`, `[rows, W]` in 0–1: 1 everywhere for a
+    /// photo without alpha.
+    pub fn alpha(&self, rows: Range<u32>) -> Vec<f32> {
+        let mut alpha = vec![1.0; rows.len() * self.width as usize];
+        if self.has_alpha() {
+            self.visit_rows(rows, |pixel, channel, value| {
+                if channel == 3 {
+                    alpha[pixel] = value;
+                }
+            });
+        }
+        alpha
+    }
+
+    /// Calls `visit(pixel, channel, value)` for every sample of rows
+    /// `rows`, pixels counted from the first row's first, values in 0–1.
+    fn visit_rows(&self, rows: Range<u32>, mut visit: impl FnMut(usize, usize, f32)) {
+        let row_len = self.width as usize * self.stride;
+        let (first, end) = (rows.start as usize * row_len, rows.end as usize * row_len);
+        let stride = self.stride;
+        let mut each = |samples: &mut dyn Iterator<Item = f32>| {
+            for (i, value) in samples.enumerate() {
+                visit(i / stride, i % stride, value);
+            }
+        };
+        match &self.samples {
+            Samples::U8(samples) => {
+                each(&mut samples[first..end].iter().map(|&s| s as f32 / 255.0))
+            }
+            Samples::U16(samples) => {
+                each(&mut samples[first..end].iter().map(|&s| s as f32 / 65535.0))
+            }
+            Samples::F32(samples) => each(&mut samples[first..end].iter().copied()),
+        }
+    }
 }
 
 impl From<DynamicImage> for Photo {
-    /// Alpha is dropped and grey becomes three equal channels; 16-bit and
+    /// Grey becomes three equal channels and alpha is kept beside them (a
+    /// model that reads RGBA gets it; RGB views leave it out); 16-bit and
     /// float images keep their depth, every other one becomes 8-bit.
     fn from(image: DynamicImage) -> Self {
         let (width, height) = (image.width(), image.height());
-        let samples = match image {
-            DynamicImage::ImageLuma16(_)
-            | DynamicImage::ImageLumaA16(_)
-            | DynamicImage::ImageRgb16(_)
-            | DynamicImage::ImageRgba16(_) => Samples::U16(image.into_rgb16().into_raw()),
-            DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_) => {
-                Samples::F32(image.into_rgb32f().into_raw())
-            }
-            _ => Samples::U8(image.into_rgb8().into_raw()),
+        let alpha = image.color().has_alpha();
+        let samples = match (image, alpha) {
+            (
+                image @ (DynamicImage::ImageLuma16(_)
+                | DynamicImage::ImageLumaA16(_)
+                | DynamicImage::ImageRgb16(_)
+                | DynamicImage::ImageRgba16(_)),
+                with_alpha,
+            ) => Samples::U16(if with_alpha {
+                image.into_rgba16().into_raw()
+            } else {
+                image.into_rgb16().into_raw()
+            }),
+            (
+                image @ (DynamicImage::ImageRgb32F(_) | DynamicImage::ImageRgba32F(_)),
+                with_alpha,
+            ) => Samples::F32(if with_alpha {
+                image.into_rgba32f().into_raw()
+            } else {
+                image.into_rgb32f().into_raw()
+            }),
+            (image, true) => Samples::U8(image.into_rgba8().into_raw()),
+            (image, false) => Samples::U8(image.into_rgb8().into_raw()),
         };
         Photo {
             width,
             height,
+            stride: if alpha { 4 } else { 3 },
             samples,
         }
     }
@@ -386,29 +445,14 @@ impl Bands for Photo {
     }
 
     fn band(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
-        let width = self.width as usize;
-        let first = rows.start as usize * width * 3;
-        let end = rows.end as usize * width * 3;
         let mut band = Tensor3::zeros(channels.len() as u32, rows.len() as u32, self.width);
         let plane = band.plane_len();
-        // Interleaved samples to planar channels.
-        let mut scatter = |samples: &mut dyn Iterator<Item = f32>| {
-            for (i, value) in samples.enumerate() {
-                let (pixel, channel) = (i / 3, i % 3);
-                if channels.contains(&(channel as u32)) {
-                    band.data[(channel - channels.start as usize) * plane + pixel] = value;
-                }
+        // Interleaved samples to planar channels; alpha is not one of them.
+        self.visit_rows(rows, |pixel, channel, value| {
+            if channels.contains(&(channel as u32)) && channel < 3 {
+                band.data[(channel - channels.start as usize) * plane + pixel] = value;
             }
-        };
-        match &self.samples {
-            Samples::U8(samples) => {
-                scatter(&mut samples[first..end].iter().map(|&s| s as f32 / 255.0))
-            }
-            Samples::U16(samples) => {
-                scatter(&mut samples[first..end].iter().map(|&s| s as f32 / 65535.0))
-            }
-            Samples::F32(samples) => scatter(&mut samples[first..end].iter().copied()),
-        }
+        });
         band
     }
 }

@@ -13,6 +13,7 @@ use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::plan::Plan;
+use crate::preprocess::InputPrep;
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -109,6 +110,9 @@ pub struct InputSummary {
     /// The EXIF orientation applied to turn the photo upright (`exif` 1,
     /// "none", when the file has none or `--ignore-orientation` was given).
     pub orientation: Orientation,
+    /// How the photo was read as the layer's input: `layout` (luma, rgb,
+    /// bgr, rgba, bgra), `scale` (1 or 255) and `normalization` {mean, std}.
+    pub preprocessing: InputPrep,
 }
 
 /// The layer's options, in PyTorch's names.
@@ -210,8 +214,10 @@ pub struct Timings {
 pub struct RunRecord<'a> {
     /// The photo's path as given.
     pub input: &'a Path,
-    /// The photo's (width, height, channels), upright.
+    /// The photo's (width, height, channels read), upright.
     pub input_size: (u32, u32, u32),
+    /// How the photo was read as the layer's input.
+    pub preprocessing: InputPrep,
     /// The orientation applied to the stored pixels.
     pub orientation: Orientation,
     /// The layer that ran.
@@ -257,6 +263,7 @@ impl Summary {
                 height,
                 channels,
                 orientation: record.orientation,
+                preprocessing: record.preprocessing,
             },
             layer: LayerSummary::new(layer, record.weights_source),
             parameters: layer.parameters(),
@@ -404,8 +411,17 @@ impl Summary {
             Orientation::NoTransforms => String::new(),
             turned => format!(", turned upright: {}", turned.describe()),
         };
+        let prep = &input.preprocessing;
+        let read = if prep.is_plain_rgb() {
+            String::new()
+        } else {
+            let norm = prep.normalization.as_ref().map_or(String::new(), |n| {
+                format!(", normalised by mean {:?} and std {:?}", n.mean, n.std)
+            });
+            format!(", read as {:?} × {}{norm}", prep.layout, prep.scale)
+        };
         format!(
-            "{} ({}×{}, {} channels{upright})",
+            "{} ({}×{}, {} channels{upright}{read})",
             input.path.display(),
             input.width,
             input.height,

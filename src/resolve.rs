@@ -94,6 +94,7 @@ impl LayerOptions {
     pub fn validate(&self, in_channels: u32) -> Result<()> {
         let input = InputShape {
             channels: in_channels,
+            photo: false,
             height: 1,
             width: 1,
         };
@@ -176,8 +177,12 @@ enum Parameters<'a> {
 /// The shape of the input a layer runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InputShape {
-    /// Channels C.
+    /// Channels C. For a photo, the channels of an RGB reading (3); a
+    /// weights file that takes 1 or 4 channels reads it as luma or RGBA.
     pub channels: u32,
+    /// Whether the input is a photo, which can be read as 1, 3 or 4
+    /// channels ([`crate::preprocess::Layout`]).
+    pub photo: bool,
     /// Height in pixels.
     pub height: u32,
     /// Width in pixels.
@@ -243,7 +248,7 @@ fn spec_for(
         None => (options.filters, options.kernel_size),
     };
     let spec = LayerSpec {
-        in_channels: input.channels,
+        in_channels: input_channels(options, input, file)?,
         filters,
         kernel_height,
         kernel_width,
@@ -276,6 +281,30 @@ fn spec_for(
             .padding
             .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
     Ok(LayerSpec { padding, ..spec })
+}
+
+/// The channels the layer reads: the input's, or for a photo and a weights
+/// file, the file's C/G·G when a photo can be read so (1 luma, 3 RGB,
+/// 4 RGBA).
+fn input_channels(
+    options: &LayerOptions,
+    input: InputShape,
+    file: Option<(&LoadedWeights, &PathBuf)>,
+) -> Result<u32> {
+    let Some((weights, path)) = file.filter(|_| input.photo) else {
+        return Ok(input.channels);
+    };
+    let groups = weights.geometry.map_or(options.groups, |g| g.group);
+    let channels = weights.shape[1] as u64 * groups as u64;
+    match channels {
+        1 | 3 | 4 => Ok(channels as u32),
+        other => Err(Error::weights(
+            path,
+            format!(
+                "the conv reads {other} channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)"
+            ),
+        )),
+    }
 }
 
 /// `spec` with the stride, padding, dilation and groups a model file

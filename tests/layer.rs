@@ -141,6 +141,7 @@ fn safetensors_round_trip_keeps_names_shapes_and_values() {
     };
     let input = convmaps::resolve::InputShape {
         channels: 3,
+        photo: false,
         height: 8,
         width: 8,
     };

@@ -10,16 +10,18 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use crate::engine::{Engine, PlannedTimings, convolve_planned};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
-use crate::photo::{self, Photo, PhotoFile};
+use crate::photo::{self, PhotoFile};
 use crate::plan::Plan;
+use crate::preprocess::{InputPrep, Layout, Normalization, Prepared};
 use crate::render::colormap::{Colormap, Normalize};
 use crate::report::{RunRecord, Summary};
 use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
 use crate::stats::MapStats;
+use crate::tensor::Bands;
 use crate::weights;
 
 /// Which part of a run is under way, for progress reports.
@@ -85,6 +87,14 @@ pub struct Job {
     /// Turn the photo upright as its EXIF orientation says (as photo
     /// viewers do); false keeps the stored pixels.
     pub apply_orientation: bool,
+    /// How the photo becomes the layer's input: its values multiplied by
+    /// `input_scale` (1: 0–1; 255: 0–255), then normalised, in BGR order
+    /// when `bgr`. The channels (luma, RGB, RGBA) follow the layer.
+    pub input_scale: f32,
+    /// Per-channel mean and std applied after scaling, if any.
+    pub input_norm: Option<Normalization>,
+    /// Channels in blue, green, red order.
+    pub bgr: bool,
 }
 
 /// Runs one job on `engine` (which may carry `setup` time already spent
@@ -107,6 +117,7 @@ pub fn run(
     let (resolved, weights_time) = timed(|| resolve_layer(job, &file))?;
     let orientation = file.orientation();
     let (photo, decode) = timed(|| file.decode())?;
+    let prep = input_prep(job, &resolved)?;
     let plan = Plan::new(
         &resolved.layer.spec,
         photo.height(),
@@ -115,7 +126,16 @@ pub fn run(
     )?;
 
     create_output_dir(&job.out_dir)?;
-    let computed = compute(engine, &photo, &resolved, &plan, job, progress)?;
+    let prepared = Prepared {
+        photo: &photo,
+        prep: &prep,
+    };
+    let input: &dyn Bands = if prep.is_plain_rgb() {
+        &photo
+    } else {
+        &prepared
+    };
+    let computed = compute(engine, input, &resolved, &plan, job, progress)?;
     let encode_started = Instant::now();
     let files = write_maps(
         job,
@@ -126,7 +146,8 @@ pub fn run(
     )?;
     let mut summary = Summary::new(RunRecord {
         input: &job.input,
-        input_size: (photo.width(), photo.height(), 3),
+        input_size: (photo.width(), photo.height(), prep.layout.channels()),
+        preprocessing: prep.clone(),
         orientation,
         layer: &resolved.layer,
         weights_source: job.weights.describe(),
@@ -161,10 +182,29 @@ fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
 fn resolve_layer(job: &Job, file: &PhotoFile) -> Result<Resolved> {
     let input = InputShape {
         channels: 3,
+        photo: true,
         height: file.height(),
         width: file.width(),
     };
     resolve(&job.layer, input, &job.weights, job.max_pixels)
+}
+
+/// How the photo is read for the resolved layer: its channels (luma, RGB,
+/// RGBA) follow the layer's, in BGR order when asked, scaled and normalised.
+fn input_prep(job: &Job, resolved: &Resolved) -> Result<InputPrep> {
+    let channels = resolved.layer.spec.in_channels;
+    let layout = Layout::for_channels(channels, job.bgr).ok_or_else(|| {
+        Error::Mismatch(format!(
+            "the layer reads {channels} channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)"
+        ))
+    })?;
+    let prep = InputPrep {
+        layout,
+        scale: job.input_scale,
+        normalization: job.input_norm.clone(),
+    };
+    prep.validate()?;
+    Ok(prep)
 }
 
 /// What the compute stage leaves: the raw maps on disk, each map's
@@ -179,7 +219,7 @@ struct Computed {
 /// or a temporary spill file), keeping each map's statistics.
 fn compute(
     engine: &dyn Engine,
-    photo: &Photo,
+    input: &dyn Bands,
     resolved: &Resolved,
     plan: &Plan,
     job: &Job,
@@ -194,7 +234,7 @@ fn compute(
     let mut stats = vec![MapStats::default(); filters as usize];
     let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
     let mut done = 0;
-    let timings = convolve_planned(engine, photo, &resolved.layer, plan, |first, row, maps| {
+    let timings = convolve_planned(engine, input, &resolved.layer, plan, |first, row, maps| {
         let first = first as usize;
         stats[first..first + maps.channels as usize]
             .par_iter_mut()
