@@ -372,3 +372,180 @@ fn corrupted_bytes_never_panic() {
         }
     }
 }
+
+/// A few protobuf messages written by hand, for graphs the fixtures do not
+/// have: ONNX's field numbers from onnx.proto.
+mod encode {
+    pub fn varint(mut value: u64, out: &mut Vec<u8>) {
+        while value >= 0x80 {
+            out.push(value as u8 | 0x80);
+            value >>= 7;
+        }
+        out.push(value as u8);
+    }
+
+    pub fn int(number: u64, value: i64, out: &mut Vec<u8>) {
+        varint(number << 3, out);
+        varint(value as u64, out);
+    }
+
+    pub fn bytes(number: u64, payload: &[u8], out: &mut Vec<u8>) {
+        varint(number << 3 | 2, out);
+        varint(payload.len() as u64, out);
+        out.extend_from_slice(payload);
+    }
+
+    /// `TensorProto` of f32 `values` in raw_data.
+    pub fn tensor(name: &str, dims: &[i64], values: &[f32]) -> Vec<u8> {
+        let mut out = Vec::new();
+        dims.iter().for_each(|&d| int(1, d, &mut out));
+        int(2, 1, &mut out);
+        bytes(8, name.as_bytes(), &mut out);
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        bytes(9, &raw, &mut out);
+        out
+    }
+
+    /// `AttributeProto` with `ints`, or with string `s` when `ints` is empty.
+    pub fn attribute(name: &str, ints: &[i64], s: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        bytes(1, name.as_bytes(), &mut out);
+        if ints.is_empty() {
+            bytes(4, s.as_bytes(), &mut out);
+        } else {
+            ints.iter().for_each(|&i| int(8, i, &mut out));
+        }
+        out
+    }
+
+    /// `NodeProto`.
+    pub fn node(op: &str, inputs: &[&str], output: &str, attributes: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        inputs.iter().for_each(|i| bytes(1, i.as_bytes(), &mut out));
+        bytes(2, output.as_bytes(), &mut out);
+        bytes(4, op.as_bytes(), &mut out);
+        attributes.iter().for_each(|a| bytes(5, a, &mut out));
+        out
+    }
+
+    /// `ModelProto` whose graph has `nodes`, `initializers` and `inputs`.
+    pub fn model(nodes: &[Vec<u8>], initializers: &[Vec<u8>], inputs: &[&str]) -> Vec<u8> {
+        let mut graph = Vec::new();
+        nodes.iter().for_each(|n| bytes(1, n, &mut graph));
+        initializers.iter().for_each(|t| bytes(5, t, &mut graph));
+        for input in inputs {
+            let mut value_info = Vec::new();
+            bytes(1, input.as_bytes(), &mut value_info);
+            bytes(11, &value_info, &mut graph);
+        }
+        let mut out = Vec::new();
+        int(1, 8, &mut out);
+        bytes(7, &graph, &mut out);
+        out
+    }
+}
+
+#[test]
+fn identity_weights_initializer_inputs_and_other_dims_are_handled() {
+    use encode::*;
+    let weight = tensor("w", &[2, 1, 3, 3], &[0.5; 18]);
+    let weight_1d = tensor("w1", &[2, 2, 3], &[0.0; 12]);
+    let model = encode::model(
+        &[
+            node("Identity", &["w"], "w_copy", &[]),
+            node(
+                "Conv",
+                &["x", "w_copy"],
+                "y",
+                &[attribute("auto_pad", &[], "VALID")],
+            ),
+            node(
+                "Conv",
+                &["w", "w"],
+                "z",
+                &[attribute("auto_pad", &[], "SAME_LOWER")],
+            ),
+            node("Conv", &["y", "w1"], "conv1d", &[]),
+        ],
+        &[weight, weight_1d],
+        // Older files list initializers among the inputs too.
+        &["x", "w"],
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, model).expect("write");
+    let mut model = OnnxFile::open(&path).expect("opens");
+    let convs = model.convs().to_vec();
+    let names: Vec<&str> = convs.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["y", "z"], "the 1-D conv is left out");
+    assert_eq!(convs[0].weight, "w", "followed through the Identity");
+    assert_eq!(
+        convs[0].geometry.map(|g| g.padding),
+        Some(explicit(0, 0, 0, 0))
+    );
+    assert_eq!(
+        convs[1].geometry.map(|g| g.padding),
+        Some(FilePadding::SameLower)
+    );
+    let reads: Vec<_> = convs.iter().map(|c| c.reads_input).collect();
+    assert_eq!(
+        reads,
+        [Some(true), Some(false)],
+        "w is an initializer, not an input"
+    );
+    assert_eq!(model.tensor("w").expect("w").values, [0.5; 18]);
+}
+
+#[test]
+fn convs_with_missing_weights_or_bad_attributes_are_refused_by_name() {
+    use encode::*;
+    let weight = || tensor("w", &[2, 1, 3, 3], &[0.5; 18]);
+    let cases = [
+        (node("Conv", &["x", "nowhere"], "y", &[]), "\"nowhere\""),
+        (
+            node("Conv", &["x", "w", "no_bias"], "y", &[]),
+            "\"no_bias\"",
+        ),
+        (
+            node(
+                "Conv",
+                &["x", "w"],
+                "y",
+                &[attribute("kernel_shape", &[5, 5], "")],
+            ),
+            "kernel_shape",
+        ),
+        (
+            node("Conv", &["x", "w"], "y", &[attribute("pads", &[1, 1], "")]),
+            "pads has 2 values",
+        ),
+        (
+            node(
+                "Conv",
+                &["x", "w"],
+                "y",
+                &[attribute("strides", &[0, 1], "")],
+            ),
+            "strides has 0",
+        ),
+        (
+            node(
+                "Conv",
+                &["x", "w"],
+                "y",
+                &[attribute("auto_pad", &[], "SIDEWAYS")],
+            ),
+            "SIDEWAYS",
+        ),
+    ];
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.onnx");
+    for (conv, expected) in cases {
+        std::fs::write(&path, encode::model(&[conv], &[weight()], &["x"])).expect("write");
+        let message = error_naming(OnnxFile::open(&path), &path);
+        assert!(
+            message.contains(expected) && message.contains("\"y\""),
+            "{message}"
+        );
+    }
+}
