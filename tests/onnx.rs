@@ -1,6 +1,6 @@
 //! ONNX models read as model files: the conv layers listed from the graph,
 //! their geometry and BatchNorms, tensors read in every float encoding, the
-//! first conv recomputed from what was read against ONNX Runtime's output,
+//! first conv recomputed from what was read against its golden output,
 //! and malformed files refused without a panic. The fixtures come from
 //! tools/make_onnx_fixtures.py.
 
@@ -278,7 +278,7 @@ fn assert_first_conv_matches_golden(name: &str) {
 }
 
 #[test]
-fn first_conv_from_what_was_read_matches_onnx_runtime() {
+fn first_conv_from_what_was_read_matches_the_golden_output() {
     assert_first_conv_matches_golden("a");
     assert_first_conv_matches_golden("b");
 }
