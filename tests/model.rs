@@ -283,3 +283,119 @@ fn layers_lists_each_conv_with_its_parameter_count_and_batch_norm() {
     );
     assert_eq!(table["total_parameters"], 108);
 }
+
+fn onnx_fixture(name: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/onnx")
+        .join(name)
+}
+
+/// Resolves the first conv of an ONNX fixture over its own input, with the
+/// geometry the file states.
+fn resolve_onnx(
+    name: &str,
+    fold_bn: Option<FoldBatchNorm>,
+) -> (convmaps::tensor::Tensor3, convmaps::resolve::Resolved) {
+    let input = convmaps::npy::read_f32_3d(&onnx_fixture(&format!("{name}_input.npy"))).unwrap();
+    let source = convmaps::resolve::WeightsSource::Model {
+        path: onnx_fixture(&format!("{name}.onnx")),
+        layer_name: None,
+        fold_bn,
+    };
+    let shape = convmaps::resolve::InputShape {
+        channels: input.channels,
+        photo: false,
+        height: input.height,
+        width: input.width,
+    };
+    let options = convmaps::resolve::LayerOptions::default();
+    let resolved = convmaps::resolve::resolve(&options, shape, &source, u64::MAX).unwrap();
+    (input, resolved)
+}
+
+#[test]
+fn an_onnx_conv_resolved_with_its_own_geometry_matches_the_runtime_output() {
+    // (a): stride 2 and asymmetric pads; (c): groups, dilation 2, SAME_UPPER, f64.
+    for name in ["a", "b", "c"] {
+        let (input, resolved) = resolve_onnx(name, None);
+        let expected =
+            convmaps::npy::read_f32_3d(&onnx_fixture(&format!("{name}_conv1.npy"))).unwrap();
+        let actual = cpu::conv2d_direct(&input, &resolved.layer).unwrap();
+        assert_close(&format!("fixture {name}"), &actual, &expected, 1e-5, 1e-5);
+        assert_eq!(resolved.origin.unwrap().format, "onnx");
+    }
+}
+
+#[test]
+fn folding_an_onnx_batch_norm_equals_the_conv_then_the_graphs_batch_norm() {
+    let fold = FoldBatchNorm {
+        name: None,
+        epsilon: 1e-5, // the graph's own (1e-3) must win
+    };
+    let (input, resolved) = resolve_onnx("a", Some(fold));
+    let conv = convmaps::npy::read_f32_3d(&onnx_fixture("a_conv1.npy")).unwrap();
+    let read = |n: &str| {
+        convmaps::npy::read_f32(&onnx_fixture(&format!("a_bn_{n}.npy")))
+            .unwrap()
+            .1
+    };
+    let (scale, shift, mean, var) = (read("scale"), read("shift"), read("mean"), read("var"));
+    let mut expected = conv.clone();
+    let plane = expected.plane_len();
+    for (k, map) in expected.data.chunks_mut(plane).enumerate() {
+        let std = (var[k] as f64 + 1e-3).sqrt();
+        for v in map {
+            *v = ((*v as f64 - mean[k] as f64) / std * scale[k] as f64 + shift[k] as f64) as f32;
+        }
+    }
+    let actual = cpu::conv2d_direct(&input, &resolved.layer).unwrap();
+    assert_close("conv then BatchNorm", &actual, &expected, 1e-5, 1e-5);
+}
+
+#[test]
+fn options_that_an_onnx_file_sets_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 90]))
+        .save(&photo)
+        .unwrap();
+    let model = onnx_fixture("a.onnx");
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--stride",
+        "1",
+        "--padding",
+        "2",
+        "-o",
+        dir.path().join("never").to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
+    assert!(
+        common::text(&output).contains("--stride, --padding cannot change them"),
+        "{}",
+        common::text(&output)
+    );
+    assert!(!dir.path().join("never").exists());
+
+    let out = dir.path().join("out");
+    let output = convmaps(&[
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["layer"]["stride"], 2);
+    assert_eq!(
+        summary["layer"]["padding"],
+        serde_json::json!({"top": 1, "bottom": 2, "left": 0, "right": 1})
+    );
+    assert_eq!(summary["weights_file"]["layer"], "conv1");
+}

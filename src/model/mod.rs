@@ -5,6 +5,7 @@
 //! [`fold_batch_norm`] folds a BatchNorm into the conv before it.
 
 pub mod load;
+pub mod onnx;
 pub mod safetensors;
 pub mod table;
 
@@ -182,9 +183,10 @@ pub fn open(path: &Path) -> Result<Box<dyn ModelFile>> {
         .unwrap_or_default();
     match extension.as_str() {
         "safetensors" => Ok(Box::new(safetensors::SafetensorsFile::open(path)?)),
+        "onnx" => Ok(Box::new(onnx::OnnxFile::open(path)?)),
         _ => Err(Error::weights(
             path,
-            "is not a model format convmaps reads (.safetensors, .npy)",
+            "is not a model format convmaps reads (.safetensors, .pt, .pth, .bin, .onnx, or a .npy weight)",
         )),
     }
 }

@@ -1,0 +1,630 @@
+//! ONNX models (`.onnx`) as a [`ModelFile`]: every 2-D `Conv` node of the
+//! main graph is a conv layer, with the geometry its attributes state, the
+//! `BatchNormalization` that reads its output, and whether it reads the
+//! model's input.
+//!
+//! An ONNX file is one protobuf message (`ModelProto`) with no index, so the
+//! whole file is parsed on opening to find the nodes. The parse streams the
+//! file and skips tensor data: for each tensor (a graph initializer or a
+//! `Constant` node's `value`) it keeps only its name, shape, type and where
+//! its bytes lie (the byte range of `raw_data`, or of the `TensorProto`
+//! when the values are in its typed fields). [`ModelFile::tensor`] then
+//! seeks to that range and reads only it. Memory at open is the graph's
+//! structure, never its weights. Convs inside subgraphs (`If`, `Loop`
+//! bodies) and functions are not listed.
+
+mod proto;
+
+use std::fs::File;
+use std::io::{Cursor, Read, Seek};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use self::proto::{Field, Wire, WireResult};
+use super::{BatchNormRef, ConvRef, DType, FileGeometry, FilePadding, FileTensor, ModelFile};
+use crate::error::{Error, Result};
+use crate::layer::Padding;
+
+/// `TensorProto.data_location` for data kept outside the model file.
+const EXTERNAL: u64 = 1;
+/// Identity nodes followed from a Conv's input to the tensor behind it.
+const MAX_IDENTITY_HOPS: usize = 16;
+
+/// A tensor of the file: what it is and where its values lie.
+#[derive(Clone, Debug, Default)]
+struct TensorInfo {
+    /// The name nodes use for it (a Constant's output name).
+    name: String,
+    /// `TensorProto.dims`.
+    dims: Vec<i64>,
+    /// `TensorProto.data_type`.
+    data_type: u64,
+    /// Whether `data_location` is EXTERNAL.
+    external: bool,
+    /// Whether `external_data` has entries.
+    has_external_data: bool,
+    /// The byte range of `raw_data` in the file, when present.
+    raw: Option<Range<u64>>,
+    /// The byte range of the whole `TensorProto` in the file.
+    span: Range<u64>,
+}
+
+/// One attribute of a node, with the fields convmaps uses.
+#[derive(Clone, Debug, Default)]
+struct Attribute {
+    name: String,
+    i: Option<i64>,
+    f: Option<f32>,
+    s: Option<String>,
+    ints: Vec<i64>,
+    t: Option<TensorInfo>,
+}
+
+/// One node of the graph.
+#[derive(Clone, Debug, Default)]
+struct Node {
+    name: String,
+    op_type: String,
+    domain: String,
+    inputs: Vec<String>,
+    outputs: Vec<String>,
+    attributes: Vec<Attribute>,
+}
+
+impl Node {
+    fn attribute(&self, name: &str) -> Option<&Attribute> {
+        self.attributes.iter().rev().find(|a| a.name == name)
+    }
+
+    /// Whether this is the standard operator `op`.
+    fn is(&self, op: &str) -> bool {
+        self.op_type == op && (self.domain.is_empty() || self.domain == "ai.onnx")
+    }
+
+    /// The node's name, else its first output's.
+    fn label(&self) -> String {
+        match (self.name.is_empty(), self.outputs.first()) {
+            (false, _) | (true, None) => self.name.clone(),
+            (true, Some(output)) => output.clone(),
+        }
+    }
+
+    fn input(&self, index: usize) -> Option<&str> {
+        self.inputs
+            .get(index)
+            .map(String::as_str)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+/// The parts of the main graph convmaps uses.
+#[derive(Debug, Default)]
+struct Graph {
+    nodes: Vec<Node>,
+    /// Initializers and Constant values, in the file's order.
+    tensors: Vec<TensorInfo>,
+    /// Names of the initializers.
+    initializers: Vec<String>,
+    /// Names of `graph.input`.
+    inputs: Vec<String>,
+}
+
+/// An open ONNX model.
+pub struct OnnxFile {
+    path: PathBuf,
+    file: File,
+    tensors: Vec<TensorInfo>,
+    convs: Vec<ConvRef>,
+}
+
+impl OnnxFile {
+    /// Opens `path` and parses its graph (not its tensors' values). Errors
+    /// name the file: not an ONNX model, truncated, a Conv whose weight is
+    /// not in the file or whose attributes make no sense.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::weights_caused(path, "cannot read", e))?
+            .len();
+        let mut wire = Wire::new(file);
+        let graph = read_model(&mut wire, len)
+            .map_err(|e| Error::weights(path, format!("not a valid ONNX model: {e}")))?
+            .ok_or_else(|| Error::weights(path, "not an ONNX model: it has no graph"))?;
+        let convs = list_convs(&graph).map_err(|e| Error::weights(path, e))?;
+        Ok(OnnxFile {
+            path: path.to_path_buf(),
+            file: wire.into_inner(),
+            tensors: graph.tensors,
+            convs,
+        })
+    }
+
+    /// The conv a caller shows by default: the first that reads the model's
+    /// input. Errors name the file when there is no Conv, or none reads the
+    /// input.
+    pub fn first_input_conv(&self) -> Result<&ConvRef> {
+        if self.convs.is_empty() {
+            return Err(Error::weights(&self.path, "has no 2-D Conv node"));
+        }
+        self.convs
+            .iter()
+            .find(|c| c.reads_input == Some(true))
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.convs.iter().map(|c| c.name.as_str()).collect();
+                Error::weights(
+                    &self.path,
+                    format!(
+                        "has no Conv that reads the model's input (its Convs: {})",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+impl ModelFile for OnnxFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn format(&self) -> &'static str {
+        "onnx"
+    }
+
+    fn convs(&self) -> &[ConvRef] {
+        &self.convs
+    }
+
+    fn tensor_names(&self) -> Vec<String> {
+        self.tensors.iter().map(|t| t.name.clone()).collect()
+    }
+
+    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
+        let info = self
+            .tensors
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
+            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))?;
+        read_tensor(&mut self.file, &info).map_err(|e| Error::weights(&self.path, e))
+    }
+}
+
+// ---- Parsing the graph ----
+
+/// `ModelProto`: its graph (field 7), or `None` when it has none.
+fn read_model<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Option<Graph>> {
+    let mut graph: Option<Graph> = None;
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (7, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                read_graph(wire, end, graph.get_or_insert_with(Graph::default))?;
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(graph)
+}
+
+/// `GraphProto`: node (1), initializer (5), input (11). Repeated fields
+/// append, as protobuf merges a message that appears twice.
+fn read_graph<R: Read + Seek>(wire: &mut Wire<R>, end: u64, graph: &mut Graph) -> WireResult<()> {
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                let mut node = read_node(wire, end)?;
+                if node.is("Constant") {
+                    let value = node.attributes.iter_mut().find(|a| a.name == "value");
+                    if let (Some(tensor), Some(output)) =
+                        (value.and_then(|a| a.t.take()), node.outputs.first())
+                    {
+                        graph.tensors.push(TensorInfo {
+                            name: output.clone(),
+                            ..tensor
+                        });
+                    }
+                }
+                graph.nodes.push(node);
+            }
+            (5, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                let tensor = read_tensor_info(wire, end)?;
+                graph.initializers.push(tensor.name.clone());
+                graph.tensors.push(tensor);
+            }
+            (11, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                graph.inputs.push(read_value_info_name(wire, end)?);
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(())
+}
+
+/// `ValueInfoProto.name` (field 1).
+fn read_value_info_name<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<String> {
+    let mut name = String::new();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => name = wire.string(len)?,
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(name)
+}
+
+/// `NodeProto`: input (1), output (2), name (3), op_type (4), attribute
+/// (5), domain (7).
+fn read_node<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Node> {
+    let mut node = Node::default();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => node.inputs.push(wire.string(len)?),
+            (2, Field::Len(len)) => node.outputs.push(wire.string(len)?),
+            (3, Field::Len(len)) => node.name = wire.string(len)?,
+            (4, Field::Len(len)) => node.op_type = wire.string(len)?,
+            (7, Field::Len(len)) => node.domain = wire.string(len)?,
+            (5, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                node.attributes.push(read_attribute(wire, end)?);
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(node)
+}
+
+/// `AttributeProto`: name (1), f (2), i (3), s (4), t (5), ints (8).
+/// Subgraphs and lists of floats or tensors are skipped.
+fn read_attribute<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Attribute> {
+    let mut attribute = Attribute::default();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => attribute.name = wire.string(len)?,
+            (2, Field::Fixed32(bytes)) => attribute.f = Some(f32::from_le_bytes(bytes)),
+            (3, Field::Varint(v)) => attribute.i = Some(v as i64),
+            (4, Field::Len(len)) => attribute.s = Some(wire.string(len)?),
+            (5, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                attribute.t = Some(read_tensor_info(wire, end)?);
+            }
+            (8, field @ (Field::Varint(_) | Field::Len(_))) => {
+                wire.varints(field, &mut attribute.ints)?
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(attribute)
+}
+
+/// `TensorProto`'s description: dims (1), data_type (2), name (8),
+/// raw_data (9, recorded, not read), data_location (14). The typed value
+/// fields are skipped here and read by [`read_tensor`].
+fn read_tensor_info<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<TensorInfo> {
+    let mut tensor = TensorInfo {
+        span: wire.pos()..end,
+        ..TensorInfo::default()
+    };
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, field @ (Field::Varint(_) | Field::Len(_))) => {
+                wire.varints(field, &mut tensor.dims)?
+            }
+            (2, Field::Varint(v)) => tensor.data_type = v,
+            (8, Field::Len(len)) => tensor.name = wire.string(len)?,
+            (9, Field::Len(len)) => {
+                tensor.raw = Some(wire.pos()..wire.end_of(len));
+                wire.skip(len)?;
+            }
+            (13, Field::Len(len)) => {
+                tensor.has_external_data = true;
+                wire.skip(len)?;
+            }
+            (14, Field::Varint(v)) => tensor.external = v == EXTERNAL,
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(tensor)
+}
+
+// ---- From nodes to conv layers ----
+
+/// The 2-D Conv nodes as conv layers, in node order. Convs whose weight is
+/// not 4-D (1-D and 3-D convs) are left out.
+fn list_convs(graph: &Graph) -> std::result::Result<Vec<ConvRef>, String> {
+    let real_inputs: Vec<&String> = graph
+        .inputs
+        .iter()
+        .filter(|name| !graph.initializers.contains(name))
+        .collect();
+    let mut convs = Vec::new();
+    for node in graph.nodes.iter().filter(|n| n.is("Conv")) {
+        let name = node.label();
+        let weight_name = node
+            .input(1)
+            .ok_or_else(|| format!("Conv {name:?} has no weight input"))?;
+        let weight = resolve(graph, weight_name).ok_or_else(|| {
+            format!("Conv {name:?}'s weight {weight_name:?} is not in the file (not an initializer or a Constant)")
+        })?;
+        if weight.dims.len() != 4 {
+            continue;
+        }
+        let weight_shape = shape(weight).map_err(|e| format!("Conv {name:?}'s weight {e}"))?;
+        let bias = match node.input(2) {
+            None => None,
+            Some(bias) => Some(resolve(graph, bias).map(|t| t.name.clone()).ok_or_else(|| {
+                format!("Conv {name:?}'s bias {bias:?} is not in the file (not an initializer or a Constant)")
+            })?),
+        };
+        let geometry = geometry(node, [weight_shape[2], weight_shape[3]])
+            .map_err(|e| format!("Conv {name:?}: {e}"))?;
+        convs.push(ConvRef {
+            weight: weight.name.clone(),
+            bias,
+            weight_shape,
+            geometry: Some(geometry),
+            batch_norm: batch_norm_after(graph, node),
+            reads_input: Some(
+                node.input(0)
+                    .is_some_and(|i| real_inputs.iter().any(|r| *r == i)),
+            ),
+            name,
+        });
+    }
+    Ok(convs)
+}
+
+/// The tensor called `name`, following `Identity` nodes back to it.
+fn resolve<'g>(graph: &'g Graph, name: &str) -> Option<&'g TensorInfo> {
+    let mut name = name;
+    for _ in 0..MAX_IDENTITY_HOPS {
+        if let Some(tensor) = graph.tensors.iter().find(|t| t.name == name) {
+            return Some(tensor);
+        }
+        let identity = graph
+            .nodes
+            .iter()
+            .find(|n| n.is("Identity") && n.outputs.first().is_some_and(|o| o == name))?;
+        name = identity.input(0)?;
+    }
+    None
+}
+
+/// The BatchNormalization that reads `conv`'s output, with its four
+/// tensors (inputs 1..4) and `epsilon` (default 1e-5).
+fn batch_norm_after(graph: &Graph, conv: &Node) -> Option<BatchNormRef> {
+    let output = conv.outputs.first().filter(|o| !o.is_empty())?;
+    let bn = graph
+        .nodes
+        .iter()
+        .find(|n| n.is("BatchNormalization") && n.input(0) == Some(output.as_str()))?;
+    let tensor = |index: usize| -> Option<String> {
+        let name = bn.input(index)?;
+        Some(resolve(graph, name).map_or_else(|| name.to_string(), |t| t.name.clone()))
+    };
+    Some(BatchNormRef {
+        name: bn.label(),
+        scale: tensor(1)?,
+        shift: tensor(2)?,
+        mean: tensor(3)?,
+        variance: tensor(4)?,
+        epsilon: Some(bn.attribute("epsilon").and_then(|a| a.f).unwrap_or(1e-5)),
+    })
+}
+
+/// A Conv's geometry from its attributes, checked against the weight's
+/// kernel `[FH, FW]`.
+fn geometry(node: &Node, kernel: [usize; 2]) -> std::result::Result<FileGeometry, String> {
+    let pair = |name: &str| -> std::result::Result<[u32; 2], String> {
+        match node.attribute(name) {
+            None => Ok([1, 1]),
+            Some(a) => match positive(name, &a.ints)?[..] {
+                [h, w] => Ok([h, w]),
+                _ => Err(format!("{name} has {} values, expected 2", a.ints.len())),
+            },
+        }
+    };
+    if let Some(shape) = node.attribute("kernel_shape") {
+        let agrees = shape.ints.len() == 2
+            && shape
+                .ints
+                .iter()
+                .zip(kernel)
+                .all(|(&s, k)| s as u64 == k as u64 && s >= 0);
+        if !agrees {
+            return Err(format!(
+                "kernel_shape {:?} does not agree with its weight's {kernel:?}",
+                shape.ints
+            ));
+        }
+    }
+    let group = match node.attribute("group").and_then(|a| a.i) {
+        None => 1,
+        Some(g) => positive("group", &[g])?[0],
+    };
+    let auto_pad = node.attribute("auto_pad").and_then(|a| a.s.as_deref());
+    let padding = match auto_pad.unwrap_or("NOTSET") {
+        "NOTSET" | "" => FilePadding::Explicit(pads(node)?),
+        "VALID" => FilePadding::Explicit(Padding::default()),
+        "SAME_UPPER" => FilePadding::SameUpper,
+        "SAME_LOWER" => FilePadding::SameLower,
+        other => return Err(format!("unknown auto_pad {other:?}")),
+    };
+    Ok(FileGeometry {
+        strides: pair("strides")?,
+        padding,
+        dilations: pair("dilations")?,
+        group,
+    })
+}
+
+/// `pads` `[top, left, bottom, right]` (ONNX's order: begins, then ends)
+/// as a [`Padding`]; none when absent.
+fn pads(node: &Node) -> std::result::Result<Padding, String> {
+    let Some(attribute) = node.attribute("pads") else {
+        return Ok(Padding::default());
+    };
+    let pixels = attribute
+        .ints
+        .iter()
+        .map(|&p| u32::try_from(p).map_err(|_| format!("pads has {p}, expected 0 or more")))
+        .collect::<std::result::Result<Vec<u32>, String>>()?;
+    match pixels[..] {
+        [top, left, bottom, right] => Ok(Padding {
+            top,
+            bottom,
+            left,
+            right,
+        }),
+        _ => Err(format!(
+            "pads has {} values, expected 4 (a 2-D conv)",
+            pixels.len()
+        )),
+    }
+}
+
+/// `values` as u32, each 1 or more.
+fn positive(name: &str, values: &[i64]) -> std::result::Result<Vec<u32>, String> {
+    values
+        .iter()
+        .map(|&v| {
+            u32::try_from(v)
+                .ok()
+                .filter(|&v| v > 0)
+                .ok_or_else(|| format!("{name} has {v}, expected 1 or more"))
+        })
+        .collect()
+}
+
+// ---- Reading a tensor's values ----
+
+/// The tensor's dims as sizes; errors for a negative one.
+fn shape(tensor: &TensorInfo) -> std::result::Result<Vec<usize>, String> {
+    tensor
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("has a dimension of {d}")))
+        .collect()
+}
+
+/// The dtype of ONNX `data_type` code, or an error naming the type.
+fn dtype(tensor: &TensorInfo) -> std::result::Result<DType, String> {
+    const NAMES: [&str; 27] = [
+        "UNDEFINED",
+        "FLOAT",
+        "UINT8",
+        "INT8",
+        "UINT16",
+        "INT16",
+        "INT32",
+        "INT64",
+        "STRING",
+        "BOOL",
+        "FLOAT16",
+        "DOUBLE",
+        "UINT32",
+        "UINT64",
+        "COMPLEX64",
+        "COMPLEX128",
+        "BFLOAT16",
+        "FLOAT8E4M3FN",
+        "FLOAT8E4M3FNUZ",
+        "FLOAT8E5M2",
+        "FLOAT8E5M2FNUZ",
+        "UINT4",
+        "INT4",
+        "FLOAT4E2M1",
+        "FLOAT8E8M0",
+        "UINT2",
+        "INT2",
+    ];
+    match tensor.data_type {
+        1 => Ok(DType::F32),
+        10 => Ok(DType::F16),
+        11 => Ok(DType::F64),
+        16 => Ok(DType::BF16),
+        code => {
+            let type_name = usize::try_from(code)
+                .ok()
+                .and_then(|c| NAMES.get(c))
+                .unwrap_or(&"an unknown type");
+            Err(format!(
+                "tensor {:?} has type {type_name} ({code}), expected FLOAT, FLOAT16, BFLOAT16 or DOUBLE",
+                tensor.name
+            ))
+        }
+    }
+}
+
+/// Reads `tensor`'s values from `file`: its `raw_data` range, else the
+/// typed field its dtype uses (float_data, double_data, or int32_data
+/// holding f16/bf16 bits in each value's low 16 bits).
+fn read_tensor(file: &mut File, tensor: &TensorInfo) -> std::result::Result<FileTensor, String> {
+    let name = &tensor.name;
+    if tensor.external || (tensor.has_external_data && tensor.raw.is_none()) {
+        return Err(format!(
+            "tensor {name:?} keeps its data in an external file (data_location EXTERNAL), \
+             which convmaps does not read; save the model with its weights inside it"
+        ));
+    }
+    let dtype = dtype(tensor)?;
+    let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
+    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let bytes_len = count.and_then(|n| n.checked_mul(dtype.size()));
+    let (Some(count), Some(bytes_len)) = (count, bytes_len) else {
+        return Err(format!("tensor {name:?} has a shape too large: {shape:?}"));
+    };
+    let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());
+    let mut wire = Wire::new(&mut *file);
+    wire.seek(range.start)
+        .map_err(|e| format!("cannot read tensor {name:?}: {e}"))?;
+    let span = wire
+        .bytes(range.end - range.start)
+        .map_err(|e| format!("cannot read tensor {name:?}: {e}"))?;
+    let bytes = match tensor.raw {
+        Some(_) => span,
+        None => {
+            typed_values(&span, dtype).map_err(|e| format!("tensor {name:?} is not valid: {e}"))?
+        }
+    };
+    if bytes.len() != bytes_len {
+        return Err(format!(
+            "tensor {name:?} holds {} values of {}, its shape {shape:?} needs {count}",
+            bytes.len() / dtype.size(),
+            dtype.name()
+        ));
+    }
+    Ok(FileTensor {
+        shape,
+        dtype,
+        values: dtype.to_f32_le(&bytes),
+    })
+}
+
+/// The values of a `TensorProto` (`message`, its bytes) held in the typed
+/// field for `dtype`, as little-endian bytes of that dtype.
+fn typed_values(message: &[u8], dtype: DType) -> WireResult<Vec<u8>> {
+    let mut wire = Wire::new(Cursor::new(message));
+    let end = message.len() as u64;
+    let mut bytes = Vec::new();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, dtype, field) {
+            (4, DType::F32, Field::Fixed32(value)) => bytes.extend(value),
+            (10, DType::F64, Field::Fixed64(value)) => bytes.extend(value),
+            (4, DType::F32, Field::Len(len)) | (10, DType::F64, Field::Len(len)) => {
+                bytes.extend(wire.bytes(len)?)
+            }
+            (5, DType::F16 | DType::BF16, field @ (Field::Varint(_) | Field::Len(_))) => {
+                let mut values = Vec::new();
+                wire.varints(field, &mut values)?;
+                bytes.extend(values.iter().flat_map(|&v| (v as u16).to_le_bytes()));
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(bytes)
+}
