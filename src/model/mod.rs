@@ -4,6 +4,7 @@
 //! demand ([`ModelFile::tensor`]), converted to f32 from any float dtype.
 //! [`fold_batch_norm`] folds a BatchNorm into the conv before it.
 
+pub mod pytorch;
 pub mod safetensors;
 
 use std::path::Path;
@@ -180,6 +181,7 @@ pub fn open(path: &Path) -> Result<Box<dyn ModelFile>> {
         .unwrap_or_default();
     match extension.as_str() {
         "safetensors" => Ok(Box::new(safetensors::SafetensorsFile::open(path)?)),
+        "pt" | "pth" | "bin" => Ok(Box::new(pytorch::PytorchFile::open(path)?)),
         _ => Err(Error::weights(
             path,
             "is not a model format convmaps reads (.safetensors, .npy)",
