@@ -431,3 +431,17 @@ fn files_that_are_not_checkpoints_are_refused() {
     let message = first_error(&path).expect("refused");
     assert!(message.contains("state dict"), "{message}");
 }
+
+#[test]
+fn a_deeply_nested_pickle_is_refused_without_overflowing_the_stack() {
+    let dir = tempfile::tempdir().unwrap();
+    // A tuple nested a million deep, then an empty list of storage keys.
+    let mut object = vec![0x80, 2, b')'];
+    object.extend(std::iter::repeat_n(0x85u8, 1_000_000));
+    object.push(b'.');
+    object.extend(b"\x80\x02].");
+    let path = dir.path().join("nested.pt");
+    std::fs::write(&path, legacy_file(&object)).unwrap();
+    let message = first_error(&path).expect("refused");
+    assert!(message.contains("state dict"), "{message}");
+}

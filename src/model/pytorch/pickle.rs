@@ -126,7 +126,11 @@ pub enum Global {
 }
 
 /// A value on the pickle's stack.
-#[derive(Clone, Debug)]
+///
+/// Containers are dropped without recursion ([`Drop`]), so that a pickle
+/// nesting a million tuples cannot overflow the stack; for the same reason
+/// `Value` has no recursive `Debug`.
+#[derive(Clone)]
 pub enum Value {
     /// `None`.
     None,
@@ -158,8 +162,45 @@ pub enum Value {
     Opaque,
 }
 
+impl Drop for Value {
+    /// Drops nested containers from a heap stack rather than recursively.
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut value) = pending.pop() {
+            take_children(&mut value, &mut pending);
+        }
+    }
+}
+
+/// Moves the items of a container that nothing else shares into `pending`.
+fn take_children(value: &mut Value, pending: &mut Vec<Value>) {
+    match value {
+        Value::Tuple(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                pending.append(items);
+            }
+        }
+        Value::List(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                pending.append(items.get_mut());
+            }
+        }
+        Value::Dict(pairs) => {
+            if let Some(pairs) = Rc::get_mut(pairs) {
+                for (key, value) in pairs.get_mut().drain(..) {
+                    pending.push(key);
+                    pending.push(value);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 impl Value {
-    fn kind(&self) -> &'static str {
+    /// What the value is, in words ("a dict", "an int", ...).
+    pub fn kind(&self) -> &'static str {
         match self {
             Value::None => "None",
             Value::Bool(_) => "a bool",
@@ -370,11 +411,11 @@ impl<R: Read> Machine<'_, R> {
             0x93 => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                let (Value::Str(module), Value::Str(name)) = (module, name) else {
+                let (Value::Str(module), Value::Str(name)) = (&module, &name) else {
                     return Err("STACK_GLOBAL of something that is not two strs".into());
                 };
                 self.stack
-                    .push(Value::Global(allowed_global(&module, &name)?));
+                    .push(Value::Global(allowed_global(module, name)?));
             }
             b'R' | 0x81 => {
                 let args = self.pop()?;
@@ -698,4 +739,78 @@ fn rebuild_tensor(args: &[Value], dtype: Option<ElementType>) -> Result<Value, S
         shape,
         strides,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(bytes: &[u8]) -> Result<Value, String> {
+        load(&mut Counted::new(bytes)).map(|l| l.value)
+    }
+
+    #[test]
+    fn ints_of_every_width() {
+        let int = |bytes: &[u8]| match run(bytes) {
+            Ok(Value::Int(i)) => i,
+            _ => panic!("not an int"),
+        };
+        assert_eq!(int(b"K\xff."), 255);
+        assert_eq!(int(b"M\xe9\x03."), 1001);
+        assert_eq!(int(b"J\xfe\xff\xff\xff."), -2);
+        assert_eq!(int(b"\x8a\x03\x00\x80\x00."), 32768);
+        assert_eq!(int(b"\x8a\x02\x00\x80."), -32768);
+        assert_eq!(int(b"\x8a\x01\xff."), -1);
+        assert_eq!(int(b"\x8a\x00."), 0);
+    }
+
+    #[test]
+    fn a_memoized_list_is_shared_with_later_appends() {
+        // l = []; memo[0] = l; l.append(1); (l, memo[0])
+        let Ok(Value::Tuple(pair)) = &run(b"]q\x00K\x01ah\x00\x86.") else {
+            panic!("not a tuple");
+        };
+        for list in pair.iter() {
+            let Value::List(items) = list else {
+                panic!("not a list")
+            };
+            assert_eq!(items.borrow().len(), 1);
+        }
+    }
+
+    #[test]
+    fn setitem_replaces_an_existing_key() {
+        let Ok(Value::Dict(dict)) = &run(b"}(X\x01\x00\x00\x00aK\x01X\x01\x00\x00\x00aK\x02u.")
+        else {
+            panic!("not a dict");
+        };
+        let dict = dict.borrow();
+        assert_eq!(dict.len(), 1);
+        assert!(matches!(dict[0].1, Value::Int(2)));
+    }
+
+    #[test]
+    fn globals_outside_the_allow_list_are_refused_by_name() {
+        for (module, name) in [("os", "system"), ("builtins", "getattr"), ("torch", "load")] {
+            let pickle = format!("c{module}\n{name}\n.");
+            let message = run(pickle.as_bytes()).err().unwrap_or_default();
+            assert!(message.contains(&format!("{module}.{name}")), "{message}");
+        }
+        assert!(run(b"ccollections\nOrderedDict\n)R.").is_ok());
+        assert!(run(b"ctorch\nFloatStorage\n.").is_ok());
+    }
+
+    #[test]
+    fn stack_underflow_and_bad_memo_are_errors() {
+        for bad in [
+            &b"."[..],
+            b"t.",
+            b"h\x05.",
+            b"K\x01a.",
+            b"X\xff\xff\xff\xff",
+            b"\x8d",
+        ] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -77,8 +77,7 @@ impl Storages {
         };
         let failed =
             |e: io::Error| Error::weights_caused(path, format!("cannot read storage {key:?}"), e);
-        let mut bytes = vec![0u8; length as usize];
-        match self {
+        let bytes = match self {
             Storages::Zip {
                 archive, prefix, ..
             } => {
@@ -94,7 +93,7 @@ impl Storages {
                     return Err(cut(record.size()));
                 }
                 io::copy(&mut (&mut record).take(start), &mut io::sink()).map_err(failed)?;
-                record.read_exact(&mut bytes).map_err(failed)?;
+                read_exactly(&mut record, length).map_err(failed)?
             }
             Storages::Legacy {
                 file,
@@ -112,11 +111,25 @@ impl Storages {
                     return Err(cut(have));
                 }
                 file.seek(SeekFrom::Start(begin + start)).map_err(failed)?;
-                file.read_exact(&mut bytes).map_err(failed)?;
+                read_exactly(file, length).map_err(failed)?
             }
-        }
+        };
         Ok(bytes)
     }
+}
+
+/// Exactly `length` bytes of `reader`, allocated as they arrive (a length
+/// a corrupt file claims costs no memory it does not hold).
+fn read_exactly(reader: &mut impl Read, length: u64) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(length).read_to_end(&mut bytes)?;
+    if (bytes.len() as u64) < length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the storage ends after {} of {length} bytes", bytes.len()),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Opens a zip checkpoint: its `data.pkl` and `byteorder` records.
@@ -206,7 +219,8 @@ pub fn open_legacy(path: &Path) -> Result<(Value, Storages)> {
         Value::Int(LEGACY_PROTOCOL) => {}
         other => {
             return Err(corrupt(format!(
-                "protocol version {other:?}, expected {LEGACY_PROTOCOL}"
+                "protocol version {}, expected {LEGACY_PROTOCOL}",
+                other.kind()
             )));
         }
     }
