@@ -45,10 +45,13 @@ fn first_error(path: &Path) -> Option<String> {
     Some(message)
 }
 
-const TINY_FILES: [&str; 9] = [
+const TINY_FILES: [&str; 12] = [
     "state_dict.pt",
     "state_dict_legacy.pt",
     "checkpoint.pth",
+    "state_dict_protocol4.pt",
+    "state_dict_protocol5.pt",
+    "state_dict_protocol4_legacy.pt",
     "state_dict_f16.pt",
     "state_dict_f16_legacy.pt",
     "state_dict_bf16.pt",
@@ -100,7 +103,14 @@ fn every_format_lists_the_same_convs_in_order() {
 
 #[test]
 fn f32_weights_are_exact_in_both_formats_and_in_a_checkpoint_dict() {
-    for name in ["state_dict.pt", "state_dict_legacy.pt", "checkpoint.pth"] {
+    for name in [
+        "state_dict.pt",
+        "state_dict_legacy.pt",
+        "checkpoint.pth",
+        "state_dict_protocol4.pt",
+        "state_dict_protocol5.pt",
+        "state_dict_protocol4_legacy.pt",
+    ] {
         let mut file = open(name);
         for (tensor, npy, shape) in [
             ("conv1.weight", "conv1_weight.npy", vec![4, 3, 3, 3]),
@@ -444,4 +454,21 @@ fn a_deeply_nested_pickle_is_refused_without_overflowing_the_stack() {
     std::fs::write(&path, legacy_file(&object)).unwrap();
     let message = first_error(&path).expect("refused");
     assert!(message.contains("state dict"), "{message}");
+}
+
+#[test]
+fn every_pytorch_extension_opens_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, source) in [
+        ("pytorch_model.bin", "state_dict.pt"),
+        ("model.PTH", "state_dict_legacy.pt"),
+        ("model.pt", "checkpoint.pth"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::copy(fixture(source), &path).unwrap();
+        let mut file = model::open(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(file.convs().len(), 2, "{name}");
+        let read = file.tensor("conv1.weight").unwrap();
+        assert_eq!(read.values, expected("conv1_weight.npy"), "{name}");
+    }
 }

@@ -91,6 +91,15 @@ def main():
     save("state_dict.pt", sd)
     save("state_dict_legacy.pt", sd, legacy=True)
     save("checkpoint.pth", {"epoch": 3, "optimizer": {"lr": 0.1}, "state_dict": sd})
+    # Newer pickle protocols: FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL.
+    for protocol in [4, 5]:
+        torch.save(sd, os.path.join(OUT, f"state_dict_protocol{protocol}.pt"), pickle_protocol=protocol)
+    torch.save(
+        sd,
+        os.path.join(OUT, "state_dict_protocol4_legacy.pt"),
+        pickle_protocol=4,
+        _use_new_zipfile_serialization=False,
+    )
     for name in ["conv1.weight", "conv2.weight", "conv2.bias", "bn1.running_var"]:
         save_npy(name.replace(".", "_") + ".npy", sd[name])
 
