@@ -472,3 +472,17 @@ fn every_pytorch_extension_opens_by_its_name() {
         assert_eq!(read.values, expected("conv1_weight.npy"), "{name}");
     }
 }
+
+#[test]
+fn parameters_read_like_tensors() {
+    let mut file = open("parameters.pt");
+    assert_eq!(file.convs().len(), 2);
+    assert_eq!(
+        file.tensor("conv1.weight").unwrap().values,
+        expected("conv1_weight.npy")
+    );
+    assert_eq!(
+        file.tensor("conv2.bias").unwrap().values,
+        expected("conv2_bias.npy")
+    );
+}

@@ -45,7 +45,7 @@ def save(name, obj, legacy=False):
     torch.save(obj, os.path.join(OUT, name), _use_new_zipfile_serialization=not legacy)
 
 
-def tiny_state_dict():
+def tiny_model():
     torch.manual_seed(7)
     model = Tiny()
     with torch.no_grad():
@@ -54,7 +54,7 @@ def tiny_state_dict():
         model.bn1.running_mean.uniform_(-1.0, 1.0)
         model.bn1.running_var.uniform_(0.5, 2.0)
         model.bn1.num_batches_tracked.fill_(12)
-    return model.state_dict()
+    return model
 
 
 def views():
@@ -87,7 +87,10 @@ def big_endian(source, target):
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    sd = tiny_state_dict()
+    model = tiny_model()
+    sd = model.state_dict()
+    # Parameters, not plain tensors: pickled through _rebuild_parameter.
+    save("parameters.pt", dict(model.named_parameters()))
     save("state_dict.pt", sd)
     save("state_dict_legacy.pt", sd, legacy=True)
     save("checkpoint.pth", {"epoch": 3, "optimizer": {"lr": 0.1}, "state_dict": sd})
