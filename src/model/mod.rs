@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod onnx;
+pub mod pytorch;
 pub mod safetensors;
 pub mod table;
 
@@ -184,6 +185,7 @@ pub fn open(path: &Path) -> Result<Box<dyn ModelFile>> {
     match extension.as_str() {
         "safetensors" => Ok(Box::new(safetensors::SafetensorsFile::open(path)?)),
         "onnx" => Ok(Box::new(onnx::OnnxFile::open(path)?)),
+        "pt" | "pth" | "bin" => Ok(Box::new(pytorch::PytorchFile::open(path)?)),
         _ => Err(Error::weights(
             path,
             "is not a model format convmaps reads (.safetensors, .pt, .pth, .bin, .onnx, or a .npy weight)",

@@ -1,0 +1,340 @@
+//! PyTorch checkpoints (`.pt`, `.pth`, `.bin`) as a [`ModelFile`], in both
+//! of `torch.save`'s formats:
+//!
+//! - zip (PyTorch 1.6+): `<archive>/data.pkl` is the pickled object,
+//!   `<archive>/data/<key>` each storage's raw bytes, and
+//!   `<archive>/byteorder` says "little" or "big" (little when absent);
+//! - legacy: pickles one after another — the magic number, the protocol
+//!   version, the system info, the object, the list of storage keys — then
+//!   each storage of that list as a little-endian u64 element count and its
+//!   bytes.
+//!
+//! The pickle is read by [`pickle`], which never runs code and refuses any
+//! global outside its allow-list. Opening reads the pickle and, in the
+//! legacy format, each storage's 8-byte header; a tensor's values are read
+//! only when asked for, from its own storage.
+
+pub mod pickle;
+mod storage;
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use self::pickle::{ElementType, TensorRef, Value};
+use self::storage::Storages;
+use super::{ConvRef, FileTensor, ModelFile, state_dict_convs};
+use crate::error::{Error, Result};
+
+/// Keys under which a checkpoint dict commonly holds its state dict, tried
+/// in this order before any other key.
+pub const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model", "model_state_dict", "net", "module"];
+
+/// Most elements a tensor may have beyond those of its storage span (a
+/// view with zero strides repeats values; a huge one is a corrupt file).
+const MAX_EXPANDED_ELEMENTS: u64 = 1 << 28;
+
+/// One tensor of the state dict.
+#[derive(Clone, Debug)]
+struct Entry {
+    name: String,
+    tensor: TensorRef,
+}
+
+/// An open PyTorch checkpoint.
+pub struct PytorchFile {
+    path: PathBuf,
+    storages: Storages,
+    /// The key of the checkpoint dict that holds the state dict, if any.
+    state_dict_key: Option<String>,
+    /// Tensors in the pickle's dict order.
+    entries: Vec<Entry>,
+    convs: Vec<ConvRef>,
+}
+
+impl PytorchFile {
+    /// Opens `path`, reads its pickle (never running it) and lists its
+    /// state dict's tensors. Errors name the file: one that is neither
+    /// format, a truncated zip, a corrupt pickle, a refused global, a
+    /// pickle that holds no state dict.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut file =
+            File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
+        let mut magic = [0u8; 4];
+        let is_zip = file.read_exact(&mut magic).is_ok() && magic == *b"PK\x03\x04";
+        drop(file);
+        let (root, storages) = if is_zip {
+            storage::open_zip(path)?
+        } else {
+            storage::open_legacy(path)?
+        };
+        let (state_dict_key, entries) =
+            find_state_dict(&root).map_err(|m| Error::weights(path, m))?;
+        let shapes: Vec<(String, Vec<usize>)> = entries
+            .iter()
+            .map(|e| {
+                let shape = e.tensor.shape.iter().map(|&d| d as usize).collect();
+                (e.name.clone(), shape)
+            })
+            .collect();
+        Ok(PytorchFile {
+            path: path.to_path_buf(),
+            storages,
+            state_dict_key,
+            convs: state_dict_convs(&shapes),
+            entries,
+        })
+    }
+
+    /// The key of the checkpoint dict that held the state dict
+    /// (`"state_dict"`, `"model"`, ...), or `None` when the file's object is
+    /// the state dict itself.
+    pub fn state_dict_key(&self) -> Option<&str> {
+        self.state_dict_key.as_deref()
+    }
+
+    /// The dtype of tensor `name` as PyTorch names it ("float32", "int64",
+    /// ...), or `None` when the file has no such tensor. Integer tensors are
+    /// listed but refused by [`ModelFile::tensor`].
+    pub fn dtype_name(&self, name: &str) -> Option<&'static str> {
+        self.entry(name).map(|e| e.tensor.element.name)
+    }
+
+    fn entry(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+}
+
+/// The state dict in `root`: `root` itself when it holds tensors, else the
+/// first value of [`STATE_DICT_KEYS`], then of any key, that is a dict of
+/// tensors. Returns that key (if any) and the tensors in dict order.
+fn find_state_dict(root: &Value) -> std::result::Result<(Option<String>, Vec<Entry>), String> {
+    let Value::Dict(dict) = root else {
+        return Err(format!(
+            "holds {}, not a state dict (a dict of tensors) or a checkpoint dict holding one",
+            kind(root)
+        ));
+    };
+    let top = tensors_of(root);
+    if !top.is_empty() {
+        return Ok((None, top));
+    }
+    let dict = dict.borrow();
+    let named = STATE_DICT_KEYS
+        .iter()
+        .filter_map(|key| dict.iter().find(|(k, _)| k.text() == Some(key)));
+    for (key, value) in named.chain(dict.iter()) {
+        let tensors = tensors_of(value);
+        if let (Some(key), false) = (key.text(), tensors.is_empty()) {
+            return Ok((Some(key.to_string()), tensors));
+        }
+    }
+    let keys: Vec<&str> = dict.iter().filter_map(|(k, _)| k.text()).collect();
+    Err(format!(
+        "holds a dict with no tensors and no state dict under any of its keys ({})",
+        keys.join(", ")
+    ))
+}
+
+/// The tensors of a dict with str keys, in its order (empty for others).
+fn tensors_of(value: &Value) -> Vec<Entry> {
+    let Value::Dict(dict) = value else {
+        return Vec::new();
+    };
+    dict.borrow()
+        .iter()
+        .filter_map(|(key, value)| match value {
+            Value::Tensor(tensor) => Some(Entry {
+                name: key.text()?.to_string(),
+                tensor: tensor.as_ref().clone(),
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Tensor(_) => "a single tensor",
+        Value::List(_) | Value::Tuple(_) => "a list",
+        _ => "no dict",
+    }
+}
+
+impl ModelFile for PytorchFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn format(&self) -> &'static str {
+        self.storages.format()
+    }
+
+    fn convs(&self) -> &[ConvRef] {
+        &self.convs
+    }
+
+    fn tensor_names(&self) -> Vec<String> {
+        self.entries.iter().map(|e| e.name.clone()).collect()
+    }
+
+    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
+        let path = self.path.clone();
+        let entry = self
+            .entry(name)
+            .cloned()
+            .ok_or_else(|| Error::weights(&path, format!("has no tensor {name:?}")))?;
+        let tensor = &entry.tensor;
+        let Some(dtype) = tensor.element.float else {
+            return Err(Error::weights(
+                &path,
+                format!(
+                    "tensor {name:?} has dtype {}, expected a float (float16, bfloat16, float32 or float64)",
+                    tensor.element.name
+                ),
+            ));
+        };
+        let view =
+            View::of(tensor).map_err(|m| Error::weights(&path, format!("tensor {name:?} {m}")))?;
+        let bytes = match view.span {
+            Some((start, length)) => self.storages.read(&path, &tensor.storage, start, length)?,
+            None => Vec::new(),
+        };
+        let values = dtype.to_f32(&bytes, self.storages.big_endian());
+        Ok(FileTensor {
+            shape: tensor.shape.iter().map(|&d| d as usize).collect(),
+            dtype,
+            values: gather(&values, &view.shape, &view.strides),
+        })
+    }
+}
+
+/// A tensor's view checked against its storage, in `usize`.
+struct View {
+    shape: Vec<usize>,
+    strides: Vec<usize>,
+    /// The bytes it spans in its storage: start and length; `None` when it
+    /// has no elements.
+    span: Option<(u64, u64)>,
+}
+
+impl View {
+    /// Checks that `tensor`'s elements lie inside its storage and that its
+    /// sizes fit in memory.
+    fn of(tensor: &TensorRef) -> std::result::Result<View, String> {
+        let element: &ElementType = &tensor.element;
+        let overflow = || "has a size, stride or offset too large to read".to_string();
+        let numel = tensor
+            .shape
+            .iter()
+            .try_fold(1u64, |n, &d| n.checked_mul(d))
+            .ok_or_else(overflow)?;
+        let shape: Vec<usize> = tensor.shape.iter().map(|&d| d as usize).collect();
+        let strides: Vec<usize> = tensor.strides.iter().map(|&s| s as usize).collect();
+        if numel == 0 {
+            return Ok(View {
+                shape,
+                strides,
+                span: None,
+            });
+        }
+        let last = tensor
+            .shape
+            .iter()
+            .zip(&tensor.strides)
+            .try_fold(tensor.offset, |at, (&d, &s)| {
+                at.checked_add((d - 1).checked_mul(s)?)
+            })
+            .ok_or_else(overflow)?;
+        let storage = &tensor.storage;
+        let size = element.size as u64;
+        let base = storage.view_offset.checked_mul(storage.element.size as u64);
+        let start = base.and_then(|b| b.checked_add(tensor.offset.checked_mul(size)?));
+        let end = base.and_then(|b| b.checked_add(last.checked_add(1)?.checked_mul(size)?));
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(overflow());
+        };
+        let storage_bytes = storage.numel.saturating_mul(storage.element.size as u64);
+        if end > storage_bytes {
+            return Err(format!(
+                "reaches byte {end} of storage {:?}, which holds {storage_bytes} bytes",
+                storage.key
+            ));
+        }
+        if numel > (end - start) / size + MAX_EXPANDED_ELEMENTS {
+            return Err(format!(
+                "repeats its {} stored values {numel} times over",
+                (end - start) / size
+            ));
+        }
+        if usize::try_from(numel).is_err() || usize::try_from(end - start).is_err() {
+            return Err(overflow());
+        }
+        Ok(View {
+            shape,
+            strides,
+            span: Some((start, end - start)),
+        })
+    }
+}
+
+/// The elements of a strided view, row-major: `values` starts at the
+/// view's first element, `shape` and `strides` (in elements) are checked
+/// to stay inside it.
+fn gather(values: &[f32], shape: &[usize], strides: &[usize]) -> Vec<f32> {
+    let numel: usize = shape.iter().product();
+    let mut contiguous = true;
+    let mut expected = 1;
+    for (&d, &s) in shape.iter().zip(strides).rev() {
+        contiguous &= d == 1 || s == expected;
+        expected *= d;
+    }
+    if contiguous {
+        return values[..numel].to_vec();
+    }
+    let mut out = Vec::with_capacity(numel);
+    let mut index = vec![0usize; shape.len()];
+    let mut at = 0usize;
+    for _ in 0..numel {
+        out.push(values[at]);
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            at += strides[d];
+            if index[d] < shape[d] {
+                break;
+            }
+            at -= strides[d] * shape[d];
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+/// Reads all of `reader`, for the small records (`data.pkl`, `byteorder`).
+fn read_all(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gather;
+
+    #[test]
+    fn gather_transposes_a_view() {
+        // A 2×3 row-major matrix seen as its 3×2 transpose.
+        let values = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(
+            gather(&values, &[3, 2], &[1, 3]),
+            [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+        assert_eq!(gather(&values, &[2, 3], &[3, 1]), values);
+        // Every other column, and a broadcast row.
+        assert_eq!(gather(&values, &[2, 2], &[3, 2]), [0.0, 2.0, 3.0, 5.0]);
+        assert_eq!(
+            gather(&values, &[2, 3], &[0, 1]),
+            [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
+        );
+    }
+}
