@@ -399,3 +399,36 @@ fn options_that_an_onnx_file_sets_are_refused_naming_them() {
     );
     assert_eq!(summary["weights_file"]["layer"], "conv1");
 }
+
+/// A PyTorch checkpoint's conv1 folded with bn1 equals PyTorch's own
+/// conv1 → bn1 in eval mode (tools/make_pytorch_fixtures.py), through both
+/// file formats.
+#[test]
+fn a_folded_pytorch_conv_equals_pytorchs_conv_then_batch_norm() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch");
+    let input = convmaps::npy::read_f32_3d(&fixtures.join("folded_input.npy")).unwrap();
+    let expected = convmaps::npy::read_f32_3d(&fixtures.join("conv1_bn1_output.npy")).unwrap();
+    for file in ["state_dict.pt", "state_dict_legacy.pt", "checkpoint.pth"] {
+        let source = convmaps::resolve::WeightsSource::Model {
+            path: fixtures.join(file),
+            layer_name: None,
+            fold_bn: Some(FoldBatchNorm {
+                name: Some("bn1".into()),
+                epsilon: 1e-5,
+            }),
+        };
+        let shape = convmaps::resolve::InputShape {
+            channels: 3,
+            photo: false,
+            height: input.height,
+            width: input.width,
+        };
+        let options = convmaps::resolve::LayerOptions::default();
+        let resolved = convmaps::resolve::resolve(&options, shape, &source, u64::MAX).unwrap();
+        let actual = cpu::conv2d_direct(&input, &resolved.layer).unwrap();
+        assert_close(file, &actual, &expected, 1e-5, 1e-5);
+        let origin = resolved.origin.unwrap();
+        assert_eq!(origin.layer.as_deref(), Some("conv1"));
+        assert!(!origin.conv_bias, "conv1 has bias=False");
+    }
+}

@@ -85,9 +85,21 @@ def big_endian(source, target):
             zout.writestr(info.filename, data)
 
 
+def folded_golden(model):
+    """conv1 then bn1 (eval mode) on a fixed input: what --fold-bn bn1 must give."""
+    torch.manual_seed(21)
+    x = torch.rand(1, 3, 9, 10)
+    model.eval()
+    with torch.no_grad():
+        y = model.bn1(model.conv1(x))
+    save_npy("folded_input.npy", x[0])
+    save_npy("conv1_bn1_output.npy", y[0])
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     model = tiny_model()
+    folded_golden(model)
     sd = model.state_dict()
     # Parameters, not plain tensors: pickled through _rebuild_parameter.
     save("parameters.pt", dict(model.named_parameters()))

@@ -15,7 +15,8 @@ const MAX_HEADER_BYTES: u64 = 100_000_000;
 #[derive(Clone, Debug)]
 struct Entry {
     name: String,
-    dtype: DType,
+    /// The float dtype, or the file's name for another (read as an error).
+    dtype: std::result::Result<DType, String>,
     shape: Vec<usize>,
     /// Byte range in the data section.
     start: u64,
@@ -80,17 +81,14 @@ fn parse_header(header: &[u8], data_len: u64) -> std::result::Result<Vec<Entry>,
     for (name, info) in json.iter().filter(|(name, _)| *name != "__metadata__") {
         let bad = |what: &str| format!("not a valid safetensors file: tensor {name:?} {what}");
         let dtype = match info["dtype"].as_str() {
-            Some("F16") => DType::F16,
-            Some("BF16") => DType::BF16,
-            Some("F32") => DType::F32,
-            Some("F64") => DType::F64,
-            Some(other) => {
-                return Err(format!(
-                    "tensor {name:?} has dtype {other}, expected a float (F16, BF16, F32 or F64)"
-                ));
-            }
+            Some("F16") => Ok(DType::F16),
+            Some("BF16") => Ok(DType::BF16),
+            Some("F32") => Ok(DType::F32),
+            Some("F64") => Ok(DType::F64),
+            Some(other) => Err(other.to_string()),
             None => return Err(bad("has no dtype")),
         };
+        let size = dtype_size(&dtype).ok_or_else(|| bad("has an unknown dtype"))?;
         let numbers = |key: &str| -> Option<Vec<u64>> {
             info[key].as_array()?.iter().map(|v| v.as_u64()).collect()
         };
@@ -101,7 +99,7 @@ fn parse_header(header: &[u8], data_len: u64) -> std::result::Result<Vec<Entry>,
         let count = shape
             .iter()
             .try_fold(1u64, |n, &d| n.checked_mul(d))
-            .and_then(|n| n.checked_mul(dtype.size() as u64));
+            .and_then(|n| n.checked_mul(size));
         if start > end || end > data_len || count != Some(end - start) {
             return Err(bad(
                 "has data_offsets that do not fit its shape or the file",
@@ -117,6 +115,20 @@ fn parse_header(header: &[u8], data_len: u64) -> std::result::Result<Vec<Entry>,
     }
     entries.sort_by_key(|e| (e.start, e.end));
     Ok(entries)
+}
+
+/// Bytes per value of a safetensors dtype.
+fn dtype_size(dtype: &std::result::Result<DType, String>) -> Option<u64> {
+    Some(match dtype {
+        Ok(dtype) => dtype.size() as u64,
+        Err(name) => match name.as_str() {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "I16" | "U16" => 2,
+            "I32" | "U32" => 4,
+            "I64" | "U64" => 8,
+            _ => return None,
+        },
+    })
 }
 
 impl ModelFile for SafetensorsFile {
@@ -143,6 +155,14 @@ impl ModelFile for SafetensorsFile {
             .find(|e| e.name == name)
             .cloned()
             .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))?;
+        let dtype = entry.dtype.clone().map_err(|other| {
+            Error::weights(
+                &self.path,
+                format!(
+                    "tensor {name:?} has dtype {other}, expected a float (F16, BF16, F32 or F64)"
+                ),
+            )
+        })?;
         let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
         self.file
             .seek(SeekFrom::Start(self.data_start + entry.start))
@@ -150,8 +170,8 @@ impl ModelFile for SafetensorsFile {
             .map_err(|e| Error::weights_caused(&self.path, format!("cannot read {name}"), e))?;
         Ok(FileTensor {
             shape: entry.shape,
-            dtype: entry.dtype,
-            values: entry.dtype.to_f32_le(&bytes),
+            dtype,
+            values: dtype.to_f32_le(&bytes),
         })
     }
 }
