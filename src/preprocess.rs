@@ -126,6 +126,18 @@ impl InputPrep {
         }
     }
 
+    /// How the photo is read, in words (`Luma, values × 255, normalised by
+    /// mean [..] and std [..]`); `None` for plain RGB on 0–1 values.
+    pub fn describe(&self) -> Option<String> {
+        if self.is_plain_rgb() {
+            return None;
+        }
+        let norm = self.normalization.as_ref().map_or(String::new(), |n| {
+            format!(", normalised by mean {:?} and std {:?}", n.mean, n.std)
+        });
+        Some(format!("{:?}, values × {}{norm}", self.layout, self.scale))
+    }
+
     /// True when the photo is read as plain RGB on 0–1 values.
     pub fn is_plain_rgb(&self) -> bool {
         self.layout == Layout::Rgb && self.scale == 1.0 && self.normalization.is_none()

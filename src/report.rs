@@ -411,15 +411,10 @@ impl Summary {
             Orientation::NoTransforms => String::new(),
             turned => format!(", turned upright: {}", turned.describe()),
         };
-        let prep = &input.preprocessing;
-        let read = if prep.is_plain_rgb() {
-            String::new()
-        } else {
-            let norm = prep.normalization.as_ref().map_or(String::new(), |n| {
-                format!(", normalised by mean {:?} and std {:?}", n.mean, n.std)
-            });
-            format!(", read as {:?} × {}{norm}", prep.layout, prep.scale)
-        };
+        let read = input
+            .preprocessing
+            .describe()
+            .map_or(String::new(), |read| format!(", read as {read}"));
         format!(
             "{} ({}×{}, {} channels{upright}{read})",
             input.path.display(),

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::photo::Photo;
+use crate::preprocess::InputPrep;
 use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
 use crate::render::html::{Page, PageMap, index_html};
 use crate::render::{self};
@@ -102,7 +103,7 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
             spec.dilation,
             spec.groups,
             summary.layer.weights_source
-        ),
+        ) + &input_reading(&summary.input.preprocessing),
         grid_image: "grid.png".into(),
         filters_image: "filters.png".into(),
         maps: summary
@@ -121,6 +122,12 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
             })
             .collect(),
     }
+}
+
+/// How the photo was read, when not as plain RGB on 0–1 values.
+fn input_reading(prep: &InputPrep) -> String {
+    prep.describe()
+        .map_or(String::new(), |read| format!("; the photo read as {read}"))
 }
 
 /// Longest side of `input.png`, the photo's preview on the page, in pixels.
