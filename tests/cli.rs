@@ -328,11 +328,26 @@ fn weights_with_the_wrong_bias_length_are_exit_2_naming_the_mismatch() {
 fn weights_for_another_channel_count_are_exit_2() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());
-    let path = dir.path().join("four.safetensors");
-    common::write_safetensors(&path, &[("weight", vec![2, 4, 3, 3]), ("bias", vec![2])]);
+    // A photo reads as 1, 3 or 4 channels; 5 needs a tensor input.
+    let path = dir.path().join("five.safetensors");
+    common::write_safetensors(&path, &[("weight", vec![2, 5, 3, 3]), ("bias", vec![2])]);
     assert_bad_input(
         &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
-        "do not match the input's 3 channels",
+        "the conv reads 5 channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)",
+        None,
+    );
+    // 2 channels per group × 3 groups = 6: not a photo's either.
+    let path = dir.path().join("grouped.safetensors");
+    common::write_safetensors(&path, &[("weight", vec![3, 2, 3, 3]), ("bias", vec![3])]);
+    assert_bad_input(
+        &[
+            photo.to_str().unwrap(),
+            "--weights",
+            path.to_str().unwrap(),
+            "--groups",
+            "3",
+        ],
+        "the conv reads 6 channels",
         None,
     );
 }
