@@ -31,6 +31,7 @@ pub mod cpu;
 pub mod engine;
 pub mod error;
 pub mod gpu;
+pub mod input;
 pub mod inputs;
 pub mod job;
 pub mod layer;

@@ -110,9 +110,10 @@ pub struct InputSummary {
     /// The EXIF orientation applied to turn the photo upright (`exif` 1,
     /// "none", when the file has none or `--ignore-orientation` was given).
     pub orientation: Orientation,
-    /// How the photo was read as the layer's input: `layout` (luma, rgb,
-    /// bgr, rgba, bgra), `scale` (1 or 255) and `normalization` {mean, std}.
-    pub preprocessing: InputPrep,
+    /// How a photo was read as the layer's input: `layout` (luma, rgb,
+    /// bgr, rgba, bgra), `scale` (1 or 255) and `normalization` {mean,
+    /// std}; null for a tensor input, read as it is.
+    pub preprocessing: Option<InputPrep>,
 }
 
 /// The layer's options, in PyTorch's names.
@@ -216,8 +217,8 @@ pub struct RunRecord<'a> {
     pub input: &'a Path,
     /// The photo's (width, height, channels read), upright.
     pub input_size: (u32, u32, u32),
-    /// How the photo was read as the layer's input.
-    pub preprocessing: InputPrep,
+    /// How a photo was read as the layer's input (none for a tensor).
+    pub preprocessing: Option<InputPrep>,
     /// The orientation applied to the stored pixels.
     pub orientation: Orientation,
     /// The layer that ran.
@@ -413,7 +414,8 @@ impl Summary {
         };
         let read = input
             .preprocessing
-            .describe()
+            .as_ref()
+            .and_then(InputPrep::describe)
             .map_or(String::new(), |read| format!(", read as {read}"));
         format!(
             "{} ({}×{}, {} channels{upright}{read})",

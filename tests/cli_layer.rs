@@ -541,3 +541,105 @@ fn a_stride_larger_than_the_photo_gives_the_first_window_on_both_backends() {
     assert_eq!((maps.channels, maps.height, maps.width), (3, 1, 1));
     assert_eq!(summary(&out)["output"]["width"], 1);
 }
+
+#[test]
+fn a_runs_feature_maps_are_the_next_layers_input_channels() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path());
+    let first = dir.path().join("first");
+    let output = run(&[
+        photo.to_str().unwrap(),
+        "-k",
+        "6",
+        "-f",
+        "3",
+        "--raw",
+        "--backend",
+        "cpu",
+        "-o",
+        first.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    // Layer 2 reads layer 1's 6 maps as its 6 channels.
+    let second = dir.path().join("second");
+    let features = first.join("features.npy");
+    let output = run(&[
+        features.to_str().unwrap(),
+        "-k",
+        "4",
+        "-f",
+        "3",
+        "--raw",
+        "-o",
+        second.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("(6·3·3 + 1)·4 = 220"), "{stdout}");
+    let summary = summary(&second);
+    assert_eq!(summary["input"]["channels"], 6);
+    assert!(summary["input"]["preprocessing"].is_null());
+    assert!(second.join("input.png").exists() && second.join("filters.png").exists());
+
+    // Layer 2's maps are the CPU reference over layer 1's maps.
+    let input = npy::read_f32_3d(&features).unwrap();
+    let bytes = std::fs::read(second.join("weights.safetensors")).unwrap();
+    let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let floats = |name: &str| -> Vec<f32> {
+        tensors
+            .tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let layer = convmaps::layer::Layer::new(
+        convmaps::layer::LayerSpec::new(6, 4, 3),
+        floats("weight"),
+        floats("bias"),
+    )
+    .unwrap();
+    let expected = convmaps::cpu::conv2d_direct(&input, &layer).unwrap();
+    let actual = npy::read_f32_3d(&second.join("features.npy")).unwrap();
+    common::assert_close("layer 2", &actual, &expected, 1e-5, 1e-5);
+}
+
+#[test]
+fn a_tensor_input_of_the_wrong_rank_is_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let flat = dir.path().join("flat.npy");
+    npy::write_f32_nd(&flat, &[4, 5], &[0.5; 20]).unwrap();
+    assert_refused_before_writing_input(
+        &flat,
+        "flat.npy: has shape [4, 5], expected an input tensor",
+    );
+    let batched = dir.path().join("batched.npy");
+    npy::write_f32_nd(&batched, &[1, 2, 6, 7], &[0.5; 84]).unwrap();
+    let out = dir.path().join("out");
+    let output = run(&[
+        batched.to_str().unwrap(),
+        "-k",
+        "2",
+        "-f",
+        "3",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", common::text(&output));
+    assert_eq!(summary(&out)["input"]["channels"], 2);
+}
+
+/// Runs convmaps on `input` and checks it is refused with exit 2 naming
+/// `expected`, writing nothing.
+fn assert_refused_before_writing_input(input: &Path, expected: &str) {
+    let out = input.with_extension("out");
+    let output = run(&[input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
+    assert!(
+        common::text(&output).contains(expected),
+        "{}",
+        common::text(&output)
+    );
+    assert!(!out.exists());
+}

@@ -11,15 +11,15 @@ use rayon::prelude::*;
 
 use crate::engine::{Engine, PlannedTimings, convolve_planned};
 use crate::error::{Error, Result};
+use crate::input::{Input, InputFile};
 use crate::layer::Layer;
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
-use crate::photo::{self, PhotoFile};
 use crate::plan::Plan;
 use crate::preprocess::{InputPrep, Layout, Normalization, Prepared};
 use crate::render::colormap::{Colormap, Normalize};
 use crate::report::{RunRecord, Summary};
-use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
+use crate::resolve::{LayerOptions, Resolved, WeightsSource, resolve};
 use crate::stats::MapStats;
 use crate::tensor::Bands;
 use crate::weights;
@@ -113,27 +113,33 @@ pub fn run(
 ) -> Result<Summary> {
     let started = Instant::now();
     check_output_dir(&job.out_dir)?;
-    let (file, header) = timed(|| photo::open(&job.input, job.max_pixels, job.apply_orientation))?;
-    let (resolved, weights_time) = timed(|| resolve_layer(job, &file))?;
+    let (file, header) =
+        timed(|| InputFile::open(&job.input, job.max_pixels, job.apply_orientation))?;
+    let shape = file.shape();
+    let (resolved, weights_time) =
+        timed(|| resolve(&job.layer, shape, &job.weights, job.max_pixels))?;
     let orientation = file.orientation();
-    let (photo, decode) = timed(|| file.decode())?;
-    let prep = input_prep(job, &resolved)?;
+    let (decoded, decode) = timed(|| file.decode())?;
+    let prep = match &decoded {
+        Input::Photo(_) => Some(input_prep(job, &resolved)?),
+        Input::Tensor(_) => None,
+    };
     let plan = Plan::new(
         &resolved.layer.spec,
-        photo.height(),
-        photo.width(),
+        shape.height,
+        shape.width,
         engine.band_budget(),
     )?;
 
     create_output_dir(&job.out_dir)?;
-    let prepared = Prepared {
-        photo: &photo,
-        prep: &prep,
-    };
-    let input: &dyn Bands = if prep.is_plain_rgb() {
-        &photo
-    } else {
-        &prepared
+    let prepared;
+    let input: &dyn Bands = match (&decoded, &prep) {
+        (Input::Photo(photo), Some(prep)) if !prep.is_plain_rgb() => {
+            prepared = Prepared { photo, prep };
+            &prepared
+        }
+        (Input::Photo(photo), _) => photo,
+        (Input::Tensor(tensor), _) => tensor,
     };
     let computed = compute(engine, input, &resolved, &plan, job, progress)?;
     let encode_started = Instant::now();
@@ -146,8 +152,8 @@ pub fn run(
     )?;
     let mut summary = Summary::new(RunRecord {
         input: &job.input,
-        input_size: (photo.width(), photo.height(), prep.layout.channels()),
-        preprocessing: prep.clone(),
+        input_size: (shape.width, shape.height, resolved.layer.spec.in_channels),
+        preprocessing: prep,
         orientation,
         layer: &resolved.layer,
         weights_source: job.weights.describe(),
@@ -162,7 +168,9 @@ pub fn run(
         files,
         weights_file: resolved.origin.clone(),
     });
-    let page_files = page::write_page(&job.out_dir, &photo, &resolved.layer, &summary, &job.view)?;
+    let preview = decoded.preview(INPUT_PREVIEW_SIDE);
+    let page_files =
+        page::write_page(&job.out_dir, &preview, &resolved.layer, &summary, &job.view)?;
     summary.files.extend(page_files);
     summary.files.push("summary.json".into());
     // summary.json is the last file; its encode and total times include
@@ -172,21 +180,13 @@ pub fn run(
     Ok(summary)
 }
 
+/// Longest side of `input.png`, the input's preview on the page, in pixels.
+const INPUT_PREVIEW_SIDE: u32 = 1024;
+
 /// Runs `work` and returns its value with the time it took.
 fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
     let started = Instant::now();
     work().map(|value| (value, started.elapsed()))
-}
-
-/// The job's layer resolved against the photo's upright size.
-fn resolve_layer(job: &Job, file: &PhotoFile) -> Result<Resolved> {
-    let input = InputShape {
-        channels: 3,
-        photo: true,
-        height: file.height(),
-        width: file.width(),
-    };
-    resolve(&job.layer, input, &job.weights, job.max_pixels)
 }
 
 /// How the photo is read for the resolved layer: its channels (luma, RGB,

@@ -9,7 +9,6 @@ use super::View;
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
-use crate::photo::Photo;
 use crate::preprocess::InputPrep;
 use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
 use crate::render::html::{Page, PageMap, index_html};
@@ -21,7 +20,7 @@ use crate::report::Summary;
 /// them all with each map's range; returns the file names.
 pub(super) fn write_page(
     out_dir: &Path,
-    image: &Photo,
+    preview: &image::RgbImage,
     layer: &Layer,
     summary: &Summary,
     view: &View,
@@ -33,10 +32,7 @@ pub(super) fn write_page(
     )?;
     files.push("filters.png".to_string());
 
-    render::write_png_rgb(
-        &out_dir.join("input.png"),
-        &render::preview_rgb(image, INPUT_PREVIEW_SIDE),
-    )?;
+    render::write_png_rgb(&out_dir.join("input.png"), preview)?;
     files.push("input.png".to_string());
 
     let filter_names = write_filter_pictures(out_dir, layer, view)?;
@@ -91,7 +87,7 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
                 ))
         ),
         layer_line: format!(
-            "{}×{} photo → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",
+            "{}×{} input → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",
             summary.input.width,
             summary.input.height,
             summary.output.maps,
@@ -125,10 +121,8 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
 }
 
 /// How the photo was read, when not as plain RGB on 0–1 values.
-fn input_reading(prep: &InputPrep) -> String {
-    prep.describe()
+fn input_reading(prep: &Option<InputPrep>) -> String {
+    prep.as_ref()
+        .and_then(InputPrep::describe)
         .map_or(String::new(), |read| format!("; the photo read as {read}"))
 }
-
-/// Longest side of `input.png`, the photo's preview on the page, in pixels.
-const INPUT_PREVIEW_SIDE: u32 = 1024;

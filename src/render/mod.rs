@@ -58,6 +58,41 @@ pub fn write_png_rgb(path: &Path, image: &image::RgbImage) -> Result<()> {
     })
 }
 
+/// A tensor's channels `[C, H, W]` as a labelled grid of grey tiles, each
+/// stretched over its own range (as the feature grid is), shrunk so that
+/// its longer side is at most `max_side` pixels: how the page shows an
+/// input that is not a photo.
+pub fn channel_grid(tensor: &crate::tensor::Tensor3, max_side: u32) -> image::RgbImage {
+    let count = tensor.channels;
+    let (width, height) = (tensor.width, tensor.height);
+    let tiles: Vec<grid::RgbGridTile> = tensor
+        .planes()
+        .map(|plane| {
+            let (lo, hi) = plane
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+                    (lo.min(v), hi.max(v))
+                });
+            let mut tile = grid::RgbGridTile::for_grid(count, width, height);
+            tile.add_gray_rows(0, &to_gray8(plane, lo, hi));
+            tile
+        })
+        .collect();
+    let labels: Vec<String> = (0..count).map(|c| c.to_string()).collect();
+    let grid = grid::labelled_grid(&tiles, &labels);
+    let scale = (max_side as f64 / grid.width().max(grid.height()) as f64).min(1.0);
+    if scale >= 1.0 {
+        return grid;
+    }
+    let size = |side: u32| ((side as f64 * scale).round() as u32).max(1);
+    image::imageops::resize(
+        &grid,
+        size(grid.width()),
+        size(grid.height()),
+        image::imageops::FilterType::Triangle,
+    )
+}
+
 /// An 8-bit RGB preview of a `[3, H, W]` tensor in `[0, 1]`, shrunk (box
 /// filter) so that its longer side is at most `max_side` pixels.
 pub fn preview_rgb(image: &(impl Bands + ?Sized), max_side: u32) -> image::RgbImage {
