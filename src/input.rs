@@ -103,6 +103,9 @@ impl InputFile {
             InputFile::Tensor { path, shape } => {
                 let (_, values, _) = npy::read_floats(&path)?;
                 let [channels, height, width] = shape;
+                if values.len() as u64 != channels as u64 * height as u64 * width as u64 {
+                    return Err(Error::image(&path, "changed while it was being read"));
+                }
                 Ok(Input::Tensor(Tensor3::from_vec(
                     channels, height, width, values,
                 )))

@@ -196,11 +196,15 @@ impl LayerSpec {
                 self.groups, self.in_channels, self.filters
             )));
         }
-        // The weight buffer's length must fit in u32 index math on the GPU.
-        if self.weight_len() > u32::MAX as usize {
+        // The weight buffer's length must fit in u32 index math on the GPU
+        // (counted in u128, so that it cannot wrap).
+        let weight_len = self.filters as u128
+            * self.channels_per_group() as u128
+            * self.kernel_height as u128
+            * self.kernel_width as u128;
+        if weight_len > u32::MAX as u128 {
             return Err(Error::InvalidLayer(format!(
-                "{} weights are more than a layer can index",
-                self.weight_len()
+                "{weight_len} weights are more than a layer can index"
             )));
         }
         Ok(())

@@ -96,8 +96,8 @@ struct Cli {
 
     /// Which conv of a model file: its name (`conv1` for conv1.weight and conv1.bias in
     /// a state dict; the node's name in ONNX). Default: the conv that sees the model's
-    /// input (the first Conv fed by the graph's input in ONNX; the first 4-D *.weight
-    /// in a state dict).
+    /// input (the first Conv fed by the graph's input in ONNX; in a state dict the first
+    /// 4-D *.weight that reads 1, 3 or 4 channels).
     #[arg(long, value_name = "NAME", requires = "weights")]
     layer_name: Option<String>,
 
@@ -454,6 +454,11 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
                 "--bias B.npy goes with --weights W.npy; a model file holds its own bias",
             );
         }
+        if cli.fold_bn.is_some() && cli.no_bias {
+            return usage(
+                "--fold-bn gives each filter the bias its BatchNorm needs; --no-bias would drop it",
+            );
+        }
         Ok(WeightsSource::Model {
             path,
             layer_name: cli.layer_name.clone(),
@@ -574,6 +579,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
     let bar = progress_bar(cli.quiet);
     let mut failures = Vec::new();
+    let mut all_bad_input = true;
     for (index, (photo, out_dir)) in photos.iter().zip(out_dirs).enumerate() {
         let job = job_for(&cli, photo, out_dir, &weights);
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
@@ -591,6 +597,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(_) => {}
             Err(error) if photos.len() == 1 => return Err(error.into()),
             Err(error) => {
+                all_bad_input &= error.is_bad_input();
                 let line = format!("error: {:#}", anyhow::Error::from(error));
                 match &bar {
                     Some(bar) => bar.suspend(|| eprintln!("{line}")),
@@ -604,12 +611,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     if !failures.is_empty() {
-        anyhow::bail!(
+        let message = format!(
             "{} of {} photos failed: {}",
             failures.len(),
             photos.len(),
             failures.join(", ")
         );
+        // Every photo refused for its input or the options: exit 2, as one photo would.
+        if failures.len() == photos.len() && all_bad_input {
+            return Err(UsageError(message).into());
+        }
+        anyhow::bail!(message);
     }
     Ok(())
 }

@@ -174,13 +174,23 @@ pub fn read_floats(path: &Path) -> Result<(Vec<usize>, Vec<f32>, DType)> {
         )
     })?;
     let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
+    let fortran = file.order() == npyz::Order::Fortran;
     let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
     let data_len = count.and_then(|n| n.checked_mul(dtype.size()));
-    let data = data_len
-        .and_then(|len| bytes.len().checked_sub(len).map(|start| &bytes[start..]))
-        .ok_or_else(|| Error::weights(path, format!("is shorter than its shape {shape:?} says")))?;
+    // The values are what follows the header, exactly as many as the shape says.
+    let data: &[u8] = file.into_inner();
+    if data_len != Some(data.len()) {
+        return Err(Error::weights(
+            path,
+            format!(
+                "holds {} bytes of values, but its shape {shape:?} of {descr} needs {}",
+                data.len(),
+                data_len.map_or("more than can be counted".to_string(), |n| n.to_string())
+            ),
+        ));
+    }
     let values = dtype.to_f32(data, big_endian);
-    let values = if file.order() == npyz::Order::Fortran {
+    let values = if fortran {
         fortran_to_c(&values, &shape)
     } else {
         values

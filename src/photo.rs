@@ -116,7 +116,10 @@ fn read_header(
         || -> image::ImageResult<(Box<dyn ImageDecoder>, Orientation)> {
             let mut decoder = reader.into_decoder()?;
             let orientation = if apply_orientation {
-                Orientation::from(decoder.orientation()?)
+                // An unreadable orientation tag is no orientation.
+                decoder
+                    .orientation()
+                    .map_or(Orientation::NoTransforms, Orientation::from)
             } else {
                 Orientation::NoTransforms
             };

@@ -49,7 +49,10 @@ impl Layout {
     }
 }
 
-/// Per-channel normalisation: (value − mean) / std, after scaling.
+/// Per-channel normalisation: (value − mean) / std, after scaling. The
+/// statistics are in R, G, B (and A) order, or the single luma channel's,
+/// whatever order the channels are read in (`--bgr` reorders the values and
+/// their statistics together).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Normalization {
     /// Mean per channel.
@@ -100,7 +103,7 @@ impl Normalization {
 }
 
 /// How a photo becomes a model's input.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct InputPrep {
     /// The channels read.
     pub layout: Layout,
@@ -108,6 +111,17 @@ pub struct InputPrep {
     pub scale: f32,
     /// Then normalised per channel, if set.
     pub normalization: Option<Normalization>,
+}
+
+impl Default for InputPrep {
+    /// RGB on 0–1 values, not normalised.
+    fn default() -> Self {
+        InputPrep {
+            layout: Layout::Rgb,
+            scale: 1.0,
+            normalization: None,
+        }
+    }
 }
 
 impl InputPrep {
@@ -185,8 +199,13 @@ impl Bands for Prepared<'_> {
         let mut band = Tensor3::zeros(channels.len() as u32, rows.len() as u32, self.photo.width());
         for (out, c) in band.data.chunks_mut(plane.max(1)).zip(channels) {
             let c = c as usize;
+            // Statistics are in RGB(A) order: blue's are third.
+            let stat = match self.prep.layout {
+                Layout::Bgr | Layout::Bgra if c < 3 => 2 - c,
+                _ => c,
+            };
             let (mean, std) = match &self.prep.normalization {
-                Some(norm) => (norm.mean[c], norm.std[c]),
+                Some(norm) => (norm.mean[stat], norm.std[stat]),
                 None => (0.0, 1.0),
             };
             for (o, &v) in out.iter_mut().zip(&all[c]) {

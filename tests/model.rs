@@ -432,3 +432,68 @@ fn a_folded_pytorch_conv_equals_pytorchs_conv_then_batch_norm() {
         assert!(!origin.conv_bias, "conv1 has bias=False");
     }
 }
+
+#[test]
+fn without_a_name_a_state_dict_gives_its_first_conv_that_reads_an_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sorted.safetensors");
+    // Sorted by name, as safetensors files are: the block's conv comes first.
+    write_model(
+        &path,
+        &[
+            (
+                "blocks.0.conv.weight",
+                Dtype::F32,
+                vec![2, 8, 3, 3],
+                ramp(144),
+            ),
+            ("stem.weight", Dtype::F32, vec![4, 3, 3, 3], ramp(108)),
+        ],
+    );
+    let loaded = load_conv(&path, None, None).unwrap();
+    assert_eq!(loaded.origin.layer.as_deref(), Some("stem"));
+}
+
+#[test]
+fn a_bare_fold_bn_on_a_state_dict_takes_the_batch_norm_its_names_suggest() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bn.safetensors");
+    conv_and_batch_norm(&path, false);
+    let fold = FoldBatchNorm {
+        name: None,
+        epsilon: 1e-5,
+    };
+    let loaded = load_conv(&path, None, Some(&fold)).unwrap();
+    assert_eq!(loaded.origin.batch_norm.as_deref(), Some("bn1"));
+    let output = convmaps(&[
+        "x.png",
+        "--weights",
+        path.to_str().unwrap(),
+        "--fold-bn",
+        "--no-bias",
+    ]);
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
+    assert!(common::text(&output).contains("--no-bias would drop it"));
+}
+
+#[test]
+fn a_truncated_or_padded_npy_is_refused_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("w.npy");
+    convmaps::npy::write_f32_nd(&path, &[2, 3, 3, 3], &[0.5; 54]).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    for (name, changed) in [
+        ("short.npy", bytes[..bytes.len() - 4].to_vec()),
+        ("long.npy", [bytes.as_slice(), &[0; 4]].concat()),
+    ] {
+        let bad = dir.path().join(name);
+        std::fs::write(&bad, changed).unwrap();
+        let error = convmaps::weights::load_npy(&bad, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(name) && error.contains("bytes of values"),
+            "{error}"
+        );
+    }
+}

@@ -175,3 +175,21 @@ fn a_one_channel_model_reads_the_photo_as_luma_end_to_end() {
     .unwrap();
     assert_eq!(maps, convmaps::cpu::conv2d_direct(&luma, &layer).unwrap());
 }
+
+#[test]
+fn bgr_normalises_each_channel_with_its_own_colours_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.png");
+    save(&path, false);
+    let rgb = read(&path, &prep(Layout::Rgb));
+    let bgr = InputPrep {
+        layout: Layout::Bgr,
+        scale: 1.0,
+        normalization: Some(Normalization::imagenet()),
+    };
+    let normalised = read(&path, &bgr);
+    // Channel 0 is blue, with blue's mean 0.406 and std 0.225.
+    let expected = (rgb.get(2, 1, 1) - 0.406) / 0.225;
+    assert!((normalised.get(0, 1, 1) - expected).abs() < 1e-5);
+    assert_eq!(InputPrep::default(), prep(Layout::Rgb));
+}

@@ -122,6 +122,12 @@ pub fn run(
     let (decoded, decode) = timed(|| file.decode())?;
     let prep = match &decoded {
         Input::Photo(_) => Some(input_prep(job, &resolved)?),
+        Input::Tensor(_) if job.bgr || job.input_norm.is_some() || job.input_scale != 1.0 => {
+            return Err(Error::InvalidLayer(format!(
+                "--bgr, --input-norm and --input-scale read a photo; {} is a tensor, read as it is",
+                job.input.display()
+            )));
+        }
         Input::Tensor(_) => None,
     };
     let plan = Plan::new(

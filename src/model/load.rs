@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq)]
 pub struct FoldBatchNorm {
     /// The BatchNorm's name (a state dict's prefix, such as `bn1`); `None`
-    /// takes the one the file says follows the conv (ONNX).
+    /// takes the one the file says follows the conv (ONNX), or in a state
+    /// dict the one its names suggest (`conv1` → `bn1`, `features.0` →
+    /// `features.1`).
     pub name: Option<String>,
     /// ε for a BatchNorm whose file does not state it (state dicts); 1e-5
     /// is PyTorch's default.
@@ -53,7 +55,8 @@ pub struct LoadedWeights {
 
 /// Reads the conv `layer_name` (by default the one that sees the model's
 /// input: in ONNX the first Conv fed by the graph's input, in a state dict
-/// the first 4-D `*.weight`) from the model file at `path`, folding
+/// the first 4-D `*.weight` in the file's order that reads 1, 3 or 4
+/// channels, else the first) from the model file at `path`, folding
 /// `fold`'s BatchNorm into it when given.
 pub fn load_conv(
     path: &Path,
@@ -98,9 +101,17 @@ fn choose_conv(model: &dyn ModelFile, name: Option<&str>) -> Result<ConvRef> {
     let convs = model.convs();
     let found = match name {
         Some(name) => convs.iter().find(|c| c.name == name || c.weight == name),
+        // ONNX knows which conv reads the model's input. A state dict does
+        // not, and safetensors files sort their tensors by name, not by
+        // module: take the first conv that reads an image's channels.
         None => convs
             .iter()
             .find(|c| c.reads_input == Some(true))
+            .or_else(|| {
+                convs
+                    .iter()
+                    .find(|c| matches!(c.weight_shape.get(1), Some(1 | 3 | 4)))
+            })
             .or(convs.first()),
     };
     found.cloned().ok_or_else(|| {
@@ -129,13 +140,16 @@ fn batch_norm_for(
         (Some(name), Some(bn)) if bn.name == *name => Ok(bn.clone()),
         (Some(name), _) => super::state_dict_batch_norm(model, name),
         (None, Some(bn)) => Ok(bn.clone()),
-        (None, None) => Err(Error::weights(
-            model.path(),
-            format!(
-                "no BatchNorm follows conv {:?} in the file; name the one to fold with --fold-bn NAME",
-                conv.name
-            ),
-        )),
+        (None, None) => match super::table::batch_norm_by_name(&conv.name, &model.tensor_names()) {
+            Some(name) => super::state_dict_batch_norm(model, &name),
+            None => Err(Error::weights(
+                model.path(),
+                format!(
+                    "no BatchNorm follows conv {:?} in the file; name the one to fold with --fold-bn NAME",
+                    conv.name
+                ),
+            )),
+        },
     }
 }
 

@@ -53,7 +53,9 @@ pub fn layer_table(path: &Path) -> Result<LayerTable> {
     let layers: Vec<LayerRow> = model.convs().iter().map(|conv| row(conv, &names)).collect();
     Ok(LayerTable {
         format: model.format().to_string(),
-        total_parameters: layers.iter().map(|l| l.parameters).sum(),
+        total_parameters: layers
+            .iter()
+            .fold(0u64, |n, l| n.saturating_add(l.parameters)),
         layers,
     })
 }
@@ -61,25 +63,15 @@ pub fn layer_table(path: &Path) -> Result<LayerTable> {
 /// The row of `conv`, whose file has tensors `names`.
 fn row(conv: &ConvRef, names: &[String]) -> LayerRow {
     let shape = &conv.weight_shape;
-    let (filters, per_filter) = match shape[..] {
-        [k, c, h, w] => (k as u64, format!("{c}·{h}·{w}")),
-        _ => (0, "?".to_string()),
-    };
-    let weights: u64 = shape.iter().map(|&d| d as u64).product();
     let bias = conv.bias.is_some();
-    let parameters = weights + if bias { filters } else { 0 };
-    let formula = if bias {
-        format!("({per_filter} + 1)·{filters} = {parameters}")
-    } else {
-        format!("{per_filter}·{filters} = {parameters}")
-    };
+    let (parameters, formula) = count_and_formula(shape, bias);
     let geometry = conv.geometry.as_ref();
     LayerRow {
         name: conv.name.clone(),
         weight_shape: shape.clone(),
         stride: geometry.map(|g| g.strides),
         padding: geometry.map(|g| match g.padding {
-            FilePadding::Explicit(p) => format!("{}/{}/{}/{}", p.top, p.bottom, p.left, p.right),
+            FilePadding::Explicit(p) => p.to_string(),
             FilePadding::SameUpper => "same_upper".into(),
             FilePadding::SameLower => "same_lower".into(),
         }),
@@ -99,7 +91,7 @@ fn row(conv: &ConvRef, names: &[String]) -> LayerRow {
 /// The BatchNorm a state dict's names suggest follows conv `name`: the
 /// last part `convN` becomes `bnN`, or a numbered module `N` becomes `N+1`,
 /// when that prefix has a `running_mean`.
-fn batch_norm_by_name(name: &str, names: &[String]) -> Option<String> {
+pub(crate) fn batch_norm_by_name(name: &str, names: &[String]) -> Option<String> {
     let (parent, last) = match name.rsplit_once('.') {
         Some((parent, last)) => (format!("{parent}."), last),
         None => (String::new(), name),
@@ -108,12 +100,30 @@ fn batch_norm_by_name(name: &str, names: &[String]) -> Option<String> {
     if let Some(rest) = last.strip_prefix("conv") {
         candidates.push(format!("{parent}bn{rest}"));
     }
-    if let Ok(index) = last.parse::<u64>() {
-        candidates.push(format!("{parent}{}", index + 1));
+    if let Some(next) = last.parse::<u64>().ok().and_then(|i| i.checked_add(1)) {
+        candidates.push(format!("{parent}{next}"));
     }
     candidates
         .into_iter()
         .find(|c| names.contains(&format!("{c}.running_mean")))
+}
+
+/// Weights plus biases of a conv whose weight has `shape` `[K, C/G, FH,
+/// FW]`, saturating rather than wrapping, and the count spelled out as
+/// [`crate::layer::Layer::parameter_formula`] spells it.
+fn count_and_formula(shape: &[usize], bias: bool) -> (u64, String) {
+    let [filters, channels, height, width] = shape[..] else {
+        return (0, format!("{shape:?}: not a 2-D conv weight"));
+    };
+    let weights = shape.iter().fold(1u64, |n, &d| n.saturating_mul(d as u64));
+    let total = weights.saturating_add(if bias { filters as u64 } else { 0 });
+    let per_filter = format!("{channels}·{height}·{width}");
+    let formula = if bias {
+        format!("({per_filter} + 1)·{filters} = {total}")
+    } else {
+        format!("{per_filter}·{filters} = {total}")
+    };
+    (total, formula)
 }
 
 /// The table as aligned text, with the total.
