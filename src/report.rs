@@ -74,20 +74,12 @@ impl BeforeFolding {
     /// bias and the BatchNorm `name`.
     fn new(layer: &Layer, conv_bias: bool, name: &str) -> Self {
         let spec = &layer.spec;
-        let per_filter = format!(
-            "{}·{}·{}",
-            spec.channels_per_group(),
-            spec.kernel_height,
-            spec.kernel_width
-        );
-        let (weights, filters) = (spec.weight_len(), spec.filters);
+        let filters = spec.filters;
+        let (_, formula) = crate::model::table::count_and_formula(&spec.weight_shape(), conv_bias);
         let conv = if conv_bias {
-            format!(
-                "({per_filter} + 1)·{filters} = {}",
-                weights + filters as usize
-            )
+            formula
         } else {
-            format!("{per_filter}·{filters} = {weights}, no bias")
+            format!("{formula}, no bias")
         };
         BeforeFolding {
             conv,

@@ -111,7 +111,7 @@ pub(crate) fn batch_norm_by_name(name: &str, names: &[String]) -> Option<String>
 /// Weights plus biases of a conv whose weight has `shape` `[K, C/G, FH,
 /// FW]`, saturating rather than wrapping, and the count spelled out as
 /// [`crate::layer::Layer::parameter_formula`] spells it.
-fn count_and_formula(shape: &[usize], bias: bool) -> (u64, String) {
+pub(crate) fn count_and_formula(shape: &[usize], bias: bool) -> (u64, String) {
     let [filters, channels, height, width] = shape[..] else {
         return (0, format!("{shape:?}: not a 2-D conv weight"));
     };
