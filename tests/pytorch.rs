@@ -486,3 +486,159 @@ fn parameters_read_like_tensors() {
         expected("conv2_bias.npy")
     );
 }
+
+/// A zip checkpoint whose records are `records`, written deflated.
+fn write_deflated_zip(path: &Path, records: &[(&str, &[u8])]) {
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    for (name, bytes) in records {
+        zip.start_file(*name, options).unwrap();
+        zip.write_all(bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// Refused, in both formats, with an error naming the file, within
+/// `seconds`: a pickle of a few MB that would ask for far more memory or
+/// time if the reader copied or scanned as it went.
+fn refused_quickly(name: &str, pickle: &[u8], seconds: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let zip_path = dir.path().join(format!("{name}.pt"));
+    write_zip(
+        &zip_path,
+        &[
+            ("archive/data.pkl", pickle),
+            ("archive/byteorder", b"little"),
+        ],
+    );
+    let legacy_path = dir.path().join(format!("{name}_legacy.pt"));
+    std::fs::write(&legacy_path, legacy_file(pickle)).unwrap();
+    let mut messages = Vec::new();
+    for path in [zip_path, legacy_path] {
+        let started = std::time::Instant::now();
+        messages.push(first_error(&path).expect("refused"));
+        let took = started.elapsed();
+        assert!(took.as_secs() < seconds, "{name}: {took:?}");
+    }
+    messages
+}
+
+/// A pickle that pushes a 1 MiB str, then `copy` a million times.
+fn copying_pickle(copy: &[u8]) -> Vec<u8> {
+    let mut pickle = vec![0x80, 2, b'X'];
+    pickle.extend((1u32 << 20).to_le_bytes());
+    pickle.extend(std::iter::repeat_n(b'a', 1 << 20));
+    pickle.extend(b"q\x00");
+    for _ in 0..1_000_000 {
+        pickle.extend(copy);
+    }
+    pickle.push(b'.');
+    pickle
+}
+
+#[test]
+fn copying_a_long_str_a_million_times_costs_no_copy_of_it() {
+    // DUP, BINGET, LONG_BINGET, BINPUT, MEMOIZE: a terabyte if each copied it.
+    for (name, copy) in [
+        ("dup", &b"2"[..]),
+        ("binget", b"h\x00"),
+        ("long_binget", b"j\x00\x00\x00\x00"),
+        ("binput", b"q\x01"),
+        ("memoize", b"\x94"),
+    ] {
+        let messages = refused_quickly(name, &copying_pickle(copy), 30);
+        assert!(messages[0].contains("state dict"), "{}", messages[0]);
+    }
+}
+
+#[test]
+fn copying_a_long_list_into_dicts_over_and_over_is_refused() {
+    // A list of 100 000 pairs, then OrderedDict(list) 100 000 times, each
+    // kept on the stack: 10^10 pairs if nothing stopped it.
+    let mut pickle = b"\x80\x02ccollections\nOrderedDict\nq\x00](K\x01K\x02\x86".to_vec();
+    pickle.extend(std::iter::repeat_n(b'2', 99_999));
+    pickle.extend(b"eq\x01");
+    for _ in 0..100_000 {
+        pickle.extend(b"h\x00h\x01\x85R");
+    }
+    pickle.push(b'.');
+    for message in refused_quickly("pairs", &pickle, 30) {
+        assert!(message.contains("exhaust memory"), "{message}");
+    }
+}
+
+#[test]
+fn a_dict_of_many_distinct_keys_reads_in_linear_time() {
+    // 200 000 SETITEMs: a scan of the dict per key would take minutes.
+    let mut pickle = b"\x80\x02}(".to_vec();
+    for i in 0..200_000 {
+        let key = format!("key{i}");
+        pickle.push(b'X');
+        pickle.extend((key.len() as u32).to_le_bytes());
+        pickle.extend(key.bytes());
+        pickle.extend(b"K\x00");
+    }
+    pickle.extend(b"u.");
+    let message = &refused_quickly("keys", &pickle, 15)[0];
+    let start: String = message.chars().take(300).collect();
+    assert!(message.contains("no tensors"), "{start}");
+}
+
+#[test]
+fn a_record_that_decompresses_past_its_cap_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let records = zip_records("state_dict.pt");
+    let zeros = vec![0u8; 32 << 20];
+    for record in ["data.pkl", "byteorder"] {
+        let replaced: Vec<(&str, &[u8])> = records
+            .iter()
+            .map(|(n, b)| {
+                let bomb = n.ends_with(&format!("/{record}"));
+                (n.as_str(), if bomb { &zeros[..] } else { b.as_slice() })
+            })
+            .collect();
+        let path = dir.path().join("bomb.pt");
+        write_deflated_zip(&path, &replaced);
+        let message = first_error(&path).expect("refused");
+        assert!(
+            message.contains(record) && message.contains("more than") && message.len() < 1000,
+            "{}",
+            &message[..message.len().min(1000)]
+        );
+    }
+}
+
+#[test]
+fn a_size_one_dimension_with_a_huge_stride_reads() {
+    // {"w": _rebuild_tensor_v2(storage of 4 floats, 0, (2, 1, 2),
+    // (1, 2**63 - 1, 2), False, OrderedDict())}
+    let mut pickle = b"\x80\x02}(X\x01\x00\x00\x00wctorch._utils\n_rebuild_tensor_v2\n(".to_vec();
+    pickle.extend(b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\n");
+    pickle.extend(b"X\x01\x00\x00\x000X\x03\x00\x00\x00cpuK\x04tQK\x00");
+    pickle.extend(b"(K\x02K\x01K\x02t(K\x01\x8a\x08");
+    pickle.extend(i64::MAX.to_le_bytes());
+    pickle.extend(b"K\x02t\x89ccollections\nOrderedDict\n)RtRu.");
+    let storage: Vec<u8> = [0.0f32, 1.0, 2.0, 3.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stride.pt");
+    write_zip(
+        &path,
+        &[
+            ("archive/data.pkl", &pickle),
+            ("archive/data/0", &storage),
+            ("archive/byteorder", b"little"),
+        ],
+    );
+    let read = open_path(&path).tensor("w").unwrap();
+    assert_eq!(read.shape, [2, 1, 2]);
+    assert_eq!(read.values, [0.0, 2.0, 1.0, 3.0]);
+}
+
+fn open_path(path: &Path) -> PytorchFile {
+    PytorchFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}

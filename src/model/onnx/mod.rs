@@ -11,10 +11,13 @@
 //! when the values are in its typed fields). [`ModelFile::tensor`] then
 //! seeks to that range and reads only it. Memory at open is the graph's
 //! structure, never its weights. Convs inside subgraphs (`If`, `Loop`
-//! bodies) and functions are not listed.
+//! bodies) and functions are not listed, nor are Convs whose weight or
+//! bias is not in the file (fed as a graph input, or computed by other
+//! nodes, as in quantized models): the file's other convs still are.
 
 mod proto;
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{Cursor, Read, Seek};
 use std::ops::Range;
@@ -119,8 +122,9 @@ pub struct OnnxFile {
 
 impl OnnxFile {
     /// Opens `path` and parses its graph (not its tensors' values). Errors
-    /// name the file: not an ONNX model, truncated, a Conv whose weight is
-    /// not in the file or whose attributes make no sense.
+    /// name the file: not an ONNX model, truncated, a Conv with no weight
+    /// input or whose attributes make no sense. A Conv whose weight or bias
+    /// is not in the file is left out of [`ModelFile::convs`].
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
         let len = file
@@ -333,32 +337,83 @@ fn read_tensor_info<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<
 
 // ---- From nodes to conv layers ----
 
+/// Lookups into a graph, built once: tensors by name, Identity nodes and
+/// BatchNormalizations by the tensor they output or read.
+struct Index<'g> {
+    tensors: HashMap<&'g str, &'g TensorInfo>,
+    identities: HashMap<&'g str, &'g Node>,
+    batch_norms: HashMap<&'g str, &'g Node>,
+    /// The graph inputs that are not initializers.
+    real_inputs: HashSet<&'g str>,
+}
+
+impl<'g> Index<'g> {
+    /// The index of `graph`; where names repeat, the first in file order.
+    fn of(graph: &'g Graph) -> Self {
+        let mut tensors = HashMap::new();
+        for tensor in &graph.tensors {
+            tensors.entry(tensor.name.as_str()).or_insert(tensor);
+        }
+        let mut identities = HashMap::new();
+        let mut batch_norms = HashMap::new();
+        for node in &graph.nodes {
+            if let (true, Some(output)) = (node.is("Identity"), node.outputs.first()) {
+                identities.entry(output.as_str()).or_insert(node);
+            }
+            if let (true, Some(input)) = (node.is("BatchNormalization"), node.input(0)) {
+                batch_norms.entry(input).or_insert(node);
+            }
+        }
+        let initializers: HashSet<&str> = graph.initializers.iter().map(String::as_str).collect();
+        let real_inputs = graph
+            .inputs
+            .iter()
+            .map(String::as_str)
+            .filter(|name| !initializers.contains(name))
+            .collect();
+        Index {
+            tensors,
+            identities,
+            batch_norms,
+            real_inputs,
+        }
+    }
+
+    /// The tensor called `name`, following `Identity` nodes back to it.
+    fn resolve(&self, name: &str) -> Option<&'g TensorInfo> {
+        let mut name = name;
+        for _ in 0..MAX_IDENTITY_HOPS {
+            if let Some(tensor) = self.tensors.get(name) {
+                return Some(tensor);
+            }
+            name = self.identities.get(name)?.input(0)?;
+        }
+        None
+    }
+}
+
 /// The 2-D Conv nodes as conv layers, in node order. Convs whose weight is
-/// not 4-D (1-D and 3-D convs) are left out.
+/// not 4-D (1-D and 3-D convs), or whose weight or bias is not in the file,
+/// are left out.
 fn list_convs(graph: &Graph) -> std::result::Result<Vec<ConvRef>, String> {
-    let real_inputs: Vec<&String> = graph
-        .inputs
-        .iter()
-        .filter(|name| !graph.initializers.contains(name))
-        .collect();
+    let index = Index::of(graph);
     let mut convs = Vec::new();
     for node in graph.nodes.iter().filter(|n| n.is("Conv")) {
         let name = node.label();
         let weight_name = node
             .input(1)
             .ok_or_else(|| format!("Conv {name:?} has no weight input"))?;
-        let weight = resolve(graph, weight_name).ok_or_else(|| {
-            format!("Conv {name:?}'s weight {weight_name:?} is not in the file (not an initializer or a Constant)")
-        })?;
+        let Some(weight) = index.resolve(weight_name) else {
+            continue;
+        };
         if weight.dims.len() != 4 {
             continue;
         }
         let weight_shape = shape(weight).map_err(|e| format!("Conv {name:?}'s weight {e}"))?;
-        let bias = match node.input(2) {
+        let bias = match node.input(2).map(|bias| index.resolve(bias)) {
             None => None,
-            Some(bias) => Some(resolve(graph, bias).map(|t| t.name.clone()).ok_or_else(|| {
-                format!("Conv {name:?}'s bias {bias:?} is not in the file (not an initializer or a Constant)")
-            })?),
+            Some(Some(bias)) => Some(bias.name.clone()),
+            Some(None) => continue,
         };
         let geometry = geometry(node, [weight_shape[2], weight_shape[3]])
             .map_err(|e| format!("Conv {name:?}: {e}"))?;
@@ -367,44 +422,26 @@ fn list_convs(graph: &Graph) -> std::result::Result<Vec<ConvRef>, String> {
             bias,
             weight_shape,
             geometry: Some(geometry),
-            batch_norm: batch_norm_after(graph, node),
-            reads_input: Some(
-                node.input(0)
-                    .is_some_and(|i| real_inputs.iter().any(|r| *r == i)),
-            ),
+            batch_norm: batch_norm_after(&index, node),
+            reads_input: Some(node.input(0).is_some_and(|i| index.real_inputs.contains(i))),
             name,
         });
     }
     Ok(convs)
 }
 
-/// The tensor called `name`, following `Identity` nodes back to it.
-fn resolve<'g>(graph: &'g Graph, name: &str) -> Option<&'g TensorInfo> {
-    let mut name = name;
-    for _ in 0..MAX_IDENTITY_HOPS {
-        if let Some(tensor) = graph.tensors.iter().find(|t| t.name == name) {
-            return Some(tensor);
-        }
-        let identity = graph
-            .nodes
-            .iter()
-            .find(|n| n.is("Identity") && n.outputs.first().is_some_and(|o| o == name))?;
-        name = identity.input(0)?;
-    }
-    None
-}
-
 /// The BatchNormalization that reads `conv`'s output, with its four
 /// tensors (inputs 1..4) and `epsilon` (default 1e-5).
-fn batch_norm_after(graph: &Graph, conv: &Node) -> Option<BatchNormRef> {
+fn batch_norm_after(index: &Index, conv: &Node) -> Option<BatchNormRef> {
     let output = conv.outputs.first().filter(|o| !o.is_empty())?;
-    let bn = graph
-        .nodes
-        .iter()
-        .find(|n| n.is("BatchNormalization") && n.input(0) == Some(output.as_str()))?;
-    let tensor = |index: usize| -> Option<String> {
-        let name = bn.input(index)?;
-        Some(resolve(graph, name).map_or_else(|| name.to_string(), |t| t.name.clone()))
+    let bn = index.batch_norms.get(output.as_str())?;
+    let tensor = |at: usize| -> Option<String> {
+        let name = bn.input(at)?;
+        Some(
+            index
+                .resolve(name)
+                .map_or_else(|| name.to_string(), |t| t.name.clone()),
+        )
     };
     Some(BatchNormRef {
         name: bn.label(),
@@ -511,6 +548,11 @@ fn shape(tensor: &TensorInfo) -> std::result::Result<Vec<usize>, String> {
         .collect()
 }
 
+/// The product of `dims`, or `None` when it overflows.
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+}
+
 /// The dtype of ONNX `data_type` code, or an error naming the type.
 fn dtype(tensor: &TensorInfo) -> std::result::Result<DType, String> {
     const NAMES: [&str; 27] = [
@@ -573,7 +615,7 @@ fn read_tensor(file: &mut File, tensor: &TensorInfo) -> std::result::Result<File
     }
     let dtype = dtype(tensor)?;
     let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
-    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let count = checked_product(&shape);
     let bytes_len = count.and_then(|n| n.checked_mul(dtype.size()));
     let (Some(count), Some(bytes_len)) = (count, bytes_len) else {
         return Err(format!("tensor {name:?} has a shape too large: {shape:?}"));

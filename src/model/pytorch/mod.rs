@@ -17,11 +17,14 @@
 pub mod pickle;
 mod storage;
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
-use self::pickle::{ElementType, TensorRef, Value};
+use self::pickle::{Dict, TensorRef, Value};
 use self::storage::Storages;
 use super::{ConvRef, FileTensor, ModelFile, state_dict_convs};
 use crate::error::{Error, Result};
@@ -115,17 +118,20 @@ fn find_state_dict(root: &Value) -> std::result::Result<(Option<String>, Vec<Ent
             kind(root)
         ));
     };
-    let top = tensors_of(root);
+    // Each dict is looked into once, however many keys share it.
+    let mut seen = HashSet::new();
+    let top = tensors_of(root, &mut seen);
     if !top.is_empty() {
         return Ok((None, top));
     }
     let dict = dict.borrow();
     let named = STATE_DICT_KEYS
         .iter()
-        .filter_map(|key| dict.iter().find(|(k, _)| k.text() == Some(key)));
-    for (key, value) in named.chain(dict.iter()) {
-        let tensors = tensors_of(value);
-        if let (Some(key), false) = (key.text(), tensors.is_empty()) {
+        .filter_map(|key| dict.get(key).map(|value| (*key, value)));
+    let any = dict.iter().filter_map(|(k, v)| Some((k.text()?, v)));
+    for (key, value) in named.chain(any) {
+        let tensors = tensors_of(value, &mut seen);
+        if !tensors.is_empty() {
             return Ok((Some(key.to_string()), tensors));
         }
     }
@@ -136,11 +142,15 @@ fn find_state_dict(root: &Value) -> std::result::Result<(Option<String>, Vec<Ent
     ))
 }
 
-/// The tensors of a dict with str keys, in its order (empty for others).
-fn tensors_of(value: &Value) -> Vec<Entry> {
+/// The tensors of a dict with str keys, in its order (empty for others,
+/// and for a dict in `seen`, to which it is added).
+fn tensors_of(value: &Value, seen: &mut HashSet<*const RefCell<Dict>>) -> Vec<Entry> {
     let Value::Dict(dict) = value else {
         return Vec::new();
     };
+    if !seen.insert(Rc::as_ptr(dict)) {
+        return Vec::new();
+    }
     dict.borrow()
         .iter()
         .filter_map(|(key, value)| match value {
@@ -201,10 +211,13 @@ impl ModelFile for PytorchFile {
             None => Vec::new(),
         };
         let values = dtype.to_f32(&bytes, self.storages.big_endian());
+        let values = gather(&values, &view.shape, &view.strides).ok_or_else(|| {
+            Error::weights(&path, format!("tensor {name:?} has too many elements"))
+        })?;
         Ok(FileTensor {
-            shape: tensor.shape.iter().map(|&d| d as usize).collect(),
+            shape: view.shape,
             dtype,
-            values: gather(&values, &view.shape, &view.strides),
+            values,
         })
     }
 }
@@ -212,85 +225,110 @@ impl ModelFile for PytorchFile {
 /// A tensor's view checked against its storage, in `usize`.
 struct View {
     shape: Vec<usize>,
+    /// Its strides, 0 for each dimension of size 1 (never stepped along,
+    /// whatever the file says).
     strides: Vec<usize>,
     /// The bytes it spans in its storage: start and length; `None` when it
     /// has no elements.
     span: Option<(u64, u64)>,
 }
 
+/// The product of `dims`, or `None` when it overflows.
+fn numel<T: Copy + TryInto<u64>>(dims: &[T]) -> Option<u64> {
+    dims.iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d.try_into().ok()?))
+}
+
 impl View {
     /// Checks that `tensor`'s elements lie inside its storage and that its
     /// sizes fit in memory.
     fn of(tensor: &TensorRef) -> std::result::Result<View, String> {
-        let element: &ElementType = &tensor.element;
         let overflow = || "has a size, stride or offset too large to read".to_string();
-        let numel = tensor
-            .shape
-            .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d))
-            .ok_or_else(overflow)?;
-        let shape: Vec<usize> = tensor.shape.iter().map(|&d| d as usize).collect();
-        let strides: Vec<usize> = tensor.strides.iter().map(|&s| s as usize).collect();
-        if numel == 0 {
-            return Ok(View {
-                shape,
-                strides,
-                span: None,
-            });
-        }
-        let last = tensor
+        let numel = numel(&tensor.shape).ok_or_else(overflow)?;
+        let strides = tensor
             .shape
             .iter()
             .zip(&tensor.strides)
-            .try_fold(tensor.offset, |at, (&d, &s)| {
-                at.checked_add((d - 1).checked_mul(s)?)
-            })
-            .ok_or_else(overflow)?;
-        let storage = &tensor.storage;
-        let size = element.size as u64;
-        let base = storage.view_offset.checked_mul(storage.element.size as u64);
-        let start = base.and_then(|b| b.checked_add(tensor.offset.checked_mul(size)?));
-        let end = base.and_then(|b| b.checked_add(last.checked_add(1)?.checked_mul(size)?));
-        let (Some(start), Some(end)) = (start, end) else {
+            .map(|(&d, &s)| if d == 1 { 0 } else { s });
+        let strides: Option<Vec<usize>> = strides.map(|s| usize::try_from(s).ok()).collect();
+        let shape: Option<Vec<usize>> = tensor.shape.iter().map(|&d| d.try_into().ok()).collect();
+        let (Some(shape), Some(strides)) = (shape, strides) else {
             return Err(overflow());
         };
-        let storage_bytes = storage.numel.saturating_mul(storage.element.size as u64);
-        if end > storage_bytes {
-            return Err(format!(
-                "reaches byte {end} of storage {:?}, which holds {storage_bytes} bytes",
-                storage.key
-            ));
-        }
-        if numel > (end - start) / size + MAX_EXPANDED_ELEMENTS {
-            return Err(format!(
-                "repeats its {} stored values {numel} times over",
-                (end - start) / size
-            ));
-        }
-        if usize::try_from(numel).is_err() || usize::try_from(end - start).is_err() {
-            return Err(overflow());
-        }
+        let span = match numel {
+            0 => None,
+            _ => Some(span(tensor, numel)?),
+        };
         Ok(View {
             shape,
             strides,
-            span: Some((start, end - start)),
+            span,
         })
     }
 }
 
+/// The bytes a tensor of `numel` elements (1 or more) spans in its
+/// storage, start and length, checked to lie inside it, to repeat its
+/// values at most [`MAX_EXPANDED_ELEMENTS`] times over and to fit in memory.
+fn span(tensor: &TensorRef, numel: u64) -> std::result::Result<(u64, u64), String> {
+    let overflow = || "has a size, stride or offset too large to read".to_string();
+    let last = tensor
+        .shape
+        .iter()
+        .zip(&tensor.strides)
+        .try_fold(tensor.offset, |at, (&d, &s)| {
+            at.checked_add((d - 1).checked_mul(s)?)
+        })
+        .ok_or_else(overflow)?;
+    let storage = &tensor.storage;
+    let size = tensor.element.size as u64;
+    let base = storage.view_offset.checked_mul(storage.element.size as u64);
+    let start = base.and_then(|b| b.checked_add(tensor.offset.checked_mul(size)?));
+    let end = base.and_then(|b| b.checked_add(last.checked_add(1)?.checked_mul(size)?));
+    let (Some(start), Some(end)) = (start, end) else {
+        return Err(overflow());
+    };
+    let storage_bytes = storage.numel.saturating_mul(storage.element.size as u64);
+    if end > storage_bytes {
+        return Err(format!(
+            "reaches byte {end} of storage {:?}, which holds {storage_bytes} bytes",
+            storage.key
+        ));
+    }
+    let stored = (end - start) / size;
+    if numel > stored.saturating_add(MAX_EXPANDED_ELEMENTS) {
+        return Err(format!(
+            "repeats its {stored} stored values {numel} times over"
+        ));
+    }
+    if usize::try_from(numel).is_err() || usize::try_from(end - start).is_err() {
+        return Err(overflow());
+    }
+    Ok((start, end - start))
+}
+
 /// The elements of a strided view, row-major: `values` starts at the
 /// view's first element, `shape` and `strides` (in elements) are checked
-/// to stay inside it.
-fn gather(values: &[f32], shape: &[usize], strides: &[usize]) -> Vec<f32> {
-    let numel: usize = shape.iter().product();
+/// to stay inside it. A dimension of size 1 is never stepped along, so its
+/// stride is not used. `None` when the element count overflows.
+fn gather(values: &[f32], shape: &[usize], strides: &[usize]) -> Option<Vec<f32>> {
+    let numel = usize::try_from(numel(shape)?).ok()?;
+    if numel == 0 {
+        return Some(Vec::new());
+    }
+    let strides: Vec<usize> = shape
+        .iter()
+        .zip(strides)
+        .map(|(&d, &s)| if d == 1 { 0 } else { s })
+        .collect();
     let mut contiguous = true;
     let mut expected = 1;
-    for (&d, &s) in shape.iter().zip(strides).rev() {
+    for (&d, &s) in shape.iter().zip(&strides).rev() {
         contiguous &= d == 1 || s == expected;
         expected *= d;
     }
     if contiguous {
-        return values[..numel].to_vec();
+        return Some(values[..numel].to_vec());
     }
     let mut out = Vec::with_capacity(numel);
     let mut index = vec![0usize; shape.len()];
@@ -307,14 +345,7 @@ fn gather(values: &[f32], shape: &[usize], strides: &[usize]) -> Vec<f32> {
             index[d] = 0;
         }
     }
-    out
-}
-
-/// Reads all of `reader`, for the small records (`data.pkl`, `byteorder`).
-fn read_all(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader.read_to_end(&mut bytes)?;
-    Ok(bytes)
+    Some(out)
 }
 
 #[cfg(test)]
@@ -325,16 +356,35 @@ mod tests {
     fn gather_transposes_a_view() {
         // A 2×3 row-major matrix seen as its 3×2 transpose.
         let values = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0];
+        let gathered = |shape: &[usize], strides: &[usize]| gather(&values, shape, strides);
         assert_eq!(
-            gather(&values, &[3, 2], &[1, 3]),
+            gathered(&[3, 2], &[1, 3]).unwrap(),
             [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
         );
-        assert_eq!(gather(&values, &[2, 3], &[3, 1]), values);
+        assert_eq!(gathered(&[2, 3], &[3, 1]).unwrap(), values);
         // Every other column, and a broadcast row.
-        assert_eq!(gather(&values, &[2, 2], &[3, 2]), [0.0, 2.0, 3.0, 5.0]);
+        assert_eq!(gathered(&[2, 2], &[3, 2]).unwrap(), [0.0, 2.0, 3.0, 5.0]);
         assert_eq!(
-            gather(&values, &[2, 3], &[0, 1]),
+            gathered(&[2, 3], &[0, 1]).unwrap(),
             [0.0, 1.0, 2.0, 0.0, 1.0, 2.0]
         );
+    }
+
+    #[test]
+    fn a_size_one_dimension_ignores_its_stride() {
+        // [2, 1, 2] with the middle stride as large as a usize holds: stepping
+        // it from anywhere but element 0 would overflow.
+        let values = [0.0, 1.0, 2.0, 3.0];
+        assert_eq!(
+            gather(&values, &[2, 1, 2], &[1, usize::MAX, 2]).unwrap(),
+            [0.0, 2.0, 1.0, 3.0]
+        );
+    }
+
+    #[test]
+    fn element_counts_that_overflow_are_none() {
+        let huge = usize::MAX / 2;
+        assert_eq!(gather(&[], &[huge, huge, 4], &[0, 0, 0]), None);
+        assert_eq!(gather(&[], &[0, huge, huge], &[1, 1, 1]), Some(vec![]));
     }
 }

@@ -4,11 +4,19 @@
 //! of `torch._utils`, the storage classes and dtypes of `torch`. Every other
 //! global is refused by name when the pickle names it, before anything uses
 //! it. Tensors become [`TensorRef`]s that say where their values lie.
+//!
+//! A pickle of N bytes costs O(N) memory and time: copying a value (DUP,
+//! GET, PUT) shares it rather than copying its bytes, so the stack and the
+//! memo grow by at most one entry per opcode, and the work that copies
+//! values into new containers or hashes a dict key is charged against a
+//! budget that grows with the bytes read ([`WORK_PER_BYTE`]).
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::io::Read;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use crate::model::DType;
 
@@ -18,6 +26,16 @@ const MAX_LENGTH: u64 = 1 << 30;
 
 /// Longest line of a `GLOBAL` opcode, in bytes.
 const MAX_LINE: usize = 1024;
+
+/// Work a pickle may do per byte read, in values copied into new
+/// containers and bytes of dict and storage keys hashed.
+pub const WORK_PER_BYTE: u64 = 8;
+
+/// Work any pickle may do, however short.
+const WORK_BASE: u64 = 1 << 20;
+
+/// Most dimensions a tensor may have.
+const MAX_DIMS: usize = 64;
 
 /// A storage class (`torch.FloatStorage`, ...) or a dtype (`torch.float32`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +98,7 @@ impl ElementType {
 pub struct StorageRef {
     /// The storage's key: its record `data/<key>` (zip) or its place in
     /// the storage list (legacy).
-    pub key: String,
+    pub key: Arc<str>,
     /// Its element type.
     pub element: ElementType,
     /// Its length in elements.
@@ -139,19 +157,19 @@ pub enum Value {
     /// An int that fits in 64 bits.
     Int(i64),
     /// A longer int, its two's complement bytes little-endian.
-    BigInt(Vec<u8>),
+    BigInt(Rc<[u8]>),
     /// A float.
     Float(f64),
     /// A str (or a Python 2 str, decoded as Latin-1).
-    Str(String),
+    Str(Rc<str>),
     /// A bytes object.
-    Bytes(Vec<u8>),
+    Bytes(Rc<[u8]>),
     /// A tuple.
     Tuple(Rc<Vec<Value>>),
     /// A list, shared like Python's.
     List(Rc<RefCell<Vec<Value>>>),
     /// A dict (or OrderedDict) in insertion order, shared like Python's.
-    Dict(Rc<RefCell<Vec<(Value, Value)>>>),
+    Dict(Rc<RefCell<Dict>>),
     /// An allowed global.
     Global(Global),
     /// A storage from a persistent id.
@@ -186,9 +204,11 @@ fn take_children(value: &mut Value, pending: &mut Vec<Value>) {
                 pending.append(items.get_mut());
             }
         }
-        Value::Dict(pairs) => {
-            if let Some(pairs) = Rc::get_mut(pairs) {
-                for (key, value) in pairs.get_mut().drain(..) {
+        Value::Dict(dict) => {
+            if let Some(dict) = Rc::get_mut(dict) {
+                let dict = dict.get_mut();
+                dict.index.clear();
+                for (key, value) in dict.pairs.drain(..) {
                     pending.push(key);
                     pending.push(value);
                 }
@@ -218,11 +238,11 @@ impl Value {
         }
     }
 
-    /// The items of a tuple or list.
-    fn items(&self) -> Option<Vec<Value>> {
+    /// `f` of the items of a tuple or list, which are not copied.
+    fn with_items<T>(&self, f: impl FnOnce(&[Value]) -> T) -> Option<T> {
         match self {
-            Value::Tuple(t) => Some(t.as_ref().clone()),
-            Value::List(l) => Some(l.borrow().clone()),
+            Value::Tuple(t) => Some(f(t)),
+            Value::List(l) => Some(f(&l.borrow())),
             _ => None,
         }
     }
@@ -244,6 +264,72 @@ impl Value {
         }
     }
 }
+
+/// A dict (or OrderedDict): its pairs in insertion order, and where each
+/// text key (a str, or bytes read as ASCII) lies among them.
+#[derive(Clone, Default)]
+pub struct Dict {
+    pairs: Vec<(Value, Value)>,
+    index: HashMap<TextKey, usize>,
+}
+
+impl Dict {
+    /// The pairs in insertion order.
+    pub fn iter(&self) -> std::slice::Iter<'_, (Value, Value)> {
+        self.pairs.iter()
+    }
+
+    /// How many pairs it holds.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether it holds no pairs.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The value of the text key `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let key = TextKey(Value::Str(Rc::from(key)));
+        self.index.get(&key).map(|&at| &self.pairs[at].1)
+    }
+
+    /// Sets `key` to `value`: a text key already there keeps its place;
+    /// another key is appended.
+    fn insert(&mut self, key: Value, value: Value) {
+        if key.text().is_none() {
+            self.pairs.push((key, value));
+            return;
+        }
+        let key = TextKey(key);
+        match self.index.get(&key) {
+            Some(&at) => self.pairs[at].1 = value,
+            None => {
+                self.index.insert(key.clone(), self.pairs.len());
+                self.pairs.push((key.0, value));
+            }
+        }
+    }
+}
+
+/// A value with text, hashed and compared by its text.
+#[derive(Clone)]
+struct TextKey(Value);
+
+impl Hash for TextKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.text().hash(state);
+    }
+}
+
+impl PartialEq for TextKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.text() == other.0.text()
+    }
+}
+
+impl Eq for TextKey {}
 
 /// A reader that counts the bytes it has handed out.
 pub struct Counted<R> {
@@ -338,6 +424,8 @@ pub fn load<R: Read>(reader: &mut Counted<R>) -> Result<Loaded, String> {
         marks: Vec::new(),
         memo: HashMap::new(),
         storages: Vec::new(),
+        storage_keys: HashSet::new(),
+        work: 0,
     };
     loop {
         let [op] = machine.reader.array::<1>()?;
@@ -363,6 +451,10 @@ struct Machine<'r, R> {
     marks: Vec<usize>,
     memo: HashMap<u64, Value>,
     storages: Vec<StorageRef>,
+    /// The keys of `storages`.
+    storage_keys: HashSet<Arc<str>>,
+    /// Work done so far (see [`WORK_PER_BYTE`]).
+    work: u64,
 }
 
 impl<R: Read> Machine<'_, R> {
@@ -388,6 +480,23 @@ impl<R: Read> Machine<'_, R> {
             return Err("the pickle pops below its MARK".to_string());
         }
         Ok(self.stack.split_off(mark))
+    }
+
+    /// Charges `units` of work; an error once the work exceeds what the
+    /// bytes read so far allow.
+    fn charge(&mut self, units: usize) -> Result<(), String> {
+        self.work = self.work.saturating_add(units as u64);
+        let position = self.reader.position;
+        let allowed = WORK_PER_BYTE
+            .saturating_mul(position)
+            .saturating_add(WORK_BASE);
+        if self.work > allowed {
+            return Err(format!(
+                "the pickle copies or hashes more than its {position} bytes can account \
+                 for (a pickle built to exhaust memory)"
+            ));
+        }
+        Ok(())
     }
 
     fn step(&mut self, op: u8) -> Result<(), String> {
@@ -420,7 +529,7 @@ impl<R: Read> Machine<'_, R> {
             b'R' | 0x81 => {
                 let args = self.pop()?;
                 let callable = self.pop()?;
-                let value = call(&callable, &args)?;
+                let value = self.call(&callable, &args)?;
                 self.stack.push(value);
             }
             b'b' => {
@@ -432,7 +541,8 @@ impl<R: Read> Machine<'_, R> {
             b'Q' => {
                 let id = self.pop()?;
                 let storage = Rc::new(persistent_storage(&id)?);
-                if !self.storages.iter().any(|s| s.key == storage.key) {
+                self.charge(storage.key.len())?;
+                if self.storage_keys.insert(storage.key.clone()) {
                     self.storages.push(storage.as_ref().clone());
                 }
                 self.stack.push(Value::Storage(storage));
@@ -458,9 +568,9 @@ impl<R: Read> Machine<'_, R> {
             b'X' => text(r.counted(4)?)?,
             0x8c => text(r.counted(1)?)?,
             0x8d => text(r.counted(8)?)?,
-            b'B' => Value::Bytes(r.counted(4)?),
-            b'C' => Value::Bytes(r.counted(1)?),
-            0x8e => Value::Bytes(r.counted(8)?),
+            b'B' => Value::Bytes(r.counted(4)?.into()),
+            b'C' => Value::Bytes(r.counted(1)?.into()),
+            0x8e => Value::Bytes(r.counted(8)?.into()),
             b'T' => latin1(r.counted(4)?),
             b'U' => latin1(r.counted(1)?),
             b'}' => Value::Dict(Rc::default()),
@@ -535,22 +645,88 @@ impl<R: Read> Machine<'_, R> {
         if !items.len().is_multiple_of(2) {
             return Err("SETITEMS with a key and no value".into());
         }
+        let hashed: usize = items.iter().step_by(2).map(key_cost).sum();
+        self.charge(hashed)?;
         let Value::Dict(dict) = self.top()? else {
             return Err("SETITEM on something that is not a dict".into());
         };
         let mut dict = dict.borrow_mut();
         let mut items = items.into_iter();
         while let (Some(key), Some(value)) = (items.next(), items.next()) {
-            let same = |k: &Value| match (k.text(), key.text()) {
-                (Some(a), Some(b)) => a == b,
-                _ => false,
-            };
-            match dict.iter_mut().find(|(k, _)| same(k)) {
-                Some(entry) => entry.1 = value,
-                None => dict.push((key, value)),
-            }
+            dict.insert(key, value);
         }
         Ok(())
+    }
+
+    /// REDUCE (or NEWOBJ) of an allowed global with `args`.
+    fn call(&mut self, callable: &Value, args: &Value) -> Result<Value, String> {
+        let Value::Global(global) = callable else {
+            return Err(format!(
+                "a call of {}, not of an allowed class",
+                callable.kind()
+            ));
+        };
+        let bad_args = || format!("a call with {} for its arguments", args.kind());
+        match global {
+            Global::Dict => {
+                let first = args
+                    .with_items(|a| a.first().cloned())
+                    .ok_or_else(bad_args)?;
+                let dict = match &first {
+                    None => Dict::default(),
+                    Some(Value::Dict(d)) => {
+                        self.charge(d.borrow().len())?;
+                        d.borrow().clone()
+                    }
+                    Some(items) => self.dict_of_pairs(items)?,
+                };
+                Ok(Value::Dict(Rc::new(RefCell::new(dict))))
+            }
+            Global::Set => Ok(Value::Opaque),
+            Global::RebuildTensor | Global::RebuildTensorV2 => args
+                .with_items(|a| rebuild_tensor(a, None))
+                .ok_or_else(bad_args)?,
+            Global::RebuildTensorV3 => args
+                .with_items(|a| {
+                    let Some(Value::Global(Global::DType(dtype))) = a.get(6) else {
+                        return Err("_rebuild_tensor_v3 without a dtype".into());
+                    };
+                    rebuild_tensor(a, Some(*dtype))
+                })
+                .ok_or_else(bad_args)?,
+            Global::RebuildParameter => match args.with_items(|a| a.first().cloned()) {
+                Some(Some(tensor @ Value::Tensor(_))) => Ok(tensor),
+                _ => Err("_rebuild_parameter of something that is not a tensor".into()),
+            },
+            Global::Storage(_) | Global::DType(_) => {
+                Err("a call of a storage class or dtype, which convmaps does not read".into())
+            }
+        }
+    }
+
+    /// A dict of the (key, value) pairs of a list or tuple of 2-tuples.
+    fn dict_of_pairs(&mut self, items: &Value) -> Result<Dict, String> {
+        let bad = || "OrderedDict of something that is not a list of pairs".to_string();
+        let pairs = items
+            .with_items(|items| {
+                let pairs = items.iter().map(|pair| {
+                    pair.with_items(|kv| match kv {
+                        [key, value] => Some((key.clone(), value.clone())),
+                        _ => None,
+                    })
+                    .flatten()
+                });
+                pairs.collect::<Option<Vec<_>>>()
+            })
+            .flatten()
+            .ok_or_else(bad)?;
+        let hashed: usize = pairs.iter().map(|(key, _)| key_cost(key)).sum();
+        self.charge(pairs.len() + hashed)?;
+        let mut dict = Dict::default();
+        for (key, value) in pairs {
+            dict.insert(key, value);
+        }
+        Ok(dict)
     }
 
     /// The memo opcodes: PUT, GET and MEMOIZE.
@@ -566,7 +742,7 @@ impl<R: Read> Machine<'_, R> {
         };
         if put {
             let top = self.top()?.clone();
-            if self.memo.len() as u64 >= MAX_LENGTH {
+            if self.memo.len() as u64 > self.reader.position.min(MAX_LENGTH) {
                 return Err("the pickle's memo is too large".into());
             }
             self.memo.insert(index, top);
@@ -582,13 +758,18 @@ impl<R: Read> Machine<'_, R> {
     }
 }
 
+/// The work of hashing `key` into a dict: one, plus its text's length.
+fn key_cost(key: &Value) -> usize {
+    1 + key.text().map_or(0, str::len)
+}
+
 /// An int from LONG1/LONG4 bytes (two's complement, little-endian).
 fn long(bytes: Vec<u8>) -> Value {
     if bytes.is_empty() {
         return Value::Int(0);
     }
     if bytes.len() > 8 {
-        return Value::BigInt(bytes);
+        return Value::BigInt(bytes.into());
     }
     let fill = if bytes[bytes.len() - 1] & 0x80 != 0 {
         0xff
@@ -602,12 +783,12 @@ fn long(bytes: Vec<u8>) -> Value {
 
 fn text(bytes: Vec<u8>) -> Result<Value, String> {
     String::from_utf8(bytes)
-        .map(Value::Str)
+        .map(|s| Value::Str(s.into()))
         .map_err(|_| "a str that is not UTF-8".to_string())
 }
 
 fn latin1(bytes: Vec<u8>) -> Value {
-    Value::Str(bytes.into_iter().map(char::from).collect())
+    Value::Str(bytes.into_iter().map(char::from).collect::<String>().into())
 }
 
 /// The global `module.name` if it is on the allow-list; an error naming it
@@ -641,76 +822,28 @@ fn allowed_global(module: &str, name: &str) -> Result<Global, String> {
 /// (legacy files add a view `(key, offset, numel)` or None) names.
 fn persistent_storage(id: &Value) -> Result<StorageRef, String> {
     let bad = || "a persistent id that is not ('storage', class, key, location, numel)";
-    let items = id.items().ok_or_else(bad)?;
-    if items.len() < 5 || items[0].text() != Some("storage") {
-        return Err(bad().into());
-    }
-    let Value::Global(Global::Storage(element)) = items[1] else {
-        return Err(bad().into());
-    };
-    let key = items[2].text().ok_or_else(bad)?.to_string();
-    let numel = items[4].count().ok_or_else(bad)?;
-    let view_offset = match items.get(5).and_then(Value::items) {
-        Some(view) => view.get(1).and_then(Value::count).ok_or_else(bad)?,
-        None => 0,
-    };
-    Ok(StorageRef {
-        key,
-        element,
-        numel,
-        view_offset,
-    })
-}
-
-/// REDUCE (or NEWOBJ) of an allowed global with `args`.
-fn call(callable: &Value, args: &Value) -> Result<Value, String> {
-    let Value::Global(global) = callable else {
-        return Err(format!(
-            "a call of {}, not of an allowed class",
-            callable.kind()
-        ));
-    };
-    let args = args
-        .items()
-        .ok_or_else(|| format!("a call with {} for its arguments", args.kind()))?;
-    match global {
-        Global::Dict => {
-            let pairs = match args.first() {
-                None => Vec::new(),
-                Some(Value::Dict(d)) => d.borrow().clone(),
-                Some(items) => pairs(items)?,
-            };
-            Ok(Value::Dict(Rc::new(RefCell::new(pairs))))
+    let storage = id.with_items(|items| {
+        if items.len() < 5 || items[0].text() != Some("storage") {
+            return None;
         }
-        Global::Set => Ok(Value::Opaque),
-        Global::RebuildTensor | Global::RebuildTensorV2 => rebuild_tensor(&args, None),
-        Global::RebuildTensorV3 => {
-            let Some(Value::Global(Global::DType(dtype))) = args.get(6) else {
-                return Err("_rebuild_tensor_v3 without a dtype".into());
-            };
-            rebuild_tensor(&args, Some(*dtype))
-        }
-        Global::RebuildParameter => match args.first() {
-            Some(tensor @ Value::Tensor(_)) => Ok(tensor.clone()),
-            _ => Err("_rebuild_parameter of something that is not a tensor".into()),
-        },
-        Global::Storage(_) | Global::DType(_) => {
-            Err("a call of a storage class or dtype, which convmaps does not read".into())
-        }
-    }
-}
-
-/// The (key, value) pairs of a list or tuple of 2-tuples.
-fn pairs(items: &Value) -> Result<Vec<(Value, Value)>, String> {
-    let bad = || "OrderedDict of something that is not a list of pairs".to_string();
-    let mut pairs = Vec::new();
-    for pair in items.items().ok_or_else(bad)? {
-        match pair.items().as_deref() {
-            Some([key, value]) => pairs.push((key.clone(), value.clone())),
-            _ => return Err(bad()),
-        }
-    }
-    Ok(pairs)
+        let Value::Global(Global::Storage(element)) = items[1] else {
+            return None;
+        };
+        let view_offset = match items.get(5) {
+            Some(view) => match view.with_items(|v| v.get(1).and_then(Value::count)) {
+                Some(offset) => offset?,
+                None => 0,
+            },
+            None => 0,
+        };
+        Some(StorageRef {
+            key: Arc::from(items[2].text()?),
+            element,
+            numel: items[4].count()?,
+            view_offset,
+        })
+    });
+    storage.flatten().ok_or_else(|| bad().into())
 }
 
 /// A tensor from `(storage, storage_offset, size, stride, ...)`, its
@@ -725,9 +858,21 @@ fn rebuild_tensor(args: &[Value], dtype: Option<ElementType>) -> Result<Value, S
     let offset = offset
         .count()
         .ok_or_else(|| bad("a storage offset that is not an int"))?;
-    let dims = |v: &Value| -> Option<Vec<u64>> { v.items()?.iter().map(Value::count).collect() };
-    let shape = dims(size).ok_or_else(|| bad("a size that is not a tuple of ints"))?;
-    let strides = dims(stride).ok_or_else(|| bad("a stride that is not a tuple of ints"))?;
+    let dims = |v: &Value| -> Result<Vec<u64>, String> {
+        v.with_items(|items| {
+            if items.len() > MAX_DIMS {
+                return Err(bad(&format!("more than {MAX_DIMS} dimensions")));
+            }
+            items
+                .iter()
+                .map(Value::count)
+                .collect::<Option<Vec<u64>>>()
+                .ok_or_else(|| bad("a size or stride that is not a tuple of ints"))
+        })
+        .unwrap_or_else(|| Err(bad("a size or stride that is not a tuple of ints")))
+    };
+    let shape = dims(size)?;
+    let strides = dims(stride)?;
     if shape.len() != strides.len() {
         return Err(bad("a size and stride of different lengths"));
     }
@@ -786,7 +931,7 @@ mod tests {
         };
         let dict = dict.borrow();
         assert_eq!(dict.len(), 1);
-        assert!(matches!(dict[0].1, Value::Int(2)));
+        assert!(matches!(dict.get("a"), Some(Value::Int(2))));
     }
 
     #[test]

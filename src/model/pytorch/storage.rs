@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::pickle::{self, Counted, StorageRef, Value};
 use crate::error::{Error, Result};
@@ -16,6 +17,20 @@ const LEGACY_MAGIC: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 
 
 /// The legacy format's protocol version.
 const LEGACY_PROTOCOL: i64 = 1001;
+
+/// Most bytes a zip checkpoint's `byteorder` record may hold.
+const MAX_BYTEORDER: u64 = 16;
+
+/// Most bytes a zip checkpoint's `data.pkl` may hold once decompressed.
+const MAX_PICKLE: u64 = 1 << 30;
+
+/// Most times its compressed size a `data.pkl` may decompress to, beyond
+/// [`MIN_PICKLE_CAP`] (a pickle compresses a few times over; far more is
+/// a record built to exhaust memory).
+const MAX_PICKLE_RATIO: u64 = 256;
+
+/// Bytes a `data.pkl` may decompress to whatever its compressed size.
+const MIN_PICKLE_CAP: u64 = 1 << 20;
 
 /// A checkpoint's storages.
 pub enum Storages {
@@ -32,7 +47,7 @@ pub enum Storages {
         file_len: u64,
         /// Each storage's bytes: where they begin in the file and how many
         /// there are; absent when the file ends before its header.
-        places: HashMap<String, (u64, u64)>,
+        places: HashMap<Arc<str>, (u64, u64)>,
     },
 }
 
@@ -100,7 +115,7 @@ impl Storages {
                 file_len,
                 places,
             } => {
-                let &(begin, size) = places.get(key).ok_or_else(|| {
+                let &(begin, size) = places.get(&**key).ok_or_else(|| {
                     Error::weights(
                         path,
                         format!("storage {key:?} is missing: the file ends before it"),
@@ -154,20 +169,11 @@ pub fn open_zip(path: &Path) -> Result<(Value, Storages)> {
             )
         })?;
     let prefix = pickle_name.trim_end_matches("data.pkl").to_string();
-    let record = |archive: &mut zip::ZipArchive<File>, name: &str| -> Result<Option<Vec<u8>>> {
-        match archive.by_name(name) {
-            Ok(entry) => super::read_all(entry).map(Some).map_err(|e| {
-                Error::weights_caused(path, format!("cannot read record {name:?}"), e)
-            }),
-            Err(zip::result::ZipError::FileNotFound) => Ok(None),
-            Err(e) => Err(Error::weights_caused(
-                path,
-                format!("cannot read record {name:?}"),
-                e,
-            )),
-        }
-    };
-    let big_endian = match record(&mut archive, &format!("{prefix}byteorder"))?.as_deref() {
+    let big_endian = match read_record(path, &mut archive, &format!("{prefix}byteorder"), |_| {
+        MAX_BYTEORDER
+    })?
+    .as_deref()
+    {
         None | Some(b"little") => false,
         Some(b"big") => true,
         Some(other) => {
@@ -180,7 +186,12 @@ pub fn open_zip(path: &Path) -> Result<(Value, Storages)> {
             ));
         }
     };
-    let data = record(&mut archive, &pickle_name)?.unwrap_or_default();
+    let data = read_record(path, &mut archive, &pickle_name, |compressed| {
+        compressed
+            .saturating_mul(MAX_PICKLE_RATIO)
+            .clamp(MIN_PICKLE_CAP, MAX_PICKLE)
+    })?
+    .unwrap_or_default();
     let loaded = pickle::load(&mut Counted::new(data.as_slice()))
         .map_err(|m| Error::weights(path, format!("{pickle_name}: {m}")))?;
     Ok((
@@ -191,6 +202,41 @@ pub fn open_zip(path: &Path) -> Result<(Value, Storages)> {
             big_endian,
         },
     ))
+}
+
+/// The decompressed bytes of record `name`, or `None` when the archive has
+/// none; an error when they number more than `cap` of its compressed size.
+fn read_record(
+    path: &Path,
+    archive: &mut zip::ZipArchive<File>,
+    name: &str,
+    cap: impl FnOnce(u64) -> u64,
+) -> Result<Option<Vec<u8>>> {
+    let failed = |e| Error::weights_caused(path, format!("cannot read record {name:?}"), e);
+    let entry = match archive.by_name(name) {
+        Ok(entry) => entry,
+        Err(zip::result::ZipError::FileNotFound) => return Ok(None),
+        Err(e) => return Err(failed(e)),
+    };
+    let cap = cap(entry.compressed_size());
+    let too_large = || {
+        Error::weights(
+            path,
+            format!("record {name:?} holds more than {cap} bytes, more than a checkpoint's would"),
+        )
+    };
+    if entry.size() > cap {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    entry
+        .take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| failed(e.into()))?;
+    if bytes.len() as u64 > cap {
+        return Err(too_large());
+    }
+    Ok(Some(bytes))
 }
 
 /// Opens a legacy checkpoint: its pickles, then each storage's header.
@@ -210,7 +256,7 @@ pub fn open_legacy(path: &Path) -> Result<(Value, Storages)> {
         .len();
     let mut reader = Counted::new(BufReader::new(file));
     let magic = pickle::load(&mut reader).map_err(not_pytorch)?;
-    if !matches!(&magic.value, Value::BigInt(b) if *b == LEGACY_MAGIC) {
+    if !matches!(&magic.value, Value::BigInt(b) if b[..] == LEGACY_MAGIC) {
         return Err(not_pytorch(
             "it does not begin with the magic number".into(),
         ));
@@ -226,10 +272,10 @@ pub fn open_legacy(path: &Path) -> Result<(Value, Storages)> {
     }
     pickle::load(&mut reader).map_err(|m| corrupt(format!("its system info: {m}")))?;
     let object = pickle::load(&mut reader).map_err(corrupt)?;
+    let keys_start = reader.position;
     let keys = pickle::load(&mut reader).map_err(|m| corrupt(format!("its storage keys: {m}")))?;
-    let keys = storage_keys(&keys.value)
-        .ok_or_else(|| corrupt("its storage keys are not a list of strs".into()))?;
     let data_start = reader.position;
+    let keys = storage_keys(&keys.value, data_start - keys_start).map_err(corrupt)?;
     let mut file = reader.into_inner().into_inner();
     let places = scan_storages(&mut file, file_len, data_start, &keys, &object.storages)
         .map_err(|m| Error::weights(path, m))?;
@@ -243,14 +289,23 @@ pub fn open_legacy(path: &Path) -> Result<(Value, Storages)> {
     ))
 }
 
-fn storage_keys(value: &Value) -> Option<Vec<String>> {
+/// The storage keys of a legacy file, whose pickle is `length` bytes
+/// long: a list of strs, each written out (their text, all told, no
+/// longer than the pickle).
+fn storage_keys(value: &Value, length: u64) -> std::result::Result<Vec<String>, String> {
     let Value::List(list) = value else {
-        return None;
+        return Err("its storage keys are not a list of strs".into());
     };
-    list.borrow()
-        .iter()
-        .map(|k| k.text().map(str::to_string))
-        .collect()
+    let list = list.borrow();
+    let texts: Option<Vec<&str>> = list.iter().map(Value::text).collect();
+    let texts = texts.ok_or("its storage keys are not a list of strs")?;
+    let total = texts.iter().map(|t| t.len() as u64).sum::<u64>();
+    if total > length {
+        return Err(format!(
+            "its storage keys repeat: {total} bytes of keys in a {length}-byte pickle"
+        ));
+    }
+    Ok(texts.into_iter().map(str::to_string).collect())
 }
 
 /// Each storage's place from `start` on, in the order of `keys`: an 8-byte
@@ -262,11 +317,12 @@ fn scan_storages(
     start: u64,
     keys: &[String],
     storages: &[StorageRef],
-) -> std::result::Result<HashMap<String, (u64, u64)>, String> {
+) -> std::result::Result<HashMap<Arc<str>, (u64, u64)>, String> {
+    let by_key: HashMap<&str, &StorageRef> = storages.iter().map(|s| (&*s.key, s)).collect();
     let mut places = HashMap::new();
     let mut at = start;
     for key in keys {
-        let storage = storages.iter().find(|s| s.key == *key).ok_or_else(|| {
+        let storage = by_key.get(key.as_str()).ok_or_else(|| {
             format!(
                 "corrupt legacy PyTorch checkpoint: storage {key:?} is listed but no tensor uses it"
             )
@@ -286,7 +342,7 @@ fn scan_storages(
                     "corrupt legacy PyTorch checkpoint: storage {key:?} claims {count} elements"
                 )
             })?;
-        places.insert(key.clone(), (at + 8, bytes));
+        places.insert(storage.key.clone(), (at + 8, bytes));
         at = (at + 8).saturating_add(bytes);
     }
     Ok(places)
