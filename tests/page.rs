@@ -239,8 +239,8 @@ fn live_page_computes_the_native_maps_on_webgpu() {
     );
     assert!(html.contains("id=\"convmaps-data\""));
     let (dom, took) = open_page(&browser, &out, "#selftest", &WEBGPU);
-    eprintln!("self-test in headless Chromium: {took:?}");
     let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    eprintln!("self-test in headless Chromium: {took:?}, worst relative error {error:e}");
     assert!(error <= 1e-5, "worst relative error {error}");
     assert!(dom.contains("data-live=\"webgpu\""), "{}", body_line(&dom));
 }

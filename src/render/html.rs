@@ -144,7 +144,7 @@ table.maps { border-collapse: collapse; }
 .live-panel { position: fixed; right: 1em; top: 1em; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.85em; }
 .live-panel h3 { margin: 0.2em 0; }
 .live-weights { border-collapse: collapse; margin: 0.3em 0; }
-.live-weights input { width: 5.5em; font-family: ui-monospace, monospace; }
+.live-weights input { width: 7em; font-family: ui-monospace, monospace; }
 .live-bias input[type=number] { width: 7em; }
 .live-sum { font-family: ui-monospace, monospace; }
 ";

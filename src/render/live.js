@@ -381,7 +381,8 @@
   // while a dispatch runs are coalesced into the next one.
   function recompute(live, k) {
     live.dirty[k] = true;
-    if (!live.busy) { drain(live); }
+    if (!live.busy) { live.draining = drain(live); }
+    return live.draining;
   }
 
   async function drain(live) {
@@ -502,25 +503,40 @@
   }
 
   // The hover arithmetic (channel sums + bias) equals the live map value at
-  // the corners and the centre of every map.
-  function checkSums(live) {
+  // the corners and the centre of map k.
+  function checkSums(live, k) {
     var w = live.data.outWidth, h = live.data.outHeight;
     var points = [[0, 0], [w - 1, 0], [0, h - 1], [w - 1, h - 1], [w >> 1, h >> 1]];
-    for (var k = 0; k < live.layer.filters; k++) {
-      var scale = largestMagnitude(live.maps[k]);
-      points.forEach(function (p) {
-        var value = live.maps[k][p[1] * w + p[0]];
-        if (!(Math.abs(windowSums(live, k, p[0], p[1]).value - value) <= TOLERANCE * scale)) {
-          throw new Error('sum at (' + p + ') of map ' + k + ' differs from the map');
-        }
-      });
-    }
+    var scale = largestMagnitude(live.maps[k]);
+    points.forEach(function (p) {
+      var value = live.maps[k][p[1] * w + p[0]];
+      if (!(Math.abs(windowSums(live, k, p[0], p[1]).value - value) <= TOLERANCE * scale)) {
+        throw new Error('sum at (' + p + ') of map ' + k + ' differs from the map');
+      }
+    });
+  }
+
+  // Through the editor: a weight typed into filter 0's grid changes its
+  // map as the sums say, and Reset brings the run's map back.
+  async function checkEditing(live) {
+    var k = 0, before = live.maps[k].slice();
+    selectFilter(live, k);
+    var box = live.panel.querySelector('table.live-weights input');
+    box.value = String(Number(box.value) + 0.5);
+    box.dispatchEvent(new Event('input'));
+    await live.draining;
+    if (!(mapError(live.maps[k], before) > 0)) { throw new Error('editing a weight left map ' + k + ' as it was'); }
+    checkSums(live, k);
+    live.panel.querySelector('button').click();
+    await live.draining;
+    if (mapError(live.maps[k], before) > 0) { throw new Error('Reset did not bring map ' + k + ' back'); }
   }
 
   async function selfTest(live) {
     var worst = compareNative(live);
     await checkBias(live);
-    checkSums(live);
+    for (var k = 0; k < live.layer.filters; k++) { checkSums(live, k); }
+    await checkEditing(live);
     document.title = 'selftest ok ' + worst.toExponential(2);
   }
 
