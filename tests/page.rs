@@ -274,3 +274,28 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     assert!(error <= 1e-5, "worst relative error {error}");
     assert!(!dom.contains("alert(1)</script>.png"));
 }
+
+#[test]
+fn live_page_follows_every_option_of_the_geometry() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let options = "-k 6 -f 5x3 --stride 2 --padding 3 --dilation 2 --groups 3 --activation relu";
+    let out = run(
+        dir.path(),
+        "geometry",
+        &options.split(' ').collect::<Vec<_>>(),
+    );
+    let (dom, _) = open_page(&browser, &out, "#selftest", &WEBGPU);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    assert!(error <= 1e-5, "worst relative error {error}");
+}
+
+#[test]
+fn live_part_is_off_when_the_photo_is_not_read_as_plain_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "scaled", &["-k", "2", "--input-scale", "255"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<body data-live=\"static\">"));
+    assert!(html.contains("Live editing is off for this page: the layer reads the photo"));
+    assert!(!html.contains("convmaps-data"));
+}
