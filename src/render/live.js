@@ -60,7 +60,9 @@
   function readLive() {
     var data = JSON.parse(document.getElementById('convmaps-data').textContent);
     var layer = data.layer;
-    var runBias = data.layer.hasBias ? decodeF32(data.bias) : new Float32Array(layer.filters);
+    // A layer without bias gets zero biases (the same sums), so that its
+    // biases can be edited too.
+    var runBias = layer.hasBias ? decodeF32(data.bias) : new Float32Array(layer.filters);
     var live = {
       data: data,
       layer: layer,
@@ -139,7 +141,7 @@
       stride: layer.stride, dilation: layer.dilation,
       pad_top: layer.padTop, pad_left: layer.padLeft,
       channels_per_group: live.channelsPerGroup, filters_per_group: filtersPerGroup,
-      has_bias: 1, activation: layer.activation
+      has_bias: 1, activation: layer.activation // always a bias: zeros for a layer without one
     };
   }
 
@@ -430,13 +432,18 @@
     return { sums: sums, bias: live.bias[k], total: total, value: layer.activation === 1 ? Math.max(0, total) : total };
   }
 
-  function showSumAt(live, k, event) {
-    var canvas = live.canvases[k];
+  // The map pixel [x, y] under a pointer event's client position.
+  function pixelAt(canvas, event) {
     var box = canvas.getBoundingClientRect();
-    var x = Math.min(canvas.width - 1, Math.floor((event.clientX - box.left) * canvas.width / box.width));
-    var y = Math.min(canvas.height - 1, Math.floor((event.clientY - box.top) * canvas.height / box.height));
+    var clamp = function (value, size) { return Math.max(0, Math.min(size - 1, Math.floor(value))); };
+    return [clamp((event.clientX - box.left) * canvas.width / box.width, canvas.width),
+      clamp((event.clientY - box.top) * canvas.height / box.height, canvas.height)];
+  }
+
+  function showSumAt(live, k, event) {
+    var pixel = pixelAt(live.canvases[k], event);
     editorPanel(live);
-    live.sumText.textContent = sumText(live, k, x, y);
+    live.sumText.textContent = sumText(live, k, pixel[0], pixel[1]);
   }
 
   function sumText(live, k, x, y) {
@@ -532,11 +539,23 @@
     if (mapError(live.maps[k], before) > 0) { throw new Error('Reset did not bring map ' + k + ' back'); }
   }
 
+  // The cursor over the middle of map 0 shows the sum of the pixel there.
+  function checkHover(live) {
+    var canvas = live.canvases[0], box = canvas.getBoundingClientRect();
+    var event = new MouseEvent('mousemove', {
+      clientX: Math.round(box.left + box.width / 2), clientY: Math.round(box.top + box.height / 2)
+    });
+    canvas.dispatchEvent(event);
+    var pixel = pixelAt(canvas, event);
+    if (live.sumText.textContent !== sumText(live, 0, pixel[0], pixel[1])) { throw new Error('hovering map 0 showed no sum'); }
+  }
+
   async function selfTest(live) {
     var worst = compareNative(live);
     await checkBias(live);
     for (var k = 0; k < live.layer.filters; k++) { checkSums(live, k); }
     await checkEditing(live);
+    checkHover(live);
     document.title = 'selftest ok ' + worst.toExponential(2);
   }
 
