@@ -6,22 +6,29 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn photo(dir: &Path) -> PathBuf {
+    photo_at(&dir.join("square.png"))
+}
+
+fn photo_at(path: &Path) -> PathBuf {
     let image = image::RgbImage::from_fn(40, 30, |x, y| {
         let inside = (12..28).contains(&x) && (8..22).contains(&y);
         image::Rgb([if inside { 230 } else { 20 }, (x * 6) as u8, (y * 8) as u8])
     });
-    let path = dir.join("square.png");
-    image.save(&path).unwrap();
-    path
+    image.save(path).unwrap();
+    path.to_path_buf()
 }
 
 fn run(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
-    let out = dir.join(name);
-    let photo = photo(dir);
+    run_photo(&photo(dir), &dir.join(name), options)
+}
+
+fn run_photo(photo: &Path, out: &Path, options: &[&str]) -> PathBuf {
+    let out = out.to_path_buf();
     let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(&photo)
+        .arg(photo)
         .args(["--out", out.to_str().unwrap(), "--backend", "cpu"])
         .args(options)
         .output()
@@ -139,8 +146,32 @@ fn index_html_opens_offline_with_every_image_loaded() {
         !html.contains("http://") && !html.contains("https://"),
         "the page must not reach out"
     );
+    let (dom, _) = open_page(&browser, &out, "", &["--virtual-time-budget=10000"]);
+    // input, grid, filters, and for each of 6 filters its map and its picture.
+    let expected = 3 + 2 * 6;
+    assert!(
+        dom.contains(&format!("data-images-loaded=\"{expected}/{expected}\"")),
+        "not every image loaded:\n{}",
+        dom.lines()
+            .find(|l| l.contains("data-images-loaded"))
+            .unwrap_or("(no counter in the DOM)")
+    );
+    // No WebGPU adapter without the flag: the static page, saying so.
+    assert!(dom.contains("data-live=\"static\""), "{}", body_line(&dom));
+    assert!(dom.contains("Live editing needs a browser with WebGPU"));
+}
+
+/// Opens `out/index.html` with `fragment` (e.g. `#selftest`) in headless
+/// Chromium with `flags`; returns the DOM after the page's scripts ran and
+/// how long the browser took.
+fn open_page(browser: &Path, out: &Path, fragment: &str, flags: &[&str]) -> (String, Duration) {
     let profile = tempfile::tempdir().unwrap();
     let page = out.join("index.html").canonicalize().unwrap();
+    let url = format!(
+        "file://{}",
+        convmaps::render::html::url_path(&page.display().to_string())
+    );
+    let started = Instant::now();
     let output = Command::new(browser)
         .args([
             "--headless",
@@ -151,21 +182,120 @@ fn index_html_opens_offline_with_every_image_loaded() {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--virtual-time-budget=10000",
             "--dump-dom",
         ])
+        .args(flags)
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("file://{}", page.display()))
+        .arg(url + fragment)
         .output()
         .unwrap();
-    let dom = String::from_utf8_lossy(&output.stdout);
-    // input, grid, filters, and for each of 6 filters its map and its picture.
-    let expected = 3 + 2 * 6;
-    assert!(
-        dom.contains(&format!("data-images-loaded=\"{expected}/{expected}\"")),
-        "not every image loaded:\n{}",
-        dom.lines()
-            .find(|l| l.contains("data-images-loaded"))
-            .unwrap_or("(no counter in the DOM)")
+    let elapsed = started.elapsed();
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        elapsed,
+    )
+}
+
+/// The `<body …>` line of a dumped DOM, for messages.
+fn body_line(dom: &str) -> &str {
+    dom.lines()
+        .find(|l| l.contains("<body"))
+        .unwrap_or("(no body in the DOM)")
+}
+
+/// The self-test's verdict from the dumped DOM's title: the worst relative
+/// error of `selftest ok <error>`, or the whole title as the failure.
+fn self_test_error(dom: &str) -> Result<f64, String> {
+    let title = dom
+        .split("<title>")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .unwrap_or("(no title)");
+    title
+        .strip_prefix("selftest ok ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|error| error.parse().ok())
+        .ok_or_else(|| title.to_string())
+}
+
+/// WebGPU in headless Chromium: with this flag it runs compute on its own
+/// software GPU. A timer in the page holds the virtual clock while the GPU
+/// works, so the budget only bounds a page that never finishes.
+const WEBGPU: [&str; 2] = ["--enable-unsafe-webgpu", "--virtual-time-budget=100000000"];
+
+#[test]
+fn live_page_computes_the_native_maps_on_webgpu() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(
+        dir.path(),
+        "live",
+        &["-k", "4", "-f", "3", "--init", "gabor"],
     );
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        html.contains(include_str!("../shaders/conv2d_direct.wgsl")),
+        "the page embeds the shader verbatim"
+    );
+    assert!(html.contains("id=\"convmaps-data\""));
+    let (dom, took) = open_page(&browser, &out, "#selftest", &WEBGPU);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    eprintln!("self-test in headless Chromium: {took:?}, worst relative error {error:e}");
+    assert!(error <= 1e-5, "worst relative error {error}");
+    assert!(dom.contains("data-live=\"webgpu\""), "{}", body_line(&dom));
+}
+
+#[test]
+fn a_photo_path_with_markup_is_shown_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // `/` separates folders, so the tag text runs across them.
+    let folder = dir.path().join("x<").join("script><script>alert(1)<");
+    std::fs::create_dir_all(&folder).unwrap();
+    let photo = photo_at(&folder.join("script>.png"));
+    assert!(
+        photo
+            .display()
+            .to_string()
+            .contains("x</script><script>alert(1)</script>.png")
+    );
+    let out = run_photo(&photo, &dir.path().join("out"), &["-k", "2", "-f", "3"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        !html.contains("alert(1)</script>"),
+        "the path ends no script"
+    );
+    assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
+    assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
+    // The counter, the data, the shader and the live script.
+    assert_eq!(html.matches("<script").count(), 4);
+    let Some(browser) = chromium() else { return };
+    let (dom, _) = open_page(&browser, &out, "#selftest", &WEBGPU);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    assert!(error <= 1e-5, "worst relative error {error}");
+    assert!(!dom.contains("alert(1)</script>.png"));
+}
+
+#[test]
+fn live_page_follows_every_option_of_the_geometry() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let options = "-k 6 -f 5x3 --stride 2 --padding 3 --dilation 2 --groups 3 --activation relu";
+    let out = run(
+        dir.path(),
+        "geometry",
+        &options.split(' ').collect::<Vec<_>>(),
+    );
+    let (dom, _) = open_page(&browser, &out, "#selftest", &WEBGPU);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    assert!(error <= 1e-5, "worst relative error {error}");
+}
+
+#[test]
+fn live_part_is_off_when_the_photo_is_not_read_as_plain_rgb() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(dir.path(), "scaled", &["-k", "2", "--input-scale", "255"]);
+    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(html.contains("<body data-live=\"static\">"));
+    assert!(html.contains("Live editing is off for this page: the layer reads the photo"));
+    assert!(!html.contains("convmaps-data"));
 }

@@ -603,6 +603,7 @@ fn page() -> Page {
                 bias: Some(-0.0625),
             })
             .collect(),
+        live: Default::default(),
     }
 }
 

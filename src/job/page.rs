@@ -11,7 +11,8 @@ use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::preprocess::InputPrep;
 use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
-use crate::render::html::{Page, PageMap, index_html};
+use crate::render::html::{Live, Page, PageMap, index_html};
+use crate::render::live::live_data;
 use crate::render::{self};
 use crate::report::Summary;
 
@@ -36,7 +37,10 @@ pub(super) fn write_page(
     files.push("input.png".to_string());
 
     let filter_names = write_filter_pictures(out_dir, layer, view)?;
-    let page = page_text(layer, summary, &filter_names);
+    let page = Page {
+        live: live_part(preview, layer, summary),
+        ..page_text(layer, summary, &filter_names)
+    };
     write_bytes_atomic(&out_dir.join("index.html"), index_html(&page).as_bytes())?;
     files.extend(filter_names);
     files.push("index.html".to_string());
@@ -117,7 +121,24 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
                 bias: layer.bias.get(k).copied(),
             })
             .collect(),
+        live: Live::default(),
     }
+}
+
+/// The page's live part: on for a photo read as plain RGB (the preview is
+/// then exactly the layer's input, at most 1024 px), else off with the reason.
+fn live_part(preview: &image::RgbImage, layer: &Layer, summary: &Summary) -> Live {
+    let reason = match &summary.input.preprocessing {
+        None => "the input is a tensor, not a photo",
+        Some(prep) if !prep.is_plain_rgb() => {
+            "the layer reads the photo other than as plain RGB on 0–1 values"
+        }
+        Some(_) => match live_data(&summary.input.path.display().to_string(), preview, layer) {
+            Ok(data) => return Live::On(data),
+            Err(_) => "the layer does not fit the photo's preview",
+        },
+    };
+    Live::Off(reason.to_string())
 }
 
 /// How the photo was read, when not as plain RGB on 0–1 values.

@@ -7,6 +7,8 @@
 //! (`file://`) with no server. A few lines of inline script count the
 //! images that loaded and write `N/M` to `data-images-loaded` on `<body>`
 //! and to the end of the title, so a headless browser can check the page.
+//! A live page also embeds its data, the shader and its script (see
+//! [`super::live`]); without WebGPU or JavaScript it is the static page.
 
 use std::fmt::Write;
 
@@ -30,6 +32,25 @@ pub struct Page {
     pub filters_image: String,
     /// One entry per filter, in filter order.
     pub maps: Vec<PageMap>,
+    /// Whether the page computes its maps itself in a WebGPU browser.
+    pub live: Live,
+}
+
+/// The page's live part.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Live {
+    /// A static page, with the reason shown in one line (empty: no line).
+    Off(String),
+    /// The data the page computes with, as JSON already safe inside
+    /// `<script>` (see [`super::live::live_data`]).
+    On(String),
+}
+
+impl Default for Live {
+    /// A static page with no line about it.
+    fn default() -> Self {
+        Live::Off(String::new())
+    }
 }
 
 /// One filter's row on the page.
@@ -117,6 +138,15 @@ table.maps { border-collapse: collapse; }
 .maps td.num { font-family: ui-monospace, monospace; text-align: right; white-space: nowrap; }
 .maps td.map img { max-width: 256px; max-height: 256px; }
 .maps td.filter img { height: 96px; width: auto; }
+.maps td.live canvas { max-width: 256px; max-height: 256px; cursor: crosshair; image-rendering: pixelated; }
+.maps td.filter img, .maps td.live canvas { cursor: pointer; }
+.live-status { font-size: 1.05em; padding: 0.5em; background: #f4f4f4; }
+.live-panel { position: fixed; right: 1em; top: 1em; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.85em; }
+.live-panel h3 { margin: 0.2em 0; }
+.live-weights { border-collapse: collapse; margin: 0.3em 0; }
+.live-weights input { width: 7em; font-family: ui-monospace, monospace; }
+.live-bias input[type=number] { width: 7em; }
+.live-sum { font-family: ui-monospace, monospace; }
 ";
 
 const SCRIPT: &str = "\
@@ -150,7 +180,8 @@ pub fn index_html(page: &Page) -> String {
         html,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
-         <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+         <title>{title}</title>\n<style>\n{STYLE}</style>\n</head>\n<body{}>\n<h1>{title}</h1>\n",
+        body_live(&page.live)
     );
 
     write_top(&mut html, page);
@@ -158,8 +189,44 @@ pub fn index_html(page: &Page) -> String {
     if !page.maps.is_empty() {
         write_maps_table(&mut html, &page.maps);
     }
-    let _ = write!(html, "<script>\n{SCRIPT}</script>\n</body>\n</html>\n");
+    let _ = write!(html, "<script>\n{SCRIPT}</script>\n");
+    write_live(&mut html, &page.live);
+    html.push_str("</body>\n</html>\n");
     html
+}
+
+/// The live part: a static page's reason, or the data, the shader and the
+/// script that compute the maps in the browser.
+fn write_live(html: &mut String, live: &Live) {
+    match live {
+        Live::Off(reason) if reason.is_empty() => {}
+        Live::Off(reason) => {
+            let _ = writeln!(
+                html,
+                "<p class=\"live-status\">Live editing is off for this page: {}.</p>",
+                escape(reason)
+            );
+        }
+        Live::On(data) => {
+            let _ = write!(
+                html,
+                "<script type=\"application/json\" id=\"convmaps-data\">{data}</script>\n\
+                 <script type=\"text/wgsl\" id=\"convmaps-wgsl\">\n{}</script>\n\
+                 <script>\n{}</script>\n",
+                super::live::SHADER,
+                super::live::SCRIPT
+            );
+        }
+    }
+}
+
+/// The `<body>` attribute of a static page: `data-live="static"`; a live
+/// page's script sets it.
+fn body_live(live: &Live) -> &'static str {
+    match live {
+        Live::Off(_) => " data-live=\"static\"",
+        Live::On(_) => "",
+    }
 }
 
 /// The photo and the parameter count with its numbers.

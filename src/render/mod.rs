@@ -6,6 +6,7 @@ pub mod filters;
 pub mod grid;
 pub mod html;
 pub mod label;
+pub mod live;
 
 use std::fs::File;
 use std::io::Write;
