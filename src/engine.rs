@@ -56,6 +56,11 @@ pub trait Engine: Send + Sync {
         Ok(())
     }
 
+    /// Frees what [`Engine::reserve`] and past bands kept, once a run's
+    /// bands are done, so that memory is not held while its pictures are
+    /// written. Optional.
+    fn release(&self) {}
+
     /// Starts running `layer` over `input` `[C, H, W]`; the maps
     /// `[K, OH, OW]` are handed over by [`Submitted::read`]. A GPU works
     /// on the band in the background while the caller submits the next
@@ -212,6 +217,12 @@ impl Engine for GpuEngine {
             free.extend(slots);
         }
         reserved
+    }
+
+    fn release(&self) {
+        if let Ok(mut free) = self.slots.lock() {
+            free.clear();
+        }
     }
 
     fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted> {
@@ -371,5 +382,6 @@ pub fn convolve_planned(
     if let Some(last) = pending {
         hand_over(last)?;
     }
+    engine.release();
     Ok(timings)
 }
