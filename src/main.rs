@@ -610,20 +610,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if !failures.is_empty() {
-        let message = format!(
-            "{} of {} photos failed: {}",
-            failures.len(),
-            photos.len(),
-            failures.join(", ")
-        );
-        // Every photo refused for its input or the options: exit 2, as one photo would.
-        if failures.len() == photos.len() && all_bad_input {
-            return Err(UsageError(message).into());
-        }
-        anyhow::bail!(message);
+    failed(&failures, photos.len(), all_bad_input)
+}
+
+/// The outcome of a run over `photos` photos, `failures` of which failed:
+/// an error naming them (exit 2 when every photo was refused for its input
+/// or the options, as one photo would be; else 1).
+fn failed(failures: &[String], photos: usize, all_bad_input: bool) -> anyhow::Result<()> {
+    if failures.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let message = format!(
+        "{} of {photos} photos failed: {}",
+        failures.len(),
+        failures.join(", ")
+    );
+    if failures.len() == photos && all_bad_input {
+        return Err(UsageError(message).into());
+    }
+    anyhow::bail!(message)
 }
 
 /// The job for one photo, from the command line's options.

@@ -104,7 +104,8 @@ pub struct Job {
 /// The stages: read the photo's header, resolve the layer against it
 /// (every size checked before anything is allocated or written), decode,
 /// plan the bands, compute them (with each map's statistics), write the
-/// pictures, the page and the summary.
+/// pictures, the page and the summary. (It reads best whole, stage after
+/// stage with their timings, a little over 60 lines.)
 pub fn run(
     engine: &dyn Engine,
     job: &Job,
@@ -120,16 +121,7 @@ pub fn run(
         timed(|| resolve(&job.layer, shape, &job.weights, job.max_pixels))?;
     let orientation = file.orientation();
     let (decoded, decode) = timed(|| file.decode())?;
-    let prep = match &decoded {
-        Input::Photo(_) => Some(input_prep(job, &resolved)?),
-        Input::Tensor(_) if job.bgr || job.input_norm.is_some() || job.input_scale != 1.0 => {
-            return Err(Error::InvalidLayer(format!(
-                "--bgr, --input-norm and --input-scale read a photo; {} is a tensor, read as it is",
-                job.input.display()
-            )));
-        }
-        Input::Tensor(_) => None,
-    };
+    let prep = input_prep(job, &resolved, &decoded)?;
     let plan = Plan::new(
         &resolved.layer.spec,
         shape.height,
@@ -174,9 +166,7 @@ pub fn run(
         files,
         weights_file: resolved.origin.clone(),
     });
-    let preview = decoded.preview(INPUT_PREVIEW_SIDE);
-    let page_files =
-        page::write_page(&job.out_dir, &preview, &resolved.layer, &summary, &job.view)?;
+    let page_files = write_page(job, &decoded, &resolved.layer, &summary)?;
     summary.files.extend(page_files);
     summary.files.push("summary.json".into());
     // summary.json is the last file; its encode and total times include
@@ -184,6 +174,12 @@ pub fn run(
     summary.finish(encode_started.elapsed(), setup + started.elapsed());
     summary.write(&job.out_dir.join("summary.json"))?;
     Ok(summary)
+}
+
+/// Writes the page and its pictures, with the input's preview.
+fn write_page(job: &Job, input: &Input, layer: &Layer, summary: &Summary) -> Result<Vec<String>> {
+    let preview = input.preview(INPUT_PREVIEW_SIDE);
+    page::write_page(&job.out_dir, &preview, layer, summary, &job.view)
 }
 
 /// Longest side of `input.png`, the input's preview on the page, in pixels.
@@ -195,9 +191,25 @@ fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
     work().map(|value| (value, started.elapsed()))
 }
 
+/// How the input is read for the resolved layer: a photo as
+/// [`photo_prep`] says; a tensor as it is (the photo-only options are
+/// refused for it).
+fn input_prep(job: &Job, resolved: &Resolved, input: &Input) -> Result<Option<InputPrep>> {
+    match input {
+        Input::Photo(_) => photo_prep(job, resolved).map(Some),
+        Input::Tensor(_) if job.bgr || job.input_norm.is_some() || job.input_scale != 1.0 => {
+            Err(Error::InvalidLayer(format!(
+                "--bgr, --input-norm and --input-scale read a photo; {} is a tensor, read as it is",
+                job.input.display()
+            )))
+        }
+        Input::Tensor(_) => Ok(None),
+    }
+}
+
 /// How the photo is read for the resolved layer: its channels (luma, RGB,
 /// RGBA) follow the layer's, in BGR order when asked, scaled and normalised.
-fn input_prep(job: &Job, resolved: &Resolved) -> Result<InputPrep> {
+fn photo_prep(job: &Job, resolved: &Resolved) -> Result<InputPrep> {
     let channels = resolved.layer.spec.in_channels;
     let layout = Layout::for_channels(channels, job.bgr).ok_or_else(|| {
         Error::Mismatch(format!(
