@@ -38,9 +38,7 @@ impl InputFile {
     /// of f16, f32 or f64 whose H·W is at most `max_pixels`; anything else
     /// is a photo ([`photo::open`]).
     pub fn open(path: &Path, max_pixels: u64, apply_orientation: bool) -> Result<InputFile> {
-        let is_npy = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+        let is_npy = npy::is_npy(path);
         if !is_npy {
             return Ok(InputFile::Photo(photo::open(
                 path,

@@ -40,6 +40,27 @@ impl std::fmt::Display for Padding {
 }
 
 impl Padding {
+    /// `total_y` zero rows and `total_x` zero columns split between the two
+    /// sides of each axis; an odd one out goes at the end (bottom/right), or
+    /// at the beginning when `extra_first`.
+    pub fn split(total_y: u32, total_x: u32, extra_first: bool) -> Self {
+        let halves = |total: u32| {
+            let (small, large) = (total / 2, total - total / 2);
+            if extra_first {
+                (large, small)
+            } else {
+                (small, large)
+            }
+        };
+        let ((top, bottom), (left, right)) = (halves(total_y), halves(total_x));
+        Padding {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+
     /// The same padding on every side.
     pub fn uniform(pixels: u32) -> Self {
         Padding {
@@ -85,12 +106,7 @@ impl PaddingMode {
             PaddingMode::Same => {
                 let total_y = dilation.saturating_mul(kernel_height.saturating_sub(1));
                 let total_x = dilation.saturating_mul(kernel_width.saturating_sub(1));
-                Ok(Padding {
-                    top: total_y / 2,
-                    bottom: total_y - total_y / 2,
-                    left: total_x / 2,
-                    right: total_x - total_x / 2,
-                })
+                Ok(Padding::split(total_y, total_x, false))
             }
         }
     }

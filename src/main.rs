@@ -426,9 +426,7 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
             seed: cli.seed,
         });
     };
-    let is_npy = path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let is_npy = convmaps::npy::is_npy(&path);
     if is_npy {
         if cli.layer_name.is_some() {
             return usage("--layer-name picks a conv inside a model file, not a .npy");

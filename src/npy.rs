@@ -151,6 +151,12 @@ fn header_f32(shape: &[u64]) -> Vec<u8> {
     header
 }
 
+/// Whether `path` names a `.npy` file (by its extension, in any case).
+pub fn is_npy(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"))
+}
+
 /// Reads a float `.npy` file of any shape as f32: returns the shape and
 /// the values in C order. Other dtypes are errors naming the file.
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {

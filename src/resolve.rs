@@ -364,22 +364,11 @@ fn same_padding(spec: &LayerSpec, input: InputShape, lower: bool) -> Padding {
         let needed = ((out - 1) * stride + kernel).saturating_sub(size);
         needed.min(u32::MAX as u64) as u32
     };
-    let split = |total: u32| {
-        let (small, large) = (total / 2, total - total / 2);
-        if lower {
-            (large, small)
-        } else {
-            (small, large)
-        }
-    };
-    let (top, bottom) = split(total(input.height, kernel_height));
-    let (left, right) = split(total(input.width, kernel_width));
-    Padding {
-        top,
-        bottom,
-        left,
-        right,
-    }
+    Padding::split(
+        total(input.height, kernel_height),
+        total(input.width, kernel_width),
+        lower,
+    )
 }
 
 /// Refuses a weight file whose channels or filters do not fit the input

@@ -94,8 +94,7 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
     assert_eq!(shape, vec![12, 25, 33]);
 
     // summary.json has the promised fields.
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     assert_eq!(summary["input"]["width"], 37);
     assert_eq!(summary["input"]["height"], 29);
     assert_eq!(summary["input"]["channels"], 3);
@@ -174,8 +173,7 @@ fn cpu_backend_runs_without_a_gpu() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", common::text(&output));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     assert_eq!(summary["backend"], "cpu");
     assert!(summary["adapter"].is_null());
 }
@@ -384,8 +382,7 @@ fn tiny_bands_give_the_same_files_as_one_pass() {
     let whole = run_with_budget("whole", None);
     // An input band of one output row is 3·5·37·4 = 2220 bytes: bands of one row.
     let banded = run_with_budget("banded", Some("3000"));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(banded.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&banded);
     assert!(
         summary["output"]["bands"].as_u64().unwrap() > 5,
         "{summary}"
@@ -472,8 +469,7 @@ fn summary_gives_each_maps_min_max_and_mean_of_the_raw_maps() {
     ]);
     assert!(output.status.success(), "{}", common::text(&output));
     let features = npy::read_f32_3d(&out.join("features.npy")).unwrap();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     let maps = summary["maps"].as_array().unwrap();
     assert_eq!(maps.len(), 5);
     for (k, map) in maps.iter().enumerate() {

@@ -193,9 +193,7 @@ fn a_photo_is_turned_upright_by_its_exif_orientation_unless_asked_not_to() {
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("phone.png");
     save_photo_with_orientation(&photo, 40, 30, 6);
-    let summary = |out: &Path| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
-    };
+    let summary = |out: &Path| -> serde_json::Value { common::read_summary(out) };
 
     let upright = dir.path().join("upright");
     let output = run(&[photo.to_str().unwrap(), "-o", upright.to_str().unwrap()]);

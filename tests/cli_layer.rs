@@ -32,7 +32,7 @@ fn photo(dir: &Path) -> PathBuf {
 }
 
 fn summary(out: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    common::read_summary(out)
 }
 
 /// Runs `options` on the CPU and on the GPU (when there is one) and returns

@@ -229,8 +229,7 @@ fn fold_bn_on_the_command_line_restores_one_bias_per_filter_and_says_so() {
         stdout.contains("the conv alone 3·3·3·4 = 108, no bias"),
         "{stdout}"
     );
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     assert_eq!(summary["parameters"]["biases"], 4);
     assert_eq!(summary["weights_file"]["batch_norm"], "bn1");
     assert_eq!(summary["weights_file"]["conv_bias"], false);
@@ -390,8 +389,7 @@ fn options_that_an_onnx_file_sets_are_refused_naming_them() {
         out.to_str().unwrap(),
     ]);
     assert!(output.status.success(), "{}", common::text(&output));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     assert_eq!(summary["layer"]["stride"], 2);
     assert_eq!(
         summary["layer"]["padding"],

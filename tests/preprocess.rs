@@ -157,8 +157,7 @@ fn a_one_channel_model_reads_the_photo_as_luma_end_to_end() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", common::text(&output));
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let summary = common::read_summary(&out);
     assert_eq!(summary["input"]["channels"], 1);
     assert_eq!(summary["input"]["preprocessing"]["layout"], "luma");
     assert_eq!(summary["parameter_formula"], "1·3·3·2 = 18");

@@ -196,6 +196,13 @@ pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, 
     }
 }
 
+/// The `summary.json` a run wrote into `out`.
+pub fn read_summary(out: &std::path::Path) -> serde_json::Value {
+    let path = out.join("summary.json");
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 /// A finished command's status, stdout and stderr, for failure messages.
 pub fn text(output: &Output) -> String {
     format!(
