@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use crate::error::Result;
 use crate::layer::Layer;
+use crate::pool::PoolSpec;
 use crate::tensor::Tensor3;
 
 /// Runs the layer over `input` `[C, H, W]` and returns the feature maps
@@ -87,4 +88,61 @@ pub fn conv2d_direct_pixel(
 
     // The activation, after the bias.
     spec.activation.apply(sum)
+}
+
+/// Max pooling of `input` `[C, H, W]` to `[C, OH, OW]`: the twin of
+/// `max_pool` in `shaders/tensor_ops.wgsl`, one output value per invocation,
+/// the window read row by row from its top-left corner.
+pub fn max_pool(input: &Tensor3, pool: &PoolSpec) -> Result<Tensor3> {
+    let (out_height, out_width) = pool.output_size(input.height, input.width)?;
+    let mut output = Tensor3::zeros(input.channels, out_height, out_width);
+    let plane_len = output.plane_len();
+    if plane_len == 0 {
+        return Ok(output);
+    }
+    output
+        .data
+        .par_chunks_mut(plane_len)
+        .enumerate()
+        .for_each(|(channel, map)| {
+            for out_y in 0..out_height {
+                for out_x in 0..out_width {
+                    map[(out_y * out_width + out_x) as usize] =
+                        max_pool_pixel(input, pool, out_x, out_y, channel as u32);
+                }
+            }
+        });
+    Ok(output)
+}
+
+/// One pooled value, `output[channel, out_y, out_x]`: the largest input
+/// value in its window.
+pub fn max_pool_pixel(
+    input: &Tensor3,
+    pool: &PoolSpec,
+    out_x: u32,
+    out_y: u32,
+    channel: u32,
+) -> f32 {
+    let origin_y = out_y * pool.stride;
+    let origin_x = out_x * pool.stride;
+    let mut largest = f32::NEG_INFINITY;
+    for ky in 0..pool.size {
+        for kx in 0..pool.size {
+            let in_y = origin_y + ky;
+            let in_x = origin_x + kx;
+            let input_index = ((channel * input.height + in_y) * input.width + in_x) as usize;
+            largest = largest.max(input.data[input_index]);
+        }
+    }
+    largest
+}
+
+/// ReLU in place, `max(x, 0)` for every value: the twin of `relu` in
+/// `shaders/tensor_ops.wgsl`.
+pub fn relu(tensor: &mut Tensor3) {
+    tensor
+        .data
+        .par_iter_mut()
+        .for_each(|value| *value = value.max(0.0));
 }

@@ -40,6 +40,7 @@ pub mod npy;
 pub mod output;
 pub mod photo;
 pub mod plan;
+pub mod pool;
 pub mod preprocess;
 pub mod render;
 pub mod report;
