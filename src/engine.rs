@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, ConvPipeline, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind};
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
+use crate::stack::{self, BandStep};
 use crate::tensor::{Bands, Tensor3, TensorView};
 
 /// What ran a layer, for reports.
@@ -75,6 +76,14 @@ pub trait Engine: Send + Sync {
     /// `[K, OH, OW]` with the run's timings.
     fn run(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {
         self.submit(input, layer)?.into_tensor()
+    }
+
+    /// Starts running one band of a stack: `steps` one after the other over
+    /// `input` `[C, H, W]`, handing back the output of each step marked
+    /// `emit`, in order. By default through host memory
+    /// ([`stack::run_on_host`]); a GPU engine keeps the band on the GPU.
+    fn submit_stack(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+        stack::run_on_host(|input, layer| self.run(input, layer), input, steps)
     }
 
     /// Bytes of one band: [`Engine::max_band_bytes`], at most
@@ -274,6 +283,14 @@ enum Band {
 }
 
 impl Submitted {
+    /// Maps computed already, with the time they took.
+    pub fn ready(maps: Tensor3, timings: RunTimings) -> Self {
+        Submitted(Band::Ready {
+            maps,
+            compute: timings.compute,
+        })
+    }
+
     /// Waits for the band and hands `read` its maps `[K, OH, OW]` (on the
     /// GPU where they lie in mapped memory, with no copy). Returns what
     /// `read` returns and the band's timings; `readback` does not count

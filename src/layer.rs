@@ -456,7 +456,7 @@ impl Layer {
 }
 
 /// How many numbers a layer learns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ParameterCount {
     /// Length of the weight buffer: K·C/G·FH·FW.
     pub weights: u64,

@@ -1,0 +1,266 @@
+//! `--layers SPEC`: a stack written as comma-separated items, such as
+//! `32x5,relu,maxpool2,64x3/s2/p1,relu`, or a model's conv names
+//! (`conv1,relu,conv2`) with `--weights`.
+
+use crate::error::{Error, Result};
+use crate::layer::PaddingMode;
+use crate::pool::PoolSpec;
+
+/// One item of a stack, as written.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    /// A conv layer.
+    Conv(ConvItem),
+    /// `relu`: `max(x, 0)` on every value.
+    Relu,
+    /// `maxpoolN` (N×N, stride N) or `maxpoolN/sS`.
+    MaxPool(PoolSpec),
+}
+
+/// A conv item: its geometry on the command line, or a model's layer.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConvItem {
+    /// `KxF` or `KxFHxFW`, with `/sS`, `/pP` or `/psame`, `/dD`, `/gG`.
+    Cli(CliConv),
+    /// A conv of the `--weights` model, by name; its geometry comes from
+    /// the file where the format has it.
+    Named(String),
+}
+
+/// A conv defined on the command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CliConv {
+    /// Filters K.
+    pub filters: u32,
+    /// Kernel `(FH, FW)`, in pixels.
+    pub kernel_size: (u32, u32),
+    /// Stride, in pixels (1 unless `/sS`).
+    pub stride: u32,
+    /// Padding (none unless `/pP` or `/psame`).
+    pub padding: PaddingMode,
+    /// Dilation (1 unless `/dD`).
+    pub dilation: u32,
+    /// Groups (1 unless `/gG`).
+    pub groups: u32,
+}
+
+/// An item with its text and position, for messages and the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpecItem {
+    /// The item as written, e.g. `64x3/s2`.
+    pub text: String,
+    /// What it is.
+    pub item: Item,
+}
+
+impl SpecItem {
+    /// `item 3 (64y3)`, for messages.
+    pub fn describe(&self, index: usize) -> String {
+        format!("--layers item {} `{}`", index + 1, self.text)
+    }
+}
+
+/// Parses a `--layers` spec. With `named` (a `--weights` model is given),
+/// an item that is not a CLI conv, `relu` or a pooling is a layer name of
+/// the model; without, it is an error naming the item.
+pub fn parse(spec: &str, named: bool) -> Result<Vec<SpecItem>> {
+    let items: Vec<&str> = spec.split(',').map(str::trim).collect();
+    if items.iter().all(|item| item.is_empty()) {
+        return Err(Error::InvalidLayer(
+            "--layers is empty; give a stack such as 32x5,relu,maxpool2,64x3".into(),
+        ));
+    }
+    let parsed = items
+        .iter()
+        .enumerate()
+        .map(|(index, text)| {
+            let item = parse_item(text, named).map_err(|message| {
+                Error::InvalidLayer(format!("--layers item {} `{text}`: {message}", index + 1))
+            })?;
+            Ok(SpecItem {
+                text: text.to_string(),
+                item,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if let Some((index, first)) = parsed
+        .iter()
+        .enumerate()
+        .find(|(_, item)| !matches!(item.item, Item::Conv(_)))
+        .filter(|&(index, _)| {
+            !parsed[..index]
+                .iter()
+                .any(|item| matches!(item.item, Item::Conv(_)))
+        })
+    {
+        return Err(Error::InvalidLayer(format!(
+            "{}: a stack starts with a conv; `{}` needs a conv's maps before it",
+            first.describe(index),
+            first.text
+        )));
+    }
+    Ok(parsed)
+}
+
+/// One item, or why it is not one.
+fn parse_item(text: &str, named: bool) -> std::result::Result<Item, String> {
+    if text.is_empty() {
+        return Err("an empty item (two commas in a row?)".into());
+    }
+    if text.eq_ignore_ascii_case("relu") {
+        return Ok(Item::Relu);
+    }
+    if let Some(rest) = text.strip_prefix("maxpool") {
+        return parse_pool(rest).map(Item::MaxPool);
+    }
+    let looks_like_conv = text
+        .split('/')
+        .next()
+        .is_some_and(|head| head.contains('x') && head.starts_with(|c: char| c.is_ascii_digit()));
+    if looks_like_conv {
+        return parse_conv(text).map(|conv| Item::Conv(ConvItem::Cli(conv)));
+    }
+    if named {
+        return Ok(Item::Conv(ConvItem::Named(text.to_string())));
+    }
+    Err(
+        "not an item: a conv is KxF or KxFHxFW (e.g. 32x5, 64x3/s2/p1), \
+         the others are relu, maxpoolN and maxpoolN/sS; a layer name needs --weights MODEL"
+            .into(),
+    )
+}
+
+/// `N` or `N/sS` after `maxpool`.
+fn parse_pool(rest: &str) -> std::result::Result<PoolSpec, String> {
+    let mut parts = rest.split('/');
+    let size = number(parts.next().unwrap_or(""), "the pooling window")?;
+    let mut pool = PoolSpec::square(size);
+    for option in parts {
+        match option.strip_prefix('s') {
+            Some(stride) => pool.stride = number(stride, "the pooling stride")?,
+            None => {
+                return Err(format!(
+                    "`/{option}`: a pooling takes only /sS (its stride)"
+                ));
+            }
+        }
+    }
+    Ok(pool)
+}
+
+/// `KxF` or `KxFHxFW`, then its options.
+fn parse_conv(text: &str) -> std::result::Result<CliConv, String> {
+    let mut parts = text.split('/');
+    let head = parts.next().unwrap_or("");
+    let sizes: Vec<&str> = head.split('x').collect();
+    let (filters, kernel_size) = match sizes[..] {
+        [filters, side] => (filters, (side, side)),
+        [filters, height, width] => (filters, (height, width)),
+        _ => return Err("a conv is KxF or KxFHxFW, e.g. 32x5 or 16x3x5".into()),
+    };
+    let mut conv = CliConv {
+        filters: number(filters, "the filter count")?,
+        kernel_size: (
+            number(kernel_size.0, "the kernel size")?,
+            number(kernel_size.1, "the kernel size")?,
+        ),
+        stride: 1,
+        padding: PaddingMode::Valid,
+        dilation: 1,
+        groups: 1,
+    };
+    for option in parts {
+        let (key, value) = option.split_at(option.len().min(1));
+        match key {
+            "s" => conv.stride = number(value, "the stride")?,
+            "d" => conv.dilation = number(value, "the dilation")?,
+            "g" => conv.groups = number(value, "the groups")?,
+            "p" if value == "same" => conv.padding = PaddingMode::Same,
+            "p" => {
+                let pixels: u32 = value.parse().map_err(|_| {
+                    format!("`/p{value}`: the padding is a number of pixels or `same`")
+                })?;
+                conv.padding = PaddingMode::Pixels(pixels);
+            }
+            _ => {
+                return Err(format!(
+                    "`/{option}`: a conv's options are /sS (stride), /pP or /psame (padding), \
+                     /dD (dilation) and /gG (groups)"
+                ));
+            }
+        }
+    }
+    Ok(conv)
+}
+
+/// A whole number of at least 1.
+fn number(text: &str, what: &str) -> std::result::Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(value) if value >= 1 => Ok(value),
+        _ => Err(format!(
+            "{what} must be a whole number of at least 1, got `{text}`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(spec: &str) -> Vec<Item> {
+        parse(spec, false)
+            .unwrap()
+            .into_iter()
+            .map(|item| item.item)
+            .collect()
+    }
+
+    #[test]
+    fn a_conv_relu_pool_stack_parses_with_its_options() {
+        let parsed = items("32x5, relu,maxpool2,64x3x1/s2/p1/d2/g4,maxpool3/s2,16x3/psame");
+        assert_eq!(parsed.len(), 6);
+        let Item::Conv(ConvItem::Cli(second)) = &parsed[3] else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(
+            (second.filters, second.kernel_size, second.stride),
+            (64, (3, 1), 2)
+        );
+        assert_eq!((second.dilation, second.groups), (2, 4));
+        assert_eq!(second.padding, PaddingMode::Pixels(1));
+        assert_eq!(parsed[4], Item::MaxPool(PoolSpec { size: 3, stride: 2 }));
+        let Item::Conv(ConvItem::Cli(last)) = &parsed[5] else {
+            panic!()
+        };
+        assert_eq!(last.padding, PaddingMode::Same);
+    }
+
+    #[test]
+    fn bad_items_are_refused_naming_the_item() {
+        for (spec, named_item) in [
+            ("32x5,relu,conv9", "item 3 `conv9`"),
+            ("32x5,maxpool0", "item 2 `maxpool0`"),
+            ("32x5/q2", "item 1 `32x5/q2`"),
+            ("0x5", "item 1 `0x5`"),
+            ("32x5,,relu", "item 2 ``"),
+            ("maxpool2,32x5", "item 1 `maxpool2`"),
+            ("relu,32x5", "item 1 `relu`"),
+        ] {
+            let error = parse(spec, false).unwrap_err().to_string();
+            assert!(error.contains(named_item), "{spec}: {error}");
+        }
+    }
+
+    #[test]
+    fn with_a_model_other_items_are_layer_names() {
+        let parsed = parse("/conv1/Conv,relu,features.3", true).unwrap();
+        assert_eq!(
+            parsed[0].item,
+            Item::Conv(ConvItem::Named("/conv1/Conv".into()))
+        );
+        assert_eq!(
+            parsed[2].item,
+            Item::Conv(ConvItem::Named("features.3".into()))
+        );
+    }
+}
