@@ -28,6 +28,9 @@ pub struct EngineInfo {
     /// How the compute time ([`RunTimings::gpu_compute`], else
     /// [`RunTimings::compute`]) is measured.
     pub compute_timing: &'static str,
+    /// Where a stack's maps go between layers: "gpu" (kept in GPU memory)
+    /// or "host" (host memory).
+    pub between_layers: &'static str,
 }
 
 impl EngineInfo {
@@ -141,6 +144,7 @@ impl Engine for CpuEngine {
             shader: "cpu",
             adapter: None,
             compute_timing: "wall time",
+            between_layers: "host",
         }
     }
 
@@ -153,7 +157,10 @@ impl Engine for CpuEngine {
         let maps = cpu::conv2d_direct(input, layer)?;
         Ok(Submitted(Band::Ready {
             maps,
-            compute: started.elapsed(),
+            timings: RunTimings {
+                compute: started.elapsed(),
+                ..Default::default()
+            },
         }))
     }
 }
@@ -210,6 +217,7 @@ impl Engine for GpuEngine {
             } else {
                 "wall time in submit and wait"
             },
+            between_layers: "host",
         }
     }
 
@@ -271,7 +279,7 @@ pub struct Submitted(Band);
 enum Band {
     Ready {
         maps: Tensor3,
-        compute: Duration,
+        timings: RunTimings,
     },
     Running {
         // Declared before the lease: the run's mapping is released before
@@ -285,10 +293,7 @@ enum Band {
 impl Submitted {
     /// Maps computed already, with the time they took.
     pub fn ready(maps: Tensor3, timings: RunTimings) -> Self {
-        Submitted(Band::Ready {
-            maps,
-            compute: timings.compute,
-        })
+        Submitted(Band::Ready { maps, timings })
     }
 
     /// Waits for the band and hands `read` its maps `[K, OH, OW]` (on the
@@ -300,13 +305,7 @@ impl Submitted {
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
     ) -> Result<(T, RunTimings)> {
         match self.0 {
-            Band::Ready { maps, compute } => {
-                let timings = RunTimings {
-                    compute,
-                    ..Default::default()
-                };
-                Ok((read(maps.view())?, timings))
-            }
+            Band::Ready { maps, timings } => Ok((read(maps.view())?, timings)),
             Band::Running { run, gpu, _lease } => run.read(&gpu, read),
         }
     }
@@ -315,13 +314,7 @@ impl Submitted {
     /// run, with the wait counted as compute.
     pub fn into_tensor(self) -> Result<(Tensor3, RunTimings)> {
         match self.0 {
-            Band::Ready { maps, compute } => Ok((
-                maps,
-                RunTimings {
-                    compute,
-                    ..Default::default()
-                },
-            )),
+            Band::Ready { maps, timings } => Ok((maps, timings)),
             Band::Running { run, gpu, _lease } => run.into_tensor(&gpu),
         }
     }

@@ -10,12 +10,13 @@ use convmaps::banks::Init;
 use convmaps::engine::{self, BackendChoice, CpuEngine, Engine, GpuEngine};
 use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::inputs;
-use convmaps::job::{self, Job, Stage, Step, View};
+use convmaps::job::{self, Job, StackJob, Stage, Step, View};
 use convmaps::layer::{Activation, PaddingMode};
 use convmaps::model::load::FoldBatchNorm;
 use convmaps::preprocess::Normalization;
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::resolve::{ExplicitGeometry, LayerOptions, WeightsSource};
+use convmaps::stack::StackOptions;
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -111,6 +112,15 @@ struct Cli {
     /// ε of a folded BatchNorm whose file does not state it (state dicts).
     #[arg(long, value_name = "EPS", default_value_t = 1e-5, requires = "fold_bn")]
     bn_eps: f32,
+
+    /// A stack of layers instead of one: comma-separated items, top to bottom. A conv is
+    /// KxF or KxFHxFW, optionally with /sS (stride), /pP or /psame (padding), /dD
+    /// (dilation), /gG (groups): 32x5,relu,maxpool2,64x3/s2/p1. Other items: relu,
+    /// maxpoolN (N×N, stride N), maxpoolN/sS. With --weights MODEL, a conv may be a layer
+    /// name of the model (conv1,relu,conv2). Each conv writes its maps, taken after the
+    /// items that follow it, to a folder of its own; CLI convs are seeded --seed, --seed+1, …
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["filters", "kernel_size", "stride", "padding", "dilation", "groups", "activation", "layer_name", "bias"])]
+    layers: Option<String>,
 
     /// Output directory [default: out/<photo file stem>/]. With several photos,
     /// each goes into DIR/<photo file stem>/.
@@ -552,7 +562,8 @@ fn quiet_driver_runtime_dir() {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let weights = weights_source(&cli)?;
-    if matches!(weights, WeightsSource::Init { .. }) {
+    let stack = stack_job(&cli)?;
+    if stack.is_none() && matches!(weights, WeightsSource::Init { .. }) {
         // Photos have three channels; a file's layer is checked against each photo.
         layer_options(&cli).validate(3)?;
     }
@@ -579,19 +590,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut failures = Vec::new();
     let mut all_bad_input = true;
     for (index, (photo, out_dir)) in photos.iter().zip(out_dirs).enumerate() {
-        let job = job_for(&cli, photo, out_dir, &weights);
+        let mut job = job_for(&cli, photo, out_dir, &weights);
+        job.stack = stack.clone();
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
         if bar.is_none() && !cli.quiet && photos.len() > 1 {
             println!("{label}");
         }
-        let result = job::run(engine.as_ref(), &job, std::mem::take(&mut setup), &|step| {
-            show_progress(bar.as_ref(), &label, step)
-        });
+        let setup = std::mem::take(&mut setup);
+        let progress = |step| show_progress(bar.as_ref(), &label, step);
+        let result = match job.stack {
+            Some(_) => job::run_stack(engine.as_ref(), &job, setup, &progress)
+                .map(|summary| summary.terminal_text(&job.out_dir)),
+            None => job::run(engine.as_ref(), &job, setup, &progress)
+                .map(|summary| summary.terminal_text(&job.out_dir)),
+        };
         match result {
-            Ok(summary) if !cli.quiet => print_above(
-                bar.as_ref(),
-                &format!("{}\n", summary.terminal_text(&job.out_dir)),
-            ),
+            Ok(text) if !cli.quiet => print_above(bar.as_ref(), &format!("{text}\n")),
             Ok(_) => {}
             Err(error) if photos.len() == 1 => return Err(error.into()),
             Err(error) => {
@@ -609,6 +623,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     failed(&failures, photos.len(), all_bad_input)
+}
+
+/// The stack `--layers` asks for, parsed, with what its convs are made of.
+fn stack_job(cli: &Cli) -> anyhow::Result<Option<StackJob>> {
+    let Some(spec) = &cli.layers else {
+        return Ok(None);
+    };
+    let model = cli
+        .weights
+        .clone()
+        .filter(|path| !convmaps::npy::is_npy(path));
+    if cli.weights.is_some() && model.is_none() {
+        return Err(UsageError(
+            "--layers with --weights needs a model file; a .npy holds one conv".into(),
+        )
+        .into());
+    }
+    let items = convmaps::stack::spec::parse(spec, model.is_some())?;
+    Ok(Some(StackJob {
+        spec: spec.clone(),
+        items,
+        options: StackOptions {
+            bias: !cli.no_bias,
+            init: cli.init,
+            seed: cli.seed,
+            fold_bn: cli.fold_bn.as_ref().map(|name| FoldBatchNorm {
+                name: Some(name.clone()).filter(|n| !n.is_empty()),
+                epsilon: cli.bn_eps,
+            }),
+            model,
+            max_pixels: cli.max_pixels,
+        },
+    }))
 }
 
 /// The outcome of a run over `photos` photos, `failures` of which failed:
@@ -647,6 +694,7 @@ fn job_for(cli: &Cli, photo: &std::path::Path, out_dir: PathBuf, weights: &Weigh
         input_scale: cli.input_scale as f32,
         input_norm: cli.input_norm.0.clone(),
         bgr: cli.bgr,
+        stack: None,
     }
 }
 

@@ -12,7 +12,6 @@ use crate::layer::{Activation, Layer, Padding, ParameterCount};
 use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
-use crate::plan::Plan;
 use crate::preprocess::InputPrep;
 
 /// Everything `summary.json` holds.
@@ -218,7 +217,7 @@ pub struct RunRecord<'a> {
     /// Where its weights came from.
     pub weights_source: String,
     /// The bands and filter chunks it ran in.
-    pub plan: &'a Plan,
+    pub pieces: (u32, u32),
     /// `(OH, OW)`.
     pub output_size: (u32, u32),
     /// Each map's range, in filter order.
@@ -265,8 +264,8 @@ impl Summary {
                 width: out_width,
                 height: out_height,
                 maps: layer.spec.filters,
-                bands: record.plan.bands.len() as u32,
-                filter_chunks: record.plan.filter_chunks.len() as u32,
+                bands: record.pieces.0,
+                filter_chunks: record.pieces.1,
             },
             maps: record.maps,
             backend: record.engine.backend.to_string(),

@@ -3,6 +3,11 @@
 
 mod page;
 mod pictures;
+mod stack;
+
+pub use stack::run_stack;
+
+use std::path::Path;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -95,6 +100,20 @@ pub struct Job {
     pub input_norm: Option<Normalization>,
     /// Channels in blue, green, red order.
     pub bgr: bool,
+    /// A stack of layers (`--layers`) instead of one layer, run by
+    /// [`run_stack`].
+    pub stack: Option<StackJob>,
+}
+
+/// A stack of layers to run instead of one layer.
+#[derive(Clone, Debug)]
+pub struct StackJob {
+    /// The spec as given, e.g. `32x5,relu,maxpool2,64x3`.
+    pub spec: String,
+    /// Its items, parsed.
+    pub items: Vec<crate::stack::SpecItem>,
+    /// What its convs are made of.
+    pub options: crate::stack::StackOptions,
 }
 
 /// Runs one job on `engine` (which may carry `setup` time already spent
@@ -121,7 +140,7 @@ pub fn run(
         timed(|| resolve(&job.layer, shape, &job.weights, job.max_pixels))?;
     let orientation = file.orientation();
     let (decoded, decode) = timed(|| file.decode())?;
-    let prep = input_prep(job, &resolved, &decoded)?;
+    let prep = input_prep(job, resolved.layer.spec.in_channels, &decoded)?;
     let plan = Plan::new(
         &resolved.layer.spec,
         shape.height,
@@ -142,6 +161,7 @@ pub fn run(
     let computed = compute(engine, input, &resolved, &plan, job, progress)?;
     let encode_started = Instant::now();
     let files = write_maps(
+        &job.out_dir,
         job,
         &resolved.layer,
         computed.raw,
@@ -155,7 +175,7 @@ pub fn run(
         orientation,
         layer: &resolved.layer,
         weights_source: job.weights.describe(),
-        plan: &plan,
+        pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
         output_size: resolved.output_size,
         maps: computed.stats.iter().map(MapStats::summary).collect(),
         engine: engine.info(),
@@ -191,12 +211,12 @@ fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
     work().map(|value| (value, started.elapsed()))
 }
 
-/// How the input is read for the resolved layer: a photo as
+/// How the input is read for a layer of `channels` input channels: a photo as
 /// [`photo_prep`] says; a tensor as it is (the photo-only options are
 /// refused for it).
-fn input_prep(job: &Job, resolved: &Resolved, input: &Input) -> Result<Option<InputPrep>> {
+fn input_prep(job: &Job, channels: u32, input: &Input) -> Result<Option<InputPrep>> {
     match input {
-        Input::Photo(_) => photo_prep(job, resolved).map(Some),
+        Input::Photo(_) => photo_prep(job, channels).map(Some),
         Input::Tensor(_) if job.bgr || job.input_norm.is_some() || job.input_scale != 1.0 => {
             Err(Error::InvalidLayer(format!(
                 "--bgr, --input-norm and --input-scale read a photo; {} is a tensor, read as it is",
@@ -207,10 +227,9 @@ fn input_prep(job: &Job, resolved: &Resolved, input: &Input) -> Result<Option<In
     }
 }
 
-/// How the photo is read for the resolved layer: its channels (luma, RGB,
+/// How the photo is read for a layer of `channels` input channels: its channels (luma, RGB,
 /// RGBA) follow the layer's, in BGR order when asked, scaled and normalised.
-fn photo_prep(job: &Job, resolved: &Resolved) -> Result<InputPrep> {
-    let channels = resolved.layer.spec.in_channels;
+fn photo_prep(job: &Job, channels: u32) -> Result<InputPrep> {
     let layout = Layout::for_channels(channels, job.bgr).ok_or_else(|| {
         Error::Mismatch(format!(
             "the layer reads {channels} channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)"
@@ -278,15 +297,16 @@ fn compute(
 /// `features.npy` when asked for (else the spill file is deleted); returns
 /// the file names.
 fn write_maps(
+    out_dir: &Path,
     job: &Job,
     layer: &Layer,
     raw: BandedNpy,
     stats: &[MapStats],
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Vec<String>> {
-    let mut files = pictures::write_pictures(&job.out_dir, &raw, stats, &job.view, progress)?;
+    let mut files = pictures::write_pictures(out_dir, &raw, stats, &job.view, progress)?;
     write_bytes_atomic(
-        &job.out_dir.join("weights.safetensors"),
+        &out_dir.join("weights.safetensors"),
         &weights::to_safetensors(layer)?,
     )?;
     files.push("weights.safetensors".into());

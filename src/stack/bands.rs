@@ -307,29 +307,35 @@ pub fn run_on_host(
 ) -> Result<Vec<Submitted>> {
     let mut current = input;
     let mut outputs = Vec::new();
+    // The times of the steps since the last output handed back.
+    let mut timings = RunTimings::default();
     for step in steps {
         if let Some(rows) = &step.crop {
             current = current.slice(0..current.channels, rows.clone());
         }
         let started = Instant::now();
-        let mut timings = Default::default();
         current = match &step.op {
             BandOp::Conv(layer) => {
                 let (maps, run) = conv(&current, layer)?;
-                timings = run;
+                timings.add(run);
                 maps
             }
             BandOp::Relu => {
                 cpu::relu(&mut current);
+                timings.compute += started.elapsed();
                 current
             }
-            BandOp::MaxPool(pool) => cpu::max_pool(&current, pool)?,
+            BandOp::MaxPool(pool) => {
+                let pooled = cpu::max_pool(&current, pool)?;
+                timings.compute += started.elapsed();
+                pooled
+            }
         };
-        if timings == Default::default() {
-            timings.compute = started.elapsed();
-        }
         if step.emit {
-            outputs.push(Submitted::ready(current.clone(), timings));
+            outputs.push(Submitted::ready(
+                current.clone(),
+                std::mem::take(&mut timings),
+            ));
         }
     }
     Ok(outputs)

@@ -10,6 +10,7 @@
 
 mod bands;
 pub mod names;
+pub mod report;
 pub mod spec;
 
 pub use bands::{BandOp, BandStep, StackPlan, run_on_host, run_planned};
