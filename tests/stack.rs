@@ -96,7 +96,7 @@ fn check(engine: &dyn Engine, what: &str, actual: &[Tensor3], expected: &[Tensor
 
 /// A random stack item: a conv with random geometry, relu or a pooling.
 fn random_conv(rng: &mut rand_chacha::ChaCha8Rng, channels: u32) -> String {
-    let groups = if channels % 2 == 0 && below(rng, 3) == 0 {
+    let groups = if channels.is_multiple_of(2) && below(rng, 3) == 0 {
         2
     } else {
         1
