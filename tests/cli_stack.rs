@@ -1,0 +1,304 @@
+//! `convmaps PHOTO --layers SPEC` end to end: a folder per conv, the
+//! stack's summary and table, the same maps as the layers run one by one
+//! and as an untiled run, and bad stacks refused with exit 2 naming the item.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use convmaps::npy::read_f32_3d;
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run convmaps")
+}
+
+fn save_photo(path: &Path, width: u32, height: u32) {
+    image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 13 % 256) as u8,
+            ((x + y) * 5 % 256) as u8,
+        ])
+    })
+    .save(path)
+    .unwrap();
+}
+
+fn max_difference(a: &convmaps::tensor::Tensor3, b: &convmaps::tensor::Tensor3) -> f32 {
+    assert_eq!(
+        (a.channels, a.height, a.width),
+        (b.channels, b.height, b.width)
+    );
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn a_two_layer_stack_writes_both_layers_and_counts_20928_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 40, 30);
+    let out = dir.path().join("out");
+    let output = run(
+        &[
+            photo.to_str().unwrap(),
+            "--layers",
+            "32x5,relu,maxpool2,64x3",
+            "--backend",
+            "cpu",
+            "--raw",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("2432 + 18496 = 20928"), "{text}");
+    assert!(
+        text.contains("[32, 13, 18]") && text.contains("[64, 11, 16]"),
+        "{text}"
+    );
+    for (folder, maps) in [("conv1", 32), ("conv2", 64)] {
+        for file in [
+            "grid.png",
+            "filters.png",
+            "weights.safetensors",
+            "features.npy",
+        ] {
+            assert!(out.join(folder).join(file).exists(), "{folder}/{file}");
+        }
+        let last = format!("feature_{:02}.png", maps - 1);
+        assert!(out.join(folder).join(&last).exists(), "{folder}/{last}");
+    }
+    let summary = common::read_summary(&out);
+    assert_eq!(summary["parameters"]["total"], 20928);
+    let layers = summary["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert_eq!(
+        layers[0]["items"],
+        serde_json::json!(["32x5", "relu", "maxpool2"])
+    );
+    assert_eq!(layers[1]["parameters"]["total"], 18496);
+    assert_eq!(layers[1]["input_shape"], serde_json::json!([32, 13, 18]));
+    assert_eq!(
+        layers[1]["layer"]["weight_shape"],
+        serde_json::json!([64, 32, 3, 3])
+    );
+    let page = std::fs::read_to_string(out.join("index.html")).unwrap();
+    assert!(
+        page.contains("conv2/grid.png") && page.contains("20928"),
+        "{page}"
+    );
+    // The maps after ReLU and pooling are what conv1/ holds.
+    let conv1 = read_f32_3d(&out.join("conv1/features.npy")).unwrap();
+    assert!(
+        conv1.data.iter().all(|&v| v >= 0.0),
+        "conv1/ holds maps after its relu"
+    );
+}
+
+#[test]
+fn a_stack_equals_its_layers_run_one_by_one_through_features_npy() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 33, 27);
+    let stacked = dir.path().join("stacked");
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    let common_args = ["--backend", "cpu", "--raw", "--seed", "5"];
+    let status = |output: Output| {
+        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    };
+    let photo = photo.to_str().unwrap();
+    let mut args = vec![photo, "--layers", "6x3/p1,relu,4x3/s2", "--out"];
+    args.push(stacked.to_str().unwrap());
+    status(run(&[&args[..], &common_args].concat(), &[]));
+    let mut args = vec![
+        photo,
+        "-k",
+        "6",
+        "-f",
+        "3",
+        "--padding",
+        "1",
+        "--activation",
+        "relu",
+    ];
+    args.extend(["--out", first.to_str().unwrap()]);
+    status(run(&[&args[..], &common_args].concat(), &[]));
+    // Layer 2 by itself: layer 1's maps as its input, seeded as the stack seeds it.
+    let features = first.join("features.npy");
+    let args = [
+        features.to_str().unwrap(),
+        "-k",
+        "4",
+        "-f",
+        "3",
+        "--stride",
+        "2",
+        "--backend",
+        "cpu",
+        "--raw",
+        "--seed",
+        "6",
+        "--out",
+        second.to_str().unwrap(),
+    ];
+    status(run(&args, &[]));
+    for (stacked, alone) in [("conv1", &first), ("conv2", &second)] {
+        let a = read_f32_3d(
+            &dir.path()
+                .join("stacked")
+                .join(stacked)
+                .join("features.npy"),
+        )
+        .unwrap();
+        let b = read_f32_3d(&alone.join("features.npy")).unwrap();
+        assert_eq!(max_difference(&a, &b), 0.0, "{stacked}");
+    }
+}
+
+#[test]
+fn a_three_layer_stack_in_tiny_bands_equals_the_untiled_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 45, 61);
+    let spec = "5x5/p2,relu,maxpool2,6x3/s2/g1,relu,maxpool3/s1,4x3/d2/p1";
+    let mut outputs = Vec::new();
+    for (name, budget) in [("untiled", None), ("tiled", Some("28000"))] {
+        let out = dir.path().join(name);
+        let envs: Vec<(&str, &str)> = budget
+            .map(|b| ("CONVMAPS_BAND_BYTES", b))
+            .into_iter()
+            .collect();
+        let output = run(
+            &[
+                photo.to_str().unwrap(),
+                "--layers",
+                spec,
+                "--backend",
+                "cpu",
+                "--raw",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &envs,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        outputs.push(out);
+    }
+    let bands = common::read_summary(&outputs[1])["bands"].as_u64().unwrap();
+    assert!(
+        bands > 3,
+        "the tiny budget should split the run, got {bands} bands"
+    );
+    for folder in ["conv1", "conv2", "conv3"] {
+        let a = read_f32_3d(&outputs[0].join(folder).join("features.npy")).unwrap();
+        let b = read_f32_3d(&outputs[1].join(folder).join("features.npy")).unwrap();
+        assert_eq!(max_difference(&a, &b), 0.0, "{folder}");
+    }
+}
+
+#[test]
+fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 20, 20);
+    let model = dir.path().join("model.safetensors");
+    common::write_safetensors(&model, &[("conv1.weight", vec![4, 3, 3, 3])]);
+    let model = model.to_str().unwrap();
+    let npy = dir.path().join("bad.npy");
+    convmaps::npy::write_f32_nd(&npy, &[4, 5], &[0.0; 20]).unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--layers", "32x5,swish"], "item 2 `swish`"),
+        (vec!["--layers", "8x3,16x3/g3"], "item 2 `16x3/g3`"),
+        (vec!["--layers", "8x5,maxpool2,8x5,8x5"], "item 4 `8x5`"),
+        (vec!["--layers", "maxpool2,8x3"], "item 1 `maxpool2`"),
+        (
+            vec!["--layers", "conv1,relu,conv9", "--weights", model],
+            "item 3 `conv9`",
+        ),
+    ];
+    for (args, named) in cases {
+        let out = dir.path().join("out");
+        let mut all = vec![photo.to_str().unwrap(), "--backend", "cpu", "--out"];
+        all.push(out.to_str().unwrap());
+        all.extend(&args);
+        let output = run(&all, &[]);
+        let text = common::text(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(named), "{args:?} should name {named}: {text}");
+        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+    }
+    let out = dir.path().join("out");
+    let output = run(
+        &[
+            npy.to_str().unwrap(),
+            "--layers",
+            "4x3",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
+    assert!(
+        common::text(&output).contains("bad.npy"),
+        "{}",
+        common::text(&output)
+    );
+}
+
+#[test]
+fn a_models_layer_names_with_separators_write_only_inside_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 16, 16);
+    let model = dir.path().join("model.safetensors");
+    common::write_safetensors(
+        &model,
+        &[
+            ("../../escape/conv.weight", vec![4, 3, 3, 3]),
+            ("../../escape/conv.bias", vec![4]),
+            ("a\\b/..\\c.weight", vec![2, 4, 1, 1]),
+        ],
+    );
+    let out = dir.path().join("inside").join("out");
+    let output = run(
+        &[
+            photo.to_str().unwrap(),
+            "--weights",
+            model.to_str().unwrap(),
+            "--layers",
+            "../../escape/conv,relu,a\\b/..\\c",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    assert!(!dir.path().join("escape").exists() && !dir.path().join("inside/escape").exists());
+    let mut folders: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    folders.sort();
+    assert_eq!(folders, ["a_b_.._c", "escape_conv"]);
+    let summary = common::read_summary(&out);
+    assert_eq!(summary["layers"][0]["name"], "../../escape/conv");
+}
