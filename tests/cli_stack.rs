@@ -302,3 +302,31 @@ fn a_models_layer_names_with_separators_write_only_inside_out() {
     let summary = common::read_summary(&out);
     assert_eq!(summary["layers"][0]["name"], "../../escape/conv");
 }
+
+#[test]
+fn fold_bn_in_a_stack_folds_each_named_conv_that_has_a_batch_norm() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch");
+    let out = dir.path().join("out");
+    let output = run(
+        &[
+            fixtures.join("folded_input.npy").to_str().unwrap(),
+            "--weights",
+            fixtures.join("state_dict.pt").to_str().unwrap(),
+            "--layers",
+            "conv1,relu,conv2",
+            "--fold-bn",
+            "--backend",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    let summary = common::read_summary(&out);
+    assert_eq!(summary["layers"][0]["weights_file"]["batch_norm"], "bn1");
+    assert!(summary["layers"][1]["weights_file"]["batch_norm"].is_null());
+    // conv1 had no bias; folding gives it one per filter: 108 + 4.
+    assert_eq!(summary["parameters"]["total"], 112 + 74);
+}

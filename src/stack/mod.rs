@@ -115,13 +115,16 @@ impl Stack {
                         height: shape[1],
                         width: shape[2],
                     };
-                    let resolved = resolve(
-                        &conv_options(conv, options),
-                        layer_input,
-                        &source,
-                        options.max_pixels,
-                    )
-                    .map_err(at)?;
+                    let options_here = conv_options(conv, options);
+                    let resolve_with = |source: &WeightsSource| {
+                        resolve(&options_here, layer_input, source, options.max_pixels)
+                    };
+                    let resolved = match (resolve_with(&source), without_fold(&source)) {
+                        (Ok(resolved), _) => resolved,
+                        // `--fold-bn` folds the BatchNorm of each conv that has one.
+                        (Err(error), Some(plain)) => resolve_with(&plain).map_err(|_| at(error))?,
+                        (Err(error), None) => return Err(at(error)),
+                    };
                     let layer = resolved.layer;
                     let input = [layer.spec.in_channels, shape[1], shape[2]];
                     let (height, width) = resolved.output_size;
@@ -236,6 +239,23 @@ fn conv_source(conv: &ConvItem, index: usize, options: &StackOptions) -> Weights
             init: options.init,
             seed: options.seed.wrapping_add(index as u64),
         },
+    }
+}
+
+/// `source` without its BatchNorm, when it folds the one a model says
+/// follows the conv (no name given): a conv without one runs as it is.
+fn without_fold(source: &WeightsSource) -> Option<WeightsSource> {
+    match source {
+        WeightsSource::Model {
+            path,
+            layer_name,
+            fold_bn: Some(FoldBatchNorm { name: None, .. }),
+        } => Some(WeightsSource::Model {
+            path: path.clone(),
+            layer_name: layer_name.clone(),
+            fold_bn: None,
+        }),
+        _ => None,
     }
 }
 
