@@ -14,6 +14,7 @@ use convmaps::tensor::Tensor3;
 engine_tests!(
     random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin,
     a_three_layer_stack_in_one_band_equals_the_cpu_twin,
+    an_onnx_models_two_convs_equal_onnx_runtimes_maps,
 );
 
 fn options(seed: u64) -> StackOptions {
@@ -210,4 +211,41 @@ fn a_layer_that_shrinks_the_map_below_its_kernel_is_refused_naming_it() {
         .unwrap_err()
         .to_string();
     assert!(error.contains("item 2 `8x3/g3`"), "{error}");
+}
+
+/// `tests/fixtures/stack/` (made by `tools/make_stack_fixtures.py`): the
+/// model's `/conv1/Conv → Relu → MaxPool 2 → /block/conv2/Conv (stride 2,
+/// pads 1, group 2) → Relu`, whose maps ONNX Runtime computed.
+fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack");
+    let image = convmaps::npy::read_f32_3d(&fixtures.join("input.npy")).unwrap();
+    let items =
+        stack::spec::parse("/conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu", true).unwrap();
+    let input = InputShape {
+        channels: 3,
+        photo: false,
+        height: image.height,
+        width: image.width,
+    };
+    let options = StackOptions {
+        model: Some(fixtures.join("stack.onnx")),
+        ..options(0)
+    };
+    let stack = Stack::resolve(&items, input, &options).unwrap();
+    assert_eq!(stack.layer(1).spec.groups, 2, "geometry from the file");
+    let expected: Vec<Tensor3> = ["conv1.npy", "conv2.npy"]
+        .iter()
+        .map(|name| convmaps::npy::read_f32_3d(&fixtures.join(name)).unwrap())
+        .collect();
+    let mut smallest = 64;
+    while StackPlan::new(&stack, smallest).is_err() {
+        smallest *= 2;
+    }
+    for budget in [smallest, u64::MAX] {
+        let actual = run_banded(engine, &stack, &image, budget);
+        for (group, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
+            let what = format!("{}: group {group}, budget {budget}", engine.info().shader);
+            common::assert_close(&what, actual, expected, 1e-5, 1e-5);
+        }
+    }
 }
