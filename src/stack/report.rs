@@ -307,17 +307,22 @@ pub fn stack_html(summary: &StackSummary) -> String {
         summary.input.height,
         summary.input.width
     ));
-    for layer in &summary.layers {
+    for (index, layer) in summary.layers.iter().enumerate() {
         let folder = PathBuf::from(&layer.folder);
         let url = |file: &str| {
             escape(&crate::render::html::url_path(
                 &folder.join(file).to_string_lossy(),
             ))
         };
-        html.push_str(&format!(
-            "<div class=\"arrow\">↓ each of the {} maps is a channel of the next layer</div>\n",
-            layer.input_shape[0]
-        ));
+        let arrow = if index == 0 {
+            format!("↓ the input's {} channels", layer.input_shape[0])
+        } else {
+            format!(
+                "↓ each of the {} maps is a channel of the next layer",
+                layer.input_shape[0]
+            )
+        };
+        html.push_str(&format!("<div class=\"arrow\">{arrow}</div>\n"));
         html.push_str(&format!(
             "<section class=\"layer\"><h2>{}</h2>\
              <p class=\"items\">{}</p>\
