@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::layer::{Activation, Layer, ParameterCount};
 use crate::model::load::{FoldBatchNorm, WeightsOrigin};
 use crate::pool::PoolSpec;
-use crate::resolve::{InputShape, LayerOptions, WeightsSource, resolve};
+use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
 use crate::tensor::Tensor3;
 
 /// What one step of a stack does.
@@ -115,16 +115,7 @@ impl Stack {
                         height: shape[1],
                         width: shape[2],
                     };
-                    let options_here = conv_options(conv, options);
-                    let resolve_with = |source: &WeightsSource| {
-                        resolve(&options_here, layer_input, source, options.max_pixels)
-                    };
-                    let resolved = match (resolve_with(&source), without_fold(&source)) {
-                        (Ok(resolved), _) => resolved,
-                        // `--fold-bn` folds the BatchNorm of each conv that has one.
-                        (Err(error), Some(plain)) => resolve_with(&plain).map_err(|_| at(error))?,
-                        (Err(error), None) => return Err(at(error)),
-                    };
+                    let resolved = resolve_conv(conv, layer_input, &source, options).map_err(at)?;
                     let layer = resolved.layer;
                     let input = [layer.spec.in_channels, shape[1], shape[2]];
                     let (height, width) = resolved.output_size;
@@ -239,6 +230,24 @@ fn conv_source(conv: &ConvItem, index: usize, options: &StackOptions) -> Weights
             init: options.init,
             seed: options.seed.wrapping_add(index as u64),
         },
+    }
+}
+
+/// Resolves one conv over `input` with parameters from `source`; with
+/// `--fold-bn` and no BatchNorm named, a conv that has none runs as it is.
+fn resolve_conv(
+    conv: &ConvItem,
+    input: InputShape,
+    source: &WeightsSource,
+    options: &StackOptions,
+) -> Result<Resolved> {
+    let layer_options = conv_options(conv, options);
+    let resolve_with =
+        |source: &WeightsSource| resolve(&layer_options, input, source, options.max_pixels);
+    match (resolve_with(source), without_fold(source)) {
+        (Ok(resolved), _) => Ok(resolved),
+        (Err(error), Some(plain)) => resolve_with(&plain).map_err(|_| error),
+        (Err(error), None) => Err(error),
     }
 }
 
