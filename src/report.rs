@@ -201,6 +201,26 @@ pub struct Timings {
     pub total: f64,
 }
 
+impl Timings {
+    /// The stages before and during the compute: `[decode, weights, setup]`
+    /// and the engine's and store's times; `encode` and `total` are set
+    /// when the run ends.
+    pub fn new([decode, weights, setup]: [Duration; 3], timings: &PlannedTimings) -> Self {
+        let run = &timings.run;
+        Timings {
+            decode: ms(decode),
+            weights: ms(weights),
+            setup: ms(setup),
+            upload: ms(run.upload),
+            compute: ms(run.compute),
+            readback: ms(run.readback),
+            store: ms(timings.store),
+            encode: 0.0,
+            total: 0.0,
+        }
+    }
+}
+
 /// The facts of a finished computation, from which [`Summary::new`]
 /// builds the summary.
 pub struct RunRecord<'a> {
@@ -271,17 +291,10 @@ impl Summary {
             backend: record.engine.backend.to_string(),
             shader: record.engine.shader.to_string(),
             adapter: record.engine.adapter,
-            timings_ms: Timings {
-                decode: ms(record.decode),
-                weights: ms(record.weights),
-                setup: ms(record.setup),
-                upload: ms(run.upload),
-                compute: ms(run.compute),
-                readback: ms(run.readback),
-                store: ms(record.timings.store),
-                encode: 0.0,
-                total: 0.0,
-            },
+            timings_ms: Timings::new(
+                [record.decode, record.weights, record.setup],
+                &record.timings,
+            ),
             compute_timing: record.engine.compute_timing.to_string(),
             gpu_compute_ms: run.gpu_compute.map(ms),
             gflops: if compute.is_zero() {

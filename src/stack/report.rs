@@ -147,17 +147,10 @@ impl StackSummary {
             shader: record.engine.shader.to_string(),
             adapter: record.engine.adapter,
             between_layers: record.engine.between_layers.to_string(),
-            timings_ms: Timings {
-                decode: ms(record.decode),
-                weights: ms(record.weights),
-                setup: ms(record.setup),
-                upload: ms(run.upload),
-                compute: ms(run.compute),
-                readback: ms(run.readback),
-                store: ms(record.timings.store),
-                encode: 0.0,
-                total: 0.0,
-            },
+            timings_ms: Timings::new(
+                [record.decode, record.weights, record.setup],
+                &record.timings,
+            ),
             gpu_compute_ms: run.gpu_compute.map(ms),
             gflops: if compute.is_zero() {
                 0.0
