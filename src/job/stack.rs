@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::{Job, Stage, Step, input_prep, timed, write_maps};
-use crate::engine::Engine;
+use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::input::{Input, InputFile};
 use crate::npy::BandedNpy;
@@ -56,7 +56,12 @@ pub fn run_stack(
         (Input::Photo(photo), _) => photo,
         (Input::Tensor(tensor), _) => tensor,
     };
-    let (raws, stats, timings) = compute(engine, input, &stack, &plan, job, progress)?;
+    let (raws, stats, group_timings) = compute(engine, input, &stack, &plan, job, progress)?;
+    let mut timings = PlannedTimings::default();
+    for group in &group_timings {
+        timings.run.add(group.run);
+        timings.store += group.store;
+    }
     let encode_started = Instant::now();
     let mut layers = Vec::new();
     let bands = plan.band_count() as u32;
@@ -65,6 +70,7 @@ pub fn run_stack(
             engine: engine.info(),
             bands,
             orientation,
+            timings: group_timings[group],
         };
         layers.push(write_group(
             job, &stack, group, raw, stats, record, progress,
@@ -110,11 +116,7 @@ fn resolve_stack(job: &Job, shape: InputShape) -> Result<Stack> {
 }
 
 /// Each group's raw maps (on disk), each map's statistics, and the times.
-type Computed = (
-    Vec<BandedNpy>,
-    Vec<Vec<MapStats>>,
-    crate::engine::PlannedTimings,
-);
+type Computed = (Vec<BandedNpy>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
 
 /// Computes the stack band by band into each group's raw maps file
 /// (`features.npy` in its folder, or a temporary spill), keeping each map's
@@ -160,6 +162,8 @@ struct GroupRecord {
     engine: crate::engine::EngineInfo,
     bands: u32,
     orientation: crate::photo::Orientation,
+    /// The group's compute and store times.
+    timings: PlannedTimings,
 }
 
 /// Writes group `group`'s folder: its pictures, `filters.png`, weights and
@@ -199,7 +203,7 @@ fn write_group(
             .map(MapStats::summary)
             .collect::<Vec<MapSummary>>(),
         engine: record.engine,
-        timings: Default::default(),
+        timings: record.timings,
         decode: Duration::ZERO,
         weights: Duration::ZERO,
         setup: Duration::ZERO,

@@ -245,15 +245,19 @@ fn band_steps(stack: &Stack, band: &PlannedBand, image_rows: &Range<u32>) -> Vec
 /// Runs `stack` over `image` band by band on `engine`, handing `sink` each
 /// band's new rows of each group's output `[K, rows, OW]` with the group's
 /// index and the rows' first row number, in order of bands and groups.
+/// Returns each group's times: the engine's steps from the group's conv to
+/// its last item (where an engine runs a band in one submission, as a GPU
+/// that keeps the maps does, the first group's times hold the whole band)
+/// and the sink's.
 pub fn run_planned(
     engine: &dyn Engine,
     image: &(impl Bands + ?Sized),
     stack: &Stack,
     plan: &StackPlan,
     mut sink: impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
-) -> Result<PlannedTimings> {
+) -> Result<Vec<PlannedTimings>> {
     let channels = stack.steps.first().map_or(0, |s| s.input[0]);
-    let mut timings = PlannedTimings::default();
+    let mut timings = vec![PlannedTimings::default(); stack.groups.len()];
     for band in &plan.bands {
         let Some(first) = band.steps.first() else {
             continue;
@@ -273,10 +277,10 @@ pub fn run_planned(
                 let started = Instant::now();
                 let part = rows_of(&maps, skip, new_rows.len());
                 let stored = sink(group, new_rows.start, part.view());
-                timings.store += started.elapsed();
+                timings[group].store += started.elapsed();
                 stored
             })?;
-            timings.run.add(run);
+            timings[group].run.add(run);
         }
     }
     engine.release();

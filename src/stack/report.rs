@@ -32,7 +32,10 @@ pub struct LayerEntry {
     /// The maps its folder holds, `[K, OH, OW]`, after all its items.
     pub output_shape: [u32; 3],
     /// The layer's summary; its `output` is the conv's own output, before
-    /// the items after it, and its times are those of writing its folder.
+    /// the items after it. Its times are its own steps' (upload, compute,
+    /// readback, store) and the writing of its folder (encode); on a GPU
+    /// that keeps the maps between layers, the first layer's hold the
+    /// whole band's.
     #[serde(flatten)]
     pub summary: Summary,
 }
@@ -185,8 +188,8 @@ impl StackSummary {
     /// (name, items, output shape, parameters) and the total, then the
     /// backend and times.
     pub fn terminal_text(&self, out_dir: &Path) -> String {
-        let header = ["layer", "items", "output shape", "parameters"];
-        let rows: Vec<[String; 4]> = self
+        let header = ["layer", "items", "output shape", "parameters", "compute ms"];
+        let rows: Vec<[String; 5]> = self
             .layers
             .iter()
             .map(|l| {
@@ -195,40 +198,51 @@ impl StackSummary {
                     l.items.join(","),
                     shape(l.output_shape),
                     grouped(l.summary.parameters.total),
+                    format!("{:.0}", l.summary.timings_ms.compute),
                 ]
             })
             .collect();
-        let width = |column: usize| {
-            rows.iter()
-                .map(|r| r[column].chars().count())
-                .chain([header[column].len()])
-                .max()
-                .unwrap_or(0)
+        let widths: Vec<usize> = (0..header.len())
+            .map(|column| {
+                rows.iter()
+                    .map(|r| r[column].chars().count())
+                    .chain([header[column].len()])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        let line = |cells: [&str; 5]| {
+            let text: Vec<String> = cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(column, (cell, &width))| match column {
+                    0..=2 => format!("{cell:<width$}"),
+                    _ => format!("{cell:>width$}"),
+                })
+                .collect();
+            format!("  {}", text.join("  ")).trim_end().to_string()
         };
-        let widths = [width(0), width(1), width(2), width(3)];
-        let line = |cells: [&str; 4]| {
-            format!(
-                "  {:<w0$}  {:<w1$}  {:<w2$}  {:>w3$}",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2],
-                w3 = widths[3]
-            )
-        };
-        let rule = format!("  {}", "─".repeat(widths.iter().sum::<usize>() + 6));
+        let rule = format!("  {}", "─".repeat(widths.iter().sum::<usize>() + 8));
         let mut text = vec![
             format!("input       {}", input_line(&self.input)),
             String::new(),
             line(header),
             rule.clone(),
         ];
-        text.extend(rows.iter().map(|r| line([&r[0], &r[1], &r[2], &r[3]])));
+        text.extend(
+            rows.iter()
+                .map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4]])),
+        );
         text.push(rule);
-        text.push(line(["total", "", "", &grouped(self.parameters.total)]));
+        let total_compute = format!("{:.0}", self.timings_ms.compute);
+        text.push(line([
+            "total",
+            "",
+            "",
+            &grouped(self.parameters.total),
+            &total_compute,
+        ]));
         text.push(format!("  parameters: {}", self.parameter_formula));
         text.push(String::new());
         let adapter = match &self.adapter {
