@@ -219,8 +219,9 @@ fn a_layer_that_shrinks_the_map_below_its_kernel_is_refused_naming_it() {
 fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
     let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack");
     let image = convmaps::npy::read_f32_3d(&fixtures.join("input.npy")).unwrap();
-    let items =
-        stack::spec::parse("/conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu", true).unwrap();
+    let [conv1, conv2] = fixture_conv_names();
+    let spec = format!("{conv1},relu,maxpool2,{conv2},relu");
+    let items = stack::spec::parse(&spec, true).unwrap();
     let input = InputShape {
         channels: 3,
         photo: false,
@@ -248,4 +249,27 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
             common::assert_close(&what, actual, expected, 1e-5, 1e-5);
         }
     }
+}
+
+/// The names a user types for the fixture's two convs, from
+/// `tests/fixtures/stack/names.txt`.
+fn fixture_conv_names() -> [String; 2] {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack/names.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let names: Vec<String> = text.lines().map(str::to_string).collect();
+    names
+        .try_into()
+        .unwrap_or_else(|n| panic!("names.txt holds two names, got {n:?}"))
+}
+
+/// `names.txt` lists the fixture's convs as the model reader names them
+/// (the names `convmaps layers stack.onnx` shows), in order.
+#[test]
+fn the_fixtures_names_are_the_readers_conv_names() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack/stack.onnx");
+    let model = convmaps::model::open(&path).unwrap();
+    let names: Vec<&str> = model.convs().iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, fixture_conv_names());
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Builds tests/fixtures/stack/: a two-conv ONNX model and ONNX Runtime's
-maps of it, the golden files of tests/golden_stack.rs.
+maps of it, the golden files of tests/stack.rs.
 
 Run with a Python that has numpy, onnx and onnxruntime:
 
@@ -16,10 +16,15 @@ Weights are f32 initializers drawn from a fixed seed. The conv names hold
 "/", as exporters write them; convmaps makes them safe folder names.
 
 input.npy  [3, 23, 29] f32 in [0, 1): the image without its batch axis.
-conv1.npy  [8, 11, 14]: MaxPool(Relu(conv1(image))), what conv1/ holds.
+conv1.npy  [8, 11, 14]: MaxPool(Relu(conv1(image))), what conv1_Conv/ holds.
 conv2.npy  [6, 6, 7]:   Relu(conv2(...)), what block_conv2_Conv/ holds.
 Both computed by ONNX Runtime from the model with the intermediate added
 as a second output (only in memory: stack.onnx has one output).
+
+names.txt: the two conv names, one a line, as `convmaps layers stack.onnx`
+lists them and as --layers takes them (the Conv nodes' names):
+    convmaps PHOTO --weights stack.onnx \
+        --layers /conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu
 """
 
 import os
@@ -31,6 +36,9 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 17
+# The names a user types for the two convs: convmaps names an ONNX conv by
+# its node's name (its first output's when the node has none).
+CONV_NAMES = ["/conv1/Conv", "/block/conv2/Conv"]
 HEIGHT, WIDTH = 23, 29
 rng = np.random.default_rng(20261203)
 
@@ -48,12 +56,12 @@ def build(extra_output):
     ]
     nodes = [
         helper.make_node("Conv", ["image", "conv1.weight", "conv1.bias"], ["c1"],
-                         name="/conv1/Conv", kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+                         name=CONV_NAMES[0], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
         helper.make_node("Relu", ["c1"], ["r1"], name="/relu1/Relu"),
         helper.make_node("MaxPool", ["r1"], ["p1"], name="/pool1/MaxPool",
                          kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Conv", ["p1", "conv2.weight", "conv2.bias"], ["c2"],
-                         name="/block/conv2/Conv", kernel_shape=[3, 3], strides=[2, 2],
+                         name=CONV_NAMES[1], kernel_shape=[3, 3], strides=[2, 2],
                          pads=[1, 1, 1, 1], group=2),
         helper.make_node("Relu", ["c2"], ["out"], name="/relu2/Relu"),
     ]
@@ -87,6 +95,8 @@ def main():
     save("input.npy", IMAGE[0])
     save("conv1.npy", pooled[0])
     save("conv2.npy", final[0])
+    with open(os.path.join(out, "names.txt"), "w", newline="\n") as names:
+        names.write("".join(name + "\n" for name in CONV_NAMES))
     print("conv1", pooled[0].shape, "conv2", final[0].shape)
 
 
