@@ -126,7 +126,8 @@ pub fn max_pool_pixel(
 ) -> f32 {
     let origin_y = out_y * pool.stride;
     let origin_x = out_x * pool.stride;
-    let mut largest = f32::NEG_INFINITY;
+    // The smallest finite f32, as the shader starts: every value is larger or equal.
+    let mut largest = f32::MIN;
     for ky in 0..pool.size {
         for kx in 0..pool.size {
             let in_y = origin_y + ky;

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterSummary, ConvPipeline, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind};
+use crate::gpu::{
+    AdapterSummary, ConvPipeline, DeviceTensor, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind,
+    TensorOps, record_readback, submit_readbacks,
+};
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
-use crate::stack::{self, BandStep};
+use crate::stack::{self, BandOp, BandStep};
 use crate::tensor::{Bands, Tensor3, TensorView};
 
 /// What ran a layer, for reports.
@@ -169,26 +172,113 @@ impl Engine for CpuEngine {
 /// is read while the next runs.
 const SLOTS: usize = 2;
 
+/// Where a stack's maps go between its steps on a GPU.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BetweenLayers {
+    /// They stay in GPU memory: a band is uploaded once and only the
+    /// outputs handed back are read. The default.
+    #[default]
+    Gpu,
+    /// Each conv's output is read back to host memory, pooled and ReLU'd
+    /// there, and uploaded again for the next conv (for comparison).
+    Host,
+}
+
+/// Environment variable that sends a stack's maps through host memory
+/// between layers on the GPU when set to `host` (for measuring the
+/// difference).
+pub const BETWEEN_LAYERS_ENV: &str = "CONVMAPS_BETWEEN_LAYERS";
+
 /// A WGSL shader's pipeline on a GPU, which several engines may share.
 /// The engine keeps the output buffers that bands reuse.
 pub struct GpuEngine {
     gpu: Arc<Gpu>,
     shader: ShaderKind,
     pipeline: Box<dyn ConvPipeline>,
+    /// The steps of a stack between its convs.
+    ops: TensorOps,
+    between_layers: BetweenLayers,
     /// Output slots not in use by a submitted band.
     slots: Arc<Mutex<Vec<OutputSlot>>>,
 }
 
 impl GpuEngine {
-    /// Compiles `shader` on `gpu`.
+    /// Compiles `shader` on `gpu`. A stack's maps stay on the GPU between
+    /// layers, unless `CONVMAPS_BETWEEN_LAYERS=host`.
     pub fn new(gpu: Arc<Gpu>, shader: ShaderKind) -> Result<Self> {
         let pipeline = shader.compile(&gpu)?;
+        let ops = TensorOps::new(&gpu)?;
+        let between_layers = match std::env::var(BETWEEN_LAYERS_ENV).as_deref() {
+            Ok("host") => BetweenLayers::Host,
+            _ => BetweenLayers::Gpu,
+        };
         Ok(GpuEngine {
             gpu,
             shader,
             pipeline,
+            ops,
+            between_layers,
             slots: Arc::default(),
         })
+    }
+
+    /// This engine, with a stack's maps going `between_layers`.
+    pub fn with_between_layers(self, between_layers: BetweenLayers) -> Self {
+        GpuEngine {
+            between_layers,
+            ..self
+        }
+    }
+
+    /// Records one band of a stack on the GPU and submits it: the input
+    /// uploaded once, each step on GPU buffers, each emitting step's output
+    /// copied out for reading.
+    fn submit_stack_on_gpu(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<InFlight>> {
+        let gpu = &*self.gpu;
+        let started = Instant::now();
+        let mut current = DeviceTensor::upload(gpu, &input)?;
+        drop(input);
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let mut readbacks = Vec::new();
+        for step in steps {
+            if let Some(rows) = &step.crop {
+                current = self
+                    .ops
+                    .crop_rows(gpu, &mut encoder, &current, rows.clone())?;
+            }
+            current = match &step.op {
+                BandOp::Conv(layer) => {
+                    let (height, width) = layer.spec.output_size(current.height, current.width)?;
+                    let shape = [layer.spec.filters, height, width];
+                    let output = DeviceTensor::new(gpu, shape, "maps [K,OH,OW]")?;
+                    let ops = &self.ops;
+                    self.pipeline.record(
+                        gpu,
+                        ops,
+                        &mut encoder,
+                        &current,
+                        layer,
+                        &output.buffer,
+                    )?;
+                    output
+                }
+                BandOp::Relu => {
+                    self.ops.relu(gpu, &mut encoder, &current)?;
+                    current
+                }
+                BandOp::MaxPool(pool) => self.ops.max_pool(gpu, &mut encoder, &current, pool)?,
+            };
+            if step.emit {
+                readbacks.push(record_readback(
+                    gpu,
+                    &mut encoder,
+                    &current.buffer,
+                    current.shape(),
+                ));
+            }
+        }
+        gpu.check("upload")?;
+        submit_readbacks(gpu, encoder, readbacks, started)
     }
 
     /// The GPU this engine runs on.
@@ -217,7 +307,10 @@ impl Engine for GpuEngine {
             } else {
                 "wall time in submit and wait"
             },
-            between_layers: "host",
+            between_layers: match self.between_layers {
+                BetweenLayers::Gpu => "gpu",
+                BetweenLayers::Host => "host",
+            },
         }
     }
 
@@ -240,6 +333,26 @@ impl Engine for GpuEngine {
         if let Ok(mut free) = self.slots.lock() {
             free.clear();
         }
+    }
+
+    fn submit_stack(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+        if self.between_layers == BetweenLayers::Host {
+            return stack::run_on_host(|input, layer| self.run(input, layer), input, steps);
+        }
+        let runs = self.submit_stack_on_gpu(input, steps)?;
+        Ok(runs
+            .into_iter()
+            .map(|run| {
+                Submitted(Band::Running {
+                    run: Box::new(run),
+                    gpu: self.gpu.clone(),
+                    _lease: SlotLease {
+                        slot: None,
+                        free: self.slots.clone(),
+                    },
+                })
+            })
+            .collect())
     }
 
     fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted> {

@@ -273,3 +273,40 @@ fn the_fixtures_names_are_the_readers_conv_names() {
     let names: Vec<&str> = model.convs().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, fixture_conv_names());
 }
+
+/// On a GPU, a stack whose maps stay in GPU memory (strips packed, ReLU
+/// and pooling run by `tensor_ops.wgsl`) gives exactly the maps of the same
+/// stack through host memory (strips packed by the host, the CPU twins of
+/// ReLU and pooling), for both shaders, in tiny bands and whole.
+#[test]
+fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
+    use convmaps::engine::{BetweenLayers, GpuEngine};
+    use convmaps::gpu::ShaderKind;
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let spec = "6x5/p2,relu,maxpool2,8x3/s2/p1/g2,relu,maxpool3/s1,4x3/d2,relu,maxpool2/s1";
+    let stack = resolve(spec, 3, 41, 37, 9).expect("the stack fits");
+    let image = random_image(&mut rng(4), 3, 41, 37);
+    for shader in ShaderKind::ALL {
+        let engine = |mode| {
+            GpuEngine::new(gpu.clone(), shader)
+                .unwrap()
+                .with_between_layers(mode)
+        };
+        let (on_gpu, via_host) = (engine(BetweenLayers::Gpu), engine(BetweenLayers::Host));
+        assert_eq!(on_gpu.info().between_layers, "gpu");
+        assert_eq!(via_host.info().between_layers, "host");
+        for budget in [32_000, u64::MAX] {
+            let kept = run_banded(&on_gpu, &stack, &image, budget);
+            let through_host = run_banded(&via_host, &stack, &image, budget);
+            for (group, (a, b)) in kept.iter().zip(&through_host).enumerate() {
+                assert!(
+                    a.data == b.data,
+                    "{}: group {group}, budget {budget}: the maps differ",
+                    shader.name()
+                );
+            }
+        }
+    }
+}

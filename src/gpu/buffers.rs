@@ -217,7 +217,8 @@ impl InFlight {
                     &copied
                 }
             };
-            let view = TensorView::new(filters, height, width, data);
+            let len = filters as usize * height as usize * width as usize;
+            let view = TensorView::new(filters, height, width, &data[..len.min(data.len())]);
             let started = Instant::now();
             let value = read(view);
             spent_in_read = started.elapsed();
@@ -299,6 +300,62 @@ pub(crate) fn submit_run(
         submitted,
         submit,
     })
+}
+
+/// Records, at the end of `encoder`'s work, the copy of the first `shape`
+/// f32s of `source` into a new mappable buffer, and returns it with the shape.
+pub(crate) fn record_readback(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    source: &wgpu::Buffer,
+    shape: [u32; 3],
+) -> (wgpu::Buffer, [u32; 3]) {
+    let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4;
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    if bytes > 0 {
+        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, bytes);
+    }
+    (staging, shape)
+}
+
+/// Submits `encoder`'s work without waiting and asks for each readback's
+/// mapping: one [`InFlight`] per readback, in order, all of one
+/// submission. The first carries the upload and submit times.
+pub(crate) fn submit_readbacks(
+    gpu: &Gpu,
+    encoder: wgpu::CommandEncoder,
+    readbacks: Vec<(wgpu::Buffer, [u32; 3])>,
+    upload_started: Instant,
+) -> Result<Vec<InFlight>> {
+    let (submission, upload, submitted, submit) = gpu.scoped("compute", || {
+        let commands = encoder.finish();
+        let upload = upload_started.elapsed();
+        let submitted = Instant::now();
+        let submission = gpu.queue.submit([commands]);
+        (submission, upload, submitted, submitted.elapsed())
+    })?;
+    Ok(readbacks
+        .into_iter()
+        .enumerate()
+        .map(|(index, (staging, shape))| {
+            let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4;
+            let first = index == 0;
+            InFlight {
+                submission: submission.clone(),
+                output: Mapping::start(staging, bytes.max(4)),
+                shape,
+                timestamps: None,
+                upload: if first { upload } else { Duration::ZERO },
+                submitted,
+                submit: if first { submit } else { Duration::ZERO },
+            }
+        })
+        .collect())
 }
 
 /// GPU timestamps at the beginning and end of one compute pass, on devices

@@ -7,7 +7,7 @@ use super::buffers::{
     InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, storage_buffer,
     submit_run,
 };
-use super::{ConvPipeline, Gpu};
+use super::{ConvPipeline, DeviceTensor, Gpu, TensorOps};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
@@ -41,13 +41,18 @@ struct Params {
 }
 
 impl Params {
-    /// The uniform for `layer` over `input`, with an `out_height`×`out_width` output.
-    fn new(input: &Tensor3, layer: &Layer, out_height: u32, out_width: u32) -> Self {
+    /// The uniform for `layer` over an `in_height`×`in_width` input, with
+    /// an `out_height`×`out_width` output.
+    fn new(
+        layer: &Layer,
+        (in_height, in_width): (u32, u32),
+        (out_height, out_width): (u32, u32),
+    ) -> Self {
         let spec = &layer.spec;
         Params {
             in_channels: spec.in_channels,
-            in_height: input.height,
-            in_width: input.width,
+            in_height,
+            in_width,
             filters: spec.filters,
             out_height,
             out_width,
@@ -97,6 +102,63 @@ impl DirectConv {
     }
 }
 
+impl DirectConv {
+    /// The bind group of a run: `input` (on the GPU), the layer's weights,
+    /// bias (a single zero when the layer has none, because a binding
+    /// cannot be empty) and geometry, and `output`.
+    fn bind(
+        &self,
+        gpu: &Gpu,
+        input: &wgpu::Buffer,
+        layer: &Layer,
+        params: &Params,
+        output: &wgpu::Buffer,
+    ) -> Result<wgpu::BindGroup> {
+        let bias: &[f32] = if layer.bias.is_empty() {
+            &[0.0]
+        } else {
+            &layer.bias
+        };
+        gpu.scoped("upload", || {
+            let weight_buffer = storage_buffer(gpu, "weight [K,C/G,FH,FW]", &layer.weight);
+            let bias_buffer = storage_buffer(gpu, "bias [K]", bias);
+            let params_buffer = buffer_init(
+                gpu,
+                "params",
+                bytemuck::bytes_of(params),
+                wgpu::BufferUsages::UNIFORM,
+            );
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("conv2d_direct"),
+                layout: &self.layout,
+                entries: &[
+                    entry(0, input),
+                    entry(1, &weight_buffer),
+                    entry(2, &bias_buffer),
+                    entry(3, output),
+                    entry(4, &params_buffer),
+                ],
+            })
+        })
+    }
+
+    /// Records the dispatch: (ceil(OW/8), ceil(OH/8), K) workgroups.
+    fn record_pass(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        bind_group: &wgpu::BindGroup,
+        params: &Params,
+    ) {
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(
+            params.out_width.div_ceil(WORKGROUP_SIZE),
+            params.out_height.div_ceil(WORKGROUP_SIZE),
+            params.filters,
+        );
+    }
+}
+
 impl ConvPipeline for DirectConv {
     fn submit(
         &self,
@@ -108,52 +170,51 @@ impl ConvPipeline for DirectConv {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
         let output_bytes = spec.output_bytes(out_height, out_width);
-        check_limits(gpu, input, layer, output_bytes, out_height, out_width)?;
+        let input_bytes = input.data.len() as u64 * 4;
+        check_limits(gpu, input_bytes, layer, output_bytes, out_height, out_width)?;
 
-        // Upload: image, weights, bias (a single zero when the layer has none,
-        // because a binding cannot be empty) and the geometry.
+        // Upload: image, weights, bias and the geometry.
         let started = Instant::now();
-        let params = Params::new(input, layer, out_height, out_width);
-        let bias: &[f32] = if layer.bias.is_empty() {
-            &[0.0]
-        } else {
-            &layer.bias
-        };
+        let params = Params::new(layer, (input.height, input.width), (out_height, out_width));
         let buffers = slot.buffers(gpu, output_bytes)?;
-        let bind_group = gpu.scoped("upload", || {
-            let input_buffer = storage_buffer(gpu, "input [C,H,W]", &input.data);
-            let weight_buffer = storage_buffer(gpu, "weight [K,C/G,FH,FW]", &layer.weight);
-            let bias_buffer = storage_buffer(gpu, "bias [K]", bias);
-            let params_buffer = buffer_init(
-                gpu,
-                "params",
-                bytemuck::bytes_of(&params),
-                wgpu::BufferUsages::UNIFORM,
-            );
-            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("conv2d_direct"),
-                layout: &self.layout,
-                entries: &[
-                    entry(0, &input_buffer),
-                    entry(1, &weight_buffer),
-                    entry(2, &bias_buffer),
-                    entry(3, &buffers.0),
-                    entry(4, &params_buffer),
-                ],
-            })
+        let input_buffer = gpu.scoped("upload", || {
+            storage_buffer(gpu, "input [C,H,W]", &input.data)
         })?;
+        let bind_group = self.bind(gpu, &input_buffer, layer, &params, &buffers.0)?;
 
-        // Compute: (ceil(OW/8), ceil(OH/8), K) workgroups.
         let shape = [spec.filters, out_height, out_width];
         submit_run(gpu, "conv2d_direct", buffers, shape, started, |pass| {
-            pass.set_pipeline(&self.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(
-                out_width.div_ceil(WORKGROUP_SIZE),
-                out_height.div_ceil(WORKGROUP_SIZE),
-                spec.filters,
-            );
+            self.record_pass(pass, &bind_group, &params);
         })
+    }
+
+    fn record(
+        &self,
+        gpu: &Gpu,
+        _ops: &TensorOps,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &DeviceTensor,
+        layer: &Layer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (out_height, out_width) = layer.spec.output_size(input.height, input.width)?;
+        let output_bytes = layer.spec.output_bytes(out_height, out_width);
+        check_limits(
+            gpu,
+            input.len() * 4,
+            layer,
+            output_bytes,
+            out_height,
+            out_width,
+        )?;
+        let params = Params::new(layer, (input.height, input.width), (out_height, out_width));
+        let bind_group = self.bind(gpu, &input.buffer, layer, &params, output)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_direct"),
+            timestamp_writes: None,
+        });
+        self.record_pass(&mut pass, &bind_group, &params);
+        Ok(())
     }
 }
 
@@ -161,7 +222,7 @@ impl ConvPipeline for DirectConv {
 /// a message that gives the sizes.
 fn check_limits(
     gpu: &Gpu,
-    input: &Tensor3,
+    input_bytes: u64,
     layer: &Layer,
     output_bytes: u64,
     out_height: u32,
@@ -169,7 +230,7 @@ fn check_limits(
 ) -> Result<()> {
     check_buffers(
         &[
-            ("input", input.data.len() as u64 * 4),
+            ("input", input_bytes),
             ("weight", layer.weight.len() as u64 * 4),
             ("output", output_bytes),
         ],

@@ -7,10 +7,13 @@ mod direct;
 mod fast;
 #[cfg(test)]
 mod reflect;
+pub mod resident;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};
+pub(crate) use buffers::{record_readback, submit_readbacks};
 pub use direct::DirectConv;
 pub use fast::FastConv;
+pub use resident::{DeviceTensor, TensorOps};
 
 use std::sync::{Arc, Mutex};
 
@@ -70,6 +73,20 @@ pub trait ConvPipeline: Send + Sync {
         layer: &Layer,
         slot: &mut OutputSlot,
     ) -> Result<InFlight>;
+
+    /// Records the layer over `input` `[C, H, W]`, already in GPU memory,
+    /// into `encoder`, writing the maps `[K, OH, OW]` into `output` (at
+    /// least that large): the same sums as [`ConvPipeline::submit`], with
+    /// the fast shader's input laid out on the GPU by `ops`.
+    fn record(
+        &self,
+        gpu: &Gpu,
+        ops: &TensorOps,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &DeviceTensor,
+        layer: &Layer,
+        output: &wgpu::Buffer,
+    ) -> Result<()>;
 
     /// Runs the layer over `input` `[C, H, W]` and reads back the maps
     /// `[K, OH, OW]`: one run from upload to readback.

@@ -243,6 +243,18 @@ impl Plan {
         })
     }
 
+    /// How the strips are laid out, for packing them on the GPU.
+    pub(super) fn strip_layout(&self) -> crate::gpu::resident::StripLayout {
+        crate::gpu::resident::StripLayout {
+            len: self.input_len(),
+            channels: self.channels,
+            strip_rows: self.strip_rows,
+            strips: self.strips,
+            strip_width: self.strip_width,
+            strip_pixels: self.strip_pixels,
+        }
+    }
+
     /// f32s per strip row: the group's channels side by side.
     pub(super) fn row_len(&self) -> u64 {
         self.channels as u64 * self.strip_width as u64

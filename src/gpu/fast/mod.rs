@@ -32,6 +32,7 @@ use std::time::Instant;
 use super::buffers::{
     InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, submit_run,
 };
+use super::resident::{DeviceTensor, TensorOps};
 use super::{ConvPipeline, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
@@ -61,11 +62,10 @@ pub struct FastConv {
     storage: OnceLock<EntryPoint>,
 }
 
-/// A run's buffers, laid out and ready to upload: the input strips, the
+/// A run's buffers besides its input, laid out and ready to upload: the
 /// weight blocks and the tile uniforms (bytes), with the dispatches that
 /// read them.
 struct Upload {
-    strips: Vec<f32>,
     blocks: Vec<f32>,
     tiles: Vec<u8>,
     dispatches: Vec<Dispatch>,
@@ -179,23 +179,36 @@ impl FastConv {
         Ok(plan)
     }
 
-    /// The strips, weight blocks and tiles of `plan` for `layer` over
-    /// `input`. A window is always bound whole: the uniform buffers end in
-    /// one window of zeros, which keeps the last windows inside them.
-    fn lay_out(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer, plan: &Plan) -> Result<Upload> {
-        let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
-        let tail = if plan.storage {
+    /// The f32s after a buffer's data that keep the last uniform window
+    /// inside it: one window of zeros (none for storage buffers).
+    fn tail(&self, plan: &Plan) -> usize {
+        if plan.storage {
             0
         } else {
             self.window_bytes as usize / 4
-        };
+        }
+    }
+
+    /// The weight blocks and tiles of `plan` for `layer`. A window is
+    /// always bound whole: the uniform buffers end in one window of zeros,
+    /// which keeps the last windows inside them.
+    fn lay_out(&self, gpu: &Gpu, layer: &Layer, plan: &Plan) -> Result<Upload> {
+        let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
         let (dispatches, tiles) = dispatches(plan, &plan.geometry(layer)?, align)?;
         Ok(Upload {
-            strips: pack_strips(input, &layer.spec, plan, tail),
-            blocks: pack_weights(layer, plan, tail),
+            blocks: pack_weights(layer, plan, self.tail(plan)),
             tiles,
             dispatches,
         })
+    }
+
+    /// The entry point `plan` runs.
+    fn entry_point(&self, gpu: &Gpu, plan: &Plan) -> Result<&EntryPoint> {
+        if plan.storage {
+            self.storage_entry_point(gpu)
+        } else {
+            Ok(&self.uniform)
+        }
     }
 
     /// Uploads the buffers of `upload` and binds them, with `output`, for
@@ -203,6 +216,7 @@ impl FastConv {
     fn bind(
         &self,
         gpu: &Gpu,
+        strip_buffer: &wgpu::Buffer,
         upload: &Upload,
         storage: bool,
         entry_point: &EntryPoint,
@@ -214,8 +228,6 @@ impl FastConv {
             } else {
                 wgpu::BufferUsages::UNIFORM
             };
-            let strips = bytemuck::cast_slice(&upload.strips);
-            let strip_buffer = buffer_init(gpu, "input strips [G,strip,y,C/G,x]", strips, usage);
             let blocks = bytemuck::cast_slice(&upload.blocks);
             let block_buffer =
                 buffer_init(gpu, "weight blocks [G,block,1+C/G·FH·FW,16]", blocks, usage);
@@ -226,13 +238,13 @@ impl FastConv {
                 vec![
                     entry(2, output),
                     tile_entry,
-                    entry(4, &strip_buffer),
+                    entry(4, strip_buffer),
                     entry(5, &block_buffer),
                 ]
             } else {
                 let window = wgpu::BufferSize::new(self.window_bytes);
                 vec![
-                    sized_entry(0, &strip_buffer, window),
+                    sized_entry(0, strip_buffer, window),
                     sized_entry(1, &block_buffer, window),
                     entry(2, output),
                     tile_entry,
@@ -261,28 +273,101 @@ impl ConvPipeline for FastConv {
         let (out_height, out_width) = layer.output_size_for(input)?;
         let output_bytes = spec.output_bytes(out_height, out_width);
         let plan = self.plan(gpu, layer, out_height, out_width)?;
-        let entry_point = if plan.storage {
-            self.storage_entry_point(gpu)?
-        } else {
-            &self.uniform
-        };
+        let entry_point = self.entry_point(gpu, &plan)?;
 
         // Upload: strips, weight blocks and one tile per dispatch.
         let started = Instant::now();
-        let upload = self.lay_out(gpu, input, layer, &plan)?;
+        let upload = self.lay_out(gpu, layer, &plan)?;
+        let strips = pack_strips(input, spec, &plan, self.tail(&plan));
+        let strip_buffer = gpu.scoped("upload", || {
+            let usage = if plan.storage {
+                wgpu::BufferUsages::STORAGE
+            } else {
+                wgpu::BufferUsages::UNIFORM
+            };
+            let strips = bytemuck::cast_slice(&strips);
+            buffer_init(gpu, "input strips [G,strip,y,C/G,x]", strips, usage)
+        })?;
         let buffers = slot.buffers(gpu, output_bytes)?;
-        let bind_group = self.bind(gpu, &upload, plan.storage, entry_point, &buffers.0)?;
+        let bind_group = self.bind(
+            gpu,
+            &strip_buffer,
+            &upload,
+            plan.storage,
+            entry_point,
+            &buffers.0,
+        )?;
 
         // Compute: one dispatch per tile and chunk of filter blocks.
         let shape = [spec.filters, out_height, out_width];
         submit_run(gpu, "conv2d_fast", buffers, shape, started, |pass| {
-            pass.set_pipeline(&entry_point.pipeline);
-            for dispatch in &upload.dispatches {
-                pass.set_bind_group(0, &bind_group, dispatch.offsets(plan.storage));
-                let [x, y, z] = dispatch.workgroups;
-                pass.dispatch_workgroups(x, y, z);
-            }
+            record_dispatches(pass, entry_point, &bind_group, &upload, plan.storage);
         })
+    }
+
+    /// Packs the strips on the GPU from `input`, then runs the layer's
+    /// dispatches, into `output`.
+    fn record(
+        &self,
+        gpu: &Gpu,
+        ops: &TensorOps,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &DeviceTensor,
+        layer: &Layer,
+        output: &wgpu::Buffer,
+    ) -> Result<()> {
+        let (out_height, out_width) = layer.spec.output_size(input.height, input.width)?;
+        let plan = self.plan(gpu, layer, out_height, out_width)?;
+        let entry_point = self.entry_point(gpu, &plan)?;
+        let upload = self.lay_out(gpu, layer, &plan)?;
+        let strips_len = plan.input_len() + self.tail(&plan) as u64;
+        let strip_buffer = gpu.scoped("upload", || {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("input strips [G,strip,y,C/G,x], packed on the GPU"),
+                size: (strips_len * 4).max(4),
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+                mapped_at_creation: false,
+            })
+        })?;
+        ops.pack_strips(
+            gpu,
+            encoder,
+            input,
+            &layer.spec,
+            &plan.strip_layout(),
+            &strip_buffer,
+        )?;
+        let bind_group = self.bind(
+            gpu,
+            &strip_buffer,
+            &upload,
+            plan.storage,
+            entry_point,
+            output,
+        )?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_fast"),
+            timestamp_writes: None,
+        });
+        record_dispatches(&mut pass, entry_point, &bind_group, &upload, plan.storage);
+        Ok(())
+    }
+}
+
+/// Records `upload`'s dispatches of `entry_point`: one per tile and chunk of
+/// filter blocks.
+fn record_dispatches(
+    pass: &mut wgpu::ComputePass<'_>,
+    entry_point: &EntryPoint,
+    bind_group: &wgpu::BindGroup,
+    upload: &Upload,
+    storage: bool,
+) {
+    pass.set_pipeline(&entry_point.pipeline);
+    for dispatch in &upload.dispatches {
+        pass.set_bind_group(0, bind_group, dispatch.offsets(storage));
+        let [x, y, z] = dispatch.workgroups;
+        pass.dispatch_workgroups(x, y, z);
     }
 }
 

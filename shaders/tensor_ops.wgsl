@@ -1,0 +1,101 @@
+// tensor_ops.wgsl: the steps of a stack of layers between convs, on maps
+// that stay in GPU memory, and the fast shader's input layout made on the GPU.
+//
+// Every tensor is a flat row-major f32 array [C, H, W], as in conv2d_direct.wgsl.
+// The CPU twins: `cpu::relu`, `cpu::max_pool_pixel` and `pack_strips` in
+// src/gpu/fast/layout.rs, with the same names and index math.
+
+// Sizes, written by the host (`gpu::resident::OpParams`). Each entry point
+// reads the fields it needs.
+struct OpParams {
+    count: u32,        // values to write
+    channels: u32,     // C (pack_strips: C/G, the channels of one group)
+    in_height: u32,    // H
+    in_width: u32,     // W
+    out_height: u32,   // OH (max_pool)
+    out_width: u32,    // OW (max_pool)
+    size: u32,         // the pooling window's side
+    stride: u32,       // step between windows (pack_strips: the conv's stride)
+    pad_top: u32,      // pack_strips: zero rows above the image
+    pad_left: u32,     // pack_strips: zero columns left of the image
+    strip_rows: u32,   // pack_strips: padded input rows per strip
+    strips: u32,       // pack_strips: strips per group
+    strip_width: u32,  // pack_strips: input columns per strip row
+    strip_pixels: u32, // pack_strips: output columns per strip
+    row_groups: u32,   // workgroups per row of the dispatch grid
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> input: array<f32>;
+@group(0) @binding(1) var<storage, read_write> output: array<f32>;
+@group(0) @binding(2) var<uniform> params: OpParams;
+
+const WORKGROUP: u32 = 256u;
+
+// The index this invocation writes. The grid is 2-D (row_groups × rows of
+// workgroups), so that more than 65,535 workgroups of values fit one dispatch.
+fn value_index(id: vec3<u32>) -> u32 {
+    return id.y * params.row_groups * WORKGROUP + id.x;
+}
+
+// ReLU in place: output[i] = max(output[i], 0).
+@compute @workgroup_size(256, 1, 1)
+fn relu(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    output[i] = max(output[i], 0.0);
+}
+
+// Max pooling: output[c, oy, ox] = the largest input value of the size×size
+// window whose top-left corner is (oy·stride, ox·stride), read row by row.
+@compute @workgroup_size(256, 1, 1)
+fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let out_x = i % params.out_width;
+    let out_y = (i / params.out_width) % params.out_height;
+    let channel = i / (params.out_width * params.out_height);
+    let origin_y = out_y * params.stride;
+    let origin_x = out_x * params.stride;
+    var largest = -3.40282347e38; // the smallest finite f32: every value is larger or equal
+    for (var ky = 0u; ky < params.size; ky++) {
+        for (var kx = 0u; kx < params.size; kx++) {
+            let in_y = origin_y + ky;
+            let in_x = origin_x + kx;
+            let input_index = (channel * params.in_height + in_y) * params.in_width + in_x;
+            largest = max(largest, input[input_index]);
+        }
+    }
+    output[i] = largest;
+}
+
+// The fast shader's input strips: value x of strip row r, where row r is
+// (group, strip, y, c) nested in that order, is the input at padded row y
+// and column strip·strip_pixels·stride − pad_left + x of channel
+// group·channels + c, or zero in the padding.
+@compute @workgroup_size(256, 1, 1)
+fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let r = i / params.strip_width;
+    let x = i % params.strip_width;
+    let c = r % params.channels;
+    let y = (r / params.channels) % params.strip_rows;
+    let strip = (r / (params.channels * params.strip_rows)) % params.strips;
+    let group = r / (params.channels * params.strip_rows * params.strips);
+    let in_y = i32(y) - i32(params.pad_top);
+    let first_x = i32(strip * params.strip_pixels * params.stride) - i32(params.pad_left);
+    let in_x = first_x + i32(x);
+    var value = 0.0;
+    if (in_y >= 0 && in_y < i32(params.in_height) && in_x >= 0 && in_x < i32(params.in_width)) {
+        let plane = group * params.channels + c;
+        value = input[(plane * params.in_height + u32(in_y)) * params.in_width + u32(in_x)];
+    }
+    output[i] = value;
+}
