@@ -50,15 +50,16 @@ fn relu(@builtin(global_invocation_id) id: vec3<u32>) {
 
 // Max pooling: output[c, oy, ox] = the largest input value of the size×size
 // window whose top-left corner is (oy·stride, ox·stride), read row by row.
-@compute @workgroup_size(256, 1, 1)
+// The host dispatches (ceil(OW/64), OH, C) workgroups: x is the output
+// column, y the row and z the channel.
+@compute @workgroup_size(64, 1, 1)
 fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = value_index(id);
-    if (i >= params.count) {
+    let out_x = id.x;
+    let out_y = id.y;
+    let channel = id.z;
+    if (out_x >= params.out_width) {
         return;
     }
-    let out_x = i % params.out_width;
-    let out_y = (i / params.out_width) % params.out_height;
-    let channel = i / (params.out_width * params.out_height);
     let origin_y = out_y * params.stride;
     let origin_x = out_x * params.stride;
     var largest = -3.40282347e38; // the smallest finite f32: every value is larger or equal
@@ -70,25 +71,26 @@ fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
             largest = max(largest, input[input_index]);
         }
     }
-    output[i] = largest;
+    output[(channel * params.out_height + out_y) * params.out_width + out_x] = largest;
 }
 
 // The fast shader's input strips: value x of strip row r, where row r is
 // (group, strip, y, c) nested in that order, is the input at padded row y
 // and column strip·strip_pixels·stride − pad_left + x of channel
-// group·channels + c, or zero in the padding.
-@compute @workgroup_size(256, 1, 1)
+// group·channels + c, or zero in the padding. The host dispatches
+// (ceil(strip_width/64), strip_rows, G·strips·C/G) workgroups: x is the
+// column in the strip, y the padded row and z the (group, strip, c) plane.
+@compute @workgroup_size(64, 1, 1)
 fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
-    let i = value_index(id);
-    if (i >= params.count) {
+    let x = id.x;
+    let y = id.y;
+    if (x >= params.strip_width) {
         return;
     }
-    let r = i / params.strip_width;
-    let x = i % params.strip_width;
-    let c = r % params.channels;
-    let y = (r / params.channels) % params.strip_rows;
-    let strip = (r / (params.channels * params.strip_rows)) % params.strips;
-    let group = r / (params.channels * params.strip_rows * params.strips);
+    let c = id.z % params.channels;
+    let strip = (id.z / params.channels) % params.strips;
+    let group = id.z / (params.channels * params.strips);
+    let r = ((group * params.strips + strip) * params.strip_rows + y) * params.channels + c;
     let in_y = i32(y) - i32(params.pad_top);
     let first_x = i32(strip * params.strip_pixels * params.stride) - i32(params.pad_left);
     let in_x = first_x + i32(x);
@@ -97,5 +99,5 @@ fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
         let plane = group * params.channels + c;
         value = input[(plane * params.in_height + u32(in_y)) * params.in_width + u32(in_x)];
     }
-    output[i] = value;
+    output[r * params.strip_width + x] = value;
 }

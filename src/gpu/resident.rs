@@ -171,7 +171,8 @@ impl TensorOps {
             count: count(tensor.len())?,
             ..Default::default()
         };
-        self.dispatch(gpu, encoder, &self.relu, None, &tensor.buffer, params)
+        let buffers = (None, &tensor.buffer);
+        self.dispatch(gpu, encoder, &self.relu, buffers, params, Grid::Values)
     }
 
     /// Records max pooling of `input` into a new tensor, and returns it.
@@ -199,15 +200,10 @@ impl TensorOps {
             stride: pool.stride,
             ..Default::default()
         };
+        let grid = [out_width.div_ceil(64), out_height, input.channels];
         let pipeline = &self.max_pool;
-        self.dispatch(
-            gpu,
-            encoder,
-            pipeline,
-            Some(&input.buffer),
-            &output.buffer,
-            params,
-        )?;
+        let buffers = (Some(&input.buffer), &output.buffer);
+        self.dispatch(gpu, encoder, pipeline, buffers, params, Grid::Planes(grid))?;
         Ok(output)
     }
 
@@ -236,8 +232,15 @@ impl TensorOps {
             strip_pixels: layout.strip_pixels,
             ..Default::default()
         };
+        let planes = layout.len / (layout.strip_rows as u64 * layout.strip_width as u64).max(1);
+        let grid = [
+            layout.strip_width.div_ceil(64),
+            layout.strip_rows,
+            count(planes)?,
+        ];
         let pipeline = &self.pack_strips;
-        self.dispatch(gpu, encoder, pipeline, Some(&input.buffer), strips, params)
+        let buffers = (Some(&input.buffer), strips);
+        self.dispatch(gpu, encoder, pipeline, buffers, params, Grid::Planes(grid))
     }
 
     /// Records a copy of rows `rows` of every channel of `input` into a new
@@ -271,26 +274,38 @@ impl TensorOps {
         Ok(output)
     }
 
-    /// Records one pass of `pipeline` writing `params.count` values of
-    /// `target` (from `source`, when the entry point reads one), over a 2-D
-    /// grid of workgroups.
+    /// Records one pass of `pipeline` writing `params.count` values of the
+    /// second buffer (from the first, when the entry point reads one) over
+    /// `grid`.
     fn dispatch(
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
         (pipeline, layout): &(wgpu::ComputePipeline, wgpu::BindGroupLayout),
-        source: Option<&wgpu::Buffer>,
-        target: &wgpu::Buffer,
+        (source, target): (Option<&wgpu::Buffer>, &wgpu::Buffer),
         mut params: OpParams,
+        grid: Grid,
     ) -> Result<()> {
         if params.count == 0 {
             return Ok(());
         }
-        let workgroups = params.count.div_ceil(WORKGROUP);
-        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
-        let (row_groups, rows) = (workgroups.min(max), workgroups.div_ceil(max));
-        check_workgroups(gpu, &[("tensor step's rows", rows)])?;
-        params.row_groups = row_groups;
+        let workgroups = match grid {
+            Grid::Values => {
+                let groups = params.count.div_ceil(WORKGROUP);
+                let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
+                params.row_groups = groups.min(max);
+                [params.row_groups, groups.div_ceil(max), 1]
+            }
+            Grid::Planes(workgroups) => workgroups,
+        };
+        check_workgroups(
+            gpu,
+            &[
+                ("band's columns", workgroups[0]),
+                ("band's rows", workgroups[1]),
+                ("band's planes", workgroups[2]),
+            ],
+        )?;
         let params_buffer = buffer_init(
             gpu,
             "tensor op params",
@@ -312,9 +327,18 @@ impl TensorOps {
         });
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(row_groups, rows, 1);
+        let [x, y, z] = workgroups;
+        pass.dispatch_workgroups(x, y, z);
         Ok(())
     }
+}
+
+/// How an entry point's invocations are laid out.
+enum Grid {
+    /// One per value, 256 to a workgroup, in rows of `row_groups` workgroups.
+    Values,
+    /// These workgroups: 64 columns each, by rows, by planes.
+    Planes([u32; 3]),
 }
 
 /// A value count as the shader's u32, or an error.
