@@ -4,11 +4,15 @@
 //! for are copied out for reading (`shaders/tensor_ops.wgsl`).
 
 use std::ops::Range;
+use std::time::Instant;
 
-use super::Gpu;
-use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
-use crate::error::Result;
-use crate::layer::LayerSpec;
+use super::buffers::{
+    InFlight, buffer_init, check_buffers, check_workgroups, entry, record_readback,
+    submit_readbacks,
+};
+use super::{ConvPipeline, Gpu};
+use crate::error::{Error, Result};
+use crate::layer::{Layer, LayerSpec};
 use crate::pool::PoolSpec;
 use crate::tensor::Tensor3;
 
@@ -79,6 +83,19 @@ impl DeviceTensor {
     /// Whether it holds no values.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The output size `(OH, OW)` of `layer` over this tensor, as
+    /// [`Layer::output_size_for`] gives it for a host tensor: fails with
+    /// [`Error::Mismatch`] when the channels are not the layer's.
+    pub fn output_size_for(&self, layer: &Layer) -> Result<(u32, u32)> {
+        if self.channels != layer.spec.in_channels {
+            return Err(Error::Mismatch(format!(
+                "the input has {} channels, the layer expects {}",
+                self.channels, layer.spec.in_channels
+            )));
+        }
+        layer.spec.output_size(self.height, self.width)
     }
 }
 
@@ -249,6 +266,12 @@ impl TensorOps {
         input: &DeviceTensor,
         rows: Range<u32>,
     ) -> Result<DeviceTensor> {
+        if rows.start > rows.end || rows.end > input.height {
+            return Err(Error::Mismatch(format!(
+                "rows {}..{} of a band of {} rows",
+                rows.start, rows.end, input.height
+            )));
+        }
         let output = DeviceTensor::new(
             gpu,
             [input.channels, rows.len() as u32, input.width],
@@ -317,10 +340,110 @@ impl TensorOps {
     }
 }
 
+/// One band's GPU work, recorded in order into one command encoder and
+/// submitted once: the band uploaded, each step run on GPU buffers, and only
+/// the tensors [`BandRecording::read_back`] names copied out for reading.
+///
+/// Buffers are made per band and freed when the last [`DeviceTensor`] or
+/// [`InFlight`] holding them is dropped. Each step fails with
+/// [`Error::Mismatch`] when its input does not fit it, [`Error::GpuLimit`]
+/// when a buffer or a dispatch exceeds the device's limits, and
+/// [`Error::Gpu`] when the GPU reports an error while it is recorded.
+pub struct BandRecording<'g> {
+    gpu: &'g Gpu,
+    ops: &'g TensorOps,
+    encoder: wgpu::CommandEncoder,
+    /// The mappable copy of each tensor to read back, and its `[C, H, W]`.
+    readbacks: Vec<(wgpu::Buffer, [u32; 3])>,
+    /// When recording began: the band's upload time runs to the submit.
+    started: Instant,
+}
+
+impl<'g> BandRecording<'g> {
+    /// An empty recording on `gpu`, with the steps of `ops`.
+    pub fn new(gpu: &'g Gpu, ops: &'g TensorOps) -> Self {
+        BandRecording {
+            gpu,
+            ops,
+            encoder: gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("band"),
+                }),
+            readbacks: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Uploads `input` `[C, H, W]`; the copy happens at the submission,
+    /// before the recorded steps run.
+    pub fn upload(&mut self, input: &Tensor3) -> Result<DeviceTensor> {
+        let gpu = self.gpu;
+        gpu.scoped("upload", || DeviceTensor::upload(gpu, input))?
+    }
+
+    /// Records `layer` over `input` with `pipeline`: the maps `[K, OH, OW]`,
+    /// `(OH, OW) = layer.spec.output_size(H, W)`, padded as the layer's spec
+    /// says, the same sums as [`ConvPipeline::submit`] over the same values
+    /// from host memory.
+    pub fn conv(
+        &mut self,
+        pipeline: &dyn ConvPipeline,
+        input: &DeviceTensor,
+        layer: &Layer,
+    ) -> Result<DeviceTensor> {
+        let (out_height, out_width) = input.output_size_for(layer)?;
+        let shape = [layer.spec.filters, out_height, out_width];
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || {
+            let output = DeviceTensor::new(gpu, shape, "maps [K,OH,OW]")?;
+            pipeline.record(gpu, ops, encoder, input, layer, &output.buffer)?;
+            Ok(output)
+        })?
+    }
+
+    /// Records ReLU over `tensor`, in place.
+    pub fn relu(&mut self, tensor: &DeviceTensor) -> Result<()> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.relu(gpu, encoder, tensor))?
+    }
+
+    /// Records max pooling of `input` `[C, H, W]`: a new `[C, OH, OW]`.
+    pub fn max_pool(&mut self, input: &DeviceTensor, pool: &PoolSpec) -> Result<DeviceTensor> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.max_pool(gpu, encoder, input, pool))?
+    }
+
+    /// Records the copy of rows `rows` of every channel of `input` into a
+    /// new tensor `[C, rows, W]` (one buffer copy per channel).
+    pub fn crop_rows(&mut self, input: &DeviceTensor, rows: Range<u32>) -> Result<DeviceTensor> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.crop_rows(gpu, encoder, input, rows))?
+    }
+
+    /// Asks for `tensor`, as the steps recorded so far leave it, to be read
+    /// back after the submission; returns its index in
+    /// [`BandRecording::submit`]'s list.
+    pub fn read_back(&mut self, tensor: &DeviceTensor) -> usize {
+        let readback = record_readback(self.gpu, &mut self.encoder, &tensor.buffer, tensor.shape());
+        self.readbacks.push(readback);
+        self.readbacks.len() - 1
+    }
+
+    /// Submits everything at once without waiting: one [`InFlight`] per
+    /// [`BandRecording::read_back`], in order, each read with
+    /// [`InFlight::read`] or [`InFlight::into_tensor`]. The first carries
+    /// the band's upload and submit times; none has GPU timestamps.
+    pub fn submit(self) -> Result<Vec<InFlight>> {
+        self.gpu.check("upload")?;
+        submit_readbacks(self.gpu, self.encoder, self.readbacks, self.started)
+    }
+}
+
 /// A value count as the shader's u32, or an error.
 fn count(values: u64) -> Result<u32> {
     u32::try_from(values).map_err(|_| {
-        crate::Error::GpuLimit(format!(
+        Error::GpuLimit(format!(
             "a band of {values} values is more than a shader's 32-bit index reaches"
         ))
     })

@@ -316,11 +316,17 @@ impl ConvPipeline for FastConv {
         layer: &Layer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let (out_height, out_width) = layer.spec.output_size(input.height, input.width)?;
+        let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let entry_point = self.entry_point(gpu, &plan)?;
         let upload = self.lay_out(gpu, layer, &plan)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
+        // `pack_strips` writes the whole buffer through a storage binding,
+        // which may be smaller than the uniform path's buffers can be.
+        check_buffers(
+            &[("input strips", strips_len.saturating_mul(4))],
+            gpu.max_storage_binding(),
+        )?;
         let strip_buffer = gpu.scoped("upload", || {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("input strips [G,strip,y,C/G,x], packed on the GPU"),
