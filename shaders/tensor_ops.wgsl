@@ -61,7 +61,10 @@ fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
     let channel = i / (params.out_width * params.out_height);
     let origin_y = out_y * params.stride;
     let origin_x = out_x * params.stride;
-    var largest = -3.40282347e38; // the smallest finite f32: every value is larger or equal
+    // Start from the window's first value (its top-left corner), as if from
+    // −infinity, which WGSL cannot write: a window of −infinity pools to
+    // −infinity, as in PyTorch.
+    var largest = input[(channel * params.in_height + origin_y) * params.in_width + origin_x];
     for (var ky = 0u; ky < params.size; ky++) {
         for (var kx = 0u; kx < params.size; kx++) {
             let in_y = origin_y + ky;

@@ -118,6 +118,27 @@ fn gpu_max_pool_equals_cpu_max_pool_exactly_for_windows_2_and_3_strides_1_to_3()
 }
 
 #[test]
+fn a_window_of_negative_infinity_pools_to_negative_infinity_on_the_gpu_and_the_cpu() {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = TensorOps::new(&gpu).unwrap();
+    // Left half −∞, right half −∞ but for one −5 per row.
+    let mut input = Tensor3::from_vec(1, 2, 4, vec![f32::NEG_INFINITY; 8]);
+    input.data[3] = -5.0;
+    input.data[7] = -5.0;
+    let pool = PoolSpec::square(2);
+    let read = record_and_read(&gpu, &ops, |band| {
+        let tensor = band.upload(&input).unwrap();
+        let pooled = band.max_pool(&tensor, &pool).unwrap();
+        band.read_back(&pooled);
+    });
+    let expected = Tensor3::from_vec(1, 1, 2, vec![f32::NEG_INFINITY, -5.0]);
+    assert_identical("cpu", &cpu::max_pool(&input, &pool).unwrap(), &expected);
+    assert_identical("gpu", &read[0], &expected);
+}
+
+#[test]
 fn a_large_max_pool_runs_over_a_grid_taller_than_one_row_of_workgroups() {
     let Some(gpu) = common::gpu() else {
         return;
