@@ -2,6 +2,10 @@
 //! input is uploaded once, every conv, ReLU and pooling runs on GPU
 //! buffers, recorded into one command encoder, and only the outputs asked
 //! for are copied out for reading (`shaders/tensor_ops.wgsl`).
+//!
+//! [`TensorOps`] records single steps into a caller's encoder;
+//! [`BandRecording`] holds the encoder and the readbacks of one band, and
+//! submits them once.
 
 use std::ops::Range;
 use std::time::Instant;
