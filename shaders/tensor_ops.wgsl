@@ -22,7 +22,10 @@ struct OpParams {
     strips: u32,       // pack_strips: strips per group
     strip_width: u32,  // pack_strips: input columns per strip row
     strip_pixels: u32, // pack_strips: output columns per strip
-    row_groups: u32,   // workgroups per row of the dispatch grid
+    row_groups: u32,   // relu: workgroups per row of the dispatch grid
+    first_column: u32, // max_pool, pack_strips: the dispatch's first column,
+    first_row: u32,    //   row and plane (a grid larger than one dispatch
+    first_plane: u32,  //   takes several)
     _pad: u32,
 }
 
@@ -50,19 +53,23 @@ fn relu(@builtin(global_invocation_id) id: vec3<u32>) {
 
 // Max pooling: output[c, oy, ox] = the largest input value of the size×size
 // window whose top-left corner is (oy·stride, ox·stride), read row by row.
-// The host dispatches (ceil(OW/64), OH, C) workgroups: x is the output
-// column, y the row and z the channel.
+// The host dispatches (ceil(OW/64), OH, C) workgroups (in several
+// dispatches when one is too small): x is the output column, y the row and
+// z the channel.
 @compute @workgroup_size(64, 1, 1)
 fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
-    let out_x = id.x;
-    let out_y = id.y;
-    let channel = id.z;
+    let out_x = id.x + params.first_column;
+    let out_y = id.y + params.first_row;
+    let channel = id.z + params.first_plane;
     if (out_x >= params.out_width) {
         return;
     }
     let origin_y = out_y * params.stride;
     let origin_x = out_x * params.stride;
-    var largest = -3.40282347e38; // the smallest finite f32: every value is larger or equal
+    // Start from the window's first value (its top-left corner), as if from
+    // −infinity, which WGSL cannot write: a window of −infinity pools to
+    // −infinity, as in PyTorch.
+    var largest = input[(channel * params.in_height + origin_y) * params.in_width + origin_x];
     for (var ky = 0u; ky < params.size; ky++) {
         for (var kx = 0u; kx < params.size; kx++) {
             let in_y = origin_y + ky;
@@ -82,14 +89,15 @@ fn max_pool(@builtin(global_invocation_id) id: vec3<u32>) {
 // column in the strip, y the padded row and z the (group, strip, c) plane.
 @compute @workgroup_size(64, 1, 1)
 fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
-    let x = id.x;
-    let y = id.y;
+    let x = id.x + params.first_column;
+    let y = id.y + params.first_row;
+    let plane_index = id.z + params.first_plane;
     if (x >= params.strip_width) {
         return;
     }
-    let c = id.z % params.channels;
-    let strip = (id.z / params.channels) % params.strips;
-    let group = id.z / (params.channels * params.strips);
+    let c = plane_index % params.channels;
+    let strip = (plane_index / params.channels) % params.strips;
+    let group = plane_index / (params.channels * params.strips);
     let r = ((group * params.strips + strip) * params.strip_rows + y) * params.channels + c;
     let in_y = i32(y) - i32(params.pad_top);
     let first_x = i32(strip * params.strip_pixels * params.stride) - i32(params.pad_left);

@@ -126,8 +126,10 @@ pub fn max_pool_pixel(
 ) -> f32 {
     let origin_y = out_y * pool.stride;
     let origin_x = out_x * pool.stride;
-    // The smallest finite f32, as the shader starts: every value is larger or equal.
-    let mut largest = f32::MIN;
+    // Start from the window's first value (its top-left corner), as the
+    // shader does: the same as starting from −infinity.
+    let mut largest =
+        input.data[((channel * input.height + origin_y) * input.width + origin_x) as usize];
     for ky in 0..pool.size {
         for kx in 0..pool.size {
             let in_y = origin_y + ky;

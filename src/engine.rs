@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::{
-    AdapterSummary, ConvPipeline, DeviceTensor, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind,
-    TensorOps, record_readback, submit_readbacks,
+    AdapterSummary, BandRecording, ConvPipeline, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind,
+    TensorOps,
 };
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
@@ -234,51 +234,26 @@ impl GpuEngine {
     /// uploaded once, each step on GPU buffers, each emitting step's output
     /// copied out for reading.
     fn submit_stack_on_gpu(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<InFlight>> {
-        let gpu = &*self.gpu;
-        let started = Instant::now();
-        let mut current = DeviceTensor::upload(gpu, &input)?;
+        let mut band = BandRecording::new(&self.gpu, &self.ops);
+        let mut current = band.upload(&input)?;
         drop(input);
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let mut readbacks = Vec::new();
         for step in steps {
             if let Some(rows) = &step.crop {
-                current = self
-                    .ops
-                    .crop_rows(gpu, &mut encoder, &current, rows.clone())?;
+                current = band.crop_rows(&current, rows.clone())?;
             }
             current = match &step.op {
-                BandOp::Conv(layer) => {
-                    let (height, width) = layer.spec.output_size(current.height, current.width)?;
-                    let shape = [layer.spec.filters, height, width];
-                    let output = DeviceTensor::new(gpu, shape, "maps [K,OH,OW]")?;
-                    let ops = &self.ops;
-                    self.pipeline.record(
-                        gpu,
-                        ops,
-                        &mut encoder,
-                        &current,
-                        layer,
-                        &output.buffer,
-                    )?;
-                    output
-                }
+                BandOp::Conv(layer) => band.conv(self.pipeline.as_ref(), &current, layer)?,
                 BandOp::Relu => {
-                    self.ops.relu(gpu, &mut encoder, &current)?;
+                    band.relu(&current)?;
                     current
                 }
-                BandOp::MaxPool(pool) => self.ops.max_pool(gpu, &mut encoder, &current, pool)?,
+                BandOp::MaxPool(pool) => band.max_pool(&current, pool)?,
             };
             if step.emit {
-                readbacks.push(record_readback(
-                    gpu,
-                    &mut encoder,
-                    &current.buffer,
-                    current.shape(),
-                ));
+                band.read_back(&current);
             }
         }
-        gpu.check("upload")?;
-        submit_readbacks(gpu, encoder, readbacks, started)
+        band.submit()
     }
 
     /// The GPU this engine runs on.

@@ -197,7 +197,7 @@ impl ConvPipeline for DirectConv {
         layer: &Layer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let (out_height, out_width) = layer.spec.output_size(input.height, input.width)?;
+        let (out_height, out_width) = input.output_size_for(layer)?;
         let output_bytes = layer.spec.output_bytes(out_height, out_width);
         check_limits(
             gpu,

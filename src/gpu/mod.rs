@@ -10,10 +10,9 @@ mod reflect;
 pub mod resident;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};
-pub(crate) use buffers::{record_readback, submit_readbacks};
 pub use direct::DirectConv;
 pub use fast::FastConv;
-pub use resident::{DeviceTensor, TensorOps};
+pub use resident::{BandRecording, DeviceTensor, TensorOps};
 
 use std::sync::{Arc, Mutex};
 

@@ -2,13 +2,21 @@
 //! input is uploaded once, every conv, ReLU and pooling runs on GPU
 //! buffers, recorded into one command encoder, and only the outputs asked
 //! for are copied out for reading (`shaders/tensor_ops.wgsl`).
+//!
+//! [`TensorOps`] records single steps into a caller's encoder;
+//! [`BandRecording`] holds the encoder and the readbacks of one band, and
+//! submits them once.
 
 use std::ops::Range;
+use std::time::Instant;
 
-use super::Gpu;
-use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
-use crate::error::Result;
-use crate::layer::LayerSpec;
+use super::buffers::{
+    InFlight, buffer_init, check_buffers, check_workgroups, entry, record_readback,
+    submit_readbacks,
+};
+use super::{ConvPipeline, Gpu};
+use crate::error::{Error, Result};
+use crate::layer::{Layer, LayerSpec};
 use crate::pool::PoolSpec;
 use crate::tensor::Tensor3;
 
@@ -80,6 +88,19 @@ impl DeviceTensor {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The output size `(OH, OW)` of `layer` over this tensor, as
+    /// [`Layer::output_size_for`] gives it for a host tensor: fails with
+    /// [`Error::Mismatch`] when the channels are not the layer's.
+    pub fn output_size_for(&self, layer: &Layer) -> Result<(u32, u32)> {
+        if self.channels != layer.spec.in_channels {
+            return Err(Error::Mismatch(format!(
+                "the input has {} channels, the layer expects {}",
+                self.channels, layer.spec.in_channels
+            )));
+        }
+        layer.spec.output_size(self.height, self.width)
+    }
 }
 
 /// How the fast shader's input strips are laid out (`gpu::fast`'s plan).
@@ -118,6 +139,9 @@ struct OpParams {
     strip_width: u32,
     strip_pixels: u32,
     row_groups: u32,
+    first_column: u32,
+    first_row: u32,
+    first_plane: u32,
     _pad: u32,
 }
 
@@ -252,6 +276,12 @@ impl TensorOps {
         input: &DeviceTensor,
         rows: Range<u32>,
     ) -> Result<DeviceTensor> {
+        if rows.start > rows.end || rows.end > input.height {
+            return Err(Error::Mismatch(format!(
+                "rows {}..{} of a band of {} rows",
+                rows.start, rows.end, input.height
+            )));
+        }
         let output = DeviceTensor::new(
             gpu,
             [input.channels, rows.len() as u32, input.width],
@@ -289,46 +319,65 @@ impl TensorOps {
         if params.count == 0 {
             return Ok(());
         }
-        let workgroups = match grid {
+        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
+        let dispatches: Vec<([u32; 3], OpParams)> = match grid {
             Grid::Values => {
                 let groups = params.count.div_ceil(WORKGROUP);
-                let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
                 params.row_groups = groups.min(max);
-                [params.row_groups, groups.div_ceil(max), 1]
+                let rows = groups.div_ceil(max);
+                check_workgroups(gpu, &[("band's rows of values", rows)])?;
+                vec![([params.row_groups, rows, 1], params)]
             }
-            Grid::Planes(workgroups) => workgroups,
+            // Columns of 64, rows and planes, in as many dispatches as the
+            // device's limit on workgroups per dimension needs.
+            Grid::Planes([columns, rows, planes]) => {
+                let chunks = |total: u32| {
+                    (0..total)
+                        .step_by(max as usize)
+                        .map(move |first| (first, (total - first).min(max)))
+                };
+                let mut all = Vec::new();
+                for (first_plane, plane_groups) in chunks(planes) {
+                    for (first_row, row_groups) in chunks(rows) {
+                        for (first_group, column_groups) in chunks(columns) {
+                            let here = OpParams {
+                                first_column: first_group * 64,
+                                first_row,
+                                first_plane,
+                                ..params
+                            };
+                            all.push(([column_groups, row_groups, plane_groups], here));
+                        }
+                    }
+                }
+                all
+            }
         };
-        check_workgroups(
-            gpu,
-            &[
-                ("band's columns", workgroups[0]),
-                ("band's rows", workgroups[1]),
-                ("band's planes", workgroups[2]),
-            ],
-        )?;
-        let params_buffer = buffer_init(
-            gpu,
-            "tensor op params",
-            bytemuck::bytes_of(&params),
-            wgpu::BufferUsages::UNIFORM,
-        );
-        let mut entries = vec![entry(1, target), entry(2, &params_buffer)];
-        if let Some(source) = source {
-            entries.insert(0, entry(0, source));
+        for (workgroups, params) in dispatches {
+            let params_buffer = buffer_init(
+                gpu,
+                "tensor op params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            );
+            let mut entries = vec![entry(1, target), entry(2, &params_buffer)];
+            if let Some(source) = source {
+                entries.insert(0, entry(0, source));
+            }
+            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("tensor op"),
+                layout,
+                entries: &entries,
+            });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("tensor op"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            let [x, y, z] = workgroups;
+            pass.dispatch_workgroups(x, y, z);
         }
-        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("tensor op"),
-            layout,
-            entries: &entries,
-        });
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("tensor op"),
-            timestamp_writes: None,
-        });
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        let [x, y, z] = workgroups;
-        pass.dispatch_workgroups(x, y, z);
         Ok(())
     }
 }
@@ -337,14 +386,115 @@ impl TensorOps {
 enum Grid {
     /// One per value, 256 to a workgroup, in rows of `row_groups` workgroups.
     Values,
-    /// These workgroups: 64 columns each, by rows, by planes.
+    /// These workgroups: 64 columns each, by rows, by planes; split into
+    /// several dispatches where one dimension exceeds the device's limit.
     Planes([u32; 3]),
+}
+
+/// One band's GPU work, recorded in order into one command encoder and
+/// submitted once: the band uploaded, each step run on GPU buffers, and only
+/// the tensors [`BandRecording::read_back`] names copied out for reading.
+///
+/// Buffers are made per band and freed when the last [`DeviceTensor`] or
+/// [`InFlight`] holding them is dropped. Each step fails with
+/// [`Error::Mismatch`] when its input does not fit it, [`Error::GpuLimit`]
+/// when a buffer or a dispatch exceeds the device's limits, and
+/// [`Error::Gpu`] when the GPU reports an error while it is recorded.
+pub struct BandRecording<'g> {
+    gpu: &'g Gpu,
+    ops: &'g TensorOps,
+    encoder: wgpu::CommandEncoder,
+    /// The mappable copy of each tensor to read back, and its `[C, H, W]`.
+    readbacks: Vec<(wgpu::Buffer, [u32; 3])>,
+    /// When recording began: the band's upload time runs to the submit.
+    started: Instant,
+}
+
+impl<'g> BandRecording<'g> {
+    /// An empty recording on `gpu`, with the steps of `ops`.
+    pub fn new(gpu: &'g Gpu, ops: &'g TensorOps) -> Self {
+        BandRecording {
+            gpu,
+            ops,
+            encoder: gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("band"),
+                }),
+            readbacks: Vec::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Uploads `input` `[C, H, W]`; the copy happens at the submission,
+    /// before the recorded steps run.
+    pub fn upload(&mut self, input: &Tensor3) -> Result<DeviceTensor> {
+        let gpu = self.gpu;
+        gpu.scoped("upload", || DeviceTensor::upload(gpu, input))?
+    }
+
+    /// Records `layer` over `input` with `pipeline`: the maps `[K, OH, OW]`,
+    /// `(OH, OW) = layer.spec.output_size(H, W)`, padded as the layer's spec
+    /// says, the same sums as [`ConvPipeline::submit`] over the same values
+    /// from host memory.
+    pub fn conv(
+        &mut self,
+        pipeline: &dyn ConvPipeline,
+        input: &DeviceTensor,
+        layer: &Layer,
+    ) -> Result<DeviceTensor> {
+        let (out_height, out_width) = input.output_size_for(layer)?;
+        let shape = [layer.spec.filters, out_height, out_width];
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || {
+            let output = DeviceTensor::new(gpu, shape, "maps [K,OH,OW]")?;
+            pipeline.record(gpu, ops, encoder, input, layer, &output.buffer)?;
+            Ok(output)
+        })?
+    }
+
+    /// Records ReLU over `tensor`, in place.
+    pub fn relu(&mut self, tensor: &DeviceTensor) -> Result<()> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.relu(gpu, encoder, tensor))?
+    }
+
+    /// Records max pooling of `input` `[C, H, W]`: a new `[C, OH, OW]`.
+    pub fn max_pool(&mut self, input: &DeviceTensor, pool: &PoolSpec) -> Result<DeviceTensor> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.max_pool(gpu, encoder, input, pool))?
+    }
+
+    /// Records the copy of rows `rows` of every channel of `input` into a
+    /// new tensor `[C, rows, W]` (one buffer copy per channel).
+    pub fn crop_rows(&mut self, input: &DeviceTensor, rows: Range<u32>) -> Result<DeviceTensor> {
+        let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
+        gpu.scoped("upload", || ops.crop_rows(gpu, encoder, input, rows))?
+    }
+
+    /// Asks for `tensor`, as the steps recorded so far leave it, to be read
+    /// back after the submission; returns its index in
+    /// [`BandRecording::submit`]'s list.
+    pub fn read_back(&mut self, tensor: &DeviceTensor) -> usize {
+        let readback = record_readback(self.gpu, &mut self.encoder, &tensor.buffer, tensor.shape());
+        self.readbacks.push(readback);
+        self.readbacks.len() - 1
+    }
+
+    /// Submits everything at once without waiting: one [`InFlight`] per
+    /// [`BandRecording::read_back`], in order, each read with
+    /// [`InFlight::read`] or [`InFlight::into_tensor`]. The first carries
+    /// the band's upload and submit times; none has GPU timestamps.
+    pub fn submit(self) -> Result<Vec<InFlight>> {
+        self.gpu.check("upload")?;
+        submit_readbacks(self.gpu, self.encoder, self.readbacks, self.started)
+    }
 }
 
 /// A value count as the shader's u32, or an error.
 fn count(values: u64) -> Result<u32> {
     u32::try_from(values).map_err(|_| {
-        crate::Error::GpuLimit(format!(
+        Error::GpuLimit(format!(
             "a band of {values} values is more than a shader's 32-bit index reaches"
         ))
     })
@@ -373,6 +523,9 @@ mod tests {
             strip_width,
             strip_pixels,
             row_groups,
+            first_column,
+            first_row,
+            first_plane,
             _pad,
         });
         assert_eq!(host, wgsl_struct(SHADER_SOURCE, "OpParams"));

@@ -316,11 +316,17 @@ impl ConvPipeline for FastConv {
         layer: &Layer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let (out_height, out_width) = layer.spec.output_size(input.height, input.width)?;
+        let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let entry_point = self.entry_point(gpu, &plan)?;
         let upload = self.lay_out(gpu, layer, &plan)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
+        // `pack_strips` writes the whole buffer through a storage binding,
+        // which may be smaller than the uniform path's buffers can be.
+        check_buffers(
+            &[("input strips", strips_len.saturating_mul(4))],
+            gpu.max_storage_binding(),
+        )?;
         let strip_buffer = gpu.scoped("upload", || {
             gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("input strips [G,strip,y,C/G,x], packed on the GPU"),
@@ -455,4 +461,124 @@ fn build_entry_point(
             cache: None,
         });
     EntryPoint { pipeline, layout }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::buffers::{record_readback, submit_readbacks};
+    use crate::layer::Padding;
+
+    /// The GPU, or `None` after a visible skip when there is none (a
+    /// failure when `REQUIRE_GPU=1`), as the GPU integration tests do.
+    fn gpu_or_skip() -> Option<Gpu> {
+        match Gpu::new() {
+            Ok(gpu) => Some(gpu),
+            Err(error) if std::env::var("REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+                panic!("REQUIRE_GPU=1 but the GPU is unusable: {error}")
+            }
+            Err(error) => {
+                eprintln!("SKIPPED GPU test: {error}");
+                None
+            }
+        }
+    }
+
+    /// Packs `input` for `spec` on the GPU with `tensor_ops.wgsl` and
+    /// returns the whole strip buffer as the fast shader binds it (tail
+    /// included), with the plan.
+    fn packed_on_gpu(
+        gpu: &Gpu,
+        ops: &TensorOps,
+        fast: &FastConv,
+        input: &Tensor3,
+        layer: &Layer,
+    ) -> (Vec<f32>, Plan) {
+        let (out_height, out_width) = layer.output_size_for(input).unwrap();
+        let plan = fast.plan(gpu, layer, out_height, out_width).unwrap();
+        let len = plan.input_len() + fast.tail(&plan) as u64;
+        let device = DeviceTensor::upload(gpu, input).unwrap();
+        let strips = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("strips under test"),
+            size: len * 4,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::UNIFORM
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        ops.pack_strips(
+            gpu,
+            &mut encoder,
+            &device,
+            &layer.spec,
+            &plan.strip_layout(),
+            &strips,
+        )
+        .unwrap();
+        let readback = record_readback(gpu, &mut encoder, &strips, [1, 1, len as u32]);
+        let run = submit_readbacks(gpu, encoder, vec![readback], Instant::now())
+            .unwrap()
+            .pop()
+            .unwrap();
+        (run.into_tensor(gpu).unwrap().0.data, plan)
+    }
+
+    #[test]
+    fn strips_packed_on_the_gpu_equal_the_hosts_exactly() {
+        let Some(gpu) = gpu_or_skip() else {
+            return;
+        };
+        let ops = TensorOps::new(&gpu).unwrap();
+        let fast = FastConv::new(&gpu).unwrap();
+        let spec = |channels, kernel, stride, padding, dilation, groups| LayerSpec {
+            stride,
+            padding,
+            dilation,
+            groups,
+            bias: false,
+            ..LayerSpec::new(channels, groups * 2, kernel)
+        };
+        let uneven = Padding {
+            top: 2,
+            bottom: 0,
+            left: 1,
+            right: 3,
+        };
+        // (spec, height, width)
+        let cases = [
+            (spec(3, 3, 1, Padding::default(), 1, 1), 7, 9),
+            (spec(3, 5, 1, Padding::uniform(2), 1, 1), 13, 11),
+            (spec(2, 3, 2, uneven, 1, 1), 9, 14),
+            (spec(4, 3, 3, Padding::uniform(1), 2, 2), 17, 10),
+            (spec(6, 2, 1, uneven, 3, 3), 12, 12),
+            (spec(3, 4, 5, Padding::uniform(3), 1, 3), 20, 31),
+            // More than one strip: over 1024 output columns.
+            (spec(1, 3, 1, Padding::uniform(1), 1, 1), 3, 1100),
+            (spec(2, 3, 2, uneven, 2, 2), 5, 2300),
+            // Too large for a window: the storage layout, no tail.
+            (spec(64, 11, 2, Padding::uniform(1), 1, 1), 30, 27),
+        ];
+        let (mut strips_seen, mut storage_seen) = (false, false);
+        for (spec, height, width) in cases {
+            let len = (spec.in_channels * height * width) as usize;
+            // Values ≥ 1, so that no stored value passes for padding.
+            let data = (0..len).map(|i| i as f32 + 1.0).collect();
+            let input = Tensor3::from_vec(spec.in_channels, height, width, data);
+            let weight = vec![0.0; spec.weight_len()];
+            let layer = Layer::new(spec, weight, Vec::new()).unwrap();
+            let (actual, plan) = packed_on_gpu(&gpu, &ops, &fast, &input, &layer);
+            let expected = pack_strips(&input, &spec, &plan, fast.tail(&plan));
+            assert_eq!(actual.len(), expected.len(), "{spec:?} {plan:?}");
+            if let Some(i) = (0..expected.len()).find(|&i| actual[i] != expected[i]) {
+                panic!(
+                    "{spec:?} on {height}×{width}, {plan:?}: strip value {i} is {} on the GPU, {} on the host",
+                    actual[i], expected[i]
+                );
+            }
+            strips_seen |= plan.strips > 1;
+            storage_seen |= plan.storage;
+        }
+        assert!(strips_seen && storage_seen, "the cases miss a layout");
+    }
 }
