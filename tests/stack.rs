@@ -310,3 +310,23 @@ fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
         }
     }
 }
+
+/// The random stacks and the ONNX model's golden maps again on GPU engines
+/// that keep the maps on the GPU (on a software GPU the table's engines
+/// send them through host memory, which is faster there).
+#[test]
+fn stacks_with_maps_kept_on_the_gpu_equal_the_cpu_twin_and_onnx_runtime() {
+    use convmaps::engine::{BetweenLayers, GpuEngine};
+    use convmaps::gpu::ShaderKind;
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    for shader in ShaderKind::ALL {
+        let engine = GpuEngine::new(gpu.clone(), shader)
+            .unwrap()
+            .with_between_layers(BetweenLayers::Gpu);
+        assert_eq!(engine.info().between_layers, "gpu");
+        random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin(&engine);
+        an_onnx_models_two_convs_equal_onnx_runtimes_maps(&engine);
+    }
+}
