@@ -239,25 +239,28 @@ fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
         assert!(text.contains(named), "{args:?} should name {named}: {text}");
         assert!(!out.exists(), "{args:?} wrote {}", out.display());
     }
-    let out = dir.path().join("out");
-    let output = run(
-        &[
-            npy.to_str().unwrap(),
-            "--layers",
-            "4x3",
-            "--backend",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("bad.npy"),
-        "{}",
-        common::text(&output)
-    );
+    // A .npy input of the wrong rank, and one of integers.
+    let ints = dir.path().join("ints.npy");
+    let header = "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 3, 4), }";
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    let padded = format!("{header:<117}\n");
+    bytes.extend((padded.len() as u16).to_le_bytes());
+    bytes.extend(padded.as_bytes());
+    bytes.extend([0u8; 2 * 3 * 4 * 4]);
+    std::fs::write(&ints, bytes).unwrap();
+    for bad in [&npy, &ints] {
+        let out = dir.path().join("out");
+        let args = [bad.to_str().unwrap(), "--layers", "4x3", "--backend", "cpu"];
+        let output = run(
+            &[&args[..], &["--out", out.to_str().unwrap()]].concat(),
+            &[],
+        );
+        let text = common::text(&output);
+        assert_eq!(output.status.code(), Some(2), "{text}");
+        let name = bad.file_name().unwrap().to_str().unwrap();
+        assert!(text.contains(name), "the error should name {name}: {text}");
+        assert!(!out.exists());
+    }
 }
 
 #[test]
