@@ -224,6 +224,8 @@ impl GpuEngine {
     pub fn new(gpu: Arc<Gpu>, shader: ShaderKind) -> Result<Self> {
         let pipeline = shader.compile(&gpu)?;
         let ops = TensorOps::new(&gpu)?;
+        // The next run's setup starts warm.
+        gpu.save_pipeline_cache();
         let between_layers = match std::env::var(BETWEEN_LAYERS_ENV).as_deref() {
             Ok("host") => BetweenLayers::Host,
             Ok("gpu") => BetweenLayers::Gpu,

@@ -94,7 +94,7 @@ impl DirectConv {
                     module: &module,
                     entry_point: Some("conv2d_direct"),
                     compilation_options: Default::default(),
-                    cache: None,
+                    cache: gpu.pipeline_cache(),
                 });
             let layout = pipeline.get_bind_group_layout(0);
             DirectConv { pipeline, layout }

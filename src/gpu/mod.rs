@@ -3,6 +3,7 @@
 //! the register-blocked one), and GPU errors turned into [`Error`]s.
 
 mod buffers;
+pub mod cache;
 mod direct;
 mod fast;
 #[cfg(test)]
@@ -14,6 +15,7 @@ pub use direct::DirectConv;
 pub use fast::FastConv;
 pub use resident::{BandRecording, DeviceTensor, TensorOps};
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
@@ -95,6 +97,35 @@ pub trait ConvPipeline: Send + Sync {
     }
 }
 
+/// The pipeline cache of `device`, filled from its file when that holds a
+/// whole, unchanged cache, with the file's path; none where the device has
+/// no pipeline cache or the backend keys none, or with `CONVMAPS_CACHE_DIR=off`.
+fn open_pipeline_cache(
+    device: &wgpu::Device,
+    info: &wgpu::AdapterInfo,
+) -> (Option<wgpu::PipelineCache>, Option<PathBuf>) {
+    if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
+        return (None, None);
+    }
+    let Some(path) = wgpu::util::pipeline_cache_key(info).and_then(|key| cache::cache_path(&key))
+    else {
+        return (None, None);
+    };
+    let data = cache::read(&path);
+    // SAFETY: `data` is what `PipelineCache::get_data` returned in an
+    // earlier run, as `cache::read` checks (the file's length and CRC-32
+    // are those `cache::write` gave it); wgpu and the driver turn down data
+    // of another adapter or driver, and `fallback` then makes an empty cache.
+    let pipeline_cache = unsafe {
+        device.create_pipeline_cache(&wgpu::PipelineCacheDescriptor {
+            label: Some("convmaps pipeline cache"),
+            data: data.as_deref(),
+            fallback: true,
+        })
+    };
+    (Some(pipeline_cache), Some(path))
+}
+
 /// What a run reports about the adapter it used.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct AdapterSummary {
@@ -119,6 +150,10 @@ pub struct Gpu {
     /// What the adapter says about itself.
     pub info: wgpu::AdapterInfo,
     uncaptured: Arc<Mutex<Option<String>>>,
+    /// The driver's pipeline cache, kept between runs in `cache_file`
+    /// ([`cache`]), where the backend supports one.
+    pipeline_cache: Option<wgpu::PipelineCache>,
+    cache_file: Option<PathBuf>,
 }
 
 impl Gpu {
@@ -158,8 +193,10 @@ impl Gpu {
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("convmaps"),
                 required_limits: adapter.limits(),
-                // GPU timestamps time the compute pass where the adapter can.
-                required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+                // GPU timestamps time the compute pass where the adapter can;
+                // a pipeline cache keeps compiled pipelines between runs.
+                required_features: adapter.features()
+                    & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE),
                 ..Default::default()
             })
             .await
@@ -181,12 +218,37 @@ impl Gpu {
                 slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
             }
         });
+        let (pipeline_cache, cache_file) = open_pipeline_cache(&device, &info);
         Ok(Gpu {
             device,
             queue,
             info,
             uncaptured,
+            pipeline_cache,
+            cache_file,
         })
+    }
+
+    /// The pipeline cache every pipeline is built with, where there is one.
+    pub fn pipeline_cache(&self) -> Option<&wgpu::PipelineCache> {
+        self.pipeline_cache.as_ref()
+    }
+
+    /// The file the pipeline cache is kept in between runs, where there is one.
+    pub fn pipeline_cache_file(&self) -> Option<&std::path::Path> {
+        self.cache_file.as_deref()
+    }
+
+    /// Saves the pipeline cache, with what the pipelines built so far
+    /// added, for the next run; returns whether it was written. Never an
+    /// error: a cache that cannot be written leaves the next run cold.
+    pub fn save_pipeline_cache(&self) -> bool {
+        match (&self.pipeline_cache, &self.cache_file) {
+            (Some(cache), Some(path)) => cache
+                .get_data()
+                .is_some_and(|data| cache::write(path, &data)),
+            _ => false,
+        }
     }
 
     /// The adapter `WGPU_ADAPTER_NAME` names, or the one wgpu prefers

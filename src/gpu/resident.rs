@@ -171,7 +171,7 @@ impl TensorOps {
                             module: &module,
                             entry_point: Some(entry_point),
                             compilation_options: Default::default(),
-                            cache: None,
+                            cache: gpu.pipeline_cache(),
                         });
                 let layout = pipeline.get_bind_group_layout(0);
                 (pipeline, layout)

@@ -458,7 +458,7 @@ fn build_entry_point(
             module,
             entry_point: Some(entry_point),
             compilation_options: Default::default(),
-            cache: None,
+            cache: gpu.pipeline_cache(),
         });
     EntryPoint { pipeline, layout }
 }
