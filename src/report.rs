@@ -56,6 +56,20 @@ pub struct Summary {
     /// With a BatchNorm folded in, the counts before folding: the conv's
     /// own and the BatchNorm's.
     pub before_folding: Option<BeforeFolding>,
+    /// How the maps became pictures: `one-pass`, `recompute` or `spill`,
+    /// and why (none for a stack's layers, which spill).
+    pub maps_mode: Option<MapsModeSummary>,
+}
+
+/// How the maps became pictures, and why that way.
+#[derive(Clone, Debug, Serialize)]
+pub struct MapsModeSummary {
+    /// `one-pass` (pictures written as each band is computed), `recompute`
+    /// (statistics first, then each band computed again for its pictures)
+    /// or `spill` (the f32 maps through the disk).
+    pub mode: &'static str,
+    /// Why this mode.
+    pub why: String,
 }
 
 /// The parameter counts of a conv and the BatchNorm folded into it, before
@@ -308,6 +322,7 @@ impl Summary {
                 Some(BeforeFolding::new(layer, origin.conv_bias, name))
             }),
             weights_file: record.weights_file,
+            maps_mode: None,
         }
     }
 

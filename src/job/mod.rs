@@ -1,9 +1,12 @@
 //! One run of the tool, in stages: photo in, layer resolved, computed band
 //! by band with each map's statistics, pictures, page and summary out.
 
+mod modes;
 mod page;
 mod pictures;
 mod stack;
+
+pub use modes::{MAPS_MODE_ENV, MapsMode};
 
 pub use stack::run_stack;
 
@@ -23,7 +26,7 @@ use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
 use crate::plan::Plan;
 use crate::preprocess::{InputPrep, Layout, Normalization, Prepared};
 use crate::render::colormap::{Colormap, Normalize};
-use crate::report::{RunRecord, Summary};
+use crate::report::{MapsModeSummary, RunRecord, Summary};
 use crate::resolve::{LayerOptions, Resolved, WeightsSource, resolve};
 use crate::stats::MapStats;
 use crate::tensor::Bands;
@@ -158,16 +161,48 @@ pub fn run(
         (Input::Photo(photo), _) => photo,
         (Input::Tensor(tensor), _) => tensor,
     };
-    let computed = compute(engine, input, &resolved, &plan, job, progress)?;
-    let encode_started = Instant::now();
-    let files = write_maps(
-        &job.out_dir,
-        job,
-        &resolved.layer,
-        computed.raw,
-        &computed.stats,
+    let layer = &resolved.layer;
+    let (mode, why) = MapsMode::choose(job, engine, layer, &plan, resolved.output_size)?;
+    let maps_shape = [
+        layer.spec.filters,
+        resolved.output_size.0,
+        resolved.output_size.1,
+    ];
+    let mut streamed = match mode {
+        MapsMode::OnePass => Some(modes::one_pass_pictures(job, maps_shape)?),
+        _ => None,
+    };
+    let keep_raw = job.raw || mode == MapsMode::Spill;
+    let mut computed = compute(
+        engine,
+        input,
+        &resolved,
+        &plan,
+        (job, keep_raw, streamed.as_mut()),
         progress,
     )?;
+    let encode_started = Instant::now();
+    let mut recompute_time = Duration::ZERO;
+    let mut files = match (mode, streamed, &computed.raw) {
+        (MapsMode::OnePass, Some(pictures), _) => pictures.finish(&job.out_dir)?,
+        (MapsMode::Spill, _, Some(raw)) => {
+            pictures::write_pictures(&job.out_dir, raw, &computed.stats, &job.view, progress)?
+        }
+        _ => {
+            let pass = (job, computed.stats.as_slice(), maps_shape);
+            let (files, second) =
+                modes::recompute_pictures(engine, input, layer, &plan, pass, progress)?;
+            recompute_time = modes::engine_time(&second);
+            computed.timings.run.add(second.run);
+            files
+        }
+    };
+    files.extend(write_weights_and_raw(
+        &job.out_dir,
+        job,
+        layer,
+        computed.raw,
+    )?);
     let mut summary = Summary::new(RunRecord {
         input: &job.input,
         input_size: (shape.width, shape.height, resolved.layer.spec.in_channels),
@@ -191,7 +226,12 @@ pub fn run(
     summary.files.push("summary.json".into());
     // summary.json is the last file; its encode and total times include
     // everything but writing itself.
-    summary.finish(encode_started.elapsed(), setup + started.elapsed());
+    summary.maps_mode = Some(MapsModeSummary {
+        mode: mode.name(),
+        why,
+    });
+    let encode = encode_started.elapsed().saturating_sub(recompute_time);
+    summary.finish(encode, setup + started.elapsed());
     summary.write(&job.out_dir.join("summary.json"))?;
     Ok(summary)
 }
@@ -247,27 +287,28 @@ fn photo_prep(job: &Job, channels: u32) -> Result<InputPrep> {
 /// What the compute stage leaves: the raw maps on disk, each map's
 /// statistics, and the times.
 struct Computed {
-    raw: BandedNpy,
+    raw: Option<BandedNpy>,
     stats: Vec<MapStats>,
     timings: PlannedTimings,
 }
 
-/// Computes the layer band by band into the raw maps file (`features.npy`,
-/// or a temporary spill file), keeping each map's statistics.
+/// Computes the layer band by band, keeping each map's statistics, into
+/// the raw maps file (`features.npy`, or a temporary spill file) when
+/// `keep_raw`, and into `pictures` when given.
 fn compute(
     engine: &dyn Engine,
     input: &dyn Bands,
     resolved: &Resolved,
     plan: &Plan,
-    job: &Job,
+    (job, keep_raw, mut pictures): (&Job, bool, Option<&mut pictures::StreamedPictures>),
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
     let (out_height, out_width) = resolved.output_size;
     let filters = resolved.layer.spec.filters;
-    let raw = BandedNpy::create(
-        &job.out_dir.join("features.npy"),
-        [filters, out_height, out_width],
-    )?;
+    let shape = [filters, out_height, out_width];
+    let raw = keep_raw
+        .then(|| BandedNpy::create(&job.out_dir.join("features.npy"), shape))
+        .transpose()?;
     let mut stats = vec![MapStats::default(); filters as usize];
     let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
     let mut done = 0;
@@ -275,9 +316,14 @@ fn compute(
         let first = first as usize;
         stats[first..first + maps.channels as usize]
             .par_iter_mut()
-            .zip(maps.data.par_chunks(maps.plane_len()))
+            .zip(maps.data.par_chunks(maps.plane_len().max(1)))
             .for_each(|(stats, map)| stats.add(map));
-        raw.write_band(first as u32, row, maps)?;
+        if let Some(raw) = &raw {
+            raw.write_band(first as u32, row, maps)?;
+        }
+        if let Some(pictures) = pictures.as_deref_mut() {
+            pictures.write_band(first as u32, row, maps)?;
+        }
         done += 1;
         progress(Step {
             stage: Stage::Compute,
@@ -305,12 +351,24 @@ fn write_maps(
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Vec<String>> {
     let mut files = pictures::write_pictures(out_dir, &raw, stats, &job.view, progress)?;
+    files.extend(write_weights_and_raw(out_dir, job, layer, Some(raw))?);
+    Ok(files)
+}
+
+/// Writes `weights.safetensors`, and keeps `features.npy` when asked for
+/// (else a spill file is deleted); returns the file names.
+fn write_weights_and_raw(
+    out_dir: &Path,
+    job: &Job,
+    layer: &Layer,
+    raw: Option<BandedNpy>,
+) -> Result<Vec<String>> {
     write_bytes_atomic(
         &out_dir.join("weights.safetensors"),
         &weights::to_safetensors(layer)?,
     )?;
-    files.push("weights.safetensors".into());
-    if job.raw {
+    let mut files = vec!["weights.safetensors".to_string()];
+    if let (true, Some(raw)) = (job.raw, raw) {
         raw.commit()?;
         files.push("features.npy".into());
     }

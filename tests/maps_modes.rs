@@ -1,0 +1,140 @@
+//! The ways a run's maps become pictures (one pass with a fixed range;
+//! statistics then a second compute pass; f32 maps through the disk), each
+//! forced with `CONVMAPS_MAPS_MODE`, write the same files byte for byte,
+//! across normalisations and colour maps, in several bands.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+fn run(photo: &Path, out: &Path, mode: &str, extra: &[&str]) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .arg(photo)
+        .args(["-k", "5", "-f", "3", "--backend", "cpu", "-q", "--out"])
+        .arg(out)
+        .args(extra)
+        .env("CONVMAPS_MAPS_MODE", mode)
+        .env("CONVMAPS_BAND_BYTES", "6000")
+        .output()
+        .expect("run convmaps");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{mode} {extra:?}: {}",
+        common::text(&output)
+    );
+    common::read_summary(out)
+}
+
+/// The files whose bytes must not depend on the mode.
+fn picture_files(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| {
+            name.ends_with(".png") || name.ends_with(".safetensors") || name.ends_with(".npy")
+        })
+        .map(|name| {
+            let bytes = std::fs::read(out.join(&name)).unwrap();
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn every_maps_mode_writes_the_same_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(37, 29, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 11 % 256) as u8,
+            ((x * y) % 256) as u8,
+        ])
+    })
+    .save(&photo)
+    .unwrap();
+    let views: [&[&str]; 5] = [
+        &["--normalize", "per-map"],
+        &["--normalize", "global", "--colormap", "viridis"],
+        &["--normalize", "per-map", "--colormap", "rdbu"],
+        &["--normalize", "-0.5,0.5", "--colormap", "magma"],
+        &["--normalize", "0,2", "--raw"],
+    ];
+    for view in views {
+        let fixed = !view.contains(&"per-map") && !view.contains(&"global");
+        let mut modes = vec!["spill", "recompute"];
+        if fixed {
+            modes.push("one-pass");
+        }
+        let mut first: Option<(String, Vec<(String, Vec<u8>)>, serde_json::Value)> = None;
+        for mode in modes {
+            let out = dir.path().join(format!("out-{mode}"));
+            let summary = run(&photo, &out, mode, view);
+            assert_eq!(summary["maps_mode"]["mode"], mode, "{view:?}");
+            assert!(
+                summary["output"]["bands"].as_u64().unwrap() > 1,
+                "several bands"
+            );
+            let files = picture_files(&out);
+            assert!(files.len() >= 6, "{mode} {view:?}: {files:?}");
+            match &first {
+                None => first = Some((mode.to_string(), files, summary["maps"].clone())),
+                Some((first_mode, first_files, maps)) => {
+                    for ((name, bytes), (first_name, first_bytes)) in files.iter().zip(first_files)
+                    {
+                        assert_eq!(name, first_name, "{view:?}");
+                        assert!(
+                            bytes == first_bytes,
+                            "{view:?}: {name} differs between {mode} and {first_mode}"
+                        );
+                    }
+                    assert_eq!(files.len(), first_files.len(), "{view:?}");
+                    assert_eq!(&summary["maps"], maps, "{view:?}: the statistics");
+                }
+            }
+            std::fs::remove_dir_all(&out).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_mode_is_chosen_and_said_in_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(20, 16, |x, y| image::Rgb([x as u8, y as u8, 3]))
+        .save(&photo)
+        .unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .arg(&photo)
+        .args([
+            "-k",
+            "2",
+            "--backend",
+            "cpu",
+            "-q",
+            "--normalize",
+            "-1,1",
+            "--out",
+        ])
+        .arg(&out)
+        .env_remove("CONVMAPS_MAPS_MODE")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    let summary = common::read_summary(&out);
+    assert_eq!(summary["maps_mode"]["mode"], "one-pass");
+    assert!(
+        summary["maps_mode"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("fixed")
+    );
+    // No f32 maps were left behind or spilled next to the pictures.
+    assert!(!out.join("features.npy").exists());
+}
