@@ -27,6 +27,9 @@ fn run(photo: &Path, out: &Path, mode: &str, extra: &[&str]) -> serde_json::Valu
     common::read_summary(out)
 }
 
+/// The first mode's name, files and map statistics, which the others must equal.
+type FirstRun = (String, Vec<(String, Vec<u8>)>, serde_json::Value);
+
 /// The files whose bytes must not depend on the mode.
 fn picture_files(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(out)
@@ -71,7 +74,7 @@ fn every_maps_mode_writes_the_same_files() {
         if fixed {
             modes.push("one-pass");
         }
-        let mut first: Option<(String, Vec<(String, Vec<u8>)>, serde_json::Value)> = None;
+        let mut first: Option<FirstRun> = None;
         for mode in modes {
             let out = dir.path().join(format!("out-{mode}"));
             let summary = run(&photo, &out, mode, view);
