@@ -473,6 +473,7 @@ fn weights_source(cli: &Cli) -> Result<WeightsSource, UsageError> {
             fold_bn: cli.fold_bn.as_ref().map(|name| FoldBatchNorm {
                 name: Some(name.clone()).filter(|n| !n.is_empty()),
                 epsilon: cli.bn_eps,
+                if_present: false,
             }),
         })
     }
@@ -640,6 +641,14 @@ fn stack_job(cli: &Cli) -> anyhow::Result<Option<StackJob>> {
         )
         .into());
     }
+    if cli.fold_bn.as_ref().is_some_and(|name| !name.is_empty()) {
+        return Err(UsageError(
+            "--fold-bn NAME names one BatchNorm; with --layers, --fold-bn (no name) folds the one \
+             after each conv that has one"
+                .into(),
+        )
+        .into());
+    }
     let items = convmaps::stack::spec::parse(spec, model.is_some())?;
     Ok(Some(StackJob {
         spec: spec.clone(),
@@ -648,9 +657,10 @@ fn stack_job(cli: &Cli) -> anyhow::Result<Option<StackJob>> {
             bias: !cli.no_bias,
             init: cli.init,
             seed: cli.seed,
-            fold_bn: cli.fold_bn.as_ref().map(|name| FoldBatchNorm {
-                name: Some(name.clone()).filter(|n| !n.is_empty()),
+            fold_bn: cli.fold_bn.as_ref().map(|_| FoldBatchNorm {
+                name: None,
                 epsilon: cli.bn_eps,
+                if_present: true,
             }),
             model,
             max_pixels: cli.max_pixels,

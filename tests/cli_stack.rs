@@ -333,3 +333,45 @@ fn fold_bn_in_a_stack_folds_each_named_conv_that_has_a_batch_norm() {
     // conv1 had no bias; folding gives it one per filter: 108 + 4.
     assert_eq!(summary["parameters"]["total"], 112 + 74);
 }
+
+#[test]
+fn fold_bn_in_a_stack_never_drops_a_batch_norm_it_cannot_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 12, 12);
+    let model = dir.path().join("model.safetensors");
+    // bn1 has 3 scales for conv1's 4 filters: folding it must fail, loudly.
+    common::write_safetensors(
+        &model,
+        &[
+            ("conv1.weight", vec![4, 3, 3, 3]),
+            ("bn1.weight", vec![3]),
+            ("bn1.bias", vec![4]),
+            ("bn1.running_mean", vec![4]),
+            ("bn1.running_var", vec![4]),
+            ("conv2.weight", vec![2, 4, 1, 1]),
+        ],
+    );
+    let out = dir.path().join("out");
+    let base = [
+        photo.to_str().unwrap(),
+        "--weights",
+        model.to_str().unwrap(),
+        "--layers",
+        "conv1,relu,conv2",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = run(&[&base[..], &["--fold-bn"]].concat(), &[]);
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("bn1") && text.contains("item 1"), "{text}");
+    assert!(!out.exists());
+    // A named BatchNorm would go into every conv: refused with --layers.
+    let output = run(&[&base[..], &["--fold-bn", "bn1"]].concat(), &[]);
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("--fold-bn NAME"), "{text}");
+}

@@ -154,6 +154,7 @@ fn a_folded_conv_equals_the_conv_followed_by_its_batch_norm() {
         let fold = FoldBatchNorm {
             name: Some("bn1".into()),
             epsilon: 1e-5,
+            if_present: false,
         };
         let loaded = load_conv(&path, None, Some(&fold)).unwrap();
         let folded = Layer::new(
@@ -330,6 +331,7 @@ fn folding_an_onnx_batch_norm_equals_the_conv_then_the_graphs_batch_norm() {
     let fold = FoldBatchNorm {
         name: None,
         epsilon: 1e-5, // the graph's own (1e-3) must win
+        if_present: false,
     };
     let (input, resolved) = resolve_onnx("a", Some(fold));
     let conv = convmaps::npy::read_f32_3d(&onnx_fixture("a_conv1.npy")).unwrap();
@@ -413,6 +415,7 @@ fn a_folded_pytorch_conv_equals_pytorchs_conv_then_batch_norm() {
             fold_bn: Some(FoldBatchNorm {
                 name: Some("bn1".into()),
                 epsilon: 1e-5,
+                if_present: false,
             }),
         };
         let shape = convmaps::resolve::InputShape {
@@ -460,6 +463,7 @@ fn a_bare_fold_bn_on_a_state_dict_takes_the_batch_norm_its_names_suggest() {
     let fold = FoldBatchNorm {
         name: None,
         epsilon: 1e-5,
+        if_present: false,
     };
     let loaded = load_conv(&path, None, Some(&fold)).unwrap();
     assert_eq!(loaded.origin.batch_norm.as_deref(), Some("bn1"));

@@ -234,11 +234,6 @@ impl Gpu {
         self.pipeline_cache.as_ref()
     }
 
-    /// The file the pipeline cache is kept in between runs, where there is one.
-    pub fn pipeline_cache_file(&self) -> Option<&std::path::Path> {
-        self.cache_file.as_deref()
-    }
-
     /// Saves the pipeline cache, with what the pipelines built so far
     /// added, for the next run; returns whether it was written. Never an
     /// error: a cache that cannot be written leaves the next run cold.

@@ -456,20 +456,20 @@ impl<'g> BandRecording<'g> {
     /// Records ReLU over `tensor`, in place.
     pub fn relu(&mut self, tensor: &DeviceTensor) -> Result<()> {
         let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
-        gpu.scoped("upload", || ops.relu(gpu, encoder, tensor))?
+        gpu.scoped("compute", || ops.relu(gpu, encoder, tensor))?
     }
 
     /// Records max pooling of `input` `[C, H, W]`: a new `[C, OH, OW]`.
     pub fn max_pool(&mut self, input: &DeviceTensor, pool: &PoolSpec) -> Result<DeviceTensor> {
         let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
-        gpu.scoped("upload", || ops.max_pool(gpu, encoder, input, pool))?
+        gpu.scoped("compute", || ops.max_pool(gpu, encoder, input, pool))?
     }
 
     /// Records the copy of rows `rows` of every channel of `input` into a
     /// new tensor `[C, rows, W]` (one buffer copy per channel).
     pub fn crop_rows(&mut self, input: &DeviceTensor, rows: Range<u32>) -> Result<DeviceTensor> {
         let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
-        gpu.scoped("upload", || ops.crop_rows(gpu, encoder, input, rows))?
+        gpu.scoped("compute", || ops.crop_rows(gpu, encoder, input, rows))?
     }
 
     /// Asks for `tensor`, as the steps recorded so far leave it, to be read

@@ -18,6 +18,9 @@ pub struct FoldBatchNorm {
     /// ε for a BatchNorm whose file does not state it (state dicts); 1e-5
     /// is PyTorch's default.
     pub epsilon: f32,
+    /// With no name: a conv that no BatchNorm follows is loaded as it is
+    /// (each conv of a stack), instead of being an error.
+    pub if_present: bool,
 }
 
 /// Where a layer's numbers came from, for the summary and the page.
@@ -86,8 +89,19 @@ pub fn load_conv(
         },
     };
     if let Some(fold) = fold {
-        let bn = batch_norm_for(model.as_ref(), &conv, fold)?;
-        fold_into(model.as_mut(), &mut loaded, &bn, fold.epsilon)?;
+        match batch_norm_for(model.as_ref(), &conv, fold)? {
+            Some(bn) => fold_into(model.as_mut(), &mut loaded, &bn, fold.epsilon)?,
+            None if fold.if_present => {}
+            None => {
+                return Err(Error::weights(
+                    path,
+                    format!(
+                        "no BatchNorm follows conv {:?} in the file; name the one to fold with --fold-bn NAME",
+                        conv.name
+                    ),
+                ));
+            }
+        }
     }
     crate::weights::check_finite(&loaded.weight, &conv.weight)
         .and_then(|()| crate::weights::check_finite(loaded.bias.as_deref().unwrap_or(&[]), "bias"))
@@ -135,20 +149,14 @@ fn batch_norm_for(
     model: &dyn ModelFile,
     conv: &ConvRef,
     fold: &FoldBatchNorm,
-) -> Result<BatchNormRef> {
+) -> Result<Option<BatchNormRef>> {
     match (&fold.name, &conv.batch_norm) {
-        (Some(name), Some(bn)) if bn.name == *name => Ok(bn.clone()),
-        (Some(name), _) => super::state_dict_batch_norm(model, name),
-        (None, Some(bn)) => Ok(bn.clone()),
+        (Some(name), Some(bn)) if bn.name == *name => Ok(Some(bn.clone())),
+        (Some(name), _) => super::state_dict_batch_norm(model, name).map(Some),
+        (None, Some(bn)) => Ok(Some(bn.clone())),
         (None, None) => match super::table::batch_norm_by_name(&conv.name, &model.tensor_names()) {
-            Some(name) => super::state_dict_batch_norm(model, &name),
-            None => Err(Error::weights(
-                model.path(),
-                format!(
-                    "no BatchNorm follows conv {:?} in the file; name the one to fold with --fold-bn NAME",
-                    conv.name
-                ),
-            )),
+            Some(name) => super::state_dict_batch_norm(model, &name).map(Some),
+            None => Ok(None),
         },
     }
 }

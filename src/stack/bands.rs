@@ -256,6 +256,20 @@ pub fn run_planned(
     plan: &StackPlan,
     mut sink: impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<Vec<PlannedTimings>> {
+    let run = run_bands(engine, image, stack, plan, &mut sink);
+    // The engine's memory is freed whether the run ended well or not.
+    engine.release();
+    run
+}
+
+/// [`run_planned`]'s loop over the bands.
+fn run_bands(
+    engine: &dyn Engine,
+    image: &(impl Bands + ?Sized),
+    stack: &Stack,
+    plan: &StackPlan,
+    sink: &mut impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
+) -> Result<Vec<PlannedTimings>> {
     let channels = stack.steps.first().map_or(0, |s| s.input[0]);
     let mut timings = vec![PlannedTimings::default(); stack.groups.len()];
     for band in &plan.bands {
@@ -283,7 +297,6 @@ pub fn run_planned(
             timings[group].run.add(run);
         }
     }
-    engine.release();
     Ok(timings)
 }
 

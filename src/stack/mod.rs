@@ -90,7 +90,8 @@ pub struct StackOptions {
     pub seed: u64,
     /// The model whose convs named items are (`--weights`).
     pub model: Option<PathBuf>,
-    /// Fold the BatchNorm after each named conv that has one (`--fold-bn`).
+    /// Fold the BatchNorm after each named conv that has one (`--fold-bn`;
+    /// its `if_present` lets a conv without one run as it is).
     pub fold_bn: Option<FoldBatchNorm>,
     /// Largest map, in pixels, any step may make (`--max-pixels`).
     pub max_pixels: u64,
@@ -105,7 +106,13 @@ impl Stack {
         let mut groups: Vec<Group> = Vec::new();
         let mut shape = [input.channels, input.height, input.width];
         for (index, item) in items.iter().enumerate() {
-            let at = |e: Error| Error::InvalidLayer(format!("{}: {e}", item.describe(index)));
+            let at = |e: Error| {
+                let message = match e {
+                    Error::InvalidLayer(message) => message,
+                    other => other.to_string(),
+                };
+                Error::InvalidLayer(format!("{}: {message}", item.describe(index)))
+            };
             match &item.item {
                 Item::Conv(conv) => {
                     let source = conv_source(conv, groups.len(), options);
@@ -233,39 +240,19 @@ fn conv_source(conv: &ConvItem, index: usize, options: &StackOptions) -> Weights
     }
 }
 
-/// Resolves one conv over `input` with parameters from `source`; with
-/// `--fold-bn` and no BatchNorm named, a conv that has none runs as it is.
+/// Resolves one conv over `input` with parameters from `source`.
 fn resolve_conv(
     conv: &ConvItem,
     input: InputShape,
     source: &WeightsSource,
     options: &StackOptions,
 ) -> Result<Resolved> {
-    let layer_options = conv_options(conv, options);
-    let resolve_with =
-        |source: &WeightsSource| resolve(&layer_options, input, source, options.max_pixels);
-    match (resolve_with(source), without_fold(source)) {
-        (Ok(resolved), _) => Ok(resolved),
-        (Err(error), Some(plain)) => resolve_with(&plain).map_err(|_| error),
-        (Err(error), None) => Err(error),
-    }
-}
-
-/// `source` without its BatchNorm, when it folds the one a model says
-/// follows the conv (no name given): a conv without one runs as it is.
-fn without_fold(source: &WeightsSource) -> Option<WeightsSource> {
-    match source {
-        WeightsSource::Model {
-            path,
-            layer_name,
-            fold_bn: Some(FoldBatchNorm { name: None, .. }),
-        } => Some(WeightsSource::Model {
-            path: path.clone(),
-            layer_name: layer_name.clone(),
-            fold_bn: None,
-        }),
-        _ => None,
-    }
+    resolve(
+        &conv_options(conv, options),
+        input,
+        source,
+        options.max_pixels,
+    )
 }
 
 /// The layer options of a conv item; a named conv's shape and geometry

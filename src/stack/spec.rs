@@ -135,8 +135,9 @@ fn parse_pool(rest: &str) -> std::result::Result<PoolSpec, String> {
     let mut parts = rest.split('/');
     let size = number(parts.next().unwrap_or(""), "the pooling window")?;
     let mut pool = PoolSpec::square(size);
-    for option in parts {
+    for (index, option) in parts.enumerate() {
         match option.strip_prefix('s') {
+            Some(_) if index > 0 => return Err("/s is given twice".into()),
             Some(stride) => pool.stride = number(stride, "the pooling stride")?,
             None => {
                 return Err(format!(
@@ -169,14 +170,21 @@ fn parse_conv(text: &str) -> std::result::Result<CliConv, String> {
         dilation: 1,
         groups: 1,
     };
+    let mut given = Vec::new();
     for option in parts {
-        let (key, value) = option.split_at(option.len().min(1));
+        let mut chars = option.chars();
+        let key = chars.next();
+        let value = chars.as_str();
+        if let Some(key) = key.filter(|key| given.contains(key)) {
+            return Err(format!("/{key} is given twice"));
+        }
+        given.extend(key);
         match key {
-            "s" => conv.stride = number(value, "the stride")?,
-            "d" => conv.dilation = number(value, "the dilation")?,
-            "g" => conv.groups = number(value, "the groups")?,
-            "p" if value == "same" => conv.padding = PaddingMode::Same,
-            "p" => {
+            Some('s') => conv.stride = number(value, "the stride")?,
+            Some('d') => conv.dilation = number(value, "the dilation")?,
+            Some('g') => conv.groups = number(value, "the groups")?,
+            Some('p') if value == "same" => conv.padding = PaddingMode::Same,
+            Some('p') => {
                 let pixels: u32 = value.parse().map_err(|_| {
                     format!("`/p{value}`: the padding is a number of pixels or `same`")
                 })?;
@@ -245,6 +253,11 @@ mod tests {
             ("32x5,,relu", "item 2 ``"),
             ("maxpool2,32x5", "item 1 `maxpool2`"),
             ("relu,32x5", "item 1 `relu`"),
+            ("4x1/é", "item 1 `4x1/é`"),
+            ("4x1/ß2", "item 1 `4x1/ß2`"),
+            ("4x1/p1/p2", "item 1 `4x1/p1/p2`"),
+            ("4x1,maxpool2/s1/s2", "item 2 `maxpool2/s1/s2`"),
+            ("é", "item 1 `é`"),
         ] {
             let error = parse(spec, false).unwrap_err().to_string();
             assert!(error.contains(named_item), "{spec}: {error}");
