@@ -152,37 +152,98 @@ pub fn run(
     )?;
 
     create_output_dir(&job.out_dir)?;
-    let prepared;
-    let input: &dyn Bands = match (&decoded, &prep) {
+    let drawn = with_bands(&decoded, prep.as_ref(), |input| {
+        draw_maps(engine, input, (&resolved, &plan), job, progress)
+    })?;
+    let page_started = Instant::now();
+    let mut summary = Summary::new(RunRecord {
+        input: &job.input,
+        input_size: (shape.width, shape.height, resolved.layer.spec.in_channels),
+        preprocessing: prep,
+        orientation,
+        layer: &resolved.layer,
+        weights_source: job.weights.describe(),
+        pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
+        output_size: resolved.output_size,
+        maps: drawn.stats.iter().map(MapStats::summary).collect(),
+        engine: engine.info(),
+        timings: drawn.timings,
+        decode: header + decode,
+        weights: weights_time,
+        setup,
+        files: drawn.files,
+        weights_file: resolved.origin.clone(),
+    });
+    let page_files = write_page(job, &decoded, &resolved.layer, &summary)?;
+    summary.files.extend(page_files);
+    summary.files.push("summary.json".into());
+    // summary.json is the last file; its encode and total times include
+    // everything but writing itself.
+    summary.maps_mode = Some(MapsModeSummary {
+        mode: drawn.mode.name(),
+        why: drawn.why,
+    });
+    summary.finish(
+        drawn.encode + page_started.elapsed(),
+        setup + started.elapsed(),
+    );
+    summary.write(&job.out_dir.join("summary.json"))?;
+    Ok(summary)
+}
+
+/// Hands `work` the layer's input: a photo as `prep` reads it (plain RGB
+/// straight from its samples), or a tensor as it is.
+fn with_bands<T>(
+    decoded: &Input,
+    prep: Option<&InputPrep>,
+    work: impl FnOnce(&dyn Bands) -> Result<T>,
+) -> Result<T> {
+    match (decoded, prep) {
         (Input::Photo(photo), Some(prep)) if !prep.is_plain_rgb() => {
-            prepared = Prepared { photo, prep };
-            &prepared
+            work(&Prepared { photo, prep })
         }
-        (Input::Photo(photo), _) => photo,
-        (Input::Tensor(tensor), _) => tensor,
-    };
+        (Input::Photo(photo), _) => work(photo),
+        (Input::Tensor(tensor), _) => work(tensor),
+    }
+}
+
+/// What computing and drawing the maps leaves.
+struct Drawn {
+    /// Each map's statistics.
+    stats: Vec<MapStats>,
+    /// The engine's and the store's times, both passes.
+    timings: PlannedTimings,
+    /// The files written.
+    files: Vec<String>,
+    /// How the maps became pictures, and why.
+    mode: MapsMode,
+    why: String,
+    /// Writing the pictures and weights, a second pass's engine time aside.
+    encode: Duration,
+}
+
+/// Computes the layer and writes its pictures, weights and raw maps, in
+/// the mode [`MapsMode::choose`] picks.
+fn draw_maps(
+    engine: &dyn Engine,
+    input: &dyn Bands,
+    (resolved, plan): (&Resolved, &Plan),
+    job: &Job,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Drawn> {
     let layer = &resolved.layer;
-    let (mode, why) = MapsMode::choose(job, engine, layer, &plan, resolved.output_size)?;
-    let maps_shape = [
-        layer.spec.filters,
-        resolved.output_size.0,
-        resolved.output_size.1,
-    ];
+    let (mode, why) = MapsMode::choose(job, engine, layer, plan, resolved.output_size)?;
+    let (out_height, out_width) = resolved.output_size;
+    let maps_shape = [layer.spec.filters, out_height, out_width];
     let mut streamed = match mode {
         MapsMode::OnePass => Some(modes::one_pass_pictures(job, maps_shape)?),
         _ => None,
     };
     let keep_raw = job.raw || mode == MapsMode::Spill;
-    let mut computed = compute(
-        engine,
-        input,
-        &resolved,
-        &plan,
-        (job, keep_raw, streamed.as_mut()),
-        progress,
-    )?;
+    let sinks = (job, keep_raw, streamed.as_mut());
+    let mut computed = compute(engine, input, resolved, plan, sinks, progress)?;
     let encode_started = Instant::now();
-    let mut recompute_time = Duration::ZERO;
+    let mut second_pass = Duration::ZERO;
     let mut files = match (mode, streamed, &computed.raw) {
         (MapsMode::OnePass, Some(pictures), _) => pictures.finish(&job.out_dir)?,
         (MapsMode::Spill, _, Some(raw)) => {
@@ -191,8 +252,8 @@ pub fn run(
         _ => {
             let pass = (job, computed.stats.as_slice(), maps_shape);
             let (files, second) =
-                modes::recompute_pictures(engine, input, layer, &plan, pass, progress)?;
-            recompute_time = modes::engine_time(&second);
+                modes::recompute_pictures(engine, input, layer, plan, pass, progress)?;
+            second_pass = modes::engine_time(&second);
             computed.timings.run.add(second.run);
             files
         }
@@ -203,37 +264,14 @@ pub fn run(
         layer,
         computed.raw,
     )?);
-    let mut summary = Summary::new(RunRecord {
-        input: &job.input,
-        input_size: (shape.width, shape.height, resolved.layer.spec.in_channels),
-        preprocessing: prep,
-        orientation,
-        layer: &resolved.layer,
-        weights_source: job.weights.describe(),
-        pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
-        output_size: resolved.output_size,
-        maps: computed.stats.iter().map(MapStats::summary).collect(),
-        engine: engine.info(),
+    Ok(Drawn {
+        stats: computed.stats,
         timings: computed.timings,
-        decode: header + decode,
-        weights: weights_time,
-        setup,
         files,
-        weights_file: resolved.origin.clone(),
-    });
-    let page_files = write_page(job, &decoded, &resolved.layer, &summary)?;
-    summary.files.extend(page_files);
-    summary.files.push("summary.json".into());
-    // summary.json is the last file; its encode and total times include
-    // everything but writing itself.
-    summary.maps_mode = Some(MapsModeSummary {
-        mode: mode.name(),
+        mode,
         why,
-    });
-    let encode = encode_started.elapsed().saturating_sub(recompute_time);
-    summary.finish(encode, setup + started.elapsed());
-    summary.write(&job.out_dir.join("summary.json"))?;
-    Ok(summary)
+        encode: encode_started.elapsed().saturating_sub(second_pass),
+    })
 }
 
 /// Writes the page and its pictures, with the input's preview.

@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use super::{Job, Stage, Step, input_prep, timed, write_maps};
+use super::{Job, Stage, Step, input_prep, timed, with_bands, write_maps};
 use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
-use crate::input::{Input, InputFile};
+use crate::input::InputFile;
 use crate::npy::BandedNpy;
 use crate::output::{create_output_dir, write_bytes_atomic};
-use crate::preprocess::Prepared;
 use crate::render;
 use crate::render::filters::filters_picture;
 use crate::report::{MapSummary, RunRecord, Summary};
@@ -47,16 +46,9 @@ pub fn run_stack(
     let plan = StackPlan::new(&stack, engine.band_budget())?;
 
     create_output_dir(&job.out_dir)?;
-    let prepared;
-    let input: &dyn Bands = match (&decoded, &prep) {
-        (Input::Photo(photo), Some(prep)) if !prep.is_plain_rgb() => {
-            prepared = Prepared { photo, prep };
-            &prepared
-        }
-        (Input::Photo(photo), _) => photo,
-        (Input::Tensor(tensor), _) => tensor,
-    };
-    let (raws, stats, group_timings) = compute(engine, input, &stack, &plan, job, progress)?;
+    let (raws, stats, group_timings) = with_bands(&decoded, prep.as_ref(), |input| {
+        compute(engine, input, &stack, &plan, job, progress)
+    })?;
     let mut timings = PlannedTimings::default();
     for group in &group_timings {
         timings.run.add(group.run);

@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::layer::{Activation, Layer, ParameterCount};
 use crate::model::load::{FoldBatchNorm, WeightsOrigin};
 use crate::pool::PoolSpec;
-use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
+use crate::resolve::{InputShape, LayerOptions, WeightsSource, resolve};
 use crate::tensor::Tensor3;
 
 /// What one step of a stack does.
@@ -115,34 +115,18 @@ impl Stack {
             };
             match &item.item {
                 Item::Conv(conv) => {
-                    let source = conv_source(conv, groups.len(), options);
                     let layer_input = InputShape {
                         channels: shape[0],
                         photo: input.photo && steps.is_empty(),
                         height: shape[1],
                         width: shape[2],
                     };
-                    let resolved = resolve_conv(conv, layer_input, &source, options).map_err(at)?;
-                    let layer = resolved.layer;
-                    let input = [layer.spec.in_channels, shape[1], shape[2]];
-                    let (height, width) = resolved.output_size;
-                    shape = [layer.spec.filters, height, width];
-                    groups.push(Group {
-                        name: match conv {
-                            ConvItem::Named(name) => name.clone(),
-                            ConvItem::Cli(_) => format!("conv{}", groups.len() + 1),
-                        },
-                        folder: String::new(),
-                        items: Vec::new(),
-                        steps: steps.len()..steps.len(),
-                        weights_source: source.describe(),
-                        origin: resolved.origin,
-                    });
-                    steps.push(Step {
-                        op: Op::Conv(layer),
-                        input,
-                        output: shape,
-                    });
+                    let counts = (groups.len(), steps.len());
+                    let (group, step) =
+                        conv_step(conv, layer_input, counts, options).map_err(at)?;
+                    shape = step.output;
+                    groups.push(group);
+                    steps.push(step);
                 }
                 Item::Relu => match steps.last_mut() {
                     Some(Step {
@@ -240,19 +224,40 @@ fn conv_source(conv: &ConvItem, index: usize, options: &StackOptions) -> Weights
     }
 }
 
-/// Resolves one conv over `input` with parameters from `source`.
-fn resolve_conv(
+/// Resolves conv number `convs` (from 0) over `input` into its group,
+/// whose first step it is, and that step (number `steps`).
+fn conv_step(
     conv: &ConvItem,
     input: InputShape,
-    source: &WeightsSource,
+    (convs, steps): (usize, usize),
     options: &StackOptions,
-) -> Result<Resolved> {
-    resolve(
+) -> Result<(Group, Step)> {
+    let source = conv_source(conv, convs, options);
+    let resolved = resolve(
         &conv_options(conv, options),
         input,
-        source,
+        &source,
         options.max_pixels,
-    )
+    )?;
+    let layer = resolved.layer;
+    let (height, width) = resolved.output_size;
+    let group = Group {
+        name: match conv {
+            ConvItem::Named(name) => name.clone(),
+            ConvItem::Cli(_) => format!("conv{}", convs + 1),
+        },
+        folder: String::new(),
+        items: Vec::new(),
+        steps: steps..steps,
+        weights_source: source.describe(),
+        origin: resolved.origin,
+    };
+    let step = Step {
+        input: [layer.spec.in_channels, input.height, input.width],
+        output: [layer.spec.filters, height, width],
+        op: Op::Conv(layer),
+    };
+    Ok((group, step))
 }
 
 /// The layer options of a conv item; a named conv's shape and geometry
