@@ -15,24 +15,36 @@ use crate::tensor::Tensor3;
 pub fn conv2d_direct(input: &Tensor3, layer: &Layer) -> Result<Tensor3> {
     let spec = &layer.spec;
     let (out_height, out_width) = layer.output_size_for(input)?;
-    let mut output = Tensor3::zeros(spec.filters, out_height, out_width);
+    Ok(each_value(
+        [spec.filters, out_height, out_width],
+        |filter, out_x, out_y| conv2d_direct_pixel(input, layer, out_x, out_y, filter),
+    ))
+}
+
+/// A `[planes, height, width]` tensor whose value `[p, y, x]` is
+/// `value(p, x, y)`, as a shader's grid of invocations computes it: planes
+/// in parallel, each row by row.
+fn each_value(
+    [planes, height, width]: [u32; 3],
+    value: impl Fn(u32, u32, u32) -> f32 + Sync,
+) -> Tensor3 {
+    let mut output = Tensor3::zeros(planes, height, width);
     let plane_len = output.plane_len();
     if plane_len == 0 {
-        return Ok(output);
+        return output;
     }
     output
         .data
         .par_chunks_mut(plane_len)
         .enumerate()
-        .for_each(|(filter, map)| {
-            for out_y in 0..out_height {
-                for out_x in 0..out_width {
-                    map[(out_y * out_width + out_x) as usize] =
-                        conv2d_direct_pixel(input, layer, out_x, out_y, filter as u32);
+        .for_each(|(plane, values)| {
+            for y in 0..height {
+                for x in 0..width {
+                    values[(y * width + x) as usize] = value(plane as u32, x, y);
                 }
             }
         });
-    Ok(output)
+    output
 }
 
 /// One output value, `output[filter_index, out_y, out_x]`: the body of the
@@ -95,24 +107,10 @@ pub fn conv2d_direct_pixel(
 /// the window read row by row from its top-left corner.
 pub fn max_pool(input: &Tensor3, pool: &PoolSpec) -> Result<Tensor3> {
     let (out_height, out_width) = pool.output_size(input.height, input.width)?;
-    let mut output = Tensor3::zeros(input.channels, out_height, out_width);
-    let plane_len = output.plane_len();
-    if plane_len == 0 {
-        return Ok(output);
-    }
-    output
-        .data
-        .par_chunks_mut(plane_len)
-        .enumerate()
-        .for_each(|(channel, map)| {
-            for out_y in 0..out_height {
-                for out_x in 0..out_width {
-                    map[(out_y * out_width + out_x) as usize] =
-                        max_pool_pixel(input, pool, out_x, out_y, channel as u32);
-                }
-            }
-        });
-    Ok(output)
+    Ok(each_value(
+        [input.channels, out_height, out_width],
+        |channel, out_x, out_y| max_pool_pixel(input, pool, out_x, out_y, channel),
+    ))
 }
 
 /// One pooled value, `output[channel, out_y, out_x]`: the largest input

@@ -417,13 +417,19 @@ impl Layer {
     /// Output size `(OH, OW)` of this layer over `input` `[C, H, W]`, checking
     /// that the input has the layer's C channels and is large enough.
     pub fn output_size_for(&self, input: &crate::tensor::Tensor3) -> Result<(u32, u32)> {
-        if input.channels != self.spec.in_channels {
+        self.output_size_of([input.channels, input.height, input.width])
+    }
+
+    /// [`Layer::output_size_for`] an input of shape `[C, H, W]`, wherever
+    /// it lies (host or GPU memory).
+    pub fn output_size_of(&self, [channels, height, width]: [u32; 3]) -> Result<(u32, u32)> {
+        if channels != self.spec.in_channels {
             return Err(Error::Mismatch(format!(
-                "the input has {} channels, the layer expects {}",
-                input.channels, self.spec.in_channels
+                "the input has {channels} channels, the layer expects {}",
+                self.spec.in_channels
             )));
         }
-        self.spec.output_size(input.height, input.width)
+        self.spec.output_size(height, width)
     }
 
     /// Parameter count, from the lengths of the buffers themselves.

@@ -1,7 +1,10 @@
 //! Statistics of each feature map (min, max, mean), gathered band by band
 //! as the maps are computed.
 
+use rayon::prelude::*;
+
 use crate::report::MapSummary;
+use crate::tensor::TensorView;
 
 /// Running statistics of one map.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +56,15 @@ impl MapStats {
         self.max = hi.into_iter().fold(f32::NEG_INFINITY, f32::max);
         self.sum += sum.iter().sum::<f64>();
         self.count += values.len() as u64;
+    }
+
+    /// Takes in a band of maps `[n, rows, OW]` into `stats`, one per map, in
+    /// parallel.
+    pub fn add_band(stats: &mut [MapStats], maps: TensorView<'_>) {
+        stats
+            .par_iter_mut()
+            .zip(maps.data.par_chunks(maps.plane_len().max(1)))
+            .for_each(|(stats, map)| stats.add(map));
     }
 
     /// Min, max and mean of the values seen.

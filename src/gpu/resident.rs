@@ -93,13 +93,7 @@ impl DeviceTensor {
     /// [`Layer::output_size_for`] gives it for a host tensor: fails with
     /// [`Error::Mismatch`] when the channels are not the layer's.
     pub fn output_size_for(&self, layer: &Layer) -> Result<(u32, u32)> {
-        if self.channels != layer.spec.in_channels {
-            return Err(Error::Mismatch(format!(
-                "the input has {} channels, the layer expects {}",
-                self.channels, layer.spec.in_channels
-            )));
-        }
-        layer.spec.output_size(self.height, self.width)
+        layer.output_size_of(self.shape())
     }
 }
 

@@ -15,8 +15,6 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
 use crate::engine::{Engine, PlannedTimings, convolve_planned};
 use crate::error::{Error, Result};
 use crate::input::{Input, InputFile};
@@ -50,6 +48,36 @@ pub struct Step {
     pub done: u64,
     /// Units in all.
     pub total: u64,
+}
+
+/// Counts finished units of one stage and reports each to `progress`.
+struct Counter<'a> {
+    stage: Stage,
+    done: u64,
+    total: u64,
+    progress: &'a (dyn Fn(Step) + Sync),
+}
+
+impl<'a> Counter<'a> {
+    /// A count from zero of `total` units of `stage`.
+    fn new(stage: Stage, total: u64, progress: &'a (dyn Fn(Step) + Sync)) -> Self {
+        Counter {
+            stage,
+            done: 0,
+            total,
+            progress,
+        }
+    }
+
+    /// One more unit done.
+    fn tick(&mut self) {
+        self.done += 1;
+        (self.progress)(Step {
+            stage: self.stage,
+            done: self.done,
+            total: self.total,
+        });
+    }
 }
 
 /// How the maps are drawn.
@@ -349,25 +377,17 @@ fn compute(
         .transpose()?;
     let mut stats = vec![MapStats::default(); filters as usize];
     let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
-    let mut done = 0;
+    let mut counter = Counter::new(Stage::Compute, total, progress);
     let timings = convolve_planned(engine, input, &resolved.layer, plan, |first, row, maps| {
         let first = first as usize;
-        stats[first..first + maps.channels as usize]
-            .par_iter_mut()
-            .zip(maps.data.par_chunks(maps.plane_len().max(1)))
-            .for_each(|(stats, map)| stats.add(map));
+        MapStats::add_band(&mut stats[first..first + maps.channels as usize], maps);
         if let Some(raw) = &raw {
             raw.write_band(first as u32, row, maps)?;
         }
         if let Some(pictures) = pictures.as_deref_mut() {
             pictures.write_band(first as u32, row, maps)?;
         }
-        done += 1;
-        progress(Step {
-            stage: Stage::Compute,
-            done,
-            total,
-        });
+        counter.tick();
         Ok(())
     })?;
     Ok(Computed {

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::pictures::{StreamedPictures, map_ranges};
-use super::{Job, Step};
+use super::{Counter, Job, Stage, Step};
 use crate::engine::{Engine, PlannedTimings, convolve_planned};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
@@ -145,15 +145,10 @@ pub(super) fn recompute_pictures(
     let ranges = map_ranges(stats, &job.view);
     let mut pictures = StreamedPictures::create(&job.out_dir, shape, &ranges, &job.view)?;
     let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
-    let mut done = 0;
+    let mut counter = Counter::new(Stage::Encode, total, progress);
     let timings = convolve_planned(engine, input, layer, plan, |first, row, maps| {
         pictures.write_band(first, row, maps)?;
-        done += 1;
-        progress(Step {
-            stage: super::Stage::Encode,
-            done,
-            total,
-        });
+        counter.tick();
         Ok(())
     })?;
     Ok((pictures.finish(&job.out_dir)?, timings))

@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
-
-use super::{Job, Stage, Step, input_prep, timed, with_bands, write_maps};
+use super::{Counter, Job, Stage, Step, input_prep, timed, with_bands, write_maps};
 use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
@@ -131,19 +129,11 @@ fn compute(
         stats.push(vec![MapStats::default(); shape[0] as usize]);
     }
     let total = (plan.band_count() * stack.groups.len()) as u64;
-    let mut done = 0;
+    let mut counter = Counter::new(Stage::Compute, total, progress);
     let timings = run_planned(engine, input, stack, plan, |group, row, maps| {
-        stats[group]
-            .par_iter_mut()
-            .zip(maps.data.par_chunks(maps.plane_len().max(1)))
-            .for_each(|(stats, map)| stats.add(map));
+        MapStats::add_band(&mut stats[group], maps);
         raws[group].write_band(0, row, maps)?;
-        done += 1;
-        progress(Step {
-            stage: Stage::Compute,
-            done,
-            total,
-        });
+        counter.tick();
         Ok(())
     })?;
     Ok((raws, stats, timings))
