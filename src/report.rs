@@ -181,7 +181,7 @@ pub struct OutputSummary {
 }
 
 /// The range of one map's raw values (before normalisation).
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
 pub struct MapSummary {
     /// Smallest value.
     pub min: f32,

@@ -67,6 +67,38 @@ impl MapStats {
             .for_each(|(stats, map)| stats.add(map));
     }
 
+    /// Takes in another part of the same map (a band's statistics into the
+    /// whole map's): the same as having added its values here.
+    pub fn merge(&mut self, other: &MapStats) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
+    /// Statistics of `values`, one map or a band of it.
+    pub fn of(values: &[f32]) -> MapStats {
+        let mut stats = MapStats::default();
+        stats.add(values);
+        stats
+    }
+
+    /// A map's statistics from its chunks' [`Partial`]s, which hold `count`
+    /// values in all: min and max exact, the sum of the chunks' f32 sums
+    /// taken in f64.
+    pub fn from_partials(partials: &[Partial], count: u64) -> MapStats {
+        let mut stats = MapStats {
+            count,
+            ..MapStats::default()
+        };
+        for partial in partials {
+            stats.min = stats.min.min(partial.min);
+            stats.max = stats.max.max(partial.max);
+            stats.sum += partial.sum as f64;
+        }
+        stats
+    }
+
     /// Min, max and mean of the values seen.
     pub fn summary(&self) -> MapSummary {
         MapSummary {
@@ -78,5 +110,99 @@ impl MapStats {
                 (self.sum / self.count as f64) as f32
             },
         }
+    }
+}
+
+/// Invocations of a `map_stats` workgroup (`shaders/map_pictures.wgsl`).
+const WORKGROUP: usize = 256;
+/// Values each invocation reads.
+const ITEMS: usize = 16;
+/// Values of a map per workgroup: one [`Partial`] each.
+pub const CHUNK: usize = WORKGROUP * ITEMS;
+
+/// One chunk's statistics as the shader's `map_stats` reduces them, in
+/// f32, as it writes them (the fourth word unused).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Partial {
+    /// Smallest value of the chunk.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Sum of its values, in f32.
+    pub sum: f32,
+    _unused: f32,
+}
+
+/// The CPU twin of the shader's `map_stats` over one map: a [`Partial`]
+/// per chunk of [`CHUNK`] values, each with the shader's lanes and its
+/// additions in the same order (lane i takes values i, i + 256, …; the
+/// 256 lanes are then halved 8 times).
+pub fn gpu_partials(map: &[f32]) -> Vec<Partial> {
+    map.chunks(CHUNK)
+        .map(|chunk| {
+            let mut low = [f32::INFINITY; WORKGROUP];
+            let mut high = [f32::NEG_INFINITY; WORKGROUP];
+            let mut total = [0.0f32; WORKGROUP];
+            for lane in 0..WORKGROUP {
+                for item in 0..ITEMS {
+                    if let Some(&v) = chunk.get(item * WORKGROUP + lane) {
+                        low[lane] = low[lane].min(v);
+                        high[lane] = high[lane].max(v);
+                        total[lane] += v;
+                    }
+                }
+            }
+            let mut half = WORKGROUP / 2;
+            while half > 0 {
+                for lane in 0..half {
+                    low[lane] = low[lane].min(low[lane + half]);
+                    high[lane] = high[lane].max(high[lane + half]);
+                    total[lane] += total[lane + half];
+                }
+                half /= 2;
+            }
+            Partial {
+                min: low[0],
+                max: high[0],
+                sum: total[0],
+                _unused: 0.0,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partials_give_the_same_min_max_and_nearly_the_same_mean() {
+        let map: Vec<f32> = (0..10_000)
+            .map(|i| ((i * 37 % 1001) as f32 - 500.0) / 7.0)
+            .collect();
+        let cpu = MapStats::of(&map).summary();
+        let partials = gpu_partials(&map);
+        assert_eq!(partials.len(), 3);
+        let gpu = MapStats::from_partials(&partials, map.len() as u64).summary();
+        assert_eq!((gpu.min, gpu.max), (cpu.min, cpu.max));
+        assert!(
+            (gpu.mean - cpu.mean).abs() <= 1e-6 * cpu.max.abs(),
+            "{gpu:?} {cpu:?}"
+        );
+    }
+
+    #[test]
+    fn merged_bands_equal_one_pass_over_the_map() {
+        let map: Vec<f32> = (0..1000).map(|i| (i as f32).sin()).collect();
+        let mut merged = MapStats::default();
+        for band in map.chunks(333) {
+            merged.merge(&MapStats::of(band));
+        }
+        let mut whole = MapStats::default();
+        for band in map.chunks(333) {
+            whole.add(band);
+        }
+        assert_eq!(merged.summary(), whole.summary());
     }
 }

@@ -1,17 +1,26 @@
-//! The ways a run's maps become pictures (one pass with a fixed range;
-//! statistics then a second compute pass; f32 maps through the disk), each
-//! forced with `CONVMAPS_MAPS_MODE`, write the same files byte for byte,
-//! across normalisations and colour maps, in several bands.
+//! The ways a run's maps become pictures (one pass with a fixed range; the
+//! maps kept in the engine's memory; statistics then a second compute pass;
+//! f32 maps through the disk), each forced with `CONVMAPS_MAPS_MODE`, write
+//! the same files byte for byte, across normalisations and colour maps, in
+//! several bands, on the CPU and on the GPU. (On the GPU, spill colours the
+//! maps on the CPU and the other modes in a shader: the same bytes where
+//! the GPU rounds as IEEE says, as lavapipe does; `gpu_pictures.rs` holds
+//! any GPU to the rounding rule pixel by pixel.)
 
 mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-fn run(photo: &Path, out: &Path, mode: &str, extra: &[&str]) -> serde_json::Value {
+fn run(
+    photo: &Path,
+    out: &Path,
+    (backend, mode): (&str, &str),
+    extra: &[&str],
+) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
         .arg(photo)
-        .args(["-k", "5", "-f", "3", "--backend", "cpu", "-q", "--out"])
+        .args(["-k", "5", "-f", "3", "--backend", backend, "-q", "--out"])
         .arg(out)
         .args(extra)
         .env("CONVMAPS_MAPS_MODE", mode)
@@ -49,7 +58,18 @@ fn picture_files(out: &Path) -> Vec<(String, Vec<u8>)> {
 }
 
 #[test]
-fn every_maps_mode_writes_the_same_files() {
+fn every_maps_mode_writes_the_same_files_on_the_cpu() {
+    every_maps_mode_writes_the_same_files("cpu");
+}
+
+#[test]
+fn every_maps_mode_writes_the_same_files_on_the_gpu() {
+    if common::gpu().is_some() {
+        every_maps_mode_writes_the_same_files("gpu");
+    }
+}
+
+fn every_maps_mode_writes_the_same_files(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("photo.png");
     image::RgbImage::from_fn(37, 29, |x, y| {
@@ -70,14 +90,14 @@ fn every_maps_mode_writes_the_same_files() {
     ];
     for view in views {
         let fixed = !view.contains(&"per-map") && !view.contains(&"global");
-        let mut modes = vec!["spill", "recompute"];
+        let mut modes = vec!["spill", "keep", "recompute"];
         if fixed {
             modes.push("one-pass");
         }
         let mut first: Option<FirstRun> = None;
         for mode in modes {
             let out = dir.path().join(format!("out-{mode}"));
-            let summary = run(&photo, &out, mode, view);
+            let summary = run(&photo, &out, (backend, mode), view);
             assert_eq!(summary["maps_mode"]["mode"], mode, "{view:?}");
             assert!(
                 summary["output"]["bands"].as_u64().unwrap() > 1,
@@ -93,7 +113,7 @@ fn every_maps_mode_writes_the_same_files() {
                         assert_eq!(name, first_name, "{view:?}");
                         assert!(
                             bytes == first_bytes,
-                            "{view:?}: {name} differs between {mode} and {first_mode}"
+                            "{backend}, {view:?}: {name} differs between {mode} and {first_mode}"
                         );
                     }
                     assert_eq!(files.len(), first_files.len(), "{view:?}");
@@ -140,4 +160,34 @@ fn the_mode_is_chosen_and_said_in_the_summary() {
     );
     // No f32 maps were left behind or spilled next to the pictures.
     assert!(!out.join("features.npy").exists());
+}
+
+#[test]
+fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 9]))
+        .save(&photo)
+        .unwrap();
+    for (budget, mode) in [("100000000", "keep"), ("1000", "spill")] {
+        let out = dir.path().join(format!("out-{mode}"));
+        let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+            .arg(&photo)
+            .args(["-k", "3", "--backend", "cpu", "-q", "--out"])
+            .arg(&out)
+            .env_remove("CONVMAPS_MAPS_MODE")
+            .env("CONVMAPS_KEEP_BYTES", budget)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        let summary = common::read_summary(&out);
+        assert_eq!(summary["maps_mode"]["mode"], mode, "budget {budget}");
+        let leftovers: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("features") || name.starts_with('.'))
+            .collect();
+        assert!(leftovers.is_empty(), "{mode}: {leftovers:?}");
+    }
 }

@@ -182,6 +182,46 @@ impl InFlight {
         gpu: &Gpu,
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
     ) -> Result<(T, RunTimings, Instant)> {
+        let [filters, height, width] = self.shape;
+        self.read_bytes_until(gpu, |bytes| {
+            // Mapped ranges are aligned far beyond an f32's 4 bytes; an
+            // unaligned one would still be read correctly, through a copy.
+            let copied;
+            let data: &[f32] = match bytemuck::try_cast_slice(bytes) {
+                Ok(data) => data,
+                Err(_) => {
+                    copied = bytemuck::pod_collect_to_vec::<u8, f32>(bytes);
+                    &copied
+                }
+            };
+            let len = filters as usize * height as usize * width as usize;
+            read(TensorView::new(
+                filters,
+                height,
+                width,
+                &data[..len.min(data.len())],
+            ))
+        })
+    }
+
+    /// Waits for the run, then hands `read` the bytes read back (pixels,
+    /// partial statistics) where they lie in mapped memory. Returns what
+    /// `read` returns and the run's timings.
+    pub fn read_bytes<T>(
+        self,
+        gpu: &Gpu,
+        read: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<(T, RunTimings)> {
+        self.read_bytes_until(gpu, read)
+            .map(|(value, timings, _)| (value, timings))
+    }
+
+    /// [`InFlight::read_bytes`], also returning when the wait for the GPU ended.
+    fn read_bytes_until<T>(
+        self,
+        gpu: &Gpu,
+        read: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<(T, RunTimings, Instant)> {
         let started = Instant::now();
         gpu.device
             .poll(wgpu::PollType::Wait {
@@ -203,24 +243,11 @@ impl InFlight {
             })?),
             None => None,
         };
-        let [filters, height, width] = self.shape;
         let mut spent_in_read = Duration::ZERO;
         let started = Instant::now();
         let value = self.output.read("readback", |bytes| {
-            // Mapped ranges are aligned far beyond an f32's 4 bytes; an
-            // unaligned one would still be read correctly, through a copy.
-            let copied;
-            let data: &[f32] = match bytemuck::try_cast_slice(bytes) {
-                Ok(data) => data,
-                Err(_) => {
-                    copied = bytemuck::pod_collect_to_vec::<u8, f32>(bytes);
-                    &copied
-                }
-            };
-            let len = filters as usize * height as usize * width as usize;
-            let view = TensorView::new(filters, height, width, &data[..len.min(data.len())]);
             let started = Instant::now();
-            let value = read(view);
+            let value = read(bytes);
             spent_in_read = started.elapsed();
             value
         })??;
@@ -252,54 +279,32 @@ impl InFlight {
     }
 }
 
-/// Records one compute pass with `record`, then the copy of the first
-/// `shape` f32s of `output` into `staging`, submits both without waiting,
-/// and asks for the mapping. `upload_started` is when the caller began
-/// preparing the run, for its upload time.
+/// Records a run with `record` (its compute pass timed by the timestamp
+/// writes it is handed, where the device has them), then the copy of the
+/// first `shape` f32s of `output` into `staging`, submits both without
+/// waiting, and asks for the mapping. `upload_started` is when the caller
+/// began preparing the run, for its upload time.
 pub(crate) fn submit_run(
     gpu: &Gpu,
-    label: &str,
     (output, staging): (wgpu::Buffer, wgpu::Buffer),
     shape: [u32; 3],
     upload_started: Instant,
-    record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    record: impl FnOnce(
+        &mut wgpu::CommandEncoder,
+        Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()>,
 ) -> Result<InFlight> {
-    let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4;
+    let mut encoder = gpu.device.create_command_encoder(&Default::default());
     let timer = PassTimer::new(gpu);
-    let (submission, upload, submitted, submit) = gpu.scoped("compute", || {
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(label),
-                timestamp_writes: timer.as_ref().map(PassTimer::writes),
-            });
-            record(&mut pass);
-        }
-        if let Some(timer) = &timer {
-            timer.resolve(&mut encoder);
-        }
+    gpu.scoped("compute", || {
+        record(&mut encoder, timer.as_ref().map(PassTimer::writes))
+    })??;
+    let bytes = shape.iter().map(|&n| n as u64).product::<u64>() * 4;
+    if bytes > 0 {
         encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
-        let commands = encoder.finish();
-        let upload = upload_started.elapsed();
-        // Some GPUs (lavapipe) run the work inside submit: it is compute.
-        let submitted = Instant::now();
-        let submission = gpu.queue.submit([commands]);
-        (submission, upload, submitted, submitted.elapsed())
-    })?;
-    Ok(InFlight {
-        submission,
-        output: Mapping::start(staging, bytes),
-        shape,
-        timestamps: timer.map(|timer| {
-            (
-                Mapping::start(timer.staging, 16),
-                gpu.queue.get_timestamp_period(),
-            )
-        }),
-        upload,
-        submitted,
-        submit,
-    })
+    }
+    let mut runs = submit_readbacks(gpu, encoder, vec![(staging, shape)], upload_started, timer)?;
+    Ok(runs.remove(0))
 }
 
 /// Records, at the end of `encoder`'s work, the copy of the first `shape`
@@ -325,13 +330,18 @@ pub(crate) fn record_readback(
 
 /// Submits `encoder`'s work without waiting and asks for each readback's
 /// mapping: one [`InFlight`] per readback, in order, all of one
-/// submission. The first carries the upload and submit times.
+/// submission. The first carries the upload and submit times, and the
+/// timestamps of `timer`'s pass when given.
 pub(crate) fn submit_readbacks(
     gpu: &Gpu,
-    encoder: wgpu::CommandEncoder,
+    mut encoder: wgpu::CommandEncoder,
     readbacks: Vec<(wgpu::Buffer, [u32; 3])>,
     upload_started: Instant,
+    timer: Option<PassTimer>,
 ) -> Result<Vec<InFlight>> {
+    if let Some(timer) = &timer {
+        timer.resolve(&mut encoder);
+    }
     let (submission, upload, submitted, submit) = gpu.scoped("compute", || {
         let commands = encoder.finish();
         let upload = upload_started.elapsed();
@@ -339,6 +349,12 @@ pub(crate) fn submit_readbacks(
         let submission = gpu.queue.submit([commands]);
         (submission, upload, submitted, submitted.elapsed())
     })?;
+    let mut timestamps = timer.map(|timer| {
+        (
+            Mapping::start(timer.staging, 16),
+            gpu.queue.get_timestamp_period(),
+        )
+    });
     Ok(readbacks
         .into_iter()
         .enumerate()
@@ -349,7 +365,7 @@ pub(crate) fn submit_readbacks(
                 submission: submission.clone(),
                 output: Mapping::start(staging, bytes.max(4)),
                 shape,
-                timestamps: None,
+                timestamps: timestamps.take(),
                 upload: if first { upload } else { Duration::ZERO },
                 submitted,
                 submit: if first { submit } else { Duration::ZERO },
@@ -360,7 +376,7 @@ pub(crate) fn submit_readbacks(
 
 /// GPU timestamps at the beginning and end of one compute pass, on devices
 /// with timestamp queries.
-struct PassTimer {
+pub(crate) struct PassTimer {
     query_set: wgpu::QuerySet,
     resolved: wgpu::Buffer,
     staging: wgpu::Buffer,
@@ -368,7 +384,7 @@ struct PassTimer {
 
 impl PassTimer {
     /// A timer, or `None` when the device cannot write timestamps.
-    fn new(gpu: &Gpu) -> Option<Self> {
+    pub(crate) fn new(gpu: &Gpu) -> Option<Self> {
         if !gpu.has_timestamps() {
             return None;
         }
@@ -398,7 +414,7 @@ impl PassTimer {
     }
 
     /// The pass descriptor's timestamp writes.
-    fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
+    pub(crate) fn writes(&self) -> wgpu::ComputePassTimestampWrites<'_> {
         wgpu::ComputePassTimestampWrites {
             query_set: &self.query_set,
             beginning_of_pass_write_index: Some(0),

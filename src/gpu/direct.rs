@@ -1,12 +1,7 @@
 //! The direct pipeline: `shaders/conv2d_direct.wgsl`, one invocation per
 //! output pixel per filter.
 
-use std::time::Instant;
-
-use super::buffers::{
-    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, storage_buffer,
-    submit_run,
-};
+use super::buffers::{buffer_init, check_buffers, check_workgroups, entry, storage_buffer};
 use super::{ConvPipeline, DeviceTensor, Gpu, TensorOps};
 use crate::error::Result;
 use crate::layer::Layer;
@@ -160,13 +155,15 @@ impl DirectConv {
 }
 
 impl ConvPipeline for DirectConv {
-    fn submit(
+    fn record_from_host(
         &self,
         gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
         input: &Tensor3,
         layer: &Layer,
-        slot: &mut OutputSlot,
-    ) -> Result<InFlight> {
+        output: &wgpu::Buffer,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
         let output_bytes = spec.output_bytes(out_height, out_width);
@@ -174,18 +171,17 @@ impl ConvPipeline for DirectConv {
         check_limits(gpu, input_bytes, layer, output_bytes, out_height, out_width)?;
 
         // Upload: image, weights, bias and the geometry.
-        let started = Instant::now();
         let params = Params::new(layer, (input.height, input.width), (out_height, out_width));
-        let buffers = slot.buffers(gpu, output_bytes)?;
         let input_buffer = gpu.scoped("upload", || {
             storage_buffer(gpu, "input [C,H,W]", &input.data)
         })?;
-        let bind_group = self.bind(gpu, &input_buffer, layer, &params, &buffers.0)?;
-
-        let shape = [spec.filters, out_height, out_width];
-        submit_run(gpu, "conv2d_direct", buffers, shape, started, |pass| {
-            self.record_pass(pass, &bind_group, &params);
-        })
+        let bind_group = self.bind(gpu, &input_buffer, layer, &params, output)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_direct"),
+            timestamp_writes: timestamps,
+        });
+        self.record_pass(&mut pass, &bind_group, &params);
+        Ok(())
     }
 
     fn record(

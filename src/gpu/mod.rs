@@ -2,10 +2,11 @@
 //! to the pipelines ([`DirectConv`], the teaching shader, and [`FastConv`],
 //! the register-blocked one), and GPU errors turned into [`Error`]s.
 
-mod buffers;
+pub(crate) mod buffers;
 pub mod cache;
 mod direct;
 mod fast;
+pub mod pictures;
 #[cfg(test)]
 mod reflect;
 pub mod resident;
@@ -13,6 +14,7 @@ pub mod resident;
 pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
 pub use fast::FastConv;
+pub use pictures::MapPictures;
 pub use resident::{BandRecording, DeviceTensor, TensorOps};
 
 use std::path::PathBuf;
@@ -58,22 +60,49 @@ impl ShaderKind {
 /// What every compiled pipeline does: submit a run of a layer, or run it to
 /// the end.
 pub trait ConvPipeline: Send + Sync {
+    /// Records the layer over `input` `[C, H, W]` from host memory into
+    /// `encoder`: the input and the layer uploaded as this pipeline lays
+    /// them out, and its dispatches in one compute pass (timed by
+    /// `timestamps` where given), writing the maps `[K, OH, OW]` into
+    /// `output` (at least that large).
+    ///
+    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
+    /// the device's limits, and with [`Error::Mismatch`] when the input
+    /// does not fit the layer.
+    fn record_from_host(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        input: &Tensor3,
+        layer: &Layer,
+        output: &wgpu::Buffer,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()>;
+
     /// Uploads `input` `[C, H, W]` and the layer and submits the run with
     /// its output in `slot`, without waiting for the GPU; [`InFlight::read`]
     /// waits and hands over the maps `[K, OH, OW]`. Submitting the next
     /// band before reading this one lets a GPU that runs in the background
     /// compute while the host stores.
     ///
-    /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
-    /// the device's limits, with [`Error::Mismatch`] when the input does not
-    /// fit the layer, and with [`Error::Gpu`] when the GPU reports an error.
+    /// Fails as [`ConvPipeline::record_from_host`] does, and with
+    /// [`Error::Gpu`] when the GPU reports an error.
     fn submit(
         &self,
         gpu: &Gpu,
         input: &Tensor3,
         layer: &Layer,
         slot: &mut OutputSlot,
-    ) -> Result<InFlight>;
+    ) -> Result<InFlight> {
+        let started = std::time::Instant::now();
+        let (out_height, out_width) = layer.output_size_for(input)?;
+        let shape = [layer.spec.filters, out_height, out_width];
+        let buffers = slot.buffers(gpu, layer.spec.output_bytes(out_height, out_width))?;
+        let output = buffers.0.clone();
+        buffers::submit_run(gpu, buffers, shape, started, |encoder, timestamps| {
+            self.record_from_host(gpu, encoder, input, layer, &output, timestamps)
+        })
+    }
 
     /// Records the layer over `input` `[C, H, W]`, already in GPU memory,
     /// into `encoder`, writing the maps `[K, OH, OW]` into `output` (at

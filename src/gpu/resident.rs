@@ -481,7 +481,7 @@ impl<'g> BandRecording<'g> {
     /// the band's upload and submit times; none has GPU timestamps.
     pub fn submit(self) -> Result<Vec<InFlight>> {
         self.gpu.check("upload")?;
-        submit_readbacks(self.gpu, self.encoder, self.readbacks, self.started)
+        submit_readbacks(self.gpu, self.encoder, self.readbacks, self.started, None)
     }
 }
 

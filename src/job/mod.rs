@@ -15,7 +15,7 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, PlannedTimings, convolve_planned};
+use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::input::{Input, InputFile};
 use crate::layer::Layer;
@@ -260,41 +260,54 @@ fn draw_maps(
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Drawn> {
     let layer = &resolved.layer;
-    let (mode, why) = MapsMode::choose(job, engine, layer, plan, resolved.output_size)?;
+    let (mode, why) = MapsMode::choose(job, engine, layer, resolved.output_size)?;
     let (out_height, out_width) = resolved.output_size;
     let maps_shape = [layer.spec.filters, out_height, out_width];
-    let mut streamed = match mode {
-        MapsMode::OnePass => Some(modes::one_pass_pictures(job, maps_shape)?),
-        _ => None,
+    let (mut streamed, fixed) = match mode {
+        MapsMode::OnePass => {
+            let (pictures, ranges) = modes::one_pass_pictures(job, maps_shape)?;
+            (Some(pictures), Some(ranges))
+        }
+        _ => (None, None),
     };
-    let keep_raw = job.raw || mode == MapsMode::Spill;
-    let sinks = (job, keep_raw, streamed.as_mut());
-    let mut computed = compute(engine, input, resolved, plan, sinks, progress)?;
+    let raw = (job.raw || mode == MapsMode::Spill)
+        .then(|| BandedNpy::create(&job.out_dir.join("features.npy"), maps_shape))
+        .transpose()?;
+    let pass = modes::FirstPass {
+        mode,
+        fixed: fixed.as_deref(),
+        raw_sink: raw.as_ref(),
+        pictures: streamed.as_mut(),
+    };
+    let first = modes::first_pass(engine, input, (layer, plan, job), pass, progress)?;
+    let (stats, mut timings) = (first.stats, first.timings);
     let encode_started = Instant::now();
-    let mut second_pass = Duration::ZERO;
-    let mut files = match (mode, streamed, &computed.raw) {
-        (MapsMode::OnePass, Some(pictures), _) => pictures.finish(&job.out_dir)?,
+    let second_pass = (job, stats.as_slice(), maps_shape);
+    let (mut files, second) = match (mode, streamed, &raw) {
+        (MapsMode::OnePass, Some(pictures), _) => (pictures.finish(&job.out_dir)?, None),
         (MapsMode::Spill, _, Some(raw)) => {
-            pictures::write_pictures(&job.out_dir, raw, &computed.stats, &job.view, progress)?
+            let files = pictures::write_pictures(&job.out_dir, raw, &stats, &job.view, progress)?;
+            (files, None)
+        }
+        (MapsMode::Keep, _, _) => {
+            let (files, second) =
+                modes::draw_kept_pictures(engine, first.kept, second_pass, progress)?;
+            (files, Some(second))
         }
         _ => {
-            let pass = (job, computed.stats.as_slice(), maps_shape);
             let (files, second) =
-                modes::recompute_pictures(engine, input, layer, plan, pass, progress)?;
-            second_pass = modes::engine_time(&second);
-            computed.timings.run.add(second.run);
-            files
+                modes::recompute_pictures(engine, input, layer, plan, second_pass, progress)?;
+            (files, Some(second))
         }
     };
-    files.extend(write_weights_and_raw(
-        &job.out_dir,
-        job,
-        layer,
-        computed.raw,
-    )?);
+    let second_pass = second.map_or(Duration::ZERO, |second| {
+        timings.run.add(second.run);
+        modes::engine_time(&second)
+    });
+    files.extend(write_weights_and_raw(&job.out_dir, job, layer, raw)?);
     Ok(Drawn {
-        stats: computed.stats,
-        timings: computed.timings,
+        stats,
+        timings,
         files,
         mode,
         why,
@@ -348,53 +361,6 @@ fn photo_prep(job: &Job, channels: u32) -> Result<InputPrep> {
     };
     prep.validate()?;
     Ok(prep)
-}
-
-/// What the compute stage leaves: the raw maps on disk, each map's
-/// statistics, and the times.
-struct Computed {
-    raw: Option<BandedNpy>,
-    stats: Vec<MapStats>,
-    timings: PlannedTimings,
-}
-
-/// Computes the layer band by band, keeping each map's statistics, into
-/// the raw maps file (`features.npy`, or a temporary spill file) when
-/// `keep_raw`, and into `pictures` when given.
-fn compute(
-    engine: &dyn Engine,
-    input: &dyn Bands,
-    resolved: &Resolved,
-    plan: &Plan,
-    (job, keep_raw, mut pictures): (&Job, bool, Option<&mut pictures::StreamedPictures>),
-    progress: &(dyn Fn(Step) + Sync),
-) -> Result<Computed> {
-    let (out_height, out_width) = resolved.output_size;
-    let filters = resolved.layer.spec.filters;
-    let shape = [filters, out_height, out_width];
-    let raw = keep_raw
-        .then(|| BandedNpy::create(&job.out_dir.join("features.npy"), shape))
-        .transpose()?;
-    let mut stats = vec![MapStats::default(); filters as usize];
-    let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
-    let mut counter = Counter::new(Stage::Compute, total, progress);
-    let timings = convolve_planned(engine, input, &resolved.layer, plan, |first, row, maps| {
-        let first = first as usize;
-        MapStats::add_band(&mut stats[first..first + maps.channels as usize], maps);
-        if let Some(raw) = &raw {
-            raw.write_band(first as u32, row, maps)?;
-        }
-        if let Some(pictures) = pictures.as_deref_mut() {
-            pictures.write_band(first as u32, row, maps)?;
-        }
-        counter.tick();
-        Ok(())
-    })?;
-    Ok(Computed {
-        raw,
-        stats,
-        timings,
-    })
 }
 
 /// Writes the feature PNGs, the grid and `weights.safetensors`, and keeps

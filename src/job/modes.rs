@@ -1,24 +1,30 @@
-//! How a layer's maps become pictures, chosen per run:
+//! How a layer's maps become pictures, chosen per run. Every band hands
+//! back each map's statistics (made on the GPU on a GPU); then:
 //!
 //! * one pass: a fixed `--normalize LO,HI` needs no statistics, so each
-//!   band's pictures are written as the band is computed;
-//! * recompute: a first pass gathers each map's statistics, a second
-//!   computes each band again and writes its pictures, so that no f32 maps
-//!   go through the disk (a GPU computes faster than a disk stores);
+//!   band's pixels are made (on the GPU) and written as the band is
+//!   computed;
+//! * keep: the f32 maps stay in the engine's memory (GPU memory on a GPU)
+//!   until every band's statistics are in, then each band's pixels are made
+//!   there and written;
+//! * recompute: a first pass gathers the statistics, a second computes each
+//!   band again and makes its pixels: no f32 maps cross back at all;
 //! * spill: the f32 maps are written to disk (`features.npy`, or a
-//!   temporary file) and read back map by map for the pictures.
+//!   temporary file) and coloured on the CPU map by map.
 //!
-//! All three write the same files.
+//! All four write the same files (pictures to the rounding rule of
+//! `render::quantise`, the same bytes on a GPU that rounds as IEEE says).
 
 use std::time::Duration;
 
 use super::pictures::{StreamedPictures, map_ranges};
 use super::{Counter, Job, Stage, Step};
-use crate::engine::{Engine, PlannedTimings, convolve_planned};
+use crate::engine::{Engine, KeptMaps, PlannedTimings, SubmittedMaps, Wants, for_each_piece};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::plan::Plan;
 use crate::render::colormap::Normalize;
+use crate::render::quantise::Quantise;
 use crate::stats::MapStats;
 use crate::tensor::Bands;
 
@@ -27,6 +33,9 @@ use crate::tensor::Bands;
 pub enum MapsMode {
     /// Pictures written band by band in the one compute pass.
     OnePass,
+    /// The f32 maps kept in the engine's memory until the statistics are
+    /// known, then drawn there.
+    Keep,
     /// Statistics first, then each band computed again for its pictures.
     Recompute,
     /// The f32 maps through the disk.
@@ -34,8 +43,12 @@ pub enum MapsMode {
 }
 
 /// Environment variable that forces a mode: `one-pass` (with a fixed
-/// `--normalize` only), `recompute` or `spill` (tests use it).
+/// `--normalize` only), `keep`, `recompute` or `spill` (tests use it).
 pub const MAPS_MODE_ENV: &str = "CONVMAPS_MAPS_MODE";
+
+/// Environment variable that sets the most bytes of f32 maps kept on the
+/// engine ([`Engine::keep_budget`] unless set).
+pub const KEEP_BYTES_ENV: &str = "CONVMAPS_KEEP_BYTES";
 
 /// The most bytes of f32 maps a software GPU (lavapipe) spills rather than
 /// computing them twice. Measured on two cores: a 12 MP photo's 32 maps
@@ -49,29 +62,30 @@ impl MapsMode {
     pub fn name(self) -> &'static str {
         match self {
             MapsMode::OnePass => "one-pass",
+            MapsMode::Keep => "keep",
             MapsMode::Recompute => "recompute",
             MapsMode::Spill => "spill",
         }
     }
 
-    /// The mode for `job`'s layer over `plan` on `engine`, and why.
+    /// The mode for `job`'s layer on `engine`, and why.
     pub(super) fn choose(
         job: &Job,
         engine: &dyn Engine,
         layer: &Layer,
-        plan: &Plan,
         output_size: (u32, u32),
     ) -> Result<(MapsMode, String)> {
         let fixed = matches!(job.view.normalize, Normalize::Fixed { .. });
         if let Ok(forced) = std::env::var(MAPS_MODE_ENV) {
             let mode = match forced.as_str() {
                 "one-pass" if fixed => MapsMode::OnePass,
+                "keep" => MapsMode::Keep,
                 "recompute" => MapsMode::Recompute,
                 "spill" => MapsMode::Spill,
                 other => {
                     return Err(Error::InvalidLayer(format!(
                         "{MAPS_MODE_ENV}={other}: the modes are one-pass (with --normalize LO,HI), \
-                         recompute and spill"
+                         keep, recompute and spill"
                     )));
                 }
             };
@@ -79,6 +93,7 @@ impl MapsMode {
         }
         let bytes = layer.spec.output_bytes(output_size.0, output_size.1);
         let megabytes = bytes as f64 / 1048576.0;
+        let keep_budget = keep_budget(engine)?;
         Ok(if fixed {
             (
                 MapsMode::OnePass,
@@ -89,15 +104,18 @@ impl MapsMode {
                 MapsMode::Spill,
                 "--raw writes the f32 maps anyway; the pictures are read from them".into(),
             )
+        } else if bytes <= keep_budget {
+            (
+                MapsMode::Keep,
+                format!(
+                    "the maps ({megabytes:.0} MB of f32) fit in the {:.0} MB kept in the engine's memory",
+                    keep_budget as f64 / 1048576.0
+                ),
+            )
         } else if engine.info().backend == "cpu" {
             (
                 MapsMode::Spill,
                 "on the CPU, computing the maps twice costs more than storing them".into(),
-            )
-        } else if plan.bands.len() * plan.filter_chunks.len() == 1 {
-            (
-                MapsMode::Spill,
-                format!("the maps ({megabytes:.0} MB of f32) fit in one band"),
             )
         } else if engine
             .info()
@@ -124,15 +142,128 @@ impl MapsMode {
     }
 }
 
+/// The most bytes of f32 maps kept on `engine`: `CONVMAPS_KEEP_BYTES` when
+/// set, else [`Engine::keep_budget`].
+fn keep_budget(engine: &dyn Engine) -> Result<u64> {
+    match std::env::var(KEEP_BYTES_ENV) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::InvalidLayer(format!(
+                "{KEEP_BYTES_ENV}={text}: expected a number of bytes"
+            ))
+        }),
+        Err(_) => Ok(engine.keep_budget()),
+    }
+}
+
+/// The first pass over every band, in any mode: each map's statistics,
+/// and, as the mode needs, the f32 maps handed to `raw_sink`, the pixels
+/// over `fixed` ranges written into `pictures`, or the maps kept.
+pub(super) struct FirstPass<'a> {
+    /// The mode.
+    pub mode: MapsMode,
+    /// Each map's fixed range (one pass).
+    pub fixed: Option<&'a [(f32, f32)]>,
+    /// Where the f32 maps go (the raw file), when they come back.
+    pub raw_sink: Option<&'a crate::npy::BandedNpy>,
+    /// The pictures, written band by band (one pass).
+    pub pictures: Option<&'a mut StreamedPictures>,
+}
+
+/// What the first pass leaves.
+pub(super) struct FirstPassOut {
+    /// Each map's statistics.
+    pub stats: Vec<MapStats>,
+    /// The kept bands: first map, first row, the maps.
+    pub kept: Vec<(u32, u32, KeptMaps)>,
+    /// The engine's and the store's times.
+    pub timings: PlannedTimings,
+}
+
+/// Runs the first pass of `layer` over `input`.
+pub(super) fn first_pass(
+    engine: &dyn Engine,
+    input: &dyn Bands,
+    (layer, plan, job): (&Layer, &Plan, &Job),
+    mut pass: FirstPass<'_>,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<FirstPassOut> {
+    let filters = layer.spec.filters as usize;
+    let mut out = FirstPassOut {
+        stats: vec![MapStats::default(); filters],
+        kept: Vec::new(),
+        timings: PlannedTimings::default(),
+    };
+    let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
+    let mut counter = Counter::new(Stage::Compute, total, progress);
+    let keep = pass.mode == MapsMode::Keep;
+    let wants_maps = pass.raw_sink.is_some();
+    for_each_piece(
+        engine,
+        input,
+        layer,
+        plan,
+        |band, chunk, first| {
+            let quantise = pass
+                .fixed
+                .map(|ranges| band_quantise(job, ranges, first, chunk));
+            let wants = Wants {
+                maps: wants_maps,
+                pixels: quantise.as_ref(),
+                keep,
+            };
+            engine.submit_maps(band, chunk, wants)
+        },
+        |first, row, piece: SubmittedMaps| {
+            let mut store = Duration::ZERO;
+            let ((), run, kept) = piece.read(|band| {
+                let started = std::time::Instant::now();
+                let at = first as usize;
+                for (total, part) in out.stats[at..].iter_mut().zip(&band.stats) {
+                    total.merge(part);
+                }
+                if let (Some(raw), Some(maps)) = (pass.raw_sink, band.maps) {
+                    raw.write_band(first, row, maps)?;
+                }
+                if let (Some(pictures), Some(pixels)) = (pass.pictures.as_deref_mut(), &band.pixels)
+                {
+                    pictures.write_pixels(first, row, pixels)?;
+                }
+                store = started.elapsed();
+                Ok(())
+            })?;
+            out.timings.store += store;
+            out.timings.run.add(run);
+            out.kept.extend(kept.map(|kept| (first, row, kept)));
+            counter.tick();
+            Ok(())
+        },
+    )?;
+    Ok(out)
+}
+
+/// How the maps `first..` of `chunk` are coloured, over `ranges` (one per
+/// map of the layer).
+fn band_quantise(job: &Job, ranges: &[(f32, f32)], first: u32, chunk: &Layer) -> Quantise {
+    let first = first as usize;
+    Quantise {
+        colormap: job.view.colormap,
+        ranges: ranges[first..first + chunk.spec.filters as usize].to_vec(),
+    }
+}
+
 /// Starts the pictures of a one-pass run: every map coloured over the
-/// fixed range.
-pub(super) fn one_pass_pictures(job: &Job, shape: [u32; 3]) -> Result<StreamedPictures> {
+/// fixed range. Returns them with the ranges.
+pub(super) fn one_pass_pictures(
+    job: &Job,
+    shape: [u32; 3],
+) -> Result<(StreamedPictures, Vec<(f32, f32)>)> {
     let ranges = map_ranges(&vec![MapStats::default(); shape[0] as usize], &job.view);
-    StreamedPictures::create(&job.out_dir, shape, &ranges, &job.view)
+    let pictures = StreamedPictures::create(&job.out_dir, shape, &ranges, &job.view)?;
+    Ok((pictures, ranges))
 }
 
 /// The second pass of a recompute run: each band computed again and its
-/// pictures written, coloured over the ranges of the first pass's
+/// pixels made and written, coloured over the ranges of the first pass's
 /// `stats`. Returns the file names and the pass's times.
 pub(super) fn recompute_pictures(
     engine: &dyn Engine,
@@ -146,16 +277,87 @@ pub(super) fn recompute_pictures(
     let mut pictures = StreamedPictures::create(&job.out_dir, shape, &ranges, &job.view)?;
     let total = (plan.bands.len() * plan.filter_chunks.len()) as u64;
     let mut counter = Counter::new(Stage::Encode, total, progress);
-    let timings = convolve_planned(engine, input, layer, plan, |first, row, maps| {
-        pictures.write_band(first, row, maps)?;
-        counter.tick();
-        Ok(())
-    })?;
+    let mut timings = PlannedTimings::default();
+    for_each_piece(
+        engine,
+        input,
+        layer,
+        plan,
+        |band, chunk, first| {
+            let quantise = band_quantise(job, &ranges, first, chunk);
+            let wants = Wants {
+                pixels: Some(&quantise),
+                ..Wants::default()
+            };
+            engine.submit_maps(band, chunk, wants)
+        },
+        |first, row, piece: SubmittedMaps| {
+            let ((), run, _) =
+                piece.read(|band| write_band_pixels(&mut pictures, first, row, &band))?;
+            timings.run.add(run);
+            counter.tick();
+            Ok(())
+        },
+    )?;
     Ok((pictures.finish(&job.out_dir)?, timings))
 }
 
+/// The second pass of a keep run: each kept band's pixels made on the
+/// engine, coloured over the ranges of the first pass's `stats`, and
+/// written; each band is freed once drawn. Returns the file names and the
+/// pass's times.
+pub(super) fn draw_kept_pictures(
+    engine: &dyn Engine,
+    kept: Vec<(u32, u32, KeptMaps)>,
+    (job, stats, shape): (&Job, &[MapStats], [u32; 3]),
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<(Vec<String>, PlannedTimings)> {
+    let ranges = map_ranges(stats, &job.view);
+    let mut pictures = StreamedPictures::create(&job.out_dir, shape, &ranges, &job.view)?;
+    let mut counter = Counter::new(Stage::Encode, kept.len() as u64, progress);
+    let mut timings = PlannedTimings::default();
+    let mut pending: Option<(u32, u32, SubmittedMaps)> = None;
+    let mut hand_over = |(first, row, piece): (u32, u32, SubmittedMaps)| -> Result<()> {
+        let ((), run, _) =
+            piece.read(|band| write_band_pixels(&mut pictures, first, row, &band))?;
+        timings.run.add(run);
+        counter.tick();
+        Ok(())
+    };
+    for (first, row, maps) in kept {
+        let first_map = first as usize;
+        let quantise = Quantise {
+            colormap: job.view.colormap,
+            ranges: ranges[first_map..first_map + maps.shape()[0] as usize].to_vec(),
+        };
+        let piece = engine.draw_kept(&maps, &quantise)?;
+        drop(maps);
+        if let Some(previous) = pending.replace((first, row, piece)) {
+            hand_over(previous)?;
+        }
+    }
+    if let Some(last) = pending {
+        hand_over(last)?;
+    }
+    Ok((pictures.finish(&job.out_dir)?, timings))
+}
+
+/// Writes a band's pixels into `pictures`.
+fn write_band_pixels(
+    pictures: &mut StreamedPictures,
+    first: u32,
+    row: u32,
+    band: &crate::engine::BandOut<'_>,
+) -> Result<()> {
+    let pixels = band.pixels.as_ref().ok_or_else(|| Error::Gpu {
+        stage: "readback",
+        message: "a band came back without the pixels asked for".into(),
+    })?;
+    pictures.write_pixels(first, row, pixels)
+}
+
 /// The engine's share of `timings` (upload, compute, readback), which a
-/// recompute pass spends inside the encode stage.
+/// second pass spends inside the encode stage.
 pub(super) fn engine_time(timings: &PlannedTimings) -> Duration {
     timings.run.upload + timings.run.compute + timings.run.readback
 }

@@ -12,9 +12,9 @@ use crate::error::Result;
 use crate::npy::BandedNpy;
 use crate::render::colormap::{self, Colormap};
 use crate::render::grid::{RgbGridTile, labelled_grid};
+use crate::render::quantise::BandPixels;
 use crate::render::{self};
 use crate::stats::MapStats;
-use crate::tensor::TensorView;
 
 /// The range each map's colours span, from the maps' statistics (unused
 /// for a fixed `--normalize LO,HI`, which needs none).
@@ -135,15 +135,27 @@ impl MapPicture {
     /// tile and writes them.
     fn add_rows(&mut self, first_row: u32, values: &[f32]) -> Result<()> {
         let (lo, hi) = self.range;
-        self.pixels.clear();
+        let mut pixels = std::mem::take(&mut self.pixels);
+        pixels.clear();
         if self.colormap == Colormap::Gray {
-            render::extend_gray8(&mut self.pixels, values, lo, hi);
-            self.tile.add_gray_rows(first_row, &self.pixels);
+            render::extend_gray8(&mut pixels, values, lo, hi);
         } else {
-            colormap::extend_rgb8(&mut self.pixels, values, lo, hi, self.colormap);
-            self.tile.add_rows(first_row, &self.pixels);
+            colormap::extend_rgb8(&mut pixels, values, lo, hi, self.colormap);
         }
-        self.writer.write_rows(&self.pixels)
+        let written = self.add_pixels(first_row, &pixels);
+        self.pixels = pixels;
+        written
+    }
+
+    /// Adds whole rows of coloured `pixels` (grey levels, or RGB triples),
+    /// from row `first_row`, to the tile and writes them.
+    fn add_pixels(&mut self, first_row: u32, pixels: &[u8]) -> Result<()> {
+        if self.colormap == Colormap::Gray {
+            self.tile.add_gray_rows(first_row, pixels);
+        } else {
+            self.tile.add_rows(first_row, pixels);
+        }
+        self.writer.write_rows(pixels)
     }
 
     /// Ends the PNG and returns the tile.
@@ -179,20 +191,19 @@ impl StreamedPictures {
         Ok(StreamedPictures { maps, names })
     }
 
-    /// Adds a piece of the maps `[filters, rows, OW]`, of maps from
-    /// `first_map` and rows from `first_row`; each map's rows must come in
-    /// order.
-    pub(super) fn write_band(
+    /// Adds a piece of the maps' pixels (maps from `first_map`, rows from
+    /// `first_row`); each map's rows must come in order.
+    pub(super) fn write_pixels(
         &mut self,
         first_map: u32,
         first_row: u32,
-        maps: TensorView<'_>,
+        pixels: &BandPixels,
     ) -> Result<()> {
         let first = first_map as usize;
-        self.maps[first..first + maps.channels as usize]
+        self.maps[first..first + pixels.maps as usize]
             .par_iter_mut()
-            .zip(maps.data.par_chunks(maps.plane_len().max(1)))
-            .try_for_each(|(picture, values)| picture.add_rows(first_row, values))
+            .enumerate()
+            .try_for_each(|(k, picture)| picture.add_pixels(first_row, pixels.map(k as u32)))
     }
 
     /// Ends every PNG and writes the grid; returns the file names.

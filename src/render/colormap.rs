@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 /// Entries in each colour map's lookup table. Odd, so that t = 0.5 (zero in
 /// a symmetric range) falls exactly on an entry.
-const TABLE_SIZE: usize = 1025;
+pub const TABLE_SIZE: usize = 1025;
 
 /// A colour map: a function from t in [0, 1] to an RGB colour.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -125,7 +125,7 @@ impl Colormap {
 
     /// The map sampled at [`TABLE_SIZE`] evenly spaced points, made once
     /// per map and kept for the life of the program.
-    fn table(self) -> &'static [[u8; 3]] {
+    pub fn table(self) -> &'static [[u8; 3]] {
         static TABLES: [OnceLock<Vec<[u8; 3]>>; Colormap::ALL.len()] =
             [const { OnceLock::new() }; Colormap::ALL.len()];
         let index = Colormap::ALL

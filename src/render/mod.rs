@@ -7,6 +7,7 @@ pub mod grid;
 pub mod html;
 pub mod label;
 pub mod live;
+pub mod quantise;
 
 use std::fs::File;
 use std::io::Write;

@@ -27,11 +27,8 @@ mod layout;
 mod source;
 
 use std::sync::OnceLock;
-use std::time::Instant;
 
-use super::buffers::{
-    InFlight, OutputSlot, buffer_init, check_buffers, check_workgroups, entry, submit_run,
-};
+use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use super::resident::{DeviceTensor, TensorOps};
 use super::{ConvPipeline, Gpu};
 use crate::error::{Error, Result};
@@ -261,22 +258,23 @@ impl FastConv {
 
 impl ConvPipeline for FastConv {
     /// The contract of the direct shader, and its results to rounding (the
-    /// same sums in the same order, with fused multiply-adds).
-    fn submit(
+    /// same sums in the same order, with fused multiply-adds): the strips
+    /// laid out on the host.
+    fn record_from_host(
         &self,
         gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
         input: &Tensor3,
         layer: &Layer,
-        slot: &mut OutputSlot,
-    ) -> Result<InFlight> {
+        output: &wgpu::Buffer,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
-        let output_bytes = spec.output_bytes(out_height, out_width);
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let entry_point = self.entry_point(gpu, &plan)?;
 
         // Upload: strips, weight blocks and one tile per dispatch.
-        let started = Instant::now();
         let upload = self.lay_out(gpu, layer, &plan)?;
         let strips = pack_strips(input, spec, &plan, self.tail(&plan));
         let strip_buffer = gpu.scoped("upload", || {
@@ -288,21 +286,22 @@ impl ConvPipeline for FastConv {
             let strips = bytemuck::cast_slice(&strips);
             buffer_init(gpu, "input strips [G,strip,y,C/G,x]", strips, usage)
         })?;
-        let buffers = slot.buffers(gpu, output_bytes)?;
         let bind_group = self.bind(
             gpu,
             &strip_buffer,
             &upload,
             plan.storage,
             entry_point,
-            &buffers.0,
+            output,
         )?;
 
         // Compute: one dispatch per tile and chunk of filter blocks.
-        let shape = [spec.filters, out_height, out_width];
-        submit_run(gpu, "conv2d_fast", buffers, shape, started, |pass| {
-            record_dispatches(pass, entry_point, &bind_group, &upload, plan.storage);
-        })
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_fast"),
+            timestamp_writes: timestamps,
+        });
+        record_dispatches(&mut pass, entry_point, &bind_group, &upload, plan.storage);
+        Ok(())
     }
 
     /// Packs the strips on the GPU from `input`, then runs the layer's
@@ -517,10 +516,16 @@ mod tests {
         )
         .unwrap();
         let readback = record_readback(gpu, &mut encoder, &strips, [1, 1, len as u32]);
-        let run = submit_readbacks(gpu, encoder, vec![readback], Instant::now())
-            .unwrap()
-            .pop()
-            .unwrap();
+        let run = submit_readbacks(
+            gpu,
+            encoder,
+            vec![readback],
+            std::time::Instant::now(),
+            None,
+        )
+        .unwrap()
+        .pop()
+        .unwrap();
         (run.into_tensor(gpu).unwrap().0.data, plan)
     }
 

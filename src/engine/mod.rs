@@ -4,19 +4,26 @@
 //! `convmaps bench` and the tests use only this interface; which engine it
 //! is matters only here, where engines are made.
 
+mod maps;
+
+pub use maps::{BandOut, KeptMaps, SubmittedMaps, Wants};
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::gpu::buffers::{PassTimer, record_readback, submit_readbacks};
 use crate::gpu::{
-    AdapterSummary, BandRecording, ConvPipeline, Gpu, InFlight, OutputSlot, RunTimings, ShaderKind,
-    TensorOps,
+    AdapterSummary, BandRecording, ConvPipeline, DeviceTensor, Gpu, InFlight, MapPictures,
+    OutputSlot, RunTimings, ShaderKind, TensorOps,
 };
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
+use crate::render::quantise::Quantise;
 use crate::stack::{self, BandOp, BandStep};
 use crate::tensor::{Bands, Tensor3, TensorView};
+use maps::{GpuBand, Kept};
 
 /// What ran a layer, for reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +85,38 @@ pub trait Engine: Send + Sync {
     /// device, and [`Error::Gpu`] when the GPU reports an error.
     fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted>;
 
+    /// Starts running `layer` over `input` `[C, H, W]` for a job: each map's
+    /// statistics are always handed back by [`SubmittedMaps::read`], and
+    /// the f32 maps, their pixels or a kept copy as `wants` says. By
+    /// default all of it is made on the host from the f32 maps (the CPU
+    /// twins); a GPU engine makes it in shaders and reads back only what
+    /// was asked for.
+    fn submit_maps(
+        &self,
+        input: &Tensor3,
+        layer: &Layer,
+        wants: Wants<'_>,
+    ) -> Result<SubmittedMaps> {
+        Ok(SubmittedMaps::on_host(self.submit(input, layer)?, wants))
+    }
+
+    /// Starts making the pixels of a band kept by [`Engine::submit_maps`],
+    /// coloured as `quantise` says; [`SubmittedMaps::read`] hands them over.
+    fn draw_kept(&self, kept: &KeptMaps, quantise: &Quantise) -> Result<SubmittedMaps> {
+        match &kept.0 {
+            Kept::Host(maps) => Ok(SubmittedMaps::drawn_on_host(maps, quantise)),
+            Kept::Gpu(_) => Err(Error::Mismatch(
+                "maps kept in GPU memory, drawn by an engine without a GPU".into(),
+            )),
+        }
+    }
+
+    /// The most bytes of f32 maps a job may keep on this engine between
+    /// its passes (see [`KEEP_HOST_BYTES`]).
+    fn keep_budget(&self) -> u64 {
+        KEEP_HOST_BYTES
+    }
+
     /// Runs `layer` over `input` `[C, H, W]` to the end and returns the maps
     /// `[K, OH, OW]` with the run's timings.
     fn run(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {
@@ -99,6 +138,18 @@ pub trait Engine: Send + Sync {
         Plan::budget_from_env(plan::DEFAULT_BAND_BYTES.min(self.max_band_bytes()))
     }
 }
+
+/// The most bytes of f32 maps kept in host memory between a job's passes
+/// (on the CPU, and on a software GPU, whose memory is host memory): 512
+/// MiB, so that a run's peak memory stays under a gigabyte with the photo,
+/// the bands and the encoders beside them.
+pub const KEEP_HOST_BYTES: u64 = 512 << 20;
+
+/// The most bytes of f32 maps kept in a real GPU's memory between a job's
+/// passes: at most 4 GiB, and at most 8 of the device's largest buffers
+/// (wgpu tells no device's memory size; its buffer limit is the size class
+/// the driver states).
+pub const KEEP_GPU_BYTES: u64 = 4 << 30;
 
 /// Which backend the user asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -212,6 +263,8 @@ pub struct GpuEngine {
     pipeline: Box<dyn ConvPipeline>,
     /// The steps of a stack between its convs.
     ops: TensorOps,
+    /// Each band's statistics and pixels.
+    pictures: MapPictures,
     between_layers: BetweenLayers,
     /// Output slots not in use by a submitted band.
     slots: Arc<Mutex<Vec<OutputSlot>>>,
@@ -224,6 +277,7 @@ impl GpuEngine {
     pub fn new(gpu: Arc<Gpu>, shader: ShaderKind) -> Result<Self> {
         let pipeline = shader.compile(&gpu)?;
         let ops = TensorOps::new(&gpu)?;
+        let pictures = MapPictures::new(&gpu)?;
         // The next run's setup starts warm.
         gpu.save_pipeline_cache();
         let between_layers = match std::env::var(BETWEEN_LAYERS_ENV).as_deref() {
@@ -236,6 +290,7 @@ impl GpuEngine {
             shader,
             pipeline,
             ops,
+            pictures,
             between_layers,
             slots: Arc::default(),
         })
@@ -290,7 +345,155 @@ impl GpuEngine {
     }
 }
 
+/// What one GPU submission makes of a band's maps besides the conv.
+#[derive(Default)]
+struct PictureWork<'a> {
+    /// Each map's statistics.
+    stats: bool,
+    /// The pixels, coloured as this says.
+    pixels: Option<&'a Quantise>,
+    /// The f32 maps' readback, recorded already.
+    maps: Option<crate::gpu::pictures::Readback>,
+    /// The maps' buffer, when kept.
+    kept: Option<DeviceTensor>,
+    /// The output slot the maps were written into, if any.
+    lease: Option<SlotLease>,
+}
+
+impl GpuEngine {
+    /// Records what `work` asks of the maps `[n, rows, OW]` in `output`
+    /// into `encoder` (their statistics, then their pixels), and submits it
+    /// with those readbacks and the f32 maps' when given.
+    fn submit_pictures(
+        &self,
+        mut encoder: wgpu::CommandEncoder,
+        (output, shape): (&wgpu::Buffer, [u32; 3]),
+        work: PictureWork<'_>,
+        timer: Option<PassTimer>,
+        started: Instant,
+    ) -> Result<SubmittedMaps> {
+        let PictureWork {
+            stats,
+            pixels,
+            maps,
+            kept,
+            lease,
+        } = work;
+        let gpu = &self.gpu;
+        let mut readbacks = Vec::new();
+        if stats {
+            readbacks.push(
+                self.pictures
+                    .record_stats(gpu, &mut encoder, output, shape)?,
+            );
+        }
+        let layout = match pixels {
+            Some(quantise) => {
+                let readback =
+                    self.pictures
+                        .record_quantise(gpu, &mut encoder, output, shape, quantise)?;
+                readbacks.push(readback);
+                Some(quantise.layout(shape[1] as usize * shape[2] as usize))
+            }
+            None => None,
+        };
+        let wants_maps = maps.is_some();
+        readbacks.extend(maps);
+        let mut runs = submit_readbacks(gpu, encoder, readbacks, started, timer)?.into_iter();
+        Ok(SubmittedMaps::on_gpu(GpuBand {
+            gpu: gpu.clone(),
+            shape,
+            stats: if stats { runs.next() } else { None },
+            pixels: layout.and_then(|layout| runs.next().map(|run| (run, layout))),
+            maps: if wants_maps { runs.next() } else { None },
+            kept,
+            _lease: lease,
+        }))
+    }
+}
+
 impl Engine for GpuEngine {
+    /// The conv, the statistics and the pixels recorded into one
+    /// submission; only what `wants` asks for is read back.
+    fn submit_maps(
+        &self,
+        input: &Tensor3,
+        layer: &Layer,
+        wants: Wants<'_>,
+    ) -> Result<SubmittedMaps> {
+        let started = Instant::now();
+        let gpu = &self.gpu;
+        let (out_height, out_width) = layer.output_size_for(input)?;
+        let shape = [layer.spec.filters, out_height, out_width];
+        let bytes = layer.spec.output_bytes(out_height, out_width);
+        let (output, staging, lease, kept) = if wants.keep {
+            let kept = DeviceTensor::new(gpu, shape, "kept maps [K,OH,OW]")?;
+            (kept.buffer.clone(), None, None, Some(kept))
+        } else {
+            let mut slot = self.take_slot();
+            let (output, staging) = slot.buffers(gpu, bytes)?;
+            let lease = SlotLease {
+                slot: Some(slot),
+                free: self.slots.clone(),
+            };
+            (output, Some(staging), Some(lease), None)
+        };
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let timer = PassTimer::new(gpu);
+        gpu.scoped("compute", || {
+            let timestamps = timer.as_ref().map(PassTimer::writes);
+            self.pipeline
+                .record_from_host(gpu, &mut encoder, input, layer, &output, timestamps)
+        })??;
+        let maps = match (wants.maps, staging) {
+            (false, _) => None,
+            (true, Some(staging)) => {
+                if bytes > 0 {
+                    encoder.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
+                }
+                Some((staging, shape))
+            }
+            (true, None) => Some(record_readback(gpu, &mut encoder, &output, shape)),
+        };
+        let work = PictureWork {
+            stats: true,
+            pixels: wants.pixels,
+            maps,
+            kept,
+            lease,
+        };
+        self.submit_pictures(encoder, (&output, shape), work, timer, started)
+    }
+
+    /// Pixels of maps kept in GPU memory made there; of maps kept in host
+    /// memory, on the host.
+    fn draw_kept(&self, kept: &KeptMaps, quantise: &Quantise) -> Result<SubmittedMaps> {
+        match &kept.0 {
+            Kept::Host(maps) => Ok(SubmittedMaps::drawn_on_host(maps, quantise)),
+            Kept::Gpu(tensor) => {
+                let started = Instant::now();
+                let encoder = self.gpu.device.create_command_encoder(&Default::default());
+                let output = (&tensor.buffer, tensor.shape());
+                let work = PictureWork {
+                    pixels: Some(quantise),
+                    ..PictureWork::default()
+                };
+                self.submit_pictures(encoder, output, work, None, started)
+            }
+        }
+    }
+
+    /// On a software GPU, whose memory is host memory, [`KEEP_HOST_BYTES`];
+    /// on a real one, [`KEEP_GPU_BYTES`] or 8 of its largest buffers,
+    /// whichever is less.
+    fn keep_budget(&self) -> u64 {
+        if self.gpu.info.device_type == wgpu::DeviceType::Cpu {
+            KEEP_HOST_BYTES
+        } else {
+            KEEP_GPU_BYTES.min(self.gpu.limits().max_buffer_size.saturating_mul(8))
+        }
+    }
+
     fn info(&self) -> EngineInfo {
         EngineInfo {
             backend: "gpu",
@@ -459,6 +662,42 @@ pub fn convolve_planned(
     plan: &Plan,
     mut sink: impl FnMut(u32, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<PlannedTimings> {
+    let mut timings = PlannedTimings::default();
+    for_each_piece(
+        engine,
+        image,
+        layer,
+        plan,
+        |input, chunk, _| engine.submit(input, chunk),
+        |filter, row, piece: Submitted| {
+            let ((), run) = piece.read(|maps| {
+                let started = Instant::now();
+                let stored = sink(filter, row, maps);
+                timings.store += started.elapsed();
+                stored
+            })?;
+            timings.run.add(run);
+            Ok(())
+        },
+    )?;
+    Ok(timings)
+}
+
+/// Submits `layer` over `image` piece by piece as `plan` says (each band of
+/// output rows for each chunk of filters, in order) with `submit`, given
+/// the piece's input `[C, rows_in, W]`, its layer and its first filter; and
+/// hands each submitted piece to `hand_over` with its first filter and
+/// first output row. Each piece is submitted before the one before it is
+/// handed over, so that a GPU that runs submissions in the background
+/// computes a band while the host stores the last.
+pub fn for_each_piece<P>(
+    engine: &dyn Engine,
+    image: &(impl Bands + ?Sized),
+    layer: &Layer,
+    plan: &Plan,
+    mut submit: impl FnMut(&Tensor3, &Layer, u32) -> Result<P>,
+    mut hand_over: impl FnMut(u32, u32, P) -> Result<()>,
+) -> Result<()> {
     let [_, height, width] = image.shape();
     let (_, out_width) = layer.spec.output_size(height, width)?;
     engine.reserve(plan.largest_piece_bytes(out_width))?;
@@ -467,17 +706,6 @@ pub fn convolve_planned(
         .iter()
         .map(|filters| (filters.start, layer.filter_chunk(filters.clone())))
         .collect();
-    let mut timings = PlannedTimings::default();
-    let mut hand_over = |(filter, row, piece): (u32, u32, Submitted)| -> Result<()> {
-        let ((), run) = piece.read(|maps| {
-            let started = Instant::now();
-            let stored = sink(filter, row, maps);
-            timings.store += started.elapsed();
-            stored
-        })?;
-        timings.run.add(run);
-        Ok(())
-    };
     let mut pending = None;
     for band in &plan.bands {
         for (first_filter, (channels, chunk)) in &chunks {
@@ -490,15 +718,17 @@ pub fn convolve_planned(
                 ..chunk.clone()
             };
             let input = image.padded_band(channels.clone(), input_rows);
-            let piece = engine.submit(&input, &chunk)?;
-            if let Some(previous) = pending.replace((*first_filter, band.start, piece)) {
-                hand_over(previous)?;
+            let piece = submit(&input, &chunk, *first_filter)?;
+            if let Some((filter, row, previous)) =
+                pending.replace((*first_filter, band.start, piece))
+            {
+                hand_over(filter, row, previous)?;
             }
         }
     }
-    if let Some(last) = pending {
-        hand_over(last)?;
+    if let Some((filter, row, last)) = pending {
+        hand_over(filter, row, last)?;
     }
     engine.release();
-    Ok(timings)
+    Ok(())
 }
