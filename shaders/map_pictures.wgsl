@@ -133,6 +133,19 @@ fn entry_of(v: f32, range: vec4<f32>) -> u32 {
     return round_half_up(clamp(t, 0.0, 1.0) * last);
 }
 
+// The pixel bytes of value `first + p` of map `map`: a grey level, or a
+// colour as 0x00BBGGRR; 0 past the map's end.
+fn pixel(map: u32, first: u32, p: u32, range: vec4<f32>) -> u32 {
+    if (first + p >= params.plane_len) {
+        return 0u;
+    }
+    let v = maps[map * params.plane_len + first + p];
+    if (params.palette == 0u) {
+        return grey(v, range);
+    }
+    return palette[entry_of(v, range)];
+}
+
 // The 8-bit pixels of 4 consecutive values of one map per invocation:
 // grey, one word of 4 levels (lowest byte first); RGB, three words holding
 // 4 pixels' R, G, B bytes in order. Map k's pixels start at word
@@ -147,30 +160,18 @@ fn quantise(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id)
     }
     let map = id.z;
     let range = ranges[map];
-    let base = map * params.plane_len;
-    var bytes: array<u32, 12>;
-    for (var p = 0u; p < 4u; p++) {
-        var rgb = vec3(0u);
-        if (first + p < params.plane_len) {
-            let v = maps[base + first + p];
-            if (params.palette == 0u) {
-                rgb = vec3(grey(v, range));
-            } else {
-                let colour = palette[entry_of(v, range)];
-                rgb = vec3(colour & 0xffu, (colour >> 8u) & 0xffu, (colour >> 16u) & 0xffu);
-            }
-        }
-        bytes[3u * p] = rgb.x;
-        bytes[3u * p + 1u] = rgb.y;
-        bytes[3u * p + 2u] = rgb.z;
-    }
+    let p0 = pixel(map, first, 0u, range);
+    let p1 = pixel(map, first, 1u, range);
+    let p2 = pixel(map, first, 2u, range);
+    let p3 = pixel(map, first, 3u, range);
     let at = map * params.words_per_map;
     if (params.palette == 0u) {
-        result[at + quad] = bytes[0] | (bytes[3] << 8u) | (bytes[6] << 16u) | (bytes[9] << 24u);
-    } else {
-        for (var w = 0u; w < 3u; w++) {
-            result[at + 3u * quad + w] = bytes[4u * w] | (bytes[4u * w + 1u] << 8u)
-                | (bytes[4u * w + 2u] << 16u) | (bytes[4u * w + 3u] << 24u);
-        }
+        result[at + quad] = p0 | (p1 << 8u) | (p2 << 16u) | (p3 << 24u);
+        return;
     }
+    // R0 G0 B0 R1 | G1 B1 R2 G2 | B2 R3 G3 B3, lowest byte first.
+    let words = at + 3u * quad;
+    result[words] = p0 | ((p1 & 0xffu) << 24u);
+    result[words + 1u] = ((p1 >> 8u) & 0xffffu) | ((p2 & 0xffffu) << 16u);
+    result[words + 2u] = ((p2 >> 16u) & 0xffu) | (p3 << 8u);
 }

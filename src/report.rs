@@ -64,12 +64,16 @@ pub struct Summary {
 /// How the maps became pictures, and why that way.
 #[derive(Clone, Debug, Serialize)]
 pub struct MapsModeSummary {
-    /// `one-pass` (pictures written as each band is computed), `recompute`
-    /// (statistics first, then each band computed again for its pictures)
-    /// or `spill` (the f32 maps through the disk).
+    /// `one-pass` (pictures written as each band is computed), `keep` (the
+    /// f32 maps held in the engine's memory until the statistics are in),
+    /// `recompute` (statistics first, then each band computed again for its
+    /// pictures) or `spill` (the f32 maps through the disk).
     pub mode: &'static str,
     /// Why this mode.
     pub why: String,
+    /// Where the statistics and pixels were made: `gpu` (in a shader) or
+    /// `host` (from the f32 maps; a spill's pictures always are).
+    pub pictures: &'static str,
 }
 
 /// The parameter counts of a conv and the BatchNorm folded into it, before

@@ -7,18 +7,60 @@
 
 mod common;
 
-use convmaps::engine::{Engine, Wants};
+use convmaps::engine::{CpuEngine, Engine, GpuEngine, PicturesOn, Wants};
+use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::render::quantise::{BandPixels, Quantise};
 use convmaps::stats::{MapStats, gpu_partials};
 use convmaps::tensor::Tensor3;
 
-engine_tests!(
-    statistics_equal_the_cpu_statistics,
-    pixels_equal_the_cpu_colouring_within_one_level,
-    kept_maps_draw_the_pixels_of_one_pass,
-);
+/// The engines under test: the CPU, both shaders with the statistics and
+/// pixels made on the GPU (whatever the adapter's default), and the fast
+/// shader with them made on the host. Empty after a visible skip when
+/// there is no GPU.
+fn engines() -> Vec<(String, Box<dyn Engine>)> {
+    let mut engines: Vec<(String, Box<dyn Engine>)> = vec![("cpu".into(), Box::new(CpuEngine))];
+    let Some(gpu) = common::gpu() else {
+        return engines;
+    };
+    for (shader, on) in [
+        (ShaderKind::Direct, PicturesOn::Gpu),
+        (ShaderKind::Fast, PicturesOn::Gpu),
+        (ShaderKind::Fast, PicturesOn::Host),
+    ] {
+        let engine = GpuEngine::new(gpu.clone(), shader)
+            .unwrap()
+            .with_pictures_on(on);
+        let name = format!("{} shader, pictures on the {on:?}", shader.name());
+        engines.push((name, Box::new(engine)));
+    }
+    engines
+}
+
+#[test]
+fn every_engine_gives_the_cpu_statistics() {
+    for (name, engine) in engines() {
+        eprintln!("{name}");
+        statistics_equal_the_cpu_statistics(engine.as_ref());
+    }
+}
+
+#[test]
+fn every_engine_colours_as_the_cpu_within_one_level() {
+    for (name, engine) in engines() {
+        eprintln!("{name}");
+        pixels_equal_the_cpu_colouring_within_one_level(engine.as_ref());
+    }
+}
+
+#[test]
+fn every_engine_draws_kept_maps_as_in_one_pass() {
+    for (name, engine) in engines() {
+        eprintln!("{name}");
+        kept_maps_draw_the_pixels_of_one_pass(engine.as_ref());
+    }
+}
 
 /// A few layers and inputs: several chunks of the statistics per map, an
 /// output of a single value, flat maps (zero weights), odd sizes.
@@ -177,10 +219,7 @@ fn pixels_equal_the_cpu_colouring_within_one_level(engine: &dyn Engine) {
             }
         }
     }
-    eprintln!(
-        "{}: {misses} of {pixels_seen} pixels one level from the CPU's",
-        engine.info().shader
-    );
+    eprintln!("{misses} of {pixels_seen} pixels one level from the CPU's");
     assert!(
         misses as f64 <= 1e-3 * pixels_seen as f64,
         "{misses} of {pixels_seen} pixels differ from the CPU's"

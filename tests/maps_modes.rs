@@ -15,7 +15,7 @@ use std::process::Command;
 fn run(
     photo: &Path,
     out: &Path,
-    (backend, mode): (&str, &str),
+    (backend, on, mode): (&str, &str, &str),
     extra: &[&str],
 ) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
@@ -24,6 +24,7 @@ fn run(
         .arg(out)
         .args(extra)
         .env("CONVMAPS_MAPS_MODE", mode)
+        .env("CONVMAPS_PICTURES", on)
         .env("CONVMAPS_BAND_BYTES", "6000")
         .output()
         .expect("run convmaps");
@@ -59,17 +60,20 @@ fn picture_files(out: &Path) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn every_maps_mode_writes_the_same_files_on_the_cpu() {
-    every_maps_mode_writes_the_same_files("cpu");
+    every_maps_mode_writes_the_same_files("cpu", "host");
 }
 
 #[test]
 fn every_maps_mode_writes_the_same_files_on_the_gpu() {
     if common::gpu().is_some() {
-        every_maps_mode_writes_the_same_files("gpu");
+        every_maps_mode_writes_the_same_files("gpu", "gpu");
+        every_maps_mode_writes_the_same_files("gpu", "host");
     }
 }
 
-fn every_maps_mode_writes_the_same_files(backend: &str) {
+/// Runs every mode on `backend` with the pictures made `on` (the GPU
+/// engine's `CONVMAPS_PICTURES`).
+fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("photo.png");
     image::RgbImage::from_fn(37, 29, |x, y| {
@@ -97,8 +101,9 @@ fn every_maps_mode_writes_the_same_files(backend: &str) {
         let mut first: Option<FirstRun> = None;
         for mode in modes {
             let out = dir.path().join(format!("out-{mode}"));
-            let summary = run(&photo, &out, (backend, mode), view);
+            let summary = run(&photo, &out, (backend, on, mode), view);
             assert_eq!(summary["maps_mode"]["mode"], mode, "{view:?}");
+            assert_eq!(summary["maps_mode"]["pictures"], on, "{backend} {view:?}");
             assert!(
                 summary["output"]["bands"].as_u64().unwrap() > 1,
                 "several bands"
@@ -113,7 +118,7 @@ fn every_maps_mode_writes_the_same_files(backend: &str) {
                         assert_eq!(name, first_name, "{view:?}");
                         assert!(
                             bytes == first_bytes,
-                            "{backend}, {view:?}: {name} differs between {mode} and {first_mode}"
+                            "{backend} ({on}), {view:?}: {name} differs between {mode} and {first_mode}"
                         );
                     }
                     assert_eq!(files.len(), first_files.len(), "{view:?}");

@@ -210,6 +210,7 @@ pub fn run(
     summary.maps_mode = Some(MapsModeSummary {
         mode: drawn.mode.name(),
         why: drawn.why,
+        pictures: engine.info().pictures,
     });
     summary.finish(
         drawn.encode + page_started.elapsed(),
