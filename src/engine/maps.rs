@@ -140,15 +140,20 @@ impl SubmittedMaps {
                 pixels,
                 keep,
             } => {
-                let ((value, kept), timings) = band.read(|view| {
+                // Making them counts as reading the band back, as on a GPU.
+                let mut made = std::time::Duration::ZERO;
+                let ((value, kept), mut timings) = band.read(|view| {
+                    let started = std::time::Instant::now();
                     let kept = keep.then(|| KeptMaps(Kept::Host(view.to_tensor())));
                     let out = BandOut {
                         stats: stats_of(view),
                         maps: maps.then_some(view),
                         pixels: pixels.map(|quantise| quantise.pixels_cpu(view)),
                     };
+                    made = started.elapsed();
                     Ok((read(out)?, kept))
                 })?;
+                timings.readback += made;
                 Ok((value, timings, kept))
             }
             Pending::Done { pixels, timings } => {

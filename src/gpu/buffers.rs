@@ -28,7 +28,8 @@ pub struct RunTimings {
     /// lavapipe does) and waiting for it and its copy into mappable memory:
     /// the part of the GPU's work that nothing else hid.
     pub compute: Duration,
-    /// Reading the mapped output.
+    /// Reading the mapped output (and, where an engine makes a band's
+    /// statistics and pixels on the host, making them).
     pub readback: Duration,
     /// The compute pass as the GPU's own timestamps measure it, when the
     /// device supports timestamp queries.
