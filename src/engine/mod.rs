@@ -538,11 +538,14 @@ impl Engine for GpuEngine {
         }
     }
 
-    /// On a software GPU, whose memory is host memory, [`KEEP_HOST_BYTES`];
-    /// on a real one, [`KEEP_GPU_BYTES`] or 8 of its largest buffers,
-    /// whichever is less.
+    /// On a software GPU, whose memory is host memory, and where the
+    /// pictures are made on the host (which keeps its copy there),
+    /// [`KEEP_HOST_BYTES`]; on a real one, [`KEEP_GPU_BYTES`] or 8 of its
+    /// largest buffers, whichever is less.
     fn keep_budget(&self) -> u64 {
-        if self.gpu.info.device_type == wgpu::DeviceType::Cpu {
+        if self.gpu.info.device_type == wgpu::DeviceType::Cpu
+            || self.pictures_on == PicturesOn::Host
+        {
             KEEP_HOST_BYTES
         } else {
             KEEP_GPU_BYTES.min(self.gpu.limits().max_buffer_size.saturating_mul(8))
