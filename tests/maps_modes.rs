@@ -196,3 +196,24 @@ fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
         assert!(leftovers.is_empty(), "{mode}: {leftovers:?}");
     }
 }
+
+#[test]
+fn a_keep_budget_that_is_not_a_number_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8, y as u8, 1]))
+        .save(&photo)
+        .unwrap();
+    let out = dir.path().join("out");
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .arg(&photo)
+        .args(["-k", "2", "--backend", "cpu", "-q", "--out"])
+        .arg(&out)
+        .env_remove("CONVMAPS_MAPS_MODE")
+        .env("CONVMAPS_KEEP_BYTES", "lots")
+        .output()
+        .unwrap();
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("CONVMAPS_KEEP_BYTES=lots"), "{text}");
+}
