@@ -63,13 +63,17 @@ fn map_stats(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
     let chunks = (params.plane_len + CHUNK - 1u) / CHUNK;
     let map = group.z;
     let start = chunk * CHUNK;
-    // +inf and −inf, which WGSL cannot write as literals: an empty lane
-    // changes neither the min nor the max.
-    var lo = bitcast<f32>(0x7f800000u);
-    var hi = bitcast<f32>(0xff800000u);
+    // Every lane starts from the chunk's first value (no infinity, which a
+    // shader compiler may assume away): it changes neither the min nor the
+    // max, and a lane with nothing to read adds nothing to the sum.
+    let base = map * params.plane_len;
+    var lo = 0.0;
+    if (chunk < chunks) {
+        lo = maps[base + start];
+    }
+    var hi = lo;
     var sum = 0.0;
     if (chunk < chunks) {
-        let base = map * params.plane_len;
         for (var item = 0u; item < ITEMS; item++) {
             let i = start + item * WORKGROUP + lane;
             if (i < params.plane_len) {
@@ -101,10 +105,12 @@ fn map_stats(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_
 }
 
 // Round to nearest, halves away from zero, for t ≥ 0 (as Rust's `round`;
-// WGSL's own `round` sends halves to even).
+// WGSL's own `round` sends halves to even). `t` is compared with
+// `whole + 0.5` rather than `t − whole` with 0.5, so that no compiler can
+// fuse a product that made `t` into the subtraction: both are exact in f32.
 fn round_half_up(t: f32) -> u32 {
     let whole = floor(t);
-    return u32(select(whole, whole + 1.0, t - whole >= 0.5));
+    return u32(select(whole, whole + 1.0, t >= whole + 0.5));
 }
 
 // The grey level of value v of a map drawn over `range`, as

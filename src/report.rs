@@ -71,9 +71,12 @@ pub struct MapsModeSummary {
     pub mode: &'static str,
     /// Why this mode.
     pub why: String,
-    /// Where the statistics and pixels were made: `gpu` (in a shader) or
-    /// `host` (from the f32 maps; a spill's pictures always are).
-    pub pictures: &'static str,
+    /// Where each map's statistics were made: `gpu` (in a shader) or
+    /// `host` (from the f32 maps read back).
+    pub statistics: &'static str,
+    /// Where the pictures' pixels were made: `gpu` or `host` (a spill's
+    /// always on the host, from the maps on disk).
+    pub pixels: &'static str,
 }
 
 /// The parameter counts of a conv and the BatchNorm folded into it, before

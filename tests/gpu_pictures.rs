@@ -93,6 +93,7 @@ fn band(
     pixels: Option<&Quantise>,
 ) -> (Vec<MapStats>, Tensor3, Option<BandPixels>) {
     let wants = Wants {
+        stats: true,
         maps: true,
         pixels,
         keep: false,
@@ -234,6 +235,7 @@ fn kept_maps_draw_the_pixels_of_one_pass(engine: &dyn Engine) {
         };
         let (_, _, direct) = band(engine, &image, &layer, Some(&quantise));
         let wants = Wants {
+            stats: true,
             keep: true,
             ..Wants::default()
         };

@@ -103,7 +103,9 @@ fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
             let out = dir.path().join(format!("out-{mode}"));
             let summary = run(&photo, &out, (backend, on, mode), view);
             assert_eq!(summary["maps_mode"]["mode"], mode, "{view:?}");
-            assert_eq!(summary["maps_mode"]["pictures"], on, "{backend} {view:?}");
+            assert_eq!(summary["maps_mode"]["statistics"], on, "{backend} {view:?}");
+            let pixels = if mode == "spill" { "host" } else { on };
+            assert_eq!(summary["maps_mode"]["pixels"], pixels, "{backend} {view:?}");
             assert!(
                 summary["output"]["bands"].as_u64().unwrap() > 1,
                 "several bands"
@@ -216,4 +218,26 @@ fn a_keep_budget_that_is_not_a_number_is_refused_by_name() {
     let text = common::text(&output);
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("CONVMAPS_KEEP_BYTES=lots"), "{text}");
+}
+
+#[test]
+fn a_pictures_setting_that_is_not_gpu_or_host_is_refused_by_name() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8, y as u8, 1]))
+        .save(&photo)
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
+        .arg(&photo)
+        .args(["-k", "2", "--backend", "gpu", "-q", "--out"])
+        .arg(dir.path().join("out"))
+        .env("CONVMAPS_PICTURES", "cpu")
+        .output()
+        .unwrap();
+    let text = common::text(&output);
+    assert_eq!(output.status.code(), Some(2), "{text}");
+    assert!(text.contains("CONVMAPS_PICTURES=cpu"), "{text}");
 }

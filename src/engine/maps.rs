@@ -17,10 +17,11 @@ use crate::render::quantise::{BandPixels, Quantise};
 use crate::stats::{MapStats, Partial};
 use crate::tensor::{Tensor3, TensorView};
 
-/// What a job asks of one band besides each map's statistics, which every
-/// band hands back.
+/// What a job asks of one band.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Wants<'a> {
+    /// Each map's statistics over the band (a second pass needs none).
+    pub stats: bool,
     /// The f32 maps themselves (for `features.npy`, or a spill file).
     pub maps: bool,
     /// The maps' 8-bit pixels, coloured as this says (one range per map).
@@ -31,7 +32,7 @@ pub struct Wants<'a> {
 
 /// One band `[n, rows, OW]` as an engine hands it back.
 pub struct BandOut<'a> {
-    /// Each map's statistics over the band (empty for a kept band's pixels).
+    /// Each map's statistics over the band, when asked for (else empty).
     pub stats: Vec<MapStats>,
     /// The f32 maps, when asked for.
     pub maps: Option<TensorView<'a>>,
@@ -66,6 +67,7 @@ enum Pending {
     /// The f32 maps are read back and the rest is made on the host.
     Host {
         band: Submitted,
+        stats: bool,
         maps: bool,
         pixels: Option<Quantise>,
         keep: bool,
@@ -103,6 +105,7 @@ impl SubmittedMaps {
     pub fn on_host(band: Submitted, wants: Wants<'_>) -> Self {
         SubmittedMaps(Pending::Host {
             band,
+            stats: wants.stats,
             maps: wants.maps,
             pixels: wants.pixels.cloned(),
             keep: wants.keep,
@@ -113,10 +116,11 @@ impl SubmittedMaps {
     pub(super) fn drawn_on_host(maps: &Tensor3, quantise: &Quantise) -> Self {
         let started = std::time::Instant::now();
         let pixels = quantise.pixels_cpu(maps.view());
+        // Made on the host: reading back, as for a band read from a GPU.
         SubmittedMaps(Pending::Done {
             pixels,
             timings: RunTimings {
-                compute: started.elapsed(),
+                readback: started.elapsed(),
                 ..Default::default()
             },
         })
@@ -136,6 +140,7 @@ impl SubmittedMaps {
         match self.0 {
             Pending::Host {
                 band,
+                stats,
                 maps,
                 pixels,
                 keep,
@@ -146,7 +151,7 @@ impl SubmittedMaps {
                     let started = std::time::Instant::now();
                     let kept = keep.then(|| KeptMaps(Kept::Host(view.to_tensor())));
                     let out = BandOut {
-                        stats: stats_of(view),
+                        stats: if stats { stats_of(view) } else { Vec::new() },
                         maps: maps.then_some(view),
                         pixels: pixels.map(|quantise| quantise.pixels_cpu(view)),
                     };
@@ -183,14 +188,16 @@ impl GpuBand {
         self,
         read: impl FnOnce(BandOut<'_>) -> Result<T>,
     ) -> Result<(T, RunTimings, Option<KeptMaps>)> {
+        // The lease first: bindings drop in reverse, so that every mapping
+        // is released before the slot goes back, on every path.
         let GpuBand {
+            _lease,
             gpu,
             shape: [count, rows, width],
             stats,
             pixels,
             maps,
             kept,
-            _lease,
         } = self;
         let mut timings = RunTimings::default();
         let plane_len = rows as u64 * width as u64;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::gpu::buffers::{PassTimer, record_readback, submit_readbacks};
+use crate::gpu::buffers::{PassTimer, check_buffers, record_readback, submit_readbacks};
 use crate::gpu::{
     AdapterSummary, BandRecording, ConvPipeline, DeviceTensor, Gpu, InFlight, MapPictures,
     OutputSlot, RunTimings, ShaderKind, TensorOps,
@@ -292,6 +292,21 @@ impl PicturesOn {
 /// [`PicturesOn::default_for`]).
 pub const PICTURES_ENV: &str = "CONVMAPS_PICTURES";
 
+/// The environment variable `name`: `Some(true)` for `gpu`, `Some(false)`
+/// for `host`, `None` when unset; any other value is refused, naming it.
+fn gpu_or_host(name: &str) -> Result<Option<bool>> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(value) => match value.as_str() {
+            "gpu" => Ok(Some(true)),
+            "host" => Ok(Some(false)),
+            other => Err(Error::InvalidLayer(format!(
+                "{name}={other}: expected gpu or host"
+            ))),
+        },
+    }
+}
+
 /// A WGSL shader's pipeline on a GPU, which several engines may share.
 /// The engine keeps the output buffers that bands reuse.
 pub struct GpuEngine {
@@ -318,15 +333,15 @@ impl GpuEngine {
         let pictures = MapPictures::new(&gpu)?;
         // The next run's setup starts warm.
         gpu.save_pipeline_cache();
-        let between_layers = match std::env::var(BETWEEN_LAYERS_ENV).as_deref() {
-            Ok("host") => BetweenLayers::Host,
-            Ok("gpu") => BetweenLayers::Gpu,
-            _ => BetweenLayers::default_for(&gpu),
+        let between_layers = match gpu_or_host(BETWEEN_LAYERS_ENV)? {
+            Some(true) => BetweenLayers::Gpu,
+            Some(false) => BetweenLayers::Host,
+            None => BetweenLayers::default_for(&gpu),
         };
-        let pictures_on = match std::env::var(PICTURES_ENV).as_deref() {
-            Ok("host") => PicturesOn::Host,
-            Ok("gpu") => PicturesOn::Gpu,
-            _ => PicturesOn::default_for(&gpu),
+        let pictures_on = match gpu_or_host(PICTURES_ENV)? {
+            Some(true) => PicturesOn::Gpu,
+            Some(false) => PicturesOn::Host,
+            None => PicturesOn::default_for(&gpu),
         };
         Ok(GpuEngine {
             gpu,
@@ -481,6 +496,8 @@ impl Engine for GpuEngine {
         let (out_height, out_width) = layer.output_size_for(input)?;
         let shape = [layer.spec.filters, out_height, out_width];
         let bytes = layer.spec.output_bytes(out_height, out_width);
+        // Refused before any buffer is made for it.
+        check_buffers(&[("output", bytes)], gpu.max_storage_binding())?;
         let (output, staging, lease, kept) = if wants.keep {
             let kept = DeviceTensor::new(gpu, shape, "kept maps [K,OH,OW]")?;
             (kept.buffer.clone(), None, None, Some(kept))
@@ -511,7 +528,7 @@ impl Engine for GpuEngine {
             (true, None) => Some(record_readback(gpu, &mut encoder, &output, shape)),
         };
         let work = PictureWork {
-            stats: true,
+            stats: wants.stats,
             pixels: wants.pixels,
             maps,
             kept,

@@ -195,13 +195,7 @@ impl InFlight {
                     &copied
                 }
             };
-            let len = filters as usize * height as usize * width as usize;
-            read(TensorView::new(
-                filters,
-                height,
-                width,
-                &data[..len.min(data.len())],
-            ))
+            read(TensorView::new(filters, height, width, data))
         })
     }
 
@@ -246,9 +240,11 @@ impl InFlight {
         };
         let mut spent_in_read = Duration::ZERO;
         let started = Instant::now();
+        // The mapping is at least 4 bytes long; hand over only the data.
+        let len = self.shape.iter().map(|&n| n as usize).product::<usize>() * 4;
         let value = self.output.read("readback", |bytes| {
             let started = Instant::now();
-            let value = read(bytes);
+            let value = read(&bytes[..len.min(bytes.len())]);
             spent_in_read = started.elapsed();
             value
         })??;

@@ -97,7 +97,10 @@ pub trait ConvPipeline: Send + Sync {
         let started = std::time::Instant::now();
         let (out_height, out_width) = layer.output_size_for(input)?;
         let shape = [layer.spec.filters, out_height, out_width];
-        let buffers = slot.buffers(gpu, layer.spec.output_bytes(out_height, out_width))?;
+        let bytes = layer.spec.output_bytes(out_height, out_width);
+        // Refused before the slot grows to hold it.
+        buffers::check_buffers(&[("output", bytes)], gpu.max_storage_binding())?;
+        let buffers = slot.buffers(gpu, bytes)?;
         let output = buffers.0.clone();
         buffers::submit_run(gpu, buffers, shape, started, |encoder, timestamps| {
             self.record_from_host(gpu, encoder, input, layer, &output, timestamps)

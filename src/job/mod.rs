@@ -210,7 +210,11 @@ pub fn run(
     summary.maps_mode = Some(MapsModeSummary {
         mode: drawn.mode.name(),
         why: drawn.why,
-        pictures: engine.info().pictures,
+        statistics: engine.info().pictures,
+        pixels: match drawn.mode {
+            MapsMode::Spill => "host",
+            _ => engine.info().pictures,
+        },
     });
     summary.finish(
         drawn.encode + page_started.elapsed(),

@@ -207,6 +207,7 @@ pub(super) fn first_pass(
                 .fixed
                 .map(|ranges| band_quantise(job, ranges, first, chunk));
             let wants = Wants {
+                stats: true,
                 maps: wants_maps,
                 pixels: quantise.as_ref(),
                 keep,
