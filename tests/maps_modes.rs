@@ -20,9 +20,14 @@ fn run(
 ) -> serde_json::Value {
     let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
         .arg(photo)
-        .args(["-k", "5", "-f", "3", "--backend", backend, "-q", "--out"])
+        .args(["-f", "3", "--backend", backend, "-q", "--out"])
         .arg(out)
         .args(extra)
+        .args(if extra.contains(&"-k") {
+            &[][..]
+        } else {
+            &["-k", "5"][..]
+        })
         .env("CONVMAPS_MAPS_MODE", mode)
         .env("CONVMAPS_PICTURES", on)
         .env("CONVMAPS_BAND_BYTES", "6000")
@@ -85,8 +90,20 @@ fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
     })
     .save(&photo)
     .unwrap();
-    let views: [&[&str]; 5] = [
+    let views: [&[&str]; 6] = [
         &["--normalize", "per-map"],
+        // One output row of 48 maps exceeds the band: chunks of filters
+        // (split on group boundaries).
+        &[
+            "-k",
+            "48",
+            "--groups",
+            "3",
+            "--normalize",
+            "global",
+            "--colormap",
+            "turbo",
+        ],
         &["--normalize", "global", "--colormap", "viridis"],
         &["--normalize", "per-map", "--colormap", "rdbu"],
         &["--normalize", "-0.5,0.5", "--colormap", "magma"],
@@ -110,6 +127,9 @@ fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
                 summary["output"]["bands"].as_u64().unwrap() > 1,
                 "several bands"
             );
+            if view.contains(&"48") {
+                assert!(summary["output"]["filter_chunks"].as_u64().unwrap() > 1);
+            }
             let files = picture_files(&out);
             assert!(files.len() >= 6, "{mode} {view:?}: {files:?}");
             match &first {
