@@ -95,19 +95,25 @@ impl RgbGridTile {
     }
 
     /// [`RgbGridTile::add_rows`] for grey rows (1 byte per map pixel), drawn
-    /// as equal red, green and blue.
+    /// as equal red, green and blue. Each row is summed per tile column
+    /// first, one addition per map pixel, then spread to the three channels.
     pub fn add_gray_rows(&mut self, first_row: u32, pixels: &[u8]) {
+        let mut row_sums = vec![0u32; self.tile_width as usize];
         for (i, row) in pixels.chunks_exact(self.map_width as usize).enumerate() {
             let y = first_row as u64 + i as u64;
             if y >= self.map_height as u64 {
                 break;
             }
-            let base = self.tile_y(y as u32) * self.tile_width as usize;
+            row_sums.fill(0);
             for (&value, &column) in row.iter().zip(&self.column_tiles) {
-                let index = (base + column as usize) * 3;
-                self.sums[index] += value as u32;
-                self.sums[index + 1] += value as u32;
-                self.sums[index + 2] += value as u32;
+                row_sums[column as usize] += value as u32;
+            }
+            let base = self.tile_y(y as u32) * self.tile_width as usize * 3;
+            let tile_row = &mut self.sums[base..base + row_sums.len() * 3];
+            for (rgb, &sum) in tile_row.chunks_exact_mut(3).zip(&row_sums) {
+                for channel in rgb {
+                    *channel += sum;
+                }
             }
         }
     }
@@ -284,4 +290,24 @@ pub fn rgb_grid(maps: &[Vec<u8>], width: u32, height: u32) -> RgbImage {
         .collect();
     let labels: Vec<String> = (0..count).map(|k| k.to_string()).collect();
     labelled_grid(&tiles, &labels)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grey_rows_give_the_tile_of_the_same_rows_as_rgb() {
+        let (width, height) = (37u32, 29u32);
+        let grey: Vec<u8> = (0..width * height).map(|i| (i * 53 % 256) as u8).collect();
+        let rgb: Vec<u8> = grey.iter().flat_map(|&g| [g; 3]).collect();
+        let mut from_grey = RgbGridTile::new(width, height, 10, 7);
+        let mut from_rgb = RgbGridTile::new(width, height, 10, 7);
+        // In two pieces, the second first: rows may come in any order.
+        let split = 13 * width as usize;
+        from_grey.add_gray_rows(13, &grey[split..]);
+        from_grey.add_gray_rows(0, &grey[..split]);
+        from_rgb.add_rows(0, &rgb);
+        assert_eq!(from_grey.pixels(), from_rgb.pixels());
+    }
 }
