@@ -375,3 +375,83 @@ fn fold_bn_in_a_stack_never_drops_a_batch_norm_it_cannot_fold() {
     assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(text.contains("--fold-bn NAME"), "{text}");
 }
+
+/// The PNG files of every folder under `out`, with their bytes, sorted.
+fn pngs_under(out: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in walk(out) {
+        let name = entry
+            .strip_prefix(out)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".png") {
+            files.push((name, std::fs::read(&entry).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn a_small_stacks_maps_are_kept_in_memory_and_drawn_as_when_spilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = dir.path().join("photo.png");
+    save_photo(&photo, 41, 33);
+    let mut runs = Vec::new();
+    for mode in [None, Some("spill")] {
+        let out = dir.path().join(format!("out-{mode:?}"));
+        let mut envs = vec![("CONVMAPS_BAND_BYTES", "9000")];
+        envs.extend(mode.map(|mode| ("CONVMAPS_MAPS_MODE", mode)));
+        let output = run(
+            &[
+                photo.to_str().unwrap(),
+                "--layers",
+                "6x3,relu,maxpool2,5x3/p1",
+                "--colormap",
+                "viridis",
+                "--backend",
+                "cpu",
+                "-q",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &envs,
+        );
+        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        let summary = common::read_summary(&out);
+        assert!(summary["bands"].as_u64().unwrap() > 1, "several bands");
+        let expected = if mode.is_some() { "spill" } else { "keep" };
+        for layer in summary["layers"].as_array().unwrap() {
+            assert_eq!(layer["maps_mode"]["mode"], expected, "{mode:?}");
+        }
+        let leftovers: Vec<_> = walk(&out)
+            .into_iter()
+            .filter(|path| {
+                let name = path.file_name().unwrap().to_string_lossy();
+                name.contains("features") || name.starts_with('.')
+            })
+            .collect();
+        assert!(leftovers.is_empty(), "{mode:?}: {leftovers:?}");
+        runs.push(pngs_under(&out));
+    }
+    assert!(runs[0].len() >= 12, "{:?}", runs[0].len());
+    assert!(
+        runs[0] == runs[1],
+        "kept and spilled stacks draw different pictures"
+    );
+}

@@ -144,7 +144,7 @@ impl MapsMode {
 
 /// The most bytes of f32 maps kept on `engine`: `CONVMAPS_KEEP_BYTES` when
 /// set, else [`Engine::keep_budget`].
-fn keep_budget(engine: &dyn Engine) -> Result<u64> {
+pub(super) fn keep_budget(engine: &dyn Engine) -> Result<u64> {
     match std::env::var(KEEP_BYTES_ENV) {
         Ok(text) => text.trim().parse().map_err(|_| {
             Error::InvalidLayer(format!(

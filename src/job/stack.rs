@@ -5,7 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Counter, Job, Stage, Step, input_prep, timed, with_bands, write_maps};
+use super::pictures::{StreamedPictures, map_ranges};
+use super::{
+    Counter, Job, MapsMode, Stage, Step, input_prep, timed, with_bands, write_maps,
+    write_weights_and_raw,
+};
 use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::input::InputFile;
@@ -13,12 +17,13 @@ use crate::npy::BandedNpy;
 use crate::output::{create_output_dir, write_bytes_atomic};
 use crate::render;
 use crate::render::filters::filters_picture;
-use crate::report::{MapSummary, RunRecord, Summary};
+use crate::render::quantise::Quantise;
+use crate::report::{MapSummary, MapsModeSummary, RunRecord, Summary};
 use crate::resolve::InputShape;
 use crate::stack::report::{LayerEntry, StackRecord, StackSummary, stack_html};
 use crate::stack::{Stack, StackPlan, run_planned};
 use crate::stats::MapStats;
-use crate::tensor::Bands;
+use crate::tensor::{Bands, Tensor3};
 
 /// Runs `job`'s stack on `engine` and writes every output file: one folder
 /// per conv, the top-level page, `input.png` and `summary.json`. Returns the
@@ -44,8 +49,9 @@ pub fn run_stack(
     let plan = StackPlan::new(&stack, engine.band_budget())?;
 
     create_output_dir(&job.out_dir)?;
-    let (raws, stats, group_timings) = with_bands(&decoded, prep.as_ref(), |input| {
-        compute(engine, input, &stack, &plan, job, progress)
+    let (keep, why) = keep_stack(engine, &stack, job)?;
+    let (maps_of, stats, group_timings) = with_bands(&decoded, prep.as_ref(), |input| {
+        compute(engine, input, (&stack, &plan, keep), job, progress)
     })?;
     let mut timings = PlannedTimings::default();
     for group in &group_timings {
@@ -55,15 +61,16 @@ pub fn run_stack(
     let encode_started = Instant::now();
     let mut layers = Vec::new();
     let bands = plan.band_count() as u32;
-    for (group, (raw, stats)) in raws.into_iter().zip(&stats).enumerate() {
+    for (group, (maps, stats)) in maps_of.into_iter().zip(&stats).enumerate() {
         let record = GroupRecord {
             engine: engine.info(),
             bands,
             orientation,
             timings: group_timings[group],
+            why: why.clone(),
         };
         layers.push(write_group(
-            job, &stack, group, raw, stats, record, progress,
+            job, &stack, group, maps, stats, record, progress,
         )?);
     }
     let mut summary = StackSummary::new(StackRecord {
@@ -105,38 +112,113 @@ fn resolve_stack(job: &Job, shape: InputShape) -> Result<Stack> {
     Stack::resolve(&stack_job.items, shape, &stack_job.options)
 }
 
-/// Each group's raw maps (on disk), each map's statistics, and the times.
-type Computed = (Vec<BandedNpy>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
+/// Where a group's maps wait until their statistics are known.
+enum GroupMaps {
+    /// On disk: `features.npy` in its folder, or a temporary spill.
+    Raw(BandedNpy),
+    /// In host memory, band by band: each band's first row and its maps
+    /// `[K, rows, OW]`.
+    Kept(Vec<(u32, Tensor3)>),
+}
 
-/// Computes the stack band by band into each group's raw maps file
-/// (`features.npy` in its folder, or a temporary spill), keeping each map's
+/// Each group's maps, each map's statistics, and the times.
+type Computed = (Vec<GroupMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
+
+/// Whether a stack's maps are kept in memory, and why: when every group's
+/// maps together fit the engine's keep budget and no `--raw` asks for them
+/// on disk (`CONVMAPS_MAPS_MODE=keep` or `spill` forces one).
+fn keep_stack(engine: &dyn Engine, stack: &Stack, job: &Job) -> Result<(bool, String)> {
+    let bytes: u64 = (0..stack.groups.len())
+        .map(|group| {
+            stack
+                .group_output(group)
+                .iter()
+                .map(|&n| n as u64)
+                .product::<u64>()
+                * 4
+        })
+        .sum();
+    let megabytes = bytes as f64 / 1048576.0;
+    let budget = super::modes::keep_budget(engine)?;
+    Ok(match std::env::var(super::MAPS_MODE_ENV).as_deref() {
+        Ok("keep") if !job.raw => (true, format!("{}=keep", super::MAPS_MODE_ENV)),
+        Ok("spill") => (false, format!("{}=spill", super::MAPS_MODE_ENV)),
+        _ if job.raw => (
+            false,
+            "--raw writes the f32 maps anyway; the pictures are read from them".into(),
+        ),
+        _ if bytes <= budget => (
+            true,
+            format!(
+                "the stack's maps ({megabytes:.0} MB of f32) fit in the {:.0} MB kept in memory",
+                budget as f64 / 1048576.0
+            ),
+        ),
+        _ => (
+            false,
+            format!("the stack's maps ({megabytes:.0} MB of f32) go through the disk"),
+        ),
+    })
+}
+
+/// Computes the stack band by band into each group's maps, kept in memory
+/// when `keep`, else written to its raw maps file, keeping each map's
 /// statistics.
 fn compute(
     engine: &dyn Engine,
     input: &dyn Bands,
-    stack: &Stack,
-    plan: &StackPlan,
+    (stack, plan, keep): (&Stack, &StackPlan, bool),
     job: &Job,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
-    let mut raws = Vec::new();
+    let mut maps_of = Vec::new();
     let mut stats = Vec::new();
     for (group, layer) in stack.groups.iter().enumerate() {
         let folder = job.out_dir.join(&layer.folder);
         create_output_dir(&folder)?;
         let shape = stack.group_output(group);
-        raws.push(BandedNpy::create(&folder.join("features.npy"), shape)?);
+        maps_of.push(if keep {
+            GroupMaps::Kept(Vec::new())
+        } else {
+            GroupMaps::Raw(BandedNpy::create(&folder.join("features.npy"), shape)?)
+        });
         stats.push(vec![MapStats::default(); shape[0] as usize]);
     }
     let total = (plan.band_count() * stack.groups.len()) as u64;
     let mut counter = Counter::new(Stage::Compute, total, progress);
     let timings = run_planned(engine, input, stack, plan, |group, row, maps| {
         MapStats::add_band(&mut stats[group], maps);
-        raws[group].write_band(0, row, maps)?;
+        match &mut maps_of[group] {
+            GroupMaps::Raw(raw) => raw.write_band(0, row, maps)?,
+            GroupMaps::Kept(bands) => bands.push((row, maps.to_tensor())),
+        }
         counter.tick();
         Ok(())
     })?;
-    Ok((raws, stats, timings))
+    Ok((maps_of, stats, timings))
+}
+
+/// Writes a group's feature PNGs and grid into `folder` from its maps kept
+/// in memory, coloured over the ranges `stats` give, and its weights;
+/// returns the file names.
+fn write_kept_maps(
+    folder: &std::path::Path,
+    job: &Job,
+    layer: &crate::layer::Layer,
+    (bands, stats, shape): (Vec<(u32, Tensor3)>, &[MapStats], [u32; 3]),
+) -> Result<Vec<String>> {
+    let ranges = map_ranges(stats, &job.view);
+    let mut pictures = StreamedPictures::create(folder, shape, &ranges, &job.view)?;
+    let quantise = Quantise {
+        colormap: job.view.colormap,
+        ranges,
+    };
+    for (row, maps) in bands {
+        pictures.write_pixels(0, row, &quantise.pixels_cpu(maps.view()))?;
+    }
+    let mut files = pictures.finish(folder)?;
+    files.extend(write_weights_and_raw(folder, job, layer, None)?);
+    Ok(files)
 }
 
 /// What a group's summary says about the run as a whole.
@@ -146,6 +228,8 @@ struct GroupRecord {
     orientation: crate::photo::Orientation,
     /// The group's compute and store times.
     timings: PlannedTimings,
+    /// Why its maps were kept in memory or went through the disk.
+    why: String,
 }
 
 /// Writes group `group`'s folder: its pictures, `filters.png`, weights and
@@ -154,7 +238,7 @@ fn write_group(
     job: &Job,
     stack: &Stack,
     group: usize,
-    raw: BandedNpy,
+    maps: GroupMaps,
     stats: &[MapStats],
     record: GroupRecord,
     progress: &(dyn Fn(Step) + Sync),
@@ -163,7 +247,16 @@ fn write_group(
     let layer = stack.layer(group);
     let folder = job.out_dir.join(&info.folder);
     let started = Instant::now();
-    let mut files = write_maps(&folder, job, layer, raw, stats, progress)?;
+    let (mode, mut files) = match maps {
+        GroupMaps::Raw(raw) => (
+            MapsMode::Spill,
+            write_maps(&folder, job, layer, raw, stats, progress)?,
+        ),
+        GroupMaps::Kept(bands) => {
+            let kept = (bands, stats, stack.group_output(group));
+            (MapsMode::Keep, write_kept_maps(&folder, job, layer, kept)?)
+        }
+    };
     render::write_png_rgb(
         &folder.join("filters.png"),
         &filters_picture(layer, job.view.per_channel_filters),
@@ -191,6 +284,12 @@ fn write_group(
         setup: Duration::ZERO,
         files,
         weights_file: info.origin.clone(),
+    });
+    summary.maps_mode = Some(MapsModeSummary {
+        mode: mode.name(),
+        why: record.why,
+        statistics: "host",
+        pixels: "host",
     });
     summary.finish(started.elapsed(), started.elapsed());
     Ok(LayerEntry::new(info, stack, group, summary))
