@@ -368,7 +368,13 @@ impl Summary {
             format!("{} biases", p.biases)
         };
         let (stage_names, stage_values) = self.stage_lines();
-        let rows = [
+        let pictures = self.maps_mode.as_ref().map(|mode| {
+            format!(
+                "{}: {} (statistics on the {}, pixels on the {})",
+                mode.mode, mode.why, mode.statistics, mode.pixels
+            )
+        });
+        let mut rows = vec![
             ("input", self.input_line()),
             ("layer", self.layer_line()),
             ("weights", self.weights_line()),
@@ -393,13 +399,16 @@ impl Summary {
                 "backend",
                 format!("{} ({} shader): {adapter}", self.backend, self.shader),
             ),
+        ];
+        rows.extend(pictures.map(|line| ("pictures", line)));
+        rows.extend([
             ("time (ms)", stage_names),
             ("", stage_values),
             (
                 "throughput",
                 format!("{:.2} GFLOP/s in compute", self.gflops),
             ),
-        ];
+        ]);
         rows.iter()
             .map(|(key, value)| format!("{key:<11} {value}").trim_end().to_string())
             .collect::<Vec<_>>()

@@ -200,13 +200,16 @@ fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
         let out = dir.path().join(format!("out-{mode}"));
         let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
             .arg(&photo)
-            .args(["-k", "3", "--backend", "cpu", "-q", "--out"])
+            .args(["-k", "3", "--backend", "cpu", "--out"])
             .arg(&out)
             .env_remove("CONVMAPS_MAPS_MODE")
             .env("CONVMAPS_KEEP_BYTES", budget)
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        // The terminal says it too.
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(stdout.contains(&format!("pictures    {mode}: ")), "{stdout}");
         let summary = common::read_summary(&out);
         assert_eq!(summary["maps_mode"]["mode"], mode, "budget {budget}");
         let leftovers: Vec<String> = std::fs::read_dir(&out)
