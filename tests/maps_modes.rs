@@ -209,7 +209,10 @@ fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
         assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
         // The terminal says it too.
         let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(stdout.contains(&format!("pictures    {mode}: ")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("pictures    {mode}: ")),
+            "{stdout}"
+        );
         let summary = common::read_summary(&out);
         assert_eq!(summary["maps_mode"]["mode"], mode, "budget {budget}");
         let leftovers: Vec<String> = std::fs::read_dir(&out)

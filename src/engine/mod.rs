@@ -745,8 +745,7 @@ pub fn convolve_planned(
     for_each_piece(
         engine,
         image,
-        layer,
-        plan,
+        (layer, plan, true),
         |input, chunk, _| engine.submit(input, chunk),
         |filter, row, piece: Submitted| {
             let ((), run) = piece.read(|maps| {
@@ -768,18 +767,21 @@ pub fn convolve_planned(
 /// hands each submitted piece to `hand_over` with its first filter and
 /// first output row. Each piece is submitted before the one before it is
 /// handed over, so that a GPU that runs submissions in the background
-/// computes a band while the host stores the last.
+/// computes a band while the host stores the last. The engine's output
+/// slots are reserved first when `reserve` (not for maps kept in buffers
+/// of their own).
 pub fn for_each_piece<P>(
     engine: &dyn Engine,
     image: &(impl Bands + ?Sized),
-    layer: &Layer,
-    plan: &Plan,
+    (layer, plan, reserve): (&Layer, &Plan, bool),
     mut submit: impl FnMut(&Tensor3, &Layer, u32) -> Result<P>,
     mut hand_over: impl FnMut(u32, u32, P) -> Result<()>,
 ) -> Result<()> {
     let [_, height, width] = image.shape();
     let (_, out_width) = layer.spec.output_size(height, width)?;
-    engine.reserve(plan.largest_piece_bytes(out_width))?;
+    if reserve {
+        engine.reserve(plan.largest_piece_bytes(out_width))?;
+    }
     let chunks: Vec<_> = plan
         .filter_chunks
         .iter()

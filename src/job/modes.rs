@@ -197,11 +197,11 @@ pub(super) fn first_pass(
     let mut counter = Counter::new(Stage::Compute, total, progress);
     let keep = pass.mode == MapsMode::Keep;
     let wants_maps = pass.raw_sink.is_some();
+    // Kept maps get buffers of their own: no output slots to reserve.
     for_each_piece(
         engine,
         input,
-        layer,
-        plan,
+        (layer, plan, !keep),
         |band, chunk, first| {
             let quantise = pass
                 .fixed
@@ -282,8 +282,7 @@ pub(super) fn recompute_pictures(
     for_each_piece(
         engine,
         input,
-        layer,
-        plan,
+        (layer, plan, true),
         |band, chunk, first| {
             let quantise = band_quantise(job, &ranges, first, chunk);
             let wants = Wants {
