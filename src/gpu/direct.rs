@@ -224,6 +224,7 @@ fn check_limits(
     out_height: u32,
     out_width: u32,
 ) -> Result<()> {
+    super::check_loop_limit(gpu, layer)?;
     check_buffers(
         &[
             ("input", input_bytes),

@@ -129,6 +129,45 @@ pub trait ConvPipeline: Send + Sync {
     }
 }
 
+/// The most loop iterations a software GPU's shader runs correctly per
+/// invocation: Mesa's llvmpipe (lavapipe) ends a shader's loops after a
+/// fixed count, silently (a guard against shaders that never end), and the
+/// maps come out wrong. Measured with 1×1 kernels (10,900 channels exact,
+/// 10,950 wrong) and 3×3 kernels (3,600 channels exact, 3,700 wrong), on
+/// both shaders; [`loop_iterations`] counts them against 65,535.
+pub const SOFTWARE_GPU_LOOP_ITERATIONS: u64 = 65_535;
+
+/// The loop iterations the conv shaders run per invocation for `layer`, as
+/// the driver counts them: per channel of a group, its FH·FW taps, 2·FH for
+/// the rows and 3 for the channel itself (fitted to the measurements of
+/// [`SOFTWARE_GPU_LOOP_ITERATIONS`]).
+pub fn loop_iterations(layer: &Layer) -> u64 {
+    let spec = &layer.spec;
+    let (rows, columns) = (spec.kernel_height as u64, spec.kernel_width as u64);
+    spec.channels_per_group() as u64 * (rows * columns + 2 * rows + 3)
+}
+
+/// Refuses, on a software GPU (an adapter of type Cpu), a layer whose sums
+/// would need more loop iterations per invocation than its driver runs
+/// ([`SOFTWARE_GPU_LOOP_ITERATIONS`]): the driver would stop them early and
+/// hand back wrong maps without an error.
+pub fn check_loop_limit(gpu: &Gpu, layer: &Layer) -> Result<()> {
+    let iterations = loop_iterations(layer);
+    if gpu.info.device_type == wgpu::DeviceType::Cpu && iterations > SOFTWARE_GPU_LOOP_ITERATIONS {
+        let spec = &layer.spec;
+        return Err(Error::GpuLimit(format!(
+            "a filter over {} channels of {}×{} needs about {iterations} loop iterations per \
+             output value, more than this software GPU ({}) runs correctly \
+             ({SOFTWARE_GPU_LOOP_ITERATIONS}); use --backend cpu, or a real GPU",
+            spec.channels_per_group(),
+            spec.kernel_height,
+            spec.kernel_width,
+            gpu.info.name
+        )));
+    }
+    Ok(())
+}
+
 /// The pipeline cache of `device`, filled from its file when that holds a
 /// whole, unchanged cache, with the file's path; none where the device has
 /// no pipeline cache or the backend keys none, or with `CONVMAPS_CACHE_DIR=off`.

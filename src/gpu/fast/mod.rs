@@ -142,6 +142,7 @@ impl FastConv {
     /// its plan, refused when its buffers (output included) or dispatches
     /// exceed the device's limits, with a message that gives the sizes.
     fn plan(&self, gpu: &Gpu, layer: &Layer, out_height: u32, out_width: u32) -> Result<Plan> {
+        crate::gpu::check_loop_limit(gpu, layer)?;
         let output_bytes = layer.spec.output_bytes(out_height, out_width);
         let align = gpu.limits().min_uniform_buffer_offset_alignment as u64;
         let plan = Plan::new(
