@@ -129,6 +129,43 @@ pub trait ConvPipeline: Send + Sync {
     }
 }
 
+/// A compute pipeline whose bind group layout comes from its shader, and
+/// that layout.
+pub type AutoPipeline = (wgpu::ComputePipeline, wgpu::BindGroupLayout);
+
+/// Compiles the WGSL `source` (named `label`) on `gpu` and builds a
+/// pipeline for each of `entry_points`, in order, each with the layout its
+/// shader declares, through the pipeline cache.
+pub fn auto_pipelines<const N: usize>(
+    gpu: &Gpu,
+    label: &str,
+    source: &str,
+    entry_points: [&str; N],
+) -> Result<[AutoPipeline; N]> {
+    gpu.scoped("pipeline creation", || {
+        let module = gpu
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(label),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        entry_points.map(|entry_point| {
+            let pipeline = gpu
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry_point),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry_point),
+                    compilation_options: Default::default(),
+                    cache: gpu.pipeline_cache(),
+                });
+            let layout = pipeline.get_bind_group_layout(0);
+            (pipeline, layout)
+        })
+    })
+}
+
 /// The most loop iterations a software GPU's shader runs correctly per
 /// invocation: Mesa's llvmpipe (lavapipe) ends a shader's loops after a
 /// fixed count, silently (a guard against shaders that never end), and the

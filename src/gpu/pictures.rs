@@ -5,8 +5,8 @@
 //! Both steps are recorded into a caller's encoder after the conv that
 //! writes the maps, and each returns the mappable buffer to read.
 
-use super::Gpu;
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry, record_readback};
+use super::{AutoPipeline, Gpu, auto_pipelines};
 use crate::error::Result;
 use crate::render::quantise::Quantise;
 use crate::stats::CHUNK;
@@ -37,39 +37,20 @@ pub type Readback = (wgpu::Buffer, [u32; 3]);
 
 /// The compiled entry points of `map_pictures.wgsl`, made once per GPU.
 pub struct MapPictures {
-    stats: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
-    quantise: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    stats: AutoPipeline,
+    quantise: AutoPipeline,
 }
 
 impl MapPictures {
     /// Compiles the shader's entry points on `gpu`.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        gpu.scoped("pipeline creation", || {
-            let module = gpu
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("map_pictures.wgsl"),
-                    source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
-                });
-            let build = |entry_point: &str| {
-                let pipeline =
-                    gpu.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(entry_point),
-                            layout: None,
-                            module: &module,
-                            entry_point: Some(entry_point),
-                            compilation_options: Default::default(),
-                            cache: gpu.pipeline_cache(),
-                        });
-                let layout = pipeline.get_bind_group_layout(0);
-                (pipeline, layout)
-            };
-            MapPictures {
-                stats: build("map_stats"),
-                quantise: build("quantise"),
-            }
-        })
+        let [stats, quantise] = auto_pipelines(
+            gpu,
+            "map_pictures.wgsl",
+            SHADER_SOURCE,
+            ["map_stats", "quantise"],
+        )?;
+        Ok(MapPictures { stats, quantise })
     }
 
     /// Records the statistics of the maps `[n, rows, OW]` at the start of
@@ -90,7 +71,15 @@ impl MapPictures {
             plane_len: plane_len as u32,
             ..Default::default()
         };
-        self.dispatch(gpu, encoder, &self.stats, (maps, words), params, chunks)
+        self.dispatch(
+            gpu,
+            encoder,
+            &self.stats,
+            (maps, words),
+            params,
+            chunks,
+            &[],
+        )
     }
 
     /// Records the pixels of the maps `[n, rows, OW]` at the start of
@@ -133,7 +122,7 @@ impl MapPictures {
         let words = count as u64 * words_per_map;
         let pipeline = &self.quantise;
         let extra = [entry(3, &ranges), entry(4, &palette)];
-        self.dispatch_with(
+        self.dispatch(
             gpu,
             encoder,
             pipeline,
@@ -144,30 +133,16 @@ impl MapPictures {
         )
     }
 
-    /// [`MapPictures::dispatch_with`] for an entry point that reads only
-    /// the maps.
+    /// Records one dispatch of `pipeline` over `groups` workgroups per map
+    /// (in rows of at most the device's limit) and every map, writing
+    /// `words` 32-bit words into a new result buffer (bindings 0–2, and
+    /// `extra` after them), and the result's copy into a mappable buffer.
+    #[allow(clippy::too_many_arguments)]
     fn dispatch(
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
-        pipeline: &(wgpu::ComputePipeline, wgpu::BindGroupLayout),
-        (maps, words): (&wgpu::Buffer, u64),
-        params: PictureParams,
-        groups: u64,
-    ) -> Result<Readback> {
-        self.dispatch_with(gpu, encoder, pipeline, (maps, words), params, groups, &[])
-    }
-
-    /// Records one dispatch of `pipeline` over `groups` workgroups per map
-    /// (in rows of at most the device's limit) and every map, writing
-    /// `words` 32-bit words into a new result buffer, and the result's copy
-    /// into a mappable buffer.
-    #[allow(clippy::too_many_arguments)]
-    fn dispatch_with(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        (pipeline, layout): &(wgpu::ComputePipeline, wgpu::BindGroupLayout),
+        (pipeline, layout): &AutoPipeline,
         (maps, words): (&wgpu::Buffer, u64),
         mut params: PictureParams,
         groups: u64,

@@ -14,7 +14,7 @@ use super::buffers::{
     InFlight, buffer_init, check_buffers, check_workgroups, entry, record_readback,
     submit_readbacks,
 };
-use super::{ConvPipeline, Gpu};
+use super::{AutoPipeline, ConvPipeline, Gpu, auto_pipelines};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::pool::PoolSpec;
@@ -141,40 +141,24 @@ struct OpParams {
 
 /// The compiled entry points of `tensor_ops.wgsl`, made once per GPU.
 pub struct TensorOps {
-    relu: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
-    max_pool: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
-    pack_strips: (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    relu: AutoPipeline,
+    max_pool: AutoPipeline,
+    pack_strips: AutoPipeline,
 }
 
 impl TensorOps {
     /// Compiles the shader's entry points on `gpu`.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        gpu.scoped("pipeline creation", || {
-            let module = gpu
-                .device
-                .create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some("tensor_ops.wgsl"),
-                    source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
-                });
-            let build = |entry_point: &str| {
-                let pipeline =
-                    gpu.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(entry_point),
-                            layout: None,
-                            module: &module,
-                            entry_point: Some(entry_point),
-                            compilation_options: Default::default(),
-                            cache: gpu.pipeline_cache(),
-                        });
-                let layout = pipeline.get_bind_group_layout(0);
-                (pipeline, layout)
-            };
-            TensorOps {
-                relu: build("relu"),
-                max_pool: build("max_pool"),
-                pack_strips: build("pack_strips"),
-            }
+        let [relu, max_pool, pack_strips] = auto_pipelines(
+            gpu,
+            "tensor_ops.wgsl",
+            SHADER_SOURCE,
+            ["relu", "max_pool", "pack_strips"],
+        )?;
+        Ok(TensorOps {
+            relu,
+            max_pool,
+            pack_strips,
         })
     }
 
@@ -305,7 +289,7 @@ impl TensorOps {
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
-        (pipeline, layout): &(wgpu::ComputePipeline, wgpu::BindGroupLayout),
+        (pipeline, layout): &AutoPipeline,
         (source, target): (Option<&wgpu::Buffer>, &wgpu::Buffer),
         mut params: OpParams,
         grid: Grid,
