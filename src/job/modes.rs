@@ -1,9 +1,10 @@
 //! How a layer's maps become pictures, chosen per run. Every band hands
-//! back each map's statistics (made on the GPU on a GPU); then:
+//! back each map's statistics, and pixels where asked, made where the
+//! engine makes them (in a shader on a real GPU, on the host on the CPU and
+//! on a software GPU; `engine::PicturesOn`); then:
 //!
 //! * one pass: a fixed `--normalize LO,HI` needs no statistics, so each
-//!   band's pixels are made (on the GPU) and written as the band is
-//!   computed;
+//!   band's pixels are made and written as the band is computed;
 //! * keep: the f32 maps stay in the engine's memory (GPU memory on a GPU)
 //!   until every band's statistics are in, then each band's pixels are made
 //!   there and written;
