@@ -154,6 +154,38 @@ impl DirectConv {
     }
 }
 
+impl DirectConv {
+    /// The geometry of `layer` over an input of `[C, H, W]`, refused when it
+    /// exceeds the device's buffer or dispatch limits.
+    fn checked_params(&self, gpu: &Gpu, shape: [u32; 3], layer: &Layer) -> Result<Params> {
+        let (out_height, out_width) = layer.output_size_of(shape)?;
+        let [channels, height, width] = shape;
+        let input_bytes = 4 * channels as u64 * height as u64 * width as u64;
+        let output_bytes = layer.spec.output_bytes(out_height, out_width);
+        check_limits(gpu, input_bytes, layer, output_bytes, out_height, out_width)?;
+        Ok(Params::new(layer, (height, width), (out_height, out_width)))
+    }
+
+    /// Records the layer's pass over `input_buffer` into `encoder`, writing
+    /// `output` (timed by `timestamps` where given).
+    fn record_over(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        (input_buffer, layer, params): (&wgpu::Buffer, &Layer, &Params),
+        output: &wgpu::Buffer,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let bind_group = self.bind(gpu, input_buffer, layer, params, output)?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_direct"),
+            timestamp_writes: timestamps,
+        });
+        self.record_pass(&mut pass, &bind_group, params);
+        Ok(())
+    }
+}
+
 impl ConvPipeline for DirectConv {
     fn record_from_host(
         &self,
@@ -164,24 +196,14 @@ impl ConvPipeline for DirectConv {
         output: &wgpu::Buffer,
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
-        let spec = &layer.spec;
-        let (out_height, out_width) = layer.output_size_for(input)?;
-        let output_bytes = spec.output_bytes(out_height, out_width);
-        let input_bytes = input.data.len() as u64 * 4;
-        check_limits(gpu, input_bytes, layer, output_bytes, out_height, out_width)?;
-
-        // Upload: image, weights, bias and the geometry.
-        let params = Params::new(layer, (input.height, input.width), (out_height, out_width));
+        let shape = [input.channels, input.height, input.width];
+        let params = self.checked_params(gpu, shape, layer)?;
+        // Upload: the image (the weights, bias and geometry when bound).
         let input_buffer = gpu.scoped("upload", || {
             storage_buffer(gpu, "input [C,H,W]", &input.data)
         })?;
-        let bind_group = self.bind(gpu, &input_buffer, layer, &params, output)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("conv2d_direct"),
-            timestamp_writes: timestamps,
-        });
-        self.record_pass(&mut pass, &bind_group, &params);
-        Ok(())
+        let work = (&input_buffer, layer, &params);
+        self.record_over(gpu, encoder, work, output, timestamps)
     }
 
     fn record(
@@ -193,24 +215,9 @@ impl ConvPipeline for DirectConv {
         layer: &Layer,
         output: &wgpu::Buffer,
     ) -> Result<()> {
-        let (out_height, out_width) = input.output_size_for(layer)?;
-        let output_bytes = layer.spec.output_bytes(out_height, out_width);
-        check_limits(
-            gpu,
-            input.len() * 4,
-            layer,
-            output_bytes,
-            out_height,
-            out_width,
-        )?;
-        let params = Params::new(layer, (input.height, input.width), (out_height, out_width));
-        let bind_group = self.bind(gpu, &input.buffer, layer, &params, output)?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("conv2d_direct"),
-            timestamp_writes: None,
-        });
-        self.record_pass(&mut pass, &bind_group, &params);
-        Ok(())
+        let params = self.checked_params(gpu, input.shape(), layer)?;
+        let work = (&input.buffer, layer, &params);
+        self.record_over(gpu, encoder, work, output, None)
     }
 }
 

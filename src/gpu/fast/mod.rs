@@ -209,6 +209,36 @@ impl FastConv {
         }
     }
 
+    /// Records `layer`'s compute pass as `plan` lays it out, reading the
+    /// strips in `strip_buffer` and writing `output`: the weight blocks and
+    /// tiles uploaded and bound, then one dispatch per tile and chunk of
+    /// filter blocks (timed by `timestamps` where given).
+    fn record_pass(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        (layer, plan, strip_buffer): (&Layer, &Plan, &wgpu::Buffer),
+        output: &wgpu::Buffer,
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let entry_point = self.entry_point(gpu, plan)?;
+        let upload = self.lay_out(gpu, layer, plan)?;
+        let bind_group = self.bind(
+            gpu,
+            strip_buffer,
+            &upload,
+            plan.storage,
+            entry_point,
+            output,
+        )?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_fast"),
+            timestamp_writes: timestamps,
+        });
+        record_dispatches(&mut pass, entry_point, &bind_group, &upload, plan.storage);
+        Ok(())
+    }
+
     /// Uploads the buffers of `upload` and binds them, with `output`, for
     /// `entry_point`.
     fn bind(
@@ -273,10 +303,8 @@ impl ConvPipeline for FastConv {
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
-        let entry_point = self.entry_point(gpu, &plan)?;
 
-        // Upload: strips, weight blocks and one tile per dispatch.
-        let upload = self.lay_out(gpu, layer, &plan)?;
+        // Upload: strips (then weight blocks and tiles, and the dispatches).
         let strips = pack_strips(input, spec, &plan, self.tail(&plan));
         let strip_buffer = gpu.scoped("upload", || {
             let usage = if plan.storage {
@@ -287,22 +315,13 @@ impl ConvPipeline for FastConv {
             let strips = bytemuck::cast_slice(&strips);
             buffer_init(gpu, "input strips [G,strip,y,C/G,x]", strips, usage)
         })?;
-        let bind_group = self.bind(
+        self.record_pass(
             gpu,
-            &strip_buffer,
-            &upload,
-            plan.storage,
-            entry_point,
+            encoder,
+            (layer, &plan, &strip_buffer),
             output,
-        )?;
-
-        // Compute: one dispatch per tile and chunk of filter blocks.
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("conv2d_fast"),
-            timestamp_writes: timestamps,
-        });
-        record_dispatches(&mut pass, entry_point, &bind_group, &upload, plan.storage);
-        Ok(())
+            timestamps,
+        )
     }
 
     /// Packs the strips on the GPU from `input`, then runs the layer's
@@ -318,8 +337,6 @@ impl ConvPipeline for FastConv {
     ) -> Result<()> {
         let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
-        let entry_point = self.entry_point(gpu, &plan)?;
-        let upload = self.lay_out(gpu, layer, &plan)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
         // `pack_strips` writes the whole buffer through a storage binding,
         // which may be smaller than the uniform path's buffers can be.
@@ -343,20 +360,7 @@ impl ConvPipeline for FastConv {
             &plan.strip_layout(),
             &strip_buffer,
         )?;
-        let bind_group = self.bind(
-            gpu,
-            &strip_buffer,
-            &upload,
-            plan.storage,
-            entry_point,
-            output,
-        )?;
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("conv2d_fast"),
-            timestamp_writes: None,
-        });
-        record_dispatches(&mut pass, entry_point, &bind_group, &upload, plan.storage);
-        Ok(())
+        self.record_pass(gpu, encoder, (layer, &plan, &strip_buffer), output, None)
     }
 }
 
