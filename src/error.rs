@@ -13,6 +13,10 @@ pub enum Error {
     #[error("invalid layer: {0}")]
     InvalidLayer(String),
 
+    /// A setting (a `CONVMAPS_*` variable) has a value it does not take.
+    #[error("{0}")]
+    Setting(String),
+
     /// The input photo could not be read or decoded.
     #[error("{}: {message}", path.display())]
     Image {
@@ -165,6 +169,7 @@ impl Error {
         matches!(
             self,
             Error::InvalidLayer(_)
+                | Error::Setting(_)
                 | Error::TooLarge(_)
                 | Error::Image { .. }
                 | Error::Weights { .. }

@@ -45,6 +45,7 @@ pub mod preprocess;
 pub mod render;
 pub mod report;
 pub mod resolve;
+pub mod settings;
 pub mod stack;
 pub mod stats;
 pub mod tensor;

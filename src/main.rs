@@ -16,6 +16,7 @@ use convmaps::model::load::FoldBatchNorm;
 use convmaps::preprocess::Normalization;
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::resolve::{ExplicitGeometry, LayerOptions, WeightsSource};
+use convmaps::settings::Settings;
 use convmaps::stack::StackOptions;
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -290,7 +291,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     } = args;
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     if !shaders.is_empty() {
-        let gpu = std::sync::Arc::new(Gpu::new()?);
+        let gpu = std::sync::Arc::new(Gpu::with_cache(&read_settings()?.cache_dir)?);
         for shader in shaders {
             engines.push(Box::new(GpuEngine::new(gpu.clone(), shader.into())?));
         }
@@ -304,7 +305,7 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
         for engine in &engines {
             let info = engine.info();
             rows.push(convmaps::bench::measure(
-                info.shader,
+                info.shader_name(),
                 &info.adapter_line(),
                 &image,
                 &layer,
@@ -562,6 +563,7 @@ fn quiet_driver_runtime_dir() {
 fn quiet_driver_runtime_dir() {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = read_settings()?;
     let weights = weights_source(&cli)?;
     let stack = stack_job(&cli)?;
     if stack.is_none() && matches!(weights, WeightsSource::Init { .. }) {
@@ -580,7 +582,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         BackendArg::Gpu => BackendChoice::Gpu,
         BackendArg::Cpu => BackendChoice::Cpu,
     };
-    let (engine, notice) = engine::open(choice, cli.shader.into())?;
+    let (engine, notice) = engine::open(choice, cli.shader.into(), &settings)?;
     if let Some(notice) = notice {
         eprintln!("note: {notice}");
     }
@@ -593,6 +595,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     for (index, (photo, out_dir)) in photos.iter().zip(out_dirs).enumerate() {
         let mut job = job_for(&cli, photo, out_dir, &weights);
         job.stack = stack.clone();
+        job.settings = settings.clone();
         let label = format!("[{}/{}] {}", index + 1, photos.len(), photo.display());
         if bar.is_none() && !cli.quiet && photos.len() > 1 {
             println!("{label}");
@@ -624,6 +627,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     failed(&failures, photos.len(), all_bad_input)
+}
+
+/// Every `CONVMAPS_*` switch, read once from the environment; a value a
+/// variable does not take is refused (exit 2), naming it.
+fn read_settings() -> anyhow::Result<Settings> {
+    Ok(Settings::from_lookup(|name| std::env::var_os(name))?)
 }
 
 /// The stack `--layers` asks for, parsed, with what its convs are made of.
@@ -705,6 +714,7 @@ fn job_for(cli: &Cli, photo: &std::path::Path, out_dir: PathBuf, weights: &Weigh
         input_norm: cli.input_norm.0.clone(),
         bgr: cli.bgr,
         stack: None,
+        settings: Settings::default(),
     }
 }
 

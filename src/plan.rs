@@ -10,10 +10,6 @@ use crate::layer::LayerSpec;
 /// Default bytes for one band's output (and for its input): 64 MiB.
 pub const DEFAULT_BAND_BYTES: u64 = 64 << 20;
 
-/// Environment variable that overrides the band budget in bytes (for tests
-/// that force tiny bands).
-pub const BAND_BYTES_ENV: &str = "CONVMAPS_BAND_BYTES";
-
 /// Bands of output rows and chunks of filters. Every band is computed for
 /// every chunk; together they cover the output exactly once.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,14 +85,5 @@ impl Plan {
             .max()
             .unwrap_or(0) as u64;
         4 * filters * rows * out_width as u64
-    }
-
-    /// The band budget: `CONVMAPS_BAND_BYTES` when set, else `default`.
-    pub fn budget_from_env(default: u64) -> u64 {
-        std::env::var(BAND_BYTES_ENV)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|&v: &u64| v > 0)
-            .unwrap_or(default)
     }
 }

@@ -309,14 +309,14 @@ impl Summary {
                 filter_chunks: record.pieces.1,
             },
             maps: record.maps,
-            backend: record.engine.backend.to_string(),
-            shader: record.engine.shader.to_string(),
+            backend: record.engine.backend.name().to_string(),
+            shader: record.engine.shader_name().to_string(),
             adapter: record.engine.adapter,
             timings_ms: Timings::new(
                 [record.decode, record.weights, record.setup],
                 &record.timings,
             ),
-            compute_timing: record.engine.compute_timing.to_string(),
+            compute_timing: record.engine.compute_timing.describe().to_string(),
             gpu_compute_ms: run.gpu_compute.map(ms),
             gflops: if compute.is_zero() {
                 0.0

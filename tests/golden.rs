@@ -124,7 +124,7 @@ fn matches_the_independent_golden_files(engine: &dyn Engine) {
     for case in load_cases() {
         let output = common::run(engine, &case.input, &case.layer);
         common::assert_close(
-            &format!("{}, case {}", engine.info().shader, case.name),
+            &format!("{}, case {}", engine.info().shader_name(), case.name),
             &output,
             &case.expected,
             ABS,

@@ -7,11 +7,12 @@
 
 mod common;
 
-use convmaps::engine::{CpuEngine, Engine, GpuEngine, PicturesOn, Wants};
+use convmaps::engine::{CpuEngine, Engine, GpuEngine, Wants};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::render::quantise::{BandPixels, Quantise};
+use convmaps::settings::Placement;
 use convmaps::stats::{MapStats, gpu_partials};
 use convmaps::tensor::Tensor3;
 
@@ -25,9 +26,9 @@ fn engines() -> Vec<(String, Box<dyn Engine>)> {
         return engines;
     };
     for (shader, on) in [
-        (ShaderKind::Direct, PicturesOn::Gpu),
-        (ShaderKind::Fast, PicturesOn::Gpu),
-        (ShaderKind::Fast, PicturesOn::Host),
+        (ShaderKind::Direct, Placement::Gpu),
+        (ShaderKind::Fast, Placement::Gpu),
+        (ShaderKind::Fast, Placement::Host),
     ] {
         let engine = GpuEngine::new(gpu.clone(), shader)
             .unwrap()

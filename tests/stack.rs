@@ -76,7 +76,7 @@ fn run_banded(engine: &dyn Engine, stack: &Stack, image: &Tensor3, budget: u64) 
 }
 
 fn check(engine: &dyn Engine, what: &str, actual: &[Tensor3], expected: &[Tensor3]) {
-    let exact = engine.info().backend == "cpu";
+    let exact = engine.info().backend == convmaps::engine::Backend::Cpu;
     for (group, (actual, expected)) in actual.iter().zip(expected).enumerate() {
         let what = format!("{what}, group {group}");
         if exact {
@@ -245,7 +245,10 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
     for budget in [smallest, u64::MAX] {
         let actual = run_banded(engine, &stack, &image, budget);
         for (group, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
-            let what = format!("{}: group {group}, budget {budget}", engine.info().shader);
+            let what = format!(
+                "{}: group {group}, budget {budget}",
+                engine.info().shader_name()
+            );
             common::assert_close(&what, actual, expected, 1e-5, 1e-5);
         }
     }
@@ -280,8 +283,9 @@ fn the_fixtures_names_are_the_readers_conv_names() {
 /// ReLU and pooling), for both shaders, in tiny bands and whole.
 #[test]
 fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
-    use convmaps::engine::{BetweenLayers, GpuEngine};
+    use convmaps::engine::GpuEngine;
     use convmaps::gpu::ShaderKind;
+    use convmaps::settings::Placement;
     let Some(gpu) = common::gpu() else {
         return;
     };
@@ -294,9 +298,9 @@ fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
                 .unwrap()
                 .with_between_layers(mode)
         };
-        let (on_gpu, via_host) = (engine(BetweenLayers::Gpu), engine(BetweenLayers::Host));
-        assert_eq!(on_gpu.info().between_layers, "gpu");
-        assert_eq!(via_host.info().between_layers, "host");
+        let (on_gpu, via_host) = (engine(Placement::Gpu), engine(Placement::Host));
+        assert_eq!(on_gpu.info().between_layers, Placement::Gpu);
+        assert_eq!(via_host.info().between_layers, Placement::Host);
         for budget in [32_000, u64::MAX] {
             let kept = run_banded(&on_gpu, &stack, &image, budget);
             let through_host = run_banded(&via_host, &stack, &image, budget);
@@ -316,16 +320,17 @@ fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
 /// send them through host memory, which is faster there).
 #[test]
 fn stacks_with_maps_kept_on_the_gpu_equal_the_cpu_twin_and_onnx_runtime() {
-    use convmaps::engine::{BetweenLayers, GpuEngine};
+    use convmaps::engine::GpuEngine;
     use convmaps::gpu::ShaderKind;
+    use convmaps::settings::Placement;
     let Some(gpu) = common::gpu() else {
         return;
     };
     for shader in ShaderKind::ALL {
         let engine = GpuEngine::new(gpu.clone(), shader)
             .unwrap()
-            .with_between_layers(BetweenLayers::Gpu);
-        assert_eq!(engine.info().between_layers, "gpu");
+            .with_between_layers(Placement::Gpu);
+        assert_eq!(engine.info().between_layers, Placement::Gpu);
         random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin(&engine);
         an_onnx_models_two_convs_equal_onnx_runtimes_maps(&engine);
     }

@@ -88,7 +88,7 @@ fn budgets(layer: &Layer, image: &Tensor3) -> Vec<u64> {
 /// Every plan of bands and filter chunks gives exactly the untiled
 /// result of the same engine, which matches the CPU reference.
 fn banded_and_chunked_equals_untiled_exactly(engine: &dyn Engine) {
-    let shader = engine.info().shader;
+    let shader = engine.info().shader_name();
     for seed in 100..130 {
         let (image, layer) = random_case(seed);
         let (untiled, _) = engine.run(&image, &layer).unwrap();
@@ -131,7 +131,7 @@ fn bands_of_any_size_run_after_one_dropped_unread(engine: &dyn Engine) {
             .read(|maps| Ok(maps.to_tensor()))
             .unwrap();
         let expected = cpu::conv2d_direct(input, layer).unwrap();
-        common::assert_close(engine.info().shader, &maps, &expected, 1e-5, 1e-5);
+        common::assert_close(engine.info().shader_name(), &maps, &expected, 1e-5, 1e-5);
     }
 }
 

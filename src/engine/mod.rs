@@ -21,6 +21,7 @@ use crate::gpu::{
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
 use crate::render::quantise::Quantise;
+use crate::settings::{Placement, Settings};
 use crate::stack::{self, BandOp, BandStep};
 use crate::tensor::{Bands, Tensor3, TensorView};
 use maps::{GpuBand, Kept};
@@ -28,22 +29,21 @@ use maps::{GpuBand, Kept};
 /// What ran a layer, for reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineInfo {
-    /// "gpu" or "cpu".
-    pub backend: &'static str,
-    /// The program that computed the sums: "direct" or "fast" (the WGSL
-    /// shaders), or "cpu" (the CPU twin of the direct shader).
-    pub shader: &'static str,
+    /// The GPU or the CPU.
+    pub backend: Backend,
+    /// The WGSL shader that computed the sums; none where the CPU twin of
+    /// the direct shader did.
+    pub shader: Option<ShaderKind>,
     /// The GPU adapter, on the GPU.
     pub adapter: Option<AdapterSummary>,
     /// How the compute time ([`RunTimings::gpu_compute`], else
     /// [`RunTimings::compute`]) is measured.
-    pub compute_timing: &'static str,
-    /// Where a stack's maps go between layers: "gpu" (kept in GPU memory)
-    /// or "host" (host memory).
-    pub between_layers: &'static str,
-    /// Where each band's statistics and pixels are made: "gpu" (in
-    /// `shaders/map_pictures.wgsl`) or "host" (from the f32 maps read back).
-    pub pictures: &'static str,
+    pub compute_timing: ComputeTiming,
+    /// Where a stack's maps go between layers.
+    pub between_layers: Placement,
+    /// Where each band's statistics and pixels are made (on the GPU: in
+    /// `shaders/map_pictures.wgsl`; on the host: from the f32 maps read back).
+    pub pictures: Placement,
 }
 
 impl EngineInfo {
@@ -52,6 +52,60 @@ impl EngineInfo {
         match &self.adapter {
             Some(adapter) => format!("{} ({})", adapter.name, adapter.backend),
             None => "CPU reference".to_string(),
+        }
+    }
+
+    /// The program that computed the sums: `fast` or `direct` (the WGSL
+    /// shaders), or `cpu` (the CPU twin of the direct shader).
+    pub fn shader_name(&self) -> &'static str {
+        self.shader.map_or("cpu", ShaderKind::name)
+    }
+
+    /// Whether the adapter is a software GPU (of type Cpu, such as lavapipe).
+    pub fn software_gpu(&self) -> bool {
+        self.adapter
+            .as_ref()
+            .is_some_and(|a| a.device_type == "Cpu")
+    }
+}
+
+/// The GPU or the CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// A GPU, through wgpu.
+    Gpu,
+    /// The CPU twin.
+    Cpu,
+}
+
+impl Backend {
+    /// `gpu` or `cpu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Gpu => "gpu",
+            Backend::Cpu => "cpu",
+        }
+    }
+}
+
+/// How an engine's compute time is measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ComputeTiming {
+    /// The GPU's timestamps around the compute pass.
+    GpuTimestamps,
+    /// Wall time in submit and wait (a GPU without timestamps).
+    SubmitAndWait,
+    /// Wall time (the CPU).
+    WallTime,
+}
+
+impl ComputeTiming {
+    /// How `summary.json` says it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ComputeTiming::GpuTimestamps => "GPU timestamps around the compute pass",
+            ComputeTiming::SubmitAndWait => "wall time in submit and wait",
+            ComputeTiming::WallTime => "wall time",
         }
     }
 }
@@ -135,10 +189,9 @@ pub trait Engine: Send + Sync {
     }
 
     /// Bytes of one band: [`Engine::max_band_bytes`], at most
-    /// [`plan::DEFAULT_BAND_BYTES`], or `CONVMAPS_BAND_BYTES` when set
-    /// (tests use it to force tiny bands).
+    /// [`plan::DEFAULT_BAND_BYTES`] (a job's settings may set it).
     fn band_budget(&self) -> u64 {
-        Plan::budget_from_env(plan::DEFAULT_BAND_BYTES.min(self.max_band_bytes()))
+        plan::DEFAULT_BAND_BYTES.min(self.max_band_bytes())
     }
 }
 
@@ -166,15 +219,25 @@ pub enum BackendChoice {
     Cpu,
 }
 
-/// Opens the engine for `choice`, running `shader` on a GPU. With
-/// [`BackendChoice::Auto`] and no adapter, falls back to the CPU and
-/// returns the reason as a notice for the user.
+/// Opens the engine for `choice`, running `shader` on a GPU, placed as
+/// `settings` say (the pipeline cache, where maps go between layers and
+/// where pictures are made). With [`BackendChoice::Auto`] and no adapter,
+/// falls back to the CPU and returns the reason as a notice for the user.
 pub fn open(
     choice: BackendChoice,
     shader: ShaderKind,
+    settings: &Settings,
 ) -> Result<(Box<dyn Engine>, Option<String>)> {
     let on_gpu = || -> Result<Box<dyn Engine>> {
-        Ok(Box::new(GpuEngine::new(Arc::new(Gpu::new()?), shader)?))
+        let gpu = Arc::new(Gpu::with_cache(&settings.cache_dir)?);
+        let mut engine = GpuEngine::new(gpu, shader)?;
+        if let Some(placement) = settings.between_layers {
+            engine = engine.with_between_layers(placement);
+        }
+        if let Some(placement) = settings.pictures {
+            engine = engine.with_pictures_on(placement);
+        }
+        Ok(Box::new(engine))
     };
     match choice {
         BackendChoice::Cpu => Ok((Box::new(CpuEngine), None)),
@@ -197,12 +260,12 @@ pub struct CpuEngine;
 impl Engine for CpuEngine {
     fn info(&self) -> EngineInfo {
         EngineInfo {
-            backend: "cpu",
-            shader: "cpu",
+            backend: Backend::Cpu,
+            shader: None,
             adapter: None,
-            compute_timing: "wall time",
-            between_layers: "host",
-            pictures: "host",
+            compute_timing: ComputeTiming::WallTime,
+            between_layers: Placement::Host,
+            pictures: Placement::Host,
         }
     }
 
@@ -227,83 +290,21 @@ impl Engine for CpuEngine {
 /// is read while the next runs.
 const SLOTS: usize = 2;
 
-/// Where a stack's maps go between its steps on a GPU.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BetweenLayers {
-    /// They stay in GPU memory: a band is uploaded once and only the
-    /// outputs handed back are read.
-    #[default]
-    Gpu,
-    /// Each conv's output is read back to host memory, pooled and ReLU'd
-    /// there, and uploaded again for the next conv (for comparison).
-    Host,
-}
-
-impl BetweenLayers {
-    /// Where maps go on `gpu` unless asked otherwise: on a software GPU
-    /// (an adapter of type Cpu, such as lavapipe) through host memory,
-    /// which is its own memory anyway and where the CPU pools and lays out
-    /// the strips faster than its shaders do (measured: 20.3–20.9 s against
-    /// 23.8–24.0 s for a 12 MP photo through two convs); on a real GPU kept
-    /// there, so that only the maps to write cross the bus.
-    pub fn default_for(gpu: &Gpu) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            BetweenLayers::Host
-        } else {
-            BetweenLayers::Gpu
-        }
-    }
-}
-
-/// Environment variable that chooses where a stack's maps go between
-/// layers on the GPU: `gpu` or `host` (by default, [`BetweenLayers::default_for`]).
-pub const BETWEEN_LAYERS_ENV: &str = "CONVMAPS_BETWEEN_LAYERS";
-
-/// Where a GPU engine makes each band's statistics and pixels.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum PicturesOn {
-    /// In `shaders/map_pictures.wgsl`: only they are read back, not the
-    /// f32 maps (unless asked for).
-    #[default]
-    Gpu,
-    /// On the host, from the f32 maps read back (the CPU twins).
-    Host,
-}
-
-impl PicturesOn {
-    /// Where they are made on `gpu` unless asked otherwise: on a software
-    /// GPU (an adapter of type Cpu, such as lavapipe) on the host, where
-    /// the CPU's own loops are an order of magnitude faster than its
-    /// shaders (measured on a 12 MP photo's band of 32 maps, 64 MB of f32:
-    /// the statistics shader took 90–190 ms and the grey pixels a further
-    /// 230–320 ms, the CPU about 10–40 ms each); on a real GPU there, so
-    /// that 8-bit pixels cross the bus instead of f32 maps.
-    pub fn default_for(gpu: &Gpu) -> Self {
-        if gpu.info.device_type == wgpu::DeviceType::Cpu {
-            PicturesOn::Host
-        } else {
-            PicturesOn::Gpu
-        }
-    }
-}
-
-/// Environment variable that chooses where a GPU engine makes each band's
-/// statistics and pixels: `gpu` or `host` (by default,
-/// [`PicturesOn::default_for`]).
-pub const PICTURES_ENV: &str = "CONVMAPS_PICTURES";
-
-/// The environment variable `name`: `Some(true)` for `gpu`, `Some(false)`
-/// for `host`, `None` when unset; any other value is refused, naming it.
-fn gpu_or_host(name: &str) -> Result<Option<bool>> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(value) => match value.as_str() {
-            "gpu" => Ok(Some(true)),
-            "host" => Ok(Some(false)),
-            other => Err(Error::InvalidLayer(format!(
-                "{name}={other}: expected gpu or host"
-            ))),
-        },
+/// Where maps go between a stack's layers, and where statistics and
+/// pixels are made, on `gpu` unless the settings say otherwise: on a
+/// software GPU (an adapter of type Cpu, such as lavapipe) on the host,
+/// whose memory is its own anyway and where the CPU's loops are faster
+/// than its shaders (measured: a 12 MP photo through two convs took
+/// 20.3–20.9 s with the maps through the host against 23.8–24.0 s kept
+/// on the GPU; on a 12 MP photo's band of 32 maps, 64 MB of f32, the
+/// statistics shader took 90–190 ms and the grey pixels a further 230–320
+/// ms, the CPU about 10–40 ms each); on a real GPU on the GPU, so that
+/// only the maps to write, as 8-bit pixels, cross the bus.
+pub fn suited_placement(gpu: &Gpu) -> Placement {
+    if gpu.info.device_type == wgpu::DeviceType::Cpu {
+        Placement::Host
+    } else {
+        Placement::Gpu
     }
 }
 
@@ -317,46 +318,38 @@ pub struct GpuEngine {
     ops: TensorOps,
     /// Each band's statistics and pixels.
     pictures: MapPictures,
-    between_layers: BetweenLayers,
-    pictures_on: PicturesOn,
+    /// Where a stack's maps go between its layers.
+    between_layers: Placement,
+    /// Where each band's statistics and pixels are made.
+    pictures_on: Placement,
     /// Output slots not in use by a submitted band.
     slots: Arc<Mutex<Vec<OutputSlot>>>,
 }
 
 impl GpuEngine {
-    /// Compiles `shader` on `gpu`. A stack's maps go between layers as
-    /// `CONVMAPS_BETWEEN_LAYERS` says (`gpu` or `host`), else as
-    /// [`BetweenLayers::default_for`] this GPU.
+    /// Compiles `shader` on `gpu`, placing maps between layers and
+    /// pictures as [`suited_placement`] says for this GPU.
     pub fn new(gpu: Arc<Gpu>, shader: ShaderKind) -> Result<Self> {
         let pipeline = shader.compile(&gpu)?;
         let ops = TensorOps::new(&gpu)?;
         let pictures = MapPictures::new(&gpu)?;
         // The next run's setup starts warm.
         gpu.save_pipeline_cache();
-        let between_layers = match gpu_or_host(BETWEEN_LAYERS_ENV)? {
-            Some(true) => BetweenLayers::Gpu,
-            Some(false) => BetweenLayers::Host,
-            None => BetweenLayers::default_for(&gpu),
-        };
-        let pictures_on = match gpu_or_host(PICTURES_ENV)? {
-            Some(true) => PicturesOn::Gpu,
-            Some(false) => PicturesOn::Host,
-            None => PicturesOn::default_for(&gpu),
-        };
+        let placement = suited_placement(&gpu);
         Ok(GpuEngine {
             gpu,
             shader,
             pipeline,
             ops,
             pictures,
-            between_layers,
-            pictures_on,
+            between_layers: placement,
+            pictures_on: placement,
             slots: Arc::default(),
         })
     }
 
     /// This engine, with a stack's maps going `between_layers`.
-    pub fn with_between_layers(self, between_layers: BetweenLayers) -> Self {
+    pub fn with_between_layers(self, between_layers: Placement) -> Self {
         GpuEngine {
             between_layers,
             ..self
@@ -390,7 +383,7 @@ impl GpuEngine {
     }
 
     /// This engine, with each band's statistics and pixels made `on`.
-    pub fn with_pictures_on(self, on: PicturesOn) -> Self {
+    pub fn with_pictures_on(self, on: Placement) -> Self {
         GpuEngine {
             pictures_on: on,
             ..self
@@ -488,7 +481,7 @@ impl Engine for GpuEngine {
         layer: &Layer,
         wants: Wants<'_>,
     ) -> Result<SubmittedMaps> {
-        if self.pictures_on == PicturesOn::Host {
+        if self.pictures_on == Placement::Host {
             return Ok(SubmittedMaps::on_host(self.submit(input, layer)?, wants));
         }
         let started = Instant::now();
@@ -560,8 +553,7 @@ impl Engine for GpuEngine {
     /// [`KEEP_HOST_BYTES`]; on a real one, [`KEEP_GPU_BYTES`] or 8 of its
     /// largest buffers, whichever is less.
     fn keep_budget(&self) -> u64 {
-        if self.gpu.info.device_type == wgpu::DeviceType::Cpu
-            || self.pictures_on == PicturesOn::Host
+        if self.gpu.info.device_type == wgpu::DeviceType::Cpu || self.pictures_on == Placement::Host
         {
             KEEP_HOST_BYTES
         } else {
@@ -571,22 +563,16 @@ impl Engine for GpuEngine {
 
     fn info(&self) -> EngineInfo {
         EngineInfo {
-            backend: "gpu",
-            shader: self.shader.name(),
+            backend: Backend::Gpu,
+            shader: Some(self.shader),
             adapter: Some(self.gpu.adapter_summary()),
             compute_timing: if self.gpu.has_timestamps() {
-                "GPU timestamps around the compute pass"
+                ComputeTiming::GpuTimestamps
             } else {
-                "wall time in submit and wait"
+                ComputeTiming::SubmitAndWait
             },
-            between_layers: match self.between_layers {
-                BetweenLayers::Gpu => "gpu",
-                BetweenLayers::Host => "host",
-            },
-            pictures: match self.pictures_on {
-                PicturesOn::Gpu => "gpu",
-                PicturesOn::Host => "host",
-            },
+            between_layers: self.between_layers,
+            pictures: self.pictures_on,
         }
     }
 
@@ -612,7 +598,7 @@ impl Engine for GpuEngine {
     }
 
     fn submit_stack(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
-        if self.between_layers == BetweenLayers::Host {
+        if self.between_layers == Placement::Host {
             return stack::run_on_host(|input, layer| self.run(input, layer), input, steps);
         }
         let runs = self.submit_stack_on_gpu(input, steps)?;

@@ -13,10 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::output::write_bytes_atomic;
-
-/// Environment variable naming the directory the cache file goes in
-/// (instead of the user's cache directory); `off` keeps no cache.
-pub const CACHE_DIR_ENV: &str = "CONVMAPS_CACHE_DIR";
+use crate::settings::CacheDir;
 
 /// The file's first bytes.
 const MAGIC: &[u8; 8] = b"CMPCACHE";
@@ -25,13 +22,13 @@ const MAGIC: &[u8; 8] = b"CMPCACHE";
 const HEADER_LEN: usize = 8 + 8 + 4;
 
 /// Where the cache file of an adapter with cache key `key` goes, if
-/// anywhere: in `CONVMAPS_CACHE_DIR`, else in the user's cache directory's
+/// anywhere: as `dir` says, by default in the user's cache directory's
 /// `convmaps/`.
-pub fn cache_path(key: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os(CACHE_DIR_ENV) {
-        Some(dir) if dir == "off" => return None,
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => dirs::cache_dir()?.join("convmaps"),
+pub fn cache_path(key: &str, dir: &CacheDir) -> Option<PathBuf> {
+    let dir = match dir {
+        CacheDir::Off => return None,
+        CacheDir::At(dir) => dir.clone(),
+        CacheDir::User => dirs::cache_dir()?.join("convmaps"),
     };
     Some(dir.join(format!("{key}.bin")))
 }

@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::layer::Layer;
+use crate::settings::CacheDir;
 use crate::tensor::Tensor3;
 
 /// The WGSL shaders that can run the layer (`--shader`).
@@ -207,15 +208,17 @@ pub fn check_loop_limit(gpu: &Gpu, layer: &Layer) -> Result<()> {
 
 /// The pipeline cache of `device`, filled from its file when that holds a
 /// whole, unchanged cache, with the file's path; none where the device has
-/// no pipeline cache or the backend keys none, or with `CONVMAPS_CACHE_DIR=off`.
+/// no pipeline cache or the backend keys none, or with [`CacheDir::Off`].
 fn open_pipeline_cache(
     device: &wgpu::Device,
     info: &wgpu::AdapterInfo,
+    cache_dir: &CacheDir,
 ) -> (Option<wgpu::PipelineCache>, Option<PathBuf>) {
     if !device.features().contains(wgpu::Features::PIPELINE_CACHE) {
         return (None, None);
     }
-    let Some(path) = wgpu::util::pipeline_cache_key(info).and_then(|key| cache::cache_path(&key))
+    let Some(path) =
+        wgpu::util::pipeline_cache_key(info).and_then(|key| cache::cache_path(&key, cache_dir))
     else {
         return (None, None);
     };
@@ -271,12 +274,18 @@ impl Gpu {
     /// `WGPU_POWER_PREF` (`low` or `high`). The device gets the adapter's own
     /// limits, so large photos are not held to wgpu's conservative defaults.
     ///
-    /// Returns [`Error::NoAdapter`] when there is no usable adapter.
+    /// Returns [`Error::NoAdapter`] when there is no usable adapter. The
+    /// pipeline cache is kept in the user's cache directory.
     pub fn new() -> Result<Self> {
-        pollster::block_on(Self::new_async())
+        Self::with_cache(&CacheDir::User)
     }
 
-    async fn new_async() -> Result<Self> {
+    /// [`Gpu::new`], with the pipeline cache kept where `cache_dir` says.
+    pub fn with_cache(cache_dir: &CacheDir) -> Result<Self> {
+        pollster::block_on(Self::new_async(cache_dir))
+    }
+
+    async fn new_async(cache_dir: &CacheDir) -> Result<Self> {
         // Without WGPU_BACKEND, look at the primary APIs (Vulkan, Metal,
         // DX12) first and at OpenGL only when they have no adapter: probing
         // GL needlessly is slow and noisy on headless machines.
@@ -326,7 +335,7 @@ impl Gpu {
                 slot.get_or_insert_with(|| format!("device lost ({reason:?}): {message}"));
             }
         });
-        let (pipeline_cache, cache_file) = open_pipeline_cache(&device, &info);
+        let (pipeline_cache, cache_file) = open_pipeline_cache(&device, &info, cache_dir);
         Ok(Gpu {
             device,
             queue,

@@ -6,7 +6,7 @@ mod page;
 mod pictures;
 mod stack;
 
-pub use modes::{MAPS_MODE_ENV, MapsMode};
+pub use modes::MapsMode;
 
 pub use stack::run_stack;
 
@@ -26,6 +26,7 @@ use crate::preprocess::{InputPrep, Layout, Normalization, Prepared};
 use crate::render::colormap::{Colormap, Normalize};
 use crate::report::{MapsModeSummary, RunRecord, Summary};
 use crate::resolve::{LayerOptions, Resolved, WeightsSource, resolve};
+use crate::settings::Settings;
 use crate::stats::MapStats;
 use crate::tensor::Bands;
 use crate::weights;
@@ -134,6 +135,8 @@ pub struct Job {
     /// A stack of layers (`--layers`) instead of one layer, run by
     /// [`run_stack`].
     pub stack: Option<StackJob>,
+    /// The switches read from the environment by the program.
+    pub settings: Settings,
 }
 
 /// A stack of layers to run instead of one layer.
@@ -176,7 +179,7 @@ pub fn run(
         &resolved.layer.spec,
         shape.height,
         shape.width,
-        engine.band_budget(),
+        band_budget(engine, &job.settings),
     )?;
 
     create_output_dir(&job.out_dir)?;
@@ -210,10 +213,10 @@ pub fn run(
     summary.maps_mode = Some(MapsModeSummary {
         mode: drawn.mode.name(),
         why: drawn.why,
-        statistics: engine.info().pictures,
+        statistics: engine.info().pictures.name(),
         pixels: match drawn.mode {
             MapsMode::Spill => "host",
-            _ => engine.info().pictures,
+            _ => engine.info().pictures.name(),
         },
     });
     summary.finish(
@@ -328,6 +331,11 @@ fn write_page(job: &Job, input: &Input, layer: &Layer, summary: &Summary) -> Res
 
 /// Longest side of `input.png`, the input's preview on the page, in pixels.
 const INPUT_PREVIEW_SIDE: u32 = 1024;
+
+/// Bytes of one band on `engine`: as `settings` say, else the engine's budget.
+fn band_budget(engine: &dyn Engine, settings: &Settings) -> u64 {
+    settings.band_bytes.unwrap_or_else(|| engine.band_budget())
+}
 
 /// Runs `work` and returns its value with the time it took.
 fn timed<T>(work: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {

@@ -1,7 +1,7 @@
 //! How a layer's maps become pictures, chosen per run. Every band hands
 //! back each map's statistics, and pixels where asked, made where the
 //! engine makes them (in a shader on a real GPU, on the host on the CPU and
-//! on a software GPU; `engine::PicturesOn`); then:
+//! on a software GPU; `settings::Settings::pictures`); then:
 //!
 //! * one pass: a fixed `--normalize LO,HI` needs no statistics, so each
 //!   band's pixels are made and written as the band is computed;
@@ -20,36 +20,18 @@ use std::time::Duration;
 
 use super::pictures::{StreamedPictures, map_ranges};
 use super::{Counter, Job, Stage, Step};
-use crate::engine::{Engine, KeptMaps, PlannedTimings, SubmittedMaps, Wants, for_each_piece};
+use crate::engine::{
+    Backend, Engine, KeptMaps, PlannedTimings, SubmittedMaps, Wants, for_each_piece,
+};
 use crate::error::{Error, Result};
 use crate::layer::Layer;
 use crate::plan::Plan;
 use crate::render::colormap::Normalize;
 use crate::render::quantise::Quantise;
+pub use crate::settings::MapsMode;
+use crate::settings::{MAPS_MODE, Settings};
 use crate::stats::MapStats;
 use crate::tensor::Bands;
-
-/// How the maps become pictures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapsMode {
-    /// Pictures written band by band in the one compute pass.
-    OnePass,
-    /// The f32 maps kept in the engine's memory until the statistics are
-    /// known, then drawn there.
-    Keep,
-    /// Statistics first, then each band computed again for its pictures.
-    Recompute,
-    /// The f32 maps through the disk.
-    Spill,
-}
-
-/// Environment variable that forces a mode: `one-pass` (with a fixed
-/// `--normalize` only), `keep`, `recompute` or `spill` (tests use it).
-pub const MAPS_MODE_ENV: &str = "CONVMAPS_MAPS_MODE";
-
-/// Environment variable that sets the most bytes of f32 maps kept on the
-/// engine ([`Engine::keep_budget`] unless set).
-pub const KEEP_BYTES_ENV: &str = "CONVMAPS_KEEP_BYTES";
 
 /// The most bytes of f32 maps a software GPU (lavapipe) spills rather than
 /// computing them twice. Measured on two cores: a 12 MP photo's 32 maps
@@ -59,16 +41,6 @@ pub const KEEP_BYTES_ENV: &str = "CONVMAPS_KEEP_BYTES";
 const SOFTWARE_GPU_SPILL_BYTES: u64 = 4 << 30;
 
 impl MapsMode {
-    /// The mode's name in `summary.json`.
-    pub fn name(self) -> &'static str {
-        match self {
-            MapsMode::OnePass => "one-pass",
-            MapsMode::Keep => "keep",
-            MapsMode::Recompute => "recompute",
-            MapsMode::Spill => "spill",
-        }
-    }
-
     /// The mode for `job`'s layer on `engine`, and why.
     pub(super) fn choose(
         job: &Job,
@@ -77,24 +49,17 @@ impl MapsMode {
         output_size: (u32, u32),
     ) -> Result<(MapsMode, String)> {
         let fixed = matches!(job.view.normalize, Normalize::Fixed { .. });
-        if let Ok(forced) = std::env::var(MAPS_MODE_ENV) {
-            let mode = match forced.as_str() {
-                "one-pass" if fixed => MapsMode::OnePass,
-                "keep" => MapsMode::Keep,
-                "recompute" => MapsMode::Recompute,
-                "spill" => MapsMode::Spill,
-                other => {
-                    return Err(Error::InvalidLayer(format!(
-                        "{MAPS_MODE_ENV}={other}: the modes are one-pass (with --normalize LO,HI), \
-                         keep, recompute and spill"
-                    )));
-                }
-            };
-            return Ok((mode, format!("{MAPS_MODE_ENV}={forced}")));
+        if let Some(forced) = job.settings.maps_mode {
+            if forced == MapsMode::OnePass && !fixed {
+                return Err(Error::Setting(format!(
+                    "{MAPS_MODE}=one-pass: one pass needs a fixed --normalize LO,HI"
+                )));
+            }
+            return Ok((forced, format!("{MAPS_MODE}={}", forced.name())));
         }
         let bytes = layer.spec.output_bytes(output_size.0, output_size.1);
         let megabytes = bytes as f64 / 1048576.0;
-        let keep_budget = keep_budget(engine)?;
+        let keep_budget = keep_budget(engine, &job.settings);
         Ok(if fixed {
             (
                 MapsMode::OnePass,
@@ -113,17 +78,12 @@ impl MapsMode {
                     keep_budget as f64 / 1048576.0
                 ),
             )
-        } else if engine.info().backend == "cpu" {
+        } else if engine.info().backend == Backend::Cpu {
             (
                 MapsMode::Spill,
                 "on the CPU, computing the maps twice costs more than storing them".into(),
             )
-        } else if engine
-            .info()
-            .adapter
-            .is_some_and(|a| a.device_type == "Cpu")
-            && bytes <= SOFTWARE_GPU_SPILL_BYTES
-        {
+        } else if engine.info().software_gpu() && bytes <= SOFTWARE_GPU_SPILL_BYTES {
             (
                 MapsMode::Spill,
                 format!(
@@ -143,17 +103,10 @@ impl MapsMode {
     }
 }
 
-/// The most bytes of f32 maps kept on `engine`: `CONVMAPS_KEEP_BYTES` when
-/// set, else [`Engine::keep_budget`].
-pub(super) fn keep_budget(engine: &dyn Engine) -> Result<u64> {
-    match std::env::var(KEEP_BYTES_ENV) {
-        Ok(text) => text.trim().parse().map_err(|_| {
-            Error::InvalidLayer(format!(
-                "{KEEP_BYTES_ENV}={text}: expected a number of bytes"
-            ))
-        }),
-        Err(_) => Ok(engine.keep_budget()),
-    }
+/// The most bytes of f32 maps kept on `engine`: as `settings` say, else
+/// [`Engine::keep_budget`].
+pub(super) fn keep_budget(engine: &dyn Engine, settings: &Settings) -> u64 {
+    settings.keep_bytes.unwrap_or_else(|| engine.keep_budget())
 }
 
 /// The first pass over every band, in any mode: each map's statistics,

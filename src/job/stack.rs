@@ -20,6 +20,7 @@ use crate::render::filters::filters_picture;
 use crate::render::quantise::Quantise;
 use crate::report::{MapSummary, MapsModeSummary, RunRecord, Summary};
 use crate::resolve::InputShape;
+use crate::settings::MAPS_MODE;
 use crate::stack::report::{LayerEntry, StackRecord, StackSummary, stack_html};
 use crate::stack::{Stack, StackPlan, run_planned};
 use crate::stats::MapStats;
@@ -46,7 +47,7 @@ pub fn run_stack(
     let orientation = file.orientation();
     let (decoded, decode) = timed(|| file.decode())?;
     let prep = input_prep(job, stack.group_input(0)[0], &decoded)?;
-    let plan = StackPlan::new(&stack, engine.band_budget())?;
+    let plan = StackPlan::new(&stack, super::band_budget(engine, &job.settings))?;
 
     create_output_dir(&job.out_dir)?;
     let (keep, why) = keep_stack(engine, &stack, job)?;
@@ -139,10 +140,16 @@ fn keep_stack(engine: &dyn Engine, stack: &Stack, job: &Job) -> Result<(bool, St
         })
         .sum();
     let megabytes = bytes as f64 / 1048576.0;
-    let budget = super::modes::keep_budget(engine)?;
-    Ok(match std::env::var(super::MAPS_MODE_ENV).as_deref() {
-        Ok("keep") if !job.raw => (true, format!("{}=keep", super::MAPS_MODE_ENV)),
-        Ok("spill") => (false, format!("{}=spill", super::MAPS_MODE_ENV)),
+    let budget = super::modes::keep_budget(engine, &job.settings);
+    Ok(match job.settings.maps_mode {
+        Some(MapsMode::Keep) if !job.raw => (true, format!("{MAPS_MODE}=keep")),
+        Some(MapsMode::Spill) => (false, format!("{MAPS_MODE}=spill")),
+        Some(other @ (MapsMode::OnePass | MapsMode::Recompute)) => {
+            return Err(Error::Setting(format!(
+                "{MAPS_MODE}={}: a stack's maps are kept in memory or spilled (keep or spill)",
+                other.name()
+            )));
+        }
         _ if job.raw => (
             false,
             "--raw writes the f32 maps anyway; the pictures are read from them".into(),

@@ -146,10 +146,10 @@ impl StackSummary {
             parameter_formula: format!("{} = {}", counts.join(" + "), parameters.total),
             parameters,
             bands: record.bands,
-            backend: record.engine.backend.to_string(),
-            shader: record.engine.shader.to_string(),
+            backend: record.engine.backend.name().to_string(),
+            shader: record.engine.shader_name().to_string(),
             adapter: record.engine.adapter,
-            between_layers: record.engine.between_layers.to_string(),
+            between_layers: record.engine.between_layers.name().to_string(),
             timings_ms: Timings::new(
                 [record.decode, record.weights, record.setup],
                 &record.timings,

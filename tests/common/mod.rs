@@ -113,7 +113,7 @@ pub fn skip(reason: &str) {
 
 /// Runs `layer` on `engine`, panicking with the error on failure.
 pub fn run(engine: &dyn Engine, input: &Tensor3, layer: &Layer) -> Tensor3 {
-    let name = engine.info().shader;
+    let name = engine.info().shader_name();
     engine
         .run(input, layer)
         .unwrap_or_else(|e| panic!("{name}: run failed: {e}"))
