@@ -9,6 +9,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use convmaps::banks::Init;
 use convmaps::engine::{self, BackendChoice, CpuEngine, Engine, GpuEngine};
 use convmaps::gpu::{Gpu, ShaderKind};
+use convmaps::graph::StackOptions;
 use convmaps::inputs;
 use convmaps::job::{self, Job, StackJob, Stage, Step, View};
 use convmaps::layer::{Activation, PaddingMode};
@@ -17,7 +18,6 @@ use convmaps::preprocess::Normalization;
 use convmaps::render::colormap::{Colormap, Normalize};
 use convmaps::resolve::{ExplicitGeometry, LayerOptions, WeightsSource};
 use convmaps::settings::Settings;
-use convmaps::stack::StackOptions;
 use convmaps::weights::DEFAULT_SEED;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
@@ -658,7 +658,7 @@ fn stack_job(cli: &Cli) -> anyhow::Result<Option<StackJob>> {
         )
         .into());
     }
-    let items = convmaps::stack::spec::parse(spec, model.is_some())?;
+    let items = convmaps::graph::spec::parse(spec, model.is_some())?;
     Ok(Some(StackJob {
         spec: spec.clone(),
         items,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
 use crate::error::{Error, Result};
-use crate::tensor::{Bands, Tensor3};
+use crate::tensor::{RowSource, Tensor3};
 
 /// The default for `max_pixels`: 100 megapixels, which admits 50-megapixel
 /// photos with room to spare.
@@ -323,7 +323,7 @@ impl serde::Serialize for Orientation {
 }
 
 /// A decoded photo as interleaved RGB samples of its own depth, read as a
-/// `[3, H, W]` f32 tensor band by band ([`Bands`]): a big photo's f32
+/// `[3, H, W]` f32 tensor band by band ([`RowSource`]): a big photo's f32
 /// values are never all in memory at once.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Photo {
@@ -442,7 +442,7 @@ impl From<DynamicImage> for Photo {
     }
 }
 
-impl Bands for Photo {
+impl RowSource for Photo {
     fn shape(&self) -> [u32; 3] {
         [3, self.height, self.width]
     }

@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::photo::Photo;
-use crate::tensor::{Bands, Tensor3};
+use crate::tensor::{RowSource, Tensor3};
 
 /// Which channels a photo is read as.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -166,7 +166,7 @@ pub struct Prepared<'a> {
     pub prep: &'a InputPrep,
 }
 
-impl Bands for Prepared<'_> {
+impl RowSource for Prepared<'_> {
     fn shape(&self) -> [u32; 3] {
         [
             self.prep.layout.channels(),

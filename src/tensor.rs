@@ -91,7 +91,7 @@ impl Tensor3 {
 /// A `[C, H, W]` image that the bands of a run are cut from: a
 /// [`Tensor3`], or a photo kept in its own sample format and turned into
 /// f32 a band at a time.
-pub trait Bands {
+pub trait RowSource {
     /// `[C, H, W]`.
     fn shape(&self) -> [u32; 3];
 
@@ -99,7 +99,7 @@ pub trait Bands {
     /// `[channels, rows, W]`.
     fn band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3;
 
-    /// [`Bands::band`] for rows that may lie outside the image, above it
+    /// [`RowSource::band`] for rows that may lie outside the image, above it
     /// (negative) or below it (at or past H): those rows are zeros, the
     /// image's zero padding.
     fn padded_band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<i64>) -> Tensor3 {
@@ -123,7 +123,7 @@ pub trait Bands {
     }
 }
 
-impl Bands for Tensor3 {
+impl RowSource for Tensor3 {
     fn shape(&self) -> [u32; 3] {
         [self.channels, self.height, self.width]
     }

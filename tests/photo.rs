@@ -90,7 +90,7 @@ fn empty_and_truncated_files_are_errors_naming_the_file() {
 
 #[test]
 fn a_photos_bands_are_slices_of_its_whole_tensor_at_8_and_16_bits() {
-    use convmaps::tensor::Bands;
+    use convmaps::tensor::RowSource;
     let dir = tempfile::tempdir().unwrap();
     let eight = dir.path().join("rgb8.png");
     image::RgbImage::from_fn(7, 5, |x, y| {

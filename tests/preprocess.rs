@@ -7,7 +7,7 @@ use std::path::Path;
 
 use convmaps::photo;
 use convmaps::preprocess::{InputPrep, Layout, Normalization, Prepared};
-use convmaps::tensor::Bands;
+use convmaps::tensor::RowSource;
 
 /// A 4×3 photo whose every pixel differs, with alpha when `alpha`.
 fn save(path: &Path, alpha: bool) {

@@ -7,8 +7,8 @@ mod common;
 use common::{below, random_image, rng};
 use convmaps::banks::Init;
 use convmaps::engine::Engine;
+use convmaps::graph::{self, BandPlan, Graph, StackOptions};
 use convmaps::resolve::InputShape;
-use convmaps::stack::{self, Stack, StackOptions, StackPlan};
 use convmaps::tensor::Tensor3;
 
 engine_tests!(
@@ -28,29 +28,29 @@ fn options(seed: u64) -> StackOptions {
     }
 }
 
-fn resolve(spec: &str, channels: u32, height: u32, width: u32, seed: u64) -> Option<Stack> {
-    let items = stack::spec::parse(spec, false).unwrap();
+fn resolve(spec: &str, channels: u32, height: u32, width: u32, seed: u64) -> Option<Graph> {
+    let items = graph::spec::parse(spec, false).unwrap();
     let input = InputShape {
         channels,
         photo: false,
         height,
         width,
     };
-    Stack::resolve(&items, input, &options(seed)).ok()
+    Graph::resolve(&items, input, &options(seed)).ok()
 }
 
 /// Runs `stack` over `image` in bands of at most `budget` bytes and
 /// assembles each group's maps, checking every value is handed over once.
-fn run_banded(engine: &dyn Engine, stack: &Stack, image: &Tensor3, budget: u64) -> Vec<Tensor3> {
-    let plan = StackPlan::new(stack, budget).unwrap();
-    let mut outputs: Vec<Tensor3> = (0..stack.groups.len())
+fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) -> Vec<Tensor3> {
+    let plan = BandPlan::new(stack, budget).unwrap();
+    let mut outputs: Vec<Tensor3> = (0..stack.blocks.len())
         .map(|g| {
-            let [k, h, w] = stack.group_output(g);
+            let [k, h, w] = stack.block_output(g);
             Tensor3::zeros(k, h, w)
         })
         .collect();
     let mut counts: Vec<Vec<u8>> = outputs.iter().map(|t| vec![0; t.data.len()]).collect();
-    stack::run_planned(engine, image, stack, &plan, |group, first_row, maps| {
+    convmaps::engine::run_chain(engine, image, stack, &plan, |group, first_row, maps| {
         let out = &mut outputs[group];
         for k in 0..maps.channels {
             for y in 0..maps.height {
@@ -145,10 +145,10 @@ fn random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin(engine: &dyn Engine) {
         };
         tried += 1;
         let image = random_image(&mut rng, input_channels, height, width);
-        let expected = stack::run_cpu(&stack, &image).unwrap();
+        let expected = graph::run_cpu(&stack, &image).unwrap();
         // The smallest budget that plans: bands of one or two rows.
         let mut smallest = 64;
-        while StackPlan::new(&stack, smallest).is_err() {
+        while BandPlan::new(&stack, smallest).is_err() {
             smallest *= 2;
         }
         for budget in [smallest, 3 * smallest, u64::MAX] {
@@ -166,10 +166,10 @@ fn random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin(engine: &dyn Engine) {
 fn a_three_layer_stack_in_one_band_equals_the_cpu_twin(engine: &dyn Engine) {
     let spec = "8x5/p2,relu,maxpool2,6x3/s2/p1/g2,relu,maxpool3/s2,4x1";
     let stack = resolve(spec, 3, 37, 29, 7).expect("the stack fits");
-    assert_eq!(stack.groups.len(), 3);
-    assert_eq!(stack.group_output(0), [8, 18, 14]);
+    assert_eq!(stack.blocks.len(), 3);
+    assert_eq!(stack.block_output(0), [8, 18, 14]);
     let image = random_image(&mut rng(3), 3, 37, 29);
-    let expected = stack::run_cpu(&stack, &image).unwrap();
+    let expected = graph::run_cpu(&stack, &image).unwrap();
     let actual = run_banded(engine, &stack, &image, u64::MAX);
     check(engine, spec, &actual, &expected);
 }
@@ -181,8 +181,8 @@ fn a_stacks_parameters_add_up_per_conv() {
     assert_eq!(stack.layer(0).parameters().total, 2432);
     assert_eq!(stack.layer(1).parameters().total, 18496);
     assert_eq!(stack.parameters().total, 20928);
-    assert_eq!(stack.groups[0].items, ["32x5", "relu", "maxpool2"]);
-    assert_eq!(stack.groups[1].folder, "conv2");
+    assert_eq!(stack.blocks[0].items, ["32x5", "relu", "maxpool2"]);
+    assert_eq!(stack.blocks[1].folder, "conv2");
 }
 
 #[test]
@@ -195,19 +195,19 @@ fn each_conv_is_seeded_distinctly_and_the_first_as_one_layer() {
 
 #[test]
 fn a_layer_that_shrinks_the_map_below_its_kernel_is_refused_naming_it() {
-    let items = stack::spec::parse("8x5,maxpool4,8x5", false).unwrap();
+    let items = graph::spec::parse("8x5,maxpool4,8x5", false).unwrap();
     let input = InputShape {
         channels: 3,
         photo: false,
         height: 20,
         width: 20,
     };
-    let error = Stack::resolve(&items, input, &options(1))
+    let error = Graph::resolve(&items, input, &options(1))
         .unwrap_err()
         .to_string();
     assert!(error.contains("item 3 `8x5`"), "{error}");
-    let items = stack::spec::parse("8x3,8x3/g3", false).unwrap();
-    let error = Stack::resolve(&items, input, &options(1))
+    let items = graph::spec::parse("8x3,8x3/g3", false).unwrap();
+    let error = Graph::resolve(&items, input, &options(1))
         .unwrap_err()
         .to_string();
     assert!(error.contains("item 2 `8x3/g3`"), "{error}");
@@ -221,7 +221,7 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
     let image = convmaps::npy::read_f32_3d(&fixtures.join("input.npy")).unwrap();
     let [conv1, conv2] = fixture_conv_names();
     let spec = format!("{conv1},relu,maxpool2,{conv2},relu");
-    let items = stack::spec::parse(&spec, true).unwrap();
+    let items = graph::spec::parse(&spec, true).unwrap();
     let input = InputShape {
         channels: 3,
         photo: false,
@@ -232,14 +232,14 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
         model: Some(fixtures.join("stack.onnx")),
         ..options(0)
     };
-    let stack = Stack::resolve(&items, input, &options).unwrap();
+    let stack = Graph::resolve(&items, input, &options).unwrap();
     assert_eq!(stack.layer(1).spec.groups, 2, "geometry from the file");
     let expected: Vec<Tensor3> = ["conv1.npy", "conv2.npy"]
         .iter()
         .map(|name| convmaps::npy::read_f32_3d(&fixtures.join(name)).unwrap())
         .collect();
     let mut smallest = 64;
-    while StackPlan::new(&stack, smallest).is_err() {
+    while BandPlan::new(&stack, smallest).is_err() {
         smallest *= 2;
     }
     for budget in [smallest, u64::MAX] {

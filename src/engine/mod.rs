@@ -4,8 +4,10 @@
 //! `convmaps bench` and the tests use only this interface; which engine it
 //! is matters only here, where engines are made.
 
+mod chain;
 mod maps;
 
+pub use chain::{run_chain, run_on_host};
 pub use maps::{BandOut, KeptMaps, SubmittedMaps, Wants};
 
 use std::sync::{Arc, Mutex};
@@ -18,12 +20,12 @@ use crate::gpu::{
     AdapterSummary, BandRecording, ConvPipeline, DeviceTensor, Gpu, InFlight, MapPictures,
     OutputSlot, RunTimings, ShaderKind, TensorOps,
 };
+use crate::graph::{BandOp, BandStep};
 use crate::layer::Layer;
 use crate::plan::{self, Plan};
 use crate::render::quantise::Quantise;
 use crate::settings::{Placement, Settings};
-use crate::stack::{self, BandOp, BandStep};
-use crate::tensor::{Bands, Tensor3, TensorView};
+use crate::tensor::{RowSource, Tensor3, TensorView};
 use maps::{GpuBand, Kept};
 
 /// What ran a layer, for reports.
@@ -183,9 +185,9 @@ pub trait Engine: Send + Sync {
     /// Starts running one band of a stack: `steps` one after the other over
     /// `input` `[C, H, W]`, handing back the output of each step marked
     /// `emit`, in order. By default through host memory
-    /// ([`stack::run_on_host`]); a GPU engine keeps the band on the GPU.
-    fn submit_stack(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
-        stack::run_on_host(|input, layer| self.run(input, layer), input, steps)
+    /// ([`chain::run_on_host`]); a GPU engine keeps the band on the GPU.
+    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+        chain::run_on_host(|input, layer| self.run(input, layer), input, steps)
     }
 
     /// Bytes of one band: [`Engine::max_band_bytes`], at most
@@ -359,7 +361,7 @@ impl GpuEngine {
     /// Records one band of a stack on the GPU and submits it: the input
     /// uploaded once, each step on GPU buffers, each emitting step's output
     /// copied out for reading.
-    fn submit_stack_on_gpu(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<InFlight>> {
+    fn submit_band_on_gpu(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<InFlight>> {
         let mut band = BandRecording::new(&self.gpu, &self.ops);
         let mut current = band.upload(&input)?;
         drop(input);
@@ -597,11 +599,11 @@ impl Engine for GpuEngine {
         }
     }
 
-    fn submit_stack(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
         if self.between_layers == Placement::Host {
-            return stack::run_on_host(|input, layer| self.run(input, layer), input, steps);
+            return chain::run_on_host(|input, layer| self.run(input, layer), input, steps);
         }
-        let runs = self.submit_stack_on_gpu(input, steps)?;
+        let runs = self.submit_band_on_gpu(input, steps)?;
         Ok(runs
             .into_iter()
             .map(|run| {
@@ -722,7 +724,7 @@ impl PlannedTimings {
 /// computes a band while `sink` stores the last.
 pub fn convolve_planned(
     engine: &dyn Engine,
-    image: &(impl Bands + ?Sized),
+    image: &(impl RowSource + ?Sized),
     layer: &Layer,
     plan: &Plan,
     mut sink: impl FnMut(u32, u32, TensorView<'_>) -> Result<()>,
@@ -758,7 +760,7 @@ pub fn convolve_planned(
 /// of their own).
 pub fn for_each_piece<P>(
     engine: &dyn Engine,
-    image: &(impl Bands + ?Sized),
+    image: &(impl RowSource + ?Sized),
     (layer, plan, reserve): (&Layer, &Plan, bool),
     mut submit: impl FnMut(&Tensor3, &Layer, u32) -> Result<P>,
     mut hand_over: impl FnMut(u32, u32, P) -> Result<()>,

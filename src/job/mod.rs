@@ -28,7 +28,7 @@ use crate::report::{MapsModeSummary, RunRecord, Summary};
 use crate::resolve::{LayerOptions, Resolved, WeightsSource, resolve};
 use crate::settings::Settings;
 use crate::stats::MapStats;
-use crate::tensor::Bands;
+use crate::tensor::RowSource;
 use crate::weights;
 
 /// Which part of a run is under way, for progress reports.
@@ -145,9 +145,9 @@ pub struct StackJob {
     /// The spec as given, e.g. `32x5,relu,maxpool2,64x3`.
     pub spec: String,
     /// Its items, parsed.
-    pub items: Vec<crate::stack::SpecItem>,
+    pub items: Vec<crate::graph::SpecItem>,
     /// What its convs are made of.
-    pub options: crate::stack::StackOptions,
+    pub options: crate::graph::StackOptions,
 }
 
 /// Runs one job on `engine` (which may carry `setup` time already spent
@@ -232,7 +232,7 @@ pub fn run(
 fn with_bands<T>(
     decoded: &Input,
     prep: Option<&InputPrep>,
-    work: impl FnOnce(&dyn Bands) -> Result<T>,
+    work: impl FnOnce(&dyn RowSource) -> Result<T>,
 ) -> Result<T> {
     match (decoded, prep) {
         (Input::Photo(photo), Some(prep)) if !prep.is_plain_rgb() => {
@@ -262,7 +262,7 @@ struct Drawn {
 /// the mode [`MapsMode::choose`] picks.
 fn draw_maps(
     engine: &dyn Engine,
-    input: &dyn Bands,
+    input: &dyn RowSource,
     (resolved, plan): (&Resolved, &Plan),
     job: &Job,
     progress: &(dyn Fn(Step) + Sync),

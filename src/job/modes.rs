@@ -31,7 +31,7 @@ use crate::render::quantise::Quantise;
 pub use crate::settings::MapsMode;
 use crate::settings::{MAPS_MODE, Settings};
 use crate::stats::MapStats;
-use crate::tensor::Bands;
+use crate::tensor::RowSource;
 
 /// The most bytes of f32 maps a software GPU (lavapipe) spills rather than
 /// computing them twice. Measured on two cores: a 12 MP photo's 32 maps
@@ -136,7 +136,7 @@ pub(super) struct FirstPassOut {
 /// Runs the first pass of `layer` over `input`.
 pub(super) fn first_pass(
     engine: &dyn Engine,
-    input: &dyn Bands,
+    input: &dyn RowSource,
     (layer, plan, job): (&Layer, &Plan, &Job),
     mut pass: FirstPass<'_>,
     progress: &(dyn Fn(Step) + Sync),
@@ -222,7 +222,7 @@ pub(super) fn one_pass_pictures(
 /// `stats`. Returns the file names and the pass's times.
 pub(super) fn recompute_pictures(
     engine: &dyn Engine,
-    input: &dyn Bands,
+    input: &dyn RowSource,
     layer: &Layer,
     plan: &Plan,
     (job, stats, shape): (&Job, &[MapStats], [u32; 3]),

@@ -10,21 +10,22 @@ use super::{
     Counter, Job, MapsMode, Stage, Step, input_prep, timed, with_bands, write_maps,
     write_weights_and_raw,
 };
+use crate::engine::run_chain;
 use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
+use crate::graph::{BandPlan, Graph};
 use crate::input::InputFile;
 use crate::npy::BandedNpy;
 use crate::output::{create_output_dir, write_bytes_atomic};
 use crate::render;
 use crate::render::filters::filters_picture;
 use crate::render::quantise::Quantise;
+use crate::report::stack::{LayerEntry, StackRecord, StackSummary, stack_html};
 use crate::report::{MapSummary, MapsModeSummary, RunRecord, Summary};
 use crate::resolve::InputShape;
 use crate::settings::MAPS_MODE;
-use crate::stack::report::{LayerEntry, StackRecord, StackSummary, stack_html};
-use crate::stack::{Stack, StackPlan, run_planned};
 use crate::stats::MapStats;
-use crate::tensor::{Bands, Tensor3};
+use crate::tensor::{RowSource, Tensor3};
 
 /// Runs `job`'s stack on `engine` and writes every output file: one folder
 /// per conv, the top-level page, `input.png` and `summary.json`. Returns the
@@ -46,16 +47,16 @@ pub fn run_stack(
     let (stack, weights_time) = timed(|| resolve_stack(job, shape))?;
     let orientation = file.orientation();
     let (decoded, decode) = timed(|| file.decode())?;
-    let prep = input_prep(job, stack.group_input(0)[0], &decoded)?;
-    let plan = StackPlan::new(&stack, super::band_budget(engine, &job.settings))?;
+    let prep = input_prep(job, stack.block_input(0)[0], &decoded)?;
+    let plan = BandPlan::new(&stack, super::band_budget(engine, &job.settings))?;
 
     create_output_dir(&job.out_dir)?;
     let (keep, why) = keep_stack(engine, &stack, job)?;
-    let (maps_of, stats, group_timings) = with_bands(&decoded, prep.as_ref(), |input| {
+    let (maps_of, stats, block_timings) = with_bands(&decoded, prep.as_ref(), |input| {
         compute(engine, input, (&stack, &plan, keep), job, progress)
     })?;
     let mut timings = PlannedTimings::default();
-    for group in &group_timings {
+    for group in &block_timings {
         timings.run.add(group.run);
         timings.store += group.store;
     }
@@ -63,20 +64,20 @@ pub fn run_stack(
     let mut layers = Vec::new();
     let bands = plan.band_count() as u32;
     for (group, (maps, stats)) in maps_of.into_iter().zip(&stats).enumerate() {
-        let record = GroupRecord {
+        let record = BlockRecord {
             engine: engine.info(),
             bands,
             orientation,
-            timings: group_timings[group],
+            timings: block_timings[group],
             why: why.clone(),
         };
-        layers.push(write_group(
+        layers.push(write_block(
             job, &stack, group, maps, stats, record, progress,
         )?);
     }
     let mut summary = StackSummary::new(StackRecord {
         input: &job.input,
-        input_shape: [stack.group_input(0)[0], shape.height, shape.width],
+        input_shape: [stack.block_input(0)[0], shape.height, shape.width],
         preprocessing: prep,
         orientation,
         spec: stack_job.spec.clone(),
@@ -106,15 +107,15 @@ pub fn run_stack(
 }
 
 /// The stack resolved against the input's shape, every conv checked.
-fn resolve_stack(job: &Job, shape: InputShape) -> Result<Stack> {
+fn resolve_stack(job: &Job, shape: InputShape) -> Result<Graph> {
     let stack_job = job.stack.as_ref().ok_or_else(|| {
         Error::InvalidLayer("run_stack needs a job with a stack (--layers)".into())
     })?;
-    Stack::resolve(&stack_job.items, shape, &stack_job.options)
+    Graph::resolve(&stack_job.items, shape, &stack_job.options)
 }
 
 /// Where a group's maps wait until their statistics are known.
-enum GroupMaps {
+enum BlockMaps {
     /// On disk: `features.npy` in its folder, or a temporary spill.
     Raw(BandedNpy),
     /// In host memory, band by band: each band's first row and its maps
@@ -123,16 +124,16 @@ enum GroupMaps {
 }
 
 /// Each group's maps, each map's statistics, and the times.
-type Computed = (Vec<GroupMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
+type Computed = (Vec<BlockMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
 
 /// Whether a stack's maps are kept in memory, and why: when every group's
 /// maps together fit the engine's keep budget and no `--raw` asks for them
 /// on disk (`CONVMAPS_MAPS_MODE=keep` or `spill` forces one).
-fn keep_stack(engine: &dyn Engine, stack: &Stack, job: &Job) -> Result<(bool, String)> {
-    let bytes: u64 = (0..stack.groups.len())
+fn keep_stack(engine: &dyn Engine, stack: &Graph, job: &Job) -> Result<(bool, String)> {
+    let bytes: u64 = (0..stack.blocks.len())
         .map(|group| {
             stack
-                .group_output(group)
+                .block_output(group)
                 .iter()
                 .map(|&n| n as u64)
                 .product::<u64>()
@@ -173,31 +174,31 @@ fn keep_stack(engine: &dyn Engine, stack: &Stack, job: &Job) -> Result<(bool, St
 /// statistics.
 fn compute(
     engine: &dyn Engine,
-    input: &dyn Bands,
-    (stack, plan, keep): (&Stack, &StackPlan, bool),
+    input: &dyn RowSource,
+    (stack, plan, keep): (&Graph, &BandPlan, bool),
     job: &Job,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
     let mut maps_of = Vec::new();
     let mut stats = Vec::new();
-    for (group, layer) in stack.groups.iter().enumerate() {
+    for (group, layer) in stack.blocks.iter().enumerate() {
         let folder = job.out_dir.join(&layer.folder);
         create_output_dir(&folder)?;
-        let shape = stack.group_output(group);
+        let shape = stack.block_output(group);
         maps_of.push(if keep {
-            GroupMaps::Kept(Vec::new())
+            BlockMaps::Kept(Vec::new())
         } else {
-            GroupMaps::Raw(BandedNpy::create(&folder.join("features.npy"), shape)?)
+            BlockMaps::Raw(BandedNpy::create(&folder.join("features.npy"), shape)?)
         });
         stats.push(vec![MapStats::default(); shape[0] as usize]);
     }
-    let total = (plan.band_count() * stack.groups.len()) as u64;
+    let total = (plan.band_count() * stack.blocks.len()) as u64;
     let mut counter = Counter::new(Stage::Compute, total, progress);
-    let timings = run_planned(engine, input, stack, plan, |group, row, maps| {
+    let timings = run_chain(engine, input, stack, plan, |group, row, maps| {
         MapStats::add_band(&mut stats[group], maps);
         match &mut maps_of[group] {
-            GroupMaps::Raw(raw) => raw.write_band(0, row, maps)?,
-            GroupMaps::Kept(bands) => bands.push((row, maps.to_tensor())),
+            BlockMaps::Raw(raw) => raw.write_band(0, row, maps)?,
+            BlockMaps::Kept(bands) => bands.push((row, maps.to_tensor())),
         }
         counter.tick();
         Ok(())
@@ -229,7 +230,7 @@ fn write_kept_maps(
 }
 
 /// What a group's summary says about the run as a whole.
-struct GroupRecord {
+struct BlockRecord {
     engine: crate::engine::EngineInfo,
     bands: u32,
     orientation: crate::photo::Orientation,
@@ -241,26 +242,26 @@ struct GroupRecord {
 
 /// Writes group `group`'s folder: its pictures, `filters.png`, weights and
 /// (with `--raw`) raw maps; returns its entry of the summary.
-fn write_group(
+fn write_block(
     job: &Job,
-    stack: &Stack,
+    stack: &Graph,
     group: usize,
-    maps: GroupMaps,
+    maps: BlockMaps,
     stats: &[MapStats],
-    record: GroupRecord,
+    record: BlockRecord,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<LayerEntry> {
-    let info = &stack.groups[group];
+    let info = &stack.blocks[group];
     let layer = stack.layer(group);
     let folder = job.out_dir.join(&info.folder);
     let started = Instant::now();
     let (mode, mut files) = match maps {
-        GroupMaps::Raw(raw) => (
+        BlockMaps::Raw(raw) => (
             MapsMode::Spill,
             write_maps(&folder, job, layer, raw, stats, progress)?,
         ),
-        GroupMaps::Kept(bands) => {
-            let kept = (bands, stats, stack.group_output(group));
+        BlockMaps::Kept(bands) => {
+            let kept = (bands, stats, stack.block_output(group));
             (MapsMode::Keep, write_kept_maps(&folder, job, layer, kept)?)
         }
     };
@@ -269,8 +270,8 @@ fn write_group(
         &filters_picture(layer, job.view.per_channel_filters),
     )?;
     files.push("filters.png".into());
-    let [channels, height, width] = stack.group_input(group);
-    let [_, out_height, out_width] = stack.group_output(group);
+    let [channels, height, width] = stack.block_input(group);
+    let [_, out_height, out_width] = stack.block_output(group);
     let mut summary = Summary::new(RunRecord {
         input: &job.input,
         input_size: (width, height, channels),

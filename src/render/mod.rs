@@ -18,7 +18,7 @@ use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 
 use crate::error::{Error, Result};
 use crate::output::{AtomicFile, write_atomic};
-use crate::tensor::Bands;
+use crate::tensor::RowSource;
 
 /// Maps `lo..=hi` linearly onto `0..=255`, rounding to nearest. A flat map
 /// (`hi <= lo`) becomes mid-grey, 128, so it reads as "no contrast" rather
@@ -97,7 +97,7 @@ pub fn channel_grid(tensor: &crate::tensor::Tensor3, max_side: u32) -> image::Rg
 
 /// An 8-bit RGB preview of a `[3, H, W]` tensor in `[0, 1]`, shrunk (box
 /// filter) so that its longer side is at most `max_side` pixels.
-pub fn preview_rgb(image: &(impl Bands + ?Sized), max_side: u32) -> image::RgbImage {
+pub fn preview_rgb(image: &(impl RowSource + ?Sized), max_side: u32) -> image::RgbImage {
     let [channels, height, width] = image.shape();
     let scale = (max_side as f64 / width.max(height) as f64).min(1.0);
     let preview_width = ((width as f64 * scale).round() as u32).max(1);

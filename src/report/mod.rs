@@ -503,3 +503,4 @@ impl Summary {
         )
     }
 }
+pub mod stack;

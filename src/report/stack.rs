@@ -7,15 +7,15 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Group, Stack};
+use super::{InputSummary, Summary, Timings, ms};
 use crate::engine::{EngineInfo, PlannedTimings};
 use crate::error::Result;
 use crate::gpu::AdapterSummary;
+use crate::graph::{Block, Graph};
 use crate::layer::ParameterCount;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
 use crate::render::html::escape;
-use crate::report::{InputSummary, Summary, Timings, ms};
 
 /// One conv of the stack in `summary.json`: the same fields as one
 /// layer's summary, plus where it sits in the stack.
@@ -42,13 +42,13 @@ pub struct LayerEntry {
 
 impl LayerEntry {
     /// The entry of group `group` of `stack`, described by `summary`.
-    pub fn new(info: &Group, stack: &Stack, group: usize, summary: Summary) -> Self {
+    pub fn new(info: &Block, stack: &Graph, group: usize, summary: Summary) -> Self {
         LayerEntry {
             name: info.name.clone(),
             folder: info.folder.clone(),
             items: info.items.clone(),
-            input_shape: stack.group_input(group),
-            output_shape: stack.group_output(group),
+            input_shape: stack.block_input(group),
+            output_shape: stack.block_output(group),
             summary,
         }
     }
@@ -103,7 +103,7 @@ pub struct StackRecord<'a> {
     /// The spec as given.
     pub spec: String,
     /// The stack.
-    pub stack: &'a Stack,
+    pub stack: &'a Graph,
     /// Each conv's entry.
     pub layers: Vec<LayerEntry>,
     /// Bands of the run.
