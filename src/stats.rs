@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 
-use crate::report::MapSummary;
+pub use crate::gpu::pictures::Partial;
+use crate::gpu::pictures::{CHUNK, ITEMS, WORKGROUP};
 use crate::tensor::TensorView;
 
 /// Running statistics of one map.
@@ -113,27 +114,6 @@ impl MapStats {
     }
 }
 
-/// Invocations of a `map_stats` workgroup (`shaders/map_pictures.wgsl`).
-const WORKGROUP: usize = 256;
-/// Values each invocation reads.
-const ITEMS: usize = 16;
-/// Values of a map per workgroup: one [`Partial`] each.
-pub const CHUNK: usize = WORKGROUP * ITEMS;
-
-/// One chunk's statistics as the shader's `map_stats` reduces them, in
-/// f32, as it writes them (the fourth word unused).
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct Partial {
-    /// Smallest value of the chunk.
-    pub min: f32,
-    /// Largest value.
-    pub max: f32,
-    /// Sum of its values, in f32.
-    pub sum: f32,
-    _unused: f32,
-}
-
 /// The CPU twin of the shader's `map_stats` over one map: a [`Partial`]
 /// per chunk of [`CHUNK`] values, each with the shader's lanes and its
 /// additions in the same order (lane i takes values i, i + 256, …; the
@@ -162,12 +142,7 @@ pub fn gpu_partials(map: &[f32]) -> Vec<Partial> {
                 }
                 half /= 2;
             }
-            Partial {
-                min: low[0],
-                max: high[0],
-                sum: total[0],
-                _unused: 0.0,
-            }
+            Partial::new(low[0], high[0], total[0])
         })
         .collect()
 }
@@ -205,4 +180,15 @@ mod tests {
         }
         assert_eq!(merged.summary(), whole.summary());
     }
+}
+
+/// The range of one map's raw values (before normalisation).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct MapSummary {
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Mean value.
+    pub mean: f32,
 }

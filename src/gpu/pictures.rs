@@ -9,13 +9,9 @@ use super::buffers::{buffer_init, check_buffers, check_workgroups, entry, record
 use super::{AutoPipeline, Gpu, auto_pipelines};
 use crate::error::Result;
 use crate::render::quantise::Quantise;
-use crate::stats::CHUNK;
 
 /// The shader's source, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/map_pictures.wgsl");
-
-/// Invocations per workgroup, as the shader declares.
-const WORKGROUP: u32 = 256;
 
 /// The shader's `PictureParams` uniform, field for field.
 #[repr(C)]
@@ -54,7 +50,7 @@ impl MapPictures {
     }
 
     /// Records the statistics of the maps `[n, rows, OW]` at the start of
-    /// `maps`: per map, one [`crate::stats::Partial`] per chunk of
+    /// `maps`: per map, one [`Partial`] per chunk of
     /// [`CHUNK`] values, map after map. Returns the readback.
     pub fn record_stats(
         &self,
@@ -211,5 +207,39 @@ mod tests {
             _pad,
         });
         assert_eq!(host, wgsl_struct(SHADER_SOURCE, "PictureParams"));
+    }
+}
+
+/// Invocations of a `map_stats` workgroup (`shaders/map_pictures.wgsl`); its
+/// CPU twin is `stats::gpu_partials`.
+pub const WORKGROUP: usize = 256;
+/// Values each invocation reads.
+pub const ITEMS: usize = 16;
+/// Values of a map per workgroup: one [`Partial`] each.
+pub const CHUNK: usize = WORKGROUP * ITEMS;
+
+/// One chunk's statistics as the shader's `map_stats` reduces them, in
+/// f32, as it writes them (the fourth word unused).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct Partial {
+    /// Smallest value of the chunk.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Sum of its values, in f32.
+    pub sum: f32,
+    _unused: f32,
+}
+
+impl Partial {
+    /// A chunk's smallest and largest value and its f32 sum.
+    pub fn new(min: f32, max: f32, sum: f32) -> Self {
+        Partial {
+            min,
+            max,
+            sum,
+            _unused: 0.0,
+        }
     }
 }

@@ -13,6 +13,7 @@ use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
+pub use crate::stats::MapSummary;
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -185,17 +186,6 @@ pub struct OutputSummary {
     pub bands: u32,
     /// Chunks of filters the work was split into (1: all at once).
     pub filter_chunks: u32,
-}
-
-/// The range of one map's raw values (before normalisation).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct MapSummary {
-    /// Smallest value.
-    pub min: f32,
-    /// Largest value.
-    pub max: f32,
-    /// Mean value.
-    pub mean: f32,
 }
 
 /// Stage times in milliseconds. `total` is the wall time of the whole run;
