@@ -602,12 +602,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         let setup = std::mem::take(&mut setup);
         let progress = |step| show_progress(bar.as_ref(), &label, step);
-        let result = match job.stack {
-            Some(_) => job::run_stack(engine.as_ref(), &job, setup, &progress)
-                .map(|summary| summary.terminal_text(&job.out_dir)),
-            None => job::run(engine.as_ref(), &job, setup, &progress)
-                .map(|summary| summary.terminal_text(&job.out_dir)),
-        };
+        let result = job::run(engine.as_ref(), &job, setup, &progress)
+            .map(|summary| summary.terminal_text(&job.out_dir));
         match result {
             Ok(text) if !cli.quiet => print_above(bar.as_ref(), &format!("{text}\n")),
             Ok(_) => {}

@@ -604,6 +604,7 @@ fn page() -> Page {
             })
             .collect(),
         live: Default::default(),
+        stack: None,
     }
 }
 

@@ -212,6 +212,10 @@ impl Graph {
                     width: shape[2],
                 };
                 let (block, layer, output) = conv_block(conv, input, self.blocks.len(), options)?;
+                if self.steps.is_empty() {
+                    // A photo is read as the channels the first conv takes.
+                    self.values[0].shape[0] = layer.spec.in_channels;
+                }
                 self.blocks.push(Block {
                     steps: self.steps.len()..self.steps.len(),
                     ..block

@@ -3,7 +3,7 @@
 //! (`conv1,relu,conv2`) with `--weights`.
 
 use crate::error::{Error, Result};
-use crate::layer::PaddingMode;
+use crate::layer::{Activation, LayerSpec, PaddingMode};
 use crate::pool::PoolSpec;
 
 /// One item of a stack, as written.
@@ -201,6 +201,39 @@ fn parse_conv(text: &str) -> std::result::Result<CliConv, String> {
     Ok(conv)
 }
 
+/// A conv as a stack item writes it: `32x5`, `16x3x5/s2/p1/d2/g3`, with
+/// `,relu` after it when it has the activation. A padding that differs
+/// between sides (PyTorch's `same` with an even kernel) is written `/psame`.
+pub fn conv_item(spec: &LayerSpec) -> String {
+    let mut text = if spec.kernel_height == spec.kernel_width {
+        format!("{}x{}", spec.filters, spec.kernel_height)
+    } else {
+        format!(
+            "{}x{}x{}",
+            spec.filters, spec.kernel_height, spec.kernel_width
+        )
+    };
+    let padding = spec.padding;
+    let uniform = [padding.bottom, padding.left, padding.right]
+        .iter()
+        .all(|&side| side == padding.top);
+    let options = [
+        (spec.stride != 1).then(|| format!("/s{}", spec.stride)),
+        match (uniform, padding.top) {
+            (true, 0) => None,
+            (true, pixels) => Some(format!("/p{pixels}")),
+            (false, _) => Some("/psame".into()),
+        },
+        (spec.dilation != 1).then(|| format!("/d{}", spec.dilation)),
+        (spec.groups != 1).then(|| format!("/g{}", spec.groups)),
+    ];
+    text.extend(options.into_iter().flatten());
+    if spec.activation == Activation::Relu {
+        text.push_str(",relu");
+    }
+    text
+}
+
 /// A whole number of at least 1.
 fn number(text: &str, what: &str) -> std::result::Result<u32, String> {
     match text.parse::<u32>() {
@@ -262,6 +295,32 @@ mod tests {
             let error = parse(spec, false).unwrap_err().to_string();
             assert!(error.contains(named_item), "{spec}: {error}");
         }
+    }
+
+    #[test]
+    fn a_layer_is_written_back_as_the_item_that_makes_it() {
+        let mut spec = LayerSpec::new(3, 16, 3);
+        spec.kernel_width = 5;
+        spec.stride = 2;
+        spec.padding = crate::layer::Padding::uniform(1);
+        spec.dilation = 2;
+        spec.groups = 1;
+        assert_eq!(conv_item(&spec), "16x3x5/s2/p1/d2");
+        let Item::Conv(ConvItem::Cli(parsed)) = &items(&conv_item(&spec))[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                parsed.filters,
+                parsed.kernel_size,
+                parsed.stride,
+                parsed.dilation
+            ),
+            (16, (3, 5), 2, 2)
+        );
+        spec.activation = Activation::Relu;
+        assert_eq!(conv_item(&LayerSpec::new(3, 32, 5)), "32x5");
+        assert_eq!(conv_item(&spec), "16x3x5/s2/p1/d2,relu");
     }
 
     #[test]

@@ -1,33 +1,34 @@
-//! One run of the tool, in stages: photo in, layer resolved, computed band
-//! by band with each map's statistics, pictures, page and summary out.
+//! One run of the tool, in stages, whatever its graph (one layer, or a
+//! stack): the input in, the graph resolved against it, computed band by
+//! band with each map's statistics, each block's pictures, the page and
+//! the summary out.
 
+mod chain;
+mod layer;
 mod modes;
 mod page;
 mod pictures;
-mod stack;
 
 pub use modes::MapsMode;
 
-pub use stack::run_stack;
-
-use std::path::Path;
-
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::engine::{Engine, PlannedTimings};
 use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::graph::spec::conv_item;
 use crate::input::{Input, InputFile};
 use crate::layer::Layer;
 use crate::npy::BandedNpy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
-use crate::plan::Plan;
 use crate::preprocess::{InputPrep, Layout, Normalization, Prepared};
+use crate::render;
 use crate::render::colormap::{Colormap, Normalize};
-use crate::report::{MapsModeSummary, RunRecord, Summary};
-use crate::resolve::{LayerOptions, Resolved, WeightsSource, resolve};
+use crate::render::filters::filters_picture;
+use crate::report::{LayerEntry, RunRecord, Summary};
+use crate::resolve::{InputShape, LayerOptions, WeightsSource, resolve};
 use crate::settings::Settings;
-use crate::stats::MapStats;
 use crate::tensor::RowSource;
 use crate::weights;
 
@@ -132,8 +133,7 @@ pub struct Job {
     pub input_norm: Option<Normalization>,
     /// Channels in blue, green, red order.
     pub bgr: bool,
-    /// A stack of layers (`--layers`) instead of one layer, run by
-    /// [`run_stack`].
+    /// A stack of layers (`--layers`) instead of one layer.
     pub stack: Option<StackJob>,
     /// The switches read from the environment by the program.
     pub settings: Settings,
@@ -154,11 +154,10 @@ pub struct StackJob {
 /// building it) and writes every output file. Returns the summary, which is
 /// also written as `summary.json`.
 ///
-/// The stages: read the photo's header, resolve the layer against it
+/// The stages: read the input's header, resolve the graph against it
 /// (every size checked before anything is allocated or written), decode,
-/// plan the bands, compute them (with each map's statistics), write the
-/// pictures, the page and the summary. (It reads best whole, stage after
-/// stage with their timings, a little over 60 lines.)
+/// compute each block's maps band by band (with each map's statistics)
+/// and write their pictures, then the page and the summary.
 pub fn run(
     engine: &dyn Engine,
     job: &Job,
@@ -170,66 +169,85 @@ pub fn run(
     let (file, header) =
         timed(|| InputFile::open(&job.input, job.max_pixels, job.apply_orientation))?;
     let shape = file.shape();
-    let (resolved, weights_time) =
-        timed(|| resolve(&job.layer, shape, &job.weights, job.max_pixels))?;
+    let (graph, weights_time) = timed(|| resolve_graph(job, shape))?;
     let orientation = file.orientation();
     let (decoded, decode) = timed(|| file.decode())?;
-    let prep = input_prep(job, resolved.layer.spec.in_channels, &decoded)?;
-    let plan = Plan::new(
-        &resolved.layer.spec,
-        shape.height,
-        shape.width,
-        band_budget(engine, &job.settings),
-    )?;
+    let prep = input_prep(job, graph.input()[0], &decoded)?;
 
     create_output_dir(&job.out_dir)?;
-    let drawn = with_bands(&decoded, prep.as_ref(), |input| {
-        draw_maps(engine, input, (&resolved, &plan), job, progress)
+    let computed = with_rows(&decoded, prep.as_ref(), |input| {
+        if layer::runs_whole(&graph) {
+            layer::compute(
+                engine,
+                input,
+                &graph,
+                (job, prep.as_ref(), orientation),
+                progress,
+            )
+        } else {
+            chain::compute(engine, input, &graph, (job, orientation), progress)
+        }
     })?;
     let page_started = Instant::now();
     let mut summary = Summary::new(RunRecord {
         input: &job.input,
-        input_size: (shape.width, shape.height, resolved.layer.spec.in_channels),
+        input_shape: graph.input(),
         preprocessing: prep,
         orientation,
-        layer: &resolved.layer,
-        weights_source: job.weights.describe(),
-        pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
-        output_size: resolved.output_size,
-        maps: drawn.stats.iter().map(MapStats::summary).collect(),
+        stack: job.stack.as_ref().map(|stack| stack.spec.clone()),
+        graph: &graph,
+        layers: computed.layers,
+        bands: computed.bands,
         engine: engine.info(),
-        timings: drawn.timings,
+        timings: computed.timings,
         decode: header + decode,
         weights: weights_time,
         setup,
-        files: drawn.files,
-        weights_file: resolved.origin.clone(),
     });
-    let page_files = write_page(job, &decoded, &resolved.layer, &summary)?;
+    let page_files = page::write_page(job, &decoded, &graph, &summary)?;
     summary.files.extend(page_files);
     summary.files.push("summary.json".into());
     // summary.json is the last file; its encode and total times include
     // everything but writing itself.
-    summary.maps_mode = Some(MapsModeSummary {
-        mode: drawn.mode.name(),
-        why: drawn.why,
-        statistics: engine.info().pictures.name(),
-        pixels: match drawn.mode {
-            MapsMode::Spill => "host",
-            _ => engine.info().pictures.name(),
-        },
-    });
     summary.finish(
-        drawn.encode + page_started.elapsed(),
+        computed.encode + page_started.elapsed(),
         setup + started.elapsed(),
     );
     summary.write(&job.out_dir.join("summary.json"))?;
     Ok(summary)
 }
 
+/// What computing a graph's blocks and writing their files leaves.
+struct Computed {
+    /// Each block's entry of the summary.
+    layers: Vec<LayerEntry>,
+    /// Bands of output rows the work was split into.
+    bands: u32,
+    /// The engine's and the store's times, both passes.
+    timings: PlannedTimings,
+    /// Writing the blocks' files, a second pass's engine time aside.
+    encode: Duration,
+}
+
+/// The job's graph resolved against an input of `shape`: its stack, or
+/// its one layer.
+fn resolve_graph(job: &Job, shape: InputShape) -> Result<Graph> {
+    if let Some(stack) = &job.stack {
+        return Graph::resolve(&stack.items, shape, &stack.options);
+    }
+    let resolved = resolve(&job.layer, shape, &job.weights, job.max_pixels)?;
+    let spec = &resolved.layer.spec;
+    let input = [spec.in_channels, shape.height, shape.width];
+    let item = match resolved.origin.as_ref().and_then(|o| o.layer.clone()) {
+        Some(name) => name,
+        None => conv_item(spec),
+    };
+    Ok(Graph::single(resolved, input, item, job.weights.describe()))
+}
+
 /// Hands `work` the layer's input: a photo as `prep` reads it (plain RGB
 /// straight from its samples), or a tensor as it is.
-fn with_bands<T>(
+fn with_rows<T>(
     decoded: &Input,
     prep: Option<&InputPrep>,
     work: impl FnOnce(&dyn RowSource) -> Result<T>,
@@ -241,92 +259,6 @@ fn with_bands<T>(
         (Input::Photo(photo), _) => work(photo),
         (Input::Tensor(tensor), _) => work(tensor),
     }
-}
-
-/// What computing and drawing the maps leaves.
-struct Drawn {
-    /// Each map's statistics.
-    stats: Vec<MapStats>,
-    /// The engine's and the store's times, both passes.
-    timings: PlannedTimings,
-    /// The files written.
-    files: Vec<String>,
-    /// How the maps became pictures, and why.
-    mode: MapsMode,
-    why: String,
-    /// Writing the pictures and weights, a second pass's engine time aside.
-    encode: Duration,
-}
-
-/// Computes the layer and writes its pictures, weights and raw maps, in
-/// the mode [`MapsMode::choose`] picks.
-fn draw_maps(
-    engine: &dyn Engine,
-    input: &dyn RowSource,
-    (resolved, plan): (&Resolved, &Plan),
-    job: &Job,
-    progress: &(dyn Fn(Step) + Sync),
-) -> Result<Drawn> {
-    let layer = &resolved.layer;
-    let (mode, why) = MapsMode::choose(job, engine, layer, resolved.output_size)?;
-    let (out_height, out_width) = resolved.output_size;
-    let maps_shape = [layer.spec.filters, out_height, out_width];
-    let (mut streamed, fixed) = match mode {
-        MapsMode::OnePass => {
-            let (pictures, ranges) = modes::one_pass_pictures(job, maps_shape)?;
-            (Some(pictures), Some(ranges))
-        }
-        _ => (None, None),
-    };
-    let raw = (job.raw || mode == MapsMode::Spill)
-        .then(|| BandedNpy::create(&job.out_dir.join("features.npy"), maps_shape))
-        .transpose()?;
-    let pass = modes::FirstPass {
-        mode,
-        fixed: fixed.as_deref(),
-        raw_sink: raw.as_ref(),
-        pictures: streamed.as_mut(),
-    };
-    let first = modes::first_pass(engine, input, (layer, plan, job), pass, progress)?;
-    let (stats, mut timings) = (first.stats, first.timings);
-    let encode_started = Instant::now();
-    let second_pass = (job, stats.as_slice(), maps_shape);
-    let (mut files, second) = match (mode, streamed, &raw) {
-        (MapsMode::OnePass, Some(pictures), _) => (pictures.finish(&job.out_dir)?, None),
-        (MapsMode::Spill, _, Some(raw)) => {
-            let files = pictures::write_pictures(&job.out_dir, raw, &stats, &job.view, progress)?;
-            (files, None)
-        }
-        (MapsMode::Keep, _, _) => {
-            let (files, second) =
-                modes::draw_kept_pictures(engine, first.kept, second_pass, progress)?;
-            (files, Some(second))
-        }
-        _ => {
-            let (files, second) =
-                modes::recompute_pictures(engine, input, layer, plan, second_pass, progress)?;
-            (files, Some(second))
-        }
-    };
-    let second_pass = second.map_or(Duration::ZERO, |second| {
-        timings.run.add(second.run);
-        modes::engine_time(&second)
-    });
-    files.extend(write_weights_and_raw(&job.out_dir, job, layer, raw)?);
-    Ok(Drawn {
-        stats,
-        timings,
-        files,
-        mode,
-        why,
-        encode: encode_started.elapsed().saturating_sub(second_pass),
-    })
-}
-
-/// Writes the page and its pictures, with the input's preview.
-fn write_page(job: &Job, input: &Input, layer: &Layer, summary: &Summary) -> Result<Vec<String>> {
-    let preview = input.preview(INPUT_PREVIEW_SIDE);
-    page::write_page(&job.out_dir, &preview, layer, summary, &job.view)
 }
 
 /// Longest side of `input.png`, the input's preview on the page, in pixels.
@@ -376,22 +308,6 @@ fn photo_prep(job: &Job, channels: u32) -> Result<InputPrep> {
     Ok(prep)
 }
 
-/// Writes the feature PNGs, the grid and `weights.safetensors`, and keeps
-/// `features.npy` when asked for (else the spill file is deleted); returns
-/// the file names.
-fn write_maps(
-    out_dir: &Path,
-    job: &Job,
-    layer: &Layer,
-    raw: BandedNpy,
-    stats: &[MapStats],
-    progress: &(dyn Fn(Step) + Sync),
-) -> Result<Vec<String>> {
-    let mut files = pictures::write_pictures(out_dir, &raw, stats, &job.view, progress)?;
-    files.extend(write_weights_and_raw(out_dir, job, layer, Some(raw))?);
-    Ok(files)
-}
-
 /// Writes `weights.safetensors`, and keeps `features.npy` when asked for
 /// (else a spill file is deleted); returns the file names.
 fn write_weights_and_raw(
@@ -410,4 +326,14 @@ fn write_weights_and_raw(
         files.push("features.npy".into());
     }
     Ok(files)
+}
+
+/// Writes `filters.png`, a picture of `layer`'s filters, into `dir`;
+/// returns its name.
+fn write_filters(dir: &Path, layer: &Layer, view: &View) -> Result<String> {
+    render::write_png_rgb(
+        &dir.join("filters.png"),
+        &filters_picture(layer, view.per_channel_filters),
+    )?;
+    Ok("filters.png".into())
 }

@@ -24,6 +24,7 @@ use crate::engine::{
     Backend, Engine, KeptMaps, PlannedTimings, SubmittedMaps, Wants, for_each_piece,
 };
 use crate::error::{Error, Result};
+use crate::graph::Graph;
 use crate::layer::Layer;
 use crate::plan::Plan;
 use crate::render::colormap::Normalize;
@@ -41,26 +42,38 @@ use crate::tensor::RowSource;
 const SOFTWARE_GPU_SPILL_BYTES: u64 = 4 << 30;
 
 impl MapsMode {
-    /// The mode for `job`'s layer on `engine`, and why.
+    /// The mode for `job`'s graph on `engine`, and why: the one choice
+    /// for every run. A graph of one conv (a one-layer run) may take any
+    /// mode; a longer chain keeps its blocks' maps in memory or spills them.
+    /// A mode forced by the settings that the run cannot take is refused,
+    /// naming the variable.
     pub(super) fn choose(
         job: &Job,
         engine: &dyn Engine,
-        layer: &Layer,
-        output_size: (u32, u32),
+        graph: &Graph,
     ) -> Result<(MapsMode, String)> {
+        let whole = super::layer::runs_whole(graph);
         let fixed = matches!(job.view.normalize, Normalize::Fixed { .. });
         if let Some(forced) = job.settings.maps_mode {
-            if forced == MapsMode::OnePass && !fixed {
-                return Err(Error::Setting(format!(
-                    "{MAPS_MODE}=one-pass: one pass needs a fixed --normalize LO,HI"
-                )));
-            }
-            return Ok((forced, format!("{MAPS_MODE}={}", forced.name())));
+            return forced_mode(forced, whole, fixed, job.raw);
         }
-        let bytes = layer.spec.output_bytes(output_size.0, output_size.1);
+        let bytes: u64 = (0..graph.blocks.len())
+            .map(|block| {
+                4 * graph
+                    .block_output(block)
+                    .map(u64::from)
+                    .iter()
+                    .product::<u64>()
+            })
+            .sum();
         let megabytes = bytes as f64 / 1048576.0;
         let keep_budget = keep_budget(engine, &job.settings);
-        Ok(if fixed {
+        let maps = if whole {
+            "the maps"
+        } else {
+            "the stack's maps"
+        };
+        Ok(if fixed && whole {
             (
                 MapsMode::OnePass,
                 "a fixed --normalize range needs no statistics".into(),
@@ -74,9 +87,14 @@ impl MapsMode {
             (
                 MapsMode::Keep,
                 format!(
-                    "the maps ({megabytes:.0} MB of f32) fit in the {:.0} MB kept in the engine's memory",
+                    "{maps} ({megabytes:.0} MB of f32) fit in the {:.0} MB kept in the engine's memory",
                     keep_budget as f64 / 1048576.0
                 ),
+            )
+        } else if !whole {
+            (
+                MapsMode::Spill,
+                format!("{maps} ({megabytes:.0} MB of f32) go through the disk"),
             )
         } else if engine.info().backend == Backend::Cpu {
             (
@@ -100,6 +118,34 @@ impl MapsMode {
                 ),
             )
         })
+    }
+}
+
+/// The mode the settings force, when the run can take it: one pass needs a
+/// fixed `--normalize` range, and a chain (`whole` false) keeps or spills;
+/// keeping with `--raw` spills, as the f32 maps are written anyway.
+fn forced_mode(
+    forced: MapsMode,
+    whole: bool,
+    fixed: bool,
+    raw: bool,
+) -> Result<(MapsMode, String)> {
+    let refuse = |why: &str| {
+        Err(Error::Setting(format!(
+            "{MAPS_MODE}={}: {why}",
+            forced.name()
+        )))
+    };
+    match forced {
+        MapsMode::OnePass if !fixed => refuse("one pass needs a fixed --normalize LO,HI"),
+        MapsMode::OnePass | MapsMode::Recompute if !whole => {
+            refuse("a stack's maps are kept in memory or spilled (keep or spill)")
+        }
+        MapsMode::Keep if raw && !whole => Ok((
+            MapsMode::Spill,
+            "--raw writes the f32 maps anyway; the pictures are read from them".into(),
+        )),
+        _ => Ok((forced, format!("{MAPS_MODE}={}", forced.name()))),
     }
 }
 

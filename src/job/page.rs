@@ -1,50 +1,118 @@
-//! The page: the filters picture, one picture per filter, the photo's
-//! preview and `index.html`.
+//! The page of a run, one layer or a stack: the input's preview,
+//! `index.html`, and for one layer one picture per filter.
 
 use std::path::Path;
 
 use rayon::prelude::*;
 
-use super::View;
+use super::{INPUT_PREVIEW_SIDE, Job, View};
 use crate::error::{Error, Result};
+use crate::graph::Graph;
+use crate::input::Input;
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::preprocess::InputPrep;
-use crate::render::filters::{filter_tile, filter_zoom, filters_picture};
-use crate::render::html::{Live, Page, PageMap, index_html};
+use crate::render::filters::{filter_tile, filter_zoom};
+use crate::render::html::{Live, Page, PageMap, StackLayer, StackPage, index_html};
 use crate::render::live::live_data;
 use crate::render::{self};
-use crate::report::Summary;
+use crate::report::{OneLayer, Summary};
 
-/// Writes `filters.png`, one small picture per filter under `filters/`,
-/// a preview of the photo as `input.png`, and `index.html`, which shows
-/// them all with each map's range; returns the file names.
+/// Writes the page of a run: `input.png`, a preview of the input, and
+/// `index.html`; for a one-layer run also one small picture per filter
+/// under `filters/` (its page shows each beside its map, and computes the
+/// maps live where it can). Returns the file names.
 pub(super) fn write_page(
-    out_dir: &Path,
-    preview: &image::RgbImage,
-    layer: &Layer,
+    job: &Job,
+    input: &Input,
+    graph: &Graph,
     summary: &Summary,
-    view: &View,
 ) -> Result<Vec<String>> {
-    let mut files = Vec::new();
-    render::write_png_rgb(
-        &out_dir.join("filters.png"),
-        &filters_picture(layer, view.per_channel_filters),
-    )?;
-    files.push("filters.png".to_string());
-
-    render::write_png_rgb(&out_dir.join("input.png"), preview)?;
-    files.push("input.png".to_string());
-
-    let filter_names = write_filter_pictures(out_dir, layer, view)?;
-    let page = Page {
-        live: live_part(preview, layer, summary),
-        ..page_text(layer, summary, &filter_names)
+    let out_dir = &job.out_dir;
+    let preview = input.preview(INPUT_PREVIEW_SIDE);
+    render::write_png_rgb(&out_dir.join("input.png"), &preview)?;
+    let mut files = vec!["input.png".to_string()];
+    let page = match &summary.one_layer {
+        Some(one) => {
+            let layer = graph.layer(0);
+            let filter_names = write_filter_pictures(out_dir, layer, &job.view)?;
+            let page = Page {
+                live: live_part(&preview, layer, summary),
+                ..layer_page(layer, summary, one, &filter_names)
+            };
+            files.extend(filter_names);
+            page
+        }
+        None => stack_page(summary),
     };
     write_bytes_atomic(&out_dir.join("index.html"), index_html(&page).as_bytes())?;
-    files.extend(filter_names);
     files.push("index.html".to_string());
     Ok(files)
+}
+
+/// The page of a stack: the input, then each layer top to bottom with its
+/// parameter line, shapes, grid and filters, then the total.
+fn stack_page(summary: &Summary) -> Page {
+    let layers = summary
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(index, layer)| {
+            let folder = Path::new(&layer.folder);
+            let file = |name: &str| folder.join(name).to_string_lossy().into_owned();
+            StackLayer {
+                name: layer.name.clone(),
+                arrow: if index == 0 {
+                    format!("↓ the input's {} channels", layer.input_shape[0])
+                } else {
+                    format!(
+                        "↓ each of the {} maps is a channel of the next layer",
+                        layer.input_shape[0]
+                    )
+                },
+                items: layer.items.join(" → "),
+                parameter_line: layer.report.parameter_formula.clone(),
+                shapes: format!(
+                    "input {} → output {}",
+                    shape(layer.input_shape),
+                    shape(layer.output_shape)
+                ),
+                maps: layer.output_shape[0],
+                grid_image: file("grid.png"),
+                filters_image: file("filters.png"),
+            }
+        })
+        .collect();
+    let engine = summary
+        .adapter
+        .as_ref()
+        .map_or("the CPU".to_string(), |a| a.name.clone());
+    Page {
+        title: format!("convmaps: {}", summary.input.path.display()),
+        input_image: "input.png".into(),
+        parameter_line: summary.parameter_formula.clone(),
+        layer_line: format!(
+            "{} [{}, {}, {}]",
+            summary.input.path.display(),
+            summary.input.channels,
+            summary.input.height,
+            summary.input.width
+        ),
+        stack: Some(StackPage {
+            spec: summary.stack.clone().unwrap_or_default(),
+            layers,
+            total: format!(
+                "{} on {engine} ({} shader), {} bands, {:.0} ms",
+                summary.backend, summary.shader, summary.bands, summary.timings_ms.total
+            ),
+        }),
+        ..Page::default()
+    }
+}
+
+/// `[32, 238, 318]`.
+fn shape(shape: [u32; 3]) -> String {
+    format!("[{}, {}, {}]", shape[0], shape[1], shape[2])
 }
 
 /// Writes each filter's own picture under `filters/`; returns their names.
@@ -66,8 +134,8 @@ fn write_filter_pictures(out_dir: &Path, layer: &Layer, view: &View) -> Result<V
         .collect()
 }
 
-/// The page's text and pictures for a run.
-fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page {
+/// The page's text and pictures for a one-layer run.
+fn layer_page(layer: &Layer, summary: &Summary, one: &OneLayer, filter_names: &[String]) -> Page {
     let spec = &layer.spec;
     let count = spec.filters;
     Page {
@@ -82,8 +150,7 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
             spec.kernel_height,
             spec.kernel_width,
             summary.parameters.biases,
-            summary
-                .before_folding
+            one.before_folding
                 .as_ref()
                 .map_or(String::new(), |before| format!(
                     ". Folded from the conv alone, {}, and its BatchNorm, {}",
@@ -94,19 +161,19 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
             "{}×{} input → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",
             summary.input.width,
             summary.input.height,
-            summary.output.maps,
-            summary.output.width,
-            summary.output.height,
+            one.output.maps,
+            one.output.width,
+            one.output.height,
             spec.kernel_height,
             spec.kernel_width,
             spec.stride,
             spec.dilation,
             spec.groups,
-            summary.layer.weights_source
+            one.layer.weights_source
         ) + &input_reading(&summary.input.preprocessing),
         grid_image: "grid.png".into(),
         filters_image: "filters.png".into(),
-        maps: summary
+        maps: one
             .maps
             .iter()
             .zip(filter_names)
@@ -121,7 +188,7 @@ fn page_text(layer: &Layer, summary: &Summary, filter_names: &[String]) -> Page 
                 bias: layer.bias.get(k).copied(),
             })
             .collect(),
-        live: Live::default(),
+        ..Page::default()
     }
 }
 

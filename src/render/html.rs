@@ -1,6 +1,8 @@
-//! `index.html`: one static page that shows a run: the photo, the
-//! parameter count, the grid of maps, the filters, and each filter beside
-//! its map with its numbers.
+//! `index.html`: one static page that shows a run. For one layer: the
+//! photo, the parameter count, the grid of maps, the filters, and each
+//! filter beside its map with its numbers; for a stack: the input, then
+//! each layer top to bottom with its parameter count, shapes, grid and
+//! filters, then the total. One stylesheet and one builder for both.
 //!
 //! The page is self-contained: inline CSS, no external resources, images
 //! by relative file name, so it opens straight from the output folder
@@ -34,6 +36,42 @@ pub struct Page {
     pub maps: Vec<PageMap>,
     /// Whether the page computes its maps itself in a WebGPU browser.
     pub live: Live,
+    /// A stack's layers, shown instead of one layer's grid, filters and
+    /// maps (the fields above then describe the run: `parameter_line` the
+    /// total, `layer_line` the input).
+    pub stack: Option<StackPage>,
+}
+
+/// A stack's part of the page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackPage {
+    /// The stack as given to `--layers`.
+    pub spec: String,
+    /// Each layer, top to bottom.
+    pub layers: Vec<StackLayer>,
+    /// The run in one line: backend, adapter, shader, bands, time.
+    pub total: String,
+}
+
+/// One layer of a stack on the page.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StackLayer {
+    /// Its name, e.g. `conv1`.
+    pub name: String,
+    /// What flows into it, e.g. `↓ the input's 3 channels`.
+    pub arrow: String,
+    /// Its items, e.g. `32x5 → relu → maxpool2`.
+    pub items: String,
+    /// Its parameter count, e.g. `(3·5·5 + 1)·32 = 2432`.
+    pub parameter_line: String,
+    /// Its shapes, e.g. `input [3, 64, 64] → output [32, 30, 30]`.
+    pub shapes: String,
+    /// Its maps K.
+    pub maps: u32,
+    /// Its grid of maps, e.g. `conv1/grid.png`.
+    pub grid_image: String,
+    /// Its filters, e.g. `conv1/filters.png`.
+    pub filters_image: String,
 }
 
 /// The page's live part.
@@ -147,6 +185,12 @@ table.maps { border-collapse: collapse; }
 .live-weights input { width: 7em; font-family: ui-monospace, monospace; }
 .live-bias input[type=number] { width: 7em; }
 .live-sum { font-family: ui-monospace, monospace; }
+.stack-layer, .stack-total { border: 1px solid #ccc; border-radius: 0.5em; padding: 1em; margin: 0.5em 0; }
+.arrow { text-align: center; color: #666; margin: 0.25em; }
+.items, .stack { font-family: ui-monospace, monospace; }
+.stack-layer .pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
+.stack-layer figure { margin: 0; }
+.stack-layer img { max-width: 100%; image-rendering: pixelated; }
 ";
 
 const SCRIPT: &str = "\
@@ -184,10 +228,15 @@ pub fn index_html(page: &Page) -> String {
         body_live(&page.live)
     );
 
-    write_top(&mut html, page);
-    write_pictures(&mut html, page);
-    if !page.maps.is_empty() {
-        write_maps_table(&mut html, &page.maps);
+    match &page.stack {
+        Some(stack) => write_stack(&mut html, page, stack),
+        None => {
+            write_top(&mut html, page);
+            write_pictures(&mut html, page);
+            if !page.maps.is_empty() {
+                write_maps_table(&mut html, &page.maps);
+            }
+        }
     }
     let _ = write!(html, "<script>\n{SCRIPT}</script>\n");
     write_live(&mut html, &page.live);
@@ -322,4 +371,48 @@ fn write_maps_table(html: &mut String, maps: &[PageMap]) {
         );
     }
     html.push_str("</table>\n");
+}
+
+/// A stack's part: the spec and the input, each layer in a box with an
+/// arrow before it, then the whole stack's count and run.
+fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
+    let _ = writeln!(
+        html,
+        "<p class=\"stack\">--layers {}</p>\n<section class=\"stack-layer\"><h2>input</h2><p>{}</p>{}</section>",
+        escape(&stack.spec),
+        escape(&page.layer_line),
+        img(&page.input_image, "the input", "input")
+    );
+    for layer in &stack.layers {
+        let _ = writeln!(
+            html,
+            "<div class=\"arrow\">{}</div>\n<section class=\"stack-layer\"><h2>{}</h2>\
+             <p class=\"items\">{}</p><p class=\"parameters\">{} parameters</p><p>{}</p>\
+             <div class=\"pictures\"><figure>{}<figcaption>the {} maps</figcaption></figure>\
+             <figure>{}<figcaption>its filters</figcaption></figure></div></section>",
+            escape(&layer.arrow),
+            escape(&layer.name),
+            escape(&layer.items),
+            escape(&layer.parameter_line),
+            escape(&layer.shapes),
+            img(
+                &layer.grid_image,
+                &format!("feature maps of {}", layer.name),
+                "grid"
+            ),
+            layer.maps,
+            img(
+                &layer.filters_image,
+                &format!("filters of {}", layer.name),
+                "filters"
+            ),
+        );
+    }
+    let _ = writeln!(
+        html,
+        "<section class=\"stack-total\"><h2>the whole stack</h2>\
+         <p class=\"parameters\">{} parameters</p><p>{}</p></section>",
+        escape(&page.parameter_line),
+        escape(&stack.total)
+    );
 }

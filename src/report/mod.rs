@@ -1,4 +1,11 @@
-//! What a run reports: `summary.json` and the terminal summary.
+//! What a run reports, as plain data: `summary.json` ([`Summary`], with a
+//! [`LayerEntry`] per block of the graph) and the terminal text
+//! (`terminal.rs`). A one-layer run and a stack report alike.
+
+mod run;
+mod terminal;
+
+pub use run::{OneLayer, RunRecord, Summary};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -6,19 +13,20 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::engine::{EngineInfo, PlannedTimings};
-use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
+use crate::graph::Graph;
 use crate::layer::{Activation, Layer, Padding, ParameterCount};
 use crate::model::load::WeightsOrigin;
-use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
 pub use crate::stats::MapSummary;
 
-/// Everything `summary.json` holds.
+/// What one layer (a block of the graph: a conv and the steps after it)
+/// reports: the fields of each entry of `summary.json`'s `layers`, and of
+/// a one-layer run's summary itself.
 #[derive(Clone, Debug, Serialize)]
-pub struct Summary {
-    /// The photo that was read.
+pub struct LayerReport {
+    /// The layer's input.
     pub input: InputSummary,
     /// The layer's options.
     pub layer: LayerSummary,
@@ -232,9 +240,9 @@ impl Timings {
     }
 }
 
-/// The facts of a finished computation, from which [`Summary::new`]
-/// builds the summary.
-pub struct RunRecord<'a> {
+/// The facts of a finished layer, from which [`LayerReport::new`]
+/// builds its report.
+pub struct LayerRecord<'a> {
     /// The photo's path as given.
     pub input: &'a Path,
     /// The photo's (width, height, channels read), upright.
@@ -269,17 +277,17 @@ pub struct RunRecord<'a> {
     pub weights_file: Option<WeightsOrigin>,
 }
 
-impl Summary {
-    /// The summary of a run; `timings_ms.encode` and `total` are set by
-    /// [`Summary::finish`].
-    pub fn new(record: RunRecord<'_>) -> Summary {
+impl LayerReport {
+    /// The report of a layer; `timings_ms.encode` and `total` are set by
+    /// [`LayerReport::finish`].
+    pub fn new(record: LayerRecord<'_>) -> LayerReport {
         let layer = record.layer;
         let (out_height, out_width) = record.output_size;
         let (width, height, channels) = record.input_size;
         let run = &record.timings.run;
         let compute = record.timings.compute();
         let flops = layer.spec.flops(out_height, out_width);
-        Summary {
+        LayerReport {
             input: InputSummary {
                 path: record.input.to_path_buf(),
                 width,
@@ -328,15 +336,6 @@ impl Summary {
         self.timings_ms.encode = ms(encode);
         self.timings_ms.total = ms(total);
     }
-
-    /// Writes the summary as pretty JSON to `path`, atomically.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        write_bytes_atomic(path, &json)
-    }
 }
 
 /// Milliseconds in a duration.
@@ -344,153 +343,41 @@ pub fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-impl Summary {
-    /// The terminal summary: a small aligned table.
-    pub fn terminal_text(&self, out_dir: &Path) -> String {
-        let p = &self.parameters;
-        let adapter = match &self.adapter {
-            Some(a) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
-            None => "none: the CPU reference ran the layer".to_string(),
-        };
-        let biases = if p.biases == 0 {
-            "no biases".to_string()
-        } else {
-            format!("{} biases", p.biases)
-        };
-        let (stage_names, stage_values) = self.stage_lines();
-        let pictures = self.maps_mode.as_ref().map(|mode| {
-            format!(
-                "{}: {} (statistics on the {}, pixels on the {})",
-                mode.mode, mode.why, mode.statistics, mode.pixels
-            )
-        });
-        let mut rows = vec![
-            ("input", self.input_line()),
-            ("layer", self.layer_line()),
-            ("weights", self.weights_line()),
-            (
-                "parameters",
-                format!(
-                    "{} ({} weights + {biases})",
-                    self.parameter_formula, p.weights
-                ),
-            ),
-            (
-                "output",
-                format!(
-                    "{} maps of {}×{} in {}",
-                    self.output.maps,
-                    self.output.width,
-                    self.output.height,
-                    out_dir.display()
-                ),
-            ),
-            (
-                "backend",
-                format!("{} ({} shader): {adapter}", self.backend, self.shader),
-            ),
-        ];
-        rows.extend(pictures.map(|line| ("pictures", line)));
-        rows.extend([
-            ("time (ms)", stage_names),
-            ("", stage_values),
-            (
-                "throughput",
-                format!("{:.2} GFLOP/s in compute", self.gflops),
-            ),
-        ]);
-        rows.iter()
-            .map(|(key, value)| format!("{key:<11} {value}").trim_end().to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+/// One block of the graph in `summary.json`'s `layers`: its report, and
+/// where it sits in the graph.
+#[derive(Clone, Debug, Serialize)]
+pub struct LayerEntry {
+    /// The layer's name: `conv1`, … or the model's.
+    pub name: String,
+    /// Its folder inside the output directory (empty: the directory itself).
+    pub folder: String,
+    /// The items its maps include, as a stack writes them: `["32x5",
+    /// "relu", "maxpool2"]`.
+    pub items: Vec<String>,
+    /// Its input `[C, H, W]`.
+    pub input_shape: [u32; 3],
+    /// The maps its folder holds, `[K, OH, OW]`, after all its items.
+    pub output_shape: [u32; 3],
+    /// The layer's report; its `output` is the conv's own output, before
+    /// the items after it. Its times are its own steps' (upload, compute,
+    /// readback, store) and the writing of its files (encode); on a GPU
+    /// that keeps a stack's maps between layers, the first layer's hold
+    /// the whole band's.
+    #[serde(flatten)]
+    pub report: LayerReport,
+}
 
-    /// Where the weights came from; for a model file, which conv, from what
-    /// dtype, and the counts before a BatchNorm was folded in.
-    fn weights_line(&self) -> String {
-        let source = &self.layer.weights_source;
-        let Some(origin) = &self.weights_file else {
-            return source.clone();
-        };
-        let layer = origin
-            .layer
-            .as_deref()
-            .map_or(String::new(), |name| format!("conv {name:?}, "));
-        let mut line = format!(
-            "{source} ({layer}{}, {} read as f32)",
-            origin.format,
-            origin.dtype.name()
-        );
-        if let Some(before) = &self.before_folding {
-            line.push_str(&format!(
-                "\n{:<11} BatchNorm folded in: the conv alone {}; {}",
-                "", before.conv, before.batch_norm
-            ));
+impl LayerEntry {
+    /// The entry of block `block` of `graph`, reported by `report`.
+    pub fn new(graph: &Graph, block: usize, report: LayerReport) -> Self {
+        let info = &graph.blocks[block];
+        LayerEntry {
+            name: info.name.clone(),
+            folder: info.folder.clone(),
+            items: info.items.clone(),
+            input_shape: graph.block_input(block),
+            output_shape: graph.block_output(block),
+            report,
         }
-        line
-    }
-
-    /// `photo.jpg (4032×3024, 3 channels, turned upright: rotate 90° clockwise)`.
-    fn input_line(&self) -> String {
-        let input = &self.input;
-        let upright = match input.orientation {
-            Orientation::NoTransforms => String::new(),
-            turned => format!(", turned upright: {}", turned.describe()),
-        };
-        let read = input
-            .preprocessing
-            .as_ref()
-            .and_then(InputPrep::describe)
-            .map_or(String::new(), |read| format!(", read as {read}"));
-        format!(
-            "{} ({}×{}, {} channels{upright}{read})",
-            input.path.display(),
-            input.width,
-            input.height,
-            input.channels
-        )
-    }
-
-    /// `32 filters of 5×5, stride 1, padding 0, dilation 1, groups 1`.
-    fn layer_line(&self) -> String {
-        let l = &self.layer;
-        format!(
-            "{} filters of {}×{}, stride {}, padding {}, dilation {}, groups {}{}",
-            l.filters,
-            l.kernel_size[0],
-            l.kernel_size[1],
-            l.stride,
-            l.padding,
-            l.dilation,
-            l.groups,
-            if l.activation == Activation::Relu {
-                ", then ReLU"
-            } else {
-                ""
-            }
-        )
-    }
-
-    /// The stage names and their milliseconds, aligned in columns.
-    fn stage_lines(&self) -> (String, String) {
-        let t = &self.timings_ms;
-        let stages = [
-            ("decode", t.decode),
-            ("setup", t.setup),
-            ("upload", t.upload),
-            ("compute", t.compute),
-            ("readback", t.readback),
-            ("store", t.store),
-            ("encode", t.encode),
-            ("total", t.total),
-        ];
-        (
-            stages
-                .iter()
-                .map(|(name, _)| format!("{name:>9}"))
-                .collect(),
-            stages.iter().map(|(_, ms)| format!("{ms:>9.0}")).collect(),
-        )
     }
 }
-pub mod stack;

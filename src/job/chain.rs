@@ -1,0 +1,229 @@
+//! A graph run as a chain band by band (a stack, `--layers`): every
+//! block's maps and statistics kept in memory or spilled to disk as
+//! [`MapsMode::choose`] says, then each block's folder (pictures, filters,
+//! weights, raw maps).
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::pictures::{self, StreamedPictures, map_ranges};
+use super::{
+    Computed, Counter, Job, MapsMode, Stage, Step, band_budget, write_filters,
+    write_weights_and_raw,
+};
+use crate::engine::{Engine, EngineInfo, PlannedTimings, run_chain};
+use crate::error::Result;
+use crate::graph::{BandPlan, Graph};
+use crate::layer::Layer;
+use crate::npy::BandedNpy;
+use crate::output::create_output_dir;
+use crate::photo::Orientation;
+use crate::render::quantise::Quantise;
+use crate::report::{LayerEntry, LayerRecord, LayerReport, MapSummary, MapsModeSummary};
+use crate::settings::Placement;
+use crate::stats::MapStats;
+use crate::tensor::{RowSource, Tensor3};
+
+/// Computes `graph`'s blocks over `input` band by band, as a chain, and
+/// writes each block's folder; returns their entries of the summary.
+pub(super) fn compute(
+    engine: &dyn Engine,
+    input: &dyn RowSource,
+    graph: &Graph,
+    (job, orientation): (&Job, Orientation),
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Computed> {
+    let plan = BandPlan::new(graph, band_budget(engine, &job.settings))?;
+    let (mode, why) = MapsMode::choose(job, engine, graph)?;
+    let (maps_of, stats, block_timings) = compute_blocks(
+        engine,
+        input,
+        (graph, &plan, mode == MapsMode::Keep),
+        job,
+        progress,
+    )?;
+    let mut timings = PlannedTimings::default();
+    for block in &block_timings {
+        timings.run.add(block.run);
+        timings.store += block.store;
+    }
+    let encode_started = Instant::now();
+    let mut layers = Vec::new();
+    let bands = plan.band_count() as u32;
+    for (block, (maps, stats)) in maps_of.into_iter().zip(&stats).enumerate() {
+        let record = BlockRecord {
+            engine: engine.info(),
+            bands,
+            orientation,
+            timings: block_timings[block],
+            why: why.clone(),
+        };
+        layers.push(write_block(
+            job, graph, block, maps, stats, record, progress,
+        )?);
+    }
+    Ok(Computed {
+        layers,
+        bands,
+        timings,
+        encode: encode_started.elapsed(),
+    })
+}
+
+/// Where a group's maps wait until their statistics are known.
+enum BlockMaps {
+    /// On disk: `features.npy` in its folder, or a temporary spill.
+    Raw(BandedNpy),
+    /// In host memory, band by band: each band's first row and its maps
+    /// `[K, rows, OW]`.
+    Kept(Vec<(u32, Tensor3)>),
+}
+
+/// Each block's maps, each map's statistics, and the times.
+type BlockResults = (Vec<BlockMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
+
+/// Computes the chain band by band into each block's maps, kept in memory
+/// when `keep`, else written to its raw maps file, keeping each map's
+/// statistics.
+fn compute_blocks(
+    engine: &dyn Engine,
+    input: &dyn RowSource,
+    (graph, plan, keep): (&Graph, &BandPlan, bool),
+    job: &Job,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<BlockResults> {
+    let mut maps_of = Vec::new();
+    let mut stats = Vec::new();
+    for (group, layer) in graph.blocks.iter().enumerate() {
+        let folder = job.out_dir.join(&layer.folder);
+        create_output_dir(&folder)?;
+        let shape = graph.block_output(group);
+        maps_of.push(if keep {
+            BlockMaps::Kept(Vec::new())
+        } else {
+            BlockMaps::Raw(BandedNpy::create(&folder.join("features.npy"), shape)?)
+        });
+        stats.push(vec![MapStats::default(); shape[0] as usize]);
+    }
+    let total = (plan.band_count() * graph.blocks.len()) as u64;
+    let mut counter = Counter::new(Stage::Compute, total, progress);
+    let timings = run_chain(engine, input, graph, plan, |group, row, maps| {
+        MapStats::add_band(&mut stats[group], maps);
+        match &mut maps_of[group] {
+            BlockMaps::Raw(raw) => raw.write_band(0, row, maps)?,
+            BlockMaps::Kept(bands) => bands.push((row, maps.to_tensor())),
+        }
+        counter.tick();
+        Ok(())
+    })?;
+    Ok((maps_of, stats, timings))
+}
+
+/// Writes a group's feature PNGs and grid into `folder` from its maps kept
+/// in memory, coloured over the ranges `stats` give, and its weights;
+/// returns the file names.
+fn write_kept_maps(
+    folder: &Path,
+    job: &Job,
+    layer: &Layer,
+    (bands, stats, shape): (Vec<(u32, Tensor3)>, &[MapStats], [u32; 3]),
+) -> Result<Vec<String>> {
+    let ranges = map_ranges(stats, &job.view);
+    let mut pictures = StreamedPictures::create(folder, shape, &ranges, &job.view)?;
+    let quantise = Quantise {
+        colormap: job.view.colormap,
+        ranges,
+    };
+    for (row, maps) in bands {
+        pictures.write_pixels(0, row, &quantise.pixels_cpu(maps.view()))?;
+    }
+    let mut files = pictures.finish(folder)?;
+    files.extend(write_weights_and_raw(folder, job, layer, None)?);
+    Ok(files)
+}
+
+/// What a group's summary says about the run as a whole.
+struct BlockRecord {
+    engine: EngineInfo,
+    bands: u32,
+    orientation: Orientation,
+    /// The group's compute and store times.
+    timings: PlannedTimings,
+    /// Why its maps were kept in memory or went through the disk.
+    why: String,
+}
+
+/// Writes block `block`'s folder: its pictures, `filters.png`, weights and
+/// (with `--raw`) raw maps; returns its entry of the summary.
+fn write_block(
+    job: &Job,
+    graph: &Graph,
+    block: usize,
+    maps: BlockMaps,
+    stats: &[MapStats],
+    record: BlockRecord,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<LayerEntry> {
+    let info = &graph.blocks[block];
+    let layer = graph.layer(block);
+    let folder = job.out_dir.join(&info.folder);
+    let started = Instant::now();
+    let (mode, mut files) = match maps {
+        BlockMaps::Raw(raw) => (
+            MapsMode::Spill,
+            write_maps(&folder, job, layer, raw, stats, progress)?,
+        ),
+        BlockMaps::Kept(bands) => {
+            let kept = (bands, stats, graph.block_output(block));
+            (MapsMode::Keep, write_kept_maps(&folder, job, layer, kept)?)
+        }
+    };
+    files.push(write_filters(&folder, layer, &job.view)?);
+    let [channels, height, width] = graph.block_input(block);
+    let [_, out_height, out_width] = graph.block_output(block);
+    let mut report = LayerReport::new(LayerRecord {
+        input: &job.input,
+        input_size: (width, height, channels),
+        preprocessing: None,
+        orientation: record.orientation,
+        layer,
+        weights_source: info.weights_source.clone(),
+        pieces: (record.bands, 1),
+        output_size: (out_height, out_width),
+        maps: stats
+            .iter()
+            .map(MapStats::summary)
+            .collect::<Vec<MapSummary>>(),
+        engine: record.engine,
+        timings: record.timings,
+        decode: Duration::ZERO,
+        weights: Duration::ZERO,
+        setup: Duration::ZERO,
+        files,
+        weights_file: info.origin.clone(),
+    });
+    report.maps_mode = Some(MapsModeSummary {
+        mode: mode.name(),
+        why: record.why,
+        statistics: Placement::Host.name(),
+        pixels: Placement::Host.name(),
+    });
+    report.finish(started.elapsed(), started.elapsed());
+    Ok(LayerEntry::new(graph, block, report))
+}
+
+/// Writes the feature PNGs, the grid and `weights.safetensors`, and keeps
+/// `features.npy` when asked for (else the spill file is deleted); returns
+/// the file names.
+fn write_maps(
+    out_dir: &Path,
+    job: &Job,
+    layer: &Layer,
+    raw: BandedNpy,
+    stats: &[MapStats],
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Vec<String>> {
+    let mut files = pictures::write_pictures(out_dir, &raw, stats, &job.view, progress)?;
+    files.extend(write_weights_and_raw(out_dir, job, layer, Some(raw))?);
+    Ok(files)
+}

@@ -1,0 +1,164 @@
+//! A graph of one conv written to the output directory itself (a
+//! one-layer run) computed whole: band by band and filter chunk by filter
+//! chunk as [`Plan`] says, its maps made pictures in the mode
+//! [`MapsMode::choose`] picks (one pass, keep, recompute or spill).
+
+use std::time::{Duration, Instant};
+
+use super::modes::{self, MapsMode};
+use super::pictures;
+use super::{Computed, Job, Step, band_budget, write_filters, write_weights_and_raw};
+use crate::engine::{Engine, PlannedTimings};
+use crate::error::Result;
+use crate::graph::Graph;
+use crate::npy::BandedNpy;
+use crate::photo::Orientation;
+use crate::plan::Plan;
+use crate::preprocess::InputPrep;
+use crate::report::{LayerEntry, LayerRecord, LayerReport, MapsModeSummary};
+use crate::settings::Placement;
+use crate::stats::MapStats;
+use crate::tensor::RowSource;
+
+/// Whether `graph` is one conv written to the output directory itself,
+/// which [`compute`] runs (any other graph runs as a chain).
+pub(super) fn runs_whole(graph: &Graph) -> bool {
+    graph.steps.len() == 1 && graph.blocks.len() == 1 && graph.blocks[0].folder.is_empty()
+}
+
+/// Computes the one conv of `graph` over `input` and writes its pictures,
+/// weights, filters and raw maps; returns its entry of the summary.
+pub(super) fn compute(
+    engine: &dyn Engine,
+    input: &dyn RowSource,
+    graph: &Graph,
+    (job, prep, orientation): (&Job, Option<&InputPrep>, Orientation),
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Computed> {
+    let started = Instant::now();
+    let layer = graph.layer(0);
+    let [channels, height, width] = graph.input();
+    let plan = Plan::new(
+        &layer.spec,
+        height,
+        width,
+        band_budget(engine, &job.settings),
+    )?;
+    let drawn = draw_maps(engine, input, (graph, &plan), job, progress)?;
+    let info = engine.info();
+    let [_, out_height, out_width] = graph.block_output(0);
+    let mut report = LayerReport::new(LayerRecord {
+        input: &job.input,
+        input_size: (width, height, channels),
+        preprocessing: prep.cloned(),
+        orientation,
+        layer,
+        weights_source: graph.blocks[0].weights_source.clone(),
+        pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
+        output_size: (out_height, out_width),
+        maps: drawn.stats.iter().map(MapStats::summary).collect(),
+        engine: info.clone(),
+        timings: drawn.timings,
+        decode: Duration::ZERO,
+        weights: Duration::ZERO,
+        setup: Duration::ZERO,
+        files: drawn.files,
+        weights_file: graph.blocks[0].origin.clone(),
+    });
+    report.maps_mode = Some(MapsModeSummary {
+        mode: drawn.mode.name(),
+        why: drawn.why,
+        statistics: info.pictures.name(),
+        pixels: match drawn.mode {
+            MapsMode::Spill => Placement::Host.name(),
+            _ => info.pictures.name(),
+        },
+    });
+    report.finish(drawn.encode, started.elapsed());
+    Ok(Computed {
+        layers: vec![LayerEntry::new(graph, 0, report)],
+        bands: plan.bands.len() as u32,
+        timings: drawn.timings,
+        encode: drawn.encode,
+    })
+}
+
+/// What computing and drawing the maps leaves.
+struct Drawn {
+    /// Each map's statistics.
+    stats: Vec<MapStats>,
+    /// The engine's and the store's times, both passes.
+    timings: PlannedTimings,
+    /// The files written.
+    files: Vec<String>,
+    /// How the maps became pictures, and why.
+    mode: MapsMode,
+    why: String,
+    /// Writing the pictures and weights, a second pass's engine time aside.
+    encode: Duration,
+}
+
+/// Computes the layer and writes its pictures, weights and raw maps, in
+/// the mode [`MapsMode::choose`] picks.
+fn draw_maps(
+    engine: &dyn Engine,
+    input: &dyn RowSource,
+    (graph, plan): (&Graph, &Plan),
+    job: &Job,
+    progress: &(dyn Fn(Step) + Sync),
+) -> Result<Drawn> {
+    let layer = graph.layer(0);
+    let (mode, why) = MapsMode::choose(job, engine, graph)?;
+    let maps_shape = graph.block_output(0);
+    let (mut streamed, fixed) = match mode {
+        MapsMode::OnePass => {
+            let (pictures, ranges) = modes::one_pass_pictures(job, maps_shape)?;
+            (Some(pictures), Some(ranges))
+        }
+        _ => (None, None),
+    };
+    let raw = (job.raw || mode == MapsMode::Spill)
+        .then(|| BandedNpy::create(&job.out_dir.join("features.npy"), maps_shape))
+        .transpose()?;
+    let pass = modes::FirstPass {
+        mode,
+        fixed: fixed.as_deref(),
+        raw_sink: raw.as_ref(),
+        pictures: streamed.as_mut(),
+    };
+    let first = modes::first_pass(engine, input, (layer, plan, job), pass, progress)?;
+    let (stats, mut timings) = (first.stats, first.timings);
+    let encode_started = Instant::now();
+    let second_pass = (job, stats.as_slice(), maps_shape);
+    let (mut files, second) = match (mode, streamed, &raw) {
+        (MapsMode::OnePass, Some(pictures), _) => (pictures.finish(&job.out_dir)?, None),
+        (MapsMode::Spill, _, Some(raw)) => {
+            let files = pictures::write_pictures(&job.out_dir, raw, &stats, &job.view, progress)?;
+            (files, None)
+        }
+        (MapsMode::Keep, _, _) => {
+            let (files, second) =
+                modes::draw_kept_pictures(engine, first.kept, second_pass, progress)?;
+            (files, Some(second))
+        }
+        _ => {
+            let (files, second) =
+                modes::recompute_pictures(engine, input, layer, plan, second_pass, progress)?;
+            (files, Some(second))
+        }
+    };
+    let second_pass = second.map_or(Duration::ZERO, |second| {
+        timings.run.add(second.run);
+        modes::engine_time(&second)
+    });
+    files.extend(write_weights_and_raw(&job.out_dir, job, layer, raw)?);
+    files.push(write_filters(&job.out_dir, layer, &job.view)?);
+    Ok(Drawn {
+        stats,
+        timings,
+        files,
+        mode,
+        why,
+        encode: encode_started.elapsed().saturating_sub(second_pass),
+    })
+}

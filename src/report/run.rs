@@ -1,0 +1,221 @@
+//! `summary.json`: one run, whatever its graph: the input, an entry per
+//! block (`layers`), and the run as a whole. A one-layer run also has its
+//! one entry's layer fields at the top level, as it always had.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{
+    BeforeFolding, InputSummary, LayerEntry, LayerSummary, MapSummary, MapsModeSummary,
+    OutputSummary, Timings, ms,
+};
+use crate::engine::{EngineInfo, PlannedTimings};
+use crate::error::{Error, Result};
+use crate::gpu::AdapterSummary;
+use crate::graph::Graph;
+use crate::layer::ParameterCount;
+use crate::model::load::WeightsOrigin;
+use crate::output::write_bytes_atomic;
+use crate::photo::Orientation;
+use crate::preprocess::InputPrep;
+
+/// Everything `summary.json` holds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// The input that was read.
+    pub input: InputSummary,
+    /// The stack as given to `--layers` (none for a one-layer run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stack: Option<String>,
+    /// A one-layer run's layer, at the top level as before stacks: the
+    /// same values as its one entry of `layers`.
+    #[serde(flatten)]
+    pub one_layer: Option<OneLayer>,
+    /// Each block of the graph (a conv and the items after it), top to
+    /// bottom: one entry for a one-layer run.
+    pub layers: Vec<LayerEntry>,
+    /// The parameters of every conv together.
+    pub parameters: ParameterCount,
+    /// `(3·5·5 + 1)·32 = 2432` for one layer, `2432 + 18496 = 20928` for
+    /// several.
+    pub parameter_formula: String,
+    /// Bands of output rows the work was split into.
+    pub bands: u32,
+    /// "gpu" or "cpu".
+    pub backend: String,
+    /// The program that computed the sums: the WGSL shader "fast" or
+    /// "direct", or "cpu" (the CPU twin of the direct shader).
+    pub shader: String,
+    /// The GPU adapter, when the GPU ran.
+    pub adapter: Option<AdapterSummary>,
+    /// Where a band's maps go between layers: "gpu" (they stay in GPU
+    /// memory) or "host" (read back and uploaded again; the CPU).
+    pub between_layers: String,
+    /// Wall time of each stage, in milliseconds; they add up to `total`.
+    pub timings_ms: Timings,
+    /// How `gflops` was timed: "GPU timestamps around the compute pass"
+    /// where the adapter supports them, else "wall time in submit and
+    /// wait"; "wall time" on the CPU. (`timings_ms.compute` is always wall
+    /// time, so that the stages add up to the total.)
+    pub compute_timing: String,
+    /// The GPU's timestamps of the compute passes, in milliseconds, where
+    /// the adapter has them.
+    pub gpu_compute_ms: Option<f64>,
+    /// Every conv's floating-point operations (2·K·OH·OW·(C/G)·FH·FW each)
+    /// / compute time, in GFLOP/s.
+    pub gflops: f64,
+    /// Files written, relative to the output directory.
+    pub files: Vec<String>,
+}
+
+/// The fields a one-layer run's summary has at its top level besides
+/// the run's own.
+#[derive(Clone, Debug, Serialize)]
+pub struct OneLayer {
+    /// The layer's options.
+    pub layer: LayerSummary,
+    /// Size of each output map.
+    pub output: OutputSummary,
+    /// Each map's raw range, in filter order.
+    pub maps: Vec<MapSummary>,
+    /// Where a weights file's numbers came from.
+    pub weights_file: Option<WeightsOrigin>,
+    /// The counts before a BatchNorm was folded in.
+    pub before_folding: Option<BeforeFolding>,
+    /// How the maps became pictures, and why.
+    pub maps_mode: Option<MapsModeSummary>,
+}
+
+/// The facts of a finished run, from which [`Summary::new`] builds the
+/// summary.
+pub struct RunRecord<'a> {
+    /// The input's path as given.
+    pub input: &'a Path,
+    /// The input `[C, H, W]` as the first conv reads it.
+    pub input_shape: [u32; 3],
+    /// How a photo was read (none for a tensor).
+    pub preprocessing: Option<InputPrep>,
+    /// The orientation applied to a photo's stored pixels.
+    pub orientation: Orientation,
+    /// The `--layers` spec as given (none for a one-layer run).
+    pub stack: Option<String>,
+    /// The graph that ran.
+    pub graph: &'a Graph,
+    /// Each block's entry.
+    pub layers: Vec<LayerEntry>,
+    /// Bands of the run.
+    pub bands: u32,
+    /// What ran it.
+    pub engine: EngineInfo,
+    /// The engine's and the store's times, summed over the bands.
+    pub timings: PlannedTimings,
+    /// Reading and decoding the input.
+    pub decode: Duration,
+    /// Resolving every conv and filling its parameters.
+    pub weights: Duration,
+    /// Making the engine (the first run only).
+    pub setup: Duration,
+}
+
+impl Summary {
+    /// The summary of a run; `encode` and `total` are set by
+    /// [`Summary::finish`], the page's files added by the caller.
+    pub fn new(record: RunRecord<'_>) -> Self {
+        let [channels, height, width] = record.input_shape;
+        let compute = record.timings.compute();
+        let parameters = record.graph.parameters();
+        let one_layer = match (&record.stack, record.layers.as_slice()) {
+            (None, [entry]) => Some(OneLayer::of(entry)),
+            _ => None,
+        };
+        Summary {
+            input: InputSummary {
+                path: record.input.to_path_buf(),
+                width,
+                height,
+                channels,
+                orientation: record.orientation,
+                preprocessing: record.preprocessing,
+            },
+            stack: record.stack,
+            one_layer,
+            parameter_formula: parameter_formula(&record.layers, parameters.total),
+            parameters,
+            bands: record.bands,
+            backend: record.engine.backend.name().to_string(),
+            shader: record.engine.shader_name().to_string(),
+            adapter: record.engine.adapter,
+            between_layers: record.engine.between_layers.name().to_string(),
+            timings_ms: Timings::new(
+                [record.decode, record.weights, record.setup],
+                &record.timings,
+            ),
+            compute_timing: record.engine.compute_timing.describe().to_string(),
+            gpu_compute_ms: record.timings.run.gpu_compute.map(ms),
+            gflops: if compute.is_zero() {
+                0.0
+            } else {
+                record.graph.flops() / compute.as_secs_f64() / 1e9
+            },
+            files: record
+                .layers
+                .iter()
+                .flat_map(|l| {
+                    let folder = PathBuf::from(&l.folder);
+                    l.report
+                        .files
+                        .iter()
+                        .map(move |f| folder.join(f).to_string_lossy().into_owned())
+                })
+                .collect(),
+            layers: record.layers,
+        }
+    }
+
+    /// Sets the encode stage's time and the run's total.
+    pub fn finish(&mut self, encode: Duration, total: Duration) {
+        self.timings_ms.encode = ms(encode);
+        self.timings_ms.total = ms(total);
+    }
+
+    /// Writes the summary as pretty JSON to `path`, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).map_err(|source| Error::Json {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        write_bytes_atomic(path, &json)
+    }
+}
+
+impl OneLayer {
+    /// The top-level fields of a one-layer run, from its one entry.
+    fn of(entry: &LayerEntry) -> Self {
+        let report = &entry.report;
+        OneLayer {
+            layer: report.layer.clone(),
+            output: report.output.clone(),
+            maps: report.maps.clone(),
+            weights_file: report.weights_file.clone(),
+            before_folding: report.before_folding.clone(),
+            maps_mode: report.maps_mode.clone(),
+        }
+    }
+}
+
+/// One layer's own formula, `(3·5·5 + 1)·32 = 2432`; several layers'
+/// counts added up, `2432 + 18496 = 20928`.
+fn parameter_formula(layers: &[LayerEntry], total: u64) -> String {
+    match layers {
+        [one] => one.report.parameter_formula.clone(),
+        _ => {
+            let counts: Vec<String> = layers
+                .iter()
+                .map(|l| l.report.parameters.total.to_string())
+                .collect();
+            format!("{} = {total}", counts.join(" + "))
+        }
+    }
+}
