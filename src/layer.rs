@@ -112,6 +112,42 @@ impl PaddingMode {
     }
 }
 
+/// A conv's shape as the command line, a stack item or the defaults state
+/// it, before it meets an input: K filters of FH×FW and how their windows
+/// step over the input. [`LayerSpec`] is the same resolved against an
+/// input (its channels known, its padding in pixels).
+///
+/// Defaults (as PyTorch's `nn.Conv2d`, and 32 filters of 5×5): stride 1,
+/// no padding, dilation 1, one group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Geometry {
+    /// Filters K.
+    pub filters: u32,
+    /// Kernel size `(FH, FW)`, in pixels.
+    pub kernel_size: (u32, u32),
+    /// Step between windows, in pixels.
+    pub stride: u32,
+    /// Zero padding, resolved against the kernel.
+    pub padding: PaddingMode,
+    /// Step between kernel taps, in pixels.
+    pub dilation: u32,
+    /// Groups G.
+    pub groups: u32,
+}
+
+impl Default for Geometry {
+    fn default() -> Self {
+        Geometry {
+            filters: 32,
+            kernel_size: (5, 5),
+            stride: 1,
+            padding: PaddingMode::Valid,
+            dilation: 1,
+            groups: 1,
+        }
+    }
+}
+
 /// What is applied to each output value after its bias.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

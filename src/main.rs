@@ -12,7 +12,7 @@ use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::graph::StackOptions;
 use convmaps::inputs;
 use convmaps::job::{self, Job, StackJob, Stage, Step, View};
-use convmaps::layer::{Activation, PaddingMode};
+use convmaps::layer::{Activation, Geometry, PaddingMode};
 use convmaps::model::load::FoldBatchNorm;
 use convmaps::preprocess::Normalization;
 use convmaps::render::colormap::{Colormap, Normalize};
@@ -515,12 +515,14 @@ fn main() -> ExitCode {
 /// The layer options as the command line gives them.
 fn layer_options(cli: &Cli) -> LayerOptions {
     LayerOptions {
-        filters: cli.filters,
-        kernel_size: cli.kernel_size,
-        stride: cli.stride,
-        padding: cli.padding,
-        dilation: cli.dilation,
-        groups: cli.groups,
+        geometry: Geometry {
+            filters: cli.filters,
+            kernel_size: cli.kernel_size,
+            stride: cli.stride,
+            padding: cli.padding,
+            dilation: cli.dilation,
+            groups: cli.groups,
+        },
         bias: !cli.no_bias,
         explicit: cli.explicit,
         activation: match cli.activation {

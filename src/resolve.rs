@@ -7,31 +7,19 @@ use std::path::{Path, PathBuf};
 
 use crate::banks::{self, Init};
 use crate::error::{Error, Result};
-use crate::layer::{Activation, Layer, LayerSpec, Padding, PaddingMode};
+use crate::layer::{Activation, Geometry, Layer, LayerSpec, Padding};
 use crate::model::load::{FoldBatchNorm, LoadedWeights, WeightsOrigin, load_conv};
 use crate::model::{FileGeometry, FilePadding};
 use crate::weights;
 
 /// The layer as the user states it, before it meets an input. Field names
 /// follow the command line's options.
-///
-/// Defaults (as PyTorch's `nn.Conv2d`, and 32 filters of 5×5): stride 1,
-/// no padding, dilation 1, one group, with bias, no activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LayerOptions {
-    /// Filters K (`--filters`); ignored when a weights file gives K.
-    pub filters: u32,
-    /// Kernel size `(FH, FW)` in pixels (`--kernel-size`); ignored when a
-    /// weights file gives it.
-    pub kernel_size: (u32, u32),
-    /// Step between windows, in pixels (`--stride`).
-    pub stride: u32,
-    /// Zero padding (`--padding`), resolved against the kernel.
-    pub padding: PaddingMode,
-    /// Step between kernel taps, in pixels (`--dilation`).
-    pub dilation: u32,
-    /// Groups G (`--groups`).
-    pub groups: u32,
+    /// Filters, kernel, stride, padding, dilation and groups (`--filters`,
+    /// `--kernel-size`, …); a weights file gives K and the kernel size, a
+    /// model file that states its geometry the rest.
+    pub geometry: Geometry,
     /// Whether the layer has biases (false: `--no-bias`; a file's bias is dropped).
     pub bias: bool,
     /// Applied after the bias (`--activation`).
@@ -70,14 +58,11 @@ impl ExplicitGeometry {
 }
 
 impl Default for LayerOptions {
+    /// PyTorch's `nn.Conv2d` defaults ([`Geometry::default`]), with bias
+    /// and no activation.
     fn default() -> Self {
         LayerOptions {
-            filters: 32,
-            kernel_size: (5, 5),
-            stride: 1,
-            padding: PaddingMode::Valid,
-            dilation: 1,
-            groups: 1,
+            geometry: Geometry::default(),
             bias: true,
             activation: Activation::None,
             explicit: ExplicitGeometry::default(),
@@ -245,26 +230,28 @@ fn spec_for(
 ) -> Result<LayerSpec> {
     let (filters, (kernel_height, kernel_width)) = match file {
         Some((weights, _)) => (weights.shape[0], (weights.shape[2], weights.shape[3])),
-        None => (options.filters, options.kernel_size),
+        None => (options.geometry.filters, options.geometry.kernel_size),
     };
     let spec = LayerSpec {
         in_channels: input_channels(options, input, file)?,
         filters,
         kernel_height,
         kernel_width,
-        stride: options.stride,
+        stride: options.geometry.stride,
         padding: Default::default(),
-        dilation: options.dilation,
-        groups: options.groups,
+        dilation: options.geometry.dilation,
+        groups: options.geometry.groups,
         bias: options.bias && file.is_none_or(|(weights, _)| weights.bias.is_some()),
         activation: options.activation,
     };
     let Some((weights, path)) = file else {
         spec.validate()?;
-        let padding =
-            options
-                .padding
-                .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
+        let padding = options.geometry.padding.resolve(
+            kernel_height,
+            kernel_width,
+            spec.dilation,
+            spec.stride,
+        )?;
         return Ok(LayerSpec { padding, ..spec });
     };
     let spec = match &weights.geometry {
@@ -276,10 +263,12 @@ fn spec_for(
     if weights.geometry.is_some() {
         return Ok(spec);
     }
-    let padding =
-        options
-            .padding
-            .resolve(kernel_height, kernel_width, spec.dilation, spec.stride)?;
+    let padding = options.geometry.padding.resolve(
+        kernel_height,
+        kernel_width,
+        spec.dilation,
+        spec.stride,
+    )?;
     Ok(LayerSpec { padding, ..spec })
 }
 
@@ -294,7 +283,9 @@ fn input_channels(
     let Some((weights, path)) = file.filter(|_| input.photo) else {
         return Ok(input.channels);
     };
-    let groups = weights.geometry.map_or(options.groups, |g| g.group);
+    let groups = weights
+        .geometry
+        .map_or(options.geometry.groups, |g| g.group);
     let channels = weights.shape[1] as u64 * groups as u64;
     match channels {
         1 | 3 | 4 => Ok(channels as u32),

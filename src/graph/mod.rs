@@ -366,21 +366,13 @@ fn conv_block(
 /// The layer options of a conv item; a named conv's shape and geometry
 /// come from its file.
 fn conv_options(conv: &ConvItem, options: &StackOptions) -> LayerOptions {
-    let defaults = LayerOptions {
+    LayerOptions {
+        geometry: match conv {
+            ConvItem::Cli(geometry) => *geometry,
+            ConvItem::Named(_) => Default::default(),
+        },
         bias: options.bias,
         ..LayerOptions::default()
-    };
-    match conv {
-        ConvItem::Cli(cli) => LayerOptions {
-            filters: cli.filters,
-            kernel_size: cli.kernel_size,
-            stride: cli.stride,
-            padding: cli.padding,
-            dilation: cli.dilation,
-            groups: cli.groups,
-            ..defaults
-        },
-        ConvItem::Named(_) => defaults,
     }
 }
 

@@ -3,7 +3,7 @@
 //! (`conv1,relu,conv2`) with `--weights`.
 
 use crate::error::{Error, Result};
-use crate::layer::{Activation, LayerSpec, PaddingMode};
+use crate::layer::{Activation, Geometry, LayerSpec, PaddingMode};
 use crate::pool::PoolSpec;
 
 /// One item of a stack, as written.
@@ -21,27 +21,10 @@ pub enum Item {
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConvItem {
     /// `KxF` or `KxFHxFW`, with `/sS`, `/pP` or `/psame`, `/dD`, `/gG`.
-    Cli(CliConv),
+    Cli(Geometry),
     /// A conv of the `--weights` model, by name; its geometry comes from
     /// the file where the format has it.
     Named(String),
-}
-
-/// A conv defined on the command line.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CliConv {
-    /// Filters K.
-    pub filters: u32,
-    /// Kernel `(FH, FW)`, in pixels.
-    pub kernel_size: (u32, u32),
-    /// Stride, in pixels (1 unless `/sS`).
-    pub stride: u32,
-    /// Padding (none unless `/pP` or `/psame`).
-    pub padding: PaddingMode,
-    /// Dilation (1 unless `/dD`).
-    pub dilation: u32,
-    /// Groups (1 unless `/gG`).
-    pub groups: u32,
 }
 
 /// An item with its text and position, for messages and the summary.
@@ -150,7 +133,7 @@ fn parse_pool(rest: &str) -> std::result::Result<PoolSpec, String> {
 }
 
 /// `KxF` or `KxFHxFW`, then its options.
-fn parse_conv(text: &str) -> std::result::Result<CliConv, String> {
+fn parse_conv(text: &str) -> std::result::Result<Geometry, String> {
     let mut parts = text.split('/');
     let head = parts.next().unwrap_or("");
     let sizes: Vec<&str> = head.split('x').collect();
@@ -159,7 +142,7 @@ fn parse_conv(text: &str) -> std::result::Result<CliConv, String> {
         [filters, height, width] => (filters, (height, width)),
         _ => return Err("a conv is KxF or KxFHxFW, e.g. 32x5 or 16x3x5".into()),
     };
-    let mut conv = CliConv {
+    let mut conv = Geometry {
         filters: number(filters, "the filter count")?,
         kernel_size: (
             number(kernel_size.0, "the kernel size")?,

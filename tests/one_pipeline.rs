@@ -1,0 +1,146 @@
+//! One layer and a stack go through one pipeline: the same summary with
+//! a `layers` entry per block, the same settings refused the same way, the
+//! same page builder.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// Runs the binary on the CPU over a small photo in `dir` with `args`
+/// and the environment `envs`, writing to `dir/out-<name>`.
+fn run(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Output, std::path::PathBuf) {
+    let photo = dir.join("photo.png");
+    if !photo.exists() {
+        image::RgbImage::from_fn(24, 20, |x, y| {
+            image::Rgb([(x * 9) as u8, (y * 11) as u8, 77])
+        })
+        .save(&photo)
+        .unwrap();
+    }
+    let out = dir.join(format!("out-{name}"));
+    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
+    command
+        .arg(&photo)
+        .args(args)
+        .args(["--backend", "cpu", "-q", "--out"])
+        .arg(&out);
+    for name in convmaps::settings::VARIABLES {
+        command.env_remove(name);
+    }
+    command.envs(envs.iter().copied());
+    (command.output().unwrap(), out)
+}
+
+/// The keys of a JSON object, sorted.
+fn keys(value: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = value.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn a_one_layer_summary_has_one_layers_entry_with_the_fields_of_a_stacks_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, one_out) = run(
+        dir.path(),
+        "one",
+        &["-k", "3", "-f", "3", "--stride", "2"],
+        &[],
+    );
+    assert_eq!(one.status.code(), Some(0), "{}", common::text(&one));
+    let (stack, stack_out) = run(dir.path(), "stack", &["--layers", "3x3,relu,4x3/p1"], &[]);
+    assert_eq!(stack.status.code(), Some(0), "{}", common::text(&stack));
+
+    let one = common::read_summary(&one_out);
+    let stack = common::read_summary(&stack_out);
+    let entries = one["layers"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "one entry for one layer");
+    let entry = &entries[0];
+    for stack_entry in stack["layers"].as_array().unwrap() {
+        assert_eq!(keys(entry), keys(stack_entry), "an entry's fields");
+    }
+    assert_eq!(entry["name"], "conv1");
+    assert_eq!(entry["folder"], "");
+    assert_eq!(entry["items"], serde_json::json!(["3x3/s2"]));
+    assert_eq!(entry["output_shape"], serde_json::json!([3, 9, 11]));
+    // The top-level fields a one-layer summary always had are its entry's.
+    for field in [
+        "layer",
+        "output",
+        "maps",
+        "maps_mode",
+        "weights_file",
+        "before_folding",
+    ] {
+        assert_eq!(one[field], entry[field], "{field}");
+    }
+    for field in ["parameters", "parameter_formula", "backend", "shader"] {
+        assert_eq!(one[field], entry[field], "{field}");
+    }
+    assert!(one.get("stack").is_none(), "no --layers spec for one layer");
+    assert_eq!(stack["stack"], "3x3,relu,4x3/p1");
+}
+
+#[test]
+fn a_maps_mode_that_is_no_mode_is_refused_by_name_for_a_stack_as_for_one_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, args) in [
+        ("one", &["-k", "2"][..]),
+        ("stack", &["--layers", "2x3,relu,maxpool2,3x3"][..]),
+    ] {
+        let (output, out) = run(dir.path(), name, args, &[("CONVMAPS_MAPS_MODE", "bogus")]);
+        let text = common::text(&output);
+        assert_eq!(output.status.code(), Some(2), "{name}: {text}");
+        assert!(text.contains("CONVMAPS_MAPS_MODE=bogus"), "{name}: {text}");
+        assert!(!out.exists(), "{name}: nothing written");
+    }
+}
+
+#[test]
+fn a_maps_mode_a_stack_cannot_take_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["recompute", "one-pass"] {
+        let (output, _) = run(
+            dir.path(),
+            mode,
+            &["--layers", "2x3,3x3", "--normalize", "-1,1"],
+            &[("CONVMAPS_MAPS_MODE", mode)],
+        );
+        let text = common::text(&output);
+        assert_eq!(output.status.code(), Some(2), "{mode}: {text}");
+        assert!(
+            text.contains(&format!("CONVMAPS_MAPS_MODE={mode}")),
+            "{mode}: {text}"
+        );
+    }
+}
+
+#[test]
+fn one_layer_and_stack_pages_share_one_stylesheet_and_count_their_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, one_out) = run(dir.path(), "one", &["-k", "2"], &[]);
+    assert_eq!(one.status.code(), Some(0), "{}", common::text(&one));
+    let (stack, stack_out) = run(dir.path(), "stack", &["--layers", "2x3,3x3"], &[]);
+    assert_eq!(stack.status.code(), Some(0), "{}", common::text(&stack));
+    let style = |out: &Path| {
+        let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+        let start = html.find("<style>").unwrap();
+        let end = html.find("</style>").unwrap();
+        (html[start..end].to_string(), html)
+    };
+    let (one_style, _) = style(&one_out);
+    let (stack_style, stack_html) = style(&stack_out);
+    assert_eq!(one_style, stack_style);
+    assert!(stack_html.contains("imagesLoaded"), "the image count");
+    for image in ["input.png", "conv1/grid.png", "conv2/filters.png"] {
+        assert!(stack_html.contains(&format!("src=\"{image}\"")), "{image}");
+    }
+}
