@@ -7,7 +7,7 @@
 
 mod common;
 
-use convmaps::engine::{CpuEngine, Engine, GpuEngine, Wants};
+use convmaps::engine::{CpuEngine, GpuEngine, Pictures, Wants};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::render::colormap::{Colormap, Normalize};
@@ -20,8 +20,8 @@ use convmaps::tensor::Tensor3;
 /// pixels made on the GPU (whatever the adapter's default), and the fast
 /// shader with them made on the host. Empty after a visible skip when
 /// there is no GPU.
-fn engines() -> Vec<(String, Box<dyn Engine>)> {
-    let mut engines: Vec<(String, Box<dyn Engine>)> = vec![("cpu".into(), Box::new(CpuEngine))];
+fn engines() -> Vec<(String, Box<dyn Pictures>)> {
+    let mut engines: Vec<(String, Box<dyn Pictures>)> = vec![("cpu".into(), Box::new(CpuEngine))];
     let Some(gpu) = common::gpu() else {
         return engines;
     };
@@ -88,7 +88,7 @@ fn cases() -> Vec<(&'static str, Tensor3, Layer)> {
 /// The band of `layer` over `image` as `engine` hands it back, with the
 /// f32 maps: (statistics, maps, pixels).
 fn band(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     image: &Tensor3,
     layer: &Layer,
     pixels: Option<&Quantise>,
@@ -106,7 +106,7 @@ fn band(
     out
 }
 
-fn statistics_equal_the_cpu_statistics(engine: &dyn Engine) {
+fn statistics_equal_the_cpu_statistics(engine: &dyn Pictures) {
     for (name, image, layer) in cases() {
         let (stats, maps, _) = band(engine, &image, &layer, None);
         assert_eq!(stats.len(), maps.channels as usize, "{name}");
@@ -184,7 +184,7 @@ fn count_near_misses(
     misses
 }
 
-fn pixels_equal_the_cpu_colouring_within_one_level(engine: &dyn Engine) {
+fn pixels_equal_the_cpu_colouring_within_one_level(engine: &dyn Pictures) {
     let normalizations = [
         Normalize::PerMap,
         Normalize::Global,
@@ -228,7 +228,7 @@ fn pixels_equal_the_cpu_colouring_within_one_level(engine: &dyn Engine) {
     );
 }
 
-fn kept_maps_draw_the_pixels_of_one_pass(engine: &dyn Engine) {
+fn kept_maps_draw_the_pixels_of_one_pass(engine: &dyn Pictures) {
     for (name, image, layer) in cases() {
         let quantise = Quantise {
             colormap: Colormap::Viridis,

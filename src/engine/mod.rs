@@ -1,8 +1,10 @@
-//! One interface for everything that can run a layer: the CPU twin and the
-//! GPU pipelines alike are made once, take one band at a time
-//! ([`Engine::submit`]) and hand it back ([`Submitted::read`]). The job,
-//! `convmaps bench` and the tests use only this interface; which engine it
-//! is matters only here, where engines are made.
+//! Two interfaces for everything that can run a graph: [`Engine`] computes
+//! a band of it (one conv, [`Engine::submit`], or a band of a chain's
+//! steps, [`Engine::submit_band`]) and hands it back ([`Submitted::read`]);
+//! [`Pictures`] makes each band's statistics and pictures from its maps.
+//! The CPU twin and the GPU pipelines implement both, are made once, and
+//! the job, `convmaps bench` and the tests use only these interfaces;
+//! which engine it is matters only here, where engines are made.
 
 mod chain;
 mod maps;
@@ -112,7 +114,8 @@ impl ComputeTiming {
     }
 }
 
-/// Something that runs a layer over one band of input at a time.
+/// Computing a graph band by band: what runs a conv (or a band of a
+/// chain's steps) over one band of input at a time.
 pub trait Engine: Send + Sync {
     /// What this engine is.
     fn info(&self) -> EngineInfo;
@@ -144,6 +147,32 @@ pub trait Engine: Send + Sync {
     /// device, and [`Error::Gpu`] when the GPU reports an error.
     fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted>;
 
+    /// Runs `layer` over `input` `[C, H, W]` to the end and returns the maps
+    /// `[K, OH, OW]` with the run's timings.
+    fn run(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {
+        self.submit(input, layer)?.into_tensor()
+    }
+
+    /// Starts running one band of a stack: `steps` one after the other over
+    /// `input` `[C, H, W]`, handing back the output of each step marked
+    /// `emit`, in order. By default through host memory
+    /// ([`chain::run_on_host`]); a GPU engine keeps the band on the GPU.
+    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+        chain::run_on_host(|input, layer| self.run(input, layer), input, steps)
+    }
+
+    /// Bytes of one band: [`Engine::max_band_bytes`], at most
+    /// [`plan::DEFAULT_BAND_BYTES`] (a job's settings may set it).
+    fn band_budget(&self) -> u64 {
+        plan::DEFAULT_BAND_BYTES.min(self.max_band_bytes())
+    }
+}
+
+/// Making each band's statistics and pictures from its maps, on the
+/// engine that computed them. By default on the host from the f32 maps
+/// (the CPU twins); a GPU engine makes them in shaders and reads back only
+/// what was asked for.
+pub trait Pictures: Engine {
     /// Starts running `layer` over `input` `[C, H, W]` for a job: each map's
     /// statistics are always handed back by [`SubmittedMaps::read`], and
     /// the f32 maps, their pixels or a kept copy as `wants` says. By
@@ -174,26 +203,6 @@ pub trait Engine: Send + Sync {
     /// its passes (see [`KEEP_HOST_BYTES`]).
     fn keep_budget(&self) -> u64 {
         KEEP_HOST_BYTES
-    }
-
-    /// Runs `layer` over `input` `[C, H, W]` to the end and returns the maps
-    /// `[K, OH, OW]` with the run's timings.
-    fn run(&self, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {
-        self.submit(input, layer)?.into_tensor()
-    }
-
-    /// Starts running one band of a stack: `steps` one after the other over
-    /// `input` `[C, H, W]`, handing back the output of each step marked
-    /// `emit`, in order. By default through host memory
-    /// ([`chain::run_on_host`]); a GPU engine keeps the band on the GPU.
-    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
-        chain::run_on_host(|input, layer| self.run(input, layer), input, steps)
-    }
-
-    /// Bytes of one band: [`Engine::max_band_bytes`], at most
-    /// [`plan::DEFAULT_BAND_BYTES`] (a job's settings may set it).
-    fn band_budget(&self) -> u64 {
-        plan::DEFAULT_BAND_BYTES.min(self.max_band_bytes())
     }
 }
 
@@ -229,8 +238,8 @@ pub fn open(
     choice: BackendChoice,
     shader: ShaderKind,
     settings: &Settings,
-) -> Result<(Box<dyn Engine>, Option<String>)> {
-    let on_gpu = || -> Result<Box<dyn Engine>> {
+) -> Result<(Box<dyn Pictures>, Option<String>)> {
+    let on_gpu = || -> Result<Box<dyn Pictures>> {
         let gpu = Arc::new(Gpu::with_cache(&settings.cache_dir)?);
         let mut engine = GpuEngine::new(gpu, shader)?;
         if let Some(placement) = settings.between_layers {
@@ -287,6 +296,8 @@ impl Engine for CpuEngine {
         }))
     }
 }
+
+impl Pictures for CpuEngine {}
 
 /// Output slots a GPU engine keeps between bands: two, so that one band
 /// is read while the next runs.
@@ -475,6 +486,78 @@ impl GpuEngine {
 }
 
 impl Engine for GpuEngine {
+    fn info(&self) -> EngineInfo {
+        EngineInfo {
+            backend: Backend::Gpu,
+            shader: Some(self.shader),
+            adapter: Some(self.gpu.adapter_summary()),
+            compute_timing: if self.gpu.has_timestamps() {
+                ComputeTiming::GpuTimestamps
+            } else {
+                ComputeTiming::SubmitAndWait
+            },
+            between_layers: self.between_layers,
+            pictures: self.pictures_on,
+        }
+    }
+
+    fn max_band_bytes(&self) -> u64 {
+        self.gpu.max_storage_binding()
+    }
+
+    fn reserve(&self, bytes: u64) -> Result<()> {
+        let mut slots: Vec<OutputSlot> = (0..SLOTS).map(|_| self.take_slot()).collect();
+        let reserved = slots
+            .iter_mut()
+            .try_for_each(|slot| slot.reserve(&self.gpu, bytes));
+        if let Ok(mut free) = self.slots.lock() {
+            free.extend(slots);
+        }
+        reserved
+    }
+
+    fn release(&self) {
+        if let Ok(mut free) = self.slots.lock() {
+            free.clear();
+        }
+    }
+
+    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
+        if self.between_layers == Placement::Host {
+            return chain::run_on_host(|input, layer| self.run(input, layer), input, steps);
+        }
+        let runs = self.submit_band_on_gpu(input, steps)?;
+        Ok(runs
+            .into_iter()
+            .map(|run| {
+                Submitted(Band::Running {
+                    run: Box::new(run),
+                    gpu: self.gpu.clone(),
+                    _lease: SlotLease {
+                        slot: None,
+                        free: self.slots.clone(),
+                    },
+                })
+            })
+            .collect())
+    }
+
+    fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted> {
+        let mut slot = self.take_slot();
+        let run = self.pipeline.submit(&self.gpu, input, layer, &mut slot);
+        let lease = SlotLease {
+            slot: Some(slot),
+            free: self.slots.clone(),
+        };
+        Ok(Submitted(Band::Running {
+            run: Box::new(run?),
+            gpu: self.gpu.clone(),
+            _lease: lease,
+        }))
+    }
+}
+
+impl Pictures for GpuEngine {
     /// The conv, the statistics and the pixels recorded into one
     /// submission; only what `wants` asks for is read back.
     fn submit_maps(
@@ -561,76 +644,6 @@ impl Engine for GpuEngine {
         } else {
             KEEP_GPU_BYTES.min(self.gpu.limits().max_buffer_size.saturating_mul(8))
         }
-    }
-
-    fn info(&self) -> EngineInfo {
-        EngineInfo {
-            backend: Backend::Gpu,
-            shader: Some(self.shader),
-            adapter: Some(self.gpu.adapter_summary()),
-            compute_timing: if self.gpu.has_timestamps() {
-                ComputeTiming::GpuTimestamps
-            } else {
-                ComputeTiming::SubmitAndWait
-            },
-            between_layers: self.between_layers,
-            pictures: self.pictures_on,
-        }
-    }
-
-    fn max_band_bytes(&self) -> u64 {
-        self.gpu.max_storage_binding()
-    }
-
-    fn reserve(&self, bytes: u64) -> Result<()> {
-        let mut slots: Vec<OutputSlot> = (0..SLOTS).map(|_| self.take_slot()).collect();
-        let reserved = slots
-            .iter_mut()
-            .try_for_each(|slot| slot.reserve(&self.gpu, bytes));
-        if let Ok(mut free) = self.slots.lock() {
-            free.extend(slots);
-        }
-        reserved
-    }
-
-    fn release(&self) {
-        if let Ok(mut free) = self.slots.lock() {
-            free.clear();
-        }
-    }
-
-    fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
-        if self.between_layers == Placement::Host {
-            return chain::run_on_host(|input, layer| self.run(input, layer), input, steps);
-        }
-        let runs = self.submit_band_on_gpu(input, steps)?;
-        Ok(runs
-            .into_iter()
-            .map(|run| {
-                Submitted(Band::Running {
-                    run: Box::new(run),
-                    gpu: self.gpu.clone(),
-                    _lease: SlotLease {
-                        slot: None,
-                        free: self.slots.clone(),
-                    },
-                })
-            })
-            .collect())
-    }
-
-    fn submit(&self, input: &Tensor3, layer: &Layer) -> Result<Submitted> {
-        let mut slot = self.take_slot();
-        let run = self.pipeline.submit(&self.gpu, input, layer, &mut slot);
-        let lease = SlotLease {
-            slot: Some(slot),
-            free: self.slots.clone(),
-        };
-        Ok(Submitted(Band::Running {
-            run: Box::new(run?),
-            gpu: self.gpu.clone(),
-            _lease: lease,
-        }))
     }
 }
 

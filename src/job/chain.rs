@@ -11,7 +11,7 @@ use super::{
     Computed, Counter, Job, MapsMode, Stage, Step, band_budget, write_filters,
     write_weights_and_raw,
 };
-use crate::engine::{Engine, EngineInfo, PlannedTimings, run_chain};
+use crate::engine::{EngineInfo, Pictures, PlannedTimings, run_chain};
 use crate::error::Result;
 use crate::graph::{BandPlan, Graph};
 use crate::layer::Layer;
@@ -27,7 +27,7 @@ use crate::tensor::{RowSource, Tensor3};
 /// Computes `graph`'s blocks over `input` band by band, as a chain, and
 /// writes each block's folder; returns their entries of the summary.
 pub(super) fn compute(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     graph: &Graph,
     (job, orientation): (&Job, Orientation),
@@ -86,7 +86,7 @@ type BlockResults = (Vec<BlockMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
 /// when `keep`, else written to its raw maps file, keeping each map's
 /// statistics.
 fn compute_blocks(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     (graph, plan, keep): (&Graph, &BandPlan, bool),
     job: &Job,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use super::modes::{self, MapsMode};
 use super::pictures;
 use super::{Computed, Job, Step, band_budget, write_filters, write_weights_and_raw};
-use crate::engine::{Engine, PlannedTimings};
+use crate::engine::{Pictures, PlannedTimings};
 use crate::error::Result;
 use crate::graph::Graph;
 use crate::npy::BandedNpy;
@@ -29,7 +29,7 @@ pub(super) fn runs_whole(graph: &Graph) -> bool {
 /// Computes the one conv of `graph` over `input` and writes its pictures,
 /// weights, filters and raw maps; returns its entry of the summary.
 pub(super) fn compute(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     graph: &Graph,
     (job, prep, orientation): (&Job, Option<&InputPrep>, Orientation),
@@ -101,7 +101,7 @@ struct Drawn {
 /// Computes the layer and writes its pictures, weights and raw maps, in
 /// the mode [`MapsMode::choose`] picks.
 fn draw_maps(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     (graph, plan): (&Graph, &Plan),
     job: &Job,

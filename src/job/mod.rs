@@ -14,7 +14,7 @@ pub use modes::MapsMode;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::engine::{Engine, PlannedTimings};
+use crate::engine::{Pictures, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::graph::spec::conv_item;
@@ -159,7 +159,7 @@ pub struct StackJob {
 /// compute each block's maps band by band (with each map's statistics)
 /// and write their pictures, then the page and the summary.
 pub fn run(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     job: &Job,
     setup: Duration,
     progress: &(dyn Fn(Step) + Sync),
@@ -265,7 +265,7 @@ fn with_rows<T>(
 const INPUT_PREVIEW_SIDE: u32 = 1024;
 
 /// Bytes of one band on `engine`: as `settings` say, else the engine's budget.
-fn band_budget(engine: &dyn Engine, settings: &Settings) -> u64 {
+fn band_budget(engine: &dyn Pictures, settings: &Settings) -> u64 {
     settings.band_bytes.unwrap_or_else(|| engine.band_budget())
 }
 

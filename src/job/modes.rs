@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::pictures::{StreamedPictures, map_ranges};
 use super::{Counter, Job, Stage, Step};
 use crate::engine::{
-    Backend, Engine, KeptMaps, PlannedTimings, SubmittedMaps, Wants, for_each_piece,
+    Backend, KeptMaps, Pictures, PlannedTimings, SubmittedMaps, Wants, for_each_piece,
 };
 use crate::error::{Error, Result};
 use crate::graph::Graph;
@@ -49,7 +49,7 @@ impl MapsMode {
     /// naming the variable.
     pub(super) fn choose(
         job: &Job,
-        engine: &dyn Engine,
+        engine: &dyn Pictures,
         graph: &Graph,
     ) -> Result<(MapsMode, String)> {
         let whole = super::layer::runs_whole(graph);
@@ -151,7 +151,7 @@ fn forced_mode(
 
 /// The most bytes of f32 maps kept on `engine`: as `settings` say, else
 /// [`Engine::keep_budget`].
-pub(super) fn keep_budget(engine: &dyn Engine, settings: &Settings) -> u64 {
+pub(super) fn keep_budget(engine: &dyn Pictures, settings: &Settings) -> u64 {
     settings.keep_bytes.unwrap_or_else(|| engine.keep_budget())
 }
 
@@ -181,7 +181,7 @@ pub(super) struct FirstPassOut {
 
 /// Runs the first pass of `layer` over `input`.
 pub(super) fn first_pass(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     (layer, plan, job): (&Layer, &Plan, &Job),
     mut pass: FirstPass<'_>,
@@ -267,7 +267,7 @@ pub(super) fn one_pass_pictures(
 /// pixels made and written, coloured over the ranges of the first pass's
 /// `stats`. Returns the file names and the pass's times.
 pub(super) fn recompute_pictures(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     input: &dyn RowSource,
     layer: &Layer,
     plan: &Plan,
@@ -307,7 +307,7 @@ pub(super) fn recompute_pictures(
 /// written; each band is freed once drawn. Returns the file names and the
 /// pass's times.
 pub(super) fn draw_kept_pictures(
-    engine: &dyn Engine,
+    engine: &dyn Pictures,
     kept: Vec<(u32, u32, KeptMaps)>,
     (job, stats, shape): (&Job, &[MapStats], [u32; 3]),
     progress: &(dyn Fn(Step) + Sync),
