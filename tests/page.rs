@@ -8,33 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn photo(dir: &Path) -> PathBuf {
-    photo_at(&dir.join("square.png"))
-}
-
+/// The 40×30 photo at `path`: a bright red square (x 10..30, y 7..22) on a
+/// dark ground.
 fn photo_at(path: &Path) -> PathBuf {
-    let image = image::RgbImage::from_fn(40, 30, |x, y| {
-        let inside = (12..28).contains(&x) && (8..22).contains(&y);
-        image::Rgb([if inside { 230 } else { 20 }, (x * 6) as u8, (y * 8) as u8])
-    });
-    image.save(path).unwrap();
-    path.to_path_buf()
+    common::save_photo(path, 40, 30)
 }
 
+/// Runs the photo `dir/square.png` with `options` on the CPU into
+/// `dir/NAME`, which it returns.
 fn run(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
-    run_photo(&photo(dir), &dir.join(name), options)
+    run_photo(&photo_at(&dir.join("square.png")), &dir.join(name), options)
 }
 
 fn run_photo(photo: &Path, out: &Path, options: &[&str]) -> PathBuf {
-    let out = out.to_path_buf();
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(photo)
-        .args(["--out", out.to_str().unwrap(), "--backend", "cpu"])
+    common::convmaps([photo])
+        .out(out)
+        .cpu()
         .args(options)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
-    out
+        .success();
+    out.to_path_buf()
 }
 
 #[test]

@@ -140,23 +140,11 @@ fn a_one_channel_model_reads_the_photo_as_luma_end_to_end() {
     let values: Vec<f32> = (0..18).map(|i| i as f32 / 18.0 - 0.5).collect();
     convmaps::npy::write_f32_nd(&weight, &[2, 1, 3, 3], &values).unwrap();
     let out = dir.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args([
-            photo_path.to_str().unwrap(),
-            "--weights",
-            weight.to_str().unwrap(),
-        ])
-        .args([
-            "--no-bias",
-            "--raw",
-            "--backend",
-            "cpu",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
+    common::convmaps([&photo_path, Path::new("--weights"), &weight])
+        .args(["--no-bias", "--raw", "-o"])
+        .arg(&out)
+        .cpu()
+        .success();
     let summary = common::read_summary(&out);
     assert_eq!(summary["input"]["channels"], 1);
     assert_eq!(summary["input"]["preprocessing"]["layout"], "luma");

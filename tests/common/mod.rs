@@ -1,6 +1,12 @@
 //! Shared test helpers: one GPU for the whole test binary, random tensors,
-//! and a closeness check whose failure names the worst element.
-#![allow(dead_code)]
+//! a closeness check whose failure names the worst element, and (in
+//! `cli.rs`) the binary run with one backend policy and the photo it runs
+//! on.
+#![allow(dead_code, unused_imports)]
+
+mod cli;
+
+pub use cli::{Ran, Run, assert_not_written, convmaps, files_under, leftovers, photo, save_photo};
 
 use std::io::Write;
 use std::process::Output;
