@@ -12,35 +12,18 @@ mod common;
 
 use std::time::Instant;
 
-use common::{assert_close, random_image, random_layer, rng};
+use common::{ABS, REL, assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
 use convmaps::engine::{Engine, GpuEngine};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
-/// Both sum the same terms in the same order; the GPU may fuse
-/// multiply-adds, so allow a few ulps of the sum's magnitude.
-const ABS: f32 = 1e-5;
-const REL: f32 = 1e-5;
-
 /// Runs `spec` over a random `height`×`width` input on the fast shader and
 /// on the CPU, and compares.
 fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
-    let Some(fast) = common::engine("fast") else {
-        return;
-    };
-    let mut rng = rng(seed);
-    let input = random_image(&mut rng, spec.in_channels, height, width);
-    let layer = random_layer(&mut rng, spec);
-    let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-    let actual = common::run(fast, &input, &layer);
-    assert_close(
-        &format!("{spec:?} on {height}×{width}"),
-        &actual,
-        &expected,
-        ABS,
-        REL,
-    );
+    if let Some(fast) = common::engine("fast") {
+        common::assert_matches_reference(fast, &mut rng(seed), spec, height, width);
+    }
 }
 
 #[test]

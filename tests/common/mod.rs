@@ -169,6 +169,31 @@ pub fn random_layer(rng: &mut ChaCha8Rng, spec: LayerSpec) -> Layer {
     Layer::new(spec, weight, bias).expect("random layer")
 }
 
+/// How far an engine may be from the CPU reference: both sum the same
+/// terms in the same order, and a GPU may fuse multiply-adds, so a few ulps
+/// of the sum's magnitude.
+pub const ABS: f32 = 1e-5;
+pub const REL: f32 = 1e-5;
+
+/// Runs a random layer of `spec` over a random `height`×`width` input (in
+/// that order from `rng`) on `engine`, asserts that its maps are within
+/// [`ABS`] and [`REL`] of the CPU reference, and returns them.
+pub fn assert_matches_reference(
+    engine: &dyn Engine,
+    rng: &mut ChaCha8Rng,
+    spec: LayerSpec,
+    height: u32,
+    width: u32,
+) -> Tensor3 {
+    let input = random_image(rng, spec.in_channels, height, width);
+    let layer = random_layer(rng, spec);
+    let expected = convmaps::cpu::conv2d_direct(&input, &layer).unwrap();
+    let actual = run(engine, &input, &layer);
+    let what = format!("{}: {spec:?} on {height}×{width}", engine.info().shader);
+    assert_close(&what, &actual, &expected, ABS, REL);
+    actual
+}
+
 /// Asserts `actual` and `expected` have the same shape and that every
 /// element satisfies `|a − e| ≤ abs + rel·|e|`; on failure, names the worst
 /// element by `[k, y, x]` with both values.
