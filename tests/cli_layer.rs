@@ -125,11 +125,8 @@ fn npy_weights_with_npy_bias_run_and_match_the_layer() {
 
 #[test]
 fn layer_name_picks_one_conv_of_several_and_the_first_is_the_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = photo(dir.path());
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (23, 19),
         &[
             ("conv1.weight", vec![4, 3, 3, 3]),
             ("conv1.bias", vec![4]),

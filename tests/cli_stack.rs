@@ -133,10 +133,8 @@ fn a_three_layer_stack_in_tiny_bands_equals_the_untiled_run() {
 
 #[test]
 fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = common::photo(dir.path(), 20, 20);
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(&model, &[("conv1.weight", vec![4, 3, 3, 3])]);
+    let tensors = [("conv1.weight", vec![4, 3, 3, 3])];
+    let (dir, photo, model) = common::photo_and_model((20, 20), &tensors);
     let model = model.to_str().unwrap();
     let npy = dir.path().join("bad.npy");
     convmaps::npy::write_f32_nd(&npy, &[4, 5], &[0.0; 20]).unwrap();
@@ -175,11 +173,8 @@ fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
 
 #[test]
 fn a_models_layer_names_with_separators_write_only_inside_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = common::photo(dir.path(), 16, 16);
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (16, 16),
         &[
             ("../../escape/conv.weight", vec![4, 3, 3, 3]),
             ("../../escape/conv.bias", vec![4]),
@@ -224,12 +219,9 @@ fn fold_bn_in_a_stack_folds_each_named_conv_that_has_a_batch_norm() {
 
 #[test]
 fn fold_bn_in_a_stack_never_drops_a_batch_norm_it_cannot_fold() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = common::photo(dir.path(), 12, 12);
-    let model = dir.path().join("model.safetensors");
     // bn1 has 3 scales for conv1's 4 filters: folding it must fail, loudly.
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (12, 12),
         &[
             ("conv1.weight", vec![4, 3, 3, 3]),
             ("bn1.weight", vec![3]),

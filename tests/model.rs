@@ -43,6 +43,18 @@ fn write_model(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<f64>)]) {
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
 }
 
+/// [`write_model`] as `name` in a fresh folder: the folder, kept while it
+/// lives, and the file.
+fn model(
+    name: &str,
+    tensors: &[(&str, Dtype, Vec<usize>, Vec<f64>)],
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    write_model(&path, tensors);
+    (dir, path)
+}
+
 /// Values i/128 − 0.25, exact in every dtype here.
 fn ramp(len: usize) -> Vec<f64> {
     (0..len).map(|i| i as f64 / 128.0 - 0.25).collect()
@@ -79,12 +91,8 @@ fn every_float_dtype_reads_as_the_f32_of_its_stored_values() {
 
 #[test]
 fn integer_weights_are_refused_naming_the_tensor_and_dtype() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ints.safetensors");
-    write_model(
-        &path,
-        &[("conv.weight", Dtype::I32, vec![2, 3, 3, 3], ramp(54))],
-    );
+    let int_weight = ("conv.weight", Dtype::I32, vec![2, 3, 3, 3], ramp(54));
+    let (_dir, path) = model("ints.safetensors", &[int_weight]);
     let error = load_conv(&path, None, None).unwrap_err().to_string();
     assert!(
         error.contains("ints.safetensors") && error.contains("I32"),
@@ -387,11 +395,9 @@ fn a_folded_pytorch_conv_equals_pytorchs_conv_then_batch_norm() {
 
 #[test]
 fn without_a_name_a_state_dict_gives_its_first_conv_that_reads_an_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sorted.safetensors");
     // Sorted by name, as safetensors files are: the block's conv comes first.
-    write_model(
-        &path,
+    let (_dir, path) = model(
+        "sorted.safetensors",
         &[
             (
                 "blocks.0.conv.weight",

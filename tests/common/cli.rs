@@ -164,28 +164,27 @@ impl Ran {
     pub fn fails_with(self, code: i32, needles: &[&str]) -> Self {
         assert_eq!(self.code(), Some(code), "{}", self.text());
         let stderr = self.stderr();
-        for needle in needles {
-            assert!(
-                stderr.contains(needle),
-                "expected {needle:?} in stderr of\n{}",
-                self.text()
-            );
-        }
+        self.assert_holds("stderr", &stderr, needles);
         assert!(!stderr.contains("panicked"), "{}", self.text());
         self
     }
 
     /// Asserts that stdout holds each of `needles`.
     pub fn says(self, needles: &[&str]) -> Self {
-        let stdout = self.stdout();
+        self.assert_holds("stdout", &self.stdout(), needles);
+        self
+    }
+
+    /// Asserts that `stream`, this run's output called `name`, holds each
+    /// of `needles`.
+    fn assert_holds(&self, name: &str, stream: &str, needles: &[&str]) {
         for needle in needles {
             assert!(
-                stdout.contains(needle),
-                "expected {needle:?} in stdout of\n{}",
+                stream.contains(needle),
+                "expected {needle:?} in {name} of\n{}",
                 self.text()
             );
         }
-        self
     }
 }
 
@@ -211,6 +210,20 @@ pub fn save_photo(path: &Path, width: u32, height: u32) -> PathBuf {
 /// [`save_photo`] as `dir/photo.png`.
 pub fn photo(dir: &Path, width: u32, height: u32) -> PathBuf {
     save_photo(&dir.join("photo.png"), width, height)
+}
+
+/// A fresh folder holding the `width`×`height` [`photo`] and
+/// `model.safetensors` of `tensors` (see [`super::write_safetensors`]):
+/// the folder, kept while it lives, the photo and the model.
+pub fn photo_and_model(
+    (width, height): (u32, u32),
+    tensors: &[(&str, Vec<usize>)],
+) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo(dir.path(), width, height);
+    let model = dir.path().join("model.safetensors");
+    super::write_safetensors(&model, tensors);
+    (dir, photo, model)
 }
 
 /// Asserts that a refused run left `path` unwritten.

@@ -6,7 +6,7 @@
 
 mod cli;
 
-pub use cli::{Ran, Run, assert_not_written, convmaps, files_under, leftovers, photo, save_photo};
+pub use cli::*;
 
 use std::io::Write;
 use std::process::Output;
