@@ -15,8 +15,10 @@ use std::process::{Command, Output};
 /// - [`Run::auto`]: the binary's own choice (the GPU, else the CPU), pinned
 ///   to the GPU under `REQUIRE_GPU=1` so that CI never passes on the CPU
 ///   fallback;
+/// - [`Run::backend`]: `--backend NAME` as given, for a test that names
+///   the backend as data and has checked for an adapter itself;
 /// - none of them: the arguments as given (a subcommand, a run refused
-///   before it picks a backend, a backend among the arguments).
+///   before it picks a backend).
 #[must_use]
 pub struct Run {
     command: Command,
