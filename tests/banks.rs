@@ -147,66 +147,65 @@ fn invalid_specs_are_refused_not_panicked_on() {
     }
 }
 
-#[test]
-fn edges_and_gabor_filters_are_zero_mean_for_kernels_of_3x3_and_up() {
-    for init in [Init::Edges, Init::Gabor] {
-        for spec in grid().filter(|s| s.kernel_height >= 3 && s.kernel_width >= 3) {
-            let layer = bank(init, spec);
-            for (k, f) in filters(&layer).enumerate() {
-                assert!(
-                    sum(f).abs() < 1e-5,
-                    "{init:?} {spec:?} filter {k} sums to {}",
-                    sum(f)
-                );
-            }
+/// Calls `check(spec, k, filter)` for every filter of the `init` bank on
+/// every spec of the grid whose kernel is at least `min_side` a side.
+fn for_each_filter(init: Init, min_side: u32, check: impl Fn(LayerSpec, usize, &[f32])) {
+    let large_enough = |s: &LayerSpec| s.kernel_height >= min_side && s.kernel_width >= min_side;
+    for spec in grid().filter(large_enough) {
+        let layer = bank(init, spec);
+        for (k, f) in filters(&layer).enumerate() {
+            check(spec, k, f);
         }
     }
+}
+
+/// Asserts that every filter of the `init` bank with a kernel of 3×3 and
+/// up sums to zero: a flat image gives zero.
+fn assert_zero_sum_from_3x3(init: Init) {
+    for_each_filter(init, 3, |spec, k, f| {
+        assert!(
+            sum(f).abs() < 1e-5,
+            "{init:?} {spec:?} filter {k} sums to {}",
+            sum(f)
+        );
+    });
+}
+
+#[test]
+fn edges_and_gabor_filters_are_zero_mean_for_kernels_of_3x3_and_up() {
+    assert_zero_sum_from_3x3(Init::Edges);
+    assert_zero_sum_from_3x3(Init::Gabor);
 }
 
 #[test]
 fn gabor_filters_have_unit_l2_norm_for_kernels_of_3x3_and_up() {
-    for spec in grid().filter(|s| s.kernel_height >= 3 && s.kernel_width >= 3) {
-        let layer = bank(Init::Gabor, spec);
-        for (k, f) in filters(&layer).enumerate() {
-            let norm = f.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
-            assert!(
-                (norm - 1.0).abs() < 1e-5,
-                "{spec:?} filter {k} has norm {norm}"
-            );
-        }
-    }
+    for_each_filter(Init::Gabor, 3, |spec, k, f| {
+        let norm = f.iter().map(|&v| (v as f64).powi(2)).sum::<f64>().sqrt();
+        assert!(
+            (norm - 1.0).abs() < 1e-5,
+            "{spec:?} filter {k} has norm {norm}"
+        );
+    });
 }
 
 #[test]
 fn opponent_filters_give_zero_on_a_flat_image_for_kernels_of_3x3_and_up() {
-    for spec in grid().filter(|s| s.kernel_height >= 3 && s.kernel_width >= 3) {
-        let layer = bank(Init::Opponent, spec);
-        for (k, f) in filters(&layer).enumerate() {
-            assert!(
-                sum(f).abs() < 1e-5,
-                "{spec:?} filter {k} sums to {}",
-                sum(f)
-            );
-        }
-    }
+    assert_zero_sum_from_3x3(Init::Opponent);
 }
 
 #[test]
 fn blur_filters_sum_to_one_over_all_channels_and_taps() {
-    for spec in grid() {
-        let layer = bank(Init::Blur, spec);
-        for (k, f) in filters(&layer).enumerate() {
-            assert!(
-                (sum(f) - 1.0).abs() < 1e-5,
-                "{spec:?} filter {k} sums to {}",
-                sum(f)
-            );
-            assert!(
-                f.iter().all(|&w| w >= 0.0),
-                "{spec:?} filter {k} is negative"
-            );
-        }
-    }
+    for_each_filter(Init::Blur, 1, |spec, k, f| {
+        assert!(
+            (sum(f) - 1.0).abs() < 1e-5,
+            "{spec:?} filter {k} sums to {}",
+            sum(f)
+        );
+        assert!(
+            f.iter().all(|&w| w >= 0.0),
+            "{spec:?} filter {k} is negative"
+        );
+    });
 }
 
 #[test]

@@ -4,30 +4,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{assert_not_written, convmaps};
 use convmaps::npy;
 use safetensors::{Dtype, SafeTensors};
 
-fn convmaps(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
-    command.args(args);
-    // On CI the GPU must be used; elsewhere auto falls back to the CPU.
-    if common::require_gpu() {
-        command.args(["--backend", "gpu"]);
-    }
-    command.output().expect("run convmaps")
-}
-
-/// A 37×29 RGB PNG with a gradient and a bright square.
+/// The 37×29 photo of these tests.
 fn small_photo(dir: &Path) -> PathBuf {
-    let image = image::RgbImage::from_fn(37, 29, |x, y| {
-        let inside = (10..20).contains(&x) && (8..16).contains(&y);
-        image::Rgb([(x * 6) as u8, (y * 8) as u8, if inside { 255 } else { 40 }])
-    });
-    let path = dir.join("small.png");
-    image.save(&path).unwrap();
-    path
+    common::photo(dir, 37, 29)
 }
 
 #[test]
@@ -35,28 +19,40 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
     let dir = tempfile::tempdir().unwrap();
     let photo = small_photo(dir.path());
     let out = dir.path().join("out");
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--filters",
-        "12",
-        "--raw",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("(3·5·5 + 1)·12 = 912"),
-        "{}",
-        common::text(&output)
-    );
-    assert!(
-        stdout.contains("900 weights + 12 biases"),
-        "{}",
-        common::text(&output)
-    );
+    convmaps([&photo])
+        .args(["--filters", "12", "--raw"])
+        .out(&out)
+        .auto()
+        .success()
+        .says(&["(3·5·5 + 1)·12 = 912", "900 weights + 12 biases"]);
+    assert_maps_and_grid(&out);
+    let features = assert_weights_and_features(&out);
+    assert_summary(&out);
 
-    // 12 maps of (37 − 4)×(29 − 4), named with two digits.
+    // The run's own weights reproduce its features bit for bit.
+    let again = dir.path().join("again");
+    convmaps([&photo])
+        .arg("--weights")
+        .arg(out.join("weights.safetensors"))
+        .arg("--raw")
+        .out(&again)
+        .auto()
+        .success();
+    let (_, reproduced) = npy::read_f32(&again.join("features.npy")).unwrap();
+    assert!(
+        reproduced == features,
+        "features differ when reloading the run's weights"
+    );
+    // No temporary files are left behind.
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".part"), "leftover temporary file {name}");
+    }
+}
+
+/// 12 maps of (37 − 4)×(29 − 4), named with two digits, and the grid that
+/// holds them as its layout says.
+fn assert_maps_and_grid(out: &Path) {
     for k in 0..12 {
         let path = out.join(format!("feature_{k:02}.png"));
         let map = image::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -64,7 +60,6 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         assert_eq!(map.color(), image::ColorType::L8);
     }
     assert!(!out.join("feature_12.png").exists());
-    // The grid holds the 12 maps of 33×25 as its layout says.
     let grid = image::open(out.join("grid.png")).unwrap();
     let layout = convmaps::render::grid::GridLayout::new(12, 33, 25);
     assert_eq!((grid.width(), grid.height()), (layout.width, layout.height));
@@ -77,8 +72,11 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
     let (zoom, last) = (layout.zoom, (33 - 1, 25 - 1));
     let corner = tile.get_pixel(last.0 * zoom, last.1 * zoom).0[0];
     assert_eq!(corner, map.get_pixel(last.0, last.1).0[0]);
+}
 
-    // weights.safetensors: weight [12, 3, 5, 5] and bias [12], f32.
+/// weights.safetensors holds weight [12, 3, 5, 5] and bias [12] in f32, and
+/// features.npy the (12, 25, 33) maps, which it returns.
+fn assert_weights_and_features(out: &Path) -> Vec<f32> {
     let bytes = std::fs::read(out.join("weights.safetensors")).unwrap();
     let tensors = SafeTensors::deserialize(&bytes).unwrap();
     let weight = tensors.tensor("weight").unwrap();
@@ -88,22 +86,28 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
     );
     let bias = tensors.tensor("bias").unwrap();
     assert_eq!((bias.dtype(), bias.shape()), (Dtype::F32, &[12][..]));
-
     // features.npy: <f4, (12, 25, 33), C order.
     let (shape, features) = npy::read_f32(&out.join("features.npy")).unwrap();
     assert_eq!(shape, vec![12, 25, 33]);
+    features
+}
 
-    // summary.json has the promised fields.
-    let summary = common::read_summary(&out);
-    assert_eq!(summary["input"]["width"], 37);
-    assert_eq!(summary["input"]["height"], 29);
-    assert_eq!(summary["input"]["channels"], 3);
-    assert_eq!(summary["layer"]["filters"], 12);
-    assert_eq!(summary["parameters"]["weights"], 900);
-    assert_eq!(summary["parameters"]["biases"], 12);
-    assert_eq!(summary["parameters"]["total"], 912);
-    assert_eq!(summary["output"]["width"], 33);
-    assert_eq!(summary["output"]["height"], 25);
+/// summary.json has the promised fields, and timings that add up.
+fn assert_summary(out: &Path) {
+    let summary = common::read_summary(out);
+    for (field, value) in [
+        ("/input/width", 37),
+        ("/input/height", 29),
+        ("/input/channels", 3),
+        ("/layer/filters", 12),
+        ("/parameters/weights", 900),
+        ("/parameters/biases", 12),
+        ("/parameters/total", 912),
+        ("/output/width", 33),
+        ("/output/height", 25),
+    ] {
+        assert_eq!(summary.pointer(field).unwrap(), value, "{field}");
+    }
     for key in ["decode", "upload", "compute", "readback", "encode", "total"] {
         assert!(summary["timings_ms"][key].is_number(), "timings_ms.{key}");
     }
@@ -131,222 +135,143 @@ fn run_writes_every_promised_file_and_weights_reproduce_features() {
         assert_eq!(summary["backend"], "gpu");
         assert!(summary["adapter"]["name"].is_string());
     }
-
-    // The run's own weights reproduce its features bit for bit.
-    let again = dir.path().join("again");
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        out.join("weights.safetensors").to_str().unwrap(),
-        "--raw",
-        "--out",
-        again.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let (_, reproduced) = npy::read_f32(&again.join("features.npy")).unwrap();
-    assert!(
-        reproduced == features,
-        "features differ when reloading the run's weights"
-    );
-    // No temporary files are left behind.
-    for entry in std::fs::read_dir(&out).unwrap() {
-        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(!name.ends_with(".part"), "leftover temporary file {name}");
-    }
 }
 
 #[test]
 fn cpu_backend_runs_without_a_gpu() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args([
-            photo.to_str().unwrap(),
-            "-k",
-            "2",
-            "--backend",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
+    convmaps([&small_photo(dir.path())])
+        .args(["-k", "2"])
+        .out(&out)
+        .cpu()
+        .success();
     let summary = common::read_summary(&out);
     assert_eq!(summary["backend"], "cpu");
     assert!(summary["adapter"].is_null());
 }
 
-fn assert_bad_input(args: &[&str], expected_in_message: &str, should_not_exist: Option<&Path>) {
-    let output = convmaps(args);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(expected_in_message),
-        "expected {expected_in_message:?} in\n{}",
-        common::text(&output)
-    );
-    assert!(!stderr.contains("panicked"), "{}", common::text(&output));
-    if let Some(path) = should_not_exist {
-        assert!(
-            !path.exists(),
-            "{} was created by a failed run",
-            path.display()
-        );
-    }
+/// Runs the photo that `make` writes into a fresh folder, with `options`,
+/// and asserts exit 2 naming `named`, with nothing written to `--out`.
+fn assert_refused_photo(make: impl FnOnce(&Path) -> PathBuf, options: &[&str], named: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let run = convmaps([make(dir.path())]).args(options).out(&out);
+    run.auto().fails_with(2, &[named]);
+    assert_not_written(&out);
+}
+
+/// [`assert_refused_photo`] on the 37×29 photo.
+fn assert_refused(options: &[&str], named: &str) {
+    assert_refused_photo(small_photo, options, named);
+}
+
+/// [`assert_refused`] with `--weights` a safetensors file of `tensors`.
+fn assert_refused_weights(tensors: &[(&str, Vec<usize>)], options: &[&str], named: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weights.safetensors");
+    common::write_safetensors(&path, tensors);
+    let weights = ["--weights", path.to_str().unwrap()];
+    assert_refused(&[&weights[..], options].concat(), named);
+}
+
+/// Writes `bytes` as `dir/name`.
+fn file(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// A 64×48 photo saved as `dir/cut.EXTENSION` and cut in half: the whole
+/// file for a PNG; for a JPEG, what comes before its scan (a JPEG cut
+/// inside its scan decodes, the blocks it misses left grey).
+fn cut_photo(dir: &Path, extension: &str) -> PathBuf {
+    let whole = common::save_photo(&dir.join(format!("whole.{extension}")), 64, 48);
+    let bytes = std::fs::read(whole).unwrap();
+    let scan = bytes.windows(2).position(|marker| marker == [0xFF, 0xDA]);
+    let end = if extension == "jpg" {
+        scan.expect("a JPEG has a start of scan")
+    } else {
+        bytes.len()
+    };
+    file(dir, &format!("cut.{extension}"), &bytes[..end / 2])
 }
 
 #[test]
 fn missing_photo_is_exit_2_naming_the_file_and_writes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    assert_bad_input(
-        &["no-such-photo.png", "--out", out.to_str().unwrap()],
+    assert_refused_photo(
+        |dir| dir.join("no-such-photo.png"),
+        &[],
         "no-such-photo.png",
-        Some(&out),
     );
 }
 
 #[test]
 fn text_file_named_png_is_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("fake.png");
-    std::fs::write(&fake, "this is not a picture\n").unwrap();
-    let out = dir.path().join("out");
-    assert_bad_input(
-        &[fake.to_str().unwrap(), "--out", out.to_str().unwrap()],
-        "fake.png",
-        Some(&out),
-    );
+    let text = |dir: &Path| file(dir, "fake.png", b"this is not a picture\n");
+    assert_refused_photo(text, &[], "fake.png");
 }
 
 #[test]
 fn empty_and_truncated_photos_are_exit_2_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let empty = dir.path().join("empty.png");
-    std::fs::write(&empty, b"").unwrap();
-    assert_bad_input(
-        &[empty.to_str().unwrap(), "--out", out.to_str().unwrap()],
+    assert_refused_photo(
+        |dir| file(dir, "empty.png", b""),
+        &[],
         "empty.png: is empty",
-        Some(&out),
     );
-
-    let photo = image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([x as u8 * 3, y as u8 * 5, 77]));
-    for extension in ["png", "jpg"] {
-        let whole = dir.path().join(format!("whole.{extension}"));
-        photo.save(&whole).unwrap();
-        let bytes = std::fs::read(&whole).unwrap();
-        let cut = dir.path().join(format!("cut.{extension}"));
-        std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
-        assert_bad_input(
-            &[cut.to_str().unwrap(), "--out", out.to_str().unwrap()],
-            &format!("cut.{extension}"),
-            Some(&out),
-        );
-    }
+    assert_refused_photo(|dir| cut_photo(dir, "png"), &[], "cut.png");
+    assert_refused_photo(|dir| cut_photo(dir, "jpg"), &[], "cut.jpg");
 }
 
 #[test]
 fn zero_filters_and_zero_kernel_are_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--filters", "0"],
-        "--filters",
-        None,
-    );
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--kernel-size", "0"],
-        "at least 1",
-        None,
-    );
+    assert_refused(&["--filters", "0"], "--filters");
+    assert_refused(&["--kernel-size", "0"], "at least 1");
 }
 
 #[test]
 fn photo_smaller_than_the_kernel_is_exit_2() {
+    assert_refused(&["--kernel-size", "31"], "smaller than the 31×31 kernel");
+}
+
+/// Runs the 37×29 photo with the `--out` that `out` makes of a plain file,
+/// and asserts exit 2 naming `named`.
+fn assert_refused_out(out: impl FnOnce(PathBuf) -> PathBuf, named: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
-    let out = dir.path().join("out");
-    assert_bad_input(
-        &[
-            photo.to_str().unwrap(),
-            "--kernel-size",
-            "31",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        "smaller than the 31×31 kernel",
-        Some(&out),
-    );
+    let plain = file(dir.path(), "plain-file", b"x");
+    let run = convmaps([small_photo(dir.path())]).out(out(plain));
+    run.auto().fails_with(2, &[named]);
 }
 
 #[test]
 fn out_that_cannot_be_created_is_exit_2_naming_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
-    let file = dir.path().join("plain-file");
-    std::fs::write(&file, "x").unwrap();
-    let inside = file.join("maps");
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--out", inside.to_str().unwrap()],
-        "plain-file",
-        None,
-    );
+    assert_refused_out(|plain| plain.join("maps"), "plain-file");
 }
 
 #[test]
 fn out_that_is_a_file_is_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
-    let file = dir.path().join("taken");
-    std::fs::write(&file, "x").unwrap();
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--out", file.to_str().unwrap()],
-        "not a directory",
-        None,
-    );
+    assert_refused_out(|plain| plain, "not a directory");
 }
 
 #[test]
 fn weights_with_the_wrong_bias_length_are_exit_2_naming_the_mismatch() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
-    let path = dir.path().join("bad.safetensors");
-    common::write_safetensors(&path, &[("weight", vec![2, 3, 3, 3]), ("bias", vec![3])]);
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
-        "bias has 3 values, expected 2",
-        None,
-    );
+    let tensors = [("weight", vec![2, 3, 3, 3]), ("bias", vec![3])];
+    assert_refused_weights(&tensors, &[], "bias has 3 values, expected 2");
 }
 
 #[test]
 fn weights_for_another_channel_count_are_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
     // A photo reads as 1, 3 or 4 channels; 5 needs a tensor input.
-    let path = dir.path().join("five.safetensors");
-    common::write_safetensors(&path, &[("weight", vec![2, 5, 3, 3]), ("bias", vec![2])]);
-    assert_bad_input(
-        &[photo.to_str().unwrap(), "--weights", path.to_str().unwrap()],
+    assert_refused_weights(
+        &[("weight", vec![2, 5, 3, 3]), ("bias", vec![2])],
+        &[],
         "the conv reads 5 channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)",
-        None,
     );
     // 2 channels per group × 3 groups = 6: not a photo's either.
-    let path = dir.path().join("grouped.safetensors");
-    common::write_safetensors(&path, &[("weight", vec![3, 2, 3, 3]), ("bias", vec![3])]);
-    assert_bad_input(
-        &[
-            photo.to_str().unwrap(),
-            "--weights",
-            path.to_str().unwrap(),
-            "--groups",
-            "3",
-        ],
+    assert_refused_weights(
+        &[("weight", vec![3, 2, 3, 3]), ("bias", vec![3])],
+        &["--groups", "3"],
         "the conv reads 6 channels",
-        None,
     );
 }
 
@@ -356,27 +281,15 @@ fn tiny_bands_give_the_same_files_as_one_pass() {
     let photo = small_photo(dir.path());
     let run_with_budget = |name: &str, budget: Option<&str>| {
         let out = dir.path().join(name);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
-        command.args([
-            photo.to_str().unwrap(),
-            "-k",
-            "6",
-            "-f",
-            "3",
-            "--stride",
-            "2",
-            "--dilation",
-            "2",
-        ]);
-        command.args(["--padding", "3", "--raw", "--out", out.to_str().unwrap()]);
-        if common::require_gpu() {
-            command.args(["--backend", "gpu"]);
-        }
+        let mut run = convmaps([&photo])
+            .args(["-k", "6", "-f", "3", "--stride", "2", "--dilation", "2"])
+            .args(["--padding", "3", "--raw"])
+            .out(&out)
+            .auto();
         if let Some(budget) = budget {
-            command.env("CONVMAPS_BAND_BYTES", budget);
+            run = run.env("CONVMAPS_BAND_BYTES", budget);
         }
-        let output = command.output().unwrap();
-        assert!(output.status.success(), "{}", common::text(&output));
+        run.success();
         out
     };
     let whole = run_with_budget("whole", None);
@@ -402,17 +315,13 @@ fn tiny_bands_give_the_same_files_as_one_pass() {
 
 #[test]
 fn bench_prints_a_row_per_shader_with_the_roofline_and_json() {
-    if common::gpu().is_none() {
-        return;
-    }
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args(["bench", "--sizes", "40x30", "--filters", "4"])
+    let Some(bench) = convmaps(["bench", "--sizes", "40x30", "--filters", "4"])
         .args(["--repeats", "1", "--bandwidth", "100", "--json"])
-        .output()
-        .expect("run convmaps bench");
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("× roofline"), "{stdout}");
+        .needs_gpu()
+    else {
+        return;
+    };
+    let stdout = bench.success().says(&["× roofline"]).stdout();
     for shader in ["direct", "fast"] {
         assert!(
             stdout
@@ -439,35 +348,19 @@ fn bench_prints_a_row_per_shader_with_the_roofline_and_json() {
 
 #[test]
 fn bench_refuses_a_bandwidth_that_is_not_positive() {
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args(["bench", "--bandwidth", "0"])
-        .output()
-        .expect("run convmaps bench");
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("bandwidth in GB/s above zero"),
-        "{}",
-        common::text(&output)
-    );
+    convmaps(["bench", "--bandwidth", "0"]).fails_with(2, &["bandwidth in GB/s above zero"]);
 }
 
 #[test]
 fn summary_gives_each_maps_min_max_and_mean_of_the_raw_maps() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = small_photo(dir.path());
     let out = dir.path().join("out");
     // 37×29 with 3×3 filters: maps of 35×27, 945 values (not a multiple of 8).
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--filters",
-        "5",
-        "--kernel-size",
-        "3",
-        "--raw",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    convmaps([&small_photo(dir.path())])
+        .args(["--filters", "5", "--kernel-size", "3", "--raw"])
+        .out(&out)
+        .auto()
+        .success();
     let features = npy::read_f32_3d(&out.join("features.npy")).unwrap();
     let summary = common::read_summary(&out);
     let maps = summary["maps"].as_array().unwrap();

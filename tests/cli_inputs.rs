@@ -3,20 +3,12 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args(args)
-        .args(["--backend", "cpu", "-k", "2", "-f", "3"])
-        .output()
-        .expect("run convmaps")
-}
+use common::{Run, assert_not_written, convmaps, save_photo};
 
-fn save_photo(path: &Path, width: u32, height: u32) {
-    image::RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 9]))
-        .save(path)
-        .unwrap();
+/// Two 2×2 filters on the CPU, over `args`.
+fn run<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> Run {
+    convmaps(args).args(["-k", "2", "-f", "3"]).cpu()
 }
 
 #[test]
@@ -29,24 +21,12 @@ fn a_folder_with_one_bad_file_processes_the_rest_and_exits_1() {
     std::fs::write(photos.join("broken.png"), b"not a png").unwrap();
     std::fs::write(photos.join("notes.txt"), b"ignored").unwrap();
     let out = dir.path().join("out");
-    let output = run(&[photos.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(1), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("broken.png"),
-        "{}",
-        common::text(&output)
-    );
-    assert!(
-        common::text(&output).contains("1 of 3 photos failed"),
-        "{}",
-        common::text(&output)
-    );
+    let ran = run([&photos])
+        .out(&out)
+        .fails_with(1, &["broken.png", "1 of 3 photos failed"]);
     for name in ["a", "b"] {
-        assert!(
-            out.join(name).join("summary.json").exists(),
-            "{name}: {}",
-            common::text(&output)
-        );
+        let summary = out.join(name).join("summary.json");
+        assert!(summary.exists(), "{name}: {}", ran.text());
     }
     assert!(!out.join("broken").exists());
     assert!(!out.join("notes").exists());
@@ -55,21 +35,12 @@ fn a_folder_with_one_bad_file_processes_the_rest_and_exits_1() {
 #[test]
 fn several_photos_get_one_directory_each_even_with_the_same_stem() {
     let dir = tempfile::tempdir().unwrap();
-    let png = dir.path().join("same.png");
-    let jpg = dir.path().join("same.jpg");
-    let other = dir.path().join("other.png");
-    save_photo(&png, 8, 8);
-    save_photo(&jpg, 8, 8);
-    save_photo(&other, 8, 8);
+    let photos = ["same.png", "same.jpg", "other.png"].map(|name| dir.path().join(name));
+    for photo in &photos {
+        save_photo(photo, 8, 8);
+    }
     let out = dir.path().join("out");
-    let output = run(&[
-        png.to_str().unwrap(),
-        jpg.to_str().unwrap(),
-        other.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    run(&photos).out(&out).success();
     for name in ["same_png", "same_jpg", "other"] {
         assert!(out.join(name).join("feature_00.png").exists(), "{name}");
     }
@@ -79,13 +50,7 @@ fn several_photos_get_one_directory_each_even_with_the_same_stem() {
 fn a_folder_without_photos_is_exit_2_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("readme.txt"), b"x").unwrap();
-    let output = run(&[dir.path().to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("no photos in it"),
-        "{}",
-        common::text(&output)
-    );
+    run([dir.path()]).fails_with(2, &["no photos in it"]);
 }
 
 /// CRC-32 (as PNG chunks use it), bit by bit.
@@ -129,46 +94,21 @@ fn a_decompression_bomb_header_is_refused_from_the_header_with_exit_2() {
     ));
     bytes.extend(chunk(b"IEND", &[]));
     std::fs::write(&bomb, bytes).unwrap();
-    let output = run(&[
-        bomb.to_str().unwrap(),
-        "--out",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("bomb.png: is 100000×100000"),
-        "{}",
-        common::text(&output)
-    );
-    assert!(
-        common::text(&output).contains("--max-pixels"),
-        "{}",
-        common::text(&output)
-    );
-    assert!(!dir.path().join("out").exists());
+    let out = dir.path().join("out");
+    run([&bomb])
+        .out(&out)
+        .fails_with(2, &["bomb.png: is 100000×100000", "--max-pixels"]);
+    assert_not_written(&out);
 }
 
 #[test]
 fn max_pixels_limits_the_photo_size() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("p.png");
-    save_photo(&photo, 20, 10);
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "--max-pixels",
-        "199",
-        "--out",
-        dir.path().join("o").to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "--max-pixels",
-        "200",
-        "--out",
-        dir.path().join("o").to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    let photo = save_photo(&dir.path().join("p.png"), 20, 10);
+    let out = dir.path().join("o");
+    let limited = |pixels: &str| run([&photo]).args(["--max-pixels", pixels]).out(&out);
+    limited("199").fails_with(2, &[]);
+    limited("200").success();
 }
 
 /// A `width`×`height` PNG whose EXIF orientation tag says `orientation`
@@ -193,57 +133,51 @@ fn a_photo_is_turned_upright_by_its_exif_orientation_unless_asked_not_to() {
     let dir = tempfile::tempdir().unwrap();
     let photo = dir.path().join("phone.png");
     save_photo_with_orientation(&photo, 40, 30, 6);
-    let summary = |out: &Path| -> serde_json::Value { common::read_summary(out) };
+    let input = |out: &Path| common::read_summary(out)["input"].clone();
 
     let upright = dir.path().join("upright");
-    let output = run(&[photo.to_str().unwrap(), "-o", upright.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let input = &summary(&upright)["input"];
+    run([&photo]).arg("-o").arg(&upright).success();
+    let input_upright = input(&upright);
     assert_eq!(
-        (&input["width"], &input["height"]),
+        (&input_upright["width"], &input_upright["height"]),
         (&30.into(), &40.into())
     );
-    assert_eq!(input["orientation"]["exif"], 6);
-    assert_eq!(input["orientation"]["applied"], "rotate 90° clockwise");
+    assert_eq!(input_upright["orientation"]["exif"], 6);
+    assert_eq!(
+        input_upright["orientation"]["applied"],
+        "rotate 90° clockwise"
+    );
     // 2 maps of (30 − 2)×(40 − 2): the maps stand upright too.
     let map = image::open(upright.join("feature_00.png")).unwrap();
     assert_eq!((map.width(), map.height()), (28, 38));
 
     let stored = dir.path().join("stored");
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "-o",
-        stored.to_str().unwrap(),
-        "--ignore-orientation",
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let input = &summary(&stored)["input"];
+    run([&photo])
+        .arg("-o")
+        .arg(&stored)
+        .arg("--ignore-orientation")
+        .success();
+    let input_stored = input(&stored);
     assert_eq!(
-        (&input["width"], &input["height"]),
+        (&input_stored["width"], &input_stored["height"]),
         (&40.into(), &30.into())
     );
-    assert_eq!(input["orientation"]["exif"], 1);
+    assert_eq!(input_stored["orientation"]["exif"], 1);
 }
 
 #[test]
 fn a_successful_run_prints_no_error_line_even_without_a_runtime_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("small.png");
-    save_photo(&photo, 20, 10);
-    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
-    command
-        .args([photo.to_str().unwrap(), "-k", "2", "-f", "3", "-o"])
+    let photo = save_photo(&dir.path().join("small.png"), 20, 10);
+    let ran = convmaps([&photo])
+        .args(["-k", "2", "-f", "3", "-o"])
         .arg(dir.path().join("out"))
-        .env_remove("XDG_RUNTIME_DIR");
-    if common::require_gpu() {
-        command.args(["--backend", "gpu"]);
-    }
-    let output = command.output().unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .env_remove("XDG_RUNTIME_DIR")
+        .auto()
+        .success();
     assert!(
-        !stderr.lines().any(|line| line.starts_with("error")),
+        !ran.stderr().lines().any(|line| line.starts_with("error")),
         "{}",
-        common::text(&output)
+        ran.text()
     );
 }

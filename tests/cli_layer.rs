@@ -5,34 +5,33 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{assert_not_written, convmaps};
 use convmaps::npy;
 use npyz::WriterBuilder;
 
-fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args(args)
-        .output()
-        .expect("run convmaps")
-}
-
-/// A 23×19 RGB photo with some texture.
+/// A 23×19 RGB photo.
 fn photo(dir: &Path) -> PathBuf {
-    let image = image::RgbImage::from_fn(23, 19, |x, y| {
-        image::Rgb([
-            (x * 11 % 256) as u8,
-            (y * 13 % 256) as u8,
-            ((x * y) % 256) as u8,
-        ])
-    });
-    let path = dir.join("photo.png");
-    image.save(&path).unwrap();
-    path
+    common::photo(dir, 23, 19)
 }
 
 fn summary(out: &Path) -> serde_json::Value {
     common::read_summary(out)
+}
+
+/// `options` with each `--init NAME` left out: the GPU runs take the CPU
+/// run's exact parameters instead.
+fn without_init<'a>(options: &[&'a str]) -> Vec<&'a str> {
+    let mut kept = Vec::new();
+    let mut rest = options.iter();
+    while let Some(&option) = rest.next() {
+        if option == "--init" {
+            rest.next();
+        } else {
+            kept.push(option);
+        }
+    }
+    kept
 }
 
 /// Runs `options` on the CPU and on the GPU (when there is one) and returns
@@ -40,57 +39,21 @@ fn summary(out: &Path) -> serde_json::Value {
 fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
     let photo = photo(dir);
     let cpu_out = dir.join(format!("{name}-cpu"));
-    let mut args = vec![
-        photo.to_str().unwrap(),
-        "--raw",
-        "--backend",
-        "cpu",
-        "--out",
-        cpu_out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(options);
-    let output = run(&args);
-    assert!(
-        output.status.success(),
-        "{name} on cpu: {}",
-        common::text(&output)
-    );
+    let run = convmaps([&photo]).arg("--raw").cpu().out(&cpu_out);
+    run.args(options).success();
+    let weights = cpu_out.join("weights.safetensors");
     for shader in ["fast", "direct"] {
-        if common::gpu().is_none() {
-            break;
-        }
         let gpu_out = dir.join(format!("{name}-gpu-{shader}"));
-        let weights = cpu_out.join("weights.safetensors");
-        let mut args = vec![
-            photo.to_str().unwrap(),
-            "--raw",
-            "--backend",
-            "gpu",
-            "--shader",
-            shader,
-            "--out",
-            gpu_out.to_str().unwrap(),
-        ];
+        let run = convmaps([&photo]).args(["--raw", "--shader", shader]);
+        let Some(run) = run.out(&gpu_out).gpu() else {
+            break;
+        };
         if options.contains(&"--weights") {
-            args.extend_from_slice(options);
+            run.args(options).success();
         } else {
-            // The CPU run's exact parameters, which replace any --init.
-            let mut rest = options.iter();
-            while let Some(&option) = rest.next() {
-                if option == "--init" {
-                    rest.next();
-                } else {
-                    args.push(option);
-                }
-            }
-            args.extend_from_slice(&["--weights", weights.to_str().unwrap()]);
+            let run = run.args(without_init(options)).arg("--weights");
+            run.arg(&weights).success();
         }
-        let output = run(&args);
-        assert!(
-            output.status.success(),
-            "{name} on gpu: {}",
-            common::text(&output)
-        );
         let cpu = npy::read_f32_3d(&cpu_out.join("features.npy")).unwrap();
         let gpu = npy::read_f32_3d(&gpu_out.join("features.npy")).unwrap();
         common::assert_close(&format!("{name}, {shader} shader"), &gpu, &cpu, 1e-5, 1e-5);
@@ -102,46 +65,19 @@ fn run_both_backends(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
 fn geometry_options_agree_on_both_backends_with_pytorch_output_sizes() {
     let dir = tempfile::tempdir().unwrap();
     // (name, options, expected [K, OH, OW]) for a 23×19 photo.
-    let cases: [(&str, &[&str], [u64; 3]); 8] = [
-        (
-            "stride2",
-            &["-k", "3", "-f", "3", "--stride", "2"],
-            [3, 9, 11],
-        ),
-        (
-            "pad2",
-            &["-k", "2", "-f", "5", "--padding", "2"],
-            [2, 19, 23],
-        ),
-        (
-            "same-even",
-            &["-k", "2", "-f", "4", "--padding", "same"],
-            [2, 19, 23],
-        ),
-        (
-            "dilation3",
-            &["-k", "2", "-f", "3", "--dilation", "3"],
-            [2, 13, 17],
-        ),
-        (
-            "groups3",
-            &["-k", "6", "-f", "3", "--groups", "3"],
-            [6, 17, 21],
-        ),
-        (
-            "rect5x3",
-            &["-k", "2", "-f", "5x3", "--stride", "2", "--padding", "1"],
-            [2, 9, 12],
-        ),
-        ("no-bias", &["-k", "4", "-f", "3", "--no-bias"], [4, 17, 21]),
-        (
-            "relu",
-            &["-k", "4", "-f", "3", "--activation", "relu"],
-            [4, 17, 21],
-        ),
+    let cases = [
+        ("stride2", "-k 3 -f 3 --stride 2", [3, 9, 11]),
+        ("pad2", "-k 2 -f 5 --padding 2", [2, 19, 23]),
+        ("same-even", "-k 2 -f 4 --padding same", [2, 19, 23]),
+        ("dilation3", "-k 2 -f 3 --dilation 3", [2, 13, 17]),
+        ("groups3", "-k 6 -f 3 --groups 3", [6, 17, 21]),
+        ("rect5x3", "-k 2 -f 5x3 --stride 2 --padding 1", [2, 9, 12]),
+        ("no-bias", "-k 4 -f 3 --no-bias", [4, 17, 21]),
+        ("relu", "-k 4 -f 3 --activation relu", [4, 17, 21]),
     ];
     for (name, options, [maps, height, width]) in cases {
-        let out = run_both_backends(dir.path(), name, options);
+        let options: Vec<&str> = options.split(' ').collect();
+        let out = run_both_backends(dir.path(), name, &options);
         let summary = summary(&out);
         assert_eq!(summary["output"]["maps"], maps, "{name}");
         assert_eq!(summary["output"]["height"], height, "{name}");
@@ -189,11 +125,8 @@ fn npy_weights_with_npy_bias_run_and_match_the_layer() {
 
 #[test]
 fn layer_name_picks_one_conv_of_several_and_the_first_is_the_default() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = photo(dir.path());
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (23, 19),
         &[
             ("conv1.weight", vec![4, 3, 3, 3]),
             ("conv1.bias", vec![4]),
@@ -202,45 +135,21 @@ fn layer_name_picks_one_conv_of_several_and_the_first_is_the_default() {
         ],
     );
     let out = dir.path().join("out");
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let with_model = || convmaps([&photo]).arg("--weights").arg(&model).out(&out);
     // Without a name: the first 4-D *.weight, the conv that sees the input.
-    assert!(output.status.success(), "{}", common::text(&output));
+    with_model().auto().success();
     assert_eq!(summary(&out)["layer"]["filters"], 4);
     assert_eq!(summary(&out)["weights_file"]["layer"], "conv1");
 
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--layer-name",
-        "conv3",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output)
-            .contains("no conv layer \"conv3\" (--layer-name); its conv layers: conv1, conv2"),
-        "{}",
-        common::text(&output)
+    with_model().args(["--layer-name", "conv3"]).fails_with(
+        2,
+        &["no conv layer \"conv3\" (--layer-name); its conv layers: conv1, conv2"],
     );
 
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--layer-name",
-        "conv2",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    with_model()
+        .args(["--layer-name", "conv2"])
+        .auto()
+        .success();
     let summary = summary(&out);
     assert_eq!(summary["layer"]["filters"], 2);
     assert_eq!(summary["layer"]["kernel_size"], serde_json::json!([5, 5]));
@@ -250,55 +159,36 @@ fn layer_name_picks_one_conv_of_several_and_the_first_is_the_default() {
     );
 }
 
+/// Asserts that the run of `args` is exit 2 with `expected` in stderr.
 fn assert_exit_2(args: &[&str], expected: &str) {
-    let output = run(args);
-    assert_eq!(
-        output.status.code(),
-        Some(2),
-        "{args:?}: {}",
-        common::text(&output)
-    );
-    let all = common::text(&output);
-    assert!(
-        all.contains(expected),
-        "{args:?}: expected {expected:?} in\n{all}"
-    );
-    assert!(!all.contains("panicked"), "{all}");
+    convmaps(args).fails_with(2, &[expected]);
 }
 
 #[test]
 fn invalid_layer_combinations_are_exit_2_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let photo = photo(dir.path());
-    let photo = photo.to_str().unwrap();
     let out = dir.path().join("never");
-    let out = out.to_str().unwrap();
-    assert_exit_2(
-        &[photo, "-o", out, "--groups", "2"],
-        "groups = 2 must divide both the input channels (3)",
-    );
-    assert_exit_2(
-        &[photo, "-o", out, "--groups", "3", "-k", "4"],
-        "the filters (4)",
-    );
-    assert_exit_2(
-        &[photo, "-o", out, "--padding", "same", "--stride", "2"],
-        "padding 'same' needs stride 1",
-    );
-    assert_exit_2(
-        &[photo, "-o", out, "-f", "5", "--dilation", "6"],
-        "smaller than the 25×25 kernel",
-    );
-    assert_exit_2(&[photo, "-o", out, "--stride", "0"], "--stride");
-    assert_exit_2(&[photo, "-o", out, "--stride", "-1"], "--stride");
-    assert_exit_2(&[photo, "-o", out, "--dilation", "0"], "--dilation");
-    assert_exit_2(&[photo, "-o", out, "--groups", "0"], "--groups");
-    assert_exit_2(&[photo, "-o", out, "-f", "3x0"], "at least 1");
-    assert_exit_2(&[photo, "-o", out, "--padding", "-2"], "--padding");
-    assert!(
-        !Path::new(out).exists(),
-        "a refused run created its output directory"
-    );
+    let cases = [
+        (
+            "--groups 2",
+            "groups = 2 must divide both the input channels (3)",
+        ),
+        ("--groups 3 -k 4", "the filters (4)"),
+        ("--padding same --stride 2", "padding 'same' needs stride 1"),
+        ("-f 5 --dilation 6", "smaller than the 25×25 kernel"),
+        ("--stride 0", "--stride"),
+        ("--stride -1", "--stride"),
+        ("--dilation 0", "--dilation"),
+        ("--groups 0", "--groups"),
+        ("-f 3x0", "at least 1"),
+        ("--padding -2", "--padding"),
+    ];
+    for (options, expected) in cases {
+        let run = convmaps([&photo]).arg("-o").arg(&out);
+        run.args(options.split(' ')).fails_with(2, &[expected]);
+    }
+    assert_not_written(&out);
 }
 
 #[test]
@@ -402,18 +292,11 @@ fn npy_weights_of_any_float_dtype_and_fortran_order_give_the_f32_layer() {
         ("f64-fortran", write("f64.npy", true, &as_f64)),
     ] {
         let out = dir.path().join(name);
-        let output = run(&[
-            photo.to_str().unwrap(),
-            "--weights",
-            path.to_str().unwrap(),
-            "--no-bias",
-            "--backend",
-            "cpu",
-            "--raw",
-            "-o",
-            out.to_str().unwrap(),
-        ]);
-        assert!(output.status.success(), "{name}: {}", common::text(&output));
+        let run = convmaps([&photo]).arg("--weights").arg(&path);
+        run.args(["--no-bias", "--raw", "-o"])
+            .arg(&out)
+            .cpu()
+            .success();
         saved.push((name, npy::read_f32_3d(&out.join("features.npy")).unwrap()));
     }
     for (name, maps) in &saved[1..] {
@@ -464,17 +347,15 @@ fn assert_refused_before_writing(args: &[&str], expected: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let photo = photo(dir.path());
     let out = dir.path().join("out");
-    let mut all_args = vec![photo.to_str().unwrap(), "-o", out.to_str().unwrap()];
-    all_args.extend_from_slice(args);
-    let output = run(&all_args);
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let ran = convmaps([&photo]).arg("-o").arg(&out).args(args);
+    let ran = ran.fails_with(2, expected);
+    let stderr = ran.stderr();
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(
         errors.len(),
         1,
-        "{args:?}: one error line expected in\n{text}"
+        "{args:?}: one error line expected in\n{}",
+        ran.text()
     );
     for part in expected {
         assert!(
@@ -483,11 +364,7 @@ fn assert_refused_before_writing(args: &[&str], expected: &[&str]) {
             errors[0]
         );
     }
-    assert!(
-        !out.exists(),
-        "{args:?}: the refused run created {}",
-        out.display()
-    );
+    assert_not_written(&out);
 }
 
 #[test]
@@ -547,35 +424,16 @@ fn a_runs_feature_maps_are_the_next_layers_input_channels() {
     let dir = tempfile::tempdir().unwrap();
     let photo = photo(dir.path());
     let first = dir.path().join("first");
-    let output = run(&[
-        photo.to_str().unwrap(),
-        "-k",
-        "6",
-        "-f",
-        "3",
-        "--raw",
-        "--backend",
-        "cpu",
-        "-o",
-        first.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    let run = convmaps([&photo]).args(["-k", "6", "-f", "3", "--raw", "-o"]);
+    run.arg(&first).cpu().success();
     // Layer 2 reads layer 1's 6 maps as its 6 channels.
     let second = dir.path().join("second");
     let features = first.join("features.npy");
-    let output = run(&[
-        features.to_str().unwrap(),
-        "-k",
-        "4",
-        "-f",
-        "3",
-        "--raw",
-        "-o",
-        second.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("(6·3·3 + 1)·4 = 220"), "{stdout}");
+    let run = convmaps([&features]).args(["-k", "4", "-f", "3", "--raw", "-o"]);
+    run.arg(&second)
+        .auto()
+        .success()
+        .says(&["(6·3·3 + 1)·4 = 220"]);
     let summary = summary(&second);
     assert_eq!(summary["input"]["channels"], 6);
     assert!(summary["input"]["preprocessing"].is_null());
@@ -617,16 +475,8 @@ fn a_tensor_input_of_the_wrong_rank_is_refused_naming_the_file() {
     let batched = dir.path().join("batched.npy");
     npy::write_f32_nd(&batched, &[1, 2, 6, 7], &[0.5; 84]).unwrap();
     let out = dir.path().join("out");
-    let output = run(&[
-        batched.to_str().unwrap(),
-        "-k",
-        "2",
-        "-f",
-        "3",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    let run = convmaps([&batched]).args(["-k", "2", "-f", "3", "-o"]);
+    run.arg(&out).auto().success();
     assert_eq!(summary(&out)["input"]["channels"], 2);
 }
 
@@ -634,12 +484,9 @@ fn a_tensor_input_of_the_wrong_rank_is_refused_naming_the_file() {
 /// `expected`, writing nothing.
 fn assert_refused_before_writing_input(input: &Path, expected: &str) {
     let out = input.with_extension("out");
-    let output = run(&[input.to_str().unwrap(), "-o", out.to_str().unwrap()]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains(expected),
-        "{}",
-        common::text(&output)
-    );
-    assert!(!out.exists());
+    convmaps([input])
+        .arg("-o")
+        .arg(&out)
+        .fails_with(2, &[expected]);
+    assert_not_written(&out);
 }

@@ -5,29 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::{assert_not_written, convmaps};
 use convmaps::npy::read_f32_3d;
-
-fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args(args)
-        .envs(envs.iter().copied())
-        .output()
-        .expect("run convmaps")
-}
-
-fn save_photo(path: &Path, width: u32, height: u32) {
-    image::RgbImage::from_fn(width, height, |x, y| {
-        image::Rgb([
-            (x * 7 % 256) as u8,
-            (y * 13 % 256) as u8,
-            ((x + y) * 5 % 256) as u8,
-        ])
-    })
-    .save(path)
-    .unwrap();
-}
 
 fn max_difference(a: &convmaps::tensor::Tensor3, b: &convmaps::tensor::Tensor3) -> f32 {
     assert_eq!(
@@ -44,29 +24,13 @@ fn max_difference(a: &convmaps::tensor::Tensor3, b: &convmaps::tensor::Tensor3) 
 #[test]
 fn a_two_layer_stack_writes_both_layers_and_counts_20928_parameters() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 40, 30);
     let out = dir.path().join("out");
-    let output = run(
-        &[
-            photo.to_str().unwrap(),
-            "--layers",
-            "32x5,relu,maxpool2,64x3",
-            "--backend",
-            "cpu",
-            "--raw",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(0), "{text}");
-    assert!(text.contains("2432 + 18496 = 20928"), "{text}");
-    assert!(
-        text.contains("[32, 13, 18]") && text.contains("[64, 11, 16]"),
-        "{text}"
-    );
+    convmaps([common::photo(dir.path(), 40, 30)])
+        .args(["--layers", "32x5,relu,maxpool2,64x3", "--raw"])
+        .out(&out)
+        .cpu()
+        .success()
+        .says(&["2432 + 18496 = 20928", "[32, 13, 18]", "[64, 11, 16]"]);
     for (folder, maps) in [("conv1", 32), ("conv2", 64)] {
         for file in [
             "grid.png",
@@ -109,51 +73,24 @@ fn a_two_layer_stack_writes_both_layers_and_counts_20928_parameters() {
 #[test]
 fn a_stack_equals_its_layers_run_one_by_one_through_features_npy() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 33, 27);
+    let photo = common::photo(dir.path(), 33, 27);
     let stacked = dir.path().join("stacked");
     let first = dir.path().join("first");
     let second = dir.path().join("second");
-    let common_args = ["--backend", "cpu", "--raw", "--seed", "5"];
-    let status = |output: Output| {
-        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    let raw = |input: &Path, seed: &str, options: &str, out: &Path| {
+        let run = convmaps([input]).args(options.split(' '));
+        run.args(["--raw", "--seed", seed]).out(out).cpu().success();
     };
-    let photo = photo.to_str().unwrap();
-    let mut args = vec![photo, "--layers", "6x3/p1,relu,4x3/s2", "--out"];
-    args.push(stacked.to_str().unwrap());
-    status(run(&[&args[..], &common_args].concat(), &[]));
-    let mut args = vec![
-        photo,
-        "-k",
-        "6",
-        "-f",
-        "3",
-        "--padding",
-        "1",
-        "--activation",
-        "relu",
-    ];
-    args.extend(["--out", first.to_str().unwrap()]);
-    status(run(&[&args[..], &common_args].concat(), &[]));
+    raw(&photo, "5", "--layers 6x3/p1,relu,4x3/s2", &stacked);
+    raw(
+        &photo,
+        "5",
+        "-k 6 -f 3 --padding 1 --activation relu",
+        &first,
+    );
     // Layer 2 by itself: layer 1's maps as its input, seeded as the stack seeds it.
     let features = first.join("features.npy");
-    let args = [
-        features.to_str().unwrap(),
-        "-k",
-        "4",
-        "-f",
-        "3",
-        "--stride",
-        "2",
-        "--backend",
-        "cpu",
-        "--raw",
-        "--seed",
-        "6",
-        "--out",
-        second.to_str().unwrap(),
-    ];
-    status(run(&args, &[]));
+    raw(&features, "6", "-k 4 -f 3 --stride 2", &second);
     for (stacked, alone) in [("conv1", &first), ("conv2", &second)] {
         let a = read_f32_3d(
             &dir.path()
@@ -170,30 +107,16 @@ fn a_stack_equals_its_layers_run_one_by_one_through_features_npy() {
 #[test]
 fn a_three_layer_stack_in_tiny_bands_equals_the_untiled_run() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 45, 61);
+    let photo = common::photo(dir.path(), 45, 61);
     let spec = "5x5/p2,relu,maxpool2,6x3/s2/g1,relu,maxpool3/s1,4x3/d2/p1";
     let mut outputs = Vec::new();
     for (name, budget) in [("untiled", None), ("tiled", Some("28000"))] {
         let out = dir.path().join(name);
-        let envs: Vec<(&str, &str)> = budget
-            .map(|b| ("CONVMAPS_BAND_BYTES", b))
-            .into_iter()
-            .collect();
-        let output = run(
-            &[
-                photo.to_str().unwrap(),
-                "--layers",
-                spec,
-                "--backend",
-                "cpu",
-                "--raw",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            &envs,
-        );
-        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        let mut run = convmaps([&photo]).args(["--layers", spec, "--raw"]);
+        if let Some(budget) = budget {
+            run = run.env("CONVMAPS_BAND_BYTES", budget);
+        }
+        run.out(&out).cpu().success();
         outputs.push(out);
     }
     let bands = common::read_summary(&outputs[1])["bands"].as_u64().unwrap();
@@ -210,11 +133,8 @@ fn a_three_layer_stack_in_tiny_bands_equals_the_untiled_run() {
 
 #[test]
 fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 20, 20);
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(&model, &[("conv1.weight", vec![4, 3, 3, 3])]);
+    let tensors = [("conv1.weight", vec![4, 3, 3, 3])];
+    let (dir, photo, model) = common::photo_and_model((20, 20), &tensors);
     let model = model.to_str().unwrap();
     let npy = dir.path().join("bad.npy");
     convmaps::npy::write_f32_nd(&npy, &[4, 5], &[0.0; 20]).unwrap();
@@ -228,16 +148,11 @@ fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
             "item 3 `conv9`",
         ),
     ];
+    let out = dir.path().join("out");
     for (args, named) in cases {
-        let out = dir.path().join("out");
-        let mut all = vec![photo.to_str().unwrap(), "--backend", "cpu", "--out"];
-        all.push(out.to_str().unwrap());
-        all.extend(&args);
-        let output = run(&all, &[]);
-        let text = common::text(&output);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {text}");
-        assert!(text.contains(named), "{args:?} should name {named}: {text}");
-        assert!(!out.exists(), "{args:?} wrote {}", out.display());
+        let run = convmaps([&photo]).cpu().out(&out).args(args);
+        run.fails_with(2, &[named]);
+        assert_not_written(&out);
     }
     // A .npy input of the wrong rank, and one of integers.
     let ints = dir.path().join("ints.npy");
@@ -249,28 +164,17 @@ fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
     bytes.extend([0u8; 2 * 3 * 4 * 4]);
     std::fs::write(&ints, bytes).unwrap();
     for bad in [&npy, &ints] {
-        let out = dir.path().join("out");
-        let args = [bad.to_str().unwrap(), "--layers", "4x3", "--backend", "cpu"];
-        let output = run(
-            &[&args[..], &["--out", out.to_str().unwrap()]].concat(),
-            &[],
-        );
-        let text = common::text(&output);
-        assert_eq!(output.status.code(), Some(2), "{text}");
         let name = bad.file_name().unwrap().to_str().unwrap();
-        assert!(text.contains(name), "the error should name {name}: {text}");
-        assert!(!out.exists());
+        let run = convmaps([bad]).args(["--layers", "4x3"]).cpu().out(&out);
+        run.fails_with(2, &[name]);
+        assert_not_written(&out);
     }
 }
 
 #[test]
 fn a_models_layer_names_with_separators_write_only_inside_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 16, 16);
-    let model = dir.path().join("model.safetensors");
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (16, 16),
         &[
             ("../../escape/conv.weight", vec![4, 3, 3, 3]),
             ("../../escape/conv.bias", vec![4]),
@@ -278,21 +182,9 @@ fn a_models_layer_names_with_separators_write_only_inside_out() {
         ],
     );
     let out = dir.path().join("inside").join("out");
-    let output = run(
-        &[
-            photo.to_str().unwrap(),
-            "--weights",
-            model.to_str().unwrap(),
-            "--layers",
-            "../../escape/conv,relu,a\\b/..\\c",
-            "--backend",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    let run = convmaps([&photo]).arg("--weights").arg(&model);
+    let run = run.args(["--layers", "../../escape/conv,relu,a\\b/..\\c"]);
+    run.out(&out).cpu().success();
     assert!(!dir.path().join("escape").exists() && !dir.path().join("inside/escape").exists());
     let mut folders: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
@@ -311,22 +203,13 @@ fn fold_bn_in_a_stack_folds_each_named_conv_that_has_a_batch_norm() {
     let dir = tempfile::tempdir().unwrap();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch");
     let out = dir.path().join("out");
-    let output = run(
-        &[
-            fixtures.join("folded_input.npy").to_str().unwrap(),
-            "--weights",
-            fixtures.join("state_dict.pt").to_str().unwrap(),
-            "--layers",
-            "conv1,relu,conv2",
-            "--fold-bn",
-            "--backend",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+    convmaps([fixtures.join("folded_input.npy")])
+        .arg("--weights")
+        .arg(fixtures.join("state_dict.pt"))
+        .args(["--layers", "conv1,relu,conv2", "--fold-bn"])
+        .out(&out)
+        .cpu()
+        .success();
     let summary = common::read_summary(&out);
     assert_eq!(summary["layers"][0]["weights_file"]["batch_norm"], "bn1");
     assert!(summary["layers"][1]["weights_file"]["batch_norm"].is_null());
@@ -336,13 +219,9 @@ fn fold_bn_in_a_stack_folds_each_named_conv_that_has_a_batch_norm() {
 
 #[test]
 fn fold_bn_in_a_stack_never_drops_a_batch_norm_it_cannot_fold() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 12, 12);
-    let model = dir.path().join("model.safetensors");
     // bn1 has 3 scales for conv1's 4 filters: folding it must fail, loudly.
-    common::write_safetensors(
-        &model,
+    let (dir, photo, model) = common::photo_and_model(
+        (12, 12),
         &[
             ("conv1.weight", vec![4, 3, 3, 3]),
             ("bn1.weight", vec![3]),
@@ -353,33 +232,22 @@ fn fold_bn_in_a_stack_never_drops_a_batch_norm_it_cannot_fold() {
         ],
     );
     let out = dir.path().join("out");
-    let base = [
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--layers",
-        "conv1,relu,conv2",
-        "--backend",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let output = run(&[&base[..], &["--fold-bn"]].concat(), &[]);
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains("bn1") && text.contains("item 1"), "{text}");
-    assert!(!out.exists());
+    let stack = || {
+        let run = convmaps([&photo]).arg("--weights").arg(&model);
+        run.args(["--layers", "conv1,relu,conv2"]).cpu().out(&out)
+    };
+    stack().arg("--fold-bn").fails_with(2, &["bn1", "item 1"]);
+    assert_not_written(&out);
     // A named BatchNorm would go into every conv: refused with --layers.
-    let output = run(&[&base[..], &["--fold-bn", "bn1"]].concat(), &[]);
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains("--fold-bn NAME"), "{text}");
+    stack()
+        .args(["--fold-bn", "bn1"])
+        .fails_with(2, &["--fold-bn NAME"]);
 }
 
 /// The PNG files of every folder under `out`, with their bytes, sorted.
 fn pngs_under(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for entry in walk(out) {
+    for entry in common::files_under(out) {
         let name = entry
             .strip_prefix(out)
             .unwrap()
@@ -393,59 +261,33 @@ fn pngs_under(out: &Path) -> Vec<(String, Vec<u8>)> {
     files
 }
 
-/// Every file under `dir`, recursively.
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
-        let path = entry.path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[test]
 fn a_small_stacks_maps_are_kept_in_memory_and_drawn_as_when_spilled() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    save_photo(&photo, 41, 33);
+    let photo = common::photo(dir.path(), 41, 33);
     let mut runs = Vec::new();
     for mode in [None, Some("spill")] {
         let out = dir.path().join(format!("out-{mode:?}"));
-        let mut envs = vec![("CONVMAPS_BAND_BYTES", "9000")];
-        envs.extend(mode.map(|mode| ("CONVMAPS_MAPS_MODE", mode)));
-        let output = run(
-            &[
-                photo.to_str().unwrap(),
+        let mut run = convmaps([&photo])
+            .args([
                 "--layers",
                 "6x3,relu,maxpool2,5x3/p1",
                 "--colormap",
                 "viridis",
-                "--backend",
-                "cpu",
-                "-q",
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            &envs,
-        );
-        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+            ])
+            .arg("-q")
+            .env("CONVMAPS_BAND_BYTES", "9000");
+        if let Some(mode) = mode {
+            run = run.env("CONVMAPS_MAPS_MODE", mode);
+        }
+        run.out(&out).cpu().success();
         let summary = common::read_summary(&out);
         assert!(summary["bands"].as_u64().unwrap() > 1, "several bands");
         let expected = if mode.is_some() { "spill" } else { "keep" };
         for layer in summary["layers"].as_array().unwrap() {
             assert_eq!(layer["maps_mode"]["mode"], expected, "{mode:?}");
         }
-        let leftovers: Vec<_> = walk(&out)
-            .into_iter()
-            .filter(|path| {
-                let name = path.file_name().unwrap().to_string_lossy();
-                name.contains("features") || name.starts_with('.')
-            })
-            .collect();
+        let leftovers = common::leftovers(&out);
         assert!(leftovers.is_empty(), "{mode:?}: {leftovers:?}");
         runs.push(pngs_under(&out));
     }

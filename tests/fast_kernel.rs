@@ -12,35 +12,18 @@ mod common;
 
 use std::time::Instant;
 
-use common::{assert_close, random_image, random_layer, rng};
+use common::{ABS, REL, assert_close, random_image, random_layer, rng};
 use convmaps::cpu;
 use convmaps::engine::{Engine, GpuEngine};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
-/// Both sum the same terms in the same order; the GPU may fuse
-/// multiply-adds, so allow a few ulps of the sum's magnitude.
-const ABS: f32 = 1e-5;
-const REL: f32 = 1e-5;
-
 /// Runs `spec` over a random `height`×`width` input on the fast shader and
 /// on the CPU, and compares.
 fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
-    let Some(fast) = common::engine("fast") else {
-        return;
-    };
-    let mut rng = rng(seed);
-    let input = random_image(&mut rng, spec.in_channels, height, width);
-    let layer = random_layer(&mut rng, spec);
-    let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-    let actual = common::run(fast, &input, &layer);
-    assert_close(
-        &format!("{spec:?} on {height}×{width}"),
-        &actual,
-        &expected,
-        ABS,
-        REL,
-    );
+    if let Some(fast) = common::engine("fast") {
+        common::assert_matches_reference(fast, &mut rng(seed), spec, height, width);
+    }
 }
 
 #[test]
@@ -121,10 +104,10 @@ fn relu_after_the_bias() {
     check(no_bias, 12, 21, 2);
 }
 
-#[test]
-fn stride_3_dilation_2_and_padding() {
-    let spec = LayerSpec {
-        stride: 3,
+/// `filters` 3×3 filters with `stride`, dilation 2 and an uneven padding.
+fn dilated_and_padded(filters: u32, stride: u32) -> LayerSpec {
+    LayerSpec {
+        stride,
         dilation: 2,
         padding: Padding {
             top: 2,
@@ -132,9 +115,13 @@ fn stride_3_dilation_2_and_padding() {
             left: 3,
             right: 2,
         },
-        ..LayerSpec::new(3, 7, 3)
-    };
-    check(spec, 23, 29, 1);
+        ..LayerSpec::new(3, filters, 3)
+    }
+}
+
+#[test]
+fn stride_3_dilation_2_and_padding() {
+    check(dilated_and_padded(7, 3), 23, 29, 1);
 }
 
 #[test]
@@ -152,17 +139,7 @@ fn a_stride_of_u32_max_leaves_one_pixel() {
 
 #[test]
 fn a_stride_wider_than_the_padded_photo() {
-    let spec = LayerSpec {
-        stride: 50,
-        dilation: 2,
-        padding: Padding {
-            top: 2,
-            bottom: 1,
-            left: 3,
-            right: 2,
-        },
-        ..LayerSpec::new(3, 17, 3)
-    };
+    let spec = dilated_and_padded(17, 50);
     assert_eq!(spec.output_size(9, 7).unwrap(), (1, 1));
     check(spec, 9, 7, 1);
     let huge = LayerSpec {
@@ -249,30 +226,23 @@ fn measure_fast_vs_direct_1024x768() {
     );
 
     let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-    for _ in 0..3 {
+    let measure = |name: &str, engine: &GpuEngine| {
         let started = Instant::now();
-        let (maps, t) = fast.run(&input, &layer).unwrap();
+        let (maps, t) = engine.run(&input, &layer).unwrap();
         let total = started.elapsed();
-        assert_close("fast 1024×768", &maps, &expected, ABS, REL);
+        assert_close(&format!("{name} 1024×768"), &maps, &expected, ABS, REL);
         println!(
-            "fast:   compute {:.1?} = {:.2} GFLOP/s (upload {:.1?}, readback {:.1?}, total {total:.1?} = {:.2} GFLOP/s)",
+            "{:7} compute {:.1?} = {:.2} GFLOP/s (upload {:.1?}, readback {:.1?}, total {total:.1?} = {:.2} GFLOP/s)",
+            format!("{name}:"),
             t.compute,
             gflops(t.compute.as_secs_f64()),
             t.upload,
             t.readback,
             gflops(total.as_secs_f64()),
         );
+    };
+    for _ in 0..3 {
+        measure("fast", &fast);
     }
-    let started = Instant::now();
-    let (maps, t) = direct.run(&input, &layer).unwrap();
-    let total = started.elapsed();
-    assert_close("direct 1024×768", &maps, &expected, ABS, REL);
-    println!(
-        "direct: compute {:.1?} = {:.2} GFLOP/s (upload {:.1?}, readback {:.1?}, total {total:.1?} = {:.2} GFLOP/s)",
-        t.compute,
-        gflops(t.compute.as_secs_f64()),
-        t.upload,
-        t.readback,
-        gflops(total.as_secs_f64()),
-    );
+    measure("direct", &direct);
 }

@@ -1,36 +1,27 @@
 //! Thousands of mutated PNG and JPEG files through the decoding path: each
 //! is decoded or refused with an error naming the file, never a panic.
 
+mod common;
+
+use std::path::Path;
+
 use convmaps::photo;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 
-fn seed_files() -> Vec<(&'static str, Vec<u8>)> {
-    let image = image::RgbImage::from_fn(19, 13, |x, y| {
-        image::Rgb([(x * 13) as u8, (y * 19) as u8, (x * y) as u8])
-    });
-    let mut png = Vec::new();
-    image
-        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
-        .unwrap();
-    let mut jpeg = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut jpeg),
-            image::ImageFormat::Jpeg,
-        )
-        .unwrap();
-    let gray16 = image::ImageBuffer::<image::Luma<u16>, _>::from_fn(7, 5, |x, y| {
+/// The files the mutants start from: the test photo as PNG and as JPEG,
+/// and a 16-bit grey PNG.
+fn seed_files(dir: &Path) -> Vec<(&'static str, Vec<u8>)> {
+    let read = |path: &Path| std::fs::read(path).unwrap();
+    let png = read(&common::save_photo(&dir.join("seed.png"), 19, 13));
+    let jpeg = read(&common::save_photo(&dir.join("seed.jpg"), 19, 13));
+    let gray16 = dir.join("gray16.png");
+    image::ImageBuffer::<image::Luma<u16>, _>::from_fn(7, 5, |x, y| {
         image::Luma([(x * 9000 + y) as u16])
-    });
-    let mut png16 = Vec::new();
-    gray16
-        .write_to(
-            &mut std::io::Cursor::new(&mut png16),
-            image::ImageFormat::Png,
-        )
-        .unwrap();
-    vec![("png", png), ("jpg", jpeg), ("png", png16)]
+    })
+    .save(&gray16)
+    .unwrap();
+    vec![("png", png), ("jpg", jpeg), ("png", read(&gray16))]
 }
 
 fn mutate(rng: &mut ChaCha8Rng, original: &[u8]) -> Vec<u8> {
@@ -68,7 +59,7 @@ fn mutated_images_decode_or_fail_cleanly_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(2024);
     let (mut decoded, mut refused) = (0, 0);
-    for (extension, original) in seed_files() {
+    for (extension, original) in seed_files(dir.path()) {
         let path = dir.path().join(format!("mutant.{extension}"));
         for _ in 0..1000 {
             std::fs::write(&path, mutate(&mut rng, &original)).unwrap();

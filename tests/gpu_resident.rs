@@ -12,6 +12,7 @@ use convmaps::gpu::{BandRecording, Gpu, ShaderKind, TensorOps};
 use convmaps::layer::{Layer, LayerSpec, Padding};
 use convmaps::pool::PoolSpec;
 use convmaps::tensor::Tensor3;
+use std::sync::Arc;
 
 /// A `[channels, height, width]` tensor uniform in `[-1, 1)`: half of it
 /// negative, for ReLU and for pooling windows that hold no positive value.
@@ -38,6 +39,32 @@ fn record_and_read(
         .collect()
 }
 
+/// The test binary's GPU and its tensor ops; `None` after a visible skip
+/// when there is no adapter.
+fn gpu_and_ops() -> Option<(Arc<Gpu>, TensorOps)> {
+    let gpu = common::gpu()?;
+    let ops = TensorOps::new(&gpu).unwrap();
+    Some((gpu, ops))
+}
+
+/// Max-pools `input` with `pool` in a recording on the GPU.
+fn max_pool_on_gpu(gpu: &Gpu, ops: &TensorOps, input: &Tensor3, pool: &PoolSpec) -> Tensor3 {
+    let mut read = record_and_read(gpu, ops, |band| {
+        let tensor = band.upload(input).unwrap();
+        let pooled = band.max_pool(&tensor, pool).unwrap();
+        band.read_back(&pooled);
+    });
+    read.remove(0)
+}
+
+/// The workgroups one dimension of a dispatch holds on `gpu` (at most the
+/// usual 65,535).
+fn max_workgroups(gpu: &Gpu) -> u32 {
+    gpu.limits()
+        .max_compute_workgroups_per_dimension
+        .min(65_535)
+}
+
 /// Panics naming the first value where `actual` and `expected` differ in
 /// any bit (or shape).
 fn assert_identical(what: &str, actual: &Tensor3, expected: &Tensor3) {
@@ -57,16 +84,12 @@ fn assert_identical(what: &str, actual: &Tensor3, expected: &Tensor3) {
 
 #[test]
 fn gpu_relu_equals_cpu_relu_exactly_including_a_grid_taller_than_one_row_of_workgroups() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     // One more row of 256-invocation workgroups than one dimension of the
     // dispatch holds (on a GPU with the usual 65,535 limit).
-    let max_groups = gpu
-        .limits()
-        .max_compute_workgroups_per_dimension
-        .min(65_535);
+    let max_groups = max_workgroups(&gpu);
     let shapes = [
         (1, 1, 1),
         (3, 5, 7),
@@ -92,10 +115,9 @@ fn gpu_relu_equals_cpu_relu_exactly_including_a_grid_taller_than_one_row_of_work
 
 #[test]
 fn gpu_max_pool_equals_cpu_max_pool_exactly_for_windows_2_and_3_strides_1_to_3() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     let shapes = [(1, 3, 3), (2, 7, 9), (3, 12, 5), (4, 15, 16), (1, 33, 31)];
     let mut seed = 0;
     for (channels, height, width) in shapes {
@@ -104,14 +126,10 @@ fn gpu_max_pool_equals_cpu_max_pool_exactly_for_windows_2_and_3_strides_1_to_3()
                 let pool = PoolSpec { size, stride };
                 seed += 1;
                 let input = signed_tensor(seed, channels, height, width);
-                let read = record_and_read(&gpu, &ops, |band| {
-                    let tensor = band.upload(&input).unwrap();
-                    let pooled = band.max_pool(&tensor, &pool).unwrap();
-                    band.read_back(&pooled);
-                });
+                let read = max_pool_on_gpu(&gpu, &ops, &input, &pool);
                 let expected = cpu::max_pool(&input, &pool).unwrap();
                 let what = format!("maxpool{size}/s{stride} of {channels}×{height}×{width}");
-                assert_identical(&what, &read[0], &expected);
+                assert_identical(&what, &read, &expected);
             }
         }
     }
@@ -119,44 +137,31 @@ fn gpu_max_pool_equals_cpu_max_pool_exactly_for_windows_2_and_3_strides_1_to_3()
 
 #[test]
 fn a_window_of_negative_infinity_pools_to_negative_infinity_on_the_gpu_and_the_cpu() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     // Left half −∞, right half −∞ but for one −5 per row.
     let mut input = Tensor3::from_vec(1, 2, 4, vec![f32::NEG_INFINITY; 8]);
     input.data[3] = -5.0;
     input.data[7] = -5.0;
     let pool = PoolSpec::square(2);
-    let read = record_and_read(&gpu, &ops, |band| {
-        let tensor = band.upload(&input).unwrap();
-        let pooled = band.max_pool(&tensor, &pool).unwrap();
-        band.read_back(&pooled);
-    });
+    let read = max_pool_on_gpu(&gpu, &ops, &input, &pool);
     let expected = Tensor3::from_vec(1, 1, 2, vec![f32::NEG_INFINITY, -5.0]);
     assert_identical("cpu", &cpu::max_pool(&input, &pool).unwrap(), &expected);
-    assert_identical("gpu", &read[0], &expected);
+    assert_identical("gpu", &read, &expected);
 }
 
 #[test]
 fn a_large_max_pool_runs_over_a_grid_taller_than_one_row_of_workgroups() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
-    let max_groups = gpu
-        .limits()
-        .max_compute_workgroups_per_dimension
-        .min(65_535);
+    let max_groups = max_workgroups(&gpu);
     // A 1×1 window with stride 1 copies every value: one invocation each.
     let input = signed_tensor(5, 1, 2, max_groups * 128 + 77);
     let pool = PoolSpec { size: 1, stride: 1 };
-    let read = record_and_read(&gpu, &ops, |band| {
-        let tensor = band.upload(&input).unwrap();
-        let pooled = band.max_pool(&tensor, &pool).unwrap();
-        band.read_back(&pooled);
-    });
-    assert_identical("maxpool1 of a wide band", &read[0], &input);
+    let read = max_pool_on_gpu(&gpu, &ops, &input, &pool);
+    assert_identical("maxpool1 of a wide band", &read, &input);
 }
 
 /// For each shader: the conv recorded over a tensor uploaded to the GPU
@@ -167,10 +172,9 @@ fn a_large_max_pool_runs_over_a_grid_taller_than_one_row_of_workgroups() {
 /// large for its uniform windows.
 #[test]
 fn conv_recorded_from_gpu_memory_equals_the_same_shaders_host_run_exactly() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     let mut rng = rng(21);
     let mut cases: Vec<(Tensor3, Layer)> = (0..24)
         .map(|_| {
@@ -223,10 +227,9 @@ fn conv_recorded_from_gpu_memory_equals_the_same_shaders_host_run_exactly() {
 /// from before it.
 #[test]
 fn a_chain_of_steps_kept_on_the_gpu_equals_the_cpu_reference_step_by_step() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     let mut rng = rng(8);
     for shader in ShaderKind::ALL {
         let pipeline = shader.compile(&gpu).unwrap();
@@ -287,10 +290,9 @@ fn a_chain_of_steps_kept_on_the_gpu_equals_the_cpu_reference_step_by_step() {
 
 #[test]
 fn a_recording_refuses_steps_that_do_not_fit_their_input_with_errors() {
-    let Some(gpu) = common::gpu() else {
+    let Some((gpu, ops)) = gpu_and_ops() else {
         return;
     };
-    let ops = TensorOps::new(&gpu).unwrap();
     let input = signed_tensor(1, 2, 6, 5);
     let mut band = BandRecording::new(&gpu, &ops);
     let tensor = band.upload(&input).unwrap();

@@ -5,15 +5,10 @@
 
 mod common;
 
-use common::{assert_close, random_image, random_layer, rng};
+use common::{ABS, REL, assert_close, assert_matches_reference, random_image, random_layer, rng};
 use convmaps::cpu;
 use convmaps::engine::Engine;
 use convmaps::layer::{Activation, LayerSpec};
-
-/// The engines and the reference sum the same terms in the same order; a
-/// GPU may fuse multiply-adds, so allow a few ulps of the sum's magnitude.
-const ABS: f32 = 1e-5;
-const REL: f32 = 1e-5;
 
 fn matches_the_reference_on_shapes_not_multiples_of_the_blocks(engine: &dyn Engine) {
     // (filters, kernel, height, width): odd, non-square, not multiples of the
@@ -32,17 +27,8 @@ fn matches_the_reference_on_shapes_not_multiples_of_the_blocks(engine: &dyn Engi
     ];
     let mut rng = rng(7);
     for (filters, kernel, height, width) in shapes {
-        let input = random_image(&mut rng, 3, height, width);
-        let layer = random_layer(&mut rng, LayerSpec::new(3, filters, kernel));
-        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-        let actual = common::run(engine, &input, &layer);
-        assert_close(
-            &format!("K={filters} F={kernel} H={height} W={width}"),
-            &actual,
-            &expected,
-            ABS,
-            REL,
-        );
+        let spec = LayerSpec::new(3, filters, kernel);
+        assert_matches_reference(engine, &mut rng, spec, height, width);
     }
 }
 
@@ -50,17 +36,7 @@ fn matches_the_reference_on_random_geometry(engine: &dyn Engine) {
     let mut rng = rng(11);
     for _ in 0..40 {
         let (spec, height, width) = common::random_geometry(&mut rng, 12, 24);
-        let input = random_image(&mut rng, spec.in_channels, height, width);
-        let layer = random_layer(&mut rng, spec);
-        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-        let actual = common::run(engine, &input, &layer);
-        assert_close(
-            &format!("{spec:?} on {height}×{width}"),
-            &actual,
-            &expected,
-            ABS,
-            REL,
-        );
+        assert_matches_reference(engine, &mut rng, spec, height, width);
     }
 }
 
@@ -128,17 +104,13 @@ fn a_mismatched_input_is_refused(engine: &dyn Engine) {
 /// A stride larger than the input: one window per axis, a 1×1 map.
 fn a_stride_larger_than_the_input_gives_one_pixel(engine: &dyn Engine) {
     let mut rng = rng(13);
-    let input = random_image(&mut rng, 3, 9, 7);
     for stride in [8, 1000, u32::MAX] {
         let spec = LayerSpec {
             stride,
             ..LayerSpec::new(3, 5, 3)
         };
-        let layer = random_layer(&mut rng, spec);
-        let expected = cpu::conv2d_direct(&input, &layer).unwrap();
-        let actual = common::run(engine, &input, &layer);
+        let actual = assert_matches_reference(engine, &mut rng, spec, 9, 7);
         assert_eq!((actual.height, actual.width), (1, 1), "stride {stride}");
-        assert_close(&format!("stride {stride}"), &actual, &expected, ABS, REL);
     }
 }
 

@@ -10,35 +10,33 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
+use common::convmaps;
+
+/// Runs `photo` with 3×3 filters (5 of them unless `extra` says `-k`) on
+/// `backend` in `mode`, the pictures made `on` the GPU or the host, in
+/// bands of 6000 bytes; returns the summary.
 fn run(
     photo: &Path,
     out: &Path,
     (backend, on, mode): (&str, &str, &str),
     extra: &[&str],
 ) -> serde_json::Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(photo)
-        .args(["-f", "3", "--backend", backend, "-q", "--out"])
-        .arg(out)
+    let filters: &[&str] = if extra.contains(&"-k") {
+        &[]
+    } else {
+        &["-k", "5"]
+    };
+    convmaps([photo])
+        .args(["-f", "3", "-q"])
+        .out(out)
         .args(extra)
-        .args(if extra.contains(&"-k") {
-            &[][..]
-        } else {
-            &["-k", "5"][..]
-        })
+        .args(filters)
+        .backend(backend)
         .env("CONVMAPS_MAPS_MODE", mode)
         .env("CONVMAPS_PICTURES", on)
         .env("CONVMAPS_BAND_BYTES", "6000")
-        .output()
-        .expect("run convmaps");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{mode} {extra:?}: {}",
-        common::text(&output)
-    );
+        .success();
     common::read_summary(out)
 }
 
@@ -80,16 +78,7 @@ fn every_maps_mode_writes_the_same_files_on_the_gpu() {
 /// engine's `CONVMAPS_PICTURES`).
 fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(37, 29, |x, y| {
-        image::Rgb([
-            (x * 7 % 256) as u8,
-            (y * 11 % 256) as u8,
-            ((x * y) % 256) as u8,
-        ])
-    })
-    .save(&photo)
-    .unwrap();
+    let photo = common::photo(dir.path(), 37, 29);
     let views: [&[&str]; 6] = [
         &["--normalize", "per-map"],
         // One output row of 48 maps exceeds the band: chunks of filters
@@ -152,31 +141,23 @@ fn every_maps_mode_writes_the_same_files(backend: &str, on: &str) {
     }
 }
 
+/// A run of the `width`×`height` photo into `dir/out` with `options`, in
+/// the mode the binary picks itself.
+fn picked(dir: &Path, (width, height): (u32, u32), options: &[&str]) -> common::Run {
+    let photo = common::photo(dir, width, height);
+    let out = dir.join("out");
+    convmaps([&photo])
+        .args(options)
+        .out(out)
+        .env_remove("CONVMAPS_MAPS_MODE")
+}
+
 #[test]
 fn the_mode_is_chosen_and_said_in_the_summary() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(20, 16, |x, y| image::Rgb([x as u8, y as u8, 3]))
-        .save(&photo)
-        .unwrap();
+    let options = ["-k", "2", "-q", "--normalize", "-1,1"];
+    picked(dir.path(), (20, 16), &options).cpu().success();
     let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(&photo)
-        .args([
-            "-k",
-            "2",
-            "--backend",
-            "cpu",
-            "-q",
-            "--normalize",
-            "-1,1",
-            "--out",
-        ])
-        .arg(&out)
-        .env_remove("CONVMAPS_MAPS_MODE")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
     let summary = common::read_summary(&out);
     assert_eq!(summary["maps_mode"]["mode"], "one-pass");
     assert!(
@@ -191,36 +172,18 @@ fn the_mode_is_chosen_and_said_in_the_summary() {
 
 #[test]
 fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(40, 30, |x, y| image::Rgb([x as u8, y as u8, 9]))
-        .save(&photo)
-        .unwrap();
     for (budget, mode) in [("100000000", "keep"), ("1000", "spill")] {
-        let out = dir.path().join(format!("out-{mode}"));
-        let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-            .arg(&photo)
-            .args(["-k", "3", "--backend", "cpu", "--out"])
-            .arg(&out)
-            .env_remove("CONVMAPS_MAPS_MODE")
+        let dir = tempfile::tempdir().unwrap();
+        picked(dir.path(), (40, 30), &["-k", "3"])
             .env("CONVMAPS_KEEP_BYTES", budget)
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
-        // The terminal says it too.
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            stdout.contains(&format!("pictures    {mode}: ")),
-            "{stdout}"
-        );
+            .cpu()
+            .success()
+            // The terminal says it too.
+            .says(&[&format!("pictures    {mode}: ")]);
+        let out = dir.path().join("out");
         let summary = common::read_summary(&out);
         assert_eq!(summary["maps_mode"]["mode"], mode, "budget {budget}");
-        let leftovers: Vec<String> = std::fs::read_dir(&out)
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|name| name.contains("features") || name.starts_with('.'))
-            .collect();
+        let leftovers = common::leftovers(&out);
         assert!(leftovers.is_empty(), "{mode}: {leftovers:?}");
     }
 }
@@ -228,42 +191,17 @@ fn maps_that_fit_the_budget_are_kept_and_never_touch_the_disk() {
 #[test]
 fn a_keep_budget_that_is_not_a_number_is_refused_by_name() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8, y as u8, 1]))
-        .save(&photo)
-        .unwrap();
-    let out = dir.path().join("out");
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(&photo)
-        .args(["-k", "2", "--backend", "cpu", "-q", "--out"])
-        .arg(&out)
-        .env_remove("CONVMAPS_MAPS_MODE")
+    picked(dir.path(), (12, 10), &["-k", "2", "-q"])
         .env("CONVMAPS_KEEP_BYTES", "lots")
-        .output()
-        .unwrap();
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains("CONVMAPS_KEEP_BYTES=lots"), "{text}");
+        .cpu()
+        .fails_with(2, &["CONVMAPS_KEEP_BYTES=lots"]);
 }
 
 #[test]
 fn a_pictures_setting_that_is_not_gpu_or_host_is_refused_by_name() {
-    if common::gpu().is_none() {
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8, y as u8, 1]))
-        .save(&photo)
-        .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(&photo)
-        .args(["-k", "2", "--backend", "gpu", "-q", "--out"])
-        .arg(dir.path().join("out"))
-        .env("CONVMAPS_PICTURES", "cpu")
-        .output()
-        .unwrap();
-    let text = common::text(&output);
-    assert_eq!(output.status.code(), Some(2), "{text}");
-    assert!(text.contains("CONVMAPS_PICTURES=cpu"), "{text}");
+    let run = picked(dir.path(), (12, 10), &["-k", "2", "-q"]);
+    if let Some(run) = run.env("CONVMAPS_PICTURES", "cpu").gpu() {
+        run.fails_with(2, &["CONVMAPS_PICTURES=cpu"]);
+    }
 }

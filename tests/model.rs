@@ -5,9 +5,8 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-use common::{assert_close, random_image, rng, uniform};
+use common::{assert_close, assert_not_written, convmaps, random_image, rng, uniform};
 use convmaps::cpu;
 use convmaps::layer::{Layer, LayerSpec};
 use convmaps::model::load::{FoldBatchNorm, load_conv};
@@ -42,6 +41,18 @@ fn write_model(path: &Path, tensors: &[(&str, Dtype, Vec<usize>, Vec<f64>)]) {
         })
         .collect();
     std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// [`write_model`] as `name` in a fresh folder: the folder, kept while it
+/// lives, and the file.
+fn model(
+    name: &str,
+    tensors: &[(&str, Dtype, Vec<usize>, Vec<f64>)],
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    write_model(&path, tensors);
+    (dir, path)
 }
 
 /// Values i/128 − 0.25, exact in every dtype here.
@@ -80,12 +91,8 @@ fn every_float_dtype_reads_as_the_f32_of_its_stored_values() {
 
 #[test]
 fn integer_weights_are_refused_naming_the_tensor_and_dtype() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ints.safetensors");
-    write_model(
-        &path,
-        &[("conv.weight", Dtype::I32, vec![2, 3, 3, 3], ramp(54))],
-    );
+    let int_weight = ("conv.weight", Dtype::I32, vec![2, 3, 3, 3], ramp(54));
+    let (_dir, path) = model("ints.safetensors", &[int_weight]);
     let error = load_conv(&path, None, None).unwrap_err().to_string();
     assert!(
         error.contains("ints.safetensors") && error.contains("I32"),
@@ -196,40 +203,23 @@ fn folding_refuses_a_non_positive_variance_and_a_wrong_length() {
     );
 }
 
-fn convmaps(args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
-    command.args(args);
-    command.output().expect("run convmaps")
-}
-
 #[test]
 fn fold_bn_on_the_command_line_restores_one_bias_per_filter_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.safetensors");
     conv_and_batch_norm(&model, false);
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 90]))
-        .save(&photo)
-        .unwrap();
+    let photo = common::photo(dir.path(), 12, 10);
     let out = dir.path().join("out");
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--fold-bn",
-        "bn1",
-        "--backend",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("(3·3·3 + 1)·4 = 112"), "{stdout}");
-    assert!(
-        stdout.contains("the conv alone 3·3·3·4 = 108, no bias"),
-        "{stdout}"
-    );
+    let with_model = || convmaps([&photo]).arg("--weights").arg(&model);
+    with_model()
+        .args(["--fold-bn", "bn1", "-o"])
+        .arg(&out)
+        .cpu()
+        .success()
+        .says(&[
+            "(3·3·3 + 1)·4 = 112",
+            "the conv alone 3·3·3·4 = 108, no bias",
+        ]);
     let summary = common::read_summary(&out);
     assert_eq!(summary["parameters"]["biases"], 4);
     assert_eq!(summary["weights_file"]["batch_norm"], "bn1");
@@ -237,21 +227,10 @@ fn fold_bn_on_the_command_line_restores_one_bias_per_filter_and_says_so() {
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("bn1: 2·4 trained (γ, β) + 2·4 running (μ, σ²)"));
 
-    let missing = convmaps(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--fold-bn",
-        "bn9",
-        "-o",
-        dir.path().join("never").to_str().unwrap(),
-    ]);
-    assert_eq!(missing.status.code(), Some(2), "{}", common::text(&missing));
-    assert!(
-        common::text(&missing).contains("has no BatchNorm \"bn9\""),
-        "{}",
-        common::text(&missing)
-    );
+    with_model()
+        .args(["--fold-bn", "bn9", "-o"])
+        .arg(dir.path().join("never"))
+        .fails_with(2, &["has no BatchNorm \"bn9\""]);
 }
 
 #[test]
@@ -259,9 +238,7 @@ fn layers_lists_each_conv_with_its_parameter_count_and_batch_norm() {
     let dir = tempfile::tempdir().unwrap();
     let model = dir.path().join("model.safetensors");
     let (_, _) = conv_and_batch_norm(&model, false);
-    let output = convmaps(&["layers", model.to_str().unwrap()]);
-    assert!(output.status.success(), "{}", common::text(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = convmaps([Path::new("layers"), &model]).success().stdout();
     let row = stdout
         .lines()
         .find(|l| l.starts_with("conv1"))
@@ -275,8 +252,10 @@ fn layers_lists_each_conv_with_its_parameter_count_and_batch_norm() {
         "{stdout}"
     );
 
-    let json = convmaps(&["layers", model.to_str().unwrap(), "--json"]);
-    let table: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let json = convmaps([Path::new("layers"), &model])
+        .arg("--json")
+        .success();
+    let table: serde_json::Value = serde_json::from_str(&json.stdout()).unwrap();
     assert_eq!(
         table["layers"][0]["weight_shape"],
         serde_json::json!([4, 3, 3, 3])
@@ -356,41 +335,21 @@ fn folding_an_onnx_batch_norm_equals_the_conv_then_the_graphs_batch_norm() {
 #[test]
 fn options_that_an_onnx_file_sets_are_refused_naming_them() {
     let dir = tempfile::tempdir().unwrap();
-    let photo = dir.path().join("photo.png");
-    image::RgbImage::from_fn(12, 10, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 90]))
-        .save(&photo)
-        .unwrap();
-    let model = onnx_fixture("a.onnx");
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--stride",
-        "1",
-        "--padding",
-        "2",
-        "-o",
-        dir.path().join("never").to_str().unwrap(),
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(
-        common::text(&output).contains("--stride, --padding cannot change them"),
-        "{}",
-        common::text(&output)
-    );
-    assert!(!dir.path().join("never").exists());
+    let photo = common::photo(dir.path(), 12, 10);
+    let with_model = || {
+        convmaps([&photo])
+            .arg("--weights")
+            .arg(onnx_fixture("a.onnx"))
+    };
+    let never = dir.path().join("never");
+    with_model()
+        .args(["--stride", "1", "--padding", "2", "-o"])
+        .arg(&never)
+        .fails_with(2, &["--stride, --padding cannot change them"]);
+    assert_not_written(&never);
 
     let out = dir.path().join("out");
-    let output = convmaps(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    assert!(output.status.success(), "{}", common::text(&output));
+    with_model().arg("-o").arg(&out).cpu().success();
     let summary = common::read_summary(&out);
     assert_eq!(summary["layer"]["stride"], 2);
     assert_eq!(
@@ -436,11 +395,9 @@ fn a_folded_pytorch_conv_equals_pytorchs_conv_then_batch_norm() {
 
 #[test]
 fn without_a_name_a_state_dict_gives_its_first_conv_that_reads_an_image() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sorted.safetensors");
     // Sorted by name, as safetensors files are: the block's conv comes first.
-    write_model(
-        &path,
+    let (_dir, path) = model(
+        "sorted.safetensors",
         &[
             (
                 "blocks.0.conv.weight",
@@ -467,15 +424,9 @@ fn a_bare_fold_bn_on_a_state_dict_takes_the_batch_norm_its_names_suggest() {
     };
     let loaded = load_conv(&path, None, Some(&fold)).unwrap();
     assert_eq!(loaded.origin.batch_norm.as_deref(), Some("bn1"));
-    let output = convmaps(&[
-        "x.png",
-        "--weights",
-        path.to_str().unwrap(),
-        "--fold-bn",
-        "--no-bias",
-    ]);
-    assert_eq!(output.status.code(), Some(2), "{}", common::text(&output));
-    assert!(common::text(&output).contains("--no-bias would drop it"));
+    convmaps([Path::new("x.png"), Path::new("--weights"), &path])
+        .args(["--fold-bn", "--no-bias"])
+        .fails_with(2, &["--no-bias would drop it"]);
 }
 
 #[test]

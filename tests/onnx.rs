@@ -56,6 +56,26 @@ fn explicit(top: u32, bottom: u32, left: u32, right: u32) -> FilePadding {
     })
 }
 
+/// The geometry of a conv with the same stride and dilation on both axes.
+fn geometry(stride: u32, padding: FilePadding, dilation: u32, group: u32) -> Option<FileGeometry> {
+    Some(FileGeometry {
+        strides: [stride; 2],
+        padding,
+        dilations: [dilation; 2],
+        group,
+    })
+}
+
+/// Writes `bytes` as `m.onnx` in a fresh folder (kept while the file is
+/// read) and opens it.
+fn open_bytes(bytes: &[u8]) -> (tempfile::TempDir, OnnxFile) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, bytes).expect("write");
+    let model = OnnxFile::open(&path).expect("opens");
+    (dir, model)
+}
+
 /// Conv, BatchNorm, Relu, an unnamed Conv: the graph of a.onnx and b.onnx.
 fn assert_conv_bn_graph(convs: &[ConvRef]) {
     let names: Vec<&str> = convs.iter().map(|c| c.name.as_str()).collect();
@@ -70,16 +90,8 @@ fn assert_conv_bn_graph(convs: &[ConvRef]) {
     assert_eq!(first.weight, "conv1.weight");
     assert_eq!(first.bias.as_deref(), Some("conv1.bias"));
     assert_eq!(first.weight_shape, [4, 3, 3, 3]);
-    assert_eq!(
-        first.geometry,
-        Some(FileGeometry {
-            strides: [2, 2],
-            // pads [1, 0, 2, 1] are [top, left, bottom, right]
-            padding: explicit(1, 2, 0, 1),
-            dilations: [1, 1],
-            group: 1,
-        })
-    );
+    // pads [1, 0, 2, 1] are [top, left, bottom, right]
+    assert_eq!(first.geometry, geometry(2, explicit(1, 2, 0, 1), 1, 1));
     assert_eq!(
         first.batch_norm,
         Some(BatchNormRef {
@@ -97,12 +109,7 @@ fn assert_conv_bn_graph(convs: &[ConvRef]) {
     assert_eq!(second.weight_shape, [2, 4, 1, 1]);
     assert_eq!(
         second.geometry,
-        Some(FileGeometry {
-            strides: [1, 1],
-            padding: explicit(0, 0, 0, 0),
-            dilations: [1, 1],
-            group: 1,
-        }),
+        geometry(1, explicit(0, 0, 0, 0), 1, 1),
         "defaults when the attributes are absent"
     );
     assert_eq!(second.batch_norm, None);
@@ -183,15 +190,7 @@ fn grouped_same_upper_dilated_conv_with_f64_and_bf16() {
     assert_eq!(conv.name, "gconv");
     assert_eq!(conv.weight_shape, [6, 2, 3, 3]);
     assert_eq!(conv.bias.as_deref(), Some("gconv.bias"));
-    assert_eq!(
-        conv.geometry,
-        Some(FileGeometry {
-            strides: [2, 2],
-            padding: FilePadding::SameUpper,
-            dilations: [2, 2],
-            group: 2,
-        })
-    );
+    assert_eq!(conv.geometry, geometry(2, FilePadding::SameUpper, 2, 2));
     assert_eq!(
         (conv.batch_norm.clone(), conv.reads_input),
         (None, Some(true))
@@ -290,23 +289,17 @@ fn same_upper_with_dilation_matches_the_reference_evaluator() {
 
 #[test]
 fn integer_and_external_tensors_are_refused_by_name() {
-    let path = fixture("a.onnx");
-    let mut model = open("a.onnx");
-    let message = error_naming(model.tensor("out_shape"), &path);
-    assert!(
-        message.contains("\"out_shape\"") && message.contains("INT64"),
-        "{message}"
-    );
-    let message = error_naming(model.tensor("no.such.tensor"), &path);
-    assert!(message.contains("no.such.tensor"), "{message}");
-
-    let path = fixture("d.onnx");
-    let mut model = open("d.onnx");
-    let message = error_naming(model.tensor("scale"), &path);
-    assert!(
-        message.contains("\"scale\"") && message.contains("external"),
-        "{message}"
-    );
+    let cases: [(&str, &str, &[&str]); 3] = [
+        ("a.onnx", "out_shape", &["\"out_shape\"", "INT64"]),
+        ("a.onnx", "no.such.tensor", &["no.such.tensor"]),
+        ("d.onnx", "scale", &["\"scale\"", "external"]),
+    ];
+    for (file, tensor, needles) in cases {
+        let message = error_naming(open(file).tensor(tensor), &fixture(file));
+        for needle in needles {
+            assert!(message.contains(needle), "{message}");
+        }
+    }
 }
 
 #[test]
@@ -341,17 +334,25 @@ fn try_everything(dir: &Path, bytes: &[u8]) -> Option<String> {
     }
 }
 
-#[test]
-fn truncated_files_are_errors_naming_the_file() {
+/// Calls `check` with a scratch folder and the bytes of each fixture that
+/// has convs (a, b and c).
+fn for_each_fixture(mut check: impl FnMut(&Path, &[u8])) {
     let dir = tempfile::tempdir().expect("temp dir");
     for name in ["a.onnx", "b.onnx", "c.onnx"] {
-        let bytes = std::fs::read(fixture(name)).expect("fixture");
-        for cut in 0..bytes.len() {
-            try_everything(dir.path(), &bytes[..cut]);
-        }
-        let message = try_everything(dir.path(), &bytes[..bytes.len() / 2]).expect("refused");
-        assert!(message.contains("not a valid ONNX model"), "{message}");
+        check(dir.path(), &std::fs::read(fixture(name)).expect("fixture"));
     }
+}
+
+#[test]
+fn truncated_files_are_errors_naming_the_file() {
+    for_each_fixture(|dir, bytes| {
+        for cut in 0..bytes.len() {
+            try_everything(dir, &bytes[..cut]);
+        }
+        let message = try_everything(dir, &bytes[..bytes.len() / 2]).expect("refused");
+        assert!(message.contains("not a valid ONNX model"), "{message}");
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
     let message = try_everything(dir.path(), b"").expect("refused");
     assert!(message.contains("no graph"), "{message}");
     let message = try_everything(dir.path(), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").expect("refused");
@@ -360,17 +361,15 @@ fn truncated_files_are_errors_naming_the_file() {
 
 #[test]
 fn corrupted_bytes_never_panic() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    for name in ["a.onnx", "b.onnx", "c.onnx"] {
-        let bytes = std::fs::read(fixture(name)).expect("fixture");
+    for_each_fixture(|dir, bytes| {
         for position in 0..bytes.len() {
             for flip in [0x01u8, 0x80, 0xff] {
-                let mut corrupted = bytes.clone();
+                let mut corrupted = bytes.to_vec();
                 corrupted[position] ^= flip;
-                try_everything(dir.path(), &corrupted);
+                try_everything(dir, &corrupted);
             }
         }
-    }
+    });
 }
 
 /// A few protobuf messages written by hand, for graphs the fixtures do not
@@ -471,10 +470,7 @@ fn identity_weights_initializer_inputs_and_other_dims_are_handled() {
         // Older files list initializers among the inputs too.
         &["x", "w"],
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("m.onnx");
-    std::fs::write(&path, model).expect("write");
-    let mut model = OnnxFile::open(&path).expect("opens");
+    let (_dir, mut model) = open_bytes(&model);
     let convs = model.convs().to_vec();
     let names: Vec<&str> = convs.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["y", "z"], "the 1-D conv is left out");
@@ -558,10 +554,7 @@ fn convs_whose_weight_or_bias_is_not_in_the_file_are_left_out() {
         &[tensor("w", &[2, 1, 3, 3], &[0.5; 18])],
         &["x", "w_in"],
     );
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("m.onnx");
-    std::fs::write(&path, model).expect("write");
-    let model = OnnxFile::open(&path).expect("opens");
+    let (_dir, model) = open_bytes(&model);
     let names: Vec<&str> = model.convs().iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["kept"]);
     assert_eq!(model.first_input_conv().expect("kept").name, "kept");
@@ -585,11 +578,8 @@ fn many_convs_each_with_a_batch_norm_list_in_linear_time() {
     for name in ["s", "b", "m", "v"] {
         initializers.push(tensor(name, &[1], &[1.0]));
     }
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("m.onnx");
-    std::fs::write(&path, encode::model(&nodes, &initializers, &["x"])).expect("write");
     // Quadratic lookups would take minutes here; no time is asserted.
-    let model = OnnxFile::open(&path).expect("opens");
+    let (_dir, model) = open_bytes(&encode::model(&nodes, &initializers, &["x"]));
     assert_eq!(model.convs().len(), count);
     let last = &model.convs()[count - 1];
     assert_eq!(

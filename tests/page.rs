@@ -8,56 +8,38 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn photo(dir: &Path) -> PathBuf {
-    photo_at(&dir.join("square.png"))
-}
-
+/// The 40×30 photo at `path`: a bright red square (x 10..30, y 7..22) on a
+/// dark ground.
 fn photo_at(path: &Path) -> PathBuf {
-    let image = image::RgbImage::from_fn(40, 30, |x, y| {
-        let inside = (12..28).contains(&x) && (8..22).contains(&y);
-        image::Rgb([if inside { 230 } else { 20 }, (x * 6) as u8, (y * 8) as u8])
-    });
-    image.save(path).unwrap();
-    path.to_path_buf()
+    common::save_photo(path, 40, 30)
 }
 
-fn run(dir: &Path, name: &str, options: &[&str]) -> PathBuf {
-    run_photo(&photo(dir), &dir.join(name), options)
+/// Runs the 40×30 photo on the CPU with `options` (split at spaces) in a
+/// fresh folder; returns the folder, kept while it lives, and the run's
+/// output directory in it.
+fn run(options: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = photo_at(&dir.path().join("square.png"));
+    let out = run_photo(&photo, &dir.path().join("out"), options);
+    (dir, out)
 }
 
-fn run_photo(photo: &Path, out: &Path, options: &[&str]) -> PathBuf {
-    let out = out.to_path_buf();
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .arg(photo)
-        .args(["--out", out.to_str().unwrap(), "--backend", "cpu"])
-        .args(options)
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
-    out
+/// Runs `photo` on the CPU with `options` (split at spaces) into `out`,
+/// which it returns.
+fn run_photo(photo: &Path, out: &Path, options: &str) -> PathBuf {
+    common::convmaps([photo])
+        .out(out)
+        .cpu()
+        .args(options.split(' '))
+        .success();
+    out.to_path_buf()
 }
 
 #[test]
 fn rdbu_colours_the_sign_of_each_value() {
-    let dir = tempfile::tempdir().unwrap();
     // Identity filters (zero bias): map 0 is the red channel, 230/255 inside
     // the square and 20/255 outside, drawn on a fixed −1..1 scale.
-    let out = run(
-        dir.path(),
-        "rdbu",
-        &[
-            "--init",
-            "identity",
-            "-k",
-            "3",
-            "-f",
-            "1",
-            "--colormap",
-            "rdbu",
-            "--normalize",
-            "-1,1",
-        ],
-    );
+    let (_dir, out) = run("--init identity -k 3 -f 1 --colormap rdbu --normalize -1,1");
     let map = image::open(out.join("feature_00.png")).unwrap().to_rgb8();
     let inside = map.get_pixel(20, 15).0;
     let outside = map.get_pixel(2, 2).0;
@@ -73,21 +55,19 @@ fn rdbu_colours_the_sign_of_each_value() {
 
 #[test]
 fn gray_per_map_feature_pngs_stay_8_bit_grey_and_viridis_is_rgb() {
-    let dir = tempfile::tempdir().unwrap();
-    let gray = run(dir.path(), "gray", &["-k", "2"]);
+    let (_gray_dir, gray) = run("-k 2");
     assert_eq!(
         image::open(gray.join("feature_00.png")).unwrap().color(),
         image::ColorType::L8
     );
-    let viridis = run(dir.path(), "viridis", &["-k", "2", "--colormap", "viridis"]);
+    let (_viridis_dir, viridis) = run("-k 2 --colormap viridis");
     let map = image::open(viridis.join("feature_00.png")).unwrap();
     assert_eq!(map.color(), image::ColorType::Rgb8);
 }
 
 #[test]
 fn grid_and_filters_pictures_exist_with_one_cell_per_filter() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), "pictures", &["-k", "10", "--init", "mixed"]);
+    let (_dir, out) = run("-k 10 --init mixed");
     let grid = image::open(out.join("grid.png")).unwrap();
     let filters = image::open(out.join("filters.png")).unwrap();
     // 10 maps in a 4×3 grid: wider than tall, like the filters picture.
@@ -130,14 +110,8 @@ fn chromium() -> Option<PathBuf> {
 
 #[test]
 fn index_html_opens_offline_with_every_image_loaded() {
-    let Some(browser) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        "page",
-        &["-k", "6", "--init", "gabor", "--colormap", "viridis"],
-    );
-    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let (_dir, out) = run("-k 6 --init gabor --colormap viridis");
+    let html = page(&out);
     assert!(
         html.contains("(3·5·5 + 1)·6 = 456"),
         "the page states the parameter count"
@@ -146,6 +120,7 @@ fn index_html_opens_offline_with_every_image_loaded() {
         !html.contains("http://") && !html.contains("https://"),
         "the page must not reach out"
     );
+    let Some(browser) = chromium() else { return };
     let (dom, _) = open_page(&browser, &out, "", &["--virtual-time-budget=10000"]);
     // input, grid, filters, and for each of 6 filters its map and its picture.
     let expected = 3 + 2 * 6;
@@ -223,25 +198,32 @@ fn self_test_error(dom: &str) -> Result<f64, String> {
 /// works, so the budget only bounds a page that never finishes.
 const WEBGPU: [&str; 2] = ["--enable-unsafe-webgpu", "--virtual-time-budget=100000000"];
 
+/// Opens `out/index.html#selftest` with WebGPU, asserts that the page's
+/// maps are within 1e-5 of the native ones, and returns the DOM.
+fn assert_self_test_passes(browser: &Path, out: &Path) -> String {
+    let (dom, took) = open_page(browser, out, "#selftest", &WEBGPU);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    eprintln!("self-test in headless Chromium: {took:?}, worst relative error {error:e}");
+    assert!(error <= 1e-5, "worst relative error {error}");
+    dom
+}
+
+/// The `index.html` a run wrote into `out`.
+fn page(out: &Path) -> String {
+    std::fs::read_to_string(out.join("index.html")).unwrap()
+}
+
 #[test]
 fn live_page_computes_the_native_maps_on_webgpu() {
-    let Some(browser) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(
-        dir.path(),
-        "live",
-        &["-k", "4", "-f", "3", "--init", "gabor"],
-    );
-    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let (_dir, out) = run("-k 4 -f 3 --init gabor");
+    let html = page(&out);
     assert!(
         html.contains(include_str!("../shaders/conv2d_direct.wgsl")),
         "the page embeds the shader verbatim"
     );
     assert!(html.contains("id=\"convmaps-data\""));
-    let (dom, took) = open_page(&browser, &out, "#selftest", &WEBGPU);
-    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
-    eprintln!("self-test in headless Chromium: {took:?}, worst relative error {error:e}");
-    assert!(error <= 1e-5, "worst relative error {error}");
+    let Some(browser) = chromium() else { return };
+    let dom = assert_self_test_passes(&browser, &out);
     assert!(dom.contains("data-live=\"webgpu\""), "{}", body_line(&dom));
 }
 
@@ -258,8 +240,8 @@ fn a_photo_path_with_markup_is_shown_as_text() {
             .to_string()
             .contains("x</script><script>alert(1)</script>.png")
     );
-    let out = run_photo(&photo, &dir.path().join("out"), &["-k", "2", "-f", "3"]);
-    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let out = run_photo(&photo, &dir.path().join("out"), "-k 2 -f 3");
+    let html = page(&out);
     assert!(
         !html.contains("alert(1)</script>"),
         "the path ends no script"
@@ -269,32 +251,22 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     // The counter, the data, the shader and the live script.
     assert_eq!(html.matches("<script").count(), 4);
     let Some(browser) = chromium() else { return };
-    let (dom, _) = open_page(&browser, &out, "#selftest", &WEBGPU);
-    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
-    assert!(error <= 1e-5, "worst relative error {error}");
+    let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
 }
 
 #[test]
 fn live_page_follows_every_option_of_the_geometry() {
     let Some(browser) = chromium() else { return };
-    let dir = tempfile::tempdir().unwrap();
     let options = "-k 6 -f 5x3 --stride 2 --padding 3 --dilation 2 --groups 3 --activation relu";
-    let out = run(
-        dir.path(),
-        "geometry",
-        &options.split(' ').collect::<Vec<_>>(),
-    );
-    let (dom, _) = open_page(&browser, &out, "#selftest", &WEBGPU);
-    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
-    assert!(error <= 1e-5, "worst relative error {error}");
+    let (_dir, out) = run(options);
+    assert_self_test_passes(&browser, &out);
 }
 
 #[test]
 fn live_part_is_off_when_the_photo_is_not_read_as_plain_rgb() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = run(dir.path(), "scaled", &["-k", "2", "--input-scale", "255"]);
-    let html = std::fs::read_to_string(out.join("index.html")).unwrap();
+    let (_dir, out) = run("-k 2 --input-scale 255");
+    let html = page(&out);
     assert!(html.contains("<body data-live=\"static\">"));
     assert!(html.contains("Live editing is off for this page: the layer reads the photo"));
     assert!(!html.contains("convmaps-data"));

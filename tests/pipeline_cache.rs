@@ -6,31 +6,20 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Runs the tool on the GPU with its cache in `cache_dir`; asserts success.
+/// Runs the tool on the GPU (the test checked for one) with its cache in
+/// `cache_dir`; asserts success.
 fn run_with_cache(cache_dir: &Path, out: &Path) {
     let photo = out.with_extension("png");
     if !photo.exists() {
-        image::RgbImage::from_fn(16, 12, |x, y| image::Rgb([x as u8 * 9, y as u8 * 13, 7]))
-            .save(&photo)
-            .unwrap();
+        common::save_photo(&photo, 16, 12);
     }
-    let output = Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args([
-            photo.to_str().unwrap(),
-            "-k",
-            "2",
-            "--backend",
-            "gpu",
-            "-q",
-            "--out",
-        ])
-        .arg(out)
+    common::convmaps([&photo])
+        .args(["-k", "2", "-q"])
+        .out(out)
         .env("CONVMAPS_CACHE_DIR", cache_dir)
-        .output()
-        .expect("run convmaps");
-    assert_eq!(output.status.code(), Some(0), "{}", common::text(&output));
+        .backend("gpu")
+        .success();
 }
 
 /// The cache files in `dir`.

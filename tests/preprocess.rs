@@ -36,6 +36,15 @@ fn read(path: &Path, prep: &InputPrep) -> convmaps::tensor::Tensor3 {
     prepared.band(0..channels, 0..height)
 }
 
+/// The photo of [`save`] (with alpha when `alpha`) as `p.png` in a fresh
+/// folder, which lives as long as the returned guard.
+fn saved(alpha: bool) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.png");
+    save(&path, alpha);
+    (dir, path)
+}
+
 fn prep(layout: Layout) -> InputPrep {
     InputPrep {
         layout,
@@ -44,11 +53,18 @@ fn prep(layout: Layout) -> InputPrep {
     }
 }
 
+/// `layout` at `scale`, then ImageNet's normalisation.
+fn imagenet(layout: Layout, scale: f32) -> InputPrep {
+    InputPrep {
+        layout,
+        scale,
+        normalization: Some(Normalization::imagenet()),
+    }
+}
+
 #[test]
 fn luma_is_the_weighted_sum_of_the_zero_to_one_channels() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.png");
-    save(&path, false);
+    let (_dir, path) = saved(false);
     let rgb = read(&path, &prep(Layout::Rgb));
     let luma = read(&path, &prep(Layout::Luma));
     assert_eq!((luma.channels, luma.height, luma.width), (1, 3, 4));
@@ -89,16 +105,9 @@ fn bgr_reverses_the_channels_and_rgba_keeps_alpha() {
 
 #[test]
 fn scale_then_per_channel_normalisation() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.png");
-    save(&path, false);
+    let (_dir, path) = saved(false);
     let rgb = read(&path, &prep(Layout::Rgb));
-    let imagenet = InputPrep {
-        layout: Layout::Rgb,
-        scale: 255.0,
-        normalization: Some(Normalization::imagenet()),
-    };
-    let normalised = read(&path, &imagenet);
+    let normalised = read(&path, &imagenet(Layout::Rgb, 255.0));
     let (mean, std) = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
     for c in 0..3 {
         for (i, (&n, &v)) in normalised.plane(c).iter().zip(rgb.plane(c)).enumerate() {
@@ -123,40 +132,21 @@ fn input_norm_parses_names_and_lists_and_refuses_the_rest() {
     for bad in ["", "0.5", "0.5,0.5/0.25", "0.5/0", "a/b", "0.5/-1"] {
         assert!(Normalization::parse(bad).is_err(), "{bad:?} accepted");
     }
-    let mismatched = InputPrep {
-        layout: Layout::Luma,
-        scale: 1.0,
-        normalization: Some(Normalization::imagenet()),
-    };
-    assert!(mismatched.validate().is_err());
+    assert!(imagenet(Layout::Luma, 1.0).validate().is_err());
 }
 
 #[test]
 fn a_one_channel_model_reads_the_photo_as_luma_end_to_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let photo_path = dir.path().join("p.png");
-    save(&photo_path, false);
+    let (dir, photo_path) = saved(false);
     let weight = dir.path().join("w.npy");
     let values: Vec<f32> = (0..18).map(|i| i as f32 / 18.0 - 0.5).collect();
     convmaps::npy::write_f32_nd(&weight, &[2, 1, 3, 3], &values).unwrap();
     let out = dir.path().join("out");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_convmaps"))
-        .args([
-            photo_path.to_str().unwrap(),
-            "--weights",
-            weight.to_str().unwrap(),
-        ])
-        .args([
-            "--no-bias",
-            "--raw",
-            "--backend",
-            "cpu",
-            "-o",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", common::text(&output));
+    common::convmaps([&photo_path, Path::new("--weights"), &weight])
+        .args(["--no-bias", "--raw", "-o"])
+        .arg(&out)
+        .cpu()
+        .success();
     let summary = common::read_summary(&out);
     assert_eq!(summary["input"]["channels"], 1);
     assert_eq!(summary["input"]["preprocessing"]["layout"], "luma");
@@ -177,16 +167,9 @@ fn a_one_channel_model_reads_the_photo_as_luma_end_to_end() {
 
 #[test]
 fn bgr_normalises_each_channel_with_its_own_colours_statistics() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p.png");
-    save(&path, false);
+    let (_dir, path) = saved(false);
     let rgb = read(&path, &prep(Layout::Rgb));
-    let bgr = InputPrep {
-        layout: Layout::Bgr,
-        scale: 1.0,
-        normalization: Some(Normalization::imagenet()),
-    };
-    let normalised = read(&path, &bgr);
+    let normalised = read(&path, &imagenet(Layout::Bgr, 1.0));
     // Channel 0 is blue, with blue's mean 0.406 and std 0.225.
     let expected = (rgb.get(2, 1, 1) - 0.406) / 0.225;
     assert!((normalised.get(0, 1, 1) - expected).abs() < 1e-5);

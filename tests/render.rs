@@ -48,20 +48,17 @@ fn rdbu_is_near_white_at_zero_red_for_positive_blue_for_negative() {
         zero.iter().all(|&v| v >= 235),
         "zero should be near-white, got {zero:?}"
     );
-    for (i, name) in [(1, "+1"), (3, "+0.3")] {
-        let [r, _, b] = rgb(&pixels[i * 3..]);
+    // (value, colour, the channel that leads, the one it leads by 40).
+    for (i, name, colour, lead, other) in [
+        (1, "+1", "red", 0, 2),
+        (3, "+0.3", "red", 0, 2),
+        (2, "-1", "blue", 2, 0),
+        (4, "-0.3", "blue", 2, 0),
+    ] {
+        let pixel = rgb(&pixels[i * 3..]);
         assert!(
-            r > b + 40,
-            "{name} should be red, got {:?}",
-            rgb(&pixels[i * 3..])
-        );
-    }
-    for (i, name) in [(2, "-1"), (4, "-0.3")] {
-        let [r, _, b] = rgb(&pixels[i * 3..]);
-        assert!(
-            b > r + 40,
-            "{name} should be blue, got {:?}",
-            rgb(&pixels[i * 3..])
+            pixel[lead] > pixel[other] + 40,
+            "{name} should be {colour}, got {pixel:?}"
         );
     }
     assert!(Colormap::Rdbu.is_diverging());

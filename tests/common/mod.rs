@@ -1,6 +1,12 @@
 //! Shared test helpers: one GPU for the whole test binary, random tensors,
-//! and a closeness check whose failure names the worst element.
-#![allow(dead_code)]
+//! a closeness check whose failure names the worst element, and (in
+//! `cli.rs`) the binary run with one backend policy and the photo it runs
+//! on.
+#![allow(dead_code, unused_imports)]
+
+mod cli;
+
+pub use cli::*;
 
 use std::io::Write;
 use std::process::Output;
@@ -161,6 +167,31 @@ pub fn random_layer(rng: &mut ChaCha8Rng, spec: LayerSpec) -> Layer {
         .map(|_| uniform(rng, -1.0, 1.0))
         .collect();
     Layer::new(spec, weight, bias).expect("random layer")
+}
+
+/// How far an engine may be from the CPU reference: both sum the same
+/// terms in the same order, and a GPU may fuse multiply-adds, so a few ulps
+/// of the sum's magnitude.
+pub const ABS: f32 = 1e-5;
+pub const REL: f32 = 1e-5;
+
+/// Runs a random layer of `spec` over a random `height`×`width` input (in
+/// that order from `rng`) on `engine`, asserts that its maps are within
+/// [`ABS`] and [`REL`] of the CPU reference, and returns them.
+pub fn assert_matches_reference(
+    engine: &dyn Engine,
+    rng: &mut ChaCha8Rng,
+    spec: LayerSpec,
+    height: u32,
+    width: u32,
+) -> Tensor3 {
+    let input = random_image(rng, spec.in_channels, height, width);
+    let layer = random_layer(rng, spec);
+    let expected = convmaps::cpu::conv2d_direct(&input, &layer).unwrap();
+    let actual = run(engine, &input, &layer);
+    let what = format!("{}: {spec:?} on {height}×{width}", engine.info().shader);
+    assert_close(&what, &actual, &expected, ABS, REL);
+    actual
 }
 
 /// Asserts `actual` and `expected` have the same shape and that every
