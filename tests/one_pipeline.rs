@@ -4,39 +4,27 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 
+use common::{Ran, Run, convmaps};
 use serde_json::Value;
 
-/// Runs the binary on the CPU over a small photo in `dir` with `args`
-/// and the environment `envs`, writing to `dir/out-<name>`.
-fn run(
-    dir: &Path,
-    name: &str,
-    args: &[&str],
-    envs: &[(&str, &str)],
-) -> (Output, std::path::PathBuf) {
-    let photo = dir.join("photo.png");
-    if !photo.exists() {
-        image::RgbImage::from_fn(24, 20, |x, y| {
-            image::Rgb([(x * 9) as u8, (y * 11) as u8, 77])
-        })
-        .save(&photo)
-        .unwrap();
-    }
+/// The binary on the CPU over the test photo in `dir` with `args`, writing
+/// to `dir/out-<name>`, with no `CONVMAPS_*` variable but `envs`.
+fn run(dir: &Path, name: &str, args: &[&str], envs: &[(&str, &str)]) -> (Ran, PathBuf) {
     let out = dir.join(format!("out-{name}"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_convmaps"));
-    command
-        .arg(&photo)
+    let mut run: Run = convmaps([common::photo(dir, 24, 20)])
         .args(args)
-        .args(["--backend", "cpu", "-q", "--out"])
-        .arg(&out);
-    for name in convmaps::settings::VARIABLES {
-        command.env_remove(name);
+        .args(["-q"])
+        .cpu()
+        .out(&out);
+    for variable in convmaps::settings::VARIABLES {
+        run = run.env_remove(variable);
     }
-    command.envs(envs.iter().copied());
-    (command.output().unwrap(), out)
+    for (key, value) in envs {
+        run = run.env(key, value);
+    }
+    (run.output(), out)
 }
 
 /// The keys of a JSON object, sorted.
@@ -55,9 +43,9 @@ fn a_one_layer_summary_has_one_layers_entry_with_the_fields_of_a_stacks_entries(
         &["-k", "3", "-f", "3", "--stride", "2"],
         &[],
     );
-    assert_eq!(one.status.code(), Some(0), "{}", common::text(&one));
+    one.success();
     let (stack, stack_out) = run(dir.path(), "stack", &["--layers", "3x3,relu,4x3/p1"], &[]);
-    assert_eq!(stack.status.code(), Some(0), "{}", common::text(&stack));
+    stack.success();
 
     let one = common::read_summary(&one_out);
     let stack = common::read_summary(&stack_out);
@@ -97,10 +85,8 @@ fn a_maps_mode_that_is_no_mode_is_refused_by_name_for_a_stack_as_for_one_layer()
         ("stack", &["--layers", "2x3,relu,maxpool2,3x3"][..]),
     ] {
         let (output, out) = run(dir.path(), name, args, &[("CONVMAPS_MAPS_MODE", "bogus")]);
-        let text = common::text(&output);
-        assert_eq!(output.status.code(), Some(2), "{name}: {text}");
-        assert!(text.contains("CONVMAPS_MAPS_MODE=bogus"), "{name}: {text}");
-        assert!(!out.exists(), "{name}: nothing written");
+        output.fails_with(2, &["CONVMAPS_MAPS_MODE=bogus"]);
+        common::assert_not_written(&out);
     }
 }
 
@@ -114,12 +100,7 @@ fn a_maps_mode_a_stack_cannot_take_is_refused_by_name() {
             &["--layers", "2x3,3x3", "--normalize", "-1,1"],
             &[("CONVMAPS_MAPS_MODE", mode)],
         );
-        let text = common::text(&output);
-        assert_eq!(output.status.code(), Some(2), "{mode}: {text}");
-        assert!(
-            text.contains(&format!("CONVMAPS_MAPS_MODE={mode}")),
-            "{mode}: {text}"
-        );
+        output.fails_with(2, &[&format!("CONVMAPS_MAPS_MODE={mode}")]);
     }
 }
 
@@ -127,9 +108,9 @@ fn a_maps_mode_a_stack_cannot_take_is_refused_by_name() {
 fn one_layer_and_stack_pages_share_one_stylesheet_and_count_their_images() {
     let dir = tempfile::tempdir().unwrap();
     let (one, one_out) = run(dir.path(), "one", &["-k", "2"], &[]);
-    assert_eq!(one.status.code(), Some(0), "{}", common::text(&one));
+    one.success();
     let (stack, stack_out) = run(dir.path(), "stack", &["--layers", "2x3,3x3"], &[]);
-    assert_eq!(stack.status.code(), Some(0), "{}", common::text(&stack));
+    stack.success();
     let style = |out: &Path| {
         let html = std::fs::read_to_string(out.join("index.html")).unwrap();
         let start = html.find("<style>").unwrap();

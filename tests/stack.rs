@@ -1,5 +1,5 @@
 //! Stacks of layers (`--layers`): run band by band on every engine, each
-//! group's maps must equal the untiled CPU twin of the whole stack, with
+//! block's maps must equal the untiled CPU twin of the whole stack, with
 //! every row handed over exactly once, whatever the bands.
 
 mod common;
@@ -40,7 +40,7 @@ fn resolve(spec: &str, channels: u32, height: u32, width: u32, seed: u64) -> Opt
 }
 
 /// Runs `stack` over `image` in bands of at most `budget` bytes and
-/// assembles each group's maps, checking every value is handed over once.
+/// assembles each block's maps, checking every value is handed over once.
 fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) -> Vec<Tensor3> {
     let plan = BandPlan::new(stack, budget).unwrap();
     let mut outputs: Vec<Tensor3> = (0..stack.blocks.len())
@@ -50,24 +50,24 @@ fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) 
         })
         .collect();
     let mut counts: Vec<Vec<u8>> = outputs.iter().map(|t| vec![0; t.data.len()]).collect();
-    convmaps::engine::run_chain(engine, image, stack, &plan, |group, first_row, maps| {
-        let out = &mut outputs[group];
+    convmaps::engine::run_chain(engine, image, stack, &plan, |block, first_row, maps| {
+        let out = &mut outputs[block];
         for k in 0..maps.channels {
             for y in 0..maps.height {
                 for x in 0..maps.width {
                     let index = ((k * out.height + first_row + y) * out.width + x) as usize;
                     out.data[index] = maps.get(k, y, x);
-                    counts[group][index] += 1;
+                    counts[block][index] += 1;
                 }
             }
         }
         Ok(())
     })
     .unwrap();
-    for (group, counts) in counts.iter().enumerate() {
+    for (block, counts) in counts.iter().enumerate() {
         assert!(
             counts.iter().all(|&c| c == 1),
-            "group {group}: some values were handed over {} times, some {} times",
+            "block {block}: some values were handed over {} times, some {} times",
             counts.iter().max().unwrap(),
             counts.iter().min().unwrap()
         );
@@ -77,8 +77,8 @@ fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) 
 
 fn check(engine: &dyn Engine, what: &str, actual: &[Tensor3], expected: &[Tensor3]) {
     let exact = engine.info().backend == convmaps::engine::Backend::Cpu;
-    for (group, (actual, expected)) in actual.iter().zip(expected).enumerate() {
-        let what = format!("{what}, group {group}");
+    for (block, (actual, expected)) in actual.iter().zip(expected).enumerate() {
+        let what = format!("{what}, block {block}");
         if exact {
             assert_eq!(
                 (actual.channels, actual.height, actual.width),
@@ -244,9 +244,9 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
     }
     for budget in [smallest, u64::MAX] {
         let actual = run_banded(engine, &stack, &image, budget);
-        for (group, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
+        for (block, (actual, expected)) in actual.iter().zip(&expected).enumerate() {
             let what = format!(
-                "{}: group {group}, budget {budget}",
+                "{}: block {block}, budget {budget}",
                 engine.info().shader_name()
             );
             common::assert_close(&what, actual, expected, 1e-5, 1e-5);
@@ -304,10 +304,10 @@ fn maps_kept_on_the_gpu_equal_maps_through_host_memory_exactly() {
         for budget in [32_000, u64::MAX] {
             let kept = run_banded(&on_gpu, &stack, &image, budget);
             let through_host = run_banded(&via_host, &stack, &image, budget);
-            for (group, (a, b)) in kept.iter().zip(&through_host).enumerate() {
+            for (block, (a, b)) in kept.iter().zip(&through_host).enumerate() {
                 assert!(
                     a.data == b.data,
-                    "{}: group {group}, budget {budget}: the maps differ",
+                    "{}: block {block}, budget {budget}: the maps differ",
                     shader.name()
                 );
             }

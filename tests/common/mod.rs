@@ -189,7 +189,10 @@ pub fn assert_matches_reference(
     let layer = random_layer(rng, spec);
     let expected = convmaps::cpu::conv2d_direct(&input, &layer).unwrap();
     let actual = run(engine, &input, &layer);
-    let what = format!("{}: {spec:?} on {height}×{width}", engine.info().shader);
+    let what = format!(
+        "{}: {spec:?} on {height}×{width}",
+        engine.info().shader_name()
+    );
     assert_close(&what, &actual, &expected, ABS, REL);
     actual
 }
