@@ -246,13 +246,7 @@ fn spec_for(
     };
     let Some((weights, path)) = file else {
         spec.validate()?;
-        let padding = options.geometry.padding.resolve(
-            kernel_height,
-            kernel_width,
-            spec.dilation,
-            spec.stride,
-        )?;
-        return Ok(LayerSpec { padding, ..spec });
+        return with_padding(spec, options);
     };
     let spec = match &weights.geometry {
         Some(geometry) => with_file_geometry(spec, geometry, options, input, path)?,
@@ -263,9 +257,14 @@ fn spec_for(
     if weights.geometry.is_some() {
         return Ok(spec);
     }
+    with_padding(spec, options)
+}
+
+/// `spec` with the options' padding resolved against its kernel.
+fn with_padding(spec: LayerSpec, options: &LayerOptions) -> Result<LayerSpec> {
     let padding = options.geometry.padding.resolve(
-        kernel_height,
-        kernel_width,
+        spec.kernel_height,
+        spec.kernel_width,
         spec.dilation,
         spec.stride,
     )?;

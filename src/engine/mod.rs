@@ -19,8 +19,8 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{PassTimer, check_buffers, record_readback, submit_readbacks};
 use crate::gpu::{
-    AdapterSummary, BandRecording, ConvPipeline, DeviceTensor, Gpu, InFlight, MapPictures,
-    OutputSlot, RunTimings, ShaderKind, TensorOps,
+    AdapterSummary, BandRecording, ConvPass, ConvPipeline, DeviceTensor, Gpu, InFlight,
+    MapPictures, OutputSlot, RunTimings, ShaderKind, TensorOps,
 };
 use crate::graph::{BandOp, BandStep};
 use crate::layer::Layer;
@@ -74,7 +74,8 @@ impl EngineInfo {
 }
 
 /// The GPU or the CPU.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Backend {
     /// A GPU, through wgpu.
     Gpu,
@@ -101,6 +102,16 @@ pub enum ComputeTiming {
     SubmitAndWait,
     /// Wall time (the CPU).
     WallTime,
+}
+
+impl serde::Serialize for ComputeTiming {
+    /// As [`ComputeTiming::describe`] says it.
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.describe())
+    }
 }
 
 impl ComputeTiming {
@@ -591,9 +602,14 @@ impl Pictures for GpuEngine {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let timer = PassTimer::new(gpu);
         gpu.scoped("compute", || {
-            let timestamps = timer.as_ref().map(PassTimer::writes);
-            self.pipeline
-                .record_from_host(gpu, &mut encoder, input, layer, &output, timestamps)
+            let pass = ConvPass {
+                input,
+                layer,
+                encoder: &mut encoder,
+                output: &output,
+                timestamps: timer.as_ref().map(PassTimer::writes),
+            };
+            self.pipeline.record_from_host(gpu, pass)
         })??;
         let maps = match (wants.maps, staging) {
             (false, _) => None,

@@ -2,7 +2,7 @@
 //! output pixel per filter.
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry, storage_buffer};
-use super::{ConvPipeline, DeviceTensor, Gpu, TensorOps};
+use super::{ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps};
 use crate::error::Result;
 use crate::layer::Layer;
 use crate::tensor::Tensor3;
@@ -187,37 +187,22 @@ impl DirectConv {
 }
 
 impl ConvPipeline for DirectConv {
-    fn record_from_host(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &Tensor3,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
-    ) -> Result<()> {
+    fn record_from_host(&self, gpu: &Gpu, pass: ConvPass<'_, Tensor3>) -> Result<()> {
+        let input = pass.input;
         let shape = [input.channels, input.height, input.width];
-        let params = self.checked_params(gpu, shape, layer)?;
+        let params = self.checked_params(gpu, shape, pass.layer)?;
         // Upload: the image (the weights, bias and geometry when bound).
         let input_buffer = gpu.scoped("upload", || {
             storage_buffer(gpu, "input [C,H,W]", &input.data)
         })?;
-        let work = (&input_buffer, layer, &params);
-        self.record_over(gpu, encoder, work, output, timestamps)
+        let work = (&input_buffer, pass.layer, &params);
+        self.record_over(gpu, pass.encoder, work, pass.output, pass.timestamps)
     }
 
-    fn record(
-        &self,
-        gpu: &Gpu,
-        _ops: &TensorOps,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &DeviceTensor,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-    ) -> Result<()> {
-        let params = self.checked_params(gpu, input.shape(), layer)?;
-        let work = (&input.buffer, layer, &params);
-        self.record_over(gpu, encoder, work, output, None)
+    fn record(&self, gpu: &Gpu, _ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()> {
+        let params = self.checked_params(gpu, pass.input.shape(), pass.layer)?;
+        let work = (&pass.input.buffer, pass.layer, &params);
+        self.record_over(gpu, pass.encoder, work, pass.output, pass.timestamps)
     }
 }
 

@@ -58,27 +58,33 @@ impl ShaderKind {
     }
 }
 
+/// A conv's compute pass: the layer over `input` `[C, H, W]` (a
+/// [`Tensor3`] in host memory, or a [`DeviceTensor`] in GPU memory),
+/// recorded into `encoder`, writing the maps `[K, OH, OW]` into `output`
+/// (at least that large), timed by `timestamps` where given.
+pub struct ConvPass<'a, Input> {
+    /// The input.
+    pub input: &'a Input,
+    /// The layer.
+    pub layer: &'a Layer,
+    /// Where the pass is recorded.
+    pub encoder: &'a mut wgpu::CommandEncoder,
+    /// Where the maps go.
+    pub output: &'a wgpu::Buffer,
+    /// The timestamps around the pass, where the adapter has them.
+    pub timestamps: Option<wgpu::ComputePassTimestampWrites<'a>>,
+}
+
 /// What every compiled pipeline does: submit a run of a layer, or run it to
 /// the end.
 pub trait ConvPipeline: Send + Sync {
-    /// Records the layer over `input` `[C, H, W]` from host memory into
-    /// `encoder`: the input and the layer uploaded as this pipeline lays
-    /// them out, and its dispatches in one compute pass (timed by
-    /// `timestamps` where given), writing the maps `[K, OH, OW]` into
-    /// `output` (at least that large).
+    /// Records `pass`: its input and layer uploaded from host memory as
+    /// this pipeline lays them out, and its dispatches in one compute pass.
     ///
     /// Fails with [`Error::GpuLimit`] when a buffer or the dispatch exceeds
     /// the device's limits, and with [`Error::Mismatch`] when the input
     /// does not fit the layer.
-    fn record_from_host(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &Tensor3,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
-    ) -> Result<()>;
+    fn record_from_host(&self, gpu: &Gpu, pass: ConvPass<'_, Tensor3>) -> Result<()>;
 
     /// Uploads `input` `[C, H, W]` and the layer and submits the run with
     /// its output in `slot`, without waiting for the GPU; [`InFlight::read`]
@@ -104,23 +110,21 @@ pub trait ConvPipeline: Send + Sync {
         let buffers = slot.buffers(gpu, bytes)?;
         let output = buffers.0.clone();
         buffers::submit_run(gpu, buffers, shape, started, |encoder, timestamps| {
-            self.record_from_host(gpu, encoder, input, layer, &output, timestamps)
+            let pass = ConvPass {
+                input,
+                layer,
+                encoder,
+                output: &output,
+                timestamps,
+            };
+            self.record_from_host(gpu, pass)
         })
     }
 
-    /// Records the layer over `input` `[C, H, W]`, already in GPU memory,
-    /// into `encoder`, writing the maps `[K, OH, OW]` into `output` (at
-    /// least that large): the same sums as [`ConvPipeline::submit`], with
-    /// the fast shader's input laid out on the GPU by `ops`.
-    fn record(
-        &self,
-        gpu: &Gpu,
-        ops: &TensorOps,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &DeviceTensor,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-    ) -> Result<()>;
+    /// Records `pass` over its input already in GPU memory: the same sums
+    /// as [`ConvPipeline::submit`], with the fast shader's input laid out
+    /// on the GPU by `ops`.
+    fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()>;
 
     /// Runs the layer over `input` `[C, H, W]` and reads back the maps
     /// `[K, OH, OW]`: one run from upload to readback.

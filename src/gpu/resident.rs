@@ -14,7 +14,7 @@ use super::buffers::{
     InFlight, buffer_init, check_buffers, check_workgroups, entry, record_readback,
     submit_readbacks,
 };
-use super::{AutoPipeline, ConvPipeline, Gpu, auto_pipelines};
+use super::{AutoPipeline, ConvPass, ConvPipeline, Gpu, auto_pipelines};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::pool::PoolSpec;
@@ -426,7 +426,17 @@ impl<'g> BandRecording<'g> {
         let (gpu, ops, encoder) = (self.gpu, self.ops, &mut self.encoder);
         gpu.scoped("upload", || {
             let output = DeviceTensor::new(gpu, shape, "maps [K,OH,OW]")?;
-            pipeline.record(gpu, ops, encoder, input, layer, &output.buffer)?;
+            pipeline.record(
+                gpu,
+                ops,
+                ConvPass {
+                    input,
+                    layer,
+                    encoder,
+                    output: &output.buffer,
+                    timestamps: None,
+                },
+            )?;
             Ok(output)
         })?
     }

@@ -103,7 +103,10 @@ fn stack_page(summary: &Summary) -> Page {
             layers,
             total: format!(
                 "{} on {engine} ({} shader), {} bands, {:.0} ms",
-                summary.backend, summary.shader, summary.bands, summary.timings_ms.total
+                summary.backend.name(),
+                summary.shader,
+                summary.bands,
+                summary.timings_ms.total
             ),
         }),
         ..Page::default()

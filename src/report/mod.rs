@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::{EngineInfo, PlannedTimings};
+use crate::engine::{Backend, ComputeTiming, EngineInfo, PlannedTimings};
 use crate::gpu::AdapterSummary;
 use crate::graph::Graph;
 use crate::layer::{Activation, Layer, Padding, ParameterCount};
@@ -39,7 +39,7 @@ pub struct LayerReport {
     /// Each map's raw range, in filter order.
     pub maps: Vec<MapSummary>,
     /// "gpu" or "cpu".
-    pub backend: String,
+    pub backend: Backend,
     /// The program that computed the sums: the WGSL shader "fast" or
     /// "direct", or "cpu" (the CPU twin of the direct shader).
     pub shader: String,
@@ -51,7 +51,7 @@ pub struct LayerReport {
     /// the adapter supports them, else "wall time in submit and wait";
     /// "wall time" on the CPU. (`timings_ms.compute` is always wall time, so
     /// that the stages add up to the total.)
-    pub compute_timing: String,
+    pub compute_timing: ComputeTiming,
     /// The compute passes by the GPU's timestamps, in milliseconds, when the
     /// adapter supports them.
     pub gpu_compute_ms: Option<f64>,
@@ -135,6 +135,25 @@ pub struct InputSummary {
     /// bgr, rgba, bgra), `scale` (1 or 255) and `normalization` {mean,
     /// std}; null for a tensor input, read as it is.
     pub preprocessing: Option<InputPrep>,
+}
+
+impl InputSummary {
+    /// The input at `path`, of shape `[C, H, W]` as read.
+    pub fn new(
+        path: &Path,
+        [channels, height, width]: [u32; 3],
+        orientation: Orientation,
+        preprocessing: Option<InputPrep>,
+    ) -> Self {
+        InputSummary {
+            path: path.to_path_buf(),
+            width,
+            height,
+            channels,
+            orientation,
+            preprocessing,
+        }
+    }
 }
 
 /// The layer's options, in PyTorch's names.
@@ -288,14 +307,12 @@ impl LayerReport {
         let compute = record.timings.compute();
         let flops = layer.spec.flops(out_height, out_width);
         LayerReport {
-            input: InputSummary {
-                path: record.input.to_path_buf(),
-                width,
-                height,
-                channels,
-                orientation: record.orientation,
-                preprocessing: record.preprocessing,
-            },
+            input: InputSummary::new(
+                record.input,
+                [channels, height, width],
+                record.orientation,
+                record.preprocessing,
+            ),
             layer: LayerSummary::new(layer, record.weights_source),
             parameters: layer.parameters(),
             parameter_formula: layer.parameter_formula(),
@@ -307,14 +324,14 @@ impl LayerReport {
                 filter_chunks: record.pieces.1,
             },
             maps: record.maps,
-            backend: record.engine.backend.name().to_string(),
+            backend: record.engine.backend,
             shader: record.engine.shader_name().to_string(),
             adapter: record.engine.adapter,
             timings_ms: Timings::new(
                 [record.decode, record.weights, record.setup],
                 &record.timings,
             ),
-            compute_timing: record.engine.compute_timing.describe().to_string(),
+            compute_timing: record.engine.compute_timing,
             gpu_compute_ms: run.gpu_compute.map(ms),
             gflops: if compute.is_zero() {
                 0.0

@@ -11,7 +11,7 @@ use super::{
     BeforeFolding, InputSummary, LayerEntry, LayerSummary, MapSummary, MapsModeSummary,
     OutputSummary, Timings, ms,
 };
-use crate::engine::{EngineInfo, PlannedTimings};
+use crate::engine::{Backend, ComputeTiming, EngineInfo, PlannedTimings};
 use crate::error::{Error, Result};
 use crate::gpu::AdapterSummary;
 use crate::graph::Graph;
@@ -20,6 +20,7 @@ use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
+use crate::settings::Placement;
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -44,7 +45,7 @@ pub struct Summary {
     /// Bands of output rows the work was split into.
     pub bands: u32,
     /// "gpu" or "cpu".
-    pub backend: String,
+    pub backend: Backend,
     /// The program that computed the sums: the WGSL shader "fast" or
     /// "direct", or "cpu" (the CPU twin of the direct shader).
     pub shader: String,
@@ -52,14 +53,14 @@ pub struct Summary {
     pub adapter: Option<AdapterSummary>,
     /// Where a band's maps go between layers: "gpu" (they stay in GPU
     /// memory) or "host" (read back and uploaded again; the CPU).
-    pub between_layers: String,
+    pub between_layers: Placement,
     /// Wall time of each stage, in milliseconds; they add up to `total`.
     pub timings_ms: Timings,
     /// How `gflops` was timed: "GPU timestamps around the compute pass"
     /// where the adapter supports them, else "wall time in submit and
     /// wait"; "wall time" on the CPU. (`timings_ms.compute` is always wall
     /// time, so that the stages add up to the total.)
-    pub compute_timing: String,
+    pub compute_timing: ComputeTiming,
     /// The GPU's timestamps of the compute passes, in milliseconds, where
     /// the adapter has them.
     pub gpu_compute_ms: Option<f64>,
@@ -123,7 +124,6 @@ impl Summary {
     /// The summary of a run; `encode` and `total` are set by
     /// [`Summary::finish`], the page's files added by the caller.
     pub fn new(record: RunRecord<'_>) -> Self {
-        let [channels, height, width] = record.input_shape;
         let compute = record.timings.compute();
         let parameters = record.graph.parameters();
         let one_layer = match (&record.stack, record.layers.as_slice()) {
@@ -131,28 +131,26 @@ impl Summary {
             _ => None,
         };
         Summary {
-            input: InputSummary {
-                path: record.input.to_path_buf(),
-                width,
-                height,
-                channels,
-                orientation: record.orientation,
-                preprocessing: record.preprocessing,
-            },
+            input: InputSummary::new(
+                record.input,
+                record.input_shape,
+                record.orientation,
+                record.preprocessing,
+            ),
             stack: record.stack,
             one_layer,
             parameter_formula: parameter_formula(&record.layers, parameters.total),
             parameters,
             bands: record.bands,
-            backend: record.engine.backend.name().to_string(),
+            backend: record.engine.backend,
             shader: record.engine.shader_name().to_string(),
             adapter: record.engine.adapter,
-            between_layers: record.engine.between_layers.name().to_string(),
+            between_layers: record.engine.between_layers,
             timings_ms: Timings::new(
                 [record.decode, record.weights, record.setup],
                 &record.timings,
             ),
-            compute_timing: record.engine.compute_timing.describe().to_string(),
+            compute_timing: record.engine.compute_timing,
             gpu_compute_ms: record.timings.run.gpu_compute.map(ms),
             gflops: if compute.is_zero() {
                 0.0

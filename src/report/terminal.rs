@@ -87,7 +87,9 @@ impl Summary {
         };
         text.push(format!(
             "backend     {} ({} shader, maps kept on the {} between layers): {adapter}",
-            self.backend, self.shader, self.between_layers
+            self.backend.name(),
+            self.shader,
+            self.between_layers.name()
         ));
         text.push(format!("output      {}", out_dir.display()));
         let t = &self.timings_ms;
@@ -172,7 +174,11 @@ impl LayerReport {
             ),
             (
                 "backend",
-                format!("{} ({} shader): {adapter}", self.backend, self.shader),
+                format!(
+                    "{} ({} shader): {adapter}",
+                    self.backend.name(),
+                    self.shader
+                ),
             ),
         ];
         rows.extend(pictures.map(|line| ("pictures", line)));

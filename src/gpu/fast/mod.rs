@@ -30,7 +30,7 @@ use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use super::resident::{DeviceTensor, TensorOps};
-use super::{ConvPipeline, Gpu};
+use super::{ConvPass, ConvPipeline, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::tensor::Tensor3;
@@ -291,15 +291,8 @@ impl ConvPipeline for FastConv {
     /// The contract of the direct shader, and its results to rounding (the
     /// same sums in the same order, with fused multiply-adds): the strips
     /// laid out on the host.
-    fn record_from_host(
-        &self,
-        gpu: &Gpu,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &Tensor3,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
-    ) -> Result<()> {
+    fn record_from_host(&self, gpu: &Gpu, pass: ConvPass<'_, Tensor3>) -> Result<()> {
+        let (input, layer) = (pass.input, pass.layer);
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
@@ -317,24 +310,23 @@ impl ConvPipeline for FastConv {
         })?;
         self.record_pass(
             gpu,
-            encoder,
+            pass.encoder,
             (layer, &plan, &strip_buffer),
-            output,
-            timestamps,
+            pass.output,
+            pass.timestamps,
         )
     }
 
     /// Packs the strips on the GPU from `input`, then runs the layer's
     /// dispatches, into `output`.
-    fn record(
-        &self,
-        gpu: &Gpu,
-        ops: &TensorOps,
-        encoder: &mut wgpu::CommandEncoder,
-        input: &DeviceTensor,
-        layer: &Layer,
-        output: &wgpu::Buffer,
-    ) -> Result<()> {
+    fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()> {
+        let ConvPass {
+            input,
+            layer,
+            encoder,
+            output,
+            timestamps,
+        } = pass;
         let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
@@ -360,7 +352,13 @@ impl ConvPipeline for FastConv {
             &plan.strip_layout(),
             &strip_buffer,
         )?;
-        self.record_pass(gpu, encoder, (layer, &plan, &strip_buffer), output, None)
+        self.record_pass(
+            gpu,
+            encoder,
+            (layer, &plan, &strip_buffer),
+            output,
+            timestamps,
+        )
     }
 }
 
