@@ -6,9 +6,8 @@ use std::path::Path;
 use npyz::WriterBuilder;
 
 use crate::error::{Error, Result};
-use crate::model::DType;
 use crate::output::{AtomicFile, write_atomic};
-use crate::tensor::{Tensor3, TensorView};
+use crate::tensor::{DType, Tensor3, TensorView};
 
 /// Writes `data` as a little-endian f32 `.npy` file of `shape`, C order,
 /// atomically. `data` must hold the product of `shape` values.
@@ -167,10 +166,55 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 /// order) as f32 in C order: returns the shape, the values and the dtype
 /// they were stored in.
 pub fn read_floats(path: &Path) -> Result<(Vec<usize>, Vec<f32>, DType)> {
-    let bytes = std::fs::read(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
-    let file = npyz::NpyFile::new(&bytes[..])
-        .map_err(|e| Error::weights_caused(path, "not a valid .npy file", e))?;
-    let descr = file.dtype().descr();
+    let header = read_floats_header(path)?;
+    let values = read_floats_values(path, &header)?;
+    Ok((header.shape, values, header.dtype))
+}
+
+/// What a float `.npy` file holds, from its header alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FloatsHeader {
+    /// The shape, outermost first.
+    pub shape: Vec<usize>,
+    /// The dtype the values are stored in.
+    pub dtype: DType,
+    /// Whether they are stored big-endian.
+    pub big_endian: bool,
+    /// Whether they are stored in Fortran (column-major) order.
+    pub fortran: bool,
+    /// Where the values begin in the file, in bytes.
+    pub data_offset: u64,
+}
+
+impl FloatsHeader {
+    /// The number of values, the product of the shape (it fits: the file
+    /// holds that many).
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Whether the array has no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads the header of the float `.npy` file at `path`, and checks that
+/// the file holds exactly the values its shape and dtype say; no value is
+/// read. Errors name the file: not a `.npy`, a header longer than the file,
+/// another dtype, values missing or left over.
+pub fn read_floats_header(path: &Path) -> Result<FloatsHeader> {
+    let invalid = |e| Error::weights_caused(path, "not a valid .npy file", e);
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
+    let file_len = file
+        .metadata()
+        .map_err(|e| Error::weights_caused(path, "cannot read", e))?
+        .len();
+    check_header_length(&mut file, file_len).map_err(|m| Error::weights(path, m))?;
+    let mut reader = std::io::BufReader::new(file);
+    let npy = npyz::NpyFile::new(&mut reader).map_err(invalid)?;
+    let descr = npy.dtype().descr();
     let (dtype, big_endian) = float_dtype(&descr).ok_or_else(|| {
         Error::weights(
             path,
@@ -179,29 +223,88 @@ pub fn read_floats(path: &Path) -> Result<(Vec<usize>, Vec<f32>, DType)> {
             ),
         )
     })?;
-    let shape: Vec<usize> = file.shape().iter().map(|&d| d as usize).collect();
-    let fortran = file.order() == npyz::Order::Fortran;
-    let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
-    let data_len = count.and_then(|n| n.checked_mul(dtype.size()));
+    let shape: Option<Vec<usize>> = npy.shape().iter().map(|&d| d.try_into().ok()).collect();
+    let fortran = npy.order() == npyz::Order::Fortran;
+    drop(npy);
+    let data_offset = reader.stream_position().map_err(invalid)?;
     // The values are what follows the header, exactly as many as the shape says.
-    let data: &[u8] = file.into_inner();
-    if data_len != Some(data.len()) {
+    let data_len = file_len.saturating_sub(data_offset);
+    let needed = shape.as_ref().and_then(|shape| {
+        let count = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))?;
+        u64::try_from(count.checked_mul(dtype.size())?).ok()
+    });
+    let shape = match (shape, needed) {
+        (Some(shape), Some(needed)) if needed == data_len => shape,
+        (shape, needed) => {
+            return Err(Error::weights(
+                path,
+                format!(
+                    "holds {data_len} bytes of values, but its shape {:?} of {descr} needs {}",
+                    shape.unwrap_or_default(),
+                    needed.map_or("more than can be counted".to_string(), |n| n.to_string())
+                ),
+            ));
+        }
+    };
+    Ok(FloatsHeader {
+        shape,
+        dtype,
+        big_endian,
+        fortran,
+        data_offset,
+    })
+}
+
+/// Refuses a `.npy` file whose header claims more bytes than the
+/// `file_len`-byte file holds, before anything is allocated for it.
+fn check_header_length(file: &mut std::fs::File, file_len: u64) -> std::result::Result<(), String> {
+    let mut prefix = [0u8; 12];
+    let read = file.read(&mut prefix).map_err(|e| e.to_string())?;
+    file.seek(SeekFrom::Start(0)).map_err(|e| e.to_string())?;
+    let claimed = match (prefix[6], read) {
+        (1, 10..) => 10 + u16::from_le_bytes([prefix[8], prefix[9]]) as u64,
+        (2.., 12..) => {
+            12 + u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as u64
+        }
+        // Too short, or not a version npyz reads: it says which.
+        _ => return Ok(()),
+    };
+    if claimed > file_len {
+        return Err(format!(
+            "not a valid .npy file: its header claims {claimed} bytes of a {file_len}-byte file"
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the values `header` describes from the `.npy` file at `path`, as
+/// f32 in C order: exactly [`FloatsHeader::len`] of them.
+pub fn read_floats_values(path: &Path, header: &FloatsHeader) -> Result<Vec<f32>> {
+    let failed = |e| Error::weights_caused(path, "cannot read its values", e);
+    let mut file =
+        std::fs::File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
+    file.seek(SeekFrom::Start(header.data_offset))
+        .map_err(failed)?;
+    let length = header.len() * header.dtype.size();
+    let mut data = Vec::new();
+    file.take(length as u64)
+        .read_to_end(&mut data)
+        .map_err(failed)?;
+    if data.len() != length {
         return Err(Error::weights(
             path,
             format!(
-                "holds {} bytes of values, but its shape {shape:?} of {descr} needs {}",
-                data.len(),
-                data_len.map_or("more than can be counted".to_string(), |n| n.to_string())
+                "changed while it was being read: {} of {length} bytes of values",
+                data.len()
             ),
         ));
     }
-    let values = dtype.to_f32(data, big_endian);
-    let values = if fortran {
-        fortran_to_c(&values, &shape)
+    let values = header.dtype.to_f32(&data, header.big_endian);
+    Ok(if header.fortran {
+        fortran_to_c(&values, &header.shape)
     } else {
         values
-    };
-    Ok((shape, values, dtype))
+    })
 }
 
 /// The dtype and byte order of a `.npy` float descriptor such as `'<f4'`.

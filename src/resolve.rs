@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::banks::{self, Init};
 use crate::error::{Error, Result};
 use crate::layer::{Activation, Geometry, Layer, LayerSpec, Padding};
-use crate::model::load::{FoldBatchNorm, LoadedWeights, WeightsOrigin, load_conv};
+use crate::model::load::{ConvInFile, ConvShape, FoldBatchNorm, LoadedWeights, WeightsOrigin};
+use crate::model::npy::NpyWeights;
 use crate::model::{FileGeometry, FilePadding};
-use crate::weights;
 
 /// The layer as the user states it, before it meets an input. Field names
 /// follow the command line's options.
@@ -133,21 +133,29 @@ impl WeightsSource {
     }
 
     /// The parameters: a bank to fill the layer with, or a file's tensors.
-    fn load(&self) -> Result<Parameters<'_>> {
-        Ok(match self {
-            WeightsSource::Init { init, seed } => Parameters::Bank(*init, *seed),
+    /// A file's conv is checked against `options` and `input` as the file
+    /// states its shape, before any of its values is read: a conv the
+    /// input cannot feed costs no memory for its weights, however many it
+    /// claims.
+    fn load(&self, options: &LayerOptions, input: InputShape) -> Result<Parameters<'_>> {
+        let (conv, path, fold) = match self {
+            WeightsSource::Init { init, seed } => return Ok(Parameters::Bank(*init, *seed)),
             WeightsSource::Model {
                 path,
                 layer_name,
                 fold_bn,
-            } => Parameters::File(
-                load_conv(path, layer_name.as_deref(), fold_bn.as_ref())?,
+            } => (
+                ConvInFile::open(path, layer_name.as_deref())?,
                 path,
+                fold_bn.as_ref(),
             ),
             WeightsSource::Npy { weight, bias } => {
-                Parameters::File(weights::load_npy(weight, bias.as_deref())?, weight)
+                let files = NpyWeights::open(weight, bias.as_deref())?;
+                (ConvInFile::choose(Box::new(files), None)?, weight, None)
             }
-        })
+        };
+        spec_for(options, input, Some((&conv.shape(), path)))?;
+        Ok(Parameters::File(Box::new(conv.read(fold)?), path))
     }
 }
 
@@ -156,7 +164,7 @@ enum Parameters<'a> {
     /// A built-in bank and its seed.
     Bank(Init, u64),
     /// A file's tensors and its path.
-    File(LoadedWeights, &'a PathBuf),
+    File(Box<LoadedWeights>, &'a PathBuf),
 }
 
 /// The shape of the input a layer runs over.
@@ -191,19 +199,24 @@ pub struct Resolved {
 /// the padding is resolved against the kernel, and every size is checked
 /// without wrapping, including an output map of at most `max_output_pixels`
 /// pixels. Fails with an error naming the option or file at fault, before
-/// anything is allocated for the run.
+/// anything is allocated for the run; a file's conv is checked against the
+/// input as the file states its shape, before any of its values is read.
 pub fn resolve(
     options: &LayerOptions,
     input: InputShape,
     source: &WeightsSource,
     max_output_pixels: u64,
 ) -> Result<Resolved> {
-    let parameters = source.load()?;
+    let parameters = source.load(options, input)?;
     let file = match &parameters {
-        Parameters::File(weights, path) => Some((weights, *path)),
+        Parameters::File(weights, path) => Some((weights.conv_shape(), *path)),
         Parameters::Bank(..) => None,
     };
-    let spec = spec_for(options, input, file)?;
+    let spec = spec_for(
+        options,
+        input,
+        file.as_ref().map(|(conv, path)| (conv, *path)),
+    )?;
     let output_size = checked_output_size(&spec, input, max_output_pixels)?;
     let (layer, origin) = match parameters {
         Parameters::Bank(init, seed) => (banks::filter_bank(init, spec, seed)?, None),
@@ -226,10 +239,10 @@ pub fn resolve(
 fn spec_for(
     options: &LayerOptions,
     input: InputShape,
-    file: Option<(&LoadedWeights, &PathBuf)>,
+    file: Option<(&ConvShape, &PathBuf)>,
 ) -> Result<LayerSpec> {
     let (filters, (kernel_height, kernel_width)) = match file {
-        Some((weights, _)) => (weights.shape[0], (weights.shape[2], weights.shape[3])),
+        Some((conv, _)) => (conv.weight[0], (conv.weight[2], conv.weight[3])),
         None => (options.geometry.filters, options.geometry.kernel_size),
     };
     let spec = LayerSpec {
@@ -241,20 +254,20 @@ fn spec_for(
         padding: Default::default(),
         dilation: options.geometry.dilation,
         groups: options.geometry.groups,
-        bias: options.bias && file.is_none_or(|(weights, _)| weights.bias.is_some()),
+        bias: options.bias && file.is_none_or(|(conv, _)| conv.bias),
         activation: options.activation,
     };
-    let Some((weights, path)) = file else {
+    let Some((conv, path)) = file else {
         spec.validate()?;
         return with_padding(spec, options);
     };
-    let spec = match &weights.geometry {
+    let spec = match &conv.geometry {
         Some(geometry) => with_file_geometry(spec, geometry, options, input, path)?,
         None => spec,
     };
-    check_file_fits(&spec, weights, path)?;
+    check_file_fits(&spec, conv, path)?;
     spec.validate()?;
-    if weights.geometry.is_some() {
+    if conv.geometry.is_some() {
         return Ok(spec);
     }
     with_padding(spec, options)
@@ -277,21 +290,21 @@ fn with_padding(spec: LayerSpec, options: &LayerOptions) -> Result<LayerSpec> {
 fn input_channels(
     options: &LayerOptions,
     input: InputShape,
-    file: Option<(&LoadedWeights, &PathBuf)>,
+    file: Option<(&ConvShape, &PathBuf)>,
 ) -> Result<u32> {
-    let Some((weights, path)) = file.filter(|_| input.photo) else {
+    let Some((conv, path)) = file.filter(|_| input.photo) else {
         return Ok(input.channels);
     };
-    let groups = weights
-        .geometry
-        .map_or(options.geometry.groups, |g| g.group);
-    let channels = weights.shape[1] as u64 * groups as u64;
+    let groups = conv.geometry.map_or(options.geometry.groups, |g| g.group);
+    let channels = conv.weight[1] as u64 * groups as u64;
     match channels {
         1 | 3 | 4 => Ok(channels as u32),
         other => Err(Error::weights(
             path,
             format!(
-                "the conv reads {other} channels; a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)"
+                "{:?} has shape {:?}: the conv reads {other} channels; \
+                 a photo can be read as 1 (luma), 3 (RGB) or 4 (RGBA)",
+                conv.weight_name, conv.weight
             ),
         )),
     }
@@ -362,30 +375,26 @@ fn same_padding(spec: &LayerSpec, input: InputShape, lower: bool) -> Padding {
 }
 
 /// Refuses a weight file whose channels or filters do not fit the input
-/// and the groups.
-fn check_file_fits(spec: &LayerSpec, weights: &LoadedWeights, path: &Path) -> Result<()> {
+/// and the groups. (A bias read from a file always has one value per
+/// filter: [`ConvInFile::read`] refuses any other.)
+fn check_file_fits(spec: &LayerSpec, conv: &ConvShape, path: &Path) -> Result<()> {
     let weights_error = |message: String| Err(Error::weights(path, message));
-    let [filters, channels_per_group, ..] = weights.shape;
+    let [filters, channels_per_group, ..] = conv.weight;
     let groups = spec.groups.max(1);
     if channels_per_group as u64 * groups as u64 != spec.in_channels as u64 {
         return weights_error(format!(
-            "weight has shape {:?}: {channels_per_group} input channels per group × {groups} groups \
+            "{:?} has shape {:?}: {channels_per_group} input channels per group × {groups} groups \
              do not match the input's {} channels",
-            weights.shape, spec.in_channels
+            conv.weight_name, conv.weight, spec.in_channels
         ));
     }
     if !filters.is_multiple_of(groups) {
         return weights_error(format!(
-            "weight has {filters} filters, which groups = {groups} does not divide"
+            "{:?} has {filters} filters, which groups = {groups} does not divide",
+            conv.weight_name
         ));
     }
-    match &weights.bias {
-        Some(bias) if bias.len() != filters as usize => weights_error(format!(
-            "bias has {} values, expected {filters} (one per filter)",
-            bias.len()
-        )),
-        _ => Ok(()),
-    }
+    Ok(())
 }
 
 /// The output size, refusing an output map larger than `max_pixels`.

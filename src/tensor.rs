@@ -1,5 +1,5 @@
 //! A plain 3-D f32 tensor, used for the input photo `[C, H, W]` and for the
-//! feature maps `[K, OH, OW]`.
+//! feature maps `[K, OH, OW]`, and the float dtypes files store tensors in.
 
 /// A row-major `[channels, height, width]` array of f32.
 #[derive(Clone, Debug, PartialEq)]
@@ -191,6 +191,74 @@ impl<'a> TensorView<'a> {
     /// A copy that owns its values.
     pub fn to_tensor(&self) -> Tensor3 {
         Tensor3::from_vec(self.channels, self.height, self.width, self.data.to_vec())
+    }
+}
+
+/// A floating-point dtype a model file can hold; every one is read as f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DType {
+    /// IEEE half precision.
+    F16,
+    /// bfloat16: f32's exponent, 7 bits of mantissa.
+    BF16,
+    /// IEEE single precision.
+    F32,
+    /// IEEE double precision, rounded to the nearest f32.
+    F64,
+}
+
+impl DType {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F16 | DType::BF16 => 2,
+            DType::F32 => 4,
+            DType::F64 => 8,
+        }
+    }
+
+    /// The dtype's usual name: "f16", "bf16", "f32", "f64".
+    pub fn name(self) -> &'static str {
+        match self {
+            DType::F16 => "f16",
+            DType::BF16 => "bf16",
+            DType::F32 => "f32",
+            DType::F64 => "f64",
+        }
+    }
+
+    /// Little-endian values of this dtype as f32 (f64 rounded to nearest).
+    /// `bytes` must hold a whole number of values.
+    pub fn to_f32_le(self, bytes: &[u8]) -> Vec<f32> {
+        self.to_f32(bytes, false)
+    }
+
+    /// Values of this dtype as f32, big-endian when `big_endian`.
+    pub fn to_f32(self, bytes: &[u8], big_endian: bool) -> Vec<f32> {
+        let chunks = bytes.chunks_exact(self.size());
+        macro_rules! read {
+            ($ty:ty, $n:literal) => {
+                chunks.map(|c| {
+                    let raw: [u8; $n] = c.try_into().expect("chunks of the dtype's size");
+                    if big_endian {
+                        <$ty>::from_be_bytes(raw)
+                    } else {
+                        <$ty>::from_le_bytes(raw)
+                    }
+                })
+            };
+        }
+        match self {
+            DType::F16 => read!(u16, 2)
+                .map(|v| half::f16::from_bits(v).to_f32())
+                .collect(),
+            DType::BF16 => read!(u16, 2)
+                .map(|v| half::bf16::from_bits(v).to_f32())
+                .collect(),
+            DType::F32 => read!(f32, 4).collect(),
+            DType::F64 => read!(f64, 8).map(|v| v as f32).collect(),
+        }
     }
 }
 

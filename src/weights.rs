@@ -1,8 +1,8 @@
 //! Filling a layer's parameters: PyTorch's default initialisation from a
-//! seed, and safetensors files in and out.
+//! seed, and a layer's parameters written as a safetensors file. Reading
+//! them from files (model files and `.npy`) is the model module's.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -10,8 +10,6 @@ use safetensors::{Dtype, tensor::TensorView};
 
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
-use crate::model::load::{LoadedWeights, WeightsOrigin, conv_weight_shape};
-use crate::npy;
 
 /// The seed used when the user gives none.
 pub const DEFAULT_SEED: u64 = 42;
@@ -34,54 +32,6 @@ pub fn kaiming_uniform(spec: LayerSpec, seed: u64) -> Result<Layer> {
     let weight = (0..spec.weight_len()).map(|_| draw()).collect();
     let bias = (0..spec.bias_len()).map(|_| draw()).collect();
     Layer::new(spec, weight, bias)
-}
-
-/// Reads the weight `[K, C/G, FH, FW]` and, when given, the bias `[K]` from
-/// `.npy` files of any float dtype (f16, f32, f64; either byte order) in C
-/// or Fortran order, as numpy's `np.save` writes them.
-pub fn load_npy(weight_path: &Path, bias_path: Option<&Path>) -> Result<LoadedWeights> {
-    let (dims, weight, dtype) = npy::read_floats(weight_path)?;
-    let shape =
-        conv_weight_shape(&dims).map_err(|m| Error::weights(weight_path, format!("weight {m}")))?;
-    check_finite(&weight, "weight").map_err(|m| Error::weights(weight_path, m))?;
-    let bias = match bias_path {
-        Some(path) => {
-            let (dims, bias, _) = npy::read_floats(path)?;
-            if dims.len() != 1 {
-                return Err(Error::weights(
-                    path,
-                    format!("bias has shape {dims:?}, expected [K] (one value per filter)"),
-                ));
-            }
-            check_finite(&bias, "bias").map_err(|m| Error::weights(path, m))?;
-            Some(bias)
-        }
-        None => None,
-    };
-    Ok(LoadedWeights {
-        weight,
-        shape,
-        origin: WeightsOrigin {
-            format: "npy".into(),
-            layer: None,
-            dtype,
-            conv_bias: bias.is_some(),
-            batch_norm: None,
-        },
-        bias,
-        geometry: None,
-    })
-}
-
-/// Refuses NaN and infinities, naming the first.
-pub(crate) fn check_finite(values: &[f32], name: &str) -> std::result::Result<(), String> {
-    match values.iter().position(|v| !v.is_finite()) {
-        Some(i) => Err(format!(
-            "{name} holds a non-finite value ({}) at index {i}",
-            values[i]
-        )),
-        None => Ok(()),
-    }
 }
 
 /// The layer's parameters as a safetensors file's bytes: `weight`

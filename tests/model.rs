@@ -441,7 +441,7 @@ fn a_truncated_or_padded_npy_is_refused_not_misread() {
     ] {
         let bad = dir.path().join(name);
         std::fs::write(&bad, changed).unwrap();
-        let error = convmaps::weights::load_npy(&bad, None)
+        let error = convmaps::model::npy::load_npy(&bad, None)
             .unwrap_err()
             .to_string();
         assert!(

@@ -1,10 +1,13 @@
 //! Conv layers read from a model file: safetensors, PyTorch checkpoints
 //! (`.pt`, `.pth`, `.bin`) and ONNX. Each format lists its conv layers in
 //! the file's order ([`ModelFile::convs`]) and reads a tensor by name on
-//! demand ([`ModelFile::tensor`]), converted to f32 from any float dtype.
+//! demand ([`ModelFile::tensor_within`]), converted to f32 from any float
+//! dtype, never more values than its caller bounds it to. A `.npy` weight
+//! and bias are one more such file ([`npy::NpyWeights`]).
 //! [`fold_batch_norm`] folds a BatchNorm into the conv before it.
 
 pub mod load;
+pub mod npy;
 pub mod onnx;
 pub mod pytorch;
 pub mod safetensors;
@@ -14,74 +17,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::layer::Padding;
-
-/// A floating-point dtype a model file can hold; every one is read as f32.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DType {
-    /// IEEE half precision.
-    F16,
-    /// bfloat16: f32's exponent, 7 bits of mantissa.
-    BF16,
-    /// IEEE single precision.
-    F32,
-    /// IEEE double precision, rounded to the nearest f32.
-    F64,
-}
-
-impl DType {
-    /// Bytes per value.
-    pub fn size(self) -> usize {
-        match self {
-            DType::F16 | DType::BF16 => 2,
-            DType::F32 => 4,
-            DType::F64 => 8,
-        }
-    }
-
-    /// The dtype's usual name: "f16", "bf16", "f32", "f64".
-    pub fn name(self) -> &'static str {
-        match self {
-            DType::F16 => "f16",
-            DType::BF16 => "bf16",
-            DType::F32 => "f32",
-            DType::F64 => "f64",
-        }
-    }
-
-    /// Little-endian values of this dtype as f32 (f64 rounded to nearest).
-    /// `bytes` must hold a whole number of values.
-    pub fn to_f32_le(self, bytes: &[u8]) -> Vec<f32> {
-        self.to_f32(bytes, false)
-    }
-
-    /// Values of this dtype as f32, big-endian when `big_endian`.
-    pub fn to_f32(self, bytes: &[u8], big_endian: bool) -> Vec<f32> {
-        let chunks = bytes.chunks_exact(self.size());
-        macro_rules! read {
-            ($ty:ty, $n:literal) => {
-                chunks.map(|c| {
-                    let raw: [u8; $n] = c.try_into().expect("chunks of the dtype's size");
-                    if big_endian {
-                        <$ty>::from_be_bytes(raw)
-                    } else {
-                        <$ty>::from_le_bytes(raw)
-                    }
-                })
-            };
-        }
-        match self {
-            DType::F16 => read!(u16, 2)
-                .map(|v| half::f16::from_bits(v).to_f32())
-                .collect(),
-            DType::BF16 => read!(u16, 2)
-                .map(|v| half::bf16::from_bits(v).to_f32())
-                .collect(),
-            DType::F32 => read!(f32, 4).collect(),
-            DType::F64 => read!(f64, 8).map(|v| v as f32).collect(),
-        }
-    }
-}
+pub use crate::tensor::DType;
 
 /// A tensor read from a model file, as f32.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,12 +91,23 @@ pub struct ConvRef {
     pub reads_input: Option<bool>,
 }
 
+/// Most values [`ModelFile::tensor`] reads of one tensor: `u32::MAX`, the
+/// most weights a layer can index ([`crate::layer::LayerSpec::validate`]).
+/// A caller that knows the shape it expects passes a tighter bound to
+/// [`ModelFile::tensor_within`].
+pub const MAX_TENSOR_VALUES: usize = u32::MAX as usize;
+
 /// A model file opened for reading.
+///
+/// Every reader is bounded: [`ModelFile::tensor_within`] refuses a tensor
+/// of more values than its caller can use before it reads, expands or
+/// allocates anything for them, so a small file that declares a huge
+/// tensor costs no more memory than the values the caller expects.
 pub trait ModelFile {
     /// The file's path.
     fn path(&self) -> &Path;
 
-    /// The format's name: "safetensors", "pytorch (zip)", "pytorch (legacy)", "onnx".
+    /// The format's name: "safetensors", "pytorch (zip)", "pytorch (legacy)", "onnx", "npy".
     fn format(&self) -> &'static str;
 
     /// The conv layers, in the file's order.
@@ -169,9 +116,51 @@ pub trait ModelFile {
     /// Every tensor's name, in the file's order.
     fn tensor_names(&self) -> Vec<String>;
 
-    /// Reads the tensor `name`, converting it to f32. Only that tensor's
-    /// bytes are read where the format allows.
-    fn tensor(&mut self, name: &str) -> Result<FileTensor>;
+    /// The shape the file declares for tensor `name`, outermost first, from
+    /// its header or graph alone: no value is read. An error naming the
+    /// file when it has no such tensor, or a size that is not one.
+    fn tensor_shape(&self, name: &str) -> Result<Vec<usize>>;
+
+    /// Reads the tensor `name`, converting it to f32, when it holds at most
+    /// `max_values` values; one of more is refused (an error naming the
+    /// file, the tensor, its shape and the bound) before anything is read
+    /// or allocated for its values. Only that tensor's bytes are read where
+    /// the format allows.
+    fn tensor_within(&mut self, name: &str, max_values: usize) -> Result<FileTensor>;
+
+    /// Reads the tensor `name`, converting it to f32, refusing one of more
+    /// than [`MAX_TENSOR_VALUES`] values.
+    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
+        self.tensor_within(name, MAX_TENSOR_VALUES)
+    }
+
+    /// The file that holds tensor `name`'s values, for errors about them:
+    /// [`ModelFile::path`], except where a format keeps tensors in files of
+    /// their own (a `.npy` bias).
+    fn tensor_path(&self, name: &str) -> &Path {
+        let _ = name;
+        self.path()
+    }
+}
+
+/// The number of values of tensor `name` of `shape`, refusing one of more
+/// than `max_values` (or of more than can be counted): the message names
+/// the tensor, its shape and the bound. Readers call it before they read
+/// or allocate anything for the values.
+pub(crate) fn values_within(
+    name: &str,
+    shape: &[usize],
+    max_values: usize,
+) -> std::result::Result<usize, String> {
+    match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+        Some(count) if count <= max_values => Ok(count),
+        count => Err(format!(
+            "tensor {name:?} has shape {shape:?} ({}), more than the {max_values} it may hold here",
+            count.map_or("more values than can be counted".to_string(), |c| format!(
+                "{c} values"
+            ))
+        )),
+    }
 }
 
 /// Opens a model file by its extension: `.safetensors`; `.pt`, `.pth`,

@@ -1,11 +1,16 @@
-//! safetensors files as a [`ModelFile`]: the header is read on opening, and
-//! each tensor's bytes only when it is asked for.
+//! safetensors files as a [`ModelFile`]: the header is read on opening and
+//! parsed and validated by the `safetensors` crate (tensors in order, their
+//! data contiguous and not overlapping, each as long as its shape and dtype
+//! say), and each tensor's bytes are read only when it is asked for.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{ConvRef, DType, FileTensor, ModelFile, state_dict_convs};
+use safetensors::Dtype;
+use safetensors::tensor::Metadata;
+
+use super::{ConvRef, DType, FileTensor, ModelFile, state_dict_convs, values_within};
 use crate::error::{Error, Result};
 
 /// Largest header accepted, in bytes (the format's own limit).
@@ -17,6 +22,7 @@ struct Entry {
     name: String,
     /// The float dtype, or the file's name for another (read as an error).
     dtype: std::result::Result<DType, String>,
+    /// Its shape, outermost first.
     shape: Vec<usize>,
     /// Byte range in the data section.
     start: u64,
@@ -35,9 +41,12 @@ pub struct SafetensorsFile {
 }
 
 impl SafetensorsFile {
-    /// Opens `path` and reads its header, refusing a malformed one.
+    /// Opens `path` and reads its header, refusing a malformed one: an
+    /// error naming the file and what the `safetensors` crate found wrong.
     pub fn open(path: &Path) -> Result<Self> {
-        let invalid = |message: String| Error::weights(path, message);
+        let invalid = |message: String| {
+            Error::weights(path, format!("not a valid safetensors file: {message}"))
+        };
         let mut file =
             File::open(path).map_err(|e| Error::weights_caused(path, "cannot read", e))?;
         let file_len = file
@@ -48,16 +57,25 @@ impl SafetensorsFile {
         file.read_exact(&mut length)
             .map_err(|e| Error::weights_caused(path, "not a valid safetensors file", e))?;
         let header_len = u64::from_le_bytes(length);
-        if header_len > MAX_HEADER_BYTES || 8 + header_len > file_len {
+        if header_len > MAX_HEADER_BYTES || header_len > file_len.saturating_sub(8) {
             return Err(invalid(format!(
-                "not a valid safetensors file: its header claims {header_len} bytes of a {file_len}-byte file"
+                "its header claims {header_len} bytes of a {file_len}-byte file"
             )));
         }
         let mut header = vec![0u8; header_len as usize];
         file.read_exact(&mut header)
             .map_err(|e| Error::weights_caused(path, "not a valid safetensors file", e))?;
+        let metadata: Metadata = serde_json::from_slice(&header)
+            .map_err(|e| invalid(format!("its header is refused: {e}")))?;
         let data_start = 8 + header_len;
-        let entries = parse_header(&header, file_len - data_start).map_err(invalid)?;
+        let data_len = file_len - data_start;
+        if metadata.data_len() as u64 != data_len {
+            return Err(invalid(format!(
+                "its tensors' data cover {} bytes, the file holds {data_len} after its header",
+                metadata.data_len()
+            )));
+        }
+        let entries = entries(&metadata);
         let shapes: Vec<(String, Vec<usize>)> = entries
             .iter()
             .map(|e| (e.name.clone(), e.shape.clone()))
@@ -70,65 +88,44 @@ impl SafetensorsFile {
             entries,
         })
     }
-}
 
-/// The header's tensors, in the order of their data, each checked to lie
-/// inside the `data_len` bytes of the data section with its shape's size.
-fn parse_header(header: &[u8], data_len: u64) -> std::result::Result<Vec<Entry>, String> {
-    let json: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(header)
-        .map_err(|e| format!("not a valid safetensors file: its header is not JSON ({e})"))?;
-    let mut entries = Vec::new();
-    for (name, info) in json.iter().filter(|(name, _)| *name != "__metadata__") {
-        let bad = |what: &str| format!("not a valid safetensors file: tensor {name:?} {what}");
-        let dtype = match info["dtype"].as_str() {
-            Some("F16") => Ok(DType::F16),
-            Some("BF16") => Ok(DType::BF16),
-            Some("F32") => Ok(DType::F32),
-            Some("F64") => Ok(DType::F64),
-            Some(other) => Err(other.to_string()),
-            None => return Err(bad("has no dtype")),
-        };
-        let size = dtype_size(&dtype).ok_or_else(|| bad("has an unknown dtype"))?;
-        let numbers = |key: &str| -> Option<Vec<u64>> {
-            info[key].as_array()?.iter().map(|v| v.as_u64()).collect()
-        };
-        let shape = numbers("shape").ok_or_else(|| bad("has no shape"))?;
-        let [start, end] = numbers("data_offsets")
-            .and_then(|o| <[u64; 2]>::try_from(o).ok())
-            .ok_or_else(|| bad("has no data_offsets"))?;
-        let count = shape
+    fn entry(&self, name: &str) -> Result<&Entry> {
+        self.entries
             .iter()
-            .try_fold(1u64, |n, &d| n.checked_mul(d))
-            .and_then(|n| n.checked_mul(size));
-        if start > end || end > data_len || count != Some(end - start) {
-            return Err(bad(
-                "has data_offsets that do not fit its shape or the file",
-            ));
-        }
-        entries.push(Entry {
-            name: name.clone(),
-            dtype,
-            shape: shape.iter().map(|&d| d as usize).collect(),
-            start,
-            end,
-        });
+            .find(|e| e.name == name)
+            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))
     }
-    entries.sort_by_key(|e| (e.start, e.end));
-    Ok(entries)
 }
 
-/// Bytes per value of a safetensors dtype.
-fn dtype_size(dtype: &std::result::Result<DType, String>) -> Option<u64> {
-    Some(match dtype {
-        Ok(dtype) => dtype.size() as u64,
-        Err(name) => match name.as_str() {
-            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
-            "I16" | "U16" => 2,
-            "I32" | "U32" => 4,
-            "I64" | "U64" => 8,
-            _ => return None,
-        },
-    })
+/// The header's tensors in the order of their data, as the crate
+/// validated them.
+fn entries(metadata: &Metadata) -> Vec<Entry> {
+    metadata
+        .offset_keys()
+        .into_iter()
+        .filter_map(|name| {
+            let info = metadata.info(&name)?;
+            let (start, end) = info.data_offsets;
+            Some(Entry {
+                dtype: float_dtype(info.dtype),
+                shape: info.shape.clone(),
+                start: start as u64,
+                end: end as u64,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// The float dtype convmaps reads `dtype` as, or its name for another.
+fn float_dtype(dtype: Dtype) -> std::result::Result<DType, String> {
+    match dtype {
+        Dtype::F16 => Ok(DType::F16),
+        Dtype::BF16 => Ok(DType::BF16),
+        Dtype::F32 => Ok(DType::F32),
+        Dtype::F64 => Ok(DType::F64),
+        other => Err(other.to_string()),
+    }
 }
 
 impl ModelFile for SafetensorsFile {
@@ -148,13 +145,12 @@ impl ModelFile for SafetensorsFile {
         self.entries.iter().map(|e| e.name.clone()).collect()
     }
 
-    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
-        let entry = self
-            .entries
-            .iter()
-            .find(|e| e.name == name)
-            .cloned()
-            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))?;
+    fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
+        Ok(self.entry(name)?.shape.clone())
+    }
+
+    fn tensor_within(&mut self, name: &str, max_values: usize) -> Result<FileTensor> {
+        let entry = self.entry(name)?.clone();
         let dtype = entry.dtype.clone().map_err(|other| {
             Error::weights(
                 &self.path,
@@ -163,6 +159,8 @@ impl ModelFile for SafetensorsFile {
                 ),
             )
         })?;
+        values_within(name, &entry.shape, max_values).map_err(|m| Error::weights(&self.path, m))?;
+        // The header was checked against the file: these bytes are there.
         let mut bytes = vec![0u8; (entry.end - entry.start) as usize];
         self.file
             .seek(SeekFrom::Start(self.data_start + entry.start))

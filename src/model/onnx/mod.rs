@@ -8,9 +8,10 @@
 //! file and skips tensor data: for each tensor (a graph initializer or a
 //! `Constant` node's `value`) it keeps only its name, shape, type and where
 //! its bytes lie (the byte range of `raw_data`, or of the `TensorProto`
-//! when the values are in its typed fields). [`ModelFile::tensor`] then
-//! seeks to that range and reads only it. Memory at open is the graph's
-//! structure, never its weights. Convs inside subgraphs (`If`, `Loop`
+//! when the values are in its typed fields).
+//! [`ModelFile::tensor_within`] then seeks to that range and reads only it,
+//! after checking the tensor's shape against its caller's bound. Memory at
+//! open is the graph's structure, never its weights. Convs inside subgraphs (`If`, `Loop`
 //! bodies) and functions are not listed, nor are Convs whose weight or
 //! bias is not in the file (fed as a graph input, or computed by other
 //! nodes, as in quantized models): the file's other convs still are.
@@ -24,7 +25,9 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use self::proto::{Field, Wire, WireResult};
-use super::{BatchNormRef, ConvRef, DType, FileGeometry, FilePadding, FileTensor, ModelFile};
+use super::{
+    BatchNormRef, ConvRef, DType, FileGeometry, FilePadding, FileTensor, ModelFile, values_within,
+};
 use crate::error::{Error, Result};
 use crate::layer::Padding;
 
@@ -184,14 +187,24 @@ impl ModelFile for OnnxFile {
         self.tensors.iter().map(|t| t.name.clone()).collect()
     }
 
-    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
-        let info = self
-            .tensors
+    fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
+        let info = self.info(name)?;
+        shape(info).map_err(|e| Error::weights(&self.path, format!("tensor {name:?} {e}")))
+    }
+
+    fn tensor_within(&mut self, name: &str, max_values: usize) -> Result<FileTensor> {
+        let info = self.info(name)?.clone();
+        read_tensor(&mut self.file, &info, max_values).map_err(|e| Error::weights(&self.path, e))
+    }
+}
+
+impl OnnxFile {
+    /// The tensor `name`, or an error naming the file.
+    fn info(&self, name: &str) -> Result<&TensorInfo> {
+        self.tensors
             .iter()
             .find(|t| t.name == name)
-            .cloned()
-            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))?;
-        read_tensor(&mut self.file, &info).map_err(|e| Error::weights(&self.path, e))
+            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))
     }
 }
 
@@ -548,11 +561,6 @@ fn shape(tensor: &TensorInfo) -> std::result::Result<Vec<usize>, String> {
         .collect()
 }
 
-/// The product of `dims`, or `None` when it overflows.
-fn checked_product(dims: &[usize]) -> Option<usize> {
-    dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
-}
-
 /// The dtype of ONNX `data_type` code, or an error naming the type.
 fn dtype(tensor: &TensorInfo) -> std::result::Result<DType, String> {
     const NAMES: [&str; 27] = [
@@ -604,8 +612,13 @@ fn dtype(tensor: &TensorInfo) -> std::result::Result<DType, String> {
 
 /// Reads `tensor`'s values from `file`: its `raw_data` range, else the
 /// typed field its dtype uses (float_data, double_data, or int32_data
-/// holding f16/bf16 bits in each value's low 16 bits).
-fn read_tensor(file: &mut File, tensor: &TensorInfo) -> std::result::Result<FileTensor, String> {
+/// holding f16/bf16 bits in each value's low 16 bits). A tensor of more
+/// than `max_values` values is refused before any is read.
+fn read_tensor(
+    file: &mut File,
+    tensor: &TensorInfo,
+    max_values: usize,
+) -> std::result::Result<FileTensor, String> {
     let name = &tensor.name;
     if tensor.external || (tensor.has_external_data && tensor.raw.is_none()) {
         return Err(format!(
@@ -615,9 +628,8 @@ fn read_tensor(file: &mut File, tensor: &TensorInfo) -> std::result::Result<File
     }
     let dtype = dtype(tensor)?;
     let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
-    let count = checked_product(&shape);
-    let bytes_len = count.and_then(|n| n.checked_mul(dtype.size()));
-    let (Some(count), Some(bytes_len)) = (count, bytes_len) else {
+    let count = values_within(name, &shape, max_values)?;
+    let Some(bytes_len) = count.checked_mul(dtype.size()) else {
         return Err(format!("tensor {name:?} has a shape too large: {shape:?}"));
     };
     let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());

@@ -26,7 +26,7 @@ use std::rc::Rc;
 
 use self::pickle::{Dict, TensorRef, Value};
 use self::storage::Storages;
-use super::{ConvRef, FileTensor, ModelFile, state_dict_convs};
+use super::{ConvRef, FileTensor, ModelFile, state_dict_convs, values_within};
 use crate::error::{Error, Result};
 
 /// Keys under which a checkpoint dict commonly holds its state dict, tried
@@ -34,8 +34,10 @@ use crate::error::{Error, Result};
 pub const STATE_DICT_KEYS: [&str; 5] = ["state_dict", "model", "model_state_dict", "net", "module"];
 
 /// Most elements a tensor may have beyond those of its storage span (a
-/// view with zero strides repeats values; a huge one is a corrupt file).
-const MAX_EXPANDED_ELEMENTS: u64 = 1 << 28;
+/// view with zero strides repeats values; a huge one is a corrupt file or
+/// one built to exhaust memory): 2^24, 64 MiB of f32, whatever bound the
+/// caller gives.
+const MAX_EXPANDED_ELEMENTS: u64 = 1 << 24;
 
 /// One tensor of the state dict.
 #[derive(Clone, Debug)]
@@ -188,7 +190,15 @@ impl ModelFile for PytorchFile {
         self.entries.iter().map(|e| e.name.clone()).collect()
     }
 
-    fn tensor(&mut self, name: &str) -> Result<FileTensor> {
+    fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
+        let entry = self
+            .entry(name)
+            .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))?;
+        sizes(&entry.tensor.shape)
+            .ok_or_else(|| Error::weights(&self.path, format!("tensor {name:?} {TOO_LARGE}")))
+    }
+
+    fn tensor_within(&mut self, name: &str, max_values: usize) -> Result<FileTensor> {
         let path = self.path.clone();
         let entry = self
             .entry(name)
@@ -204,6 +214,10 @@ impl ModelFile for PytorchFile {
                 ),
             ));
         };
+        // The bound comes first: a view may repeat a few stored values over
+        // a huge shape, and nothing of it is read or expanded beyond it.
+        let shape = self.tensor_shape(name)?;
+        values_within(name, &shape, max_values).map_err(|m| Error::weights(&path, m))?;
         let view =
             View::of(tensor).map_err(|m| Error::weights(&path, format!("tensor {name:?} {m}")))?;
         let bytes = match view.span {
@@ -220,6 +234,14 @@ impl ModelFile for PytorchFile {
             values,
         })
     }
+}
+
+/// What a tensor whose sizes do not fit in memory is told.
+const TOO_LARGE: &str = "has a size, stride or offset too large to read";
+
+/// `dims` as `usize`, or `None` when one does not fit.
+fn sizes(dims: &[u64]) -> Option<Vec<usize>> {
+    dims.iter().map(|&d| usize::try_from(d).ok()).collect()
 }
 
 /// A tensor's view checked against its storage, in `usize`.
@@ -243,7 +265,7 @@ impl View {
     /// Checks that `tensor`'s elements lie inside its storage and that its
     /// sizes fit in memory.
     fn of(tensor: &TensorRef) -> std::result::Result<View, String> {
-        let overflow = || "has a size, stride or offset too large to read".to_string();
+        let overflow = || TOO_LARGE.to_string();
         let numel = numel(&tensor.shape).ok_or_else(overflow)?;
         let strides = tensor
             .shape
@@ -271,7 +293,7 @@ impl View {
 /// storage, start and length, checked to lie inside it, to repeat its
 /// values at most [`MAX_EXPANDED_ELEMENTS`] times over and to fit in memory.
 fn span(tensor: &TensorRef, numel: u64) -> std::result::Result<(u64, u64), String> {
-    let overflow = || "has a size, stride or offset too large to read".to_string();
+    let overflow = || TOO_LARGE.to_string();
     let last = tensor
         .shape
         .iter()
@@ -298,7 +320,7 @@ fn span(tensor: &TensorRef, numel: u64) -> std::result::Result<(u64, u64), Strin
     let stored = (end - start) / size;
     if numel > stored.saturating_add(MAX_EXPANDED_ELEMENTS) {
         return Err(format!(
-            "repeats its {stored} stored values {numel} times over"
+            "repeats its {stored} stored values over {numel} elements, more than a checkpoint's view would"
         ));
     }
     if usize::try_from(numel).is_err() || usize::try_from(end - start).is_err() {

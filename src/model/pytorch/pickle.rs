@@ -18,7 +18,7 @@ use std::io::Read;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use crate::model::DType;
+use crate::tensor::DType;
 
 /// Largest string, byte string or memo index a pickle may claim, in bytes
 /// or entries; a longer claim is a corrupt file, not a state dict.

@@ -1,6 +1,7 @@
 //! Where a checkpoint's storages lie, and reading a byte range of one: a
-//! zip record `<archive>/data/<key>`, or a legacy storage's place in the
-//! file, found at opening from the 8-byte headers alone.
+//! zip record `<archive>/data/<key>` (stored, as PyTorch writes them; a
+//! compressed one is refused), or a legacy storage's place in the file,
+//! found at opening from the 8-byte headers alone.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -104,6 +105,16 @@ impl Storages {
                         e,
                     )
                 })?;
+                if record.compression() != zip::CompressionMethod::Stored {
+                    return Err(Error::weights(
+                        path,
+                        format!(
+                            "storage record {name:?} is compressed ({}); PyTorch writes storages \
+                             uncompressed (stored), and convmaps reads only those",
+                            record.compression()
+                        ),
+                    ));
+                }
                 if record.size() < start + length {
                     return Err(cut(record.size()));
                 }
