@@ -121,11 +121,7 @@ impl Error {
         message: impl Into<String>,
         source: impl Into<BoxError>,
     ) -> Self {
-        Error::Image {
-            path: path.to_path_buf(),
-            message: message.into(),
-            source: Some(source.into()),
-        }
+        Error::image(path, message).caused_by(source.into())
     }
 
     /// [`Error::Weights`] for the file at `path`.
@@ -143,11 +139,15 @@ impl Error {
         message: impl Into<String>,
         source: impl Into<BoxError>,
     ) -> Self {
-        Error::Weights {
-            path: path.to_path_buf(),
-            message: message.into(),
-            source: Some(source.into()),
+        Error::weights(path, message).caused_by(source.into())
+    }
+
+    /// This error of a file, with the error underneath it.
+    fn caused_by(mut self, cause: BoxError) -> Self {
+        if let Error::Image { source, .. } | Error::Weights { source, .. } = &mut self {
+            *source = Some(cause);
         }
+        self
     }
 
     /// [`Error::Output`] for `path`, caused by `source` when there is one.

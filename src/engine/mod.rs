@@ -190,12 +190,7 @@ pub trait Pictures: Engine {
     /// default all of it is made on the host from the f32 maps (the CPU
     /// twins); a GPU engine makes it in shaders and reads back only what
     /// was asked for.
-    fn submit_maps(
-        &self,
-        input: &Tensor3,
-        layer: &Layer,
-        wants: Wants<'_>,
-    ) -> Result<SubmittedMaps> {
+    fn submit_maps(&self, input: &Tensor3, layer: &Layer, wants: Wants) -> Result<SubmittedMaps> {
         Ok(SubmittedMaps::on_host(self.submit(input, layer)?, wants))
     }
 
@@ -571,12 +566,7 @@ impl Engine for GpuEngine {
 impl Pictures for GpuEngine {
     /// The conv, the statistics and the pixels recorded into one
     /// submission; only what `wants` asks for is read back.
-    fn submit_maps(
-        &self,
-        input: &Tensor3,
-        layer: &Layer,
-        wants: Wants<'_>,
-    ) -> Result<SubmittedMaps> {
+    fn submit_maps(&self, input: &Tensor3, layer: &Layer, wants: Wants) -> Result<SubmittedMaps> {
         if self.pictures_on == Placement::Host {
             return Ok(SubmittedMaps::on_host(self.submit(input, layer)?, wants));
         }

@@ -84,6 +84,7 @@ fn stack_page(summary: &Summary) -> Page {
         })
         .collect();
     let engine = summary
+        .ran
         .adapter
         .as_ref()
         .map_or("the CPU".to_string(), |a| a.name.clone());
@@ -103,10 +104,10 @@ fn stack_page(summary: &Summary) -> Page {
             layers,
             total: format!(
                 "{} on {engine} ({} shader), {} bands, {:.0} ms",
-                summary.backend.name(),
-                summary.shader,
+                summary.ran.backend.name(),
+                summary.ran.shader,
                 summary.bands,
-                summary.timings_ms.total
+                summary.ran.timings_ms.total
             ),
         }),
         ..Page::default()

@@ -19,6 +19,7 @@ use crate::layer::{Activation, Layer, Padding, ParameterCount};
 use crate::model::load::WeightsOrigin;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
+use crate::settings::Placement;
 pub use crate::stats::MapSummary;
 
 /// What one layer (a block of the graph: a conv and the steps after it)
@@ -38,25 +39,9 @@ pub struct LayerReport {
     pub output: OutputSummary,
     /// Each map's raw range, in filter order.
     pub maps: Vec<MapSummary>,
-    /// "gpu" or "cpu".
-    pub backend: Backend,
-    /// The program that computed the sums: the WGSL shader "fast" or
-    /// "direct", or "cpu" (the CPU twin of the direct shader).
-    pub shader: String,
-    /// The GPU adapter, when the GPU ran the layer.
-    pub adapter: Option<AdapterSummary>,
-    /// Wall time of each stage, in milliseconds.
-    pub timings_ms: Timings,
-    /// How `gflops` was timed: "GPU timestamps around the compute pass" where
-    /// the adapter supports them, else "wall time in submit and wait";
-    /// "wall time" on the CPU. (`timings_ms.compute` is always wall time, so
-    /// that the stages add up to the total.)
-    pub compute_timing: ComputeTiming,
-    /// The compute passes by the GPU's timestamps, in milliseconds, when the
-    /// adapter supports them.
-    pub gpu_compute_ms: Option<f64>,
-    /// 2·K·OH·OW·(C/G)·FH·FW floating-point operations / compute time, in GFLOP/s.
-    pub gflops: f64,
+    /// What ran the layer, and how fast.
+    #[serde(flatten)]
+    pub ran: RanOn,
     /// Files written, relative to the output directory.
     pub files: Vec<String>,
     /// Where a weights file's numbers came from: its format, the conv's
@@ -303,9 +288,6 @@ impl LayerReport {
         let layer = record.layer;
         let (out_height, out_width) = record.output_size;
         let (width, height, channels) = record.input_size;
-        let run = &record.timings.run;
-        let compute = record.timings.compute();
-        let flops = layer.spec.flops(out_height, out_width);
         LayerReport {
             input: InputSummary::new(
                 record.input,
@@ -324,20 +306,12 @@ impl LayerReport {
                 filter_chunks: record.pieces.1,
             },
             maps: record.maps,
-            backend: record.engine.backend,
-            shader: record.engine.shader_name().to_string(),
-            adapter: record.engine.adapter,
-            timings_ms: Timings::new(
+            ran: RanOn::new(
+                record.engine,
                 [record.decode, record.weights, record.setup],
                 &record.timings,
+                layer.spec.flops(out_height, out_width),
             ),
-            compute_timing: record.engine.compute_timing,
-            gpu_compute_ms: run.gpu_compute.map(ms),
-            gflops: if compute.is_zero() {
-                0.0
-            } else {
-                flops / compute.as_secs_f64() / 1e9
-            },
             files: record.files,
             before_folding: record.weights_file.as_ref().and_then(|origin| {
                 let name = origin.batch_norm.as_deref()?;
@@ -348,7 +322,69 @@ impl LayerReport {
         }
     }
 
-    /// Sets the encode stage's time and the run's total.
+    /// Sets the encode stage's time and the layer's total.
+    pub fn finish(&mut self, encode: Duration, total: Duration) {
+        self.ran.finish(encode, total);
+    }
+}
+
+/// What ran a run or a layer, and how fast: the fields `summary.json` and
+/// each of its `layers` entries share.
+#[derive(Clone, Debug, Serialize)]
+pub struct RanOn {
+    /// "gpu" or "cpu".
+    pub backend: Backend,
+    /// The program that computed the sums: the WGSL shader "fast" or
+    /// "direct", or "cpu" (the CPU twin of the direct shader).
+    pub shader: String,
+    /// The GPU adapter, when the GPU ran.
+    pub adapter: Option<AdapterSummary>,
+    /// Where a stack's maps go between layers: "gpu" (they stay in GPU
+    /// memory) or "host" (read back and uploaded again; the CPU).
+    pub between_layers: Placement,
+    /// Wall time of each stage, in milliseconds; they add up to `total`.
+    pub timings_ms: Timings,
+    /// How `gflops` was timed: "GPU timestamps around the compute pass"
+    /// where the adapter supports them, else "wall time in submit and
+    /// wait"; "wall time" on the CPU. (`timings_ms.compute` is always wall
+    /// time, so that the stages add up to the total.)
+    pub compute_timing: ComputeTiming,
+    /// The compute passes by the GPU's timestamps, in milliseconds, when
+    /// the adapter supports them.
+    pub gpu_compute_ms: Option<f64>,
+    /// Every conv's floating-point operations (2·K·OH·OW·(C/G)·FH·FW each)
+    /// / compute time, in GFLOP/s.
+    pub gflops: f64,
+}
+
+impl RanOn {
+    /// `engine`'s facts, with the times of `[decode, weights, setup]` and
+    /// of the engine and the store, and `flops` floating-point operations
+    /// done; `timings_ms.encode` and `total` are set by [`RanOn::finish`].
+    pub fn new(
+        engine: EngineInfo,
+        before: [Duration; 3],
+        timings: &PlannedTimings,
+        flops: f64,
+    ) -> Self {
+        let compute = timings.compute();
+        RanOn {
+            backend: engine.backend,
+            shader: engine.shader_name().to_string(),
+            adapter: engine.adapter,
+            between_layers: engine.between_layers,
+            timings_ms: Timings::new(before, timings),
+            compute_timing: engine.compute_timing,
+            gpu_compute_ms: timings.run.gpu_compute.map(ms),
+            gflops: if compute.is_zero() {
+                0.0
+            } else {
+                flops / compute.as_secs_f64() / 1e9
+            },
+        }
+    }
+
+    /// Sets the encode stage's time and the total.
     pub fn finish(&mut self, encode: Duration, total: Duration) {
         self.timings_ms.encode = ms(encode);
         self.timings_ms.total = ms(total);

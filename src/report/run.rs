@@ -9,18 +9,16 @@ use serde::Serialize;
 
 use super::{
     BeforeFolding, InputSummary, LayerEntry, LayerSummary, MapSummary, MapsModeSummary,
-    OutputSummary, Timings, ms,
+    OutputSummary, RanOn,
 };
-use crate::engine::{Backend, ComputeTiming, EngineInfo, PlannedTimings};
+use crate::engine::{EngineInfo, PlannedTimings};
 use crate::error::{Error, Result};
-use crate::gpu::AdapterSummary;
 use crate::graph::Graph;
 use crate::layer::ParameterCount;
 use crate::model::load::WeightsOrigin;
 use crate::output::write_bytes_atomic;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
-use crate::settings::Placement;
 
 /// Everything `summary.json` holds.
 #[derive(Clone, Debug, Serialize)]
@@ -44,29 +42,9 @@ pub struct Summary {
     pub parameter_formula: String,
     /// Bands of output rows the work was split into.
     pub bands: u32,
-    /// "gpu" or "cpu".
-    pub backend: Backend,
-    /// The program that computed the sums: the WGSL shader "fast" or
-    /// "direct", or "cpu" (the CPU twin of the direct shader).
-    pub shader: String,
-    /// The GPU adapter, when the GPU ran.
-    pub adapter: Option<AdapterSummary>,
-    /// Where a band's maps go between layers: "gpu" (they stay in GPU
-    /// memory) or "host" (read back and uploaded again; the CPU).
-    pub between_layers: Placement,
-    /// Wall time of each stage, in milliseconds; they add up to `total`.
-    pub timings_ms: Timings,
-    /// How `gflops` was timed: "GPU timestamps around the compute pass"
-    /// where the adapter supports them, else "wall time in submit and
-    /// wait"; "wall time" on the CPU. (`timings_ms.compute` is always wall
-    /// time, so that the stages add up to the total.)
-    pub compute_timing: ComputeTiming,
-    /// The GPU's timestamps of the compute passes, in milliseconds, where
-    /// the adapter has them.
-    pub gpu_compute_ms: Option<f64>,
-    /// Every conv's floating-point operations (2·K·OH·OW·(C/G)·FH·FW each)
-    /// / compute time, in GFLOP/s.
-    pub gflops: f64,
+    /// What ran the graph, and how fast.
+    #[serde(flatten)]
+    pub ran: RanOn,
     /// Files written, relative to the output directory.
     pub files: Vec<String>,
 }
@@ -124,7 +102,6 @@ impl Summary {
     /// The summary of a run; `encode` and `total` are set by
     /// [`Summary::finish`], the page's files added by the caller.
     pub fn new(record: RunRecord<'_>) -> Self {
-        let compute = record.timings.compute();
         let parameters = record.graph.parameters();
         let one_layer = match (&record.stack, record.layers.as_slice()) {
             (None, [entry]) => Some(OneLayer::of(entry)),
@@ -142,21 +119,12 @@ impl Summary {
             parameter_formula: parameter_formula(&record.layers, parameters.total),
             parameters,
             bands: record.bands,
-            backend: record.engine.backend,
-            shader: record.engine.shader_name().to_string(),
-            adapter: record.engine.adapter,
-            between_layers: record.engine.between_layers,
-            timings_ms: Timings::new(
+            ran: RanOn::new(
+                record.engine,
                 [record.decode, record.weights, record.setup],
                 &record.timings,
+                record.graph.flops(),
             ),
-            compute_timing: record.engine.compute_timing,
-            gpu_compute_ms: record.timings.run.gpu_compute.map(ms),
-            gflops: if compute.is_zero() {
-                0.0
-            } else {
-                record.graph.flops() / compute.as_secs_f64() / 1e9
-            },
             files: record
                 .layers
                 .iter()
@@ -174,8 +142,7 @@ impl Summary {
 
     /// Sets the encode stage's time and the run's total.
     pub fn finish(&mut self, encode: Duration, total: Duration) {
-        self.timings_ms.encode = ms(encode);
-        self.timings_ms.total = ms(total);
+        self.ran.finish(encode, total);
     }
 
     /// Writes the summary as pretty JSON to `path`, atomically.

@@ -34,7 +34,7 @@ impl Summary {
                     l.items.join(","),
                     shape(l.output_shape),
                     grouped(l.report.parameters.total),
-                    format!("{:.0}", l.report.timings_ms.compute),
+                    format!("{:.0}", l.report.ran.timings_ms.compute),
                 ]
             })
             .collect();
@@ -71,7 +71,7 @@ impl Summary {
                 .map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4]])),
         );
         text.push(rule);
-        let total_compute = format!("{:.0}", self.timings_ms.compute);
+        let total_compute = format!("{:.0}", self.ran.timings_ms.compute);
         text.push(line([
             "total",
             "",
@@ -81,21 +81,21 @@ impl Summary {
         ]));
         text.push(format!("  parameters: {}", self.parameter_formula));
         text.push(String::new());
-        let adapter = match &self.adapter {
+        let adapter = match &self.ran.adapter {
             Some(a) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
             None => "none: the CPU reference ran the stack".to_string(),
         };
         text.push(format!(
             "backend     {} ({} shader, maps kept on the {} between layers): {adapter}",
-            self.backend.name(),
-            self.shader,
-            self.between_layers.name()
+            self.ran.backend.name(),
+            self.ran.shader,
+            self.ran.between_layers.name()
         ));
         text.push(format!("output      {}", out_dir.display()));
-        let t = &self.timings_ms;
+        let t = &self.ran.timings_ms;
         text.push(format!(
             "time (ms)   decode {:.0}, setup {:.0}, compute {:.0}, store {:.0}, encode {:.0}, total {:.0} ({} bands, {:.2} GFLOP/s)",
-            t.decode, t.setup, t.compute, t.store, t.encode, t.total, self.bands, self.gflops
+            t.decode, t.setup, t.compute, t.store, t.encode, t.total, self.bands, self.ran.gflops
         ));
         text.join("\n")
     }
@@ -135,7 +135,7 @@ impl LayerReport {
     /// the layer's details.
     fn detail_text(&self, run: &Summary, out_dir: &Path) -> String {
         let p = &self.parameters;
-        let adapter = match &self.adapter {
+        let adapter = match &self.ran.adapter {
             Some(a) => format!("{} ({}, {})", a.name, a.backend, a.device_type),
             None => "none: the CPU reference ran the layer".to_string(),
         };
@@ -176,8 +176,8 @@ impl LayerReport {
                 "backend",
                 format!(
                     "{} ({} shader): {adapter}",
-                    self.backend.name(),
-                    self.shader
+                    self.ran.backend.name(),
+                    self.ran.shader
                 ),
             ),
         ];
@@ -187,7 +187,7 @@ impl LayerReport {
             ("", stage_values),
             (
                 "throughput",
-                format!("{:.2} GFLOP/s in compute", run.gflops),
+                format!("{:.2} GFLOP/s in compute", run.ran.gflops),
             ),
         ]);
         rows.iter()
@@ -265,7 +265,7 @@ impl LayerReport {
 
 /// The stage names and their milliseconds, aligned in columns.
 fn stage_lines(run: &Summary) -> (String, String) {
-    let t = &run.timings_ms;
+    let t = &run.ran.timings_ms;
     let stages = [
         ("decode", t.decode),
         ("setup", t.setup),
