@@ -426,6 +426,30 @@ impl PassTimer {
     }
 }
 
+/// Records one compute pass of `pipeline` into `encoder`: its buffers
+/// bound as `entries` through `layout`, dispatched over `workgroups`
+/// `[x, y, z]`; `label` names the bind group and the pass.
+pub(crate) fn record_dispatch(
+    gpu: &Gpu,
+    encoder: &mut wgpu::CommandEncoder,
+    (pipeline, layout): (&wgpu::ComputePipeline, &wgpu::BindGroupLayout),
+    (label, entries): (&str, &[wgpu::BindGroupEntry<'_>]),
+    [x, y, z]: [u32; 3],
+) {
+    let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries,
+    });
+    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+        label: Some(label),
+        timestamp_writes: None,
+    });
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, &bind_group, &[]);
+    pass.dispatch_workgroups(x, y, z);
+}
+
 /// A bind group entry for the whole of `buffer`.
 pub(crate) fn entry(binding: u32, buffer: &wgpu::Buffer) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry {

@@ -5,7 +5,9 @@
 //! Both steps are recorded into a caller's encoder after the conv that
 //! writes the maps, and each returns the mappable buffer to read.
 
-use super::buffers::{buffer_init, check_buffers, check_workgroups, entry, record_readback};
+use super::buffers::{
+    buffer_init, check_buffers, check_workgroups, entry, record_dispatch, record_readback,
+};
 use super::{AutoPipeline, Gpu, auto_pipelines};
 use crate::error::Result;
 use crate::render::quantise::Quantise;
@@ -172,18 +174,13 @@ impl MapPictures {
             );
             let mut entries = vec![entry(0, maps), entry(1, &result), entry(2, &params_buffer)];
             entries.extend(extra.iter().cloned());
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("map pictures"),
-                layout,
-                entries: &entries,
-            });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("map pictures"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(row_groups as u32, rows, params.maps);
+            record_dispatch(
+                gpu,
+                encoder,
+                (pipeline, layout),
+                ("map pictures", &entries),
+                [row_groups as u32, rows, params.maps],
+            );
         }
         Ok(record_readback(gpu, encoder, &result, [1, 1, words]))
     }

@@ -11,8 +11,8 @@ use std::ops::Range;
 use std::time::Instant;
 
 use super::buffers::{
-    InFlight, buffer_init, check_buffers, check_workgroups, entry, record_readback,
-    submit_readbacks,
+    InFlight, buffer_init, check_buffers, check_workgroups, entry, record_dispatch,
+    record_readback, submit_readbacks,
 };
 use super::{AutoPipeline, ConvPass, ConvPipeline, Gpu, auto_pipelines};
 use crate::error::{Error, Result};
@@ -342,19 +342,13 @@ impl TensorOps {
             if let Some(source) = source {
                 entries.insert(0, entry(0, source));
             }
-            let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("tensor op"),
-                layout,
-                entries: &entries,
-            });
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("tensor op"),
-                timestamp_writes: None,
-            });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            let [x, y, z] = workgroups;
-            pass.dispatch_workgroups(x, y, z);
+            record_dispatch(
+                gpu,
+                encoder,
+                (pipeline, layout),
+                ("tensor op", &entries),
+                workgroups,
+            );
         }
         Ok(())
     }

@@ -193,8 +193,8 @@ impl FiltersLayout {
                 label_height,
                 cell_width,
                 cell_height,
-                width: columns * cell_width + (columns + 1) * FILTER_GAP,
-                height: rows * cell_height + (rows + 1) * FILTER_GAP,
+                width: super::span(columns, cell_width, FILTER_GAP),
+                height: super::span(rows, cell_height, FILTER_GAP),
             }
         };
         let wanted = MIN_FILTER_HEIGHT

@@ -207,8 +207,8 @@ impl GridLayout {
             zoom,
             cell_width,
             cell_height,
-            width: columns * cell_width + (columns + 1) * GRID_GAP,
-            height: rows * cell_height + (rows + 1) * GRID_GAP,
+            width: super::span(columns, cell_width, GRID_GAP),
+            height: super::span(rows, cell_height, GRID_GAP),
             label_scale,
         }
     }

@@ -131,6 +131,12 @@ pub fn feature_file_name(index: u32, count: u32) -> String {
 pub const GRID_MAX_SIDE: u32 = 4096;
 /// Gap between tiles and around the edge, in pixels.
 pub const GRID_GAP: u32 = 2;
+
+/// Pixels spanned by `count` cells of `cell` pixels with a gap of `gap`
+/// before, between and after them.
+pub fn span(count: u32, cell: u32, gap: u32) -> u32 {
+    count * cell + (count + 1) * gap
+}
 /// Colour of the gaps (white).
 pub const GRID_BACKGROUND: u8 = 255;
 
