@@ -19,11 +19,13 @@
 //! # Ok::<(), convmaps::Error>(())
 //! ```
 //!
-//! Every backend is an [`engine::Engine`], made once: [`engine::open`]
-//! finds a GPU (or falls back to the CPU twin), and [`engine::Engine::run`]
-//! takes the same inputs. [`resolve::resolve`] builds a checked layer from
-//! command-line style options, and [`job::run`] does a whole run, photo to
-//! files.
+//! Every backend is an [`engine::Engine`] (and [`engine::Pictures`]), made
+//! once: [`engine::open`] finds a GPU (or falls back to the CPU twin), and
+//! [`engine::Engine::run`] takes the same inputs. [`resolve::resolve`]
+//! builds a checked layer from command-line style options; a run is a
+//! [`graph::Graph`] of steps (one conv, or a stack), and [`job::run`] does a
+//! whole run, input to files, with the [`settings::Settings`] the program
+//! read from its environment.
 
 pub mod banks;
 pub mod bench;

@@ -190,6 +190,7 @@ table.maps { border-collapse: collapse; }
 .items, .stack { font-family: ui-monospace, monospace; }
 .stack-layer .pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
 .stack-layer figure { margin: 0; }
+.stack-layer h2 { margin-top: 0; }
 .stack-layer img { max-width: 100%; image-rendering: pixelated; }
 ";
 
