@@ -362,7 +362,7 @@ impl LayerSpec {
     /// height below it, where they are the zero padding; and the spec that,
     /// applied to exactly those rows, gives exactly those output rows: the
     /// same spec without top and bottom padding, which the band's input
-    /// carries ([`crate::tensor::RowSource::padded_band`]). The result is
+    /// carries ([`crate::tensor::RowSource::padded_rows`]). The result is
     /// identical to the same rows of an untiled run.
     pub fn band(&self, out_rows: Range<u32>) -> (Range<i64>, LayerSpec) {
         let stride = self.stride as i64;

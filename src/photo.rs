@@ -358,7 +358,7 @@ impl Photo {
 
     /// The whole photo as a `[3, H, W]` tensor.
     pub fn to_tensor(&self) -> Tensor3 {
-        self.band(0..3, 0..self.height)
+        self.rows(0..3, 0..self.height)
     }
 
     /// Whether the file had an alpha channel.
@@ -447,7 +447,7 @@ impl RowSource for Photo {
         [3, self.height, self.width]
     }
 
-    fn band(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
+    fn rows(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
         let mut band = Tensor3::zeros(channels.len() as u32, rows.len() as u32, self.width);
         let plane = band.plane_len();
         // Interleaved samples to planar channels; alpha is not one of them.

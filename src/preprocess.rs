@@ -175,8 +175,8 @@ impl RowSource for Prepared<'_> {
         ]
     }
 
-    fn band(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
-        let rgb = self.photo.band(0..3, rows.clone());
+    fn rows(&self, channels: Range<u32>, rows: Range<u32>) -> Tensor3 {
+        let rgb = self.photo.rows(0..3, rows.clone());
         let plane = rgb.plane_len();
         let source = |c: usize| &rgb.data[c * plane..(c + 1) * plane];
         let mut all: Vec<Vec<f32>> = match self.prep.layout {

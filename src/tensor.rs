@@ -97,22 +97,22 @@ pub trait RowSource {
 
     /// Channels `channels` and rows `rows` (all columns) as f32,
     /// `[channels, rows, W]`.
-    fn band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3;
+    fn rows(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3;
 
-    /// [`RowSource::band`] for rows that may lie outside the image, above it
+    /// [`RowSource::rows`] for rows that may lie outside the image, above it
     /// (negative) or below it (at or past H): those rows are zeros, the
     /// image's zero padding.
-    fn padded_band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<i64>) -> Tensor3 {
+    fn padded_rows(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<i64>) -> Tensor3 {
         let [_, height, width] = self.shape();
         let inside = rows.start.clamp(0, height as i64)..rows.end.clamp(0, height as i64);
         let inside_rows = inside.start as u32..inside.end.max(inside.start) as u32;
         if inside == rows {
-            return self.band(channels, inside_rows);
+            return self.rows(channels, inside_rows);
         }
         let count = channels.len() as u32;
         let mut padded = Tensor3::zeros(count, rows.end.saturating_sub(rows.start) as u32, width);
         if !inside_rows.is_empty() {
-            let part = self.band(channels, inside_rows);
+            let part = self.rows(channels, inside_rows);
             let offset = (inside.start - rows.start) as usize * width as usize;
             let plane = padded.plane_len();
             for (c, values) in part.planes().enumerate() {
@@ -128,7 +128,7 @@ impl RowSource for Tensor3 {
         [self.channels, self.height, self.width]
     }
 
-    fn band(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3 {
+    fn rows(&self, channels: std::ops::Range<u32>, rows: std::ops::Range<u32>) -> Tensor3 {
         self.slice(channels, rows)
     }
 }
@@ -267,18 +267,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn padded_bands_are_zero_outside_the_image_and_slices_inside() {
+    fn padded_rows_are_zero_outside_the_image_and_slices_inside() {
         // 2 channels of 3 rows × 2 columns, values 1..=12.
         let image = Tensor3::from_vec(2, 3, 2, (1..=12).map(|v| v as f32).collect());
-        assert_eq!(image.padded_band(0..2, 0..3), image);
-        assert_eq!(image.padded_band(1..2, 1..3), image.slice(1..2, 1..3));
+        assert_eq!(image.padded_rows(0..2, 0..3), image);
+        assert_eq!(image.padded_rows(1..2, 1..3), image.slice(1..2, 1..3));
         // Two rows above, all three rows, one row below; channel 1 only.
-        let padded = image.padded_band(1..2, -2..4);
+        let padded = image.padded_rows(1..2, -2..4);
         assert_eq!((padded.channels, padded.height, padded.width), (1, 6, 2));
         let expected = [0., 0., 0., 0., 7., 8., 9., 10., 11., 12., 0., 0.];
         assert_eq!(padded.data, expected);
         // Wholly in the padding, above and below.
-        assert_eq!(image.padded_band(0..2, -3..-1), Tensor3::zeros(2, 2, 2));
-        assert_eq!(image.padded_band(0..1, 5..7), Tensor3::zeros(1, 2, 2));
+        assert_eq!(image.padded_rows(0..2, -3..-1), Tensor3::zeros(2, 2, 2));
+        assert_eq!(image.padded_rows(0..1, 5..7), Tensor3::zeros(1, 2, 2));
     }
 }

@@ -115,7 +115,7 @@ fn a_photos_bands_are_slices_of_its_whole_tensor_at_8_and_16_bits() {
         for channels in [0..3, 1..2, 2..3, 0..2] {
             for rows in [0..5, 1..4, 4..5, 0..1] {
                 assert_eq!(
-                    photo.band(channels.clone(), rows.clone()),
+                    photo.rows(channels.clone(), rows.clone()),
                     tensor.slice(channels.clone(), rows.clone()),
                     "{path:?} channels {channels:?} rows {rows:?}"
                 );

@@ -33,7 +33,7 @@ fn read(path: &Path, prep: &InputPrep) -> convmaps::tensor::Tensor3 {
         prep,
     };
     let [channels, height, _] = prepared.shape();
-    prepared.band(0..channels, 0..height)
+    prepared.rows(0..channels, 0..height)
 }
 
 /// The photo of [`save`] (with alpha when `alpha`) as `p.png` in a fresh

@@ -49,7 +49,7 @@ fn each_band(
             continue;
         };
         let image_rows = first.reads.clone();
-        let input = image.band(0..channels, image_rows.clone());
+        let input = image.rows(0..channels, image_rows.clone());
         let steps = band_steps(graph, band, &image_rows);
         let outputs = engine.submit_band(input, &steps)?;
         let emitting = graph.blocks.iter().map(|b| &band.steps[b.steps.end - 1]);

@@ -805,7 +805,7 @@ pub fn for_each_piece<P>(
                 },
                 ..chunk.clone()
             };
-            let input = image.padded_band(channels.clone(), input_rows);
+            let input = image.padded_rows(channels.clone(), input_rows);
             let piece = submit(&input, &chunk, *first_filter)?;
             if let Some((filter, row, previous)) =
                 pending.replace((*first_filter, band.start, piece))

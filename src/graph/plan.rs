@@ -2,7 +2,7 @@
 //! a band of every earlier step's output: the rows its windows read, a
 //! halo that grows layer by layer. The plan walks back from each output
 //! band to the input rows it reads; an engine runs the band's steps one
-//! after the other on its own memory (`engine::run_bands`).
+//! after the other on its own memory (`engine::run_chain`).
 //!
 //! Every block's maps are handed over too: each band's rows of a block
 //! that no earlier band handed over, so that together the bands give each

@@ -70,7 +70,7 @@ pub(super) fn compute(
     })
 }
 
-/// Where a group's maps wait until their statistics are known.
+/// Where a block's maps wait until their statistics are known.
 enum BlockMaps {
     /// On disk: `features.npy` in its folder, or a temporary spill.
     Raw(BandedNpy),
@@ -94,10 +94,10 @@ fn compute_blocks(
 ) -> Result<BlockResults> {
     let mut maps_of = Vec::new();
     let mut stats = Vec::new();
-    for (group, layer) in graph.blocks.iter().enumerate() {
+    for (block, layer) in graph.blocks.iter().enumerate() {
         let folder = job.out_dir.join(&layer.folder);
         create_output_dir(&folder)?;
-        let shape = graph.block_output(group);
+        let shape = graph.block_output(block);
         maps_of.push(if keep {
             BlockMaps::Kept(Vec::new())
         } else {
@@ -107,9 +107,9 @@ fn compute_blocks(
     }
     let total = (plan.band_count() * graph.blocks.len()) as u64;
     let mut counter = Counter::new(Stage::Compute, total, progress);
-    let timings = run_chain(engine, input, graph, plan, |group, row, maps| {
-        MapStats::add_band(&mut stats[group], maps);
-        match &mut maps_of[group] {
+    let timings = run_chain(engine, input, graph, plan, |block, row, maps| {
+        MapStats::add_band(&mut stats[block], maps);
+        match &mut maps_of[block] {
             BlockMaps::Raw(raw) => raw.write_band(0, row, maps)?,
             BlockMaps::Kept(bands) => bands.push((row, maps.to_tensor())),
         }
@@ -119,7 +119,7 @@ fn compute_blocks(
     Ok((maps_of, stats, timings))
 }
 
-/// Writes a group's feature PNGs and grid into `folder` from its maps kept
+/// Writes a block's feature PNGs and grid into `folder` from its maps kept
 /// in memory, coloured over the ranges `stats` give, and its weights;
 /// returns the file names.
 fn write_kept_maps(
@@ -142,12 +142,12 @@ fn write_kept_maps(
     Ok(files)
 }
 
-/// What a group's summary says about the run as a whole.
+/// What a block's summary says about the run as a whole.
 struct BlockRecord {
     engine: EngineInfo,
     bands: u32,
     orientation: Orientation,
-    /// The group's compute and store times.
+    /// The block's compute and store times.
     timings: PlannedTimings,
     /// Why its maps were kept in memory or went through the disk.
     why: String,

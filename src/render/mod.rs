@@ -107,7 +107,7 @@ pub fn preview_rgb(image: &(impl RowSource + ?Sized), max_side: u32) -> image::R
     const ROWS: u32 = 64;
     let mut pixels = Vec::with_capacity(ROWS as usize * width as usize * 3);
     for first_row in (0..height).step_by(ROWS as usize) {
-        let band = image.band(0..channels, first_row..(first_row + ROWS).min(height));
+        let band = image.rows(0..channels, first_row..(first_row + ROWS).min(height));
         let channel = |c: u32| band.plane(c.min(channels - 1));
         pixels.clear();
         for (r, (g, b)) in channel(0).iter().zip(channel(1).iter().zip(channel(2))) {

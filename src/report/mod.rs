@@ -51,7 +51,7 @@ pub struct LayerReport {
     /// own and the BatchNorm's.
     pub before_folding: Option<BeforeFolding>,
     /// How the maps became pictures: `one-pass`, `recompute` or `spill`,
-    /// and why (none for a stack's layers, which spill).
+    /// and why.
     pub maps_mode: Option<MapsModeSummary>,
 }
 
