@@ -50,7 +50,7 @@ fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) 
         })
         .collect();
     let mut counts: Vec<Vec<u8>> = outputs.iter().map(|t| vec![0; t.data.len()]).collect();
-    convmaps::engine::run_chain(engine, image, stack, &plan, |block, first_row, maps| {
+    convmaps::engine::run_chain(engine, image, (stack, &plan), |block, first_row, maps| {
         let out = &mut outputs[block];
         for k in 0..maps.channels {
             for y in 0..maps.height {

@@ -24,8 +24,7 @@ use crate::tensor::{RowSource, Tensor3, TensorView};
 pub fn run_chain(
     engine: &dyn Engine,
     image: &(impl RowSource + ?Sized),
-    graph: &Graph,
-    plan: &BandPlan,
+    (graph, plan): (&Graph, &BandPlan),
     mut sink: impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<Vec<PlannedTimings>> {
     let run = each_band(engine, image, graph, plan, &mut sink);

@@ -463,14 +463,14 @@ impl GpuEngine {
         if stats {
             readbacks.push(
                 self.pictures
-                    .record_stats(gpu, &mut encoder, output, shape)?,
+                    .record_stats(gpu, &mut encoder, (output, shape))?,
             );
         }
         let layout = match pixels {
             Some(quantise) => {
                 let readback =
                     self.pictures
-                        .record_quantise(gpu, &mut encoder, output, shape, quantise)?;
+                        .record_quantise(gpu, &mut encoder, (output, shape), quantise)?;
                 readbacks.push(readback);
                 Some(quantise.layout(shape[1] as usize * shape[2] as usize))
             }

@@ -58,8 +58,7 @@ impl MapPictures {
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
-        maps: &wgpu::Buffer,
-        [count, rows, width]: [u32; 3],
+        (maps, [count, rows, width]): (&wgpu::Buffer, [u32; 3]),
     ) -> Result<Readback> {
         let plane_len = rows as u64 * width as u64;
         let chunks = plane_len.div_ceil(CHUNK as u64);
@@ -88,8 +87,7 @@ impl MapPictures {
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
-        maps: &wgpu::Buffer,
-        [count, rows, width]: [u32; 3],
+        (maps, [count, rows, width]): (&wgpu::Buffer, [u32; 3]),
         quantise: &Quantise,
     ) -> Result<Readback> {
         let plane_len = rows as u64 * width as u64;

@@ -107,7 +107,7 @@ fn compute_blocks(
     }
     let total = (plan.band_count() * graph.blocks.len()) as u64;
     let mut counter = Counter::new(Stage::Compute, total, progress);
-    let timings = run_chain(engine, input, graph, plan, |block, row, maps| {
+    let timings = run_chain(engine, input, (graph, plan), |block, row, maps| {
         MapStats::add_band(&mut stats[block], maps);
         match &mut maps_of[block] {
             BlockMaps::Raw(raw) => raw.write_band(0, row, maps)?,

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::engine::{Backend, ComputeTiming, EngineInfo, PlannedTimings};
 use crate::gpu::AdapterSummary;
 use crate::graph::Graph;
-use crate::layer::{Activation, Layer, Padding, ParameterCount};
+use crate::layer::{Layer, LayerSpec, ParameterCount};
 use crate::model::load::WeightsOrigin;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
@@ -141,47 +141,48 @@ impl InputSummary {
     }
 }
 
-/// The layer's options, in PyTorch's names.
-#[derive(Clone, Debug, Serialize)]
+/// The layer's options, in PyTorch's names: its resolved geometry
+/// (`filters`, `kernel_size` `[FH, FW]`, `stride`, `padding` on each side,
+/// `dilation`, `groups`, `bias`, `activation`), its `weight_shape`
+/// `[K, C/G, FH, FW]`, and where the weights came from (`weights_source`:
+/// "random: kaiming-uniform (seed N)", a bank's name or a file path).
+#[derive(Clone, Debug)]
 pub struct LayerSummary {
-    /// K.
-    pub filters: u32,
-    /// `[FH, FW]`.
-    pub kernel_size: [u32; 2],
-    /// Step between windows.
-    pub stride: u32,
-    /// Zero padding on each side.
-    pub padding: Padding,
-    /// Step between kernel taps.
-    pub dilation: u32,
-    /// G.
-    pub groups: u32,
-    /// Whether each filter has a bias.
-    pub bias: bool,
-    /// Applied after the bias: "none" or "relu".
-    pub activation: Activation,
-    /// `[K, C/G, FH, FW]`.
-    pub weight_shape: [usize; 4],
-    /// Where the weights came from: "kaiming-uniform (seed N)" or a file path.
+    /// The layer's geometry.
+    pub spec: LayerSpec,
+    /// Where the weights came from.
     pub weights_source: String,
 }
 
 impl LayerSummary {
     /// Describes `layer`, whose weights came from `weights_source`.
     pub fn new(layer: &Layer, weights_source: String) -> Self {
-        let spec = &layer.spec;
         LayerSummary {
-            filters: spec.filters,
-            kernel_size: [spec.kernel_height, spec.kernel_width],
-            stride: spec.stride,
-            padding: spec.padding,
-            dilation: spec.dilation,
-            groups: spec.groups,
-            bias: spec.bias,
-            activation: spec.activation,
-            weight_shape: spec.weight_shape(),
+            spec: layer.spec,
             weights_source,
         }
+    }
+}
+
+impl Serialize for LayerSummary {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let spec = &self.spec;
+        let mut layer = serializer.serialize_struct("LayerSummary", 10)?;
+        layer.serialize_field("filters", &spec.filters)?;
+        layer.serialize_field("kernel_size", &[spec.kernel_height, spec.kernel_width])?;
+        layer.serialize_field("stride", &spec.stride)?;
+        layer.serialize_field("padding", &spec.padding)?;
+        layer.serialize_field("dilation", &spec.dilation)?;
+        layer.serialize_field("groups", &spec.groups)?;
+        layer.serialize_field("bias", &spec.bias)?;
+        layer.serialize_field("activation", &spec.activation)?;
+        layer.serialize_field("weight_shape", &spec.weight_shape())?;
+        layer.serialize_field("weights_source", &self.weights_source)?;
+        layer.end()
     }
 }
 

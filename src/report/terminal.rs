@@ -244,12 +244,12 @@ impl LayerReport {
 
     /// `32 filters of 5×5, stride 1, padding 0, dilation 1, groups 1`.
     fn layer_line(&self) -> String {
-        let l = &self.layer;
+        let l = &self.layer.spec;
         format!(
             "{} filters of {}×{}, stride {}, padding {}, dilation {}, groups {}{}",
             l.filters,
-            l.kernel_size[0],
-            l.kernel_size[1],
+            l.kernel_height,
+            l.kernel_width,
             l.stride,
             l.padding,
             l.dilation,
