@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use crate::engine::{Engine, convolve_planned};
 use crate::error::Result;
+use crate::graph::plan::LayerPlan;
 use crate::layer::{Layer, LayerSpec};
-use crate::plan::Plan;
 use crate::tensor::Tensor3;
 use crate::weights;
 
@@ -57,7 +57,7 @@ pub fn flops(image: &Tensor3, layer: &Layer) -> Result<f64> {
 /// compute time: the GPU's timestamps where the device has them, else the
 /// time spent waiting on the GPU (the compute time on the CPU).
 pub fn time_planned(engine: &dyn Engine, image: &Tensor3, layer: &Layer) -> Result<Duration> {
-    let plan = Plan::new(&layer.spec, image.height, image.width, engine.band_budget())?;
+    let plan = LayerPlan::new(&layer.spec, image.height, image.width, engine.band_budget())?;
     let timings = convolve_planned(engine, image, layer, &plan, |_, _, _| Ok(()))?;
     Ok(timings.compute())
 }

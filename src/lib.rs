@@ -42,7 +42,6 @@ pub mod model;
 pub mod npy;
 pub mod output;
 pub mod photo;
-pub mod plan;
 pub mod pool;
 pub mod preprocess;
 pub mod render;

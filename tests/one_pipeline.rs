@@ -91,16 +91,17 @@ fn a_maps_mode_that_is_no_mode_is_refused_by_name_for_a_stack_as_for_one_layer()
 }
 
 #[test]
-fn a_maps_mode_a_stack_cannot_take_is_refused_by_name() {
+fn a_maps_mode_a_stack_cannot_take_is_refused_by_name_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     for mode in ["recompute", "one-pass"] {
-        let (output, _) = run(
+        let (output, out) = run(
             dir.path(),
             mode,
             &["--layers", "2x3,3x3", "--normalize", "-1,1"],
             &[("CONVMAPS_MAPS_MODE", mode)],
         );
         output.fails_with(2, &[&format!("CONVMAPS_MAPS_MODE={mode}")]);
+        common::assert_not_written(&out);
     }
 }
 
@@ -124,4 +125,17 @@ fn one_layer_and_stack_pages_share_one_stylesheet_and_count_their_images() {
     for image in ["input.png", "conv1/grid.png", "conv2/filters.png"] {
         assert!(stack_html.contains(&format!("src=\"{image}\"")), "{image}");
     }
+}
+
+#[test]
+fn a_stack_too_wide_for_its_bands_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (output, out) = run(
+        dir.path(),
+        "wide",
+        &["--layers", "4x3,relu,4x3"],
+        &[("CONVMAPS_BAND_BYTES", "64")],
+    );
+    output.fails_with(2, &["too wide"]);
+    common::assert_not_written(&out);
 }

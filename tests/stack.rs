@@ -7,7 +7,7 @@ mod common;
 use common::{below, random_image, rng};
 use convmaps::banks::Init;
 use convmaps::engine::Engine;
-use convmaps::graph::{self, BandPlan, Graph, StackOptions};
+use convmaps::graph::{self, ChainPlan, Graph, StackOptions};
 use convmaps::resolve::InputShape;
 use convmaps::tensor::Tensor3;
 
@@ -42,7 +42,7 @@ fn resolve(spec: &str, channels: u32, height: u32, width: u32, seed: u64) -> Opt
 /// Runs `stack` over `image` in bands of at most `budget` bytes and
 /// assembles each block's maps, checking every value is handed over once.
 fn run_banded(engine: &dyn Engine, stack: &Graph, image: &Tensor3, budget: u64) -> Vec<Tensor3> {
-    let plan = BandPlan::new(stack, budget).unwrap();
+    let plan = ChainPlan::new(stack, budget).unwrap();
     let mut outputs: Vec<Tensor3> = (0..stack.blocks.len())
         .map(|g| {
             let [k, h, w] = stack.block_output(g);
@@ -148,7 +148,7 @@ fn random_stacks_in_tiny_bands_equal_the_untiled_cpu_twin(engine: &dyn Engine) {
         let expected = graph::run_cpu(&stack, &image).unwrap();
         // The smallest budget that plans: bands of one or two rows.
         let mut smallest = 64;
-        while BandPlan::new(&stack, smallest).is_err() {
+        while ChainPlan::new(&stack, smallest).is_err() {
             smallest *= 2;
         }
         for budget in [smallest, 3 * smallest, u64::MAX] {
@@ -239,7 +239,7 @@ fn an_onnx_models_two_convs_equal_onnx_runtimes_maps(engine: &dyn Engine) {
         .map(|name| convmaps::npy::read_f32_3d(&fixtures.join(name)).unwrap())
         .collect();
     let mut smallest = 64;
-    while BandPlan::new(&stack, smallest).is_err() {
+    while ChainPlan::new(&stack, smallest).is_err() {
         smallest *= 2;
     }
     for budget in [smallest, u64::MAX] {

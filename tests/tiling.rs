@@ -7,13 +7,13 @@ mod common;
 use common::{below, random_image, random_layer, rng};
 use convmaps::cpu;
 use convmaps::engine::{Engine, convolve_planned};
+use convmaps::graph::plan::LayerPlan;
 use convmaps::layer::{Layer, LayerSpec, Padding};
-use convmaps::plan::Plan;
 use convmaps::tensor::Tensor3;
 
 /// Runs the plan and assembles the pieces into one `[K, OH, OW]` tensor,
 /// checking that every element is written exactly once.
-fn run_planned(engine: &dyn Engine, image: &Tensor3, layer: &Layer, plan: &Plan) -> Tensor3 {
+fn run_planned(engine: &dyn Engine, image: &Tensor3, layer: &Layer, plan: &LayerPlan) -> Tensor3 {
     let (out_height, out_width) = layer.spec.output_size(image.height, image.width).unwrap();
     let mut output = Tensor3::zeros(layer.spec.filters, out_height, out_width);
     let mut written = vec![0u8; output.data.len()];
@@ -101,7 +101,7 @@ fn banded_and_chunked_equals_untiled_exactly(engine: &dyn Engine) {
             1e-5,
         );
         for budget in budgets(&layer, &image) {
-            let plan = Plan::new(&layer.spec, image.height, image.width, budget).unwrap();
+            let plan = LayerPlan::new(&layer.spec, image.height, image.width, budget).unwrap();
             let tiled = run_planned(engine, &image, &layer, &plan);
             assert!(
                 tiled == untiled,
@@ -146,7 +146,7 @@ fn plan_respects_the_budget_and_splits_filters_on_group_boundaries() {
     spec.groups = 3;
     // One output row of all 12 filters is 12·98·4 = 4704 bytes; one input row
     // (3 rows of halo, 2 channels per 4-filter group) is 2400.
-    let plan = Plan::new(&spec, 50, 100, 3000).unwrap();
+    let plan = LayerPlan::new(&spec, 50, 100, 3000).unwrap();
     assert!(plan.filter_chunks.len() > 1);
     for chunk in &plan.filter_chunks {
         assert_eq!(chunk.start % 4, 0, "{plan:?}");
@@ -155,12 +155,12 @@ fn plan_respects_the_budget_and_splits_filters_on_group_boundaries() {
     assert_eq!(plan.bands.first().unwrap().start, 0);
     assert_eq!(plan.bands.last().unwrap().end, 48);
 
-    let whole = Plan::new(&LayerSpec::new(3, 32, 5), 512, 512, 64 << 20).unwrap();
+    let whole = LayerPlan::new(&LayerSpec::new(3, 32, 5), 512, 512, 64 << 20).unwrap();
     assert_eq!((whole.bands.len(), whole.filter_chunks.len()), (1, 1));
 }
 
 #[test]
 fn a_row_too_wide_for_any_budget_is_an_error_not_a_panic() {
     let spec = LayerSpec::new(3, 4, 3);
-    assert!(Plan::new(&spec, 10, 1000, 100).is_err());
+    assert!(LayerPlan::new(&spec, 10, 1000, 100).is_err());
 }

@@ -10,7 +10,7 @@ use crate::cpu;
 use crate::error::Result;
 use crate::gpu::RunTimings;
 use crate::graph::plan::band_steps;
-use crate::graph::{BandOp, BandPlan, BandStep, Graph};
+use crate::graph::{BandOp, BandStep, ChainPlan, Graph};
 use crate::layer::Layer;
 use crate::tensor::{RowSource, Tensor3, TensorView};
 
@@ -24,7 +24,7 @@ use crate::tensor::{RowSource, Tensor3, TensorView};
 pub fn run_chain(
     engine: &dyn Engine,
     image: &(impl RowSource + ?Sized),
-    (graph, plan): (&Graph, &BandPlan),
+    (graph, plan): (&Graph, &ChainPlan),
     mut sink: impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<Vec<PlannedTimings>> {
     let run = each_band(engine, image, graph, plan, &mut sink);
@@ -38,7 +38,7 @@ fn each_band(
     engine: &dyn Engine,
     image: &(impl RowSource + ?Sized),
     graph: &Graph,
-    plan: &BandPlan,
+    plan: &ChainPlan,
     sink: &mut impl FnMut(usize, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<Vec<PlannedTimings>> {
     let channels = graph.input()[0];

@@ -22,9 +22,9 @@ use crate::gpu::{
     AdapterSummary, BandRecording, ConvPass, ConvPipeline, DeviceTensor, Gpu, InFlight,
     MapPictures, OutputSlot, RunTimings, ShaderKind, TensorOps,
 };
+use crate::graph::plan::{self, LayerPlan};
 use crate::graph::{BandOp, BandStep};
 use crate::layer::Layer;
-use crate::plan::{self, Plan};
 use crate::render::quantise::Quantise;
 use crate::settings::{Placement, Settings};
 use crate::tensor::{RowSource, Tensor3, TensorView};
@@ -745,7 +745,7 @@ pub fn convolve_planned(
     engine: &dyn Engine,
     image: &(impl RowSource + ?Sized),
     layer: &Layer,
-    plan: &Plan,
+    plan: &LayerPlan,
     mut sink: impl FnMut(u32, u32, TensorView<'_>) -> Result<()>,
 ) -> Result<PlannedTimings> {
     let mut timings = PlannedTimings::default();
@@ -780,7 +780,7 @@ pub fn convolve_planned(
 pub fn for_each_piece<P>(
     engine: &dyn Engine,
     image: &(impl RowSource + ?Sized),
-    (layer, plan, reserve): (&Layer, &Plan, bool),
+    (layer, plan, reserve): (&Layer, &LayerPlan, bool),
     mut submit: impl FnMut(&Tensor3, &Layer, u32) -> Result<P>,
     mut hand_over: impl FnMut(u32, u32, P) -> Result<()>,
 ) -> Result<()> {

@@ -13,7 +13,7 @@ pub mod names;
 pub mod plan;
 pub mod spec;
 
-pub use plan::{BandOp, BandPlan, BandStep};
+pub use plan::{BandOp, BandStep, ChainPlan, LayerPlan, Plan};
 pub use spec::{ConvItem, Item, SpecItem};
 
 use std::ops::Range;
@@ -257,6 +257,12 @@ impl Graph {
     /// The graph's input `[C, H, W]`.
     pub fn input(&self) -> [u32; 3] {
         self.values[0].shape
+    }
+
+    /// Whether the graph is one conv written to the output directory itself
+    /// (a one-layer run, [`Graph::single`]), computed whole.
+    pub fn is_one_layer(&self) -> bool {
+        self.steps.len() == 1 && self.blocks.len() == 1 && self.blocks[0].folder.is_empty()
     }
 
     /// Whether every step reads the value the step before it wrote (the

@@ -6,14 +6,12 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use super::modes::Chosen;
 use super::pictures::{self, StreamedPictures, map_ranges};
-use super::{
-    Computed, Counter, Job, MapsMode, Stage, Step, band_budget, write_filters,
-    write_weights_and_raw,
-};
+use super::{Computed, Counter, Job, MapsMode, Stage, Step, write_filters, write_weights_and_raw};
 use crate::engine::{EngineInfo, Pictures, PlannedTimings, run_chain};
 use crate::error::Result;
-use crate::graph::{BandPlan, Graph};
+use crate::graph::{ChainPlan, Graph};
 use crate::layer::Layer;
 use crate::npy::BandedNpy;
 use crate::output::create_output_dir;
@@ -29,16 +27,14 @@ use crate::tensor::{RowSource, Tensor3};
 pub(super) fn compute(
     engine: &dyn Pictures,
     input: &dyn RowSource,
-    graph: &Graph,
+    (graph, plan, (mode, why)): (&Graph, &ChainPlan, Chosen),
     (job, orientation): (&Job, Orientation),
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
-    let plan = BandPlan::new(graph, band_budget(engine, &job.settings))?;
-    let (mode, why) = MapsMode::choose(job, engine, graph)?;
     let (maps_of, stats, block_timings) = compute_blocks(
         engine,
         input,
-        (graph, &plan, mode == MapsMode::Keep),
+        (graph, plan, mode == MapsMode::Keep),
         job,
         progress,
     )?;
@@ -88,7 +84,7 @@ type BlockResults = (Vec<BlockMaps>, Vec<Vec<MapStats>>, Vec<PlannedTimings>);
 fn compute_blocks(
     engine: &dyn Pictures,
     input: &dyn RowSource,
-    (graph, plan, keep): (&Graph, &BandPlan, bool),
+    (graph, plan, keep): (&Graph, &ChainPlan, bool),
     job: &Job,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<BlockResults> {

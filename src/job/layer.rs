@@ -1,50 +1,38 @@
 //! A graph of one conv written to the output directory itself (a
 //! one-layer run) computed whole: band by band and filter chunk by filter
-//! chunk as [`Plan`] says, its maps made pictures in the mode
+//! chunk as [`LayerPlan`] says, its maps made pictures in the mode
 //! [`MapsMode::choose`] picks (one pass, keep, recompute or spill).
 
 use std::time::{Duration, Instant};
 
-use super::modes::{self, MapsMode};
+use super::modes::{self, Chosen, MapsMode};
 use super::pictures;
-use super::{Computed, Job, Step, band_budget, write_filters, write_weights_and_raw};
+use super::{Computed, Job, Step, write_filters, write_weights_and_raw};
 use crate::engine::{Pictures, PlannedTimings};
 use crate::error::Result;
 use crate::graph::Graph;
+use crate::graph::plan::LayerPlan;
 use crate::npy::BandedNpy;
 use crate::photo::Orientation;
-use crate::plan::Plan;
 use crate::preprocess::InputPrep;
 use crate::report::{LayerEntry, LayerRecord, LayerReport, MapsModeSummary};
 use crate::settings::Placement;
 use crate::stats::MapStats;
 use crate::tensor::RowSource;
 
-/// Whether `graph` is one conv written to the output directory itself,
-/// which [`compute`] runs (any other graph runs as a chain).
-pub(super) fn runs_whole(graph: &Graph) -> bool {
-    graph.steps.len() == 1 && graph.blocks.len() == 1 && graph.blocks[0].folder.is_empty()
-}
-
 /// Computes the one conv of `graph` over `input` and writes its pictures,
 /// weights, filters and raw maps; returns its entry of the summary.
 pub(super) fn compute(
     engine: &dyn Pictures,
     input: &dyn RowSource,
-    graph: &Graph,
+    (graph, plan, mode): (&Graph, &LayerPlan, Chosen),
     (job, prep, orientation): (&Job, Option<&InputPrep>, Orientation),
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
     let started = Instant::now();
     let layer = graph.layer(0);
     let [channels, height, width] = graph.input();
-    let plan = Plan::new(
-        &layer.spec,
-        height,
-        width,
-        band_budget(engine, &job.settings),
-    )?;
-    let drawn = draw_maps(engine, input, (graph, &plan), job, progress)?;
+    let drawn = draw_maps(engine, input, (graph, plan, mode), job, progress)?;
     let info = engine.info();
     let [_, out_height, out_width] = graph.block_output(0);
     let mut report = LayerReport::new(LayerRecord {
@@ -99,16 +87,15 @@ struct Drawn {
 }
 
 /// Computes the layer and writes its pictures, weights and raw maps, in
-/// the mode [`MapsMode::choose`] picks.
+/// the mode [`MapsMode::choose`] picked.
 fn draw_maps(
     engine: &dyn Pictures,
     input: &dyn RowSource,
-    (graph, plan): (&Graph, &Plan),
+    (graph, plan, (mode, why)): (&Graph, &LayerPlan, Chosen),
     job: &Job,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Drawn> {
     let layer = graph.layer(0);
-    let (mode, why) = MapsMode::choose(job, engine, graph)?;
     let maps_shape = graph.block_output(0);
     let (mut streamed, fixed) = match mode {
         MapsMode::OnePass => {

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Pictures, PlannedTimings};
 use crate::error::{Error, Result};
-use crate::graph::Graph;
 use crate::graph::spec::conv_item;
+use crate::graph::{Graph, Plan};
 use crate::input::{Input, InputFile};
 use crate::layer::Layer;
 use crate::npy::BandedNpy;
@@ -156,8 +156,9 @@ pub struct StackJob {
 ///
 /// The stages: read the input's header, resolve the graph against it
 /// (every size checked before anything is allocated or written), decode,
-/// compute each block's maps band by band (with each map's statistics)
-/// and write their pictures, then the page and the summary.
+/// plan the bands and choose how the maps become pictures (still nothing
+/// written), compute each block's maps band by band (with each map's
+/// statistics) and write their pictures, then the page and the summary.
 pub fn run(
     engine: &dyn Pictures,
     job: &Job,
@@ -174,19 +175,25 @@ pub fn run(
     let (decoded, decode) = timed(|| file.decode())?;
     let prep = input_prep(job, graph.input()[0], &decoded)?;
 
+    let plan = Plan::new(&graph, band_budget(engine, &job.settings))?;
+    let mode = MapsMode::choose(job, engine, &graph)?;
+
     create_output_dir(&job.out_dir)?;
-    let computed = with_rows(&decoded, prep.as_ref(), |input| {
-        if layer::runs_whole(&graph) {
-            layer::compute(
-                engine,
-                input,
-                &graph,
-                (job, prep.as_ref(), orientation),
-                progress,
-            )
-        } else {
-            chain::compute(engine, input, &graph, (job, orientation), progress)
-        }
+    let computed = with_rows(&decoded, prep.as_ref(), |input| match &plan {
+        Plan::Layer(plan) => layer::compute(
+            engine,
+            input,
+            (&graph, plan, mode),
+            (job, prep.as_ref(), orientation),
+            progress,
+        ),
+        Plan::Chain(plan) => chain::compute(
+            engine,
+            input,
+            (&graph, plan, mode),
+            (job, orientation),
+            progress,
+        ),
     })?;
     let page_started = Instant::now();
     let mut summary = Summary::new(RunRecord {

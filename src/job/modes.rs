@@ -25,14 +25,17 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::graph::Graph;
+use crate::graph::plan::LayerPlan;
 use crate::layer::Layer;
-use crate::plan::Plan;
 use crate::render::colormap::Normalize;
 use crate::render::quantise::Quantise;
 pub use crate::settings::MapsMode;
 use crate::settings::{MAPS_MODE, Settings};
 use crate::stats::MapStats;
 use crate::tensor::RowSource;
+
+/// A maps mode and why it was chosen, as `summary.json` says it.
+pub(super) type Chosen = (MapsMode, String);
 
 /// The most bytes of f32 maps a software GPU (lavapipe) spills rather than
 /// computing them twice. Measured on two cores: a 12 MP photo's 32 maps
@@ -47,12 +50,8 @@ impl MapsMode {
     /// mode; a longer chain keeps its blocks' maps in memory or spills them.
     /// A mode forced by the settings that the run cannot take is refused,
     /// naming the variable.
-    pub(super) fn choose(
-        job: &Job,
-        engine: &dyn Pictures,
-        graph: &Graph,
-    ) -> Result<(MapsMode, String)> {
-        let whole = super::layer::runs_whole(graph);
+    pub(super) fn choose(job: &Job, engine: &dyn Pictures, graph: &Graph) -> Result<Chosen> {
+        let whole = graph.is_one_layer();
         let fixed = matches!(job.view.normalize, Normalize::Fixed { .. });
         if let Some(forced) = job.settings.maps_mode {
             return forced_mode(forced, whole, fixed, job.raw);
@@ -183,7 +182,7 @@ pub(super) struct FirstPassOut {
 pub(super) fn first_pass(
     engine: &dyn Pictures,
     input: &dyn RowSource,
-    (layer, plan, job): (&Layer, &Plan, &Job),
+    (layer, plan, job): (&Layer, &LayerPlan, &Job),
     mut pass: FirstPass<'_>,
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<FirstPassOut> {
@@ -270,7 +269,7 @@ pub(super) fn recompute_pictures(
     engine: &dyn Pictures,
     input: &dyn RowSource,
     layer: &Layer,
-    plan: &Plan,
+    plan: &LayerPlan,
     (job, stats, shape): (&Job, &[MapStats], [u32; 3]),
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<(Vec<String>, PlannedTimings)> {

@@ -1,31 +1,28 @@
-//! The tiling plan: which output rows and which filters each pass of the
-//! layer computes, so that no buffer exceeds the device's limits and host
-//! memory stays bounded, whatever the photo's size.
+//! The plan of one conv computed whole: which output rows and which
+//! filters each pass computes, so that no buffer exceeds the device's
+//! limits and host memory stays bounded, whatever the photo's size.
 
 use std::ops::Range;
 
 use crate::error::{Error, Result};
 use crate::layer::LayerSpec;
 
-/// Default bytes for one band's output (and for its input): 64 MiB.
-pub const DEFAULT_BAND_BYTES: u64 = 64 << 20;
-
 /// Bands of output rows and chunks of filters. Every band is computed for
 /// every chunk; together they cover the output exactly once.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Plan {
+pub struct LayerPlan {
     /// Output rows per band, in order.
     pub bands: Vec<Range<u32>>,
     /// Filters per chunk, on group boundaries, in order.
     pub filter_chunks: Vec<Range<u32>>,
 }
 
-impl Plan {
+impl LayerPlan {
     /// Splits the layer over an `in_height`×`in_width` input so that each
     /// band's output `[filters, rows, OW]` and input `[C, rows_in, W]` take at
     /// most `budget` bytes of f32. Filters are split (on group boundaries)
     /// only when one output row of all of them exceeds the budget.
-    pub fn new(spec: &LayerSpec, in_height: u32, in_width: u32, budget: u64) -> Result<Plan> {
+    pub fn new(spec: &LayerSpec, in_height: u32, in_width: u32, budget: u64) -> Result<LayerPlan> {
         let (out_height, out_width) = spec.output_size(in_height, in_width)?;
         let per_group = spec.filters_per_group();
         let input_bytes = |rows: u64, channels: u64| {
@@ -68,7 +65,7 @@ impl Plan {
             .step_by(chunk as usize)
             .map(|k| k..(k + chunk).min(spec.filters))
             .collect();
-        Ok(Plan {
+        Ok(LayerPlan {
             bands,
             filter_chunks,
         })

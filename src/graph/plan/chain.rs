@@ -10,8 +10,8 @@
 
 use std::ops::Range;
 
-use super::{Graph, Op};
 use crate::error::{Error, Result};
+use crate::graph::{Graph, Op};
 use crate::layer::{Layer, LayerSpec};
 use crate::pool::PoolSpec;
 
@@ -61,16 +61,16 @@ pub struct PlannedBand {
 
 /// The bands of a chain's run.
 #[derive(Clone, Debug, PartialEq)]
-pub struct BandPlan {
+pub struct ChainPlan {
     /// The bands, top to bottom.
     pub bands: Vec<PlannedBand>,
 }
 
-impl BandPlan {
+impl ChainPlan {
     /// Splits the chain's last output into bands of rows, as many rows as
     /// keep every step's input and output of one band within `budget`
     /// bytes of f32. Fails when one output row is already too much.
-    pub fn new(graph: &Graph, budget: u64) -> Result<BandPlan> {
+    pub fn new(graph: &Graph, budget: u64) -> Result<ChainPlan> {
         if !graph.is_chain() {
             return Err(Error::InvalidLayer(
                 "only a chain of steps, each reading the one before, runs band by band".into(),
@@ -79,7 +79,7 @@ impl BandPlan {
         let out_height = graph.steps.last().map_or(0, |s| graph.output_of(s)[1]);
         let mut rows = out_height.max(1);
         loop {
-            let plan = BandPlan::with_rows(graph, rows);
+            let plan = ChainPlan::with_rows(graph, rows);
             let largest = plan.largest_band_bytes(graph);
             if largest <= budget {
                 return Ok(plan);
@@ -96,7 +96,7 @@ impl BandPlan {
     }
 
     /// The plan with `rows` rows of the last output per band.
-    fn with_rows(graph: &Graph, rows: u32) -> BandPlan {
+    fn with_rows(graph: &Graph, rows: u32) -> ChainPlan {
         let last_height = graph.steps.last().map_or(0, |s| graph.output_of(s)[1]);
         let mut written = vec![0u32; graph.blocks.len()];
         let bands = (0..last_height)
@@ -106,7 +106,7 @@ impl BandPlan {
                 plan_band(graph, start..end, end == last_height, &mut written)
             })
             .collect();
-        BandPlan { bands }
+        ChainPlan { bands }
     }
 
     /// How many bands.
