@@ -4,6 +4,8 @@
 //! and malformed files refused without a panic. The fixtures come from
 //! tools/make_onnx_fixtures.py.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use convmaps::cpu::conv2d_direct;
@@ -405,6 +407,32 @@ mod encode {
         out
     }
 
+    /// `TensorProto` of f32 values kept outside the model file: in
+    /// `location` from `offset`, `length` bytes when given.
+    pub fn external_tensor(
+        name: &str,
+        dims: &[i64],
+        location: &str,
+        (offset, length): (u64, Option<u64>),
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        dims.iter().for_each(|&d| int(1, d, &mut out));
+        int(2, 1, &mut out);
+        bytes(8, name.as_bytes(), &mut out);
+        let offset = offset.to_string();
+        let length = length.map(|l| l.to_string());
+        let mut pairs = vec![("location", location), ("offset", offset.as_str())];
+        pairs.extend(length.as_deref().map(|l| ("length", l)));
+        for (key, value) in pairs {
+            let mut entry = Vec::new();
+            bytes(1, key.as_bytes(), &mut entry);
+            bytes(2, value.as_bytes(), &mut entry);
+            bytes(13, &entry, &mut out);
+        }
+        int(14, 1, &mut out);
+        out
+    }
+
     /// `AttributeProto` with `ints`, or with string `s` when `ints` is empty.
     pub fn attribute(name: &str, ints: &[i64], s: &str) -> Vec<u8> {
         let mut out = Vec::new();
@@ -586,4 +614,104 @@ fn many_convs_each_with_a_batch_norm_list_in_linear_time() {
         last.batch_norm.as_ref().map(|b| b.name.as_str()),
         Some("z39999")
     );
+}
+
+/// A conv whose weight `[2, 1, 3, 3]` and bias `[2]` lie in `data` (the
+/// weight from byte 0, the bias from byte 72), as today's exporters write
+/// them: `m.onnx` in `dir`, with the data file's `location` and the
+/// weight's stated `length`.
+fn external_model(dir: &Path, location: &str, weight_length: Option<u64>) -> PathBuf {
+    use encode::*;
+    let weight = external_tensor("w", &[2, 1, 3, 3], location, (0, weight_length));
+    let bias = external_tensor("b", &[2], location, (72, Some(8)));
+    let conv = node("Conv", &["x", "w", "b"], "y", &[]);
+    let path = dir.join("m.onnx");
+    std::fs::write(&path, encode::model(&[conv], &[weight, bias], &["x"])).unwrap();
+    path
+}
+
+/// The 20 values `external_model`'s data holds: the weight's 18, then the
+/// bias's 2.
+fn external_values() -> Vec<f32> {
+    (0..20).map(|i| i as f32 * 0.25 - 2.0).collect()
+}
+
+fn write_values(path: &Path, values: &[f32]) {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn weights_in_an_external_data_file_are_read_from_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = external_model(dir.path(), "m.onnx.data", Some(72));
+    write_values(&dir.path().join("m.onnx.data"), &external_values());
+    let mut model = OnnxFile::open(&model_path).unwrap();
+    assert_eq!(model.convs()[0].weight, "w");
+    assert_eq!(model.tensor_shape("w").unwrap(), [2, 1, 3, 3]);
+    assert_eq!(read(&mut model, "w").values, external_values()[..18]);
+    assert_eq!(read(&mut model, "b").values, external_values()[18..]);
+}
+
+#[test]
+fn external_data_behind_a_symbolic_link_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let blob = cache.path().join("blob");
+    write_values(&blob, &external_values());
+    std::os::unix::fs::symlink(&blob, dir.path().join("m.onnx.data")).unwrap();
+    let mut model = OnnxFile::open(&external_model(dir.path(), "m.onnx.data", None)).unwrap();
+    assert_eq!(read(&mut model, "w").values, external_values()[..18]);
+}
+
+#[test]
+fn external_data_outside_the_folder_or_not_matching_its_tensor_is_refused_by_name() {
+    let outside = tempfile::tempdir().unwrap();
+    let absolute = outside.path().join("w.data");
+    write_values(&absolute, &external_values());
+    let absolute = absolute.display().to_string();
+    let cases: [(&str, Option<u64>, &[f32], &str); 5] = [
+        (&absolute, None, &[], "relative path"),
+        ("../w.data", None, &[], "relative path"),
+        ("m.onnx.data", Some(68), &[1.0; 20], "72"),
+        ("m.onnx.data", None, &[1.0; 10], "shorter"),
+        ("missing.data", None, &[], "missing.data"),
+    ];
+    for (location, length, values, needle) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let model_path = external_model(dir.path(), location, length);
+        if !values.is_empty() {
+            write_values(&dir.path().join("m.onnx.data"), values);
+        }
+        let mut model = OnnxFile::open(&model_path).unwrap();
+        let message = error_naming(model.tensor("w"), &model_path);
+        assert!(
+            message.contains("\"w\"") && message.contains(needle),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn a_run_reads_a_conv_from_external_data_and_refuses_one_outside_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let model_path = external_model(dir.path(), "m.onnx.data", Some(72));
+    write_values(&dir.path().join("m.onnx.data"), &external_values());
+    let photo = common::photo(dir.path(), 12, 10);
+    common::convmaps([&photo])
+        .arg("--weights")
+        .arg(&model_path)
+        .args(["-q", "--out"])
+        .arg(dir.path().join("out"))
+        .cpu()
+        .success();
+    let bad = tempfile::tempdir().unwrap();
+    let model_path = external_model(bad.path(), "../m.onnx.data", None);
+    common::convmaps([&photo])
+        .arg("--weights")
+        .arg(&model_path)
+        .args(["-q", "--out"])
+        .arg(bad.path().join("out"))
+        .cpu()
+        .fails_with(2, &["\"w\"", "../m.onnx.data"]);
 }

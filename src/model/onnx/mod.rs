@@ -8,7 +8,8 @@
 //! file and skips tensor data: for each tensor (a graph initializer or a
 //! `Constant` node's `value`) it keeps only its name, shape, type and where
 //! its bytes lie (the byte range of `raw_data`, or of the `TensorProto`
-//! when the values are in its typed fields).
+//! when the values are in its typed fields, or a range of an external data
+//! file beside the model: `external.rs`).
 //! [`ModelFile::tensor_within`] then seeks to that range and reads only it,
 //! after checking the tensor's shape against its caller's bound. Memory at
 //! open is the graph's structure, never its weights. Convs inside subgraphs (`If`, `Loop`
@@ -16,6 +17,7 @@
 //! bias is not in the file (fed as a graph input, or computed by other
 //! nodes, as in quantized models): the file's other convs still are.
 
+mod external;
 mod proto;
 
 use std::collections::{HashMap, HashSet};
@@ -24,6 +26,7 @@ use std::io::{Cursor, Read, Seek};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use self::external::ExternalData;
 use self::proto::{Field, Wire, WireResult};
 use super::{
     BatchNormRef, ConvRef, DType, FileGeometry, FilePadding, FileTensor, ModelFile, values_within,
@@ -47,8 +50,8 @@ struct TensorInfo {
     data_type: u64,
     /// Whether `data_location` is EXTERNAL.
     external: bool,
-    /// Whether `external_data` has entries.
-    has_external_data: bool,
+    /// `external_data`: (key, value) entries saying where its data lies.
+    external_data: Vec<(String, String)>,
     /// The byte range of `raw_data` in the file, when present.
     raw: Option<Range<u64>>,
     /// The byte range of the whole `TensorProto` in the file.
@@ -194,7 +197,8 @@ impl ModelFile for OnnxFile {
 
     fn tensor_within(&mut self, name: &str, max_values: usize) -> Result<FileTensor> {
         let info = self.info(name)?.clone();
-        read_tensor(&mut self.file, &info, max_values).map_err(|e| Error::weights(&self.path, e))
+        read_tensor((&mut self.file, &self.path), &info, max_values)
+            .map_err(|e| Error::weights(&self.path, e))
     }
 }
 
@@ -338,14 +342,27 @@ fn read_tensor_info<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<
                 wire.skip(len)?;
             }
             (13, Field::Len(len)) => {
-                tensor.has_external_data = true;
-                wire.skip(len)?;
+                let end = wire.end_of(len);
+                tensor.external_data.push(read_entry(wire, end)?);
             }
             (14, Field::Varint(v)) => tensor.external = v == EXTERNAL,
             _ => wire.skip_field(field)?,
         }
     }
     Ok(tensor)
+}
+
+/// `StringStringEntryProto`: key (1), value (2).
+fn read_entry<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<(String, String)> {
+    let mut entry = (String::new(), String::new());
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => entry.0 = wire.string(len)?,
+            (2, Field::Len(len)) => entry.1 = wire.string(len)?,
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(entry)
 }
 
 // ---- From nodes to conv layers ----
@@ -610,28 +627,32 @@ fn dtype(tensor: &TensorInfo) -> std::result::Result<DType, String> {
     }
 }
 
-/// Reads `tensor`'s values from `file`: its `raw_data` range, else the
-/// typed field its dtype uses (float_data, double_data, or int32_data
-/// holding f16/bf16 bits in each value's low 16 bits). A tensor of more
-/// than `max_values` values is refused before any is read.
+/// Reads `tensor`'s values from `file` (the model at `path`): its
+/// `raw_data` range, else the typed field its dtype uses (float_data,
+/// double_data, or int32_data holding f16/bf16 bits in each value's low 16
+/// bits), or its external data. A tensor of more than `max_values` values
+/// is refused before any is read.
 fn read_tensor(
-    file: &mut File,
+    (file, path): (&mut File, &Path),
     tensor: &TensorInfo,
     max_values: usize,
 ) -> std::result::Result<FileTensor, String> {
     let name = &tensor.name;
-    if tensor.external || (tensor.has_external_data && tensor.raw.is_none()) {
-        return Err(format!(
-            "tensor {name:?} keeps its data in an external file (data_location EXTERNAL), \
-             which convmaps does not read; save the model with its weights inside it"
-        ));
-    }
     let dtype = dtype(tensor)?;
     let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
     let count = values_within(name, &shape, max_values)?;
     let Some(bytes_len) = count.checked_mul(dtype.size()) else {
         return Err(format!("tensor {name:?} has a shape too large: {shape:?}"));
     };
+    if tensor.external || (!tensor.external_data.is_empty() && tensor.raw.is_none()) {
+        let bytes =
+            ExternalData::parse(name, &tensor.external_data)?.read(name, path, bytes_len as u64)?;
+        return Ok(FileTensor {
+            shape,
+            dtype,
+            values: dtype.to_f32_le(&bytes),
+        });
+    }
     let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());
     let mut wire = Wire::new(&mut *file);
     wire.seek(range.start)
