@@ -6,9 +6,10 @@
 //! pickles, safetensors and `.npy` files through the readers: each loads or
 //! is refused with an error naming the file, never a panic.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use convmaps::Error;
 use convmaps::model::load::ConvInFile;
@@ -96,33 +97,6 @@ fn huge_repeated_weight(path: &Path) {
 /// Runs convmaps with `args`, its address space limited to
 /// [`MEMORY_LIMIT_KIB`]: an allocation past it fails and aborts the
 /// process, which then does not exit with 2.
-fn convmaps_in_little_memory(args: &[&str]) -> Output {
-    Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -v "$0" && exec "$@""#)
-        .arg(MEMORY_LIMIT_KIB.to_string())
-        .arg(env!("CARGO_BIN_EXE_convmaps"))
-        .args(args)
-        .output()
-        .expect("run convmaps under sh")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn small_photo(dir: &Path) -> PathBuf {
-    let path = dir.join("photo.png");
-    image::RgbImage::from_fn(8, 6, |x, y| image::Rgb([x as u8 * 30, y as u8 * 40, 90]))
-        .save(&path)
-        .unwrap();
-    path
-}
-
 #[test]
 fn a_tiny_checkpoint_repeating_one_value_over_16384x16384_is_exit_2_in_200_mib() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,23 +104,19 @@ fn a_tiny_checkpoint_repeating_one_value_over_16384x16384_is_exit_2_in_200_mib()
     huge_repeated_weight(&model);
     let size = std::fs::metadata(&model).unwrap().len();
     assert!(size < 600, "the checkpoint is {size} bytes");
-    let photo = small_photo(dir.path());
+    let photo = common::photo(dir.path(), 8, 6);
     let out = dir.path().join("out");
-    let output = convmaps_in_little_memory(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--backend",
-        "cpu",
-        "-o",
-        out.to_str().unwrap(),
-    ]);
-    let message = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
-    for named in ["huge.pth", "\"weight\"", "[16384, 16384, 1, 1]", "3 (RGB)"] {
-        assert!(message.contains(named), "should name {named}: {message}");
-    }
-    assert!(!out.exists(), "a refused run wrote {}", out.display());
+    common::convmaps([&photo])
+        .arg("--weights")
+        .arg(&model)
+        .cpu()
+        .out(&out)
+        .within_memory(MEMORY_LIMIT_KIB)
+        .fails_with(
+            2,
+            &["huge.pth", "\"weight\"", "[16384, 16384, 1, 1]", "3 (RGB)"],
+        );
+    common::assert_not_written(&out);
 }
 
 #[test]
@@ -158,21 +128,17 @@ fn a_huge_repeated_weight_the_input_could_feed_is_refused_by_its_reader_in_200_m
     huge_repeated_weight(&model);
     let input = dir.path().join("wide.npy");
     convmaps::npy::write_f32_nd(&input, &[16384, 2, 2], &vec![0.25; 16384 * 4]).unwrap();
-    let output = convmaps_in_little_memory(&[
-        input.to_str().unwrap(),
-        "--weights",
-        model.to_str().unwrap(),
-        "--no-bias",
-        "--backend",
-        "cpu",
-        "-o",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
-    let message = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
-    for named in ["huge.pth", "\"weight\"", "1 stored values", "268435456"] {
-        assert!(message.contains(named), "should name {named}: {message}");
-    }
+    common::convmaps([&input])
+        .arg("--weights")
+        .arg(&model)
+        .arg("--no-bias")
+        .cpu()
+        .out(dir.path().join("out"))
+        .within_memory(MEMORY_LIMIT_KIB)
+        .fails_with(
+            2,
+            &["huge.pth", "\"weight\"", "1 stored values", "268435456"],
+        );
 }
 
 /// Asserts that `result` is a bad-input error naming the file `name` and
@@ -260,23 +226,15 @@ fn a_compressed_storage_record_is_refused_naming_it_with_exit_2() {
         "deflated.pt",
         &["\"archive/data/0\"", "compressed"],
     );
-    let photo = small_photo(dir.path());
-    let output = convmaps_in_little_memory(&[
-        photo.to_str().unwrap(),
-        "--weights",
-        path.to_str().unwrap(),
-        "--no-bias",
-        "--backend",
-        "cpu",
-        "-o",
-        dir.path().join("out").to_str().unwrap(),
-    ]);
-    let message = text(&output);
-    assert_eq!(output.status.code(), Some(2), "{message}");
-    assert!(
-        message.contains("deflated.pt") && message.contains("archive/data/0"),
-        "{message}"
-    );
+    let photo = common::photo(dir.path(), 8, 6);
+    common::convmaps([&photo])
+        .arg("--weights")
+        .arg(&path)
+        .arg("--no-bias")
+        .cpu()
+        .out(dir.path().join("out"))
+        .within_memory(MEMORY_LIMIT_KIB)
+        .fails_with(2, &["deflated.pt", "archive/data/0"]);
 }
 
 /// A safetensors file of `header` (JSON) and `data_len` bytes of data.

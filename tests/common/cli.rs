@@ -96,6 +96,20 @@ impl Run {
         super::gpu().map(|_| self)
     }
 
+    /// Runs the binary in an address space of at most `kib` KiB (`ulimit
+    /// -v` in a shell that then becomes the binary), so that a run that
+    /// would take more memory fails instead.
+    pub fn within_memory(mut self, kib: u64) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(r#"ulimit -v "$0" && exec "$@""#)
+            .arg(kib.to_string())
+            .arg(env!("CARGO_BIN_EXE_convmaps"));
+        self.command = command;
+        self
+    }
+
     /// Runs the binary to the end.
     pub fn output(mut self) -> Ran {
         let output = self
