@@ -285,6 +285,14 @@ fn first_conv_from_what_was_read_matches_the_golden_output() {
 }
 
 #[test]
+fn the_first_conv_of_a_default_torch_export_with_external_data_matches_onnx_runtime() {
+    // e.onnx keeps its weights in e.onnx.data, as torch.onnx.export writes
+    // them today (tools/make_torch_export_fixture.py).
+    assert!(fixture("e.onnx.data").exists());
+    assert_first_conv_matches_golden("e");
+}
+
+#[test]
 fn same_upper_with_dilation_matches_the_reference_evaluator() {
     assert_first_conv_matches_golden("c");
 }
