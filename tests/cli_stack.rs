@@ -172,6 +172,31 @@ fn bad_stacks_exit_2_naming_the_item_and_write_nothing() {
 }
 
 #[test]
+fn named_convs_the_model_connects_otherwise_are_refused_saying_what_it_runs() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack/stack.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    let photo = common::photo(dir.path(), 30, 24);
+    let out = dir.path().join("out");
+    // In stack.onnx, /block/conv2/Conv reads MaxPool(Relu(/conv1/Conv)).
+    for between in ["", "relu,", "relu,maxpool3/s2,", "maxpool2,relu,"] {
+        let spec = format!("/conv1/Conv,{between}/block/conv2/Conv");
+        let run = convmaps([&photo]).args(["--layers", &spec, "--weights"]);
+        run.arg(&model).cpu().out(&out).fails_with(
+            2,
+            &[
+                "stack.onnx",
+                "`/block/conv2/Conv`",
+                "`/conv1/Conv` → Relu → MaxPool 2×2 stride 2×2",
+            ],
+        );
+        assert_not_written(&out);
+    }
+    let spec = "/conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu";
+    let run = convmaps([&photo]).args(["--layers", spec, "--weights"]);
+    run.arg(&model).cpu().out(&out).success();
+}
+
+#[test]
 fn a_models_layer_names_with_separators_write_only_inside_out() {
     let (dir, photo, model) = common::photo_and_model(
         (16, 16),

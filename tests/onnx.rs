@@ -723,3 +723,74 @@ fn a_run_reads_a_conv_from_external_data_and_refuses_one_outside_the_folder() {
         .cpu()
         .fails_with(2, &["\"w\"", "../m.onnx.data"]);
 }
+
+#[test]
+fn each_conv_says_what_the_graph_computes_before_it() {
+    use convmaps::model::{Feed, FeedSource, FeedStep};
+    use encode::*;
+    let ints = |name: &str, values: &[i64]| attribute(name, values, "");
+    let model = encode::model(
+        &[
+            node("Conv", &["x", "w"], "a", &[]),
+            node("BatchNormalization", &["a", "s", "b", "m", "v"], "bn", &[]),
+            node("Relu", &["bn"], "r", &[]),
+            node(
+                "MaxPool",
+                &["r"],
+                "p",
+                &[
+                    ints("kernel_shape", &[3, 3]),
+                    ints("strides", &[2, 2]),
+                    ints("pads", &[1, 1, 1, 1]),
+                ],
+            ),
+            node("Identity", &["p"], "q", &[]),
+            node("Conv", &["q", "w2"], "c2", &[]),
+            node("Sigmoid", &["c2"], "sg", &[]),
+            node("Mul", &["c2", "sg"], "sw", &[]),
+            node("Conv", &["sw", "w2"], "c3", &[]),
+            node(
+                "MaxPool",
+                &["c3"],
+                "p2",
+                &[ints("kernel_shape", &[2, 2]), ints("strides", &[2, 2])],
+            ),
+            node("Conv", &["p2", "w2"], "c4", &[]),
+        ],
+        &[
+            tensor("w", &[2, 1, 3, 3], &[0.5; 18]),
+            tensor("w2", &[2, 2, 3, 3], &[0.25; 36]),
+        ],
+        &["x"],
+    );
+    let (_dir, model) = open_bytes(&model);
+    let feeds: Vec<Option<Feed>> = model.convs().iter().map(|c| c.feed.clone()).collect();
+    let feed = |from: FeedSource, steps: Vec<FeedStep>| Some(Feed { from, steps });
+    let pool = |size: u32, padded: bool| FeedStep::MaxPool {
+        kernel: [size; 2],
+        strides: [2; 2],
+        padded,
+    };
+    assert_eq!(
+        feeds,
+        [
+            feed(FeedSource::Input, vec![]),
+            feed(
+                FeedSource::Conv("a".into()),
+                vec![
+                    FeedStep::BatchNorm("bn".into()),
+                    FeedStep::Relu,
+                    pool(3, true)
+                ],
+            ),
+            feed(
+                FeedSource::Node {
+                    op: "Mul".into(),
+                    name: "sw".into()
+                },
+                vec![],
+            ),
+            feed(FeedSource::Conv("c3".into()), vec![pool(2, false)]),
+        ]
+    );
+}

@@ -173,30 +173,8 @@ impl InFlight {
         gpu: &Gpu,
         read: impl FnOnce(TensorView<'_>) -> Result<T>,
     ) -> Result<(T, RunTimings)> {
-        self.read_until(gpu, read)
-            .map(|(value, timings, _)| (value, timings))
-    }
-
-    /// [`InFlight::read`], also returning when the wait for the GPU ended.
-    fn read_until<T>(
-        self,
-        gpu: &Gpu,
-        read: impl FnOnce(TensorView<'_>) -> Result<T>,
-    ) -> Result<(T, RunTimings, Instant)> {
-        let [filters, height, width] = self.shape;
-        self.read_bytes_until(gpu, |bytes| {
-            // Mapped ranges are aligned far beyond an f32's 4 bytes; an
-            // unaligned one would still be read correctly, through a copy.
-            let copied;
-            let data: &[f32] = match bytemuck::try_cast_slice(bytes) {
-                Ok(data) => data,
-                Err(_) => {
-                    copied = bytemuck::pod_collect_to_vec::<u8, f32>(bytes);
-                    &copied
-                }
-            };
-            read(TensorView::new(filters, height, width, data))
-        })
+        let shape = self.shape;
+        self.read_bytes(gpu, |bytes| read_view(shape, bytes, read))
     }
 
     /// Waits for the run, then hands `read` the bytes read back (pixels,
@@ -263,17 +241,39 @@ impl InFlight {
     pub fn into_tensor(self, gpu: &Gpu) -> Result<(Tensor3, RunTimings)> {
         let submitted = self.submitted;
         let mut copy = Duration::ZERO;
-        let (maps, mut timings, waited) = self.read_until(gpu, |view| {
-            let started = Instant::now();
-            let maps = view.to_tensor();
-            copy = started.elapsed();
-            Ok(maps)
+        let shape = self.shape;
+        let (maps, mut timings, waited) = self.read_bytes_until(gpu, |bytes| {
+            read_view(shape, bytes, |view| {
+                let started = Instant::now();
+                let maps = view.to_tensor();
+                copy = started.elapsed();
+                Ok(maps)
+            })
         })?;
         // Here nothing else ran between submit and wait: count all of it.
         timings.compute = waited - submitted;
         timings.readback += copy;
         Ok((maps, timings))
     }
+}
+
+/// Hands `read` the maps `[K, OH, OW]` (`shape`) that `bytes` hold.
+/// Mapped ranges are aligned far beyond an f32's 4 bytes; an unaligned one
+/// would still be read correctly, through a copy.
+fn read_view<T>(
+    [filters, height, width]: [u32; 3],
+    bytes: &[u8],
+    read: impl FnOnce(TensorView<'_>) -> Result<T>,
+) -> Result<T> {
+    let copied;
+    let data: &[f32] = match bytemuck::try_cast_slice(bytes) {
+        Ok(data) => data,
+        Err(_) => {
+            copied = bytemuck::pod_collect_to_vec::<u8, f32>(bytes);
+            &copied
+        }
+    };
+    read(TensorView::new(filters, height, width, data))
 }
 
 /// Records a run with `record` (its compute pass timed by the timestamp

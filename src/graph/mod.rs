@@ -24,6 +24,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::layer::{Activation, Layer, ParameterCount};
 use crate::model::load::{FoldBatchNorm, WeightsOrigin};
+use crate::model::{Feed, FeedSource, FeedStep};
 use crate::pool::PoolSpec;
 use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
 use crate::tensor::Tensor3;
@@ -138,6 +139,7 @@ impl Graph {
     /// against the previous step's output, its weights from `options`.
     /// Fails with an error naming the item at fault.
     pub fn resolve(items: &[SpecItem], input: InputShape, options: &StackOptions) -> Result<Graph> {
+        follows_the_model(items, options)?;
         let mut graph = Graph::starting_at([input.channels, input.height, input.width]);
         for (index, item) in items.iter().enumerate() {
             let at = |e: Error| {
@@ -320,6 +322,117 @@ impl Graph {
                 _ => 0.0,
             })
             .sum()
+    }
+}
+
+/// Refuses a stack whose named convs the model connects otherwise: where
+/// a named conv follows another, the model's graph must run exactly the
+/// stack's items between them (a BatchNorm that `--fold-bn` folds into the
+/// first aside), else the second's maps would not be the model's. Formats
+/// without a graph (state dicts) say nothing, and pass.
+fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
+    let Some(path) = &options.model else {
+        return Ok(());
+    };
+    let model = crate::model::open(path)?;
+    let convs = model.convs();
+    let conv = |name: &str| convs.iter().find(|c| c.name == name);
+    let mut previous: Option<&str> = None;
+    let mut between: Vec<&Item> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        match &item.item {
+            Item::Conv(ConvItem::Named(name)) => {
+                let feed = conv(name).and_then(|c| c.feed.as_ref());
+                if let (Some(from), Some(feed)) = (previous, feed) {
+                    let folded = options.fold_bn.as_ref().and_then(|_| {
+                        let batch_norm = conv(from)?.batch_norm.as_ref()?;
+                        Some(batch_norm.name.as_str())
+                    });
+                    runs_as_the_model(feed, (from, folded), &between).map_err(|why| {
+                        Error::Weights {
+                            path: path.clone(),
+                            message: format!("{}: {why}", item.describe(index)),
+                            source: None,
+                        }
+                    })?;
+                }
+                previous = Some(name);
+                between.clear();
+            }
+            Item::Conv(ConvItem::Cli(_)) => {
+                previous = None;
+                between.clear();
+            }
+            other => between.push(other),
+        }
+    }
+    Ok(())
+}
+
+/// Whether `items` run what the model runs from conv `from` (whose
+/// BatchNorm `folded` is folded into it) to the conv `feed` describes; if
+/// not, what differs.
+fn runs_as_the_model(
+    feed: &Feed,
+    (from, folded): (&str, Option<&str>),
+    items: &[&Item],
+) -> std::result::Result<(), String> {
+    let steps: Vec<&FeedStep> = feed
+        .steps
+        .iter()
+        .filter(|step| !matches!(step, FeedStep::BatchNorm(name) if Some(name.as_str()) == folded))
+        .collect();
+    let same = steps.len() == items.len()
+        && steps
+            .iter()
+            .zip(items)
+            .all(|(step, item)| match (step, item) {
+                (FeedStep::Relu, Item::Relu) => true,
+                (
+                    FeedStep::MaxPool {
+                        kernel,
+                        strides,
+                        padded: false,
+                    },
+                    Item::MaxPool(pool),
+                ) => *kernel == [pool.size; 2] && *strides == [pool.stride; 2],
+                _ => false,
+            });
+    let reads_from = feed.from == FeedSource::Conv(from.to_string());
+    if reads_from && same {
+        return Ok(());
+    }
+    let model: Vec<String> = std::iter::once(source(&feed.from))
+        .chain(steps.iter().map(|step| step.to_string()))
+        .collect();
+    let stack: Vec<String> = std::iter::once(format!("`{from}`"))
+        .chain(items.iter().map(|item| item_name(item)))
+        .collect();
+    Err(format!(
+        "in the model it reads {}; the stack gives it {}: its maps would not be the model's \
+         (a stack runs convs, relu and maxpoolN/sS only)",
+        model.join(" → "),
+        stack.join(" → ")
+    ))
+}
+
+/// Where a model's chain of steps starts, in words.
+fn source(from: &FeedSource) -> String {
+    match from {
+        FeedSource::Input => "the model's input".into(),
+        FeedSource::Conv(name) => format!("`{name}`"),
+        FeedSource::Node { op, name } => format!("{op} `{name}`"),
+        FeedSource::Unknown(value) => format!("the value `{value}`"),
+    }
+}
+
+/// A stack item between convs, as written.
+fn item_name(item: &Item) -> String {
+    match item {
+        Item::Relu => "relu".into(),
+        Item::MaxPool(pool) if pool.stride == pool.size => format!("maxpool{}", pool.size),
+        Item::MaxPool(pool) => format!("maxpool{}/s{}", pool.size, pool.stride),
+        Item::Conv(_) => "a conv".into(),
     }
 }
 

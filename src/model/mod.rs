@@ -89,6 +89,82 @@ pub struct ConvRef {
     pub batch_norm: Option<BatchNormRef>,
     /// Whether the layer reads the model's own input (ONNX), when known.
     pub reads_input: Option<bool>,
+    /// What the graph computes before the conv, when the file has a graph
+    /// (ONNX).
+    pub feed: Option<Feed>,
+}
+
+/// What a conv reads, as a model's graph says: the value a chain of
+/// single-input steps starts from, and those steps in the order they run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feed {
+    /// Where the chain starts.
+    pub from: FeedSource,
+    /// The steps between, first to last (`Identity` and `Dropout`, which
+    /// change nothing at inference, left out).
+    pub steps: Vec<FeedStep>,
+}
+
+/// Where the chain of steps before a conv starts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedSource {
+    /// The model's own input.
+    Input,
+    /// The output of the conv of this name.
+    Conv(String),
+    /// The output of a node that is neither a conv nor a step a stack can
+    /// run (an `Add`, a `Sigmoid`, …): its op and name.
+    Node {
+        /// Its op type.
+        op: String,
+        /// Its name.
+        name: String,
+    },
+    /// A value no node of the graph writes: its name.
+    Unknown(String),
+}
+
+/// A step between two convs of a model's graph that a stack can run or
+/// fold.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FeedStep {
+    /// A BatchNormalization of this name.
+    BatchNorm(String),
+    /// `max(x, 0)`.
+    Relu,
+    /// Max pooling.
+    MaxPool {
+        /// `kernel_shape`, `[height, width]`.
+        kernel: [u32; 2],
+        /// `strides`, `[height, width]`.
+        strides: [u32; 2],
+        /// Whether it pads, dilates or rounds its output size up: none of
+        /// which a stack's `maxpoolN/sS` does.
+        padded: bool,
+    },
+}
+
+impl std::fmt::Display for FeedStep {
+    /// `BatchNorm bn1`, `Relu`, `MaxPool 3×3 stride 2 (padded)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedStep::BatchNorm(name) => write!(f, "BatchNormalization {name}"),
+            FeedStep::Relu => write!(f, "Relu"),
+            FeedStep::MaxPool {
+                kernel,
+                strides,
+                padded,
+            } => write!(
+                f,
+                "MaxPool {}×{} stride {}×{}{}",
+                kernel[0],
+                kernel[1],
+                strides[0],
+                strides[1],
+                if *padded { " (padded)" } else { "" }
+            ),
+        }
+    }
 }
 
 /// Most values [`ModelFile::tensor`] reads of one tensor: `u32::MAX`, the
@@ -207,6 +283,7 @@ pub fn state_dict_convs(tensors: &[(String, Vec<usize>)]) -> Vec<ConvRef> {
                 geometry: None,
                 batch_norm: None,
                 reads_input: None,
+                feed: None,
             }
         })
         .collect()

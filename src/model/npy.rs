@@ -76,6 +76,7 @@ impl NpyWeights {
             geometry: None,
             batch_norm: None,
             reads_input: None,
+            feed: None,
         }];
         Ok(NpyWeights {
             weight,

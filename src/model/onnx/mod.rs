@@ -29,7 +29,8 @@ use std::path::{Path, PathBuf};
 use self::external::ExternalData;
 use self::proto::{Field, Wire, WireResult};
 use super::{
-    BatchNormRef, ConvRef, DType, FileGeometry, FilePadding, FileTensor, ModelFile, values_within,
+    BatchNormRef, ConvRef, DType, Feed, FeedSource, FeedStep, FileGeometry, FilePadding,
+    FileTensor, ModelFile, values_within,
 };
 use crate::error::{Error, Result};
 use crate::layer::Padding;
@@ -373,6 +374,8 @@ struct Index<'g> {
     tensors: HashMap<&'g str, &'g TensorInfo>,
     identities: HashMap<&'g str, &'g Node>,
     batch_norms: HashMap<&'g str, &'g Node>,
+    /// The node that writes each value.
+    producers: HashMap<&'g str, &'g Node>,
     /// The graph inputs that are not initializers.
     real_inputs: HashSet<&'g str>,
 }
@@ -386,7 +389,11 @@ impl<'g> Index<'g> {
         }
         let mut identities = HashMap::new();
         let mut batch_norms = HashMap::new();
+        let mut producers = HashMap::new();
         for node in &graph.nodes {
+            for output in node.outputs.iter().filter(|o| !o.is_empty()) {
+                producers.entry(output.as_str()).or_insert(node);
+            }
             if let (true, Some(output)) = (node.is("Identity"), node.outputs.first()) {
                 identities.entry(output.as_str()).or_insert(node);
             }
@@ -405,6 +412,7 @@ impl<'g> Index<'g> {
             tensors,
             identities,
             batch_norms,
+            producers,
             real_inputs,
         }
     }
@@ -454,10 +462,83 @@ fn list_convs(graph: &Graph) -> std::result::Result<Vec<ConvRef>, String> {
             geometry: Some(geometry),
             batch_norm: batch_norm_after(&index, node),
             reads_input: Some(node.input(0).is_some_and(|i| index.real_inputs.contains(i))),
+            feed: Some(feed_of(&index, node)),
             name,
         });
     }
     Ok(convs)
+}
+
+/// What `conv` reads: walked back from its input through the steps a
+/// stack can run or fold (BatchNormalization, Relu, MaxPool; Identity and
+/// Dropout pass through) to the conv or graph input they start from, or to
+/// the first node that is none of them.
+fn feed_of(index: &Index, conv: &Node) -> Feed {
+    let mut steps = Vec::new();
+    let mut value = conv.input(0).unwrap_or_default();
+    // At most one hop per node: more would go round a cycle.
+    let mut hops = index.producers.len() + 1;
+    let from = loop {
+        hops = hops.saturating_sub(1);
+        if hops == 0 {
+            break FeedSource::Unknown(value.to_string());
+        }
+        if index.real_inputs.contains(value) {
+            break FeedSource::Input;
+        }
+        let Some(node) = index.producers.get(value) else {
+            break FeedSource::Unknown(value.to_string());
+        };
+        let step = match (
+            node.is("Conv"),
+            node.domain.is_empty() || node.domain == "ai.onnx",
+        ) {
+            (true, _) => break FeedSource::Conv(node.label()),
+            (false, false) => None,
+            (false, true) => match node.op_type.as_str() {
+                "Identity" | "Dropout" => Some(None),
+                "Relu" => Some(Some(FeedStep::Relu)),
+                "BatchNormalization" => Some(Some(FeedStep::BatchNorm(node.label()))),
+                "MaxPool" => Some(Some(max_pool_step(node))),
+                _ => None,
+            },
+        };
+        let (Some(step), Some(input)) = (step, node.input(0)) else {
+            break FeedSource::Node {
+                op: node.op_type.clone(),
+                name: node.label(),
+            };
+        };
+        steps.extend(step);
+        value = input;
+    };
+    steps.reverse();
+    Feed { from, steps }
+}
+
+/// A MaxPool node as a [`FeedStep`]: its kernel and strides, and whether
+/// it pads, dilates or rounds up.
+fn max_pool_step(node: &Node) -> FeedStep {
+    let pair = |name: &str, default: u32| -> [u32; 2] {
+        match node.attribute(name).map(|a| a.ints.as_slice()) {
+            Some([a, b]) => [*a as u32, *b as u32],
+            _ => [default; 2],
+        }
+    };
+    let nonzero = |name: &str| {
+        node.attribute(name)
+            .is_some_and(|a| a.ints.iter().any(|&v| v != 0) || a.i.is_some_and(|v| v != 0))
+    };
+    let auto_pad = node
+        .attribute("auto_pad")
+        .and_then(|a| a.s.as_deref())
+        .is_some_and(|pad| !pad.is_empty() && pad != "NOTSET" && pad != "VALID");
+    let dilated = pair("dilations", 1) != [1, 1];
+    FeedStep::MaxPool {
+        kernel: pair("kernel_shape", 0),
+        strides: pair("strides", 1),
+        padded: nonzero("pads") || nonzero("ceil_mode") || auto_pad || dilated,
+    }
 }
 
 /// The BatchNormalization that reads `conv`'s output, with its four
