@@ -248,8 +248,9 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     );
     assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
     assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
-    // The counter, the data, the shader and the live script.
-    assert_eq!(html.matches("<script").count(), 4);
+    // The counter, the explorer's data and script, the live data, the
+    // shader and the live script.
+    assert_eq!(html.matches("<script").count(), 6);
     let Some(browser) = chromium() else { return };
     let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
@@ -270,4 +271,99 @@ fn live_part_is_off_when_the_photo_is_not_read_as_plain_rgb() {
     assert!(html.contains("<body data-live=\"static\">"));
     assert!(html.contains("Live editing is off for this page: the layer reads the photo"));
     assert!(!html.contains("convmaps-data"));
+}
+
+/// The explorer's answers on the page at `out` (`#explore-check`): its
+/// `layers()`, receptive fields and hovered values, from the title.
+fn explorer_answers(browser: &Path, out: &Path) -> serde_json::Value {
+    let (dom, _) = open_page(
+        browser,
+        out,
+        "#explore-check",
+        &["--virtual-time-budget=10000"],
+    );
+    let title = dom
+        .split("<title>explore ")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .unwrap_or_else(|| panic!("no explorer answers in the title: {}", body_line(&dom)));
+    serde_json::from_str(title).unwrap_or_else(|e| panic!("{e}: {title}"))
+}
+
+#[test]
+fn the_explorer_gives_each_layer_and_its_receptive_fields_as_the_graph_does() {
+    use convmaps::graph::{Graph, StackOptions, spec};
+    let spec_text = "4x3,relu,maxpool2,5x3/s2/p1,relu";
+    let (_dir, out) = run(&format!("--layers {spec_text}"));
+    let html = page(&out);
+    assert!(html.contains("id=\"convmaps-graph\"") && html.contains("data-layer=\"conv2\""));
+    let Some(browser) = chromium() else { return };
+    let answers = explorer_answers(&browser, &out);
+    let summary = common::read_summary(&out);
+    let listed: Vec<(String, serde_json::Value)> = summary["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["output_shape"].clone(),
+            )
+        })
+        .collect();
+    let shown: Vec<(String, serde_json::Value)> = answers["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["name"].as_str().unwrap().to_string(), l["shape"].clone()))
+        .collect();
+    assert_eq!(shown, listed, "layers() against summary.json");
+
+    let options = StackOptions {
+        bias: true,
+        init: convmaps::banks::Init::Random,
+        seed: 0,
+        model: None,
+        fold_bn: None,
+        max_pixels: 1 << 30,
+    };
+    let input = convmaps::resolve::InputShape {
+        channels: 3,
+        photo: true,
+        height: 30,
+        width: 40,
+    };
+    let graph = Graph::resolve(&spec::parse(spec_text, false).unwrap(), input, &options).unwrap();
+    let fields = answers["fields"].as_array().unwrap();
+    assert_eq!(fields.len(), 6);
+    for field in fields {
+        let block = graph
+            .blocks
+            .iter()
+            .position(|b| b.name == field["name"].as_str().unwrap())
+            .unwrap();
+        let at = |key: &str| field[key].as_u64().unwrap() as u32;
+        let expected = graph
+            .receptive_field(block, at("x"), at("y"))
+            .map(|[x0, y0, x1, y1]| serde_json::json!({"x0": x0, "y0": y0, "x1": x1, "y1": y1}));
+        assert_eq!(
+            field["field"],
+            expected.unwrap_or(serde_json::Value::Null),
+            "{field}"
+        );
+    }
+    // The pointer at the middle of a layer's last map finds that map's middle.
+    for hovered in answers["hovered"].as_array().unwrap() {
+        let name = hovered["name"].as_str().unwrap();
+        let block = graph.blocks.iter().position(|b| b.name == name).unwrap();
+        let [maps, height, width] = graph.block_output(block);
+        let value = &hovered["value"];
+        assert_eq!(value["map"], maps - 1, "{hovered}");
+        let near =
+            |got: &serde_json::Value, want: u32| got.as_i64().unwrap().abs_diff(want as i64) <= 1;
+        assert!(
+            near(&value["x"], width / 2) && near(&value["y"], height / 2),
+            "{hovered}"
+        );
+    }
 }

@@ -602,6 +602,8 @@ fn page() -> Page {
             .collect(),
         live: Default::default(),
         stack: None,
+        explore: None,
+        layer_name: String::new(),
     }
 }
 

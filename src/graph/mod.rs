@@ -9,6 +9,7 @@
 //! to the next conv (its activation, pooling), and its maps, written to
 //! its own folder, are the tensor its last step writes.
 
+pub mod field;
 pub mod names;
 pub mod plan;
 pub mod spec;

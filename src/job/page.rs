@@ -12,6 +12,7 @@ use crate::input::Input;
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::preprocess::InputPrep;
+use crate::render::explore::explore_data;
 use crate::render::filters::{filter_tile, filter_zoom};
 use crate::render::html::{Live, Page, PageMap, StackLayer, StackPage, index_html};
 use crate::render::live::live_data;
@@ -38,12 +39,17 @@ pub(super) fn write_page(
             let filter_names = write_filter_pictures(out_dir, layer, &job.view)?;
             let page = Page {
                 live: live_part(&preview, layer, summary),
+                layer_name: graph.blocks[0].name.clone(),
                 ..layer_page(layer, summary, one, &filter_names)
             };
             files.extend(filter_names);
             page
         }
         None => stack_page(summary),
+    };
+    let page = Page {
+        explore: Some(explore_data(graph)),
+        ..page
     };
     write_bytes_atomic(&out_dir.join("index.html"), index_html(&page).as_bytes())?;
     files.push("index.html".to_string());

@@ -40,6 +40,12 @@ pub struct Page {
     /// maps (the fields above then describe the run: `parameter_line` the
     /// total, `layer_line` the input).
     pub stack: Option<StackPage>,
+    /// The explorer's data ([`super::explore::explore_data`]): with it the
+    /// page answers `window.convmaps.layers()` and `receptiveField`, and
+    /// draws a hovered value's receptive field on the photo.
+    pub explore: Option<String>,
+    /// The layer a one-layer page's grid shows, for the explorer.
+    pub layer_name: String,
 }
 
 /// A stack's part of the page.
@@ -191,6 +197,10 @@ table.maps { border-collapse: collapse; }
 .stack-layer .pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
 .stack-layer figure { margin: 0; }
 .stack-layer h2 { margin-top: 0; }
+.field-frame { position: relative; display: inline-block; line-height: 0; }
+.field { position: absolute; border: 2px solid #e6007e; box-sizing: border-box; pointer-events: none; }
+.field-note { display: block; min-height: 1.2em; font-size: 0.85em; color: #666; }
+img[data-layer] { cursor: crosshair; }
 .stack-layer img { max-width: 100%; image-rendering: pixelated; }
 ";
 
@@ -217,6 +227,45 @@ fn img(name: &str, alt: &str, class: &str) -> String {
     )
 }
 
+/// An `<img>` of the grid of layer `layer`'s maps, which the explorer
+/// follows.
+fn grid_img(name: &str, alt: &str, class: &str, layer: &str) -> String {
+    let image = img(name, alt, class);
+    if layer.is_empty() {
+        return image;
+    }
+    image.replacen(
+        "<img ",
+        &format!("<img data-layer=\"{}\" ", escape(layer)),
+        1,
+    )
+}
+
+/// The input photo's `<img>`; with the explorer, in a frame that the
+/// hovered value's receptive field is drawn over, with a caption for it.
+fn input_img(page: &Page, alt: &str) -> String {
+    let image = img(&page.input_image, alt, "input");
+    if page.explore.is_none() {
+        return image;
+    }
+    format!(
+        "<span class=\"field-frame\">{image}<span id=\"convmaps-field\" class=\"field\" hidden></span></span>\
+         <span id=\"convmaps-field-note\" class=\"field-note\"></span>"
+    )
+}
+
+/// The explorer's data and script.
+fn write_explore(html: &mut String, page: &Page) {
+    if let Some(data) = &page.explore {
+        let _ = write!(
+            html,
+            "<script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
+             <script>\n{}</script>\n",
+            super::explore::SCRIPT
+        );
+    }
+}
+
 /// The page for `page`, as one HTML document.
 pub fn index_html(page: &Page) -> String {
     let mut html = String::new();
@@ -240,6 +289,7 @@ pub fn index_html(page: &Page) -> String {
         }
     }
     let _ = write!(html, "<script>\n{SCRIPT}</script>\n");
+    write_explore(&mut html, page);
     write_live(&mut html, &page.live);
     html.push_str("</body>\n</html>\n");
     html
@@ -286,7 +336,7 @@ fn write_top(html: &mut String, page: &Page) {
         let _ = writeln!(
             html,
             "<figure>{}<figcaption>input: {}</figcaption></figure>",
-            img(&page.input_image, "the input photo", "input"),
+            input_img(page, "the input photo"),
             escape(&page.input_image)
         );
     }
@@ -314,7 +364,12 @@ fn write_pictures(html: &mut String, page: &Page) {
             html,
             "<h2>Feature maps</h2>\n<a href=\"{}\">{}</a>",
             escape(&url_path(&page.grid_image)),
-            img(&page.grid_image, "all feature maps in a grid", "wide")
+            grid_img(
+                &page.grid_image,
+                "all feature maps in a grid",
+                "wide",
+                &page.layer_name
+            )
         );
     }
     if !page.filters_image.is_empty() {
@@ -382,7 +437,7 @@ fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
         "<p class=\"stack\">--layers {}</p>\n<section class=\"stack-layer\"><h2>input</h2><p>{}</p>{}</section>",
         escape(&stack.spec),
         escape(&page.layer_line),
-        img(&page.input_image, "the input", "input")
+        input_img(page, "the input")
     );
     for layer in &stack.layers {
         let _ = writeln!(
@@ -396,10 +451,11 @@ fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
             escape(&layer.items),
             escape(&layer.parameter_line),
             escape(&layer.shapes),
-            img(
+            grid_img(
                 &layer.grid_image,
                 &format!("feature maps of {}", layer.name),
-                "grid"
+                "grid",
+                &layer.name
             ),
             layer.maps,
             img(

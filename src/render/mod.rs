@@ -2,6 +2,7 @@
 //! encoding and the grid of all maps.
 
 pub mod colormap;
+pub mod explore;
 pub mod filters;
 pub mod grid;
 pub mod html;

@@ -1,0 +1,133 @@
+// The page as an explorer of its layers: window.convmaps.layers() lists
+// them, window.convmaps.receptiveField(name, x, y) gives the photo pixels a
+// value of a layer's maps depends on, and hovering a layer's grid draws
+// that rectangle on the photo. The same walk back through every step's
+// window as graph::field in the native code. index.html#explore-check
+// writes layers() and a few fields into the title, for the tests.
+(function () {
+  'use strict';
+
+  var graph = JSON.parse(document.getElementById('convmaps-graph').textContent);
+
+  function layerNamed(name) {
+    for (var i = 0; i < graph.layers.length; i++) {
+      if (graph.layers[i].name === name) { return graph.layers[i]; }
+    }
+    return null;
+  }
+
+  // The input pixels (clipped to 0..size) that outputs first..last read
+  // through one step's window along one axis.
+  function reads(window, span, size) {
+    var first = span[0] * window.stride - window.pad;
+    var last = span[1] * window.stride - window.pad + window.extent - 1;
+    return [Math.max(first, 0), Math.min(last, size - 1)];
+  }
+
+  function receptiveField(name, x, y) {
+    var layer = layerNamed(name);
+    if (!layer) { return null; }
+    var rows = [y, y], columns = [x, x];
+    for (var i = layer.lastStep; i >= 0; i--) {
+      var step = graph.steps[i];
+      rows = reads(step.rows, rows, step.input[1]);
+      columns = reads(step.columns, columns, step.input[2]);
+      if (rows[0] > rows[1] || columns[0] > columns[1]) { return null; }
+    }
+    return { x0: columns[0], y0: rows[0], x1: columns[1], y1: rows[1] };
+  }
+
+  function layers() {
+    return graph.layers.map(function (layer) {
+      return { name: layer.name, op: layer.op, shape: layer.shape, parameters: layer.parameters };
+    });
+  }
+
+  // The value under the pointer in a grid picture: its map and (x, y).
+  function valueUnder(grid, image, event) {
+    var box = image.getBoundingClientRect();
+    var px = (event.clientX - box.left) * grid.width / box.width;
+    var py = (event.clientY - box.top) * grid.height / box.height;
+    var column = Math.floor((px - grid.gap) / (grid.cellWidth + grid.gap));
+    var row = Math.floor((py - grid.gap) / (grid.cellHeight + grid.gap));
+    var inX = px - grid.gap - column * (grid.cellWidth + grid.gap);
+    var inY = py - grid.gap - row * (grid.cellHeight + grid.gap);
+    var map = row * grid.columns + column;
+    var inside = column >= 0 && column < grid.columns && row >= 0 && map < grid.maps &&
+      inX >= 0 && inX < grid.cellWidth && inY >= 0 && inY < grid.cellHeight;
+    if (!inside) { return null; }
+    return {
+      map: map,
+      x: Math.floor(inX * grid.mapWidth / grid.cellWidth),
+      y: Math.floor(inY * grid.mapHeight / grid.cellHeight)
+    };
+  }
+
+  // Draws `field` (photo pixels) over the photo, in percent of its size.
+  function showField(field, note) {
+    var frame = document.getElementById('convmaps-field');
+    var caption = document.getElementById('convmaps-field-note');
+    if (!frame) { return; }
+    frame.hidden = !field;
+    if (caption) { caption.textContent = note; }
+    if (!field) { return; }
+    var width = graph.input[2], height = graph.input[1];
+    frame.style.left = (100 * field.x0 / width) + '%';
+    frame.style.top = (100 * field.y0 / height) + '%';
+    frame.style.width = (100 * (field.x1 - field.x0 + 1) / width) + '%';
+    frame.style.height = (100 * (field.y1 - field.y0 + 1) / height) + '%';
+  }
+
+  function follow(image) {
+    var layer = layerNamed(image.dataset.layer);
+    if (!layer) { return; }
+    image.addEventListener('mousemove', function (event) {
+      var value = valueUnder(layer.grid, image, event);
+      if (!value) { showField(null, ''); return; }
+      var field = receptiveField(layer.name, value.x, value.y);
+      showField(field, field
+        ? layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads the photo\'s x ' +
+          field.x0 + '–' + field.x1 + ', y ' + field.y0 + '–' + field.y1
+        : layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads only zero padding');
+    });
+    image.addEventListener('mouseleave', function () { showField(null, ''); });
+  }
+
+  // Where the pointer is over the grid of `layer`, at the middle of map
+  // `map`'s cell, as an event would say it.
+  function pointerAtCell(layer, image, map) {
+    var grid = layer.grid, box = image.getBoundingClientRect();
+    var column = map % grid.columns, row = Math.floor(map / grid.columns);
+    var px = grid.gap + column * (grid.cellWidth + grid.gap) + grid.cellWidth / 2;
+    var py = grid.gap + row * (grid.cellHeight + grid.gap) + grid.cellHeight / 2;
+    return { clientX: box.left + px * box.width / grid.width, clientY: box.top + py * box.height / grid.height };
+  }
+
+  // For the tests: layers(), the fields of each layer's corners and
+  // centre, and the value the pointer finds at the middle of each layer's
+  // last map in its grid picture.
+  function check() {
+    var fields = [], hovered = [];
+    var images = document.querySelectorAll('img[data-layer]');
+    for (var i = 0; i < images.length; i++) {
+      var layer = layerNamed(images[i].dataset.layer);
+      var last = layer.grid.maps - 1;
+      hovered.push({ name: layer.name, value: valueUnder(layer.grid, images[i], pointerAtCell(layer, images[i], last)) });
+    }
+    graph.layers.forEach(function (layer) {
+      var width = layer.shape[2], height = layer.shape[1];
+      [[0, 0], [width - 1, height - 1], [Math.floor(width / 2), Math.floor(height / 2)]].forEach(function (at) {
+        fields.push({ name: layer.name, x: at[0], y: at[1], field: receptiveField(layer.name, at[0], at[1]) });
+      });
+    });
+    document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered });
+  }
+
+  window.convmaps = Object.assign(window.convmaps || {}, {
+    layers: layers,
+    receptiveField: receptiveField
+  });
+  var images = document.querySelectorAll('img[data-layer]');
+  for (var i = 0; i < images.length; i++) { follow(images[i]); }
+  if (location.hash === '#explore-check') { window.addEventListener('load', check); }
+})();
