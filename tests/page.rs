@@ -367,3 +367,27 @@ fn the_explorer_gives_each_layer_and_its_receptive_fields_as_the_graph_does() {
         );
     }
 }
+
+#[test]
+fn a_one_layer_page_follows_its_grid_and_each_map_picture() {
+    let (_dir, out) = run("-k 3 -f 3 --stride 2");
+    let Some(browser) = chromium() else { return };
+    let answers = explorer_answers(&browser, &out);
+    let hovered = answers["hovered"].as_array().unwrap();
+    // The grid's last map, then each map's own picture, at their middles:
+    // the 40×30 photo, 3×3 stride 2, gives maps of 19×14.
+    let maps: Vec<u64> = hovered
+        .iter()
+        .map(|h| h["value"]["map"].as_u64().unwrap())
+        .collect();
+    assert_eq!(maps, [2, 0, 1, 2], "{hovered:?}");
+    for value in hovered.iter().map(|h| &h["value"]) {
+        let (x, y) = (value["x"].as_i64().unwrap(), value["y"].as_i64().unwrap());
+        assert!((x - 9).abs() <= 1 && (y - 7).abs() <= 1, "{value}");
+    }
+    let field = &answers["fields"][2]["field"];
+    assert_eq!(
+        field,
+        &serde_json::json!({"x0": 18, "y0": 14, "x1": 20, "y1": 16})
+    );
+}

@@ -43,6 +43,15 @@
     });
   }
 
+  // The value under the pointer in the picture of one map, `map`.
+  function valueInMap(grid, map, image, event) {
+    var box = image.getBoundingClientRect();
+    var x = Math.floor((event.clientX - box.left) * grid.mapWidth / box.width);
+    var y = Math.floor((event.clientY - box.top) * grid.mapHeight / box.height);
+    var inside = x >= 0 && x < grid.mapWidth && y >= 0 && y < grid.mapHeight;
+    return inside ? { map: map, x: x, y: y } : null;
+  }
+
   // The value under the pointer in a grid picture: its map and (x, y).
   function valueUnder(grid, image, event) {
     var box = image.getBoundingClientRect();
@@ -81,8 +90,11 @@
   function follow(image) {
     var layer = layerNamed(image.dataset.layer);
     if (!layer) { return; }
+    var map = image.dataset.map === undefined ? null : Number(image.dataset.map);
     image.addEventListener('mousemove', function (event) {
-      var value = valueUnder(layer.grid, image, event);
+      var value = map === null
+        ? valueUnder(layer.grid, image, event)
+        : valueInMap(layer.grid, map, image, event);
       if (!value) { showField(null, ''); return; }
       var field = receptiveField(layer.name, value.x, value.y);
       showField(field, field
@@ -108,7 +120,7 @@
   // last map in its grid picture.
   function check() {
     var fields = [], hovered = [];
-    var images = document.querySelectorAll('img[data-layer]');
+    var images = document.querySelectorAll('img[data-layer]:not([data-map])');
     for (var i = 0; i < images.length; i++) {
       var layer = layerNamed(images[i].dataset.layer);
       var last = layer.grid.maps - 1;
@@ -120,6 +132,12 @@
         fields.push({ name: layer.name, x: at[0], y: at[1], field: receptiveField(layer.name, at[0], at[1]) });
       });
     });
+    var maps = document.querySelectorAll('img[data-map]');
+    for (var j = 0; j < maps.length; j++) {
+      var box = maps[j].getBoundingClientRect(), mapLayer = layerNamed(maps[j].dataset.layer);
+      var middle = { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2 };
+      hovered.push({ name: mapLayer.name, value: valueInMap(mapLayer.grid, Number(maps[j].dataset.map), maps[j], middle) });
+    }
     document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered });
   }
 

@@ -241,6 +241,16 @@ fn grid_img(name: &str, alt: &str, class: &str, layer: &str) -> String {
     )
 }
 
+/// An `<img>` of map `k` of layer `layer`, which the explorer follows.
+fn map_img(name: &str, k: u32, layer: &str) -> String {
+    let image = img(name, &format!("feature map {k}"), "map");
+    if layer.is_empty() {
+        return image;
+    }
+    let attributes = format!("<img data-layer=\"{}\" data-map=\"{k}\" ", escape(layer));
+    image.replacen("<img ", &attributes, 1)
+}
+
 /// The input photo's `<img>`; with the explorer, in a frame that the
 /// hovered value's receptive field is drawn over, with a caption for it.
 fn input_img(page: &Page, alt: &str) -> String {
@@ -284,7 +294,7 @@ pub fn index_html(page: &Page) -> String {
             write_top(&mut html, page);
             write_pictures(&mut html, page);
             if !page.maps.is_empty() {
-                write_maps_table(&mut html, &page.maps);
+                write_maps_table(&mut html, &page.maps, &page.layer_name);
             }
         }
     }
@@ -388,8 +398,9 @@ fn write_pictures(html: &mut String, page: &Page) {
     }
 }
 
-/// Each filter beside its map, with the map's range and the filter's bias.
-fn write_maps_table(html: &mut String, maps: &[PageMap]) {
+/// Each filter beside its map, with the map's range and the filter's bias;
+/// the explorer follows each map of layer `layer`.
+fn write_maps_table(html: &mut String, maps: &[PageMap], layer: &str) {
     let with_filters = maps.iter().any(|m| m.filter_image.is_some());
     html.push_str("<h2>Each filter and its map</h2>\n<table class=\"maps\">\n<tr><th>filter</th>");
     if with_filters {
@@ -412,7 +423,7 @@ fn write_maps_table(html: &mut String, maps: &[PageMap]) {
                 html,
                 "<a href=\"{}\">{}</a>",
                 escape(&url_path(&map.image)),
-                img(&map.image, &format!("feature map {k}"), "map")
+                map_img(&map.image, k, layer)
             );
         }
         let bias = map.bias.map_or("none".to_string(), format_value);
