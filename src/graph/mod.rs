@@ -332,7 +332,11 @@ impl Graph {
 /// first aside), else the second's maps would not be the model's. Formats
 /// without a graph (state dicts) say nothing, and pass.
 fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
-    let Some(path) = &options.model else {
+    let named = items
+        .iter()
+        .filter(|item| matches!(item.item, Item::Conv(ConvItem::Named(_))))
+        .count();
+    let (Some(path), 2..) = (&options.model, named) else {
         return Ok(());
     };
     let model = crate::model::open(path)?;
