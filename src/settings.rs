@@ -1,8 +1,9 @@
 //! Every switch the library obeys besides its arguments, in one value. The
 //! program reads them once from its environment (`CONVMAPS_*`, in
 //! `main.rs`) and hands a [`Settings`] down; the library itself reads no
-//! environment, so a test passes the settings it wants instead of setting
-//! variables.
+//! `CONVMAPS_*` variable (only wgpu's own `WGPU_BACKEND` and
+//! `WGPU_ADAPTER_NAME`, where the adapter is chosen), so a test passes the
+//! settings it wants instead of setting variables.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

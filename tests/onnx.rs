@@ -794,3 +794,39 @@ fn each_conv_says_what_the_graph_computes_before_it() {
         ]
     );
 }
+
+#[test]
+fn a_folded_batch_norm_must_be_what_the_next_conv_reads() {
+    use encode::*;
+    // a → bn → relu, and c2 reading a itself, before the BatchNorm.
+    let model = encode::model(
+        &[
+            node("Conv", &["x", "w"], "a", &[]),
+            node("BatchNormalization", &["a", "s", "b", "m", "v"], "bn", &[]),
+            node("Relu", &["bn"], "r", &[]),
+            node("Conv", &["a", "w2"], "c2", &[]),
+        ],
+        &[
+            tensor("w", &[2, 1, 3, 3], &[0.5; 18]),
+            tensor("w2", &[2, 2, 3, 3], &[0.25; 36]),
+            tensor("s", &[2], &[1.5, 0.5]),
+            tensor("b", &[2], &[0.1, -0.1]),
+            tensor("m", &[2], &[0.2, 0.3]),
+            tensor("v", &[2], &[1.0, 2.0]),
+        ],
+        &["x"],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.onnx");
+    std::fs::write(&path, model).unwrap();
+    let photo = common::photo(dir.path(), 12, 10);
+    let run = |fold: bool, out: &str| {
+        let run = common::convmaps([&photo]).args(["--layers", "a,c2", "--weights"]);
+        let run = run.arg(&path).cpu().out(dir.path().join(out));
+        if fold { run.arg("--fold-bn") } else { run }
+    };
+    // As the model: c2 reads a's raw maps.
+    run(false, "raw").success();
+    // Folding bn into a would hand c2 maps the model never gives it.
+    run(true, "folded").fails_with(2, &["`c2`", "`a` with BatchNormalization bn folded in"]);
+}

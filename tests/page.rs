@@ -391,3 +391,22 @@ fn a_one_layer_page_follows_its_grid_and_each_map_picture() {
         &serde_json::json!({"x0": 18, "y0": 14, "x1": 20, "y1": 16})
     );
 }
+
+#[test]
+fn a_tensor_inputs_page_names_receptive_fields_without_framing_its_channel_grid() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("maps.npy");
+    convmaps::npy::write_f32_nd(&input, &[3, 12, 10], &[0.5; 360]).unwrap();
+    let out = dir.path().join("out");
+    common::convmaps([&input])
+        .args(["--layers", "2x3,relu,2x3"])
+        .cpu()
+        .out(&out)
+        .success();
+    let html = page(&out);
+    assert!(html.contains("id=\"convmaps-graph\"") && html.contains("convmaps-field-note"));
+    assert!(
+        !html.contains("id=\"convmaps-field\""),
+        "input.png of a tensor is a grid of its channels, not the input's pixels"
+    );
+}

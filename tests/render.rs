@@ -604,6 +604,7 @@ fn page() -> Page {
         stack: None,
         explore: None,
         layer_name: String::new(),
+        frame_input: false,
     }
 }
 

@@ -1,6 +1,6 @@
 //! A band as a job wants it back: each map's statistics always, and as
 //! asked the f32 maps, their 8-bit pixels, or the maps kept on the engine
-//! for a second pass ([`Wants`], [`super::Engine::submit_maps`]).
+//! for a second pass ([`Wants`], [`super::Pictures::submit_maps`]).
 //!
 //! An engine that makes none of it itself computes it on the host from the
 //! f32 maps ([`SubmittedMaps::on_host`]: the CPU twins); a GPU engine makes
@@ -26,7 +26,7 @@ pub struct Wants<'a> {
     pub maps: bool,
     /// The maps' 8-bit pixels, coloured as this says (one range per map).
     pub pixels: Option<&'a Quantise>,
-    /// The f32 maps kept on the engine, for [`super::Engine::draw_kept`].
+    /// The f32 maps kept on the engine, for [`super::Pictures::draw_kept`].
     pub keep: bool,
 }
 
@@ -59,8 +59,8 @@ impl KeptMaps {
     }
 }
 
-/// A band submitted by [`super::Engine::submit_maps`] or
-/// [`super::Engine::draw_kept`]; [`SubmittedMaps::read`] hands it over.
+/// A band submitted by [`super::Pictures::submit_maps`] or
+/// [`super::Pictures::draw_kept`]; [`SubmittedMaps::read`] hands it over.
 pub struct SubmittedMaps(Pending);
 
 enum Pending {

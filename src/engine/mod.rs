@@ -194,7 +194,7 @@ pub trait Pictures: Engine {
         Ok(SubmittedMaps::on_host(self.submit(input, layer)?, wants))
     }
 
-    /// Starts making the pixels of a band kept by [`Engine::submit_maps`],
+    /// Starts making the pixels of a band kept by [`Pictures::submit_maps`],
     /// coloured as `quantise` says; [`SubmittedMaps::read`] hands them over.
     fn draw_kept(&self, kept: &KeptMaps, quantise: &Quantise) -> Result<SubmittedMaps> {
         match &kept.0 {

@@ -25,7 +25,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::layer::{Activation, Layer, ParameterCount};
 use crate::model::load::{FoldBatchNorm, WeightsOrigin};
-use crate::model::{Feed, FeedSource, FeedStep};
+use crate::model::{ConvRef, Feed, FeedSource, FeedStep};
 use crate::pool::PoolSpec;
 use crate::resolve::{InputShape, LayerOptions, Resolved, WeightsSource, resolve};
 use crate::tensor::Tensor3;
@@ -117,22 +117,33 @@ pub struct StackOptions {
 
 impl Graph {
     /// The graph of one conv layer, resolved already, over an input of
-    /// shape `input`; its block, named `conv1`, writes to the output
-    /// directory itself. `item` is the layer as a stack item would say it
-    /// (e.g. `32x5`), `weights` where its parameters came from.
-    pub fn single(resolved: Resolved, input: [u32; 3], item: String, weights: String) -> Graph {
+    /// shape `input`; its block, named after the model's conv where the
+    /// weights come from one (else `conv1`), writes to the output
+    /// directory itself. `items` are the layer as a stack would write it
+    /// (e.g. `["32x5", "relu"]`), `weights` where its parameters came from.
+    pub fn single(
+        resolved: Resolved,
+        input: [u32; 3],
+        items: Vec<String>,
+        weights: String,
+    ) -> Graph {
+        let name = resolved
+            .origin
+            .as_ref()
+            .and_then(|origin| origin.layer.clone())
+            .unwrap_or_else(|| "conv1".into());
         let mut graph = Graph::starting_at(input);
         graph.blocks.push(Block {
-            name: "conv1".into(),
+            name: name.clone(),
             folder: String::new(),
-            items: vec![item],
+            items,
             steps: 0..0,
             weights_source: weights,
             origin: resolved.origin,
         });
         let (height, width) = resolved.output_size;
         let shape = [resolved.layer.spec.filters, height, width];
-        graph.push(Op::Conv(resolved.layer), "conv1".into(), shape);
+        graph.push(Op::Conv(resolved.layer), name, shape);
         graph
     }
 
@@ -340,20 +351,23 @@ fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
         return Ok(());
     };
     let model = crate::model::open(path)?;
-    let convs = model.convs();
-    let conv = |name: &str| convs.iter().find(|c| c.name == name);
-    let mut previous: Option<&str> = None;
+    let conv = |name: &str| {
+        model
+            .convs()
+            .iter()
+            .find(|c| c.name == name || c.weight == name)
+    };
+    let mut previous: Option<&ConvRef> = None;
     let mut between: Vec<&Item> = Vec::new();
     for (index, item) in items.iter().enumerate() {
         match &item.item {
             Item::Conv(ConvItem::Named(name)) => {
-                let feed = conv(name).and_then(|c| c.feed.as_ref());
+                let this = conv(name);
+                let feed = this.and_then(|c| c.feed.as_ref());
                 if let (Some(from), Some(feed)) = (previous, feed) {
-                    let folded = options.fold_bn.as_ref().and_then(|_| {
-                        let batch_norm = conv(from)?.batch_norm.as_ref()?;
-                        Some(batch_norm.name.as_str())
-                    });
-                    runs_as_the_model(feed, (from, folded), &between).map_err(|why| {
+                    let folded = options.fold_bn.as_ref().and(from.batch_norm.as_ref());
+                    let folded = folded.map(|batch_norm| batch_norm.name.as_str());
+                    runs_as_the_model(feed, (&from.name, folded), &between).map_err(|why| {
                         Error::Weights {
                             path: path.clone(),
                             message: format!("{}: {why}", item.describe(index)),
@@ -361,7 +375,7 @@ fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
                         }
                     })?;
                 }
-                previous = Some(name);
+                previous = this;
                 between.clear();
             }
             Item::Conv(ConvItem::Cli(_)) => {
@@ -382,12 +396,15 @@ fn runs_as_the_model(
     (from, folded): (&str, Option<&str>),
     items: &[&Item],
 ) -> std::result::Result<(), String> {
-    let steps: Vec<&FeedStep> = feed
-        .steps
-        .iter()
-        .filter(|step| !matches!(step, FeedStep::BatchNorm(name) if Some(name.as_str()) == folded))
-        .collect();
-    let same = steps.len() == items.len()
+    // A BatchNorm folded into `from` is in its maps already: the model must
+    // run it first.
+    let (bn_first, steps) = match (folded, feed.steps.split_first()) {
+        (Some(folded), Some((FeedStep::BatchNorm(name), rest))) => (name == folded, rest),
+        (Some(_), _) => (false, &feed.steps[..]),
+        (None, _) => (true, &feed.steps[..]),
+    };
+    let same = bn_first
+        && steps.len() == items.len()
         && steps
             .iter()
             .zip(items)
@@ -408,9 +425,13 @@ fn runs_as_the_model(
         return Ok(());
     }
     let model: Vec<String> = std::iter::once(source(&feed.from))
-        .chain(steps.iter().map(|step| step.to_string()))
+        .chain(feed.steps.iter().map(|step| step.to_string()))
         .collect();
-    let stack: Vec<String> = std::iter::once(format!("`{from}`"))
+    let start = match folded {
+        Some(name) => format!("`{from}` with BatchNormalization {name} folded in"),
+        None => format!("`{from}`"),
+    };
+    let stack: Vec<String> = std::iter::once(start)
         .chain(items.iter().map(|item| item_name(item)))
         .collect();
     Err(format!(

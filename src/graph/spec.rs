@@ -184,10 +184,10 @@ fn parse_conv(text: &str) -> std::result::Result<Geometry, String> {
     Ok(conv)
 }
 
-/// A conv as a stack item writes it: `32x5`, `16x3x5/s2/p1/d2/g3`, with
-/// `,relu` after it when it has the activation. A padding that differs
-/// between sides (PyTorch's `same` with an even kernel) is written `/psame`.
-pub fn conv_item(spec: &LayerSpec) -> String {
+/// A conv as stack items write it: `32x5`, `16x3x5/s2/p1/d2/g3`, then
+/// `relu` when it has the activation. A padding that differs between sides
+/// (PyTorch's `same` with an even kernel) is written `/psame`.
+pub fn conv_items(spec: &LayerSpec) -> Vec<String> {
     let mut text = if spec.kernel_height == spec.kernel_width {
         format!("{}x{}", spec.filters, spec.kernel_height)
     } else {
@@ -211,10 +211,11 @@ pub fn conv_item(spec: &LayerSpec) -> String {
         (spec.groups != 1).then(|| format!("/g{}", spec.groups)),
     ];
     text.extend(options.into_iter().flatten());
+    let mut items = vec![text];
     if spec.activation == Activation::Relu {
-        text.push_str(",relu");
+        items.push("relu".into());
     }
-    text
+    items
 }
 
 /// A whole number of at least 1.
@@ -288,8 +289,8 @@ mod tests {
         spec.padding = crate::layer::Padding::uniform(1);
         spec.dilation = 2;
         spec.groups = 1;
-        assert_eq!(conv_item(&spec), "16x3x5/s2/p1/d2");
-        let Item::Conv(ConvItem::Cli(parsed)) = &items(&conv_item(&spec))[0] else {
+        assert_eq!(conv_items(&spec), ["16x3x5/s2/p1/d2"]);
+        let Item::Conv(ConvItem::Cli(parsed)) = &items(&conv_items(&spec).join(","))[0] else {
             panic!()
         };
         assert_eq!(
@@ -302,8 +303,8 @@ mod tests {
             (16, (3, 5), 2, 2)
         );
         spec.activation = Activation::Relu;
-        assert_eq!(conv_item(&LayerSpec::new(3, 32, 5)), "32x5");
-        assert_eq!(conv_item(&spec), "16x3x5/s2/p1/d2,relu");
+        assert_eq!(conv_items(&LayerSpec::new(3, 32, 5)), ["32x5"]);
+        assert_eq!(conv_items(&spec), ["16x3x5/s2/p1/d2", "relu"]);
     }
 
     #[test]

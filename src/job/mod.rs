@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::engine::{Pictures, PlannedTimings};
 use crate::error::{Error, Result};
-use crate::graph::spec::conv_item;
+use crate::graph::spec::conv_items;
 use crate::graph::{Graph, Plan};
 use crate::input::{Input, InputFile};
 use crate::layer::Layer;
@@ -245,11 +245,17 @@ fn resolve_graph(job: &Job, shape: InputShape) -> Result<Graph> {
     let resolved = resolve(&job.layer, shape, &job.weights, job.max_pixels)?;
     let spec = &resolved.layer.spec;
     let input = [spec.in_channels, shape.height, shape.width];
-    let item = match resolved.origin.as_ref().and_then(|o| o.layer.clone()) {
-        Some(name) => name,
-        None => conv_item(spec),
-    };
-    Ok(Graph::single(resolved, input, item, job.weights.describe()))
+    // A model's conv goes by its name, as a stack's item would.
+    let mut items = conv_items(spec);
+    if let Some(name) = resolved.origin.as_ref().and_then(|o| o.layer.clone()) {
+        items[0] = name;
+    }
+    Ok(Graph::single(
+        resolved,
+        input,
+        items,
+        job.weights.describe(),
+    ))
 }
 
 /// Hands `work` the layer's input: a photo as `prep` reads it (plain RGB

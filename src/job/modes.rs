@@ -149,7 +149,7 @@ fn forced_mode(
 }
 
 /// The most bytes of f32 maps kept on `engine`: as `settings` say, else
-/// [`Engine::keep_budget`].
+/// [`Pictures::keep_budget`].
 pub(super) fn keep_budget(engine: &dyn Pictures, settings: &Settings) -> u64 {
     settings.keep_bytes.unwrap_or_else(|| engine.keep_budget())
 }

@@ -47,8 +47,10 @@ pub(super) fn write_page(
         }
         None => stack_page(summary),
     };
+    let photo = matches!(input, Input::Photo(_));
     let page = Page {
-        explore: Some(explore_data(graph)),
+        explore: Some(explore_data(graph, photo)),
+        frame_input: photo,
         ..page
     };
     write_bytes_atomic(&out_dir.join("index.html"), index_html(&page).as_bytes())?;

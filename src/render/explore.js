@@ -72,13 +72,15 @@
     };
   }
 
-  // Draws `field` (photo pixels) over the photo, in percent of its size.
+  // Draws `field` (input pixels) over the photo, in percent of its size,
+  // and says it in the caption (a tensor input's picture gets the caption
+  // alone).
   function showField(field, note) {
     var frame = document.getElementById('convmaps-field');
     var caption = document.getElementById('convmaps-field-note');
+    if (caption) { caption.textContent = note; }
     if (!frame) { return; }
     frame.hidden = !field;
-    if (caption) { caption.textContent = note; }
     if (!field) { return; }
     var width = graph.input[2], height = graph.input[1];
     frame.style.left = (100 * field.x0 / width) + '%';
@@ -98,7 +100,8 @@
       if (!value) { showField(null, ''); return; }
       var field = receptiveField(layer.name, value.x, value.y);
       showField(field, field
-        ? layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads the photo\'s x ' +
+        ? layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads the ' +
+          (graph.photo ? 'photo' : 'input') + '\'s x ' +
           field.x0 + '–' + field.x1 + ', y ' + field.y0 + '–' + field.y1
         : layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads only zero padding');
     });

@@ -16,10 +16,12 @@ use crate::graph::field::Window;
 pub const SCRIPT: &str = include_str!("explore.js");
 
 /// The data `explore.js` reads, as JSON safe inside `<script>`: the input
-/// `[C, H, W]`; per step its input `[C, H, W]` and its windows along rows
+/// `[C, H, W]` and whether it is a photo (whose picture on the page the
+/// receptive fields are framed on; a tensor's is a grid of its channels);
+/// per step its input `[C, H, W]` and its windows along rows
 /// and columns; per block (layer) its name, op, maps `[K, OH, OW]`,
 /// parameters, last step and the layout of its grid picture.
-pub fn explore_data(graph: &Graph) -> String {
+pub fn explore_data(graph: &Graph, photo: bool) -> String {
     let window = |w: Window| json!({"stride": w.stride, "pad": w.pad, "extent": w.extent});
     let steps: Vec<_> = graph
         .steps
@@ -54,5 +56,6 @@ pub fn explore_data(graph: &Graph) -> String {
             })
         })
         .collect();
-    script_json(&json!({"input": graph.input(), "steps": steps, "layers": layers}).to_string())
+    let data = json!({"input": graph.input(), "photo": photo, "steps": steps, "layers": layers});
+    script_json(&data.to_string())
 }

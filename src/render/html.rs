@@ -46,6 +46,9 @@ pub struct Page {
     pub explore: Option<String>,
     /// The layer a one-layer page's grid shows, for the explorer.
     pub layer_name: String,
+    /// Whether the explorer frames receptive fields on the input picture
+    /// (a photo's; a tensor's picture is a grid of its channels).
+    pub frame_input: bool,
 }
 
 /// A stack's part of the page.
@@ -219,49 +222,40 @@ window.addEventListener('load', function () {
 
 /// An `<img>` for `name` with `alt` text and `class`.
 fn img(name: &str, alt: &str, class: &str) -> String {
+    img_followed(name, alt, class, ("", None))
+}
+
+/// An `<img>` for `name`, with `data-layer` (and `data-map`) for the
+/// explorer to follow when `layer` is not empty.
+fn img_followed(name: &str, alt: &str, class: &str, (layer, map): (&str, Option<u32>)) -> String {
+    let mut data = String::new();
+    if !layer.is_empty() {
+        data = format!(" data-layer=\"{}\"", escape(layer));
+        if let Some(map) = map {
+            data.push_str(&format!(" data-map=\"{map}\""));
+        }
+    }
     format!(
-        "<img src=\"{}\" alt=\"{}\" class=\"{}\">",
+        "<img src=\"{}\" alt=\"{}\" class=\"{}\"{data}>",
         escape(&url_path(name)),
         escape(alt),
         escape(class)
     )
 }
 
-/// An `<img>` of the grid of layer `layer`'s maps, which the explorer
-/// follows.
-fn grid_img(name: &str, alt: &str, class: &str, layer: &str) -> String {
-    let image = img(name, alt, class);
-    if layer.is_empty() {
-        return image;
-    }
-    image.replacen(
-        "<img ",
-        &format!("<img data-layer=\"{}\" ", escape(layer)),
-        1,
-    )
-}
-
-/// An `<img>` of map `k` of layer `layer`, which the explorer follows.
-fn map_img(name: &str, k: u32, layer: &str) -> String {
-    let image = img(name, &format!("feature map {k}"), "map");
-    if layer.is_empty() {
-        return image;
-    }
-    let attributes = format!("<img data-layer=\"{}\" data-map=\"{k}\" ", escape(layer));
-    image.replacen("<img ", &attributes, 1)
-}
-
 /// The input photo's `<img>`; with the explorer, in a frame that the
 /// hovered value's receptive field is drawn over, with a caption for it.
 fn input_img(page: &Page, alt: &str) -> String {
     let image = img(&page.input_image, alt, "input");
-    if page.explore.is_none() {
-        return image;
+    let note = "<span id=\"convmaps-field-note\" class=\"field-note\"></span>";
+    match (&page.explore, page.frame_input) {
+        (None, _) => image,
+        (Some(_), false) => format!("{image}{note}"),
+        (Some(_), true) => format!(
+            "<span class=\"field-frame\">{image}<span id=\"convmaps-field\" class=\"field\" \
+             hidden></span></span>{note}"
+        ),
     }
-    format!(
-        "<span class=\"field-frame\">{image}<span id=\"convmaps-field\" class=\"field\" hidden></span></span>\
-         <span id=\"convmaps-field-note\" class=\"field-note\"></span>"
-    )
 }
 
 /// The explorer's data and script.
@@ -374,11 +368,11 @@ fn write_pictures(html: &mut String, page: &Page) {
             html,
             "<h2>Feature maps</h2>\n<a href=\"{}\">{}</a>",
             escape(&url_path(&page.grid_image)),
-            grid_img(
+            img_followed(
                 &page.grid_image,
                 "all feature maps in a grid",
                 "wide",
-                &page.layer_name
+                (&page.layer_name, None)
             )
         );
     }
@@ -423,7 +417,12 @@ fn write_maps_table(html: &mut String, maps: &[PageMap], layer: &str) {
                 html,
                 "<a href=\"{}\">{}</a>",
                 escape(&url_path(&map.image)),
-                map_img(&map.image, k, layer)
+                img_followed(
+                    &map.image,
+                    &format!("feature map {k}"),
+                    "map",
+                    (layer, Some(k))
+                )
             );
         }
         let bias = map.bias.map_or("none".to_string(), format_value);
@@ -462,11 +461,11 @@ fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
             escape(&layer.items),
             escape(&layer.parameter_line),
             escape(&layer.shapes),
-            grid_img(
+            img_followed(
                 &layer.grid_image,
                 &format!("feature maps of {}", layer.name),
                 "grid",
-                &layer.name
+                (&layer.name, None)
             ),
             layer.maps,
             img(

@@ -734,6 +734,18 @@ fn read_tensor(
             values: dtype.to_f32_le(&bytes),
         });
     }
+    if let Some(raw) = tensor
+        .raw
+        .as_ref()
+        .filter(|raw| raw.end - raw.start != bytes_len as u64)
+    {
+        // Refused before it is read: its length alone says it does not fit.
+        return Err(format!(
+            "tensor {name:?} holds {} bytes of raw data, its shape {shape:?} of {} needs {bytes_len}",
+            raw.end - raw.start,
+            dtype.name()
+        ));
+    }
     let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());
     let mut wire = Wire::new(&mut *file);
     wire.seek(range.start)
