@@ -120,14 +120,9 @@ impl Graph {
     /// shape `input`; its block, named after the model's conv where the
     /// weights come from one (else `conv1`), writes to the output
     /// directory itself. `items` are the layer as a stack would write it
-    /// (e.g. `["32x5", "relu"]`), `weights` where its parameters came from.
-    pub fn single(
-        resolved: Resolved,
-        input: [u32; 3],
-        items: Vec<String>,
-        weights: String,
-    ) -> Graph {
-        let name = resolved
+    /// (e.g. `["32x5", "relu"]`), `source` where its parameters came from.
+    pub fn single(layer: Resolved, input: [u32; 3], items: Vec<String>, source: String) -> Graph {
+        let name = layer
             .origin
             .as_ref()
             .and_then(|origin| origin.layer.clone())
@@ -138,12 +133,12 @@ impl Graph {
             folder: String::new(),
             items,
             steps: 0..0,
-            weights_source: weights,
-            origin: resolved.origin,
+            weights_source: source,
+            origin: layer.origin,
         });
-        let (height, width) = resolved.output_size;
-        let shape = [resolved.layer.spec.filters, height, width];
-        graph.push(Op::Conv(resolved.layer), name, shape);
+        let (height, width) = layer.output_size;
+        let shape = [layer.layer.spec.filters, height, width];
+        graph.push(Op::Conv(layer.layer), name, shape);
         graph
     }
 

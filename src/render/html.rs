@@ -243,6 +243,15 @@ fn img_followed(name: &str, alt: &str, class: &str, (layer, map): (&str, Option<
     )
 }
 
+/// [`img_followed`] as a link to the picture itself.
+fn linked_img(name: &str, alt: &str, class: &str, follow: (&str, Option<u32>)) -> String {
+    format!(
+        "<a href=\"{}\">{}</a>",
+        escape(&url_path(name)),
+        img_followed(name, alt, class, follow)
+    )
+}
+
 /// The input photo's `<img>`; with the explorer, in a frame that the
 /// hovered value's receptive field is drawn over, with a caption for it.
 fn input_img(page: &Page, alt: &str) -> String {
@@ -366,9 +375,8 @@ fn write_pictures(html: &mut String, page: &Page) {
     if !page.grid_image.is_empty() {
         let _ = writeln!(
             html,
-            "<h2>Feature maps</h2>\n<a href=\"{}\">{}</a>",
-            escape(&url_path(&page.grid_image)),
-            img_followed(
+            "<h2>Feature maps</h2>\n{}",
+            linked_img(
                 &page.grid_image,
                 "all feature maps in a grid",
                 "wide",
@@ -413,17 +421,8 @@ fn write_maps_table(html: &mut String, maps: &[PageMap], layer: &str) {
         }
         html.push_str("<td class=\"map\">");
         if !map.image.is_empty() {
-            let _ = write!(
-                html,
-                "<a href=\"{}\">{}</a>",
-                escape(&url_path(&map.image)),
-                img_followed(
-                    &map.image,
-                    &format!("feature map {k}"),
-                    "map",
-                    (layer, Some(k))
-                )
-            );
+            let alt = format!("feature map {k}");
+            html.push_str(&linked_img(&map.image, &alt, "map", (layer, Some(k))));
         }
         let bias = map.bias.map_or("none".to_string(), format_value);
         let _ = writeln!(
