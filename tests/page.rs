@@ -352,6 +352,30 @@ fn the_explorer_gives_each_layer_and_its_receptive_fields_as_the_graph_does() {
             "{field}"
         );
     }
+    // Opened large: the last layer's last map, with its values and range.
+    let opened = &answers["opened"];
+    let last = summary["layers"].as_array().unwrap().last().unwrap();
+    let k = last["output_shape"][0].as_u64().unwrap() as usize - 1;
+    assert_eq!(opened["map"], k as u64);
+    assert_eq!(opened["file"], format!("conv2/feature_{k:02}.png"));
+    assert_eq!(answers["shown"], opened["file"]);
+    assert!(out.join(opened["file"].as_str().unwrap()).exists());
+    // The same f32 values (the page writes them as f64).
+    let f32_of = |value: &serde_json::Value| value.as_f64().unwrap() as f32;
+    for stat in ["min", "max", "mean"] {
+        assert_eq!(
+            f32_of(&opened[stat]),
+            f32_of(&last["maps"][k][stat]),
+            "{stat}"
+        );
+    }
+    let range = [f32_of(&opened["range"][0]), f32_of(&opened["range"][1])];
+    let (min, max) = (
+        f32_of(&last["maps"][k]["min"]),
+        f32_of(&last["maps"][k]["max"]),
+    );
+    assert_eq!(range, [min, max], "each map over its own range");
+    assert!(opened["bias"].is_number());
     // The pointer at the middle of a layer's last map finds that map's middle.
     for hovered in answers["hovered"].as_array().unwrap() {
         let name = hovered["name"].as_str().unwrap();

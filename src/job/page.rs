@@ -12,7 +12,7 @@ use crate::input::Input;
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::preprocess::InputPrep;
-use crate::render::explore::explore_data;
+use crate::render::explore::{Drawing, WrittenMaps, explore_data};
 use crate::render::filters::{filter_tile, filter_zoom};
 use crate::render::html::{Live, Page, PageMap, StackLayer, StackPage, index_html};
 use crate::render::live::live_data;
@@ -48,8 +48,12 @@ pub(super) fn write_page(
         None => stack_page(summary),
     };
     let photo = matches!(input, Input::Photo(_));
+    let drawing = Drawing {
+        colormap: job.view.colormap,
+        normalize: job.view.normalize,
+    };
     let page = Page {
-        explore: Some(explore_data(graph, photo)),
+        explore: Some(explore_data(graph, &written_maps(summary), drawing, photo)),
         frame_input: photo,
         ..page
     };
@@ -120,6 +124,19 @@ fn stack_page(summary: &Summary) -> Page {
         }),
         ..Page::default()
     }
+}
+
+/// Each block's folder and each of its maps' smallest, largest and mean
+/// value, as `summary` says.
+fn written_maps(summary: &Summary) -> Vec<WrittenMaps> {
+    summary
+        .layers
+        .iter()
+        .map(|entry| {
+            let maps = entry.report.maps.iter().map(|m| [m.min, m.max, m.mean]);
+            (entry.folder.clone(), maps.collect())
+        })
+        .collect()
 }
 
 /// `[32, 238, 318]`.

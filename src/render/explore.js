@@ -1,7 +1,9 @@
 // The page as an explorer of its layers: window.convmaps.layers() lists
 // them, window.convmaps.receptiveField(name, x, y) gives the photo pixels a
 // value of a layer's maps depends on, and hovering a layer's grid draws
-// that rectangle on the photo. The same walk back through every step's
+// that rectangle on the photo. Clicking a map in a grid (or
+// window.convmaps.openMap(name, k)) opens it large with its colour bar,
+// its values' range and its filter's bias. The same walk back through every step's
 // window as graph::field in the native code. index.html#explore-check
 // writes layers() and a few fields into the title, for the tests.
 (function () {
@@ -89,6 +91,69 @@
     frame.style.height = (100 * (field.y1 - field.y0 + 1) / height) + '%';
   }
 
+  function decodeColours(text) {
+    var bytes = atob(text), colours = [];
+    for (var i = 0; i + 2 < bytes.length; i += 3) {
+      colours.push('rgb(' + bytes.charCodeAt(i) + ',' + bytes.charCodeAt(i + 1) + ',' + bytes.charCodeAt(i + 2) + ')');
+    }
+    return colours;
+  }
+
+  function element(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text) { node.textContent = text; }
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  function formatValue(value) {
+    return value === null || value === undefined ? 'none' : String(Number(value.toPrecision(5)));
+  }
+
+  // The colour map from the low end of `range` to its high end, labelled
+  // with both (and with 0 where the range spans it).
+  function colourBar(range) {
+    var bar = element('div', '', 'colour-bar');
+    var canvas = element('canvas');
+    var colours = decodeColours(graph.colours);
+    canvas.width = colours.length;
+    canvas.height = 12;
+    var context = canvas.getContext('2d');
+    colours.forEach(function (colour, i) { context.fillStyle = colour; context.fillRect(i, 0, 1, 12); });
+    bar.appendChild(canvas);
+    var labels = element('div', '', 'colour-labels');
+    labels.appendChild(element('span', formatValue(range[0])));
+    if (range[0] < 0 && range[1] > 0) { labels.appendChild(element('span', '0')); }
+    labels.appendChild(element('span', formatValue(range[1])));
+    bar.appendChild(labels);
+    return bar;
+  }
+
+  // Opens map `k` of layer `name` large in the detail panel; returns what
+  // it shows, or null when there is no such map.
+  function openMap(name, k) {
+    var layer = layerNamed(name);
+    var map = layer && layer.maps[k];
+    var panel = document.getElementById('convmaps-detail');
+    if (!map || !panel) { return null; }
+    panel.textContent = '';
+    var close = element('button', 'close');
+    close.addEventListener('click', function () { panel.hidden = true; });
+    panel.appendChild(close);
+    panel.appendChild(element('h3', layer.name + ' map ' + k));
+    var picture = element('img');
+    picture.src = map.file.split('/').map(encodeURIComponent).join('/');
+    picture.alt = layer.name + ' map ' + k;
+    panel.appendChild(picture);
+    panel.appendChild(colourBar(map.range));
+    panel.appendChild(element('p', 'min ' + formatValue(map.min) + ', max ' + formatValue(map.max) +
+      ', mean ' + formatValue(map.mean) + '; bias ' + formatValue(map.bias) + '; ' + graph.colormap +
+      ' from ' + formatValue(map.range[0]) + ' to ' + formatValue(map.range[1])));
+    panel.hidden = false;
+    return { name: layer.name, map: k, file: map.file, min: map.min, max: map.max, mean: map.mean,
+      bias: map.bias, range: map.range };
+  }
+
   function follow(image) {
     var layer = layerNamed(image.dataset.layer);
     if (!layer) { return; }
@@ -106,6 +171,12 @@
         : layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads only zero padding');
     });
     image.addEventListener('mouseleave', function () { showField(null, ''); });
+    if (map === null) {
+      image.addEventListener('click', function (event) {
+        var value = valueUnder(layer.grid, image, event);
+        if (value) { event.preventDefault(); openMap(layer.name, value.map); }
+      });
+    }
   }
 
   // Where the pointer is over the grid of `layer`, at the middle of map
@@ -141,12 +212,17 @@
       var middle = { clientX: box.left + box.width / 2, clientY: box.top + box.height / 2 };
       hovered.push({ name: mapLayer.name, value: valueInMap(mapLayer.grid, Number(maps[j].dataset.map), maps[j], middle) });
     }
-    document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered });
+    var last = graph.layers[graph.layers.length - 1];
+    var opened = openMap(last.name, last.maps.length - 1);
+    var shown = document.querySelector('#convmaps-detail img');
+    document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered,
+      opened: opened, shown: shown && shown.getAttribute('src') });
   }
 
   window.convmaps = Object.assign(window.convmaps || {}, {
     layers: layers,
-    receptiveField: receptiveField
+    receptiveField: receptiveField,
+    openMap: openMap
   });
   var images = document.querySelectorAll('img[data-layer]');
   for (var i = 0; i < images.length; i++) { follow(images[i]); }

@@ -6,11 +6,31 @@
 
 use serde_json::json;
 
+use std::path::Path;
+
+use super::colormap::{Colormap, Normalize};
 use super::grid::GridLayout;
-use super::grid_tile_size;
-use super::live::script_json;
+use super::live::{base64, script_json};
+use super::{feature_file_name, grid_tile_size};
 use crate::graph::Graph;
 use crate::graph::field::Window;
+
+/// Colours of the colour bar the page draws: the colour map at 256 even
+/// steps of t from 0 to 1.
+const BAR_COLOURS: u32 = 256;
+
+/// A block's maps as the run wrote them: the folder (relative to the page)
+/// and each map's smallest, largest and mean value.
+pub type WrittenMaps = (String, Vec<[f32; 3]>);
+
+/// How the run drew its maps, for the page to draw their colour bars.
+#[derive(Clone, Copy, Debug)]
+pub struct Drawing {
+    /// The colour map.
+    pub colormap: Colormap,
+    /// Which range each map's colours span.
+    pub normalize: Normalize,
+}
 
 /// The page's script: plain JavaScript, no build step.
 pub const SCRIPT: &str = include_str!("explore.js");
@@ -18,10 +38,17 @@ pub const SCRIPT: &str = include_str!("explore.js");
 /// The data `explore.js` reads, as JSON safe inside `<script>`: the input
 /// `[C, H, W]` and whether it is a photo (whose picture on the page the
 /// receptive fields are framed on; a tensor's is a grid of its channels);
-/// per step its input `[C, H, W]` and its windows along rows
-/// and columns; per block (layer) its name, op, maps `[K, OH, OW]`,
-/// parameters, last step and the layout of its grid picture.
-pub fn explore_data(graph: &Graph, photo: bool) -> String {
+/// per step its input `[C, H, W]` and its windows along rows and columns;
+/// per block (layer) its name, op, maps `[K, OH, OW]`, parameters, last
+/// step, the layout of its grid picture, and per map its picture, range of
+/// values (min, max, mean), the filter's bias and the range its colours
+/// span; and the colour map's [`BAR_COLOURS`] colours (RGB, base64).
+pub fn explore_data(
+    graph: &Graph,
+    written: &[WrittenMaps],
+    drawing: Drawing,
+    photo: bool,
+) -> String {
     let window = |w: Window| json!({"stride": w.stride, "pad": w.pad, "extent": w.extent});
     let steps: Vec<_> = graph
         .steps
@@ -42,6 +69,7 @@ pub fn explore_data(graph: &Graph, photo: bool) -> String {
                 "shape": [maps, height, width],
                 "parameters": graph.layer(block).parameters().total,
                 "lastStep": graph.blocks[block].steps.end - 1,
+                "maps": map_details(graph, written, block, drawing),
                 "grid": {
                     "columns": grid.columns,
                     "cellWidth": grid.cell_width,
@@ -56,6 +84,52 @@ pub fn explore_data(graph: &Graph, photo: bool) -> String {
             })
         })
         .collect();
-    let data = json!({"input": graph.input(), "photo": photo, "steps": steps, "layers": layers});
+    let colours: Vec<u8> = (0..BAR_COLOURS)
+        .flat_map(|i| drawing.colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
+        .collect();
+    let data = json!({
+        "input": graph.input(),
+        "photo": photo,
+        "colormap": drawing.colormap.name(),
+        "colours": base64(&colours),
+        "steps": steps,
+        "layers": layers,
+    });
     script_json(&data.to_string())
+}
+
+/// Each map of block `block`: its picture (relative to the page), its
+/// values' range, its filter's bias (null without one) and the range its
+/// colours span, as the run drew it.
+fn map_details(
+    graph: &Graph,
+    written: &[WrittenMaps],
+    block: usize,
+    drawing: Drawing,
+) -> Vec<serde_json::Value> {
+    let Some((folder, maps)) = written.get(block) else {
+        return Vec::new();
+    };
+    let all = maps.iter().fold(
+        (f32::INFINITY, f32::NEG_INFINITY),
+        |(lo, hi), [min, max, _]| (lo.min(*min), hi.max(*max)),
+    );
+    let diverging = drawing.colormap.is_diverging();
+    let bias = &graph.layer(block).bias;
+    let count = maps.len() as u32;
+    maps.iter()
+        .enumerate()
+        .map(|(k, &[min, max, mean])| {
+            let file = Path::new(folder).join(feature_file_name(k as u32, count));
+            let (lo, hi) = drawing.normalize.range((min, max), all, diverging);
+            json!({
+                "file": file.to_string_lossy(),
+                "min": min,
+                "max": max,
+                "mean": mean,
+                "bias": bias.get(k),
+                "range": [lo, hi],
+            })
+        })
+        .collect()
 }

@@ -204,6 +204,11 @@ table.maps { border-collapse: collapse; }
 .field { position: absolute; border: 2px solid #e6007e; box-sizing: border-box; pointer-events: none; }
 .field-note { display: block; min-height: 1.2em; font-size: 0.85em; color: #666; }
 img[data-layer] { cursor: crosshair; }
+.detail { position: fixed; left: 1em; bottom: 1em; max-width: 540px; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.9em; }
+.detail img { width: 512px; max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
+.detail button { float: right; }
+.colour-bar canvas { width: 256px; height: 12px; display: block; margin-top: 0.5em; }
+.colour-labels { display: flex; justify-content: space-between; width: 256px; font-family: ui-monospace, monospace; }
 .stack-layer img { max-width: 100%; image-rendering: pixelated; }
 ";
 
@@ -272,7 +277,8 @@ fn write_explore(html: &mut String, page: &Page) {
     if let Some(data) = &page.explore {
         let _ = write!(
             html,
-            "<script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
+            "<div id=\"convmaps-detail\" class=\"detail\" hidden></div>\n\
+             <script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
              <script>\n{}</script>\n",
             super::explore::SCRIPT
         );
