@@ -17,7 +17,7 @@ use crate::graph::field::Window;
 
 /// Colours of the colour bar the page draws: the colour map at 256 even
 /// steps of t from 0 to 1.
-const BAR_COLOURS: u32 = 256;
+pub const BAR_COLOURS: u32 = 256;
 
 /// A block's maps as the run wrote them: the folder (relative to the page)
 /// and each map's smallest, largest and mean value.
