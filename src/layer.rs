@@ -222,6 +222,54 @@ impl LayerSpec {
         }
     }
 
+    /// The layer as PyTorch writes it: `nn.Conv2d(3, 32, kernel_size=5)`,
+    /// with `stride`, `padding`, `dilation`, `groups` and `bias=False` only
+    /// where they differ from PyTorch's defaults. A padding that differs
+    /// between top and bottom or left and right (`same` with an even
+    /// kernel, or an ONNX file's) has no `nn.Conv2d` argument: the line
+    /// then pads nothing and says, in a comment, what to pad first.
+    pub fn pytorch_line(&self) -> String {
+        let pair = |a: u32, b: u32| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("({a}, {b})")
+            }
+        };
+        let mut line = format!(
+            "nn.Conv2d({}, {}, kernel_size={}",
+            self.in_channels,
+            self.filters,
+            pair(self.kernel_height, self.kernel_width)
+        );
+        let p = self.padding;
+        let symmetric = p.top == p.bottom && p.left == p.right;
+        let arguments = [
+            ("stride", self.stride != 1, self.stride.to_string()),
+            (
+                "padding",
+                symmetric && p.top + p.left > 0,
+                pair(p.top, p.left),
+            ),
+            ("dilation", self.dilation != 1, self.dilation.to_string()),
+            ("groups", self.groups != 1, self.groups.to_string()),
+            ("bias", !self.bias, "False".to_string()),
+        ];
+        for (name, given, value) in arguments {
+            if given {
+                line.push_str(&format!(", {name}={value}"));
+            }
+        }
+        line.push(')');
+        if !symmetric {
+            line.push_str(&format!(
+                "  # after F.pad(x, ({}, {}, {}, {}))",
+                p.left, p.right, p.top, p.bottom
+            ));
+        }
+        line
+    }
+
     /// Checks the options on their own (not against an image).
     pub fn validate(&self) -> Result<()> {
         let positive = [

@@ -150,3 +150,41 @@ fn safetensors_round_trip_keeps_names_shapes_and_values() {
     assert_eq!(rebuilt.layer, layer);
     assert_eq!(rebuilt.output_size, (6, 6));
 }
+
+#[test]
+fn each_layer_is_written_as_pytorch_would_build_it() {
+    let spec = |kernel: (u32, u32), padding: Padding, change: fn(&mut LayerSpec)| {
+        let mut spec = LayerSpec::new(3, 16, kernel.0);
+        spec.kernel_width = kernel.1;
+        spec.padding = padding;
+        change(&mut spec);
+        spec
+    };
+    let cases = [
+        (
+            spec((5, 5), Padding::uniform(0), |_| {}),
+            "nn.Conv2d(3, 16, kernel_size=5)",
+        ),
+        (
+            spec((3, 3), Padding::uniform(1), |s| {
+                s.stride = 2;
+                s.groups = 3;
+                s.in_channels = 3;
+                s.filters = 6;
+                s.bias = false;
+            }),
+            "nn.Conv2d(3, 6, kernel_size=3, stride=2, padding=1, groups=3, bias=False)",
+        ),
+        (
+            spec((3, 5), Padding::split(2, 4, false), |s| s.dilation = 1),
+            "nn.Conv2d(3, 16, kernel_size=(3, 5), padding=(1, 2))",
+        ),
+        (
+            spec((4, 4), Padding::split(3, 3, false), |_| {}),
+            "nn.Conv2d(3, 16, kernel_size=4)  # after F.pad(x, (1, 2, 1, 2))",
+        ),
+    ];
+    for (spec, line) in cases {
+        assert_eq!(spec.pytorch_line(), line);
+    }
+}

@@ -73,6 +73,10 @@ fn a_one_layer_summary_has_one_layers_entry_with_the_fields_of_a_stacks_entries(
     for field in ["parameters", "parameter_formula", "backend", "shader"] {
         assert_eq!(one[field], entry[field], "{field}");
     }
+    assert_eq!(
+        entry["layer"]["pytorch"],
+        "nn.Conv2d(3, 3, kernel_size=3, stride=2)"
+    );
     assert!(one.get("stack").is_none(), "no --layers spec for one layer");
     assert_eq!(stack["stack"], "3x3,relu,4x3/p1");
 }
@@ -122,6 +126,14 @@ fn one_layer_and_stack_pages_share_one_stylesheet_and_count_their_images() {
     let (stack_style, stack_html) = style(&stack_out);
     assert_eq!(one_style, stack_style);
     assert!(stack_html.contains("imagesLoaded"), "the image count");
+    let lines = [
+        "nn.Conv2d(3, 2, kernel_size=3)",
+        "nn.Conv2d(2, 3, kernel_size=3)",
+    ];
+    for line in lines {
+        let paragraph = format!("<p class=\"pytorch\" data-pytorch><code>{line}</code></p>");
+        assert!(stack_html.contains(&paragraph), "{line}");
+    }
     for image in ["input.png", "conv1/grid.png", "conv2/filters.png"] {
         assert!(stack_html.contains(&format!("src=\"{image}\"")), "{image}");
     }

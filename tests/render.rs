@@ -587,6 +587,7 @@ fn page() -> Page {
         parameter_line: "(3·5·5 + 1)·32 = 2432".to_string(),
         parameter_detail: "2400 weights + 32 biases".to_string(),
         layer_line: "32 filters of 5×5, stride 1".to_string(),
+        pytorch_line: "nn.Conv2d(3, 32, kernel_size=5)".to_string(),
         grid_image: "grid.png".to_string(),
         filters_image: "filters.png".to_string(),
         maps: (0..3)

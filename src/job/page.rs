@@ -83,6 +83,7 @@ fn stack_page(summary: &Summary) -> Page {
                     )
                 },
                 items: layer.items.join(" → "),
+                pytorch_line: layer.report.layer.spec.pytorch_line(),
                 parameter_line: layer.report.parameter_formula.clone(),
                 shapes: format!(
                     "input {} → output {}",
@@ -186,6 +187,7 @@ fn layer_page(layer: &Layer, summary: &Summary, one: &OneLayer, filter_names: &[
                     before.conv, before.batch_norm
                 ))
         ),
+        pytorch_line: spec.pytorch_line(),
         layer_line: format!(
             "{}×{} input → {} maps of {}×{}; kernel {}×{}, stride {}, dilation {}, groups {}; weights: {}",
             summary.input.width,

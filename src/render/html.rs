@@ -28,6 +28,8 @@ pub struct Page {
     pub parameter_detail: String,
     /// The layer's options, e.g. `32 filters of 5×5, stride 1, …`.
     pub layer_line: String,
+    /// The layer as PyTorch writes it, e.g. `nn.Conv2d(3, 32, kernel_size=5)`.
+    pub pytorch_line: String,
     /// The grid of all maps, e.g. `grid.png`.
     pub grid_image: String,
     /// The picture of all filters, e.g. `filters.png`.
@@ -75,6 +77,8 @@ pub struct StackLayer {
     pub parameter_line: String,
     /// Its shapes, e.g. `input [3, 64, 64] → output [32, 30, 30]`.
     pub shapes: String,
+    /// Its conv as PyTorch writes it.
+    pub pytorch_line: String,
     /// Its maps K.
     pub maps: u32,
     /// Its grid of maps, e.g. `conv1/grid.png`.
@@ -197,6 +201,7 @@ table.maps { border-collapse: collapse; }
 .stack-layer, .stack-total { border: 1px solid #ccc; border-radius: 0.5em; padding: 1em; margin: 0.5em 0; }
 .arrow { text-align: center; color: #666; margin: 0.25em; }
 .items, .stack { font-family: ui-monospace, monospace; }
+.pytorch code { font-size: 0.95em; background: #f4f4f4; padding: 0.1em 0.3em; }
 .stack-layer .pictures { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
 .stack-layer figure { margin: 0; }
 .stack-layer h2 { margin-top: 0; }
@@ -245,6 +250,18 @@ fn img_followed(name: &str, alt: &str, class: &str, (layer, map): (&str, Option<
         escape(&url_path(name)),
         escape(alt),
         escape(class)
+    )
+}
+
+/// The layer's PyTorch line in a paragraph marked `data-pytorch` (nothing
+/// when there is none).
+fn pytorch_paragraph(line: &str) -> String {
+    if line.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<p class=\"pytorch\" data-pytorch><code>{}</code></p>",
+        escape(line)
     )
 }
 
@@ -373,6 +390,7 @@ fn write_top(html: &mut String, page: &Page) {
             let _ = writeln!(html, "<p class=\"{class}\">{}</p>", escape(text));
         }
     }
+    html.push_str(&pytorch_paragraph(&page.pytorch_line));
     html.push_str("</div>\n</section>\n");
 }
 
@@ -458,7 +476,7 @@ fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
         let _ = writeln!(
             html,
             "<div class=\"arrow\">{}</div>\n<section class=\"stack-layer\"><h2>{}</h2>\
-             <p class=\"items\">{}</p><p class=\"parameters\">{} parameters</p><p>{}</p>\
+             <p class=\"items\">{}</p><p class=\"parameters\">{} parameters</p><p>{}</p>{}\
              <div class=\"pictures\"><figure>{}<figcaption>the {} maps</figcaption></figure>\
              <figure>{}<figcaption>its filters</figcaption></figure></div></section>",
             escape(&layer.arrow),
@@ -466,6 +484,7 @@ fn write_stack(html: &mut String, page: &Page, stack: &StackPage) {
             escape(&layer.items),
             escape(&layer.parameter_line),
             escape(&layer.shapes),
+            pytorch_paragraph(&layer.pytorch_line),
             img_followed(
                 &layer.grid_image,
                 &format!("feature maps of {}", layer.name),

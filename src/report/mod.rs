@@ -144,8 +144,10 @@ impl InputSummary {
 /// The layer's options, in PyTorch's names: its resolved geometry
 /// (`filters`, `kernel_size` `[FH, FW]`, `stride`, `padding` on each side,
 /// `dilation`, `groups`, `bias`, `activation`), its `weight_shape`
-/// `[K, C/G, FH, FW]`, and where the weights came from (`weights_source`:
-/// "random: kaiming-uniform (seed N)", a bank's name or a file path).
+/// `[K, C/G, FH, FW]`, where the weights came from (`weights_source`:
+/// "random: kaiming-uniform (seed N)", a bank's name or a file path), and
+/// the layer as PyTorch writes it (`pytorch`: `nn.Conv2d(3, 32,
+/// kernel_size=5)`).
 #[derive(Clone, Debug)]
 pub struct LayerSummary {
     /// The layer's geometry.
@@ -171,7 +173,7 @@ impl Serialize for LayerSummary {
     ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let spec = &self.spec;
-        let mut layer = serializer.serialize_struct("LayerSummary", 10)?;
+        let mut layer = serializer.serialize_struct("LayerSummary", 11)?;
         layer.serialize_field("filters", &spec.filters)?;
         layer.serialize_field("kernel_size", &[spec.kernel_height, spec.kernel_width])?;
         layer.serialize_field("stride", &spec.stride)?;
@@ -182,6 +184,7 @@ impl Serialize for LayerSummary {
         layer.serialize_field("activation", &spec.activation)?;
         layer.serialize_field("weight_shape", &spec.weight_shape())?;
         layer.serialize_field("weights_source", &self.weights_source)?;
+        layer.serialize_field("pytorch", &spec.pytorch_line())?;
         layer.end()
     }
 }
