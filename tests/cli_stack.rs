@@ -324,3 +324,34 @@ fn a_small_stacks_maps_are_kept_in_memory_and_drawn_as_when_spilled() {
         "kept and spilled stacks draw different pictures"
     );
 }
+
+#[test]
+fn a_stack_of_a_state_dicts_convs_runs_saying_it_could_not_be_checked() {
+    let tensors = [
+        ("conv1.weight", vec![4, 3, 3, 3]),
+        ("conv2.weight", vec![2, 4, 3, 3]),
+    ];
+    let (dir, photo, model) = common::photo_and_model((20, 16), &tensors);
+    let out = dir.path().join("out");
+    let ran = convmaps([&photo])
+        .args(["--layers", "conv1,relu,conv2", "--weights"])
+        .arg(&model)
+        .cpu()
+        .out(&out)
+        .success();
+    ran.says(&["note", "has no graph"]);
+    let summary = common::read_summary(&out);
+    let notes = summary["notes"].as_array().expect("notes");
+    assert!(
+        notes[0].as_str().unwrap().contains("has no graph"),
+        "{notes:?}"
+    );
+    // A stack of the command line's own convs has nothing to note.
+    let plain = dir.path().join("plain");
+    convmaps([&photo])
+        .args(["--layers", "4x3,relu,2x3", "-q"])
+        .cpu()
+        .out(&plain)
+        .success();
+    assert!(common::read_summary(&plain).get("notes").is_none());
+}

@@ -94,6 +94,9 @@ pub struct Graph {
     pub steps: Vec<Step>,
     /// The blocks in order.
     pub blocks: Vec<Block>,
+    /// What a person should know about the graph that is no error (a
+    /// stack of a model's convs that could not be checked against it).
+    pub notes: Vec<String>,
 }
 
 /// What a stack's convs are made of besides their items.
@@ -146,8 +149,9 @@ impl Graph {
     /// against the previous step's output, its weights from `options`.
     /// Fails with an error naming the item at fault.
     pub fn resolve(items: &[SpecItem], input: InputShape, options: &StackOptions) -> Result<Graph> {
-        follows_the_model(items, options)?;
+        let note = follows_the_model(items, options)?;
         let mut graph = Graph::starting_at([input.channels, input.height, input.width]);
+        graph.notes.extend(note);
         for (index, item) in items.iter().enumerate() {
             let at = |e: Error| {
                 let message = match e {
@@ -181,6 +185,7 @@ impl Graph {
             }],
             steps: Vec::new(),
             blocks: Vec::new(),
+            notes: Vec::new(),
         }
     }
 
@@ -336,16 +341,25 @@ impl Graph {
 /// a named conv follows another, the model's graph must run exactly the
 /// stack's items between them (a BatchNorm that `--fold-bn` folds into the
 /// first aside), else the second's maps would not be the model's. Formats
-/// without a graph (state dicts) say nothing, and pass.
-fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
+/// without a graph (state dicts) cannot be checked: they pass, with a note
+/// that says so.
+fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<Option<String>> {
     let named = items
         .iter()
         .filter(|item| matches!(item.item, Item::Conv(ConvItem::Named(_))))
         .count();
     let (Some(path), 2..) = (&options.model, named) else {
-        return Ok(());
+        return Ok(None);
     };
     let model = crate::model::open(path)?;
+    if model.convs().iter().all(|conv| conv.feed.is_none()) {
+        return Ok(Some(format!(
+            "{} ({}) has no graph: the stack runs its items between the model's convs as \
+             written, which may not be what the model computes there",
+            path.display(),
+            model.format()
+        )));
+    }
     let conv = |name: &str| {
         model
             .convs()
@@ -380,7 +394,7 @@ fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<()> {
             other => between.push(other),
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Whether `items` run what the model runs from conv `from` (whose

@@ -35,6 +35,10 @@ pub struct Summary {
     /// Each block of the graph (a conv and the items after it), top to
     /// bottom: one entry for a one-layer run.
     pub layers: Vec<LayerEntry>,
+    /// What a person should know about the run that is no error (left
+    /// out when there is nothing).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// The parameters of every conv together.
     pub parameters: ParameterCount,
     /// `(3·5·5 + 1)·32 = 2432` for one layer, `2432 + 18496 = 20928` for
@@ -116,6 +120,7 @@ impl Summary {
             ),
             stack: record.stack,
             one_layer,
+            notes: record.graph.notes.clone(),
             parameter_formula: parameter_formula(&record.layers, parameters.total),
             parameters,
             bands: record.bands,

@@ -60,12 +60,9 @@ impl Summary {
             format!("  {}", text.join("  ")).trim_end().to_string()
         };
         let rule = format!("  {}", "─".repeat(widths.iter().sum::<usize>() + 8));
-        let mut text = vec![
-            format!("input       {}", input_line(&self.input)),
-            String::new(),
-            line(header),
-            rule.clone(),
-        ];
+        let mut text = vec![format!("input       {}", input_line(&self.input))];
+        text.extend(self.notes.iter().map(|note| format!("note        {note}")));
+        text.extend([String::new(), line(header), rule.clone()]);
         text.extend(
             rows.iter()
                 .map(|r| line([&r[0], &r[1], &r[2], &r[3], &r[4]])),
