@@ -263,21 +263,16 @@ impl LayerReport {
 /// The stage names and their milliseconds, aligned in columns.
 fn stage_lines(run: &Summary) -> (String, String) {
     let t = &run.ran.timings_ms;
-    let stages = [
-        ("decode", t.decode),
-        ("setup", t.setup),
-        ("upload", t.upload),
-        ("compute", t.compute),
-        ("readback", t.readback),
-        ("store", t.store),
-        ("encode", t.encode),
-        ("total", t.total),
+    let times = [
+        t.decode, t.setup, t.upload, t.compute, t.readback, t.store, t.encode, t.total,
     ];
     (
-        stages
-            .iter()
-            .map(|(name, _)| format!("{name:>9}"))
-            .collect(),
-        stages.iter().map(|(_, ms)| format!("{ms:>9.0}")).collect(),
+        STAGES.iter().map(|name| format!("{name:>9}")).collect(),
+        times.iter().map(|ms| format!("{ms:>9.0}")).collect(),
     )
 }
+
+/// The stages of [`super::Timings`], in the order the terminal shows them.
+const STAGES: [&str; 8] = [
+    "decode", "setup", "upload", "compute", "readback", "store", "encode", "total",
+];
