@@ -196,6 +196,12 @@ fn named_convs_the_model_connects_otherwise_are_refused_saying_what_it_runs() {
     let spec = "/conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu";
     let run = convmaps([&photo]).args(["--layers", spec, "--weights"]);
     run.arg(&model).cpu().out(&out).success();
+    // `convmaps layers` says what each conv reads: the items to write.
+    let listed = convmaps(["layers"]).arg(&model).success();
+    listed.says(&[
+        "`/conv1/Conv` → Relu → MaxPool 2×2 stride 2×2",
+        "the model's input",
+    ]);
 }
 
 #[test]

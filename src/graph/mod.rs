@@ -433,9 +433,6 @@ fn runs_as_the_model(
     if reads_from && same {
         return Ok(());
     }
-    let model: Vec<String> = std::iter::once(source(&feed.from))
-        .chain(feed.steps.iter().map(|step| step.to_string()))
-        .collect();
     let start = match folded {
         Some(name) => format!("`{from}` with BatchNormalization {name} folded in"),
         None => format!("`{from}`"),
@@ -444,21 +441,10 @@ fn runs_as_the_model(
         .chain(items.iter().map(|item| item_name(item)))
         .collect();
     Err(format!(
-        "in the model it reads {}; the stack gives it {}: its maps would not be the model's \
+        "in the model it reads {feed}; the stack gives it {}: its maps would not be the model's \
          (a stack runs convs, relu and maxpoolN/sS only)",
-        model.join(" → "),
         stack.join(" → ")
     ))
-}
-
-/// Where a model's chain of steps starts, in words.
-fn source(from: &FeedSource) -> String {
-    match from {
-        FeedSource::Input => "the model's input".into(),
-        FeedSource::Conv(name) => format!("`{name}`"),
-        FeedSource::Node { op, name } => format!("{op} `{name}`"),
-        FeedSource::Unknown(value) => format!("the value `{value}`"),
-    }
 }
 
 /// A stack item between convs, as written.

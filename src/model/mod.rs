@@ -144,6 +144,30 @@ pub enum FeedStep {
     },
 }
 
+impl std::fmt::Display for FeedSource {
+    /// `the model's input`, `` `conv1` ``, `` Add `add_1` ``.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeedSource::Input => write!(f, "the model's input"),
+            FeedSource::Conv(name) => write!(f, "`{name}`"),
+            FeedSource::Node { op, name } => write!(f, "{op} `{name}`"),
+            FeedSource::Unknown(value) => write!(f, "the value `{value}`"),
+        }
+    }
+}
+
+impl std::fmt::Display for Feed {
+    /// Where the chain starts, then each step: `` `conv1` → Relu → MaxPool
+    /// 2×2 stride 2×2 ``.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.from)?;
+        for step in &self.steps {
+            write!(f, " → {step}")?;
+        }
+        Ok(())
+    }
+}
+
 impl std::fmt::Display for FeedStep {
     /// `BatchNorm bn1`, `Relu`, `MaxPool 3×3 stride 2 (padded)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -33,6 +33,10 @@ pub struct LayerRow {
     /// The count spelled out: `(3·7·7 + 1)·64 = 9472`, or `3·7·7·64 = 9408`
     /// without bias.
     pub formula: String,
+    /// What the graph computes before the conv, where the file has a graph
+    /// (ONNX): `` `conv1` → Relu → MaxPool 2×2 stride 2×2 ``, the items a
+    /// stack writes between the two convs.
+    pub reads: Option<String>,
 }
 
 /// Every conv layer of a model file, in the file's order.
@@ -85,6 +89,7 @@ fn row(conv: &ConvRef, names: &[String]) -> LayerRow {
             .or_else(|| batch_norm_by_name(&conv.name, names)),
         parameters,
         formula,
+        reads: conv.feed.as_ref().map(|feed| feed.to_string()),
     }
 }
 
@@ -132,9 +137,27 @@ pub fn table_text(table: &LayerTable) -> String {
         "{:<28} {:<18} {:<8} {:<14} {:<8} {:<6} {:<5} {:<16} parameters",
         "layer", "weight", "stride", "padding", "dilation", "groups", "bias", "batchnorm"
     );
-    let mut lines = vec![header];
+    let reads = table.layers.iter().any(|layer| layer.reads.is_some());
+    // The formulas' column, as wide as the widest, then what each conv reads.
+    let width = table
+        .layers
+        .iter()
+        .map(|layer| layer.formula.chars().count())
+        .fold("parameters".len(), usize::max);
+    let mut lines = vec![if reads {
+        format!(
+            "{header:<w$} reads",
+            w = header.len() - "parameters".len() + width
+        )
+    } else {
+        header
+    }];
     for layer in &table.layers {
         let pair = |p: Option<[u32; 2]>| p.map_or("-".to_string(), |[a, b]| format!("{a},{b}"));
+        let formula = match &layer.reads {
+            Some(reads) => format!("{:<width$} {reads}", layer.formula),
+            None => layer.formula.clone(),
+        };
         lines.push(format!(
             "{:<28} {:<18} {:<8} {:<14} {:<8} {:<6} {:<5} {:<16} {}",
             layer.name,
@@ -145,7 +168,7 @@ pub fn table_text(table: &LayerTable) -> String {
             layer.groups.map_or("-".to_string(), |g| g.to_string()),
             if layer.bias { "yes" } else { "no" },
             layer.batch_norm.as_deref().unwrap_or("-"),
-            layer.formula
+            formula
         ));
     }
     lines.push(format!(
