@@ -196,6 +196,10 @@ fn named_convs_the_model_connects_otherwise_are_refused_saying_what_it_runs() {
     let spec = "/conv1/Conv,relu,maxpool2,/block/conv2/Conv,relu";
     let run = convmaps([&photo]).args(["--layers", spec, "--weights"]);
     run.arg(&model).cpu().out(&out).success();
+    // The refusal says what to write instead.
+    let run = convmaps([&photo]).args(["--layers", "/conv1/Conv,/block/conv2/Conv", "--weights"]);
+    let refused = run.arg(&model).cpu().out(&out);
+    refused.fails_with(2, &["write relu,maxpool2 between them"]);
     // `convmaps layers` says what each conv reads: the items to write.
     let listed = convmaps(["layers"]).arg(&model).success();
     listed.says(&[

@@ -805,6 +805,7 @@ fn a_folded_batch_norm_must_be_what_the_next_conv_reads() {
             node("BatchNormalization", &["a", "s", "b", "m", "v"], "bn", &[]),
             node("Relu", &["bn"], "r", &[]),
             node("Conv", &["a", "w2"], "c2", &[]),
+            node("Conv", &["r", "w2"], "c3", &[]),
         ],
         &[
             tensor("w", &[2, 1, 3, 3], &[0.5; 18]),
@@ -821,7 +822,8 @@ fn a_folded_batch_norm_must_be_what_the_next_conv_reads() {
     std::fs::write(&path, model).unwrap();
     let photo = common::photo(dir.path(), 12, 10);
     let run = |fold: bool, out: &str| {
-        let run = common::convmaps([&photo]).args(["--layers", "a,c2", "--weights"]);
+        let layers = if out == "c3" { "a,relu,c3" } else { "a,c2" };
+        let run = common::convmaps([&photo]).args(["--layers", layers, "--weights"]);
         let run = run.arg(&path).cpu().out(dir.path().join(out));
         if fold { run.arg("--fold-bn") } else { run }
     };
@@ -829,4 +831,7 @@ fn a_folded_batch_norm_must_be_what_the_next_conv_reads() {
     run(false, "raw").success();
     // Folding bn into a would hand c2 maps the model never gives it.
     run(true, "folded").fails_with(2, &["`c2`", "`a` with BatchNormalization bn folded in"]);
+    // c3 reads relu(bn(a)): the BatchNorm must be folded in.
+    run(false, "c3").fails_with(2, &["add --fold-bn and write relu between them"]);
+    run(true, "c3").success();
 }

@@ -442,9 +442,52 @@ fn runs_as_the_model(
         .collect();
     Err(format!(
         "in the model it reads {feed}; the stack gives it {}: its maps would not be the model's \
-         (a stack runs convs, relu and maxpoolN/sS only)",
-        stack.join(" → ")
+         (a stack runs convs, relu and maxpoolN/sS only){}",
+        stack.join(" → "),
+        advice(feed, (reads_from, bn_first, folded), steps)
     ))
+}
+
+/// What to write instead, when items can say what the model runs:
+/// `; write relu,maxpool2 between them`, or with `--fold-bn` first.
+fn advice(
+    feed: &Feed,
+    (reads_from, bn_first, folded): (bool, bool, Option<&str>),
+    steps: &[FeedStep],
+) -> String {
+    let between = |steps: &[FeedStep]| {
+        let items: Option<Vec<String>> = steps.iter().map(step_item).collect();
+        items.map(|items| match items.is_empty() {
+            true => "nothing".to_string(),
+            false => items.join(","),
+        })
+    };
+    match (reads_from, bn_first, folded, feed.steps.split_first()) {
+        (true, true, None, Some((FeedStep::BatchNorm(_), rest))) => between(rest)
+            .map_or(String::new(), |items| {
+                format!("; add --fold-bn and write {items} between them")
+            }),
+        (true, true, _, _) => between(steps).map_or(String::new(), |items| {
+            format!("; write {items} between them")
+        }),
+        _ => String::new(),
+    }
+}
+
+/// The stack item that runs `step`, if one does.
+fn step_item(step: &FeedStep) -> Option<String> {
+    match step {
+        FeedStep::Relu => Some("relu".into()),
+        FeedStep::MaxPool {
+            kernel: [size, width],
+            strides: [stride, stride_x],
+            padded: false,
+        } if size == width && stride == stride_x => Some(item_name(&Item::MaxPool(PoolSpec {
+            size: *size,
+            stride: *stride,
+        }))),
+        _ => None,
+    }
 }
 
 /// A stack item between convs, as written.
