@@ -365,3 +365,26 @@ fn a_stack_of_a_state_dicts_convs_runs_saying_it_could_not_be_checked() {
         .success();
     assert!(common::read_summary(&plain).get("notes").is_none());
 }
+
+#[test]
+fn a_stack_starting_at_a_models_inner_conv_notes_that_it_reads_the_input_itself() {
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stack/stack.onnx");
+    let dir = tempfile::tempdir().unwrap();
+    // /block/conv2/Conv reads 8 channels; the model feeds it MaxPool(Relu(conv1)).
+    let maps = dir.path().join("maps.npy");
+    convmaps::npy::write_f32_nd(&maps, &[8, 9, 11], &[0.25; 8 * 9 * 11]).unwrap();
+    let out = dir.path().join("inner");
+    let run = convmaps([&maps]).args(["--layers", "/block/conv2/Conv,relu", "--weights"]);
+    run.arg(&model).cpu().out(&out).success().says(&[
+        "note",
+        "`/block/conv2/Conv` reads `/conv1/Conv` → Relu → MaxPool 2×2 stride 2×2",
+    ]);
+    let notes = common::read_summary(&out)["notes"].clone();
+    assert_eq!(notes.as_array().map(Vec::len), Some(1), "{notes}");
+    // The model's first conv reads the input as it is: nothing to note.
+    let photo = common::photo(dir.path(), 30, 24);
+    let first = dir.path().join("first");
+    let run = convmaps([&photo]).args(["--layers", "/conv1/Conv,relu", "--weights"]);
+    run.arg(&model).cpu().out(&first).args(["-q"]).success();
+    assert!(common::read_summary(&first).get("notes").is_none());
+}

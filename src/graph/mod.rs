@@ -149,9 +149,9 @@ impl Graph {
     /// against the previous step's output, its weights from `options`.
     /// Fails with an error naming the item at fault.
     pub fn resolve(items: &[SpecItem], input: InputShape, options: &StackOptions) -> Result<Graph> {
-        let note = follows_the_model(items, options)?;
+        let notes = follows_the_model(items, options)?;
         let mut graph = Graph::starting_at([input.channels, input.height, input.width]);
-        graph.notes.extend(note);
+        graph.notes = notes;
         for (index, item) in items.iter().enumerate() {
             let at = |e: Error| {
                 let message = match e {
@@ -343,22 +343,27 @@ impl Graph {
 /// first aside), else the second's maps would not be the model's. Formats
 /// without a graph (state dicts) cannot be checked: they pass, with a note
 /// that says so.
-fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<Option<String>> {
+fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<Vec<String>> {
     let named = items
         .iter()
         .filter(|item| matches!(item.item, Item::Conv(ConvItem::Named(_))))
         .count();
-    let (Some(path), 2..) = (&options.model, named) else {
-        return Ok(None);
+    let (Some(path), 1..) = (&options.model, named) else {
+        return Ok(Vec::new());
     };
     let model = crate::model::open(path)?;
     if model.convs().iter().all(|conv| conv.feed.is_none()) {
-        return Ok(Some(format!(
-            "{} ({}) has no graph: the stack runs its items between the model's convs as \
-             written, which may not be what the model computes there",
-            path.display(),
-            model.format()
-        )));
+        return Ok((named >= 2)
+            .then(|| {
+                format!(
+                    "{} ({}) has no graph: the stack runs its items between the model's convs as \
+                 written, which may not be what the model computes there",
+                    path.display(),
+                    model.format()
+                )
+            })
+            .into_iter()
+            .collect());
     }
     let conv = |name: &str| {
         model
@@ -366,6 +371,7 @@ fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<Optio
             .iter()
             .find(|c| c.name == name || c.weight == name)
     };
+    let notes: Vec<String> = first_reads(items, conv).into_iter().collect();
     let mut previous: Option<&ConvRef> = None;
     let mut between: Vec<&Item> = Vec::new();
     for (index, item) in items.iter().enumerate() {
@@ -394,7 +400,27 @@ fn follows_the_model(items: &[SpecItem], options: &StackOptions) -> Result<Optio
             other => between.push(other),
         }
     }
-    Ok(None)
+    Ok(notes)
+}
+
+/// A note when the stack's first item is a model's conv that, in the
+/// model, reads something other than the model's input as it is: the
+/// stack feeds it the input itself.
+fn first_reads<'m>(
+    items: &[SpecItem],
+    conv: impl Fn(&str) -> Option<&'m ConvRef>,
+) -> Option<String> {
+    let Item::Conv(ConvItem::Named(name)) = &items.first()?.item else {
+        return None;
+    };
+    let feed = conv(name)?.feed.as_ref()?;
+    let as_is = feed.from == FeedSource::Input && feed.steps.is_empty();
+    (!as_is).then(|| {
+        format!(
+            "in the model, `{name}` reads {feed}; here it reads the input itself, so its maps \
+             are not the model's"
+        )
+    })
 }
 
 /// Whether `items` run what the model runs from conv `from` (whose
