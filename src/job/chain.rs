@@ -4,7 +4,7 @@
 //! weights, raw maps).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::modes::Chosen;
 use super::pictures::{self, StreamedPictures, map_ranges};
@@ -17,7 +17,7 @@ use crate::npy::BandedNpy;
 use crate::output::create_output_dir;
 use crate::photo::Orientation;
 use crate::render::quantise::Quantise;
-use crate::report::{LayerEntry, LayerRecord, LayerReport, MapSummary, MapsModeSummary};
+use crate::report::{LayerEntry, LayerRecord, LayerReport, MapsModeSummary};
 use crate::settings::Placement;
 use crate::stats::MapStats;
 use crate::tensor::{RowSource, Tensor3};
@@ -175,28 +175,16 @@ fn write_block(
         }
     };
     files.push(write_filters(&folder, layer, &job.view)?);
-    let [channels, height, width] = graph.block_input(block);
-    let [_, out_height, out_width] = graph.block_output(block);
     let mut report = LayerReport::new(LayerRecord {
+        block: (graph, block),
         input: &job.input,
-        input_size: (width, height, channels),
         preprocessing: None,
         orientation: record.orientation,
-        layer,
-        weights_source: info.weights_source.clone(),
         pieces: (record.bands, 1),
-        output_size: (out_height, out_width),
-        maps: stats
-            .iter()
-            .map(MapStats::summary)
-            .collect::<Vec<MapSummary>>(),
+        maps: stats.iter().map(MapStats::summary).collect(),
         engine: record.engine,
         timings: record.timings,
-        decode: Duration::ZERO,
-        weights: Duration::ZERO,
-        setup: Duration::ZERO,
         files,
-        weights_file: info.origin.clone(),
     });
     report.maps_mode = Some(MapsModeSummary {
         mode: mode.name(),

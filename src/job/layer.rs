@@ -30,28 +30,18 @@ pub(super) fn compute(
     progress: &(dyn Fn(Step) + Sync),
 ) -> Result<Computed> {
     let started = Instant::now();
-    let layer = graph.layer(0);
-    let [channels, height, width] = graph.input();
     let drawn = draw_maps(engine, input, (graph, plan, mode), job, progress)?;
     let info = engine.info();
-    let [_, out_height, out_width] = graph.block_output(0);
     let mut report = LayerReport::new(LayerRecord {
+        block: (graph, 0),
         input: &job.input,
-        input_size: (width, height, channels),
         preprocessing: prep.cloned(),
         orientation,
-        layer,
-        weights_source: graph.blocks[0].weights_source.clone(),
         pieces: (plan.bands.len() as u32, plan.filter_chunks.len() as u32),
-        output_size: (out_height, out_width),
         maps: drawn.stats.iter().map(MapStats::summary).collect(),
         engine: info.clone(),
         timings: drawn.timings,
-        decode: Duration::ZERO,
-        weights: Duration::ZERO,
-        setup: Duration::ZERO,
         files: drawn.files,
-        weights_file: graph.blocks[0].origin.clone(),
     });
     report.maps_mode = Some(MapsModeSummary {
         mode: drawn.mode.name(),

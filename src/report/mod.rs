@@ -251,55 +251,45 @@ impl Timings {
 /// The facts of a finished layer, from which [`LayerReport::new`]
 /// builds its report.
 pub struct LayerRecord<'a> {
-    /// The photo's path as given.
+    /// The graph that ran, and the block this report is of: its layer,
+    /// input, maps, weights source and file come from there.
+    pub block: (&'a Graph, usize),
+    /// The input's path as given.
     pub input: &'a Path,
-    /// The photo's (width, height, channels read), upright.
-    pub input_size: (u32, u32, u32),
-    /// How a photo was read as the layer's input (none for a tensor).
+    /// How a photo was read as the layer's input (none for a tensor, or a
+    /// layer after the first).
     pub preprocessing: Option<InputPrep>,
     /// The orientation applied to the stored pixels.
     pub orientation: Orientation,
-    /// The layer that ran.
-    pub layer: &'a Layer,
-    /// Where its weights came from.
-    pub weights_source: String,
     /// The bands and filter chunks it ran in.
     pub pieces: (u32, u32),
-    /// `(OH, OW)`.
-    pub output_size: (u32, u32),
     /// Each map's range, in filter order.
     pub maps: Vec<MapSummary>,
     /// What ran it.
     pub engine: EngineInfo,
-    /// The engine's and the store's times, summed over the bands.
+    /// The engine's and the store's times of its own steps, summed over
+    /// the bands (reading the input and making the engine are the run's).
     pub timings: PlannedTimings,
-    /// Reading and decoding the photo.
-    pub decode: Duration,
-    /// Resolving the layer and filling its parameters.
-    pub weights: Duration,
-    /// Making the engine (the first run only).
-    pub setup: Duration,
-    /// Files written so far, relative to the output directory.
+    /// Files written so far, relative to the block's folder.
     pub files: Vec<String>,
-    /// Where a weights file's numbers came from.
-    pub weights_file: Option<WeightsOrigin>,
 }
 
 impl LayerReport {
     /// The report of a layer; `timings_ms.encode` and `total` are set by
     /// [`LayerReport::finish`].
     pub fn new(record: LayerRecord<'_>) -> LayerReport {
-        let layer = record.layer;
-        let (out_height, out_width) = record.output_size;
-        let (width, height, channels) = record.input_size;
+        let (graph, block) = record.block;
+        let layer = graph.layer(block);
+        let info = &graph.blocks[block];
+        let [_, out_height, out_width] = graph.block_output(block);
         LayerReport {
             input: InputSummary::new(
                 record.input,
-                [channels, height, width],
+                graph.block_input(block),
                 record.orientation,
                 record.preprocessing,
             ),
-            layer: LayerSummary::new(layer, record.weights_source),
+            layer: LayerSummary::new(layer, info.weights_source.clone()),
             parameters: layer.parameters(),
             parameter_formula: layer.parameter_formula(),
             output: OutputSummary {
@@ -312,16 +302,16 @@ impl LayerReport {
             maps: record.maps,
             ran: RanOn::new(
                 record.engine,
-                [record.decode, record.weights, record.setup],
+                [Duration::ZERO; 3],
                 &record.timings,
                 layer.spec.flops(out_height, out_width),
             ),
             files: record.files,
-            before_folding: record.weights_file.as_ref().and_then(|origin| {
+            before_folding: info.origin.as_ref().and_then(|origin| {
                 let name = origin.batch_norm.as_deref()?;
                 Some(BeforeFolding::new(layer, origin.conv_bias, name))
             }),
-            weights_file: record.weights_file,
+            weights_file: info.origin.clone(),
             maps_mode: None,
         }
     }
