@@ -39,6 +39,7 @@ pub mod inputs;
 pub mod job;
 pub mod layer;
 pub mod model;
+pub mod net;
 pub mod npy;
 pub mod output;
 pub mod photo;

@@ -61,45 +61,67 @@ struct TensorInfo {
 
 /// One attribute of a node, with the fields convmaps uses.
 #[derive(Clone, Debug, Default)]
-struct Attribute {
-    name: String,
-    i: Option<i64>,
-    f: Option<f32>,
-    s: Option<String>,
-    ints: Vec<i64>,
+pub struct Attribute {
+    /// The attribute's name.
+    pub name: String,
+    /// `i`: an integer.
+    pub i: Option<i64>,
+    /// `f`: a float.
+    pub f: Option<f32>,
+    /// `s`: a string.
+    pub s: Option<String>,
+    /// `ints`: integers.
+    pub ints: Vec<i64>,
+    /// `floats`: floats.
+    pub floats: Vec<f32>,
+    /// `t`: a tensor (a Constant's `value`; taken out of the node and
+    /// listed among the file's tensors under the Constant's output name).
     t: Option<TensorInfo>,
 }
 
 /// One node of the graph.
 #[derive(Clone, Debug, Default)]
-struct Node {
-    name: String,
-    op_type: String,
-    domain: String,
-    inputs: Vec<String>,
-    outputs: Vec<String>,
-    attributes: Vec<Attribute>,
+pub struct Node {
+    /// The node's name (may be empty).
+    pub name: String,
+    /// Its operator, such as `Conv`.
+    pub op_type: String,
+    /// Its operator set's domain (empty for the standard one).
+    pub domain: String,
+    /// The values it reads, in order (an empty name: an omitted input).
+    pub inputs: Vec<String>,
+    /// The values it writes.
+    pub outputs: Vec<String>,
+    /// Its attributes.
+    pub attributes: Vec<Attribute>,
 }
 
 impl Node {
-    fn attribute(&self, name: &str) -> Option<&Attribute> {
+    /// The attribute `name` (the last, if it repeats).
+    pub fn attribute(&self, name: &str) -> Option<&Attribute> {
         self.attributes.iter().rev().find(|a| a.name == name)
     }
 
     /// Whether this is the standard operator `op`.
-    fn is(&self, op: &str) -> bool {
-        self.op_type == op && (self.domain.is_empty() || self.domain == "ai.onnx")
+    pub fn is(&self, op: &str) -> bool {
+        self.op_type == op && self.is_standard()
+    }
+
+    /// Whether its operator is of the standard domain.
+    pub fn is_standard(&self) -> bool {
+        self.domain.is_empty() || self.domain == "ai.onnx"
     }
 
     /// The node's name, else its first output's.
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         match (self.name.is_empty(), self.outputs.first()) {
             (false, _) | (true, None) => self.name.clone(),
             (true, Some(output)) => output.clone(),
         }
     }
 
-    fn input(&self, index: usize) -> Option<&str> {
+    /// Its input `index`, unless omitted.
+    pub fn input(&self, index: usize) -> Option<&str> {
         self.inputs
             .get(index)
             .map(String::as_str)
@@ -107,23 +129,51 @@ impl Node {
     }
 }
 
-/// The parts of the main graph convmaps uses.
+/// A graph input or output: its name, element type and shape, as far as
+/// the file states them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ValueInfo {
+    /// The value's name.
+    pub name: String,
+    /// `TensorProto.DataType` of its elements (1: FLOAT), 0 if unstated.
+    pub elem_type: u64,
+    /// Each dimension: its size, or `None` when symbolic or unstated;
+    /// `None` for the whole when the file states no shape.
+    pub shape: Option<Vec<Option<u64>>>,
+}
+
+/// The main graph of an ONNX file: its nodes in the file's order, its
+/// inputs and outputs.
 #[derive(Debug, Default)]
-struct Graph {
-    nodes: Vec<Node>,
+pub struct Graph {
+    /// The nodes, in the file's order.
+    pub nodes: Vec<Node>,
     /// Initializers and Constant values, in the file's order.
     tensors: Vec<TensorInfo>,
     /// Names of the initializers.
-    initializers: Vec<String>,
-    /// Names of `graph.input`.
-    inputs: Vec<String>,
+    pub initializers: Vec<String>,
+    /// `graph.input`, initializers included where the file lists them.
+    pub inputs: Vec<ValueInfo>,
+    /// `graph.output`.
+    pub outputs: Vec<ValueInfo>,
+    /// The default domain's opset version (0 if unstated).
+    pub opset: i64,
+}
+
+/// A tensor of integers read from the file (shapes, axes, indices).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IntTensor {
+    /// Its shape, outermost first.
+    pub shape: Vec<usize>,
+    /// Its values, row-major.
+    pub values: Vec<i64>,
 }
 
 /// An open ONNX model.
 pub struct OnnxFile {
     path: PathBuf,
     file: File,
-    tensors: Vec<TensorInfo>,
+    graph: Graph,
     convs: Vec<ConvRef>,
 }
 
@@ -146,9 +196,34 @@ impl OnnxFile {
         Ok(OnnxFile {
             path: path.to_path_buf(),
             file: wire.into_inner(),
-            tensors: graph.tensors,
+            graph,
             convs,
         })
+    }
+
+    /// The main graph: nodes, inputs, outputs.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Whether the file holds a tensor (an initializer or a Constant's
+    /// value) called `name`.
+    pub fn has_tensor(&self, name: &str) -> bool {
+        self.graph.tensors.iter().any(|t| t.name == name)
+    }
+
+    /// Whether the tensor `name` holds integers or booleans (not floats).
+    pub fn is_int_tensor(&self, name: &str) -> Result<bool> {
+        Ok(int_size(self.info(name)?.data_type).is_some())
+    }
+
+    /// The integer tensor `name` (INT64, INT32, INT8, UINT8, BOOL, …) of at
+    /// most `max_values` values, from its raw data, typed field or external
+    /// data. Errors name the file and the tensor.
+    pub fn int_tensor_within(&mut self, name: &str, max_values: usize) -> Result<IntTensor> {
+        let info = self.info(name)?.clone();
+        read_ints((&mut self.file, &self.path), &info, max_values)
+            .map_err(|e| Error::weights(&self.path, e))
     }
 
     /// The conv a caller shows by default: the first that reads the model's
@@ -188,7 +263,7 @@ impl ModelFile for OnnxFile {
     }
 
     fn tensor_names(&self) -> Vec<String> {
-        self.tensors.iter().map(|t| t.name.clone()).collect()
+        self.graph.tensors.iter().map(|t| t.name.clone()).collect()
     }
 
     fn tensor_shape(&self, name: &str) -> Result<Vec<usize>> {
@@ -206,7 +281,8 @@ impl ModelFile for OnnxFile {
 impl OnnxFile {
     /// The tensor `name`, or an error naming the file.
     fn info(&self, name: &str) -> Result<&TensorInfo> {
-        self.tensors
+        self.graph
+            .tensors
             .iter()
             .find(|t| t.name == name)
             .ok_or_else(|| Error::weights(&self.path, format!("has no tensor {name:?}")))
@@ -218,14 +294,25 @@ impl OnnxFile {
 /// `ModelProto`: its graph (field 7), or `None` when it has none.
 fn read_model<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Option<Graph>> {
     let mut graph: Option<Graph> = None;
+    let mut opset = 0;
     while let Some((number, field)) = wire.next(end)? {
         match (number, field) {
             (7, Field::Len(len)) => {
                 let end = wire.end_of(len);
                 read_graph(wire, end, graph.get_or_insert_with(Graph::default))?;
             }
+            (8, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                let (domain, version) = read_opset(wire, end)?;
+                if domain.is_empty() || domain == "ai.onnx" {
+                    opset = version;
+                }
+            }
             _ => wire.skip_field(field)?,
         }
+    }
+    if let Some(graph) = graph.as_mut() {
+        graph.opset = opset;
     }
     Ok(graph)
 }
@@ -259,7 +346,11 @@ fn read_graph<R: Read + Seek>(wire: &mut Wire<R>, end: u64, graph: &mut Graph) -
             }
             (11, Field::Len(len)) => {
                 let end = wire.end_of(len);
-                graph.inputs.push(read_value_info_name(wire, end)?);
+                graph.inputs.push(read_value_info(wire, end)?);
+            }
+            (12, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                graph.outputs.push(read_value_info(wire, end)?);
             }
             _ => wire.skip_field(field)?,
         }
@@ -267,16 +358,83 @@ fn read_graph<R: Read + Seek>(wire: &mut Wire<R>, end: u64, graph: &mut Graph) -
     Ok(())
 }
 
-/// `ValueInfoProto.name` (field 1).
-fn read_value_info_name<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<String> {
-    let mut name = String::new();
+/// `OperatorSetIdProto`: domain (1), version (2).
+fn read_opset<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<(String, i64)> {
+    let mut opset = (String::new(), 0);
     while let Some((number, field)) = wire.next(end)? {
         match (number, field) {
-            (1, Field::Len(len)) => name = wire.string(len)?,
+            (1, Field::Len(len)) => opset.0 = wire.string(len)?,
+            (2, Field::Varint(v)) => opset.1 = v as i64,
             _ => wire.skip_field(field)?,
         }
     }
-    Ok(name)
+    Ok(opset)
+}
+
+/// `ValueInfoProto`: name (1), type (2) → `TypeProto.tensor_type` (1) →
+/// elem_type (1), shape (2) → dim (1) → dim_value (1) or dim_param (2).
+fn read_value_info<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<ValueInfo> {
+    let mut info = ValueInfo::default();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Len(len)) => info.name = wire.string(len)?,
+            (2, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                while let Some((number, field)) = wire.next(end)? {
+                    match (number, field) {
+                        (1, Field::Len(len)) => {
+                            let end = wire.end_of(len);
+                            read_tensor_type(wire, end, &mut info)?;
+                        }
+                        _ => wire.skip_field(field)?,
+                    }
+                }
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(info)
+}
+
+/// `TypeProto.Tensor`: elem_type (1) and shape (2) into `info`.
+fn read_tensor_type<R: Read + Seek>(
+    wire: &mut Wire<R>,
+    end: u64,
+    info: &mut ValueInfo,
+) -> WireResult<()> {
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Varint(v)) => info.elem_type = v,
+            (2, Field::Len(len)) => {
+                let end = wire.end_of(len);
+                let dims = info.shape.get_or_insert_with(Vec::new);
+                while let Some((number, field)) = wire.next(end)? {
+                    match (number, field) {
+                        (1, Field::Len(len)) => {
+                            let end = wire.end_of(len);
+                            dims.push(read_dimension(wire, end)?);
+                        }
+                        _ => wire.skip_field(field)?,
+                    }
+                }
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(())
+}
+
+/// `TensorShapeProto.Dimension`: its `dim_value` (1), or `None` for a
+/// `dim_param` (2) or nothing.
+fn read_dimension<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Option<u64>> {
+    let mut size = None;
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (1, Field::Varint(v)) => size = Some(v),
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(size)
 }
 
 /// `NodeProto`: input (1), output (2), name (3), op_type (4), attribute
@@ -314,6 +472,12 @@ fn read_attribute<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<At
                 let end = wire.end_of(len);
                 attribute.t = Some(read_tensor_info(wire, end)?);
             }
+            (7, Field::Fixed32(bytes)) => attribute.floats.push(f32::from_le_bytes(bytes)),
+            (7, Field::Len(len)) => attribute.floats.extend(
+                wire.bytes(len)?
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            ),
             (8, field @ (Field::Varint(_) | Field::Len(_))) => {
                 wire.varints(field, &mut attribute.ints)?
             }
@@ -405,7 +569,7 @@ impl<'g> Index<'g> {
         let real_inputs = graph
             .inputs
             .iter()
-            .map(String::as_str)
+            .map(|input| input.name.as_str())
             .filter(|name| !initializers.contains(name))
             .collect();
         Index {
@@ -771,6 +935,107 @@ fn read_tensor(
         dtype,
         values: dtype.to_f32_le(&bytes),
     })
+}
+
+/// The size in bytes of an integer or boolean ONNX `data_type`, and
+/// whether it is signed; `None` for any other type.
+fn int_size(data_type: u64) -> Option<(usize, bool)> {
+    match data_type {
+        2 | 9 => Some((1, false)),
+        3 => Some((1, true)),
+        4 => Some((2, false)),
+        5 => Some((2, true)),
+        6 => Some((4, true)),
+        7 => Some((8, true)),
+        12 => Some((4, false)),
+        13 => Some((8, false)),
+        _ => None,
+    }
+}
+
+/// Reads the integer tensor `tensor` from `file` (the model at `path`):
+/// its raw data, typed field (int32_data, int64_data, uint64_data) or
+/// external data, at most `max_values` values.
+fn read_ints(
+    (file, path): (&mut File, &Path),
+    tensor: &TensorInfo,
+    max_values: usize,
+) -> std::result::Result<IntTensor, String> {
+    let name = &tensor.name;
+    let (size, signed) = int_size(tensor.data_type)
+        .ok_or_else(|| format!("tensor {name:?} has type {}, expected integers", tensor.data_type))?;
+    let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
+    let count = values_within(name, &shape, max_values)?;
+    let from_bytes = |bytes: &[u8]| -> Vec<i64> {
+        bytes
+            .chunks_exact(size)
+            .map(|c| {
+                let mut wide = [0u8; 8];
+                wide[..size].copy_from_slice(c);
+                let value = u64::from_le_bytes(wide);
+                let shift = 64 - 8 * size as u32;
+                match signed {
+                    true => ((value << shift) as i64) >> shift,
+                    false => value as i64,
+                }
+            })
+            .collect()
+    };
+    let values = if tensor.external || (!tensor.external_data.is_empty() && tensor.raw.is_none()) {
+        let bytes = ExternalData::parse(name, &tensor.external_data)?.read(
+            name,
+            path,
+            (count * size) as u64,
+        )?;
+        from_bytes(&bytes)
+    } else {
+        let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());
+        if range.end - range.start > (max_values as u64).saturating_mul(10).saturating_add(64) {
+            return Err(format!("tensor {name:?} holds more data than its shape {shape:?}"));
+        }
+        let mut wire = Wire::new(&mut *file);
+        wire.seek(range.start)
+            .map_err(|e| format!("cannot read tensor {name:?}: {e}"))?;
+        let span = wire
+            .bytes(range.end - range.start)
+            .map_err(|e| format!("cannot read tensor {name:?}: {e}"))?;
+        match tensor.raw {
+            Some(_) => from_bytes(&span),
+            None => typed_ints(&span).map_err(|e| format!("tensor {name:?} is not valid: {e}"))?,
+        }
+    };
+    if values.len() != count {
+        return Err(format!(
+            "tensor {name:?} holds {} values, its shape {shape:?} needs {count}",
+            values.len()
+        ));
+    }
+    Ok(IntTensor { shape, values })
+}
+
+/// The integers of a `TensorProto` (`message`, its bytes) in its typed
+/// fields: int32_data (5), int64_data (7) or uint64_data (11).
+fn typed_ints(message: &[u8]) -> WireResult<Vec<i64>> {
+    let mut wire = Wire::new(Cursor::new(message));
+    let end = message.len() as u64;
+    let mut values = Vec::new();
+    while let Some((number, field)) = wire.next(end)? {
+        match (number, field) {
+            (5 | 7 | 11, field @ (Field::Varint(_) | Field::Len(_))) => {
+                let first = values.len();
+                wire.varints(field, &mut values)?;
+                if number == 5 {
+                    // int32_data holds each value sign-extended to 64 bits
+                    // or as its 32-bit pattern; read the low 32 bits.
+                    for v in &mut values[first..] {
+                        *v = *v as i32 as i64;
+                    }
+                }
+            }
+            _ => wire.skip_field(field)?,
+        }
+    }
+    Ok(values)
 }
 
 /// The values of a `TensorProto` (`message`, its bytes) held in the typed

@@ -1,0 +1,112 @@
+//! Whole networks against ONNX Runtime: each fixture under
+//! tests/fixtures/net/ (small torchvision architectures exported by
+//! tools/make_network_fixtures.py with both of PyTorch's exporters) is
+//! run, and every Conv node's output and every graph output must be within
+//! 1e-4 of the largest |value| of ONNX Runtime's tensor.
+
+use std::path::{Path, PathBuf};
+
+use convmaps::net::{self, Array, Network, ValueId};
+use convmaps::npy;
+
+/// Relative tolerance against each tensor's largest |value|.
+const TOLERANCE: f32 = 1e-4;
+
+/// A fixture's golden value: the value's name and its file.
+struct Golden {
+    value: String,
+    node: String,
+    file: PathBuf,
+    top: Option<Vec<usize>>,
+}
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net");
+    let root = std::env::var_os("CONVMAPS_NET_FIXTURES").map_or(root, PathBuf::from);
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("the fixtures folder")
+        .map(|e| e.expect("an entry").path())
+        .filter(|p| p.join("golden.json").exists())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no fixtures in {}", root.display());
+    dirs
+}
+
+fn goldens(dir: &Path) -> Vec<Golden> {
+    let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    json["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| Golden {
+            value: v["value"].as_str().expect("value").to_string(),
+            node: v["node"].as_str().expect("node").to_string(),
+            file: dir.join(v["file"].as_str().expect("file")),
+            top: v["top"].as_array().map(|t| t.iter().map(|i| i.as_u64().unwrap() as usize).collect()),
+        })
+        .collect()
+}
+
+fn load(dir: &Path) -> (Network, Array) {
+    let (shape, data) = npy::read_f32(&dir.join("input.npy")).expect("input.npy");
+    let mut model = net::open(&dir.join("model.onnx")).expect("the model opens");
+    let network = model
+        .network([shape[1] as u32, shape[2] as u32])
+        .expect("the model loads");
+    let mut batched = vec![1];
+    batched.extend(shape);
+    (network, Array::new(batched, data))
+}
+
+fn value_id(network: &Network, name: &str) -> ValueId {
+    network
+        .values
+        .iter()
+        .position(|v| v.name == name)
+        .unwrap_or_else(|| panic!("no value {name:?}"))
+}
+
+/// The worst difference between `got` and `want`, relative to want's
+/// largest |value|.
+fn relative_error(got: &[f32], want: &[f32]) -> f32 {
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+    got.iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale
+}
+
+fn check_run(dir: &Path, run: impl Fn(&Network, Array, &[ValueId]) -> net::NetRun) {
+    let (network, input) = load(dir);
+    let goldens = goldens(dir);
+    let ids: Vec<ValueId> = goldens.iter().map(|g| value_id(&network, &g.value)).collect();
+    let result = run(&network, input, &ids);
+    for (golden, id) in goldens.iter().zip(&ids) {
+        let (shape, want) = npy::read_f32(&golden.file).expect("golden");
+        let got = &result.values[id];
+        assert_eq!(got.shape[1..], shape[..], "{}: {} shape", dir.display(), golden.node);
+        let error = relative_error(&got.data, &want);
+        assert!(
+            error <= TOLERANCE,
+            "{}: node {} is {error:e} off ONNX Runtime's",
+            dir.display(),
+            golden.node
+        );
+        if let Some(top) = &golden.top {
+            let mut order: Vec<usize> = (0..got.data.len()).collect();
+            order.sort_by(|&a, &b| got.data[b].total_cmp(&got.data[a]));
+            assert_eq!(&order[..5], &top[..], "{}: top 5", dir.display());
+        }
+    }
+}
+
+#[test]
+fn cpu_twins_compute_every_conv_and_output_as_onnx_runtime_does() {
+    for dir in fixtures() {
+        check_run(&dir, |network, input, keep| {
+            net::cpu::run(network, input, keep).expect("the network runs")
+        });
+    }
+}

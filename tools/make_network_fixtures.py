@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Builds the whole-network fixtures under tests/fixtures/net/: small
+versions of torchvision architectures (narrow widths, small inputs, their
+own random initialisation from a fixed seed, BatchNorm statistics set away
+from 0 and 1), exported with both of PyTorch's ONNX exporters, and what
+ONNX Runtime computes from them.
+
+Run with a Python that has torch, torchvision, onnx, onnxscript and
+onnxruntime:
+
+    python tools/make_network_fixtures.py [OUT_DIR] [--big DIR]
+
+For each model NAME and exporter (`ts`: the TorchScript exporter, opset 17;
+`dy`: today's default, the dynamo exporter, opset 18, weights in
+NAME.onnx.data), OUT_DIR/NAME_EXPORTER/ holds:
+
+- model.onnx (and model.onnx.data for `dy`), exactly as the exporter wrote it;
+- input.npy: the input tensor [3, H, W], little-endian f32;
+- golden/NNN.npy: ONNX Runtime's value of each Conv node's output and of
+  each graph output (batch dimension dropped);
+- golden.json: for each golden file, the node that writes it (name, op,
+  output value name) and its shape, and the graph output's top 5 classes.
+
+`--big DIR` writes, instead, full-size ResNet-18 (224x224) exported the
+default way, for measuring speed; it is not committed.
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+import torchvision
+from torchvision.models import efficientnet, mobilenetv2, mobilenetv3, regnet, resnet
+
+SEED = 20261205
+
+
+class TinyResNet(torch.nn.Module):
+    """ResNet-18's structure (stem, max pool, BasicBlocks with residual
+    additions and strided 1x1 downsampling, global average pool, linear)
+    with one block per stage and widths 8, 16, 24, 32."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(3, 8, 7, stride=2, padding=3, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(8)
+        self.relu = torch.nn.ReLU(inplace=True)
+        self.maxpool = torch.nn.MaxPool2d(3, stride=2, padding=1)
+        stages = []
+        width = 8
+        for planes, stride in [(8, 1), (16, 2), (24, 2), (32, 2)]:
+            down = None
+            if stride != 1 or width != planes:
+                down = torch.nn.Sequential(
+                    torch.nn.Conv2d(width, planes, 1, stride=stride, bias=False),
+                    torch.nn.BatchNorm2d(planes),
+                )
+            stages.append(resnet.BasicBlock(width, planes, stride, down))
+            width = planes
+        self.layers = torch.nn.Sequential(*stages)
+        self.avgpool = torch.nn.AdaptiveAvgPool2d(1)
+        self.fc = torch.nn.Linear(width, classes)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.avgpool(self.layers(x))
+        return self.fc(torch.flatten(x, 1))
+
+
+def tiny_mobilenetv2() -> torch.nn.Module:
+    """MobileNetV2 at width 0.25, its last 1x1 conv 160 wide (not 1280)."""
+    net = mobilenetv2.MobileNetV2(num_classes=10, width_mult=0.25)
+    last = net.features[-1]
+    net.features[-1] = type(last)(last[0].in_channels, 160, kernel_size=1, activation_layer=torch.nn.ReLU6)
+    net.classifier[-1] = torch.nn.Linear(160, 10)
+    return net
+
+
+def tiny_mobilenetv3() -> torch.nn.Module:
+    settings, _ = mobilenetv3._mobilenet_v3_conf("mobilenet_v3_small", width_mult=0.25)
+    return mobilenetv3.MobileNetV3(settings, last_channel=128, num_classes=10)
+
+
+def tiny_efficientnet() -> torch.nn.Module:
+    settings, _ = efficientnet._efficientnet_conf(
+        "efficientnet_b0", width_mult=0.25, depth_mult=0.25
+    )
+    return efficientnet.EfficientNet(settings, 0.2, last_channel=160, num_classes=10)
+
+
+def tiny_regnet() -> torch.nn.Module:
+    params = regnet.BlockParams.from_init_params(
+        depth=4, w_0=8, w_a=8.0, w_m=2.0, group_width=8, se_ratio=0.25
+    )
+    return regnet.RegNet(params, num_classes=10)
+
+
+# name -> (constructor, input height and width)
+MODELS = {
+    "resnet": (TinyResNet, 40),
+    "mobilenetv2": (tiny_mobilenetv2, 32),
+    "mobilenetv3": (tiny_mobilenetv3, 32),
+    "efficientnet": (tiny_efficientnet, 32),
+    "regnet": (tiny_regnet, 32),
+}
+
+
+def initialised(net: torch.nn.Module) -> torch.nn.Module:
+    """`net` in evaluation mode, every BatchNorm's statistics and affine
+    parameters drawn away from 0 and 1 (from the global seed)."""
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                n = module.num_features
+                module.running_mean.copy_(torch.randn(n) * 0.3)
+                module.running_var.copy_(torch.rand(n) * 1.5 + 0.5)
+                module.weight.copy_(torch.randn(n) * 0.4 + 1.0)
+                module.bias.copy_(torch.randn(n) * 0.2)
+    return net.eval()
+
+
+def export(net: torch.nn.Module, image: np.ndarray, path: str, exporter: str) -> None:
+    args = (torch.from_numpy(image[None]),)
+    if exporter == "ts":
+        torch.onnx.export(
+            net, args, path, dynamo=False, opset_version=17,
+            input_names=["input"], output_names=["logits"],
+        )
+    else:
+        torch.onnx.export(net, args, path)
+
+
+def goldens(path: str, image: np.ndarray) -> tuple[list[dict], list[np.ndarray]]:
+    """Every Conv node's output and every graph output, as ONNX Runtime
+    computes them from `image`."""
+    model = onnx.load(path)
+    graph = model.graph
+    outputs = [o.name for o in graph.output]
+    wanted = []
+    for node in graph.node:
+        if node.op_type == "Conv" and node.output[0] not in outputs:
+            wanted.append({"node": node.name, "op": "Conv", "value": node.output[0]})
+    for name in outputs:
+        writer = next(n for n in graph.node if name in n.output)
+        wanted.append({"node": writer.name, "op": writer.op_type, "value": name, "output": True})
+    known = set(outputs)
+    for entry in wanted:
+        if entry["value"] not in known:
+            graph.output.append(onnx.helper.make_empty_tensor_value_info(entry["value"]))
+            known.add(entry["value"])
+    with tempfile.TemporaryDirectory() as scratch:
+        cut = os.path.join(scratch, "all.onnx")
+        onnx.save(model, cut)
+        session = ort.InferenceSession(cut, providers=["CPUExecutionProvider"])
+        names = [o.name for o in session.get_outputs()]
+        values = session.run(None, {session.get_inputs()[0].name: image[None]})
+    by_name = dict(zip(names, values))
+    tensors = [by_name[entry["value"]][0] for entry in wanted]
+    return wanted, tensors
+
+
+def write_fixture(out: str, name: str, exporter: str) -> None:
+    make, size = MODELS[name]
+    torch.manual_seed(SEED)
+    net = initialised(make())
+    image = np.random.default_rng(SEED).random((3, size, size), dtype=np.float32)
+    image = (image - 0.45) / 0.25
+    folder = os.path.join(out, f"{name}_{exporter}")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(os.path.join(folder, "golden"))
+    path = os.path.join(folder, "model.onnx")
+    export(net, image, path, exporter)
+    np.save(os.path.join(folder, "input.npy"), image.astype("<f4"))
+    wanted, tensors = goldens(path, image)
+    for index, (entry, tensor) in enumerate(zip(wanted, tensors)):
+        file = f"golden/{index:03}.npy"
+        np.save(os.path.join(folder, file), np.ascontiguousarray(tensor, dtype="<f4"))
+        entry["file"] = file
+        entry["shape"] = list(tensor.shape)
+        if entry.get("output"):
+            logits = tensor.reshape(-1)
+            entry["top"] = [int(i) for i in np.argsort(-logits, kind="stable")[:5]]
+    with open(os.path.join(folder, "golden.json"), "w") as f:
+        json.dump({"model": name, "exporter": exporter, "values": wanted}, f, indent=1)
+    print(f"{folder}: {len(wanted)} goldens, {os.path.getsize(path)} bytes of model")
+
+
+def write_big(out: str) -> None:
+    """Full-size ResNet-18, exported the default way, with its ImageNet
+    input size, for the speed measurements."""
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(SEED)
+    net = initialised(torchvision.models.resnet18())
+    image = np.random.default_rng(SEED).random((3, 224, 224), dtype=np.float32)
+    torch.onnx.export(net, (torch.from_numpy(image[None]),), os.path.join(out, "resnet18.onnx"))
+    print(f"{out}/resnet18.onnx")
+
+
+def main() -> None:
+    args = sys.argv[1:]
+    if args[:1] == ["--big"]:
+        write_big(args[1])
+        return
+    out = args[0] if args else "tests/fixtures/net"
+    only = os.environ.get("ONLY", "")
+    for name in MODELS:
+        if only and name not in only.split(","):
+            continue
+        for exporter in ["ts", "dy"]:
+            write_fixture(out, name, exporter)
+
+
+if __name__ == "__main__":
+    main()
