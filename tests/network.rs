@@ -44,7 +44,9 @@ fn goldens(dir: &Path) -> Vec<Golden> {
             value: v["value"].as_str().expect("value").to_string(),
             node: v["node"].as_str().expect("node").to_string(),
             file: dir.join(v["file"].as_str().expect("file")),
-            top: v["top"].as_array().map(|t| t.iter().map(|i| i.as_u64().unwrap() as usize).collect()),
+            top: v["top"]
+                .as_array()
+                .map(|t| t.iter().map(|i| i.as_u64().unwrap() as usize).collect()),
         })
         .collect()
 }
@@ -81,12 +83,21 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 fn check_run(dir: &Path, run: impl Fn(&Network, Array, &[ValueId]) -> net::NetRun) {
     let (network, input) = load(dir);
     let goldens = goldens(dir);
-    let ids: Vec<ValueId> = goldens.iter().map(|g| value_id(&network, &g.value)).collect();
+    let ids: Vec<ValueId> = goldens
+        .iter()
+        .map(|g| value_id(&network, &g.value))
+        .collect();
     let result = run(&network, input, &ids);
     for (golden, id) in goldens.iter().zip(&ids) {
         let (shape, want) = npy::read_f32(&golden.file).expect("golden");
         let got = &result.values[id];
-        assert_eq!(got.shape[1..], shape[..], "{}: {} shape", dir.display(), golden.node);
+        assert_eq!(
+            got.shape[1..],
+            shape[..],
+            "{}: {} shape",
+            dir.display(),
+            golden.node
+        );
         let error = relative_error(&got.data, &want);
         assert!(
             error <= TOLERANCE,
@@ -108,5 +119,23 @@ fn cpu_twins_compute_every_conv_and_output_as_onnx_runtime_does() {
         check_run(&dir, |network, input, keep| {
             net::cpu::run(network, input, keep).expect("the network runs")
         });
+    }
+}
+
+mod common;
+
+#[test]
+fn gpu_engines_compute_every_conv_and_output_as_onnx_runtime_does() {
+    for name in ["fast", "direct"] {
+        let Some(engine) = common::engine(name) else {
+            return;
+        };
+        for dir in fixtures() {
+            check_run(&dir, |network, input, keep| {
+                engine
+                    .run_network(network, input, keep)
+                    .expect("the network runs")
+            });
+        }
     }
 }

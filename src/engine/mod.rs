@@ -25,6 +25,7 @@ use crate::gpu::{
 use crate::graph::plan::{self, LayerPlan};
 use crate::graph::{BandOp, BandStep};
 use crate::layer::Layer;
+use crate::net::{self, Array, NetRun, Network, ValueId};
 use crate::render::quantise::Quantise;
 use crate::settings::{Placement, Settings};
 use crate::tensor::{RowSource, Tensor3, TensorView};
@@ -170,6 +171,13 @@ pub trait Engine: Send + Sync {
     /// ([`chain::run_on_host`]); a GPU engine keeps the band on the GPU.
     fn submit_band(&self, input: Tensor3, steps: &[BandStep]) -> Result<Vec<Submitted>> {
         chain::run_on_host(|input, layer| self.run(input, layer), input, steps)
+    }
+
+    /// Runs a whole network over `input` (its input value) and hands back
+    /// the values `keep` lists. By default with the CPU twins
+    /// ([`net::cpu::run`]); a GPU engine runs it in its shaders.
+    fn run_network(&self, net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
+        net::cpu::run(net, input, keep)
     }
 
     /// Bytes of one band: [`Engine::max_band_bytes`], at most
@@ -343,6 +351,8 @@ pub struct GpuEngine {
     pictures_on: Placement,
     /// Output slots not in use by a submitted band.
     slots: Arc<Mutex<Vec<OutputSlot>>>,
+    /// A network's ops, compiled on the first network run.
+    net_ops: std::sync::OnceLock<net::gpu::NetOps>,
 }
 
 impl GpuEngine {
@@ -364,6 +374,7 @@ impl GpuEngine {
             between_layers: placement,
             pictures_on: placement,
             slots: Arc::default(),
+            net_ops: std::sync::OnceLock::new(),
         })
     }
 
@@ -505,6 +516,23 @@ impl Engine for GpuEngine {
             between_layers: self.between_layers,
             pictures: self.pictures_on,
         }
+    }
+
+    fn run_network(&self, net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
+        let ops = match self.net_ops.get() {
+            Some(ops) => ops,
+            None => {
+                let ops = net::gpu::NetOps::new(&self.gpu)?;
+                self.gpu.save_pipeline_cache();
+                self.net_ops.get_or_init(|| ops)
+            }
+        };
+        let runner = net::gpu::GpuNet {
+            gpu: &self.gpu,
+            ops,
+            convs: Some((self.pipeline.as_ref(), &self.ops)),
+        };
+        runner.run(net, input, keep)
     }
 
     fn max_band_bytes(&self) -> u64 {

@@ -8,7 +8,7 @@ mod direct;
 mod fast;
 pub mod pictures;
 #[cfg(test)]
-mod reflect;
+pub(crate) mod reflect;
 pub mod resident;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};

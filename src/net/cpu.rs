@@ -28,17 +28,22 @@ pub fn run(net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
         let inputs: Vec<&Array> = node
             .inputs
             .iter()
-            .map(|v| live.get(v).or_else(|| net.constants.get(v)).expect("a value read before it is written"))
+            .map(|v| {
+                live.get(v)
+                    .or_else(|| net.constants.get(v))
+                    .expect("a value read before it is written")
+            })
             .collect();
         let output = compute(&node.op, &inputs, &net.values[node.output].shape);
         node_ms.push(node_started.elapsed().as_secs_f64() * 1e3);
         live.insert(node.output, output);
         for &value in node.inputs.iter().chain([&node.output]) {
             let done = last[value].is_none_or(|l| l <= index);
-            if done && let Some(array) = live.remove(&value) {
-                if keep.contains(&value) {
-                    kept.insert(value, array);
-                }
+            if done
+                && let Some(array) = live.remove(&value)
+                && keep.contains(&value)
+            {
+                kept.insert(value, array);
             }
         }
     }
@@ -90,11 +95,13 @@ pub fn compute(op: &Op, inputs: &[&Array], shape: &[usize]) -> Array {
         Op::Pool(pool) => (0..count).map(|i| pool_value(pool, x, shape, i)).collect(),
         Op::GlobalAverage => {
             let plane = x.shape[2] * x.shape[3];
-            (0..count).map(|c| global_average_value(&x.data, plane, c)).collect()
+            (0..count)
+                .map(|c| global_average_value(&x.data, plane, c))
+                .collect()
         }
-        Op::Gemm(gemm) => {
-            (0..count).map(|i| gemm_value(gemm, inputs, shape[1], i)).collect()
-        }
+        Op::Gemm(gemm) => (0..count)
+            .map(|i| gemm_value(gemm, inputs, shape[1], i))
+            .collect(),
         Op::Softmax { row } => x.data.chunks(*row).flat_map(softmax_row).collect(),
         Op::View => x.data.clone(),
     };
@@ -145,7 +152,8 @@ pub fn conv_value(
                 if in_x < 0 || in_x >= width {
                     continue;
                 }
-                let input_index = (in_channel * height as usize + in_y as usize) * width as usize + in_x as usize;
+                let input_index =
+                    (in_channel * height as usize + in_y as usize) * width as usize + in_x as usize;
                 let weight_index = ((k * channels_per_group + c) * fh + ky) * fw + kx;
                 sum += input.data[input_index] * weight.data[weight_index];
             }
@@ -225,7 +233,12 @@ impl BroadcastParams {
 }
 
 /// Output `index` of a binary op (the shader's `binary`).
-pub fn binary_value(kind: Binary, params: &BroadcastParams, (a, b): (&[f32], &[f32]), index: usize) -> f32 {
+pub fn binary_value(
+    kind: Binary,
+    params: &BroadcastParams,
+    (a, b): (&[f32], &[f32]),
+    index: usize,
+) -> f32 {
     let (i, j) = params.sources(index);
     let (x, y) = (a[i], b[j]);
     match kind {
@@ -238,7 +251,12 @@ pub fn binary_value(kind: Binary, params: &BroadcastParams, (a, b): (&[f32], &[f
 
 /// Output `index` of an affine op over `[1, C, inner…]` (the shader's
 /// `affine`): x · scale[c] + shift[c].
-pub fn affine_value(x: &Array, (scale, shift): (&[f32], &[f32]), inner: usize, index: usize) -> f32 {
+pub fn affine_value(
+    x: &Array,
+    (scale, shift): (&[f32], &[f32]),
+    inner: usize,
+    index: usize,
+) -> f32 {
     let c = (index / inner) % scale.len();
     x.data[index] * scale[c] + shift[c]
 }
@@ -248,7 +266,11 @@ pub fn affine_value(x: &Array, (scale, shift): (&[f32], &[f32]), inner: usize, i
 /// the image (with the padding counted, under `count_include_pad`).
 pub fn pool_value(pool: &Pool, x: &Array, out: &[usize], index: usize) -> f32 {
     let (height, width) = (x.shape[2] as i64, x.shape[3] as i64);
-    let (ox, oy, c) = (index % out[3], (index / out[3]) % out[2], index / (out[2] * out[3]));
+    let (ox, oy, c) = (
+        index % out[3],
+        (index / out[3]) % out[2],
+        index / (out[2] * out[3]),
+    );
     let origin_y = (oy * pool.strides[0] as usize) as i64 - pool.pads[0] as i64;
     let origin_x = (ox * pool.strides[1] as usize) as i64 - pool.pads[1] as i64;
     let mut largest = f32::NEG_INFINITY;
@@ -261,7 +283,8 @@ pub fn pool_value(pool: &Pool, x: &Array, out: &[usize], index: usize) -> f32 {
             if in_y < 0 || in_y >= height || in_x < 0 || in_x >= width {
                 continue;
             }
-            let value = x.data[(c * height as usize + in_y as usize) * width as usize + in_x as usize];
+            let value =
+                x.data[(c * height as usize + in_y as usize) * width as usize + in_x as usize];
             largest = largest.max(value);
             sum += value;
             taps += 1;
@@ -297,8 +320,16 @@ pub fn gemm_value(gemm: &Gemm, inputs: &[&Array], n: usize, index: usize) -> f32
     let inner = if gemm.trans_a { a.shape[0] } else { a.shape[1] };
     let mut sum = 0.0f32;
     for i in 0..inner {
-        let a_index = if gemm.trans_a { i * a.shape[1] + row } else { row * inner + i };
-        let b_index = if gemm.trans_b { column * inner + i } else { i * n + column };
+        let a_index = if gemm.trans_a {
+            i * a.shape[1] + row
+        } else {
+            row * inner + i
+        };
+        let b_index = if gemm.trans_b {
+            column * inner + i
+        } else {
+            i * n + column
+        };
         sum += a.data[a_index] * b.data[b_index];
     }
     let c = inputs.get(2).map_or(0.0, |c| {

@@ -77,7 +77,11 @@ pub(super) fn evaluate(
     shapes: &[Option<Vec<usize>>],
 ) -> Result<Option<Const>, String> {
     if node.op_type == "Shape" {
-        return Ok(shapes.first().cloned().flatten().map(|s| shape_of(node, &s)));
+        return Ok(shapes
+            .first()
+            .cloned()
+            .flatten()
+            .map(|s| shape_of(node, &s)));
     }
     if node.op_type == "Constant" {
         return constant_attribute(node).map(Some);
@@ -86,11 +90,8 @@ pub(super) fn evaluate(
     let Some(known) = known.filter(|k| !k.is_empty()) else {
         return Ok(None);
     };
-    let int_attr = |name: &str, default: i64| {
-        node.attribute(name)
-            .and_then(|a| a.i)
-            .unwrap_or(default)
-    };
+    let int_attr =
+        |name: &str, default: i64| node.attribute(name).and_then(|a| a.i).unwrap_or(default);
     let x = known[0];
     Ok(Some(match node.op_type.as_str() {
         "Identity" => x.clone(),
@@ -98,7 +99,10 @@ pub(super) fn evaluate(
         "Unsqueeze" | "Squeeze" => {
             let axes = match known.get(1) {
                 Some(axes) => axes.as_ints(),
-                None => node.attribute("axes").map(|a| a.ints.clone()).unwrap_or_default(),
+                None => node
+                    .attribute("axes")
+                    .map(|a| a.ints.clone())
+                    .unwrap_or_default(),
             };
             let shape = squeezed(&x.shape, &axes, node.op_type == "Unsqueeze")?;
             Const { shape, ..x.clone() }
@@ -117,7 +121,11 @@ pub(super) fn evaluate(
         "Slice" => slice(&known)?,
         "Add" | "Sub" | "Mul" | "Div" => arithmetic(&node.op_type, x, known.get(1).copied())?,
         "ConstantOfShape" => {
-            let shape = x.as_ints().iter().map(|&d| d.max(0) as usize).collect::<Vec<_>>();
+            let shape = x
+                .as_ints()
+                .iter()
+                .map(|&d| d.max(0) as usize)
+                .collect::<Vec<_>>();
             let count = shape.iter().product();
             Const {
                 shape,
@@ -135,7 +143,10 @@ fn shape_of(node: &Node, shape: &[usize]) -> Const {
     let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
     let start = clamp(node.attribute("start").and_then(|a| a.i).unwrap_or(0));
     let end = clamp(node.attribute("end").and_then(|a| a.i).unwrap_or(rank));
-    let dims: Vec<i64> = shape[start..end.max(start)].iter().map(|&d| d as i64).collect();
+    let dims: Vec<i64> = shape[start..end.max(start)]
+        .iter()
+        .map(|&d| d as i64)
+        .collect();
     Const::ints(vec![dims.len()], dims)
 }
 
@@ -146,11 +157,17 @@ fn constant_attribute(node: &Node) -> Result<Const, String> {
         match attribute.name.as_str() {
             "value_float" => return Ok(Const::floats(vec![], &[attribute.f.unwrap_or(0.0)])),
             "value_floats" => {
-                return Ok(Const::floats(vec![attribute.floats.len()], &attribute.floats));
+                return Ok(Const::floats(
+                    vec![attribute.floats.len()],
+                    &attribute.floats,
+                ));
             }
             "value_int" => return Ok(Const::ints(vec![], vec![attribute.i.unwrap_or(0)])),
             "value_ints" => {
-                return Ok(Const::ints(vec![attribute.ints.len()], attribute.ints.clone()));
+                return Ok(Const::ints(
+                    vec![attribute.ints.len()],
+                    attribute.ints.clone(),
+                ));
             }
             _ => {}
         }
@@ -189,14 +206,21 @@ fn gather(x: &Const, indices: Option<&Const>, along: i64) -> Result<Const, Strin
     let mut shape = x.shape[..a].to_vec();
     shape.extend(&indices.shape);
     shape.extend(&x.shape[a + 1..]);
-    Ok(Const { shape, values, int: x.int })
+    Ok(Const {
+        shape,
+        values,
+        int: x.int,
+    })
 }
 
 /// The shape after Unsqueeze (`insert`) or Squeeze of `axes`.
 pub(super) fn squeezed(shape: &[usize], axes: &[i64], insert: bool) -> Result<Vec<usize>, String> {
     if insert {
         let rank = shape.len() + axes.len();
-        let mut at: Vec<usize> = axes.iter().map(|&a| axis(a, rank)).collect::<Result<_, _>>()?;
+        let mut at: Vec<usize> = axes
+            .iter()
+            .map(|&a| axis(a, rank))
+            .collect::<Result<_, _>>()?;
         at.sort_unstable();
         let mut out = shape.to_vec();
         for a in at {
@@ -207,9 +231,15 @@ pub(super) fn squeezed(shape: &[usize], axes: &[i64], insert: bool) -> Result<Ve
     if axes.is_empty() {
         return Ok(shape.iter().copied().filter(|&d| d != 1).collect());
     }
-    let at: Vec<usize> = axes.iter().map(|&a| axis(a, shape.len())).collect::<Result<_, _>>()?;
+    let at: Vec<usize> = axes
+        .iter()
+        .map(|&a| axis(a, shape.len()))
+        .collect::<Result<_, _>>()?;
     if let Some(&a) = at.iter().find(|&&a| shape[a] != 1) {
-        return Err(format!("cannot squeeze axis {a} of {}: its size is not 1", ShapeText(shape)));
+        return Err(format!(
+            "cannot squeeze axis {a} of {}: its size is not 1",
+            ShapeText(shape)
+        ));
     }
     Ok(shape
         .iter()
@@ -221,7 +251,11 @@ pub(super) fn squeezed(shape: &[usize], axes: &[i64], insert: bool) -> Result<Ve
 
 /// Reshape's output shape: 0 copies the input's size (unless
 /// `allowzero`), −1 takes what is left.
-pub(super) fn reshaped(shape: &[usize], target: &[i64], allowzero: bool) -> Result<Vec<usize>, String> {
+pub(super) fn reshaped(
+    shape: &[usize],
+    target: &[i64],
+    allowzero: bool,
+) -> Result<Vec<usize>, String> {
     let count: usize = shape.iter().product();
     let mut out = Vec::with_capacity(target.len());
     let mut infer = None;
@@ -238,7 +272,7 @@ pub(super) fn reshaped(shape: &[usize], target: &[i64], allowzero: bool) -> Resu
     }
     let known: usize = out.iter().product();
     if let Some(i) = infer {
-        if known == 0 || count % known != 0 {
+        if known == 0 || !count.is_multiple_of(known) {
             return Err(format!("cannot reshape {} to {target:?}", ShapeText(shape)));
         }
         out[i] = count / known;
@@ -252,8 +286,15 @@ pub(super) fn reshaped(shape: &[usize], target: &[i64], allowzero: bool) -> Resu
 /// Flatten's output shape: `[prod(before axis), prod(from axis)]`.
 pub(super) fn flattened(shape: &[usize], along: i64) -> Result<Vec<usize>, String> {
     let rank = shape.len();
-    let a = if along == rank as i64 { rank } else { axis(along, rank)? };
-    Ok(vec![shape[..a].iter().product(), shape[a..].iter().product()])
+    let a = if along == rank as i64 {
+        rank
+    } else {
+        axis(along, rank)?
+    };
+    Ok(vec![
+        shape[..a].iter().product(),
+        shape[a..].iter().product(),
+    ])
 }
 
 /// Concat of `parts` along `axis`.
@@ -265,7 +306,10 @@ fn concat(parts: &[&Const], along: i64) -> Result<Const, String> {
     if shape.is_empty() {
         shape.push(1);
     }
-    shape[a] = parts.iter().map(|p| p.shape.get(a).copied().unwrap_or(1)).sum();
+    shape[a] = parts
+        .iter()
+        .map(|p| p.shape.get(a).copied().unwrap_or(1))
+        .sum();
     let mut values = Vec::new();
     for o in 0..outer {
         for part in parts {
@@ -300,7 +344,10 @@ fn slice(known: &[&Const]) -> Result<Const, String> {
         return Err("Slice needs data, starts and ends".into());
     };
     if x.shape.len() != 1 || rest.first().is_some_and(|axes| axes.as_ints() != [0]) {
-        return Err(format!("Slice of {} folded only along one axis", ShapeText(&x.shape)));
+        return Err(format!(
+            "Slice of {} folded only along one axis",
+            ShapeText(&x.shape)
+        ));
     }
     let size = x.shape[0] as i64;
     let step = rest.get(1).map_or(1, |s| s.as_ints()[0]);

@@ -159,8 +159,18 @@ impl Model {
     pub fn network(&mut self, [height, width]: [u32; 2]) -> Result<Network> {
         let path = self.file.path().to_path_buf();
         let input_shape = match self.input.layout {
-            Layout::Nchw => vec![1, self.input.channels as usize, height as usize, width as usize],
-            Layout::Nhwc => vec![1, height as usize, width as usize, self.input.channels as usize],
+            Layout::Nchw => vec![
+                1,
+                self.input.channels as usize,
+                height as usize,
+                width as usize,
+            ],
+            Layout::Nhwc => vec![
+                1,
+                height as usize,
+                width as usize,
+                self.input.channels as usize,
+            ],
         };
         let nodes = self.file.graph().nodes.clone();
         let outputs: Vec<String> = self
@@ -176,14 +186,20 @@ impl Model {
         for index in order {
             let node = &nodes[index];
             loader.add(node).map_err(|e| {
-                Error::weights(&path, format!("node {:?} ({}): {e}", node.label(), node.op_type))
+                Error::weights(
+                    &path,
+                    format!("node {:?} ({}): {e}", node.label(), node.op_type),
+                )
             })?;
         }
         let outputs = outputs
             .iter()
             .map(|name| {
                 loader.ids.get(name).copied().ok_or_else(|| {
-                    Error::weights(&path, format!("its output {name:?} is not computed by any node"))
+                    Error::weights(
+                        &path,
+                        format!("its output {name:?} is not computed by any node"),
+                    )
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -356,7 +372,10 @@ impl<'f> Loader<'f> {
             .into_iter()
             .map(|input| self.value_of(input))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let shapes: Vec<&[usize]> = inputs.iter().map(|&v| self.values[v].shape.as_slice()).collect();
+        let shapes: Vec<&[usize]> = inputs
+            .iter()
+            .map(|&v| self.values[v].shape.as_slice())
+            .collect();
         let shape = match parsed.shape {
             Some(shape) => shape,
             None => parsed.op.output_shape(&shapes)?,
@@ -438,10 +457,16 @@ impl<'f> Loader<'f> {
             return Ok(None);
         }
         let value = if self.file.is_int_tensor(name).map_err(error)? {
-            let ints = self.file.int_tensor_within(name, MAX_FOLDED_VALUES).map_err(error)?;
+            let ints = self
+                .file
+                .int_tensor_within(name, MAX_FOLDED_VALUES)
+                .map_err(error)?;
             Const::ints(ints.shape, ints.values)
         } else {
-            let floats = self.file.tensor_within(name, MAX_FOLDED_VALUES).map_err(error)?;
+            let floats = self
+                .file
+                .tensor_within(name, MAX_FOLDED_VALUES)
+                .map_err(error)?;
             Const::floats(floats.shape, &floats.values)
         };
         self.consts.insert(name.to_string(), value.clone());
@@ -475,14 +500,20 @@ impl<'f> Loader<'f> {
     }
 
     /// The float of input `index`, known at load.
-    fn float_of(&mut self, node: &onnx::Node, index: usize) -> std::result::Result<Option<f32>, String> {
+    fn float_of(
+        &mut self,
+        node: &onnx::Node,
+        index: usize,
+    ) -> std::result::Result<Option<f32>, String> {
         let Some(name) = node.input(index) else {
             return Ok(None);
         };
         let value = self.known(name)?;
         match value.as_ref().map(|v| v.values.as_slice()) {
             Some([v]) => Ok(Some(*v as f32)),
-            _ => Err(format!("its input {name:?} is not one number known at load")),
+            _ => Err(format!(
+                "its input {name:?} is not one number known at load"
+            )),
         }
     }
 }
@@ -498,7 +529,8 @@ impl Loader<'_> {
             inputs: vec![x()],
             shape: None,
         };
-        let float = |name: &str, default: f32| node.attribute(name).and_then(|a| a.f).unwrap_or(default);
+        let float =
+            |name: &str, default: f32| node.attribute(name).and_then(|a| a.f).unwrap_or(default);
         Ok(match node.op_type.as_str() {
             "Conv" => self.conv(node)?,
             "BatchNormalization" => self.batch_norm(node)?,
@@ -507,7 +539,11 @@ impl Loader<'_> {
             "Sigmoid" => unary(UnaryKind::Sigmoid, 0.0, 0.0),
             "Tanh" => unary(UnaryKind::Tanh, 0.0, 0.0),
             "HardSwish" => unary(UnaryKind::HardSwish, 0.0, 0.0),
-            "HardSigmoid" => unary(UnaryKind::HardSigmoid, float("alpha", 0.2), float("beta", 0.5)),
+            "HardSigmoid" => unary(
+                UnaryKind::HardSigmoid,
+                float("alpha", 0.2),
+                float("beta", 0.5),
+            ),
             "Clip" => {
                 let (min, max) = match self.opset < 11 && node.inputs.len() < 2 {
                     true => (float("min", f32::MIN), float("max", f32::MAX)),
@@ -558,7 +594,10 @@ impl Loader<'_> {
         };
         let kernel = [fh as u32, fw as u32];
         let window = window_attributes(node, kernel, &self.first_shape(node)?)?;
-        let group = positive(node.attribute("group").and_then(|a| a.i).unwrap_or(1), "group")?;
+        let group = positive(
+            node.attribute("group").and_then(|a| a.i).unwrap_or(1),
+            "group",
+        )?;
         let mut inputs = vec![Input::Named(node.inputs[0].clone()), Input::Named(weight)];
         if let Some(bias) = node.input(2) {
             inputs.push(Input::Named(bias.to_string()));
@@ -596,7 +635,9 @@ impl Loader<'_> {
         let scale: Vec<f32> = (0..channels)
             .map(|c| gamma[c] / (variance[c] + epsilon).sqrt())
             .collect();
-        let shift: Vec<f32> = (0..channels).map(|c| beta[c] - mean[c] * scale[c]).collect();
+        let shift: Vec<f32> = (0..channels)
+            .map(|c| beta[c] - mean[c] * scale[c])
+            .collect();
         let label = node.label();
         Ok(Parsed {
             op: Op::Affine,
@@ -623,7 +664,9 @@ impl Loader<'_> {
         for name in [&a, &b] {
             let rank = self.shape_of(name).map_or(0, |s| s.len());
             if rank > 4 {
-                return Err(format!("its input {name:?} has rank {rank}; convmaps broadcasts up to 4"));
+                return Err(format!(
+                    "its input {name:?} has rank {rank}; convmaps broadcasts up to 4"
+                ));
             }
         }
         Ok(Parsed {
@@ -635,7 +678,9 @@ impl Loader<'_> {
 
     fn pool(&mut self, node: &onnx::Node) -> std::result::Result<Parsed, String> {
         if node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
-            return Err("it writes the indices of its maxima; convmaps computes only the values".into());
+            return Err(
+                "it writes the indices of its maxima; convmaps computes only the values".into(),
+            );
         }
         let kernel = match node.attribute("kernel_shape").map(|a| a.ints.as_slice()) {
             Some(&[h, w]) => [positive(h, "kernel_shape")?, positive(w, "kernel_shape")?],
@@ -710,11 +755,14 @@ impl Loader<'_> {
         if node.op_type == "Dropout" && node.outputs.get(1).is_some_and(|o| !o.is_empty()) {
             return Err("it writes a mask; convmaps runs Dropout at inference only".into());
         }
-        let int = |name: &str, default: i64| node.attribute(name).and_then(|a| a.i).unwrap_or(default);
+        let int =
+            |name: &str, default: i64| node.attribute(name).and_then(|a| a.i).unwrap_or(default);
         let out = match node.op_type.as_str() {
             "Flatten" => fold::flattened(&shape, int("axis", 1))?,
             "Reshape" => {
-                let target = self.ints_of(node, (1, ""))?.ok_or("it has no shape input")?;
+                let target = self
+                    .ints_of(node, (1, ""))?
+                    .ok_or("it has no shape input")?;
                 fold::reshaped(&shape, &target, int("allowzero", 0) != 0)?
             }
             "Squeeze" | "Unsqueeze" => {
@@ -796,11 +844,22 @@ fn window_attributes(
         "VALID" => [0; 4],
         same @ ("SAME_UPPER" | "SAME_LOWER") => {
             let &[_, _, h, w] = input else {
-                return Err(format!("expected an input [1, C, H, W], got {}", ShapeText(input)));
+                return Err(format!(
+                    "expected an input [1, C, H, W], got {}",
+                    ShapeText(input)
+                ));
             };
-            same_pads([h as u32, w as u32], (kernel, strides, dilations), same == "SAME_UPPER")
+            same_pads(
+                [h as u32, w as u32],
+                (kernel, strides, dilations),
+                same == "SAME_UPPER",
+            )
         }
-        other => return Err(format!("auto_pad {other:?} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER")),
+        other => {
+            return Err(format!(
+                "auto_pad {other:?} is not one of NOTSET, VALID, SAME_UPPER, SAME_LOWER"
+            ));
+        }
     };
     if pads.contains(&u32::MAX) {
         return Err("its pads are negative".into());

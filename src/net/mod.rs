@@ -8,6 +8,7 @@
 pub mod array;
 pub mod cpu;
 mod fold;
+pub mod gpu;
 mod load;
 pub mod ops;
 

@@ -217,7 +217,11 @@ impl Op {
             Op::Conv(conv) => conv.output_shape(first, shapes.get(1).copied().unwrap_or_default()),
             Op::Unary(_) | Op::Softmax { .. } | Op::View => Ok(first.to_vec()),
             Op::Affine => match first {
-                [1, c, ..] if shapes[1..].iter().all(|s| s.iter().product::<usize>() == *c) => {
+                [1, c, ..]
+                    if shapes[1..]
+                        .iter()
+                        .all(|s| s.iter().product::<usize>() == *c) =>
+                {
                     Ok(first.to_vec())
                 }
                 _ => Err(format!(
@@ -349,7 +353,10 @@ impl Gemm {
         if let Some(c) = shapes.get(2) {
             let out = broadcast(&[m, n], c)?;
             if out != [m, n] {
-                return Err(format!("C {} does not broadcast to [{m}, {n}]", ShapeText(c)));
+                return Err(format!(
+                    "C {} does not broadcast to [{m}, {n}]",
+                    ShapeText(c)
+                ));
             }
         }
         Ok(vec![m, n])
@@ -375,7 +382,10 @@ mod tests {
 
     #[test]
     fn broadcasting_aligns_from_the_last_axis() {
-        assert_eq!(broadcast(&[1, 8, 4, 4], &[1, 8, 1, 1]), Ok(vec![1, 8, 4, 4]));
+        assert_eq!(
+            broadcast(&[1, 8, 4, 4], &[1, 8, 1, 1]),
+            Ok(vec![1, 8, 4, 4])
+        );
         assert_eq!(broadcast(&[3, 1], &[4]), Ok(vec![3, 4]));
         assert_eq!(broadcast(&[], &[2, 2]), Ok(vec![2, 2]));
         let error = broadcast(&[1, 8, 4, 4], &[3, 1, 1]).unwrap_err();

@@ -962,8 +962,12 @@ fn read_ints(
     max_values: usize,
 ) -> std::result::Result<IntTensor, String> {
     let name = &tensor.name;
-    let (size, signed) = int_size(tensor.data_type)
-        .ok_or_else(|| format!("tensor {name:?} has type {}, expected integers", tensor.data_type))?;
+    let (size, signed) = int_size(tensor.data_type).ok_or_else(|| {
+        format!(
+            "tensor {name:?} has type {}, expected integers",
+            tensor.data_type
+        )
+    })?;
     let shape = shape(tensor).map_err(|e| format!("tensor {name:?} {e}"))?;
     let count = values_within(name, &shape, max_values)?;
     let from_bytes = |bytes: &[u8]| -> Vec<i64> {
@@ -991,7 +995,9 @@ fn read_ints(
     } else {
         let range = tensor.raw.clone().unwrap_or_else(|| tensor.span.clone());
         if range.end - range.start > (max_values as u64).saturating_mul(10).saturating_add(64) {
-            return Err(format!("tensor {name:?} holds more data than its shape {shape:?}"));
+            return Err(format!(
+                "tensor {name:?} holds more data than its shape {shape:?}"
+            ));
         }
         let mut wire = Wire::new(&mut *file);
         wire.seek(range.start)

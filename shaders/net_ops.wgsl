@@ -1,0 +1,281 @@
+// net_ops.wgsl: the ops of a whole network (`--model`), one output value per
+// invocation.
+//
+// Every tensor is a flat row-major f32 array with ONNX's shape, batch of one
+// included: a conv reads x [1, C, H, W] and writes [1, K, OH, OW].
+// The CPU twins are in src/net/cpu.rs, with the same names and index math:
+// `conv_value`, `unary_value`, `binary_value`, `affine_value`, `pool_value`,
+// `global_average_value`, `gemm_value` and `softmax_row`.
+
+// Sizes and attributes, written by the host (`net::gpu::NetParams`). Each
+// entry point reads the fields it needs.
+struct NetParams {
+    count: u32,              // output values
+    row_groups: u32,         // workgroups per row of the dispatch grid
+    kind: u32,               // unary: UnaryKind; binary: Binary; pool: 1 max, 0 average
+    flags: u32,              // conv: 1 has bias; pool: 1 count_include_pad; gemm: 1 trans_a, 2 trans_b, 4 has C
+    alpha: f32,              // unary: LeakyRelu's slope, Clip's min, HardSigmoid's alpha; gemm: alpha
+    beta: f32,               // unary: Clip's max, HardSigmoid's beta; gemm: beta
+    channels: u32,           // C of the input (affine: C)
+    in_height: u32,          // H
+    in_width: u32,           // W
+    out_height: u32,         // OH
+    out_width: u32,          // OW
+    kernel_height: u32,      // FH
+    kernel_width: u32,       // FW
+    stride_y: u32,           // steps between windows
+    stride_x: u32,
+    dilation_y: u32,         // steps between taps
+    dilation_x: u32,
+    pad_top: u32,            // zero rows above the input
+    pad_left: u32,           // zero columns left of it
+    pad_bottom: u32,         // average pooling with count_include_pad: rows below
+    pad_right: u32,          //   and columns right that count
+    channels_per_group: u32, // conv: C/G
+    filters_per_group: u32,  // conv: K/G
+    inner: u32,              // affine: values per channel; softmax: row length; gemm: inner size
+    columns: u32,            // gemm: N
+    a_rows: u32,             // gemm: rows of A as it is used (M)
+    c_rows: u32,             // gemm: rows of C (1 or M)
+    c_columns: u32,          // gemm: columns of C (1 or N)
+    out0: u32,               // binary: the output's sizes, padded to rank 4
+    out1: u32,
+    out2: u32,
+    out3: u32,
+    a0: u32,                 // binary: A's strides (0 along an axis it repeats on)
+    a1: u32,
+    a2: u32,
+    a3: u32,
+    b0: u32,                 // binary: B's strides
+    b1: u32,
+    b2: u32,
+    b3: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<f32>;
+@group(0) @binding(1) var<storage, read> b: array<f32>;
+@group(0) @binding(2) var<storage, read> c: array<f32>;
+@group(0) @binding(3) var<storage, read_write> output: array<f32>;
+@group(0) @binding(4) var<uniform> params: NetParams;
+
+const WORKGROUP: u32 = 256u;
+
+// The output index this invocation writes. The grid is 2-D (row_groups ×
+// rows of workgroups), so that more than 65,535 workgroups fit a dispatch.
+fn value_index(id: vec3<u32>) -> u32 {
+    return id.y * params.row_groups * WORKGROUP + id.x;
+}
+
+// Convolution: a = x [1, C, H, W], b = weight [K, C/G, FH, FW], c = bias [K];
+// output [1, K, OH, OW]. Output (k, oy, ox) is bias[k] plus the sum over the
+// C/G channels of k's group and the FH×FW window of input × weight; taps in
+// the zero padding are skipped.
+@compute @workgroup_size(256, 1, 1)
+fn conv(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let out_x = i % params.out_width;
+    let out_y = (i / params.out_width) % params.out_height;
+    let k = i / (params.out_width * params.out_height);
+    let first_channel = (k / params.filters_per_group) * params.channels_per_group;
+    let origin_y = i32(out_y * params.stride_y) - i32(params.pad_top);
+    let origin_x = i32(out_x * params.stride_x) - i32(params.pad_left);
+    var sum = 0.0;
+    for (var ch = 0u; ch < params.channels_per_group; ch++) {
+        let in_channel = first_channel + ch;
+        for (var ky = 0u; ky < params.kernel_height; ky++) {
+            let in_y = origin_y + i32(ky * params.dilation_y);
+            if (in_y < 0 || in_y >= i32(params.in_height)) {
+                continue;
+            }
+            for (var kx = 0u; kx < params.kernel_width; kx++) {
+                let in_x = origin_x + i32(kx * params.dilation_x);
+                if (in_x < 0 || in_x >= i32(params.in_width)) {
+                    continue;
+                }
+                let input_index = (in_channel * params.in_height + u32(in_y)) * params.in_width + u32(in_x);
+                let weight_index = ((k * params.channels_per_group + ch) * params.kernel_height + ky) * params.kernel_width + kx;
+                sum += a[input_index] * b[weight_index];
+            }
+        }
+    }
+    if ((params.flags & 1u) != 0u) {
+        sum += c[k];
+    }
+    output[i] = sum;
+}
+
+// One value through the function `kind` names (UnaryKind's codes).
+fn unary_value(x: f32) -> f32 {
+    switch params.kind {
+        case 0u: { return max(x, 0.0); }
+        case 1u: { return select(params.alpha * x, x, x >= 0.0); }
+        case 2u: { return min(max(x, params.alpha), params.beta); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        case 4u: { return clamp(params.alpha * x + params.beta, 0.0, 1.0); }
+        case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
+        default: { return tanh(x); }
+    }
+}
+
+// output[i] = f(a[i]).
+@compute @workgroup_size(256, 1, 1)
+fn unary(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    output[i] = unary_value(a[i]);
+}
+
+// output[i] = a[·] op b[·], each input read at the output's coordinates with
+// its own strides (0 along an axis it is broadcast on).
+@compute @workgroup_size(256, 1, 1)
+fn binary(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let sizes = array<u32, 4>(params.out0, params.out1, params.out2, params.out3);
+    let a_strides = array<u32, 4>(params.a0, params.a1, params.a2, params.a3);
+    let b_strides = array<u32, 4>(params.b0, params.b1, params.b2, params.b3);
+    var rest = i;
+    var a_index = 0u;
+    var b_index = 0u;
+    for (var axis = 3; axis >= 0; axis--) {
+        let coordinate = rest % sizes[axis];
+        rest = rest / sizes[axis];
+        a_index += coordinate * a_strides[axis];
+        b_index += coordinate * b_strides[axis];
+    }
+    let x = a[a_index];
+    let y = b[b_index];
+    switch params.kind {
+        case 0u: { output[i] = x + y; }
+        case 1u: { output[i] = x - y; }
+        case 2u: { output[i] = x * y; }
+        default: { output[i] = x / y; }
+    }
+}
+
+// A BatchNormalization at inference: a = x [1, C, inner], b = scale [C],
+// c = shift [C]; output[i] = x · scale[channel] + shift[channel].
+@compute @workgroup_size(256, 1, 1)
+fn affine(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let channel = (i / params.inner) % params.channels;
+    output[i] = a[i] * b[channel] + c[channel];
+}
+
+// Pooling of a = x [1, C, H, W] into [1, C, OH, OW]: the largest value of
+// the window (kind 1), or its mean over the taps in the image (kind 0; with
+// count_include_pad, over the window clipped to the padded image).
+@compute @workgroup_size(256, 1, 1)
+fn pool(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let out_x = i % params.out_width;
+    let out_y = (i / params.out_width) % params.out_height;
+    let channel = i / (params.out_width * params.out_height);
+    let origin_y = i32(out_y * params.stride_y) - i32(params.pad_top);
+    let origin_x = i32(out_x * params.stride_x) - i32(params.pad_left);
+    // −infinity, which WGSL cannot write as a literal: the largest value of
+    // a window entirely in the padding, as in ONNX Runtime.
+    var largest = bitcast<f32>(0xff800000u);
+    var sum = 0.0;
+    var taps = 0u;
+    for (var ky = 0u; ky < params.kernel_height; ky++) {
+        let in_y = origin_y + i32(ky * params.dilation_y);
+        for (var kx = 0u; kx < params.kernel_width; kx++) {
+            let in_x = origin_x + i32(kx * params.dilation_x);
+            if (in_y < 0 || in_y >= i32(params.in_height) || in_x < 0 || in_x >= i32(params.in_width)) {
+                continue;
+            }
+            let value = a[(channel * params.in_height + u32(in_y)) * params.in_width + u32(in_x)];
+            largest = max(largest, value);
+            sum += value;
+            taps += 1u;
+        }
+    }
+    if (params.kind == 1u) {
+        output[i] = largest;
+        return;
+    }
+    var divisor = f32(taps);
+    if ((params.flags & 1u) != 0u) {
+        let end_y = min(origin_y + i32(params.kernel_height), i32(params.in_height + params.pad_bottom));
+        let end_x = min(origin_x + i32(params.kernel_width), i32(params.in_width + params.pad_right));
+        divisor = f32((end_y - origin_y) * (end_x - origin_x));
+    }
+    output[i] = sum / divisor;
+}
+
+// The mean of each channel of a = x [1, C, H, W]: output [1, C, 1, 1].
+@compute @workgroup_size(256, 1, 1)
+fn global_average(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let plane = params.in_height * params.in_width;
+    var sum = 0.0;
+    for (var p = 0u; p < plane; p++) {
+        sum += a[i * plane + p];
+    }
+    output[i] = sum / f32(plane);
+}
+
+// alpha · A·B + beta · C: a = A [M, inner] (or [inner, M]), b = B [inner, N]
+// (or [N, inner]), c = C broadcast from [c_rows, c_columns]; output [M, N].
+@compute @workgroup_size(256, 1, 1)
+fn gemm(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let row = i / params.columns;
+    let column = i % params.columns;
+    let trans_a = (params.flags & 1u) != 0u;
+    let trans_b = (params.flags & 2u) != 0u;
+    var sum = 0.0;
+    for (var k = 0u; k < params.inner; k++) {
+        let a_index = select(row * params.inner + k, k * params.a_rows + row, trans_a);
+        let b_index = select(k * params.columns + column, column * params.inner + k, trans_b);
+        sum += a[a_index] * b[b_index];
+    }
+    var bias = 0.0;
+    if ((params.flags & 4u) != 0u) {
+        let c_row = select(0u, row, params.c_rows > 1u);
+        let c_column = select(0u, column, params.c_columns > 1u);
+        bias = c[c_row * params.c_columns + c_column];
+    }
+    output[i] = params.alpha * sum + params.beta * bias;
+}
+
+// Softmax over each row of `inner` values of a: one invocation per row.
+@compute @workgroup_size(256, 1, 1)
+fn softmax(@builtin(global_invocation_id) id: vec3<u32>) {
+    let row = value_index(id);
+    if (row >= params.count) {
+        return;
+    }
+    let first = row * params.inner;
+    var largest = a[first];
+    for (var j = 1u; j < params.inner; j++) {
+        largest = max(largest, a[first + j]);
+    }
+    var total = 0.0;
+    for (var j = 0u; j < params.inner; j++) {
+        total += exp(a[first + j] - largest);
+    }
+    for (var j = 0u; j < params.inner; j++) {
+        output[first + j] = exp(a[first + j] - largest) / total;
+    }
+}

@@ -1,0 +1,643 @@
+//! A network run on the GPU: the input uploaded once, every node recorded
+//! into one command encoder on buffers that stay in GPU memory (a view
+//! shares its input's buffer), each value's buffer let go after its last
+//! reader, the values asked for copied out, and all of it submitted once.
+//! Convs whose strides and dilations are equal along both axes run on the
+//! engine's conv shader (the fast one by default); every other node runs
+//! in `shaders/net_ops.wgsl`.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use super::cpu::{BroadcastParams, check_input};
+use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary};
+use super::{Array, NetRun, Network, Node, ValueId};
+use crate::error::{Error, Result};
+use crate::gpu::buffers::{
+    PassTimer, buffer_init, check_buffers, check_workgroups, entry, record_dispatch,
+    record_readback, submit_readbacks,
+};
+use crate::gpu::{
+    AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
+};
+use crate::layer::{Layer, LayerSpec, Padding};
+
+/// The shader's source, compiled into the binary.
+pub const SHADER_SOURCE: &str = include_str!("../../shaders/net_ops.wgsl");
+
+/// Invocations per workgroup, as the shader declares.
+const WORKGROUP: u32 = 256;
+
+/// The shader's `NetParams` uniform, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct NetParams {
+    count: u32,
+    row_groups: u32,
+    kind: u32,
+    flags: u32,
+    alpha: f32,
+    beta: f32,
+    channels: u32,
+    in_height: u32,
+    in_width: u32,
+    out_height: u32,
+    out_width: u32,
+    kernel_height: u32,
+    kernel_width: u32,
+    stride_y: u32,
+    stride_x: u32,
+    dilation_y: u32,
+    dilation_x: u32,
+    pad_top: u32,
+    pad_left: u32,
+    pad_bottom: u32,
+    pad_right: u32,
+    channels_per_group: u32,
+    filters_per_group: u32,
+    inner: u32,
+    columns: u32,
+    a_rows: u32,
+    c_rows: u32,
+    c_columns: u32,
+    out0: u32,
+    out1: u32,
+    out2: u32,
+    out3: u32,
+    a0: u32,
+    a1: u32,
+    a2: u32,
+    a3: u32,
+    b0: u32,
+    b1: u32,
+    b2: u32,
+    b3: u32,
+}
+
+/// The entry points of `net_ops.wgsl`, compiled once per GPU.
+pub struct NetOps {
+    conv: AutoPipeline,
+    unary: AutoPipeline,
+    binary: AutoPipeline,
+    affine: AutoPipeline,
+    pool: AutoPipeline,
+    global_average: AutoPipeline,
+    gemm: AutoPipeline,
+    softmax: AutoPipeline,
+}
+
+impl NetOps {
+    /// Compiles the shader's entry points on `gpu`.
+    pub fn new(gpu: &Gpu) -> Result<Self> {
+        let [
+            conv,
+            unary,
+            binary,
+            affine,
+            pool,
+            global_average,
+            gemm,
+            softmax,
+        ] = auto_pipelines(
+            gpu,
+            "net_ops.wgsl",
+            SHADER_SOURCE,
+            [
+                "conv",
+                "unary",
+                "binary",
+                "affine",
+                "pool",
+                "global_average",
+                "gemm",
+                "softmax",
+            ],
+        )?;
+        Ok(NetOps {
+            conv,
+            unary,
+            binary,
+            affine,
+            pool,
+            global_average,
+            gemm,
+            softmax,
+        })
+    }
+}
+
+/// What runs a network on a GPU: the ops, and the conv shader with the
+/// steps that lay out its input, where convs may use it.
+pub struct GpuNet<'g> {
+    /// The device.
+    pub gpu: &'g Gpu,
+    /// `net_ops.wgsl`.
+    pub ops: &'g NetOps,
+    /// The engine's conv shader and `tensor_ops.wgsl`; `None` to run every
+    /// conv in `net_ops.wgsl` (as the tests of the op against its twin do).
+    pub convs: Option<(&'g dyn ConvPipeline, &'g TensorOps)>,
+}
+
+/// A value in GPU memory: its buffer (shared by views) and shape.
+#[derive(Clone)]
+struct GpuValue {
+    buffer: wgpu::Buffer,
+    shape: Vec<usize>,
+}
+
+impl GpuNet<'_> {
+    /// Runs `net` over `input` and reads back the values `keep` lists.
+    /// Fails with [`Error::Mismatch`] for an input of the wrong shape,
+    /// [`Error::GpuLimit`] when a value is larger than the GPU's largest
+    /// storage buffer, and [`Error::Gpu`] when the GPU reports an error.
+    pub fn run(&self, net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
+        let started = Instant::now();
+        check_input(net, &input)?;
+        self.check_sizes(net)?;
+        let gpu = self.gpu;
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        let timer = PassTimer::new(gpu);
+        let mut live: HashMap<ValueId, GpuValue> = HashMap::new();
+        live.insert(net.input_value, self.upload("input", &input));
+        for (&id, array) in &net.constants {
+            live.insert(id, self.upload(&net.values[id].name, array));
+        }
+        if let Some(timer) = &timer {
+            timer.begin(&mut encoder);
+        }
+        let last = net.last_readers();
+        let mut readbacks = Vec::new();
+        let mut order = Vec::new();
+        gpu.scoped("compute", || -> Result<()> {
+            for (index, node) in net.nodes.iter().enumerate() {
+                let output = self.record(&mut encoder, net, node, &live)?;
+                live.insert(node.output, output);
+                if keep.contains(&node.output) {
+                    let value = &live[&node.output];
+                    let len = value.shape.iter().product::<usize>() as u32;
+                    readbacks.push(record_readback(
+                        gpu,
+                        &mut encoder,
+                        &value.buffer,
+                        [1, 1, len],
+                    ));
+                    order.push(node.output);
+                }
+                for &value in &node.inputs {
+                    if last[value] == Some(index) && !net.constants.contains_key(&value) {
+                        live.remove(&value);
+                    }
+                }
+            }
+            Ok(())
+        })??;
+        if let Some(timer) = &timer {
+            timer.end(&mut encoder);
+        }
+        let in_flight = submit_readbacks(gpu, encoder, readbacks, started, timer)?;
+        let mut values = HashMap::new();
+        let mut gpu_ms = None;
+        for (id, flight) in order.into_iter().zip(in_flight) {
+            let (tensor, timings) = flight.into_tensor(gpu)?;
+            if let Some(on_gpu) = timings.gpu_compute {
+                gpu_ms = Some(on_gpu.as_secs_f64() * 1e3);
+            }
+            values.insert(id, Array::new(net.values[id].shape.clone(), tensor.data));
+        }
+        Ok(NetRun {
+            values,
+            node_ms: Vec::new(),
+            gpu_ms,
+            total: started.elapsed(),
+        })
+    }
+
+    /// Refuses a network with a value larger than this GPU's largest
+    /// storage buffer, naming it.
+    fn check_sizes(&self, net: &Network) -> Result<()> {
+        let max = self.gpu.max_storage_binding();
+        for value in &net.values {
+            let bytes = 4 * value.shape.iter().product::<usize>() as u64;
+            check_buffers(&[(&format!("{:?}", value.name), bytes)], max)?;
+        }
+        Ok(())
+    }
+
+    /// A storage buffer holding `array`.
+    fn upload(&self, label: &str, array: &Array) -> GpuValue {
+        let contents: &[u8] = match array.data.is_empty() {
+            true => &[0; 4],
+            false => bytemuck::cast_slice(&array.data),
+        };
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        GpuValue {
+            buffer: buffer_init(self.gpu, label, contents, usage),
+            shape: array.shape.clone(),
+        }
+    }
+
+    /// Records `node` and returns its output.
+    fn record(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        net: &Network,
+        node: &Node,
+        live: &HashMap<ValueId, GpuValue>,
+    ) -> Result<GpuValue> {
+        let inputs: Vec<&GpuValue> = node.inputs.iter().map(|v| &live[v]).collect();
+        let shape = net.values[node.output].shape.clone();
+        if node.op == Op::View {
+            return Ok(GpuValue {
+                buffer: inputs[0].buffer.clone(),
+                shape,
+            });
+        }
+        let output = self.new_value(&net.values[node.output].name, shape);
+        if let Op::Conv(conv) = &node.op
+            && let Some((pipeline, tensor_ops)) = self.convs
+            && let Some(layer) = conv_layer(conv, net, node)
+        {
+            self.record_fast_conv(
+                encoder,
+                (pipeline, tensor_ops),
+                (&layer, inputs[0]),
+                &output,
+            )?;
+            return Ok(output);
+        }
+        let (pipeline, params, reads) = self.dispatch_of(&node.op, &inputs, &output)?;
+        let bound = (&reads[..], bindings_read(&node.op), &output.buffer);
+        self.dispatch(encoder, pipeline, bound, params)?;
+        Ok(output)
+    }
+
+    /// A new buffer for a value of `shape`.
+    fn new_value(&self, label: &str, shape: Vec<usize>) -> GpuValue {
+        let bytes = 4 * shape.iter().product::<usize>() as u64;
+        let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        GpuValue { buffer, shape }
+    }
+
+    /// Records a conv on the engine's conv shader.
+    fn record_fast_conv(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        (pipeline, tensor_ops): (&dyn ConvPipeline, &TensorOps),
+        (layer, input): (&Layer, &GpuValue),
+        output: &GpuValue,
+    ) -> Result<()> {
+        let device_input = DeviceTensor {
+            buffer: input.buffer.clone(),
+            channels: input.shape[1] as u32,
+            height: input.shape[2] as u32,
+            width: input.shape[3] as u32,
+        };
+        pipeline.record(
+            self.gpu,
+            tensor_ops,
+            ConvPass {
+                input: &device_input,
+                layer,
+                encoder,
+                output: &output.buffer,
+                timestamps: None,
+            },
+        )
+    }
+
+    /// The entry point, params and input buffers of a node run in
+    /// `net_ops.wgsl`.
+    fn dispatch_of<'v>(
+        &self,
+        op: &Op,
+        inputs: &[&'v GpuValue],
+        output: &GpuValue,
+    ) -> Result<(&AutoPipeline, NetParams, Vec<&'v wgpu::Buffer>)> {
+        let buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|v| &v.buffer).collect();
+        let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
+        let count = count(output.shape.iter().product::<usize>())?;
+        let ops = self.ops;
+        Ok(match op {
+            Op::Conv(conv) => (
+                &ops.conv,
+                conv_params(conv, &shapes, &output.shape),
+                buffers,
+            ),
+            Op::Unary(unary) => (&ops.unary, unary_params(unary), buffers),
+            Op::Binary(kind) => (
+                &ops.binary,
+                binary_params(*kind, &shapes, &output.shape),
+                buffers,
+            ),
+            Op::Affine => {
+                let channels = shapes[0][1] as u32;
+                let params = NetParams {
+                    channels,
+                    inner: count / channels.max(1),
+                    ..NetParams::default()
+                };
+                (&ops.affine, params, buffers)
+            }
+            Op::Pool(pool) => (
+                &ops.pool,
+                pool_params(pool, shapes[0], &output.shape),
+                buffers,
+            ),
+            Op::GlobalAverage => {
+                let params = NetParams {
+                    in_height: shapes[0][2] as u32,
+                    in_width: shapes[0][3] as u32,
+                    ..NetParams::default()
+                };
+                (&ops.global_average, params, buffers)
+            }
+            Op::Gemm(gemm) => (
+                &ops.gemm,
+                gemm_params(gemm, &shapes, &output.shape),
+                buffers,
+            ),
+            Op::Softmax { row } => {
+                let params = NetParams {
+                    inner: *row as u32,
+                    count: count / (*row as u32).max(1),
+                    ..NetParams::default()
+                };
+                (&ops.softmax, params, buffers)
+            }
+            Op::View => unreachable!("a view records no dispatch"),
+        })
+        .map(|(pipeline, mut params, buffers)| {
+            if params.count == 0 {
+                params.count = count;
+            }
+            (pipeline, params, buffers)
+        })
+    }
+
+    /// Records one dispatch of `pipeline` over `params.count` values:
+    /// inputs bound at 0, 1, 2 (as many as the entry point reads; a bias
+    /// the conv has not gets a stand-in), output at 3, params at 4.
+    fn dispatch(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        (pipeline, layout): &AutoPipeline,
+        (inputs, reads, output): (&[&wgpu::Buffer], usize, &wgpu::Buffer),
+        mut params: NetParams,
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        if params.count == 0 {
+            return Ok(());
+        }
+        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
+        let groups = params.count.div_ceil(WORKGROUP);
+        params.row_groups = groups.min(max);
+        let rows = groups.div_ceil(max);
+        check_workgroups(gpu, &[("network op's rows of values", rows)])?;
+        let uniform = buffer_init(
+            gpu,
+            "net params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let stand_in = (inputs.len() < reads)
+            .then(|| buffer_init(gpu, "no input", &[0; 4], wgpu::BufferUsages::STORAGE));
+        let mut entries = Vec::new();
+        for binding in 0..reads {
+            let buffer = inputs.get(binding).copied().or(stand_in.as_ref());
+            entries.push(entry(
+                binding as u32,
+                buffer.expect("a stand-in for a missing input"),
+            ));
+        }
+        entries.push(entry(3, output));
+        entries.push(entry(4, &uniform));
+        record_dispatch(
+            gpu,
+            encoder,
+            (pipeline, layout),
+            ("net op", &entries),
+            [params.row_groups, rows, 1],
+        );
+        Ok(())
+    }
+}
+
+/// How many inputs (bindings 0, 1, 2) the entry point of `op` reads.
+fn bindings_read(op: &Op) -> usize {
+    match op {
+        Op::Conv(_) | Op::Affine | Op::Gemm(_) => 3,
+        Op::Binary(_) => 2,
+        _ => 1,
+    }
+}
+
+/// A value count as the shader's u32, or an error.
+fn count(values: usize) -> Result<u32> {
+    u32::try_from(values).map_err(|_| {
+        Error::GpuLimit(format!(
+            "a value of {values} values is more than a shader's 32-bit index reaches"
+        ))
+    })
+}
+
+/// The conv as a [`Layer`] for the engine's conv shader, when its strides
+/// and dilations are the same along both axes.
+fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
+    if conv.strides[0] != conv.strides[1] || conv.dilations[0] != conv.dilations[1] {
+        return None;
+    }
+    let weight = net.constants.get(&node.inputs[1])?;
+    let bias = match node.inputs.get(2) {
+        Some(b) => net.constants.get(b)?.data.clone(),
+        None => Vec::new(),
+    };
+    let [k, cg, _, _] = weight.shape[..] else {
+        return None;
+    };
+    let [top, left, bottom, right] = conv.pads;
+    let spec = LayerSpec {
+        in_channels: (cg as u32) * conv.group,
+        filters: k as u32,
+        kernel_height: conv.kernel[0],
+        kernel_width: conv.kernel[1],
+        stride: conv.strides[0],
+        padding: Padding {
+            top,
+            bottom,
+            left,
+            right,
+        },
+        dilation: conv.dilations[0],
+        groups: conv.group,
+        bias: conv.bias,
+        ..LayerSpec::new(3, 1, 1)
+    };
+    Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// Params of the `conv` entry point.
+pub fn conv_params(conv: &Conv, shapes: &[&[usize]], out: &[usize]) -> NetParams {
+    let (x, weight) = (shapes[0], shapes[1]);
+    NetParams {
+        flags: conv.bias as u32,
+        channels: x[1] as u32,
+        in_height: x[2] as u32,
+        in_width: x[3] as u32,
+        out_height: out[2] as u32,
+        out_width: out[3] as u32,
+        kernel_height: conv.kernel[0],
+        kernel_width: conv.kernel[1],
+        stride_y: conv.strides[0],
+        stride_x: conv.strides[1],
+        dilation_y: conv.dilations[0],
+        dilation_x: conv.dilations[1],
+        pad_top: conv.pads[0],
+        pad_left: conv.pads[1],
+        pad_bottom: conv.pads[2],
+        pad_right: conv.pads[3],
+        channels_per_group: weight[1] as u32,
+        filters_per_group: (weight[0] as u32) / conv.group,
+        ..NetParams::default()
+    }
+}
+
+/// Params of the `unary` entry point.
+pub fn unary_params(unary: &Unary) -> NetParams {
+    NetParams {
+        kind: unary.kind as u32,
+        alpha: unary.alpha,
+        beta: unary.beta,
+        ..NetParams::default()
+    }
+}
+
+/// Params of the `binary` entry point.
+pub fn binary_params(kind: Binary, shapes: &[&[usize]], out: &[usize]) -> NetParams {
+    let broadcast = BroadcastParams::new(shapes[0], shapes[1], out);
+    let [out0, out1, out2, out3] = broadcast.out;
+    let [a0, a1, a2, a3] = broadcast.a;
+    let [b0, b1, b2, b3] = broadcast.b;
+    NetParams {
+        kind: kind as u32,
+        out0,
+        out1,
+        out2,
+        out3,
+        a0,
+        a1,
+        a2,
+        a3,
+        b0,
+        b1,
+        b2,
+        b3,
+        ..NetParams::default()
+    }
+}
+
+/// Params of the `pool` entry point.
+pub fn pool_params(pool: &Pool, x: &[usize], out: &[usize]) -> NetParams {
+    NetParams {
+        kind: pool.max as u32,
+        flags: pool.count_include_pad as u32,
+        in_height: x[2] as u32,
+        in_width: x[3] as u32,
+        out_height: out[2] as u32,
+        out_width: out[3] as u32,
+        kernel_height: pool.kernel[0],
+        kernel_width: pool.kernel[1],
+        stride_y: pool.strides[0],
+        stride_x: pool.strides[1],
+        dilation_y: pool.dilations[0],
+        dilation_x: pool.dilations[1],
+        pad_top: pool.pads[0],
+        pad_left: pool.pads[1],
+        pad_bottom: pool.pads[2],
+        pad_right: pool.pads[3],
+        ..NetParams::default()
+    }
+}
+
+/// Params of the `gemm` entry point.
+pub fn gemm_params(gemm: &Gemm, shapes: &[&[usize]], out: &[usize]) -> NetParams {
+    let a = shapes[0];
+    let (c_rows, c_columns) = match shapes.get(2).copied() {
+        None | Some([]) => (1, 1),
+        Some([n]) => (1, *n),
+        Some([m, n]) => (*m, *n),
+        Some(_) => (1, 1),
+    };
+    NetParams {
+        flags: (gemm.trans_a as u32)
+            | ((gemm.trans_b as u32) << 1)
+            | ((shapes.len() > 2) as u32 * 4),
+        alpha: gemm.alpha,
+        beta: gemm.beta,
+        inner: if gemm.trans_a { a[0] } else { a[1] } as u32,
+        columns: out[1] as u32,
+        a_rows: out[0] as u32,
+        c_rows: c_rows as u32,
+        c_columns: c_columns as u32,
+        ..NetParams::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::reflect::{rust_struct, wgsl_struct};
+
+    #[test]
+    fn net_params_matches_the_shaders_struct() {
+        let host = rust_struct!(NetParams {
+            count,
+            row_groups,
+            kind,
+            flags,
+            alpha,
+            beta,
+            channels,
+            in_height,
+            in_width,
+            out_height,
+            out_width,
+            kernel_height,
+            kernel_width,
+            stride_y,
+            stride_x,
+            dilation_y,
+            dilation_x,
+            pad_top,
+            pad_left,
+            pad_bottom,
+            pad_right,
+            channels_per_group,
+            filters_per_group,
+            inner,
+            columns,
+            a_rows,
+            c_rows,
+            c_columns,
+            out0,
+            out1,
+            out2,
+            out3,
+            a0,
+            a1,
+            a2,
+            a3,
+            b0,
+            b1,
+            b2,
+            b3,
+        });
+        assert_eq!(host, wgsl_struct(SHADER_SOURCE, "NetParams"));
+    }
+}

@@ -1,0 +1,306 @@
+//! Each op of `shaders/net_ops.wgsl` against its CPU twin (src/net/cpu.rs)
+//! on random shapes and attributes: convs with unequal strides, dilations
+//! and padding per side, grouped and without bias; every activation;
+//! broadcasting of every kind; max and average pooling with padding,
+//! ceil_mode and count_include_pad; Gemm with each transposition and C
+//! shape; softmax rows. Every conv here runs in `net_ops.wgsl` itself, not
+//! on the conv shaders.
+
+mod common;
+
+use std::collections::HashMap;
+
+use convmaps::net::gpu::{GpuNet, NetOps};
+use convmaps::net::ops::{Binary, Conv, Gemm, Op, Pool, Unary, UnaryKind};
+use convmaps::net::{Array, Layout, ModelInput, Network, Node, Value, cpu};
+use rand_chacha::ChaCha8Rng;
+
+/// Random values in ±`scale`.
+fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Array {
+    let count = shape.iter().product();
+    let data = (0..count)
+        .map(|_| common::uniform(rng, -scale, scale))
+        .collect();
+    Array::new(shape.to_vec(), data)
+}
+
+/// A network of one node: `op` over `input` and the constants `rest`.
+fn one_node(op: Op, input: Array, rest: Vec<Array>) -> (Network, Array) {
+    let mut values = vec![Value {
+        name: "x".into(),
+        shape: input.shape.clone(),
+    }];
+    let mut constants = HashMap::new();
+    for (i, array) in rest.into_iter().enumerate() {
+        values.push(Value {
+            name: format!("c{i}"),
+            shape: array.shape.clone(),
+        });
+        constants.insert(i + 1, array);
+    }
+    let inputs: Vec<usize> = (0..values.len()).collect();
+    let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape.as_slice()).collect();
+    let shape = op.output_shape(&shapes).expect("the shapes fit");
+    let output = values.len();
+    values.push(Value {
+        name: "y".into(),
+        shape,
+    });
+    let network = Network {
+        path: "test.onnx".into(),
+        input: ModelInput {
+            name: "x".into(),
+            layout: Layout::Nchw,
+            channels: 3,
+            size: None,
+        },
+        values,
+        input_value: 0,
+        nodes: vec![Node {
+            name: "node".into(),
+            op_type: "Test".into(),
+            op,
+            inputs,
+            output,
+        }],
+        constants,
+        outputs: vec![output],
+        folded: 0,
+    };
+    (network, input)
+}
+
+/// Runs `op` on the GPU and on its twin and holds them within `tolerance`
+/// of the twin's largest |value|.
+fn check(gpu: &GpuNet, what: &str, (op, input, rest): (Op, Array, Vec<Array>), tolerance: f32) {
+    let (network, input) = one_node(op, input, rest);
+    let output = network.outputs[0];
+    let want = cpu::run(&network, input.clone(), &[output]).expect("the twin runs");
+    let got = gpu
+        .run(&network, input, &[output])
+        .expect("the shader runs");
+    let (want, got) = (&want.values[&output], &got.values[&output]);
+    assert_eq!(want.shape, got.shape, "{what}");
+    let scale = want
+        .data
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()))
+        .max(1e-6);
+    for (i, (a, b)) in got.data.iter().zip(&want.data).enumerate() {
+        let close = (a - b).abs() <= tolerance * scale || (a.is_infinite() && a == b);
+        assert!(close, "{what}: value {i} is {a}, its twin {b}");
+    }
+}
+
+fn with_gpu(body: impl Fn(&GpuNet, &mut ChaCha8Rng)) {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = NetOps::new(&gpu).expect("the shader compiles");
+    let runner = GpuNet {
+        gpu: &gpu,
+        ops: &ops,
+        convs: None,
+    };
+    body(&runner, &mut common::rng(20261205));
+}
+
+#[test]
+fn conv_matches_its_twin_for_any_geometry() {
+    with_gpu(|gpu, rng| {
+        for case in 0..40 {
+            let mut pick = |n: u32| common::below(rng, n) + 1;
+            let group = pick(3);
+            let (channels, filters) = (group * pick(3), group * pick(3));
+            let kernel = [pick(4), pick(4)];
+            let strides = [pick(3), pick(3)];
+            let dilations = [pick(2), pick(2)];
+            let pads = [pick(3) - 1, pick(3) - 1, pick(3) - 1, pick(3) - 1];
+            let size = [pick(8) + 8, pick(8) + 8];
+            let conv = Conv {
+                kernel,
+                strides,
+                pads,
+                dilations,
+                group,
+                bias: case % 3 != 0,
+            };
+            let c = channels as usize;
+            let input = random(rng, &[1, c, size[0] as usize, size[1] as usize], 1.0);
+            let weight_shape = [
+                filters as usize,
+                c / group as usize,
+                kernel[0] as usize,
+                kernel[1] as usize,
+            ];
+            let mut rest = vec![random(rng, &weight_shape, 1.0)];
+            if conv.bias {
+                rest.push(random(rng, &[filters as usize], 1.0));
+            }
+            check(
+                gpu,
+                &format!("{conv:?}"),
+                (Op::Conv(conv), input, rest),
+                1e-5,
+            );
+        }
+    });
+}
+
+#[test]
+fn every_activation_matches_its_twin() {
+    with_gpu(|gpu, rng| {
+        let kinds = [
+            (UnaryKind::Relu, 0.0, 0.0),
+            (UnaryKind::LeakyRelu, 0.1, 0.0),
+            (UnaryKind::Clip, 0.0, 6.0),
+            (UnaryKind::Clip, f32::MIN, f32::MAX),
+            (UnaryKind::Sigmoid, 0.0, 0.0),
+            (UnaryKind::HardSigmoid, 1.0 / 6.0, 0.5),
+            (UnaryKind::HardSwish, 0.0, 0.0),
+            (UnaryKind::Tanh, 0.0, 0.0),
+        ];
+        for (kind, alpha, beta) in kinds {
+            let unary = Unary { kind, alpha, beta };
+            let input = random(rng, &[1, 3, 7, 9], 10.0);
+            check(
+                gpu,
+                &format!("{unary:?}"),
+                (Op::Unary(unary), input, vec![]),
+                1e-6,
+            );
+        }
+    });
+}
+
+#[test]
+fn binary_ops_broadcast_as_their_twins_do() {
+    with_gpu(|gpu, rng| {
+        let pairs: [(&[usize], &[usize]); 6] = [
+            (&[1, 4, 5, 6], &[1, 4, 5, 6]),
+            (&[1, 4, 5, 6], &[1, 4, 1, 1]),
+            (&[1, 4, 5, 6], &[]),
+            (&[1, 4, 5, 6], &[4, 1, 1]),
+            (&[2, 3], &[3]),
+            (&[1, 4, 1, 6], &[1, 1, 5, 1]),
+        ];
+        for kind in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+            for (a, b) in pairs {
+                let input = random(rng, a, 2.0);
+                let mut other = random(rng, b, 1.0);
+                if kind == Binary::Div {
+                    other
+                        .data
+                        .iter_mut()
+                        .for_each(|v| *v = v.signum() * (v.abs() + 0.5));
+                }
+                let what = format!("{kind:?} {a:?} {b:?}");
+                check(gpu, &what, (Op::Binary(kind), input, vec![other]), 1e-6);
+            }
+        }
+    });
+}
+
+#[test]
+fn affine_matches_its_twin() {
+    with_gpu(|gpu, rng| {
+        let input = random(rng, &[1, 5, 4, 3], 2.0);
+        let rest = vec![random(rng, &[5], 2.0), random(rng, &[5], 2.0)];
+        check(gpu, "affine", (Op::Affine, input, rest), 1e-6);
+    });
+}
+
+#[test]
+fn pooling_matches_its_twin_with_padding_and_ceil_mode() {
+    with_gpu(|gpu, rng| {
+        for case in 0..32 {
+            let mut pick = |n: u32| common::below(rng, n) + 1;
+            let kernel = [pick(3) + 1, pick(3) + 1];
+            let pool = Pool {
+                max: case % 2 == 0,
+                kernel,
+                strides: [pick(3), pick(3)],
+                pads: [
+                    pick(kernel[0]) - 1,
+                    pick(kernel[1]) - 1,
+                    pick(kernel[0]) - 1,
+                    pick(kernel[1]) - 1,
+                ],
+                dilations: if case % 2 == 0 {
+                    [pick(2), pick(2)]
+                } else {
+                    [1, 1]
+                },
+                ceil_mode: case % 4 < 2,
+                count_include_pad: case % 8 >= 4,
+            };
+            let size = [9 + pick(6) as usize, 9 + pick(6) as usize];
+            let input = random(rng, &[1, 3, size[0], size[1]], 3.0);
+            check(
+                gpu,
+                &format!("{pool:?}"),
+                (Op::Pool(pool), input, vec![]),
+                1e-6,
+            );
+        }
+    });
+}
+
+#[test]
+fn global_average_matches_its_twin() {
+    with_gpu(|gpu, rng| {
+        let input = random(rng, &[1, 6, 7, 5], 3.0);
+        check(
+            gpu,
+            "global average",
+            (Op::GlobalAverage, input, vec![]),
+            1e-6,
+        );
+    });
+}
+
+#[test]
+fn gemm_matches_its_twin_for_each_transposition_and_c() {
+    with_gpu(|gpu, rng| {
+        let (m, k, n) = (3, 17, 5);
+        for trans_a in [false, true] {
+            for trans_b in [false, true] {
+                let c_shapes: [Option<&[usize]>; 5] = [
+                    None,
+                    Some(&[n]),
+                    Some(&[m, n]),
+                    Some(&[1, n]),
+                    Some(&[m, 1]),
+                ];
+                for c in c_shapes {
+                    let gemm = Gemm {
+                        trans_a,
+                        trans_b,
+                        alpha: 0.5,
+                        beta: 2.0,
+                    };
+                    let a_shape = if trans_a { [k, m] } else { [m, k] };
+                    let b_shape = if trans_b { [n, k] } else { [k, n] };
+                    let a = random(rng, &a_shape, 1.0);
+                    let mut rest = vec![random(rng, &b_shape, 1.0)];
+                    rest.extend(c.map(|c| random(rng, c, 1.0)));
+                    let what = format!("{gemm:?} C {c:?}");
+                    check(gpu, &what, (Op::Gemm(gemm), a, rest), 1e-5);
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn softmax_matches_its_twin() {
+    with_gpu(|gpu, rng| {
+        let input = random(rng, &[3, 10], 20.0);
+        check(
+            gpu,
+            "softmax",
+            (Op::Softmax { row: 10 }, input, vec![]),
+            1e-5,
+        );
+    });
+}
