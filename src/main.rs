@@ -123,6 +123,35 @@ struct Cli {
     #[arg(long, value_name = "SPEC", conflicts_with_all = ["filters", "kernel_size", "stride", "padding", "dilation", "groups", "activation", "layer_name", "bias"])]
     layers: Option<String>,
 
+    /// Run a whole network: an ONNX model (its weights inside it or in the
+    /// external data file beside it, as torch.onnx.export writes them). The
+    /// photo is resized to the size the model fixes; every Conv node's maps
+    /// (see --maps), the top 5 classes and where the model looked (cam.png)
+    /// are written.
+    #[arg(long, value_name = "FILE.onnx", conflicts_with_all = ["weights", "filters", "kernel_size", "stride", "padding", "dilation", "groups", "activation", "layer_name", "bias", "fold_bn", "init"])]
+    model: Option<PathBuf>,
+
+    /// With --model: whose maps to write: convs (every Conv node's output),
+    /// all (every node's output that is maps), or node names, comma-separated.
+    #[arg(long, value_name = "WHICH", requires = "model", value_parser = convmaps::job::model::MapsChoice::parse)]
+    maps: Option<convmaps::job::model::MapsChoice>,
+
+    /// With --model: how the photo meets the model's input size: fit (shorter
+    /// side to fit, then the centre cropped, as torchvision's evaluation
+    /// transforms do), exact (stretched), or WxH (a model of dynamic size).
+    #[arg(long, value_name = "HOW", requires = "model", default_value = "fit", value_parser = convmaps::net::input::Resize::parse)]
+    resize: convmaps::net::input::Resize,
+
+    /// With --model: also run every node's CPU twin and report how far each
+    /// node's output is from it (nodes[].verify in summary.json).
+    #[arg(long, requires = "model")]
+    verify: bool,
+
+    /// With --model: print each node's op, output shape, parameters, FLOPs
+    /// and time.
+    #[arg(long, requires = "model")]
+    profile: bool,
+
     /// Output directory [default: out/<photo file stem>/]. With several photos,
     /// each goes into DIR/<photo file stem>/.
     #[arg(short, long, value_name = "DIR")]
@@ -567,7 +596,8 @@ fn quiet_driver_runtime_dir() {}
 fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = read_settings()?;
     let weights = weights_source(&cli)?;
-    let stack = stack_job(&cli)?;
+    let model_job = model_job(&cli)?;
+    let stack = if model_job.is_some() { None } else { stack_job(&cli)? };
     if stack.is_none() && matches!(weights, WeightsSource::Init { .. }) {
         // Photos have three channels; a file's layer is checked against each photo.
         layer_options(&cli).validate(3)?;
@@ -604,8 +634,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         let setup = std::mem::take(&mut setup);
         let progress = |step| show_progress(bar.as_ref(), &label, step);
-        let result = job::run(engine.as_ref(), &job, setup, &progress)
-            .map(|summary| summary.terminal_text(&job.out_dir));
+        let result = match &model_job {
+            Some(model_job) => job::model::run(engine.as_ref(), &job, model_job, setup).map(|summary| {
+                let profile = if cli.profile { summary.profile_text() } else { String::new() };
+                format!("{profile}{}", summary.terminal_text(&job.out_dir))
+            }),
+            None => job::run(engine.as_ref(), &job, setup, &progress)
+                .map(|summary| summary.terminal_text(&job.out_dir)),
+        };
         match result {
             Ok(text) if !cli.quiet => print_above(bar.as_ref(), &format!("{text}\n")),
             Ok(_) => {}
@@ -625,6 +661,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         bar.finish_and_clear();
     }
     failed(&failures, photos.len(), all_bad_input)
+}
+
+/// The whole-network run `--model` asks for; `--layers` then names the
+/// model's own nodes, as `--maps` does.
+fn model_job(cli: &Cli) -> anyhow::Result<Option<job::model::ModelJob>> {
+    let Some(model) = cli.model.clone() else {
+        return Ok(None);
+    };
+    let maps = match (&cli.layers, &cli.maps) {
+        (Some(_), Some(_)) => {
+            return Err(UsageError("--layers with --model names nodes as --maps does; give one of them".into()).into());
+        }
+        (Some(names), None) => job::model::MapsChoice::parse(names).map_err(UsageError)?,
+        (None, maps) => maps.clone().unwrap_or_default(),
+    };
+    Ok(Some(job::model::ModelJob {
+        model,
+        maps,
+        resize: cli.resize,
+        verify: cli.verify,
+    }))
 }
 
 /// Every `CONVMAPS_*` switch, read once from the environment; a value a

@@ -5,6 +5,7 @@
 
 mod chain;
 mod layer;
+pub mod model;
 mod modes;
 mod page;
 mod pictures;

@@ -245,3 +245,14 @@ fn input_reading(prep: &Option<InputPrep>) -> String {
         .and_then(InputPrep::describe)
         .map_or(String::new(), |read| format!("; the photo read as {read}"))
 }
+
+/// Writes the page of a whole-network run, `index.html`; returns its name.
+pub(super) fn write_model_page(
+    out_dir: &std::path::Path,
+    summary: &crate::report::model::ModelSummary,
+) -> Result<String> {
+    let has_filters = |folder: &str| out_dir.join(folder).join("filters.png").exists();
+    let html = crate::render::model_page::model_html(summary, has_filters);
+    write_bytes_atomic(&out_dir.join("index.html"), html.as_bytes())?;
+    Ok("index.html".to_string())
+}

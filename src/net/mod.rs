@@ -9,6 +9,8 @@ pub mod array;
 pub mod cpu;
 mod fold;
 pub mod gpu;
+pub mod head;
+pub mod input;
 mod load;
 pub mod ops;
 

@@ -172,7 +172,7 @@ pub fn format_value(value: f32) -> String {
     }
 }
 
-const STYLE: &str = "\
+pub(crate) const STYLE: &str = "\
 body { font-family: system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; padding: 0 1em; color: #222; background: #fff; }
 h1 { font-size: 1.6em; margin-bottom: 0.5em; word-break: break-all; }
 h2 { font-size: 1.2em; margin-top: 2em; border-bottom: 1px solid #ddd; }

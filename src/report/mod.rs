@@ -2,6 +2,7 @@
 //! [`LayerEntry`] per block of the graph) and the terminal text
 //! (`terminal.rs`). A one-layer run and a stack report alike.
 
+pub mod model;
 mod run;
 mod terminal;
 

@@ -1,0 +1,492 @@
+//! A whole network run over a photo (`--model FILE.onnx`): the photo made
+//! into the model's input, the model loaded for that size, the forward
+//! pass on the engine, then each chosen node's maps in a folder of its own,
+//! the top classes, the class activation map, the page and the summary.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::pictures::{StreamedPictures, map_ranges};
+use super::{Job, View, write_filters};
+use crate::engine::Pictures;
+use crate::error::{Error, Result};
+use crate::graph::names::folder_names;
+use crate::input::{Input, InputFile};
+use crate::layer::{Layer, LayerSpec};
+use crate::net::head::{self, CamSource};
+use crate::net::input::{self as model_input, Resize};
+use crate::net::ops::Op;
+use crate::net::{self, Array, NetRun, Network, ValueId};
+use crate::npy;
+use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
+use crate::preprocess::{InputPrep, Layout as Channels};
+use crate::render::colormap::Colormap;
+use crate::render::quantise::Quantise;
+use crate::report::model::{
+    CamReport, ModelFacts, ModelRunInput, ModelSummary, ModelTimings, NodeReport, OutputReport,
+};
+use crate::stats::MapStats;
+use crate::tensor::Tensor3;
+
+/// Which nodes' maps are written (`--maps`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MapsChoice {
+    /// Every Conv node's output.
+    #[default]
+    Convs,
+    /// Every node's output that is maps (`[1, C, H, W]`).
+    All,
+    /// The nodes of these names.
+    Names(Vec<String>),
+}
+
+impl MapsChoice {
+    /// `convs`, `all`, or comma-separated node names.
+    pub fn parse(text: &str) -> std::result::Result<MapsChoice, String> {
+        match text.trim() {
+            "convs" => Ok(MapsChoice::Convs),
+            "all" => Ok(MapsChoice::All),
+            "" => Err("--maps needs convs, all or node names".into()),
+            names => Ok(MapsChoice::Names(
+                names.split(',').map(|n| n.trim().to_string()).collect(),
+            )),
+        }
+    }
+}
+
+/// A whole-network run's own options.
+#[derive(Clone, Debug, Default)]
+pub struct ModelJob {
+    /// The ONNX model.
+    pub model: PathBuf,
+    /// Which nodes' maps to write.
+    pub maps: MapsChoice,
+    /// How the photo meets the model's input size.
+    pub resize: Resize,
+    /// Also run every node's CPU twin and report the differences.
+    pub verify: bool,
+}
+
+/// The top classes listed per output.
+const TOP: usize = 5;
+
+/// Runs `job`'s model over its photo on `engine` and writes everything
+/// into `job.out_dir`; `setup` is the engine's making, counted in the
+/// total. Errors name the file: the model refused at load (exit 2), the
+/// photo, a node name `--maps` gives that the model has not.
+pub fn run(engine: &dyn Pictures, job: &Job, model_job: &ModelJob, setup: Duration) -> Result<ModelSummary> {
+    let started = Instant::now();
+    check_output_dir(&job.out_dir)?;
+    let mut model = net::open(&model_job.model)?;
+    let (rgb, record, prep, file) = read_photo(job, &model.input, model_job.resize)?;
+    let decode = started.elapsed();
+    let loading = Instant::now();
+    let network = model.network([rgb.height, rgb.width])?;
+    let chosen = chosen_nodes(&network, &model_job.maps)?;
+    let cam = network.outputs.iter().find_map(|&o| head::cam_source(&network, o));
+    let input = match &prep {
+        Some(prep) => model_input::model_input(&rgb, prep, &network.input),
+        None => tensor_input(&rgb, &network)?,
+    };
+    let load = loading.elapsed();
+    let mut keep: Vec<ValueId> = chosen.iter().map(|&n| network.nodes[n].output).collect();
+    keep.extend(&network.outputs);
+    keep.extend(cam.as_ref().map(|c| c.maps));
+    let running = Instant::now();
+    let verify = match model_job.verify {
+        true => Some(verify_nodes(engine, &network, &input)?),
+        false => None,
+    };
+    let run = engine.run_network(&network, input, &keep)?;
+    let run_time = running.elapsed();
+    let writing = Instant::now();
+    create_output_dir(&job.out_dir)?;
+    let mut files = vec![write_input_png(&job.out_dir, &rgb)?];
+    let folders = write_node_maps(job, &network, &chosen, &run)?;
+    files.extend(folders.values().cloned());
+    let outputs = write_outputs(job, &network, &run, &mut files)?;
+    let cam = match (&cam, outputs.iter().find_map(|o| o.top.first())) {
+        (Some(source), Some(top)) => Some(write_cam(job, &network, source, &run, (&rgb, top.index))?),
+        _ => None,
+    };
+    files.extend(cam.iter().flat_map(|c| [Some(c.file.clone()), c.npy.clone()]).flatten());
+    let nodes = node_reports(&network, &run, &folders, verify.as_ref());
+    let info = engine.info();
+    let mut summary = ModelSummary {
+        input: ModelRunInput {
+            path: job.input.clone(),
+            width: file.0,
+            height: file.1,
+            orientation: file.2,
+            resize: record,
+            preprocessing: prep,
+        },
+        model: model_facts(&network),
+        nodes,
+        outputs,
+        cam,
+        backend: info.backend.name(),
+        shader: info.shader_name(),
+        adapter: info.adapter.clone(),
+        gpu_compute_ms: run.gpu_ms,
+        timings_ms: ModelTimings::default(),
+        verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
+        files,
+    };
+    summary.files.push(super::page::write_model_page(&job.out_dir, &summary)?);
+    summary.timings_ms = ModelTimings {
+        decode: ms(decode),
+        load: ms(load),
+        run: ms(run_time),
+        write: ms(writing.elapsed()),
+        total: ms(started.elapsed() + setup),
+    };
+    summary.files.push("summary.json".into());
+    let json = serde_json::to_vec_pretty(&summary).map_err(|source| Error::Json {
+        path: job.out_dir.join("summary.json"),
+        source,
+    })?;
+    write_bytes_atomic(&job.out_dir.join("summary.json"), &json)?;
+    Ok(summary)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+/// The photo (or tensor) at the model's input size, what was done to its
+/// size, how its values are read, and its stored `(width, height,
+/// orientation)`.
+fn read_photo(
+    job: &Job,
+    model: &net::ModelInput,
+    resize: Resize,
+) -> Result<(Tensor3, model_input::ResizeRecord, Option<InputPrep>, (u32, u32, crate::photo::Orientation))> {
+    let file = InputFile::open(&job.input, job.max_pixels, job.apply_orientation)?;
+    let orientation = file.orientation();
+    let input = file.decode()?;
+    let (tensor, prep) = match input {
+        Input::Photo(photo) => {
+            let prep = InputPrep {
+                layout: if job.bgr { Channels::Bgr } else { Channels::Rgb },
+                scale: job.input_scale,
+                normalization: job.input_norm.clone(),
+            };
+            prep.validate()?;
+            (photo.to_tensor(), Some(prep))
+        }
+        Input::Tensor(_) if job.bgr || job.input_norm.is_some() || job.input_scale != 1.0 => {
+            return Err(Error::InvalidLayer(format!(
+                "--bgr, --input-norm and --input-scale read a photo; {} is a tensor, read as it is",
+                job.input.display()
+            )));
+        }
+        Input::Tensor(tensor) => (tensor, None),
+    };
+    let stored = (tensor.width, tensor.height, orientation);
+    if prep.is_none() {
+        let record = model_input::ResizeRecord {
+            mode: "none",
+            from: [tensor.width, tensor.height],
+            to: [tensor.width, tensor.height],
+            resized: None,
+        };
+        return Ok((tensor, record, None, stored));
+    }
+    let (resized, record) = model_input::resize(&tensor, model, resize)?;
+    Ok((resized, record, prep, stored))
+}
+
+/// A `.npy` tensor `[3, H, W]` as the model's input, read as it is.
+fn tensor_input(tensor: &Tensor3, network: &Network) -> Result<Array> {
+    let expected = &network.values[network.input_value].shape;
+    let shape = vec![1, tensor.channels as usize, tensor.height as usize, tensor.width as usize];
+    if &shape != expected {
+        return Err(Error::Mismatch(format!(
+            "the tensor is {:?}; the model takes {expected:?}",
+            &shape[1..]
+        )));
+    }
+    Ok(Array::new(shape, tensor.data.clone()))
+}
+
+/// The indices of the nodes whose maps are written, in run order.
+fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
+    let is_maps = |n: &net::Node| net::array::maps_shape(&network.values[n.output].shape).is_some();
+    let chosen: Vec<usize> = match maps {
+        MapsChoice::Convs => (0..network.nodes.len())
+            .filter(|&i| matches!(network.nodes[i].op, Op::Conv(_)))
+            .collect(),
+        MapsChoice::All => (0..network.nodes.len())
+            .filter(|&i| is_maps(&network.nodes[i]) && network.nodes[i].op != Op::View)
+            .collect(),
+        MapsChoice::Names(names) => {
+            let mut chosen = Vec::new();
+            for name in names {
+                let found = network.nodes.iter().position(|n| &n.name == name || network.values[n.output].name == *name);
+                let index = found.ok_or_else(|| {
+                    let some: Vec<&str> = network.nodes.iter().take(8).map(|n| n.name.as_str()).collect();
+                    Error::weights(
+                        &network.path,
+                        format!(
+                            "has no node {name:?} that runs (its first: {}; `convmaps layers` and summary.json's nodes list them all)",
+                            some.join(", ")
+                        ),
+                    )
+                })?;
+                if !is_maps(&network.nodes[index]) {
+                    return Err(Error::weights(
+                        &network.path,
+                        format!(
+                            "node {name:?} writes {:?}, not maps [1, C, H, W]",
+                            network.values[network.nodes[index].output].shape
+                        ),
+                    ));
+                }
+                chosen.push(index);
+            }
+            chosen
+        }
+    };
+    Ok(chosen)
+}
+
+/// Writes each chosen node's maps into its folder; returns the folder of
+/// each node index.
+fn write_node_maps(
+    job: &Job,
+    network: &Network,
+    chosen: &[usize],
+    run: &NetRun,
+) -> Result<HashMap<usize, String>> {
+    let names = folder_names(chosen.iter().map(|&i| network.nodes[i].name.as_str()));
+    let mut folders = HashMap::new();
+    for (&index, folder) in chosen.iter().zip(names) {
+        let node = &network.nodes[index];
+        let maps = run.values[&node.output]
+            .as_maps()
+            .expect("chosen nodes write maps");
+        let dir = job.out_dir.join(&folder);
+        create_output_dir(&dir)?;
+        write_maps(&dir, &maps, &job.view)?;
+        if let Some(layer) = conv_layer(network, index) {
+            write_filters(&dir, &layer, &job.view)?;
+        }
+        if job.raw {
+            let shape = [maps.channels as usize, maps.height as usize, maps.width as usize];
+            npy::write_f32_nd(&dir.join("features.npy"), &shape, &maps.data)?;
+        }
+        folders.insert(index, folder);
+    }
+    Ok(folders)
+}
+
+/// The feature PNGs and the grid of `maps` `[C, H, W]` in `dir`.
+fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<String>> {
+    let plane = maps.plane_len();
+    let stats: Vec<MapStats> = (0..maps.channels as usize)
+        .map(|k| MapStats::of(&maps.data[k * plane..(k + 1) * plane]))
+        .collect();
+    let ranges = map_ranges(&stats, view);
+    let shape = [maps.channels, maps.height, maps.width];
+    let mut pictures = StreamedPictures::create(dir, shape, &ranges, view)?;
+    let quantise = Quantise {
+        colormap: view.colormap,
+        ranges,
+    };
+    pictures.write_pixels(0, 0, &quantise.pixels_cpu(maps.view()))?;
+    pictures.finish(dir)
+}
+
+/// A Conv node's weights as a [`Layer`], for its `filters.png`.
+fn conv_layer(network: &Network, index: usize) -> Option<Layer> {
+    let node = &network.nodes[index];
+    let Op::Conv(conv) = node.op else {
+        return None;
+    };
+    let weight = network.constants.get(&node.inputs[1])?;
+    let bias = node
+        .inputs
+        .get(2)
+        .and_then(|b| network.constants.get(b))
+        .map_or_else(Vec::new, |b| b.data.clone());
+    let [k, cg, fh, fw] = weight.shape[..] else {
+        return None;
+    };
+    let spec = LayerSpec {
+        in_channels: cg as u32 * conv.group,
+        filters: k as u32,
+        kernel_height: fh as u32,
+        kernel_width: fw as u32,
+        groups: conv.group,
+        bias: conv.bias,
+        ..LayerSpec::new(3, 1, 1)
+    };
+    Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// The graph's outputs: each one's top classes, and with `--raw` its
+/// values as `.npy`.
+fn write_outputs(job: &Job, network: &Network, run: &NetRun, files: &mut Vec<String>) -> Result<Vec<OutputReport>> {
+    let names = folder_names(network.outputs.iter().map(|&o| network.values[o].name.as_str()));
+    let mut outputs = Vec::new();
+    for (&value, name) in network.outputs.iter().zip(names) {
+        let array = &run.values[&value];
+        let softmaxed = network
+            .writer(value)
+            .is_some_and(|n| matches!(n.op, Op::Softmax { .. }));
+        let top = match head::is_scores(&array.shape) {
+            true => head::top_classes(&array.data, TOP, softmaxed),
+            false => Vec::new(),
+        };
+        let npy = match job.raw {
+            true => {
+                let file = format!("output_{name}.npy");
+                npy::write_f32_nd(&job.out_dir.join(&file), &array.shape, &array.data)?;
+                files.push(file.clone());
+                Some(file)
+            }
+            false => None,
+        };
+        outputs.push(OutputReport {
+            name: network.values[value].name.clone(),
+            shape: array.shape.clone(),
+            npy,
+            top,
+        });
+    }
+    Ok(outputs)
+}
+
+/// Writes `cam.png`: the class activation map of `class`, scaled to the
+/// photo, coloured and laid over it at half opacity (and `cam.npy` with
+/// `--raw`).
+fn write_cam(
+    job: &Job,
+    network: &Network,
+    source: &CamSource,
+    run: &NetRun,
+    (rgb, class): (&Tensor3, usize),
+) -> Result<CamReport> {
+    let maps = &run.values[&source.maps];
+    let weight = &network.constants[&source.weight];
+    let cam = head::cam(source, maps, weight, class);
+    let (h, w) = (cam.shape[0], cam.shape[1]);
+    let lo = cam.data.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = cam.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let unit: Vec<f32> = cam.data.iter().map(|v| (v - lo) / (hi - lo).max(1e-12)).collect();
+    let small = image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, unit)
+        .expect("h·w values");
+    let big = image::imageops::resize(&small, rgb.width, rgb.height, image::imageops::FilterType::Triangle);
+    let plane = rgb.plane_len();
+    let mut picture = image::RgbImage::new(rgb.width, rgb.height);
+    for (p, (pixel, heat)) in picture.pixels_mut().zip(big.pixels()).enumerate() {
+        let colour = Colormap::Turbo.colour(heat[0]);
+        for c in 0..3 {
+            let photo = (rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0) as f32;
+            pixel[c] = (0.5 * photo + 0.5 * colour[c] as f32).round() as u8;
+        }
+    }
+    crate::render::write_png_rgb(&job.out_dir.join("cam.png"), &picture)?;
+    let npy = match job.raw {
+        true => {
+            npy::write_f32_nd(&job.out_dir.join("cam.npy"), &[h, w], &cam.data)?;
+            Some("cam.npy".to_string())
+        }
+        false => None,
+    };
+    let classes = network.values[source.logits].shape.iter().product::<usize>();
+    Ok(CamReport {
+        file: "cam.png".into(),
+        npy,
+        class,
+        label: label_of(class, classes),
+        maps: network.values[source.maps].name.clone(),
+        size: [h, w],
+    })
+}
+
+/// Class `class`'s label among `classes`.
+fn label_of(class: usize, classes: usize) -> String {
+    let mut scores = vec![0.0; classes];
+    scores[class] = 1.0;
+    head::top_classes(&scores, 1, true)
+        .first()
+        .map_or_else(|| format!("class {class}"), |t| t.label.clone())
+}
+
+/// `input.png`: the photo as the model sees it (resized, before its
+/// values are normalised).
+fn write_input_png(dir: &Path, rgb: &Tensor3) -> Result<String> {
+    let plane = rgb.plane_len();
+    let mut picture = image::RgbImage::new(rgb.width, rgb.height);
+    for (p, pixel) in picture.pixels_mut().enumerate() {
+        for c in 0..3 {
+            pixel[c] = (rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0).round() as u8;
+        }
+    }
+    crate::render::write_png_rgb(&dir.join("input.png"), &picture)?;
+    Ok("input.png".into())
+}
+
+/// Runs every node on the engine and on its CPU twin; each node's worst
+/// difference relative to the largest |value| of the twin's output.
+fn verify_nodes(engine: &dyn Pictures, network: &Network, input: &Array) -> Result<HashMap<usize, f64>> {
+    let all: Vec<ValueId> = network.nodes.iter().map(|n| n.output).collect();
+    let twin = net::cpu::run(network, input.clone(), &all)?;
+    let ran = engine.run_network(network, input.clone(), &all)?;
+    let mut worst = HashMap::new();
+    for (index, node) in network.nodes.iter().enumerate() {
+        let (want, got) = (&twin.values[&node.output], &ran.values[&node.output]);
+        let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let error = got
+            .data
+            .iter()
+            .zip(&want.data)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        worst.insert(index, (error / scale) as f64);
+    }
+    Ok(worst)
+}
+
+/// Each node's entry of the summary.
+fn node_reports(
+    network: &Network,
+    run: &NetRun,
+    folders: &HashMap<usize, String>,
+    verify: Option<&HashMap<usize, f64>>,
+) -> Vec<NodeReport> {
+    network
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(index, node)| NodeReport {
+            name: node.name.clone(),
+            op: node.op_type.clone(),
+            inputs: node.inputs.iter().map(|&v| network.values[v].name.clone()).collect(),
+            outputs: vec![network.values[node.output].name.clone()],
+            shape: network.values[node.output].shape.clone(),
+            parameters: network.parameters(node),
+            flops: network.flops(node),
+            ms: run.node_ms.get(index).copied(),
+            folder: folders.get(&index).cloned(),
+            verify: verify.and_then(|v| v.get(&index).copied()),
+        })
+        .collect()
+}
+
+/// The model's facts for the summary.
+fn model_facts(network: &Network) -> ModelFacts {
+    ModelFacts {
+        path: network.path.clone(),
+        input_name: network.input.name.clone(),
+        layout: network.input.layout,
+        input_shape: network.values[network.input_value].shape.clone(),
+        fixed_size: network.input.size,
+        nodes: network.nodes.len(),
+        folded: network.folded,
+        parameters: network.nodes.iter().map(|n| network.parameters(n)).sum(),
+        flops: network.nodes.iter().map(|n| network.flops(n)).sum(),
+    }
+}

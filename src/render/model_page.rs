@@ -1,0 +1,97 @@
+//! The page of a whole-network run: the photo as the model saw it, the
+//! top classes as bars, where the model looked (CAM), then every node whose
+//! maps were written, in the order the model runs them, with its op, output
+//! shape, parameters and grid of maps. One file that opens from disk; every
+//! name from the model is escaped.
+
+use std::fmt::Write;
+
+use super::html::{STYLE, escape, url_path};
+use crate::report::model::ModelSummary;
+
+/// The page as one HTML document. `has_filters` says whether a node's
+/// folder holds `filters.png`.
+pub fn model_html(summary: &ModelSummary, has_filters: impl Fn(&str) -> bool) -> String {
+    let name = summary
+        .model
+        .path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let title = escape(&format!("{name} on {}", summary.input.path.display()));
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{title}</title>\n<style>\n{STYLE}.bar {{ background: #4a7fd4; height: 1em; display: inline-block; vertical-align: middle; }}\n\
+         .classes td {{ padding: 0.2em 0.6em; }}\n</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+    );
+    let model = &summary.model;
+    let _ = writeln!(
+        html,
+        "<p class=\"layer\">{} nodes ran ({} folded at load), {} parameters, {:.2} GFLOP per photo; input {:?} ({}).</p>",
+        model.nodes,
+        model.folded,
+        model.parameters,
+        model.flops as f64 / 1e9,
+        model.input_shape,
+        escape(&format!("{:?}", model.layout))
+    );
+    write_top(&mut html, summary);
+    html.push_str("<h2>Maps, in the order the model computes them</h2>\n");
+    for node in summary.nodes.iter().filter(|n| n.folder.is_some()) {
+        let folder = node.folder.as_deref().unwrap_or_default();
+        let shape: Vec<String> = node.shape.iter().map(usize::to_string).collect();
+        let _ = write!(
+            html,
+            "<div class=\"stack-layer\" data-node=\"{}\">\n<h2>{} <small>{} → [{}], {} parameters</small></h2>\n<div class=\"pictures\">\n\
+             <figure><img src=\"{}/grid.png\" alt=\"maps of {}\" loading=\"lazy\"><figcaption>its maps</figcaption></figure>\n",
+            escape(&node.name),
+            escape(&node.name),
+            escape(&node.op),
+            shape.join(", "),
+            node.parameters,
+            url_path(folder),
+            escape(&node.name)
+        );
+        if has_filters(folder) {
+            let _ = writeln!(
+                html,
+                "<figure><img src=\"{}/filters.png\" alt=\"filters of {}\" loading=\"lazy\"><figcaption>its filters</figcaption></figure>",
+                url_path(folder),
+                escape(&node.name)
+            );
+        }
+        html.push_str("</div>\n</div>\n");
+    }
+    html.push_str("</body>\n</html>\n");
+    html
+}
+
+/// The photo, the CAM and the top classes.
+fn write_top(html: &mut String, summary: &ModelSummary) {
+    html.push_str("<div class=\"top\">\n<figure><img src=\"input.png\" alt=\"the photo as the model saw it\" class=\"pixelated\"><figcaption>the photo as the model saw it</figcaption></figure>\n");
+    if let Some(cam) = &summary.cam {
+        let _ = writeln!(
+            html,
+            "<figure><img src=\"{}\" alt=\"where the model looked for {}\" data-cam=\"{}\"><figcaption>where it looked for {} (CAM from {})</figcaption></figure>",
+            url_path(&cam.file),
+            escape(&cam.label),
+            cam.class,
+            escape(&cam.label),
+            escape(&cam.maps)
+        );
+    }
+    for output in summary.outputs.iter().filter(|o| !o.top.is_empty()) {
+        let _ = write!(html, "<table class=\"classes\"><caption>top {} of {}</caption>\n", output.top.len(), escape(&output.name));
+        for class in &output.top {
+            let _ = writeln!(
+                html,
+                "<tr><td>{}</td><td class=\"num\">{:.1}%</td><td><span class=\"bar\" style=\"width: {:.0}px\"></span></td></tr>",
+                escape(&class.label),
+                class.probability * 100.0,
+                (class.probability * 200.0).max(1.0)
+            );
+        }
+        html.push_str("</table>\n");
+    }
+    html.push_str("</div>\n");
+}
