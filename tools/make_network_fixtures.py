@@ -22,6 +22,8 @@ NAME.onnx.data), OUT_DIR/NAME_EXPORTER/ holds:
 - golden.json: for each golden file, the node that writes it (name, op,
   output value name) and its shape, and the graph output's top 5 classes.
 
+OUT_DIR/bad/ holds small malformed graphs the loader must refuse.
+
 `--big DIR` writes, instead, full-size ResNet-18 (224x224) exported the
 default way, for measuring speed; it is not committed.
 """
@@ -204,6 +206,50 @@ def write_fixture(out: str, name: str, exporter: str) -> None:
     print(f"{folder}: {len(wanted)} goldens, {os.path.getsize(path)} bytes of model")
 
 
+def write_malformed(out: str) -> None:
+    """Small graphs a loader must refuse, each with a Conv that reads the
+    photo first: bad_op.onnx (an op outside the registry), bad_cycle.onnx
+    (two nodes that read each other), bad_missing.onnx (a node reads a value
+    nothing writes), bad_shapes.onnx (an Add of shapes that do not
+    broadcast), bad_short.onnx (a weight whose data is shorter than its
+    shape) and bad_outside.onnx (external data in `../`)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    folder = os.path.join(out, "bad")
+    os.makedirs(folder, exist_ok=True)
+    weight = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, dtype=np.float32), "w")
+    conv = helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1])
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 8, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+
+    def save(name, nodes, initializers):
+        graph = helper.make_graph(nodes, name, [x], [y], initializers)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        onnx.save(model, os.path.join(folder, name + ".onnx"))
+
+    save("bad_op", [conv, helper.make_node("Celu", ["c"], ["y"], name="odd_one")], [weight])
+    save("bad_cycle", [
+        conv,
+        helper.make_node("Add", ["c", "b"], ["a"], name="first"),
+        helper.make_node("Relu", ["a"], ["b"], name="second"),
+        helper.make_node("Identity", ["b"], ["y"], name="out"),
+    ], [weight])
+    save("bad_missing", [conv, helper.make_node("Add", ["c", "nowhere"], ["y"], name="adds")], [weight])
+    three = numpy_helper.from_array(np.ones((1, 3, 1, 1), dtype=np.float32), "three")
+    save("bad_shapes", [conv, helper.make_node("Add", ["c", "three"], ["y"], name="clash")], [weight, three])
+    short = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, dtype=np.float32), "w")
+    short.raw_data = short.raw_data[:100]
+    save("bad_short", [conv, helper.make_node("Relu", ["c"], ["y"], name="relu")], [short])
+    outside = numpy_helper.from_array(np.full((4, 3, 3, 3), 0.1, dtype=np.float32), "w")
+    outside.ClearField("raw_data")
+    outside.data_location = TensorProto.EXTERNAL
+    for key, value in [("location", "../weights.bin"), ("offset", "0"), ("length", "432")]:
+        entry = outside.external_data.add()
+        entry.key, entry.value = key, value
+    save("bad_outside", [conv, helper.make_node("Relu", ["c"], ["y"], name="relu")], [outside])
+    print(f"{folder}: six malformed graphs")
+
+
 def write_big(out: str) -> None:
     """Full-size ResNet-18, exported the default way, with its ImageNet
     input size, for the speed measurements."""
@@ -226,6 +272,7 @@ def main() -> None:
     pairs = [(n, e) for n in MODELS for e in ["ts", "dy"]] if every else COMMITTED
     for name, exporter in pairs:
         write_fixture(out, name, exporter)
+    write_malformed(out)
 
 
 if __name__ == "__main__":

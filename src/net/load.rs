@@ -270,7 +270,7 @@ fn run_order(
             .map(|i| format!("{:?}", nodes[i].label()))
             .collect();
         return Err(format!(
-            "its graph has a cycle: nodes {} read each other's outputs",
+            "its graph has a cycle: nodes {} wait, through each other, for their own outputs",
             stuck.join(", ")
         ));
     }
@@ -429,13 +429,13 @@ impl<'f> Loader<'f> {
         if !self.file.has_tensor(name) {
             return Err(format!("it reads {name:?}, which is not computed"));
         }
-        if self.file.is_int_tensor(name).map_err(|e| e.to_string())? {
+        if self.file.is_int_tensor(name).map_err(message)? {
             return Err(format!("it reads {name:?}, integers, as data"));
         }
         let tensor = self
             .file
             .tensor_within(name, MAX_TENSOR_VALUES)
-            .map_err(|e| e.to_string())?;
+            .map_err(message)?;
         Ok(Array::new(tensor.shape, tensor.values))
     }
 
@@ -451,7 +451,7 @@ impl<'f> Loader<'f> {
         if !self.file.has_tensor(name) {
             return Ok(None);
         }
-        let error = |e: Error| e.to_string();
+        let error = message;
         let shape = self.file.tensor_shape(name).map_err(error)?;
         if shape.iter().product::<usize>() > MAX_FOLDED_VALUES {
             return Ok(None);
@@ -888,6 +888,15 @@ fn same_pads(
     match upper {
         true => [small_h, small_w, th - small_h, tw - small_w],
         false => [th - small_h, tw - small_w, small_h, small_w],
+    }
+}
+
+/// What a file's error says, without the file's path (the caller's error
+/// names it).
+fn message(error: Error) -> String {
+    match error {
+        Error::Weights { message, .. } => message,
+        other => other.to_string(),
     }
 }
 

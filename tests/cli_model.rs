@@ -1,0 +1,213 @@
+//! `convmaps PHOTO --model FILE.onnx`: a whole network run from the command
+//! line. The maps it writes are the model's own tensors (ONNX Runtime's,
+//! within 1e-4), its top 5 is ONNX Runtime's ranking, and a model that
+//! cannot run is refused with exit 2 naming the node.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{Run, convmaps};
+use ::convmaps::npy;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net").join(name)
+}
+
+/// Each golden value of a fixture: (node name, value name, file, top 5).
+fn goldens(dir: &Path) -> Vec<(String, PathBuf, Option<Vec<u64>>)> {
+    let text = std::fs::read_to_string(dir.join("golden.json")).expect("golden.json");
+    let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    json["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| {
+            let top = v["top"].as_array().map(|t| t.iter().map(|i| i.as_u64().unwrap()).collect());
+            (v["node"].as_str().unwrap().to_string(), dir.join(v["file"].as_str().unwrap()), top)
+        })
+        .collect()
+}
+
+fn assert_close(what: &str, got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+    let worst = got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    assert!(worst <= 1e-4, "{what}: {worst:e} off ONNX Runtime's");
+}
+
+/// Runs the fixture's own input tensor through the CLI with `--raw` and
+/// checks every Conv node's `features.npy` and the top 5 against ONNX
+/// Runtime's.
+fn check_fixture_through_the_cli(name: &str, backend: impl Fn(Run) -> Option<Run>) {
+    let dir = fixture(name);
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let run = convmaps([dir.join("input.npy")])
+        .arg("--model")
+        .arg(dir.join("model.onnx"))
+        .arg("--raw")
+        .out(out.path());
+    let Some(run) = backend(run) else {
+        return;
+    };
+    run.success();
+    let summary = common::read_summary(out.path());
+    let nodes = summary["nodes"].as_array().expect("nodes");
+    for (node, file, top) in goldens(&dir) {
+        let (_, want) = npy::read_f32(&file).expect("golden");
+        if let Some(top) = top {
+            let got: Vec<u64> = summary["outputs"][0]["top"]
+                .as_array()
+                .expect("top")
+                .iter()
+                .map(|c| c["index"].as_u64().unwrap())
+                .collect();
+            assert_eq!(got, top, "{name}: top 5");
+            continue;
+        }
+        let entry = nodes.iter().find(|n| n["name"] == node.as_str()).expect("the node is listed");
+        let folder = entry["folder"].as_str().expect("a Conv node has a folder");
+        let (_, got) = npy::read_f32(&out.path().join(folder).join("features.npy")).expect("features.npy");
+        assert_close(&format!("{name}: {node}"), &got, &want);
+    }
+}
+
+#[test]
+fn every_conv_of_a_default_export_is_onnx_runtimes_tensor_on_the_gpu() {
+    check_fixture_through_the_cli("resnet_dy", |run| run.gpu());
+    check_fixture_through_the_cli("mobilenetv3_dy", |run| run.gpu());
+}
+
+#[test]
+fn every_conv_of_a_torchscript_export_is_onnx_runtimes_tensor_on_the_cpu() {
+    check_fixture_through_the_cli("mobilenetv2_ts", |run| Some(run.cpu()));
+}
+
+#[test]
+fn a_photo_is_fitted_to_the_model_and_the_run_is_reported() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 64, 48);
+    let Some(run) = convmaps([&photo])
+        .arg("--model")
+        .arg(fixture("resnet_ts/model.onnx"))
+        .args(["--input-norm", "imagenet"])
+        .out(out.path().join("run"))
+        .gpu()
+    else {
+        return;
+    };
+    let ran = run.success().says(&["top 5", "class ", "cam.png"]);
+    let _ = ran;
+    let summary = common::read_summary(&out.path().join("run"));
+    assert_eq!(summary["input"]["resize"]["mode"], "fit");
+    assert_eq!(summary["input"]["resize"]["to"], serde_json::json!([40, 40]));
+    assert_eq!(summary["input"]["resize"]["resized"], serde_json::json!([53, 40]));
+    let nodes = summary["nodes"].as_array().expect("nodes");
+    let conv = nodes.iter().find(|n| n["op"] == "Conv").expect("a Conv");
+    for key in ["name", "op", "inputs", "outputs", "shape", "parameters", "flops", "folder"] {
+        assert!(!conv[key].is_null(), "nodes[].{key}");
+    }
+    assert_eq!(conv["parameters"], 3 * 7 * 7 * 8 + 8);
+    let top = summary["outputs"][0]["top"].as_array().expect("top");
+    assert_eq!(top.len(), 5);
+    let total: f64 = top.iter().map(|c| c["probability"].as_f64().unwrap()).sum();
+    assert!(total > 0.0 && total <= 1.0 + 1e-6);
+    let folders = nodes.iter().filter(|n| n["folder"].is_string()).count();
+    assert_eq!(folders, 12, "one folder per Conv node");
+    for file in ["cam.png", "index.html", "input.png", "summary.json"] {
+        assert!(out.path().join("run").join(file).exists(), "{file}");
+    }
+    let page = std::fs::read_to_string(out.path().join("run/index.html")).expect("the page");
+    assert!(page.contains("data-cam=\""), "the page shows the CAM");
+    assert!(summary["gpu_compute_ms"].is_number() || summary["gpu_compute_ms"].is_null());
+}
+
+#[test]
+fn layers_with_a_model_names_its_own_nodes() {
+    let dir = fixture("resnet_dy");
+    let goldens = goldens(&dir);
+    let picked: Vec<&(String, PathBuf, Option<Vec<u64>>)> = goldens.iter().filter(|g| g.2.is_none()).skip(3).take(2).collect();
+    let names: Vec<&str> = picked.iter().map(|g| g.0.as_str()).collect();
+    let out = tempfile::tempdir().expect("a temporary folder");
+    convmaps([dir.join("input.npy")])
+        .arg("--model")
+        .arg(dir.join("model.onnx"))
+        .args(["--layers", &names.join(","), "--raw"])
+        .out(out.path())
+        .cpu()
+        .success();
+    let summary = common::read_summary(out.path());
+    let with_folders: Vec<&serde_json::Value> = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["folder"].is_string())
+        .collect();
+    assert_eq!(with_folders.len(), 2);
+    for (golden, node) in picked.iter().zip(with_folders) {
+        assert_eq!(node["name"], golden.0.as_str());
+        let (_, want) = npy::read_f32(&golden.1).unwrap();
+        let folder = node["folder"].as_str().unwrap();
+        let (_, got) = npy::read_f32(&out.path().join(folder).join("features.npy")).unwrap();
+        assert_close(&golden.0, &got, &want);
+    }
+}
+
+#[test]
+fn malformed_graphs_are_refused_naming_the_node() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 8, 8);
+    let cases: [(&str, &[&str]); 6] = [
+        ("bad_op", &["odd_one", "Celu", "does not run", "Conv"]),
+        ("bad_cycle", &["cycle", "first"]),
+        ("bad_missing", &["adds", "nowhere", "no node writes"]),
+        ("bad_shapes", &["clash", "do not broadcast"]),
+        ("bad_short", &["\"w\"", "raw data"]),
+        ("bad_outside", &["\"w\"", ".."]),
+    ];
+    for (name, needles) in cases {
+        let model = fixture(&format!("bad/{name}.onnx"));
+        let target = out.path().join(name);
+        convmaps([&photo])
+            .arg("--model")
+            .arg(&model)
+            .out(&target)
+            .cpu()
+            .fails_with(2, needles);
+        common::assert_not_written(&target);
+    }
+}
+
+#[test]
+fn an_unknown_node_in_maps_is_refused() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 40, 40);
+    convmaps([&photo])
+        .arg("--model")
+        .arg(fixture("resnet_ts/model.onnx"))
+        .args(["--maps", "no_such_node"])
+        .out(out.path().join("run"))
+        .cpu()
+        .fails_with(2, &["no_such_node", "has no node"]);
+    common::assert_not_written(&out.path().join("run"));
+}
+
+#[test]
+fn verify_reports_every_node_against_its_twin() {
+    let dir = fixture("regnet_dy");
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let Some(run) = convmaps([dir.join("input.npy")])
+        .arg("--model")
+        .arg(dir.join("model.onnx"))
+        .arg("--verify")
+        .out(out.path())
+        .gpu()
+    else {
+        return;
+    };
+    run.success().says(&["verify"]);
+    let summary = common::read_summary(out.path());
+    let worst = summary["verify"].as_f64().expect("verify");
+    assert!(worst < 1e-4, "{worst}");
+    assert!(summary["nodes"].as_array().unwrap().iter().all(|n| n["verify"].is_number()));
+}
