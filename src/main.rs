@@ -597,7 +597,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = read_settings()?;
     let weights = weights_source(&cli)?;
     let model_job = model_job(&cli)?;
-    let stack = if model_job.is_some() { None } else { stack_job(&cli)? };
+    let stack = if model_job.is_some() {
+        None
+    } else {
+        stack_job(&cli)?
+    };
     if stack.is_none() && matches!(weights, WeightsSource::Init { .. }) {
         // Photos have three channels; a file's layer is checked against each photo.
         layer_options(&cli).validate(3)?;
@@ -635,10 +639,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let setup = std::mem::take(&mut setup);
         let progress = |step| show_progress(bar.as_ref(), &label, step);
         let result = match &model_job {
-            Some(model_job) => job::model::run(engine.as_ref(), &job, model_job, setup).map(|summary| {
-                let profile = if cli.profile { summary.profile_text() } else { String::new() };
-                format!("{profile}{}", summary.terminal_text(&job.out_dir))
-            }),
+            Some(model_job) => {
+                job::model::run(engine.as_ref(), &job, model_job, setup).map(|summary| {
+                    let profile = if cli.profile {
+                        summary.profile_text()
+                    } else {
+                        String::new()
+                    };
+                    format!("{profile}{}", summary.terminal_text(&job.out_dir))
+                })
+            }
             None => job::run(engine.as_ref(), &job, setup, &progress)
                 .map(|summary| summary.terminal_text(&job.out_dir)),
         };
@@ -671,7 +681,10 @@ fn model_job(cli: &Cli) -> anyhow::Result<Option<job::model::ModelJob>> {
     };
     let maps = match (&cli.layers, &cli.maps) {
         (Some(_), Some(_)) => {
-            return Err(UsageError("--layers with --model names nodes as --maps does; give one of them".into()).into());
+            return Err(UsageError(
+                "--layers with --model names nodes as --maps does; give one of them".into(),
+            )
+            .into());
         }
         (Some(names), None) => job::model::MapsChoice::parse(names).map_err(UsageError)?,
         (None, maps) => maps.clone().unwrap_or_default(),

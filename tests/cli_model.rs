@@ -7,11 +7,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{Run, convmaps};
 use ::convmaps::npy;
+use common::{Run, convmaps};
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/net")
+        .join(name)
 }
 
 /// Each golden value of a fixture: (node name, value name, file, top 5).
@@ -23,8 +25,14 @@ fn goldens(dir: &Path) -> Vec<(String, PathBuf, Option<Vec<u64>>)> {
         .expect("values")
         .iter()
         .map(|v| {
-            let top = v["top"].as_array().map(|t| t.iter().map(|i| i.as_u64().unwrap()).collect());
-            (v["node"].as_str().unwrap().to_string(), dir.join(v["file"].as_str().unwrap()), top)
+            let top = v["top"]
+                .as_array()
+                .map(|t| t.iter().map(|i| i.as_u64().unwrap()).collect());
+            (
+                v["node"].as_str().unwrap().to_string(),
+                dir.join(v["file"].as_str().unwrap()),
+                top,
+            )
         })
         .collect()
 }
@@ -32,7 +40,11 @@ fn goldens(dir: &Path) -> Vec<(String, PathBuf, Option<Vec<u64>>)> {
 fn assert_close(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-    let worst = got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    let worst = got
+        .iter()
+        .zip(want)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()))
+        / scale;
     assert!(worst <= 1e-4, "{what}: {worst:e} off ONNX Runtime's");
 }
 
@@ -65,9 +77,13 @@ fn check_fixture_through_the_cli(name: &str, backend: impl Fn(Run) -> Option<Run
             assert_eq!(got, top, "{name}: top 5");
             continue;
         }
-        let entry = nodes.iter().find(|n| n["name"] == node.as_str()).expect("the node is listed");
+        let entry = nodes
+            .iter()
+            .find(|n| n["name"] == node.as_str())
+            .expect("the node is listed");
         let folder = entry["folder"].as_str().expect("a Conv node has a folder");
-        let (_, got) = npy::read_f32(&out.path().join(folder).join("features.npy")).expect("features.npy");
+        let (_, got) =
+            npy::read_f32(&out.path().join(folder).join("features.npy")).expect("features.npy");
         assert_close(&format!("{name}: {node}"), &got, &want);
     }
 }
@@ -100,11 +116,26 @@ fn a_photo_is_fitted_to_the_model_and_the_run_is_reported() {
     let _ = ran;
     let summary = common::read_summary(&out.path().join("run"));
     assert_eq!(summary["input"]["resize"]["mode"], "fit");
-    assert_eq!(summary["input"]["resize"]["to"], serde_json::json!([40, 40]));
-    assert_eq!(summary["input"]["resize"]["resized"], serde_json::json!([53, 40]));
+    assert_eq!(
+        summary["input"]["resize"]["to"],
+        serde_json::json!([40, 40])
+    );
+    assert_eq!(
+        summary["input"]["resize"]["resized"],
+        serde_json::json!([53, 40])
+    );
     let nodes = summary["nodes"].as_array().expect("nodes");
     let conv = nodes.iter().find(|n| n["op"] == "Conv").expect("a Conv");
-    for key in ["name", "op", "inputs", "outputs", "shape", "parameters", "flops", "folder"] {
+    for key in [
+        "name",
+        "op",
+        "inputs",
+        "outputs",
+        "shape",
+        "parameters",
+        "flops",
+        "folder",
+    ] {
         assert!(!conv[key].is_null(), "nodes[].{key}");
     }
     assert_eq!(conv["parameters"], 3 * 7 * 7 * 8 + 8);
@@ -126,7 +157,12 @@ fn a_photo_is_fitted_to_the_model_and_the_run_is_reported() {
 fn layers_with_a_model_names_its_own_nodes() {
     let dir = fixture("resnet_dy");
     let goldens = goldens(&dir);
-    let picked: Vec<&(String, PathBuf, Option<Vec<u64>>)> = goldens.iter().filter(|g| g.2.is_none()).skip(3).take(2).collect();
+    let picked: Vec<&(String, PathBuf, Option<Vec<u64>>)> = goldens
+        .iter()
+        .filter(|g| g.2.is_none())
+        .skip(3)
+        .take(2)
+        .collect();
     let names: Vec<&str> = picked.iter().map(|g| g.0.as_str()).collect();
     let out = tempfile::tempdir().expect("a temporary folder");
     convmaps([dir.join("input.npy")])
@@ -209,5 +245,11 @@ fn verify_reports_every_node_against_its_twin() {
     let summary = common::read_summary(out.path());
     let worst = summary["verify"].as_f64().expect("verify");
     assert!(worst < 1e-4, "{worst}");
-    assert!(summary["nodes"].as_array().unwrap().iter().all(|n| n["verify"].is_number()));
+    assert!(
+        summary["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["verify"].is_number())
+    );
 }

@@ -419,28 +419,6 @@ impl PassTimer {
         }
     }
 
-    /// Records an empty compute pass that writes the first timestamp: the
-    /// start of a run of several passes (with [`PassTimer::end`]).
-    pub(crate) fn begin(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.mark(encoder, Some(0), None);
-    }
-
-    /// Records an empty compute pass that writes the second timestamp.
-    pub(crate) fn end(&self, encoder: &mut wgpu::CommandEncoder) {
-        self.mark(encoder, None, Some(1));
-    }
-
-    fn mark(&self, encoder: &mut wgpu::CommandEncoder, begin: Option<u32>, end: Option<u32>) {
-        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-            label: Some("timestamp"),
-            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
-                query_set: &self.query_set,
-                beginning_of_pass_write_index: begin,
-                end_of_pass_write_index: end,
-            }),
-        });
-    }
-
     /// Records, after the pass, the copy of the timestamps to a mappable buffer.
     fn resolve(&self, encoder: &mut wgpu::CommandEncoder) {
         encoder.resolve_query_set(&self.query_set, 0..2, &self.resolved, 0);

@@ -5,7 +5,15 @@
 
 /// Names the run itself writes at the top of its output directory, which
 /// a layer's folder must not take.
-const RESERVED: [&str; 4] = ["index.html", "summary.json", "input.png", "layers"];
+const RESERVED: [&str; 7] = [
+    "index.html",
+    "summary.json",
+    "input.png",
+    "input.npy",
+    "cam.png",
+    "cam.npy",
+    "layers",
+];
 
 /// A safe, distinct folder name for each layer name, in order.
 pub fn folder_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<String> {

@@ -20,6 +20,7 @@ use crate::net::ops::Op;
 use crate::net::{self, Array, NetRun, Network, ValueId};
 use crate::npy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
+use crate::photo::Orientation;
 use crate::preprocess::{InputPrep, Layout as Channels};
 use crate::render::colormap::Colormap;
 use crate::render::quantise::Quantise;
@@ -75,16 +76,29 @@ const TOP: usize = 5;
 /// into `job.out_dir`; `setup` is the engine's making, counted in the
 /// total. Errors name the file: the model refused at load (exit 2), the
 /// photo, a node name `--maps` gives that the model has not.
-pub fn run(engine: &dyn Pictures, job: &Job, model_job: &ModelJob, setup: Duration) -> Result<ModelSummary> {
+pub fn run(
+    engine: &dyn Pictures,
+    job: &Job,
+    model_job: &ModelJob,
+    setup: Duration,
+) -> Result<ModelSummary> {
     let started = Instant::now();
     check_output_dir(&job.out_dir)?;
     let mut model = net::open(&model_job.model)?;
-    let (rgb, record, prep, file) = read_photo(job, &model.input, model_job.resize)?;
+    let PhotoIn {
+        rgb,
+        record,
+        prep,
+        stored: file,
+    } = read_photo(job, &model.input, model_job.resize)?;
     let decode = started.elapsed();
     let loading = Instant::now();
     let network = model.network([rgb.height, rgb.width])?;
     let chosen = chosen_nodes(&network, &model_job.maps)?;
-    let cam = network.outputs.iter().find_map(|&o| head::cam_source(&network, o));
+    let cam = network
+        .outputs
+        .iter()
+        .find_map(|&o| head::cam_source(&network, o));
     let input = match &prep {
         Some(prep) => model_input::model_input(&rgb, prep, &network.input),
         None => tensor_input(&rgb, &network)?,
@@ -93,6 +107,10 @@ pub fn run(engine: &dyn Pictures, job: &Job, model_job: &ModelJob, setup: Durati
     let mut keep: Vec<ValueId> = chosen.iter().map(|&n| network.nodes[n].output).collect();
     keep.extend(&network.outputs);
     keep.extend(cam.as_ref().map(|c| c.maps));
+    let model_input_file = match job.raw {
+        true => Some((input.shape.clone(), input.data.clone())),
+        false => None,
+    };
     let running = Instant::now();
     let verify = match model_job.verify {
         true => Some(verify_nodes(engine, &network, &input)?),
@@ -103,14 +121,24 @@ pub fn run(engine: &dyn Pictures, job: &Job, model_job: &ModelJob, setup: Durati
     let writing = Instant::now();
     create_output_dir(&job.out_dir)?;
     let mut files = vec![write_input_png(&job.out_dir, &rgb)?];
+    if let Some((shape, data)) = model_input_file {
+        npy::write_f32_nd(&job.out_dir.join("input.npy"), &shape, &data)?;
+        files.push("input.npy".into());
+    }
     let folders = write_node_maps(job, &network, &chosen, &run)?;
     files.extend(folders.values().cloned());
     let outputs = write_outputs(job, &network, &run, &mut files)?;
     let cam = match (&cam, outputs.iter().find_map(|o| o.top.first())) {
-        (Some(source), Some(top)) => Some(write_cam(job, &network, source, &run, (&rgb, top.index))?),
+        (Some(source), Some(top)) => {
+            Some(write_cam(job, &network, source, &run, (&rgb, top.index))?)
+        }
         _ => None,
     };
-    files.extend(cam.iter().flat_map(|c| [Some(c.file.clone()), c.npy.clone()]).flatten());
+    files.extend(
+        cam.iter()
+            .flat_map(|c| [Some(c.file.clone()), c.npy.clone()])
+            .flatten(),
+    );
     let nodes = node_reports(&network, &run, &folders, verify.as_ref());
     let info = engine.info();
     let mut summary = ModelSummary {
@@ -134,7 +162,9 @@ pub fn run(engine: &dyn Pictures, job: &Job, model_job: &ModelJob, setup: Durati
         verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
         files,
     };
-    summary.files.push(super::page::write_model_page(&job.out_dir, &summary)?);
+    summary
+        .files
+        .push(super::page::write_model_page(&job.out_dir, &summary)?);
     summary.timings_ms = ModelTimings {
         decode: ms(decode),
         load: ms(load),
@@ -155,21 +185,30 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
 
-/// The photo (or tensor) at the model's input size, what was done to its
-/// size, how its values are read, and its stored `(width, height,
-/// orientation)`.
-fn read_photo(
-    job: &Job,
-    model: &net::ModelInput,
-    resize: Resize,
-) -> Result<(Tensor3, model_input::ResizeRecord, Option<InputPrep>, (u32, u32, crate::photo::Orientation))> {
+/// The photo (or tensor) as the model takes it.
+struct PhotoIn {
+    /// At the model's input size, `[3, H, W]`, values 0–1 for a photo.
+    rgb: Tensor3,
+    /// What was done to its size.
+    record: model_input::ResizeRecord,
+    /// How its values are read; `None` for a tensor read as it is.
+    prep: Option<InputPrep>,
+    /// As stored: width, height, and the EXIF orientation applied.
+    stored: (u32, u32, Orientation),
+}
+
+/// The photo (or `.npy` tensor) of `job`, at the model's input size.
+fn read_photo(job: &Job, model: &net::ModelInput, resize: Resize) -> Result<PhotoIn> {
     let file = InputFile::open(&job.input, job.max_pixels, job.apply_orientation)?;
     let orientation = file.orientation();
-    let input = file.decode()?;
-    let (tensor, prep) = match input {
+    let (tensor, prep) = match file.decode()? {
         Input::Photo(photo) => {
             let prep = InputPrep {
-                layout: if job.bgr { Channels::Bgr } else { Channels::Rgb },
+                layout: if job.bgr {
+                    Channels::Bgr
+                } else {
+                    Channels::Rgb
+                },
                 scale: job.input_scale,
                 normalization: job.input_norm.clone(),
             };
@@ -185,23 +224,36 @@ fn read_photo(
         Input::Tensor(tensor) => (tensor, None),
     };
     let stored = (tensor.width, tensor.height, orientation);
-    if prep.is_none() {
-        let record = model_input::ResizeRecord {
-            mode: "none",
-            from: [tensor.width, tensor.height],
-            to: [tensor.width, tensor.height],
-            resized: None,
-        };
-        return Ok((tensor, record, None, stored));
-    }
-    let (resized, record) = model_input::resize(&tensor, model, resize)?;
-    Ok((resized, record, prep, stored))
+    let (rgb, record) = match prep {
+        Some(_) => model_input::resize(&tensor, model, resize)?,
+        None => {
+            let size = [tensor.width, tensor.height];
+            let record = model_input::ResizeRecord {
+                mode: "none",
+                from: size,
+                to: size,
+                resized: None,
+            };
+            (tensor, record)
+        }
+    };
+    Ok(PhotoIn {
+        rgb,
+        record,
+        prep,
+        stored,
+    })
 }
 
 /// A `.npy` tensor `[3, H, W]` as the model's input, read as it is.
 fn tensor_input(tensor: &Tensor3, network: &Network) -> Result<Array> {
     let expected = &network.values[network.input_value].shape;
-    let shape = vec![1, tensor.channels as usize, tensor.height as usize, tensor.width as usize];
+    let shape = vec![
+        1,
+        tensor.channels as usize,
+        tensor.height as usize,
+        tensor.width as usize,
+    ];
     if &shape != expected {
         return Err(Error::Mismatch(format!(
             "the tensor is {:?}; the model takes {expected:?}",
@@ -224,7 +276,10 @@ fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
         MapsChoice::Names(names) => {
             let mut chosen = Vec::new();
             for name in names {
-                let found = network.nodes.iter().position(|n| &n.name == name || network.values[n.output].name == *name);
+                let found = network
+                    .nodes
+                    .iter()
+                    .position(|n| &n.name == name || network.values[n.output].name == *name);
                 let index = found.ok_or_else(|| {
                     let some: Vec<&str> = network.nodes.iter().take(8).map(|n| n.name.as_str()).collect();
                     Error::weights(
@@ -274,7 +329,11 @@ fn write_node_maps(
             write_filters(&dir, &layer, &job.view)?;
         }
         if job.raw {
-            let shape = [maps.channels as usize, maps.height as usize, maps.width as usize];
+            let shape = [
+                maps.channels as usize,
+                maps.height as usize,
+                maps.width as usize,
+            ];
             npy::write_f32_nd(&dir.join("features.npy"), &shape, &maps.data)?;
         }
         folders.insert(index, folder);
@@ -328,8 +387,18 @@ fn conv_layer(network: &Network, index: usize) -> Option<Layer> {
 
 /// The graph's outputs: each one's top classes, and with `--raw` its
 /// values as `.npy`.
-fn write_outputs(job: &Job, network: &Network, run: &NetRun, files: &mut Vec<String>) -> Result<Vec<OutputReport>> {
-    let names = folder_names(network.outputs.iter().map(|&o| network.values[o].name.as_str()));
+fn write_outputs(
+    job: &Job,
+    network: &Network,
+    run: &NetRun,
+    files: &mut Vec<String>,
+) -> Result<Vec<OutputReport>> {
+    let names = folder_names(
+        network
+            .outputs
+            .iter()
+            .map(|&o| network.values[o].name.as_str()),
+    );
     let mut outputs = Vec::new();
     for (&value, name) in network.outputs.iter().zip(names) {
         let array = &run.values[&value];
@@ -375,16 +444,26 @@ fn write_cam(
     let (h, w) = (cam.shape[0], cam.shape[1]);
     let lo = cam.data.iter().copied().fold(f32::INFINITY, f32::min);
     let hi = cam.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let unit: Vec<f32> = cam.data.iter().map(|v| (v - lo) / (hi - lo).max(1e-12)).collect();
-    let small = image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, unit)
-        .expect("h·w values");
-    let big = image::imageops::resize(&small, rgb.width, rgb.height, image::imageops::FilterType::Triangle);
+    let unit: Vec<f32> = cam
+        .data
+        .iter()
+        .map(|v| (v - lo) / (hi - lo).max(1e-12))
+        .collect();
+    let small =
+        image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, unit)
+            .expect("h·w values");
+    let big = image::imageops::resize(
+        &small,
+        rgb.width,
+        rgb.height,
+        image::imageops::FilterType::Triangle,
+    );
     let plane = rgb.plane_len();
     let mut picture = image::RgbImage::new(rgb.width, rgb.height);
     for (p, (pixel, heat)) in picture.pixels_mut().zip(big.pixels()).enumerate() {
         let colour = Colormap::Turbo.colour(heat[0]);
         for c in 0..3 {
-            let photo = (rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0) as f32;
+            let photo = rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0;
             pixel[c] = (0.5 * photo + 0.5 * colour[c] as f32).round() as u8;
         }
     }
@@ -396,7 +475,10 @@ fn write_cam(
         }
         false => None,
     };
-    let classes = network.values[source.logits].shape.iter().product::<usize>();
+    let classes = network.values[source.logits]
+        .shape
+        .iter()
+        .product::<usize>();
     Ok(CamReport {
         file: "cam.png".into(),
         npy,
@@ -432,14 +514,22 @@ fn write_input_png(dir: &Path, rgb: &Tensor3) -> Result<String> {
 
 /// Runs every node on the engine and on its CPU twin; each node's worst
 /// difference relative to the largest |value| of the twin's output.
-fn verify_nodes(engine: &dyn Pictures, network: &Network, input: &Array) -> Result<HashMap<usize, f64>> {
+fn verify_nodes(
+    engine: &dyn Pictures,
+    network: &Network,
+    input: &Array,
+) -> Result<HashMap<usize, f64>> {
     let all: Vec<ValueId> = network.nodes.iter().map(|n| n.output).collect();
     let twin = net::cpu::run(network, input.clone(), &all)?;
     let ran = engine.run_network(network, input.clone(), &all)?;
     let mut worst = HashMap::new();
     for (index, node) in network.nodes.iter().enumerate() {
         let (want, got) = (&twin.values[&node.output], &ran.values[&node.output]);
-        let scale = want.data.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-30);
+        let scale = want
+            .data
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()))
+            .max(1e-30);
         let error = got
             .data
             .iter()
@@ -464,7 +554,11 @@ fn node_reports(
         .map(|(index, node)| NodeReport {
             name: node.name.clone(),
             op: node.op_type.clone(),
-            inputs: node.inputs.iter().map(|&v| network.values[v].name.clone()).collect(),
+            inputs: node
+                .inputs
+                .iter()
+                .map(|&v| network.values[v].name.clone())
+                .collect(),
             outputs: vec![network.values[node.output].name.clone()],
             shape: network.values[node.output].shape.clone(),
             parameters: network.parameters(node),

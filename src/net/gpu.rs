@@ -14,8 +14,8 @@ use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary};
 use super::{Array, NetRun, Network, Node, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{
-    PassTimer, buffer_init, check_buffers, check_workgroups, entry, record_dispatch,
-    record_readback, submit_readbacks,
+    buffer_init, check_buffers, check_workgroups, entry, record_dispatch, record_readback,
+    submit_readbacks,
 };
 use crate::gpu::{
     AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
@@ -156,14 +156,14 @@ impl GpuNet<'_> {
         self.check_sizes(net)?;
         let gpu = self.gpu;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        let timer = PassTimer::new(gpu);
+        let timer = NodeTimer::new(gpu, net.nodes.len() + 1);
         let mut live: HashMap<ValueId, GpuValue> = HashMap::new();
         live.insert(net.input_value, self.upload("input", &input));
         for (&id, array) in &net.constants {
             live.insert(id, self.upload(&net.values[id].name, array));
         }
         if let Some(timer) = &timer {
-            timer.begin(&mut encoder);
+            timer.mark(&mut encoder, 0);
         }
         let last = net.last_readers();
         let mut readbacks = Vec::new();
@@ -172,6 +172,9 @@ impl GpuNet<'_> {
             for (index, node) in net.nodes.iter().enumerate() {
                 let output = self.record(&mut encoder, net, node, &live)?;
                 live.insert(node.output, output);
+                if let Some(timer) = &timer {
+                    timer.mark(&mut encoder, index + 1);
+                }
                 if keep.contains(&node.output) {
                     let value = &live[&node.output];
                     let len = value.shape.iter().product::<usize>() as u32;
@@ -192,21 +195,29 @@ impl GpuNet<'_> {
             Ok(())
         })??;
         if let Some(timer) = &timer {
-            timer.end(&mut encoder);
+            readbacks.push(timer.resolve(gpu, &mut encoder));
         }
-        let in_flight = submit_readbacks(gpu, encoder, readbacks, started, timer)?;
+        let mut in_flight = submit_readbacks(gpu, encoder, readbacks, started, None)?;
+        let ticks = match timer {
+            Some(_) => Some(
+                in_flight
+                    .pop()
+                    .expect("the timestamps' readback")
+                    .into_tensor(gpu)?
+                    .0,
+            ),
+            None => None,
+        };
         let mut values = HashMap::new();
-        let mut gpu_ms = None;
         for (id, flight) in order.into_iter().zip(in_flight) {
-            let (tensor, timings) = flight.into_tensor(gpu)?;
-            if let Some(on_gpu) = timings.gpu_compute {
-                gpu_ms = Some(on_gpu.as_secs_f64() * 1e3);
-            }
+            let (tensor, _) = flight.into_tensor(gpu)?;
             values.insert(id, Array::new(net.values[id].shape.clone(), tensor.data));
         }
+        let node_ms = ticks.map_or_else(Vec::new, |t| NodeTimer::intervals_ms(gpu, &t.data));
+        let gpu_ms = (!node_ms.is_empty()).then(|| node_ms.iter().sum());
         Ok(NetRun {
             values,
-            node_ms: Vec::new(),
+            node_ms,
             gpu_ms,
             total: started.elapsed(),
         })
@@ -426,6 +437,70 @@ impl GpuNet<'_> {
             [params.row_groups, rows, 1],
         );
         Ok(())
+    }
+}
+
+/// GPU timestamps between a network's nodes: one before the first and one
+/// after each, written by empty compute passes, on GPUs with timestamp
+/// queries.
+struct NodeTimer {
+    query_set: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    count: u32,
+}
+
+impl NodeTimer {
+    /// Room for `count` timestamps; `None` without timestamp queries or
+    /// past a query set's 4096.
+    fn new(gpu: &Gpu, count: usize) -> Option<Self> {
+        let count = u32::try_from(count).ok().filter(|&c| c <= 4096)?;
+        if !gpu.has_timestamps() {
+            return None;
+        }
+        Some(NodeTimer {
+            query_set: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("node timestamps"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolved: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("node timestamps"),
+                size: 8 * count as u64,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            count,
+        })
+    }
+
+    /// Records timestamp `index` once the work recorded so far is done.
+    fn mark(&self, encoder: &mut wgpu::CommandEncoder, index: usize) {
+        encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("node timestamp"),
+            timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                query_set: &self.query_set,
+                beginning_of_pass_write_index: None,
+                end_of_pass_write_index: Some(index as u32),
+            }),
+        });
+    }
+
+    /// Records the copy of the timestamps to a mappable buffer, read back
+    /// as f32 bit patterns (two per timestamp).
+    fn resolve(&self, gpu: &Gpu, encoder: &mut wgpu::CommandEncoder) -> (wgpu::Buffer, [u32; 3]) {
+        encoder.resolve_query_set(&self.query_set, 0..self.count, &self.resolved, 0);
+        record_readback(gpu, encoder, &self.resolved, [1, 1, 2 * self.count])
+    }
+
+    /// The time between consecutive timestamps read back as `words`, in
+    /// milliseconds: each node's.
+    fn intervals_ms(gpu: &Gpu, words: &[f32]) -> Vec<f64> {
+        let ticks: Vec<u64> = bytemuck::cast_slice::<f32, u64>(words).to_vec();
+        let period = gpu.queue.get_timestamp_period() as f64;
+        ticks
+            .windows(2)
+            .map(|pair| pair[1].saturating_sub(pair[0]) as f64 * period / 1e6)
+            .collect()
     }
 }
 

@@ -154,7 +154,10 @@ mod tests {
         assert_eq!(top[2].index, 0);
         assert!(top[0].probability > top[1].probability);
         let few = top_classes(&[0.1, 0.7, 0.2], 2, true);
-        assert_eq!((few[0].label.as_str(), few[0].probability), ("class 1", 0.7));
+        assert_eq!(
+            (few[0].label.as_str(), few[0].probability),
+            ("class 1", 0.7)
+        );
     }
 
     #[test]

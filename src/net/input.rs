@@ -57,7 +57,11 @@ pub struct ResizeRecord {
 
 /// The photo `[3, H, W]` (values 0–1) at the size `model` takes: the size
 /// `resize` says, or the model's fixed size.
-pub fn resize(photo: &Tensor3, model: &ModelInput, resize: Resize) -> Result<(Tensor3, ResizeRecord)> {
+pub fn resize(
+    photo: &Tensor3,
+    model: &ModelInput,
+    resize: Resize,
+) -> Result<(Tensor3, ResizeRecord)> {
     let from = [photo.width, photo.height];
     let record = |mode, to, resized| ResizeRecord {
         mode,
@@ -66,22 +70,27 @@ pub fn resize(photo: &Tensor3, model: &ModelInput, resize: Resize) -> Result<(Te
         resized,
     };
     match (resize, model.size) {
-        (Resize::To([w, h]), Some([fh, fw])) if [w, h] != [fw, fh] => Err(Error::Mismatch(format!(
-            "--resize {w}x{h}: the model takes {fw}×{fh} only"
-        ))),
+        (Resize::To([w, h]), Some([fh, fw])) if [w, h] != [fw, fh] => Err(Error::Mismatch(
+            format!("--resize {w}x{h}: the model takes {fw}×{fh} only"),
+        )),
         (Resize::To(to), _) => Ok((stretched(photo, to), record("size", to, None))),
         (_, None) => Ok((photo.clone(), record("none", from, None))),
         (_, Some([h, w])) if [h, w] == [photo.height, photo.width] => {
             Ok((photo.clone(), record("none", from, None)))
         }
-        (Resize::Exact, Some([h, w])) => Ok((stretched(photo, [w, h]), record("exact", [w, h], None))),
+        (Resize::Exact, Some([h, w])) => {
+            Ok((stretched(photo, [w, h]), record("exact", [w, h], None)))
+        }
         (Resize::Fit, Some([h, w])) => {
             let scale = (w as f64 / photo.width as f64).max(h as f64 / photo.height as f64);
             let side = |s: u32, least: u32| ((s as f64 * scale).round() as u32).max(least);
             let resized = [side(photo.width, w), side(photo.height, h)];
             let big = stretched(photo, resized);
             let (x, y) = ((resized[0] - w) / 2, (resized[1] - h) / 2);
-            Ok((crop(&big, [x, y], [w, h]), record("fit", [w, h], Some(resized))))
+            Ok((
+                crop(&big, [x, y], [w, h]),
+                record("fit", [w, h], Some(resized)),
+            ))
         }
     }
 }
@@ -114,7 +123,8 @@ fn crop(photo: &Tensor3, [x, y]: [u32; 2], [width, height]: [u32; 2]) -> Tensor3
         for row in 0..height {
             let from = ((c * photo.height + y + row) * photo.width + x) as usize;
             let to = ((c * height + row) * width) as usize;
-            out.data[to..to + width as usize].copy_from_slice(&photo.data[from..from + width as usize]);
+            out.data[to..to + width as usize]
+                .copy_from_slice(&photo.data[from..from + width as usize]);
         }
     }
     out
@@ -138,11 +148,15 @@ pub fn model_input(rgb: &Tensor3, prep: &InputPrep, model: &ModelInput) -> Array
     let (h, w) = (rgb.height as usize, rgb.width as usize);
     match model.layout {
         Layout::Nchw => {
-            let data = (0..3).flat_map(|c| (0..plane).map(move |p| (c, p))).map(|(c, p)| value(c, p));
+            let data = (0..3)
+                .flat_map(|c| (0..plane).map(move |p| (c, p)))
+                .map(|(c, p)| value(c, p));
             Array::new(vec![1, 3, h, w], data.collect())
         }
         Layout::Nhwc => {
-            let data = (0..plane).flat_map(|p| (0..3).map(move |c| (c, p))).map(|(c, p)| value(c, p));
+            let data = (0..plane)
+                .flat_map(|p| (0..3).map(move |c| (c, p)))
+                .map(|(c, p)| value(c, p));
             Array::new(vec![1, h, w, 3], data.collect())
         }
     }
@@ -163,7 +177,12 @@ mod tests {
 
     #[test]
     fn fit_scales_the_shorter_side_and_crops_the_centre() {
-        let photo = Tensor3::from_vec(3, 40, 80, (0..9600).map(|i| (i % 80) as f32 / 80.0).collect());
+        let photo = Tensor3::from_vec(
+            3,
+            40,
+            80,
+            (0..9600).map(|i| (i % 80) as f32 / 80.0).collect(),
+        );
         let (out, record) = resize(&photo, &model(Some([20, 20])), Resize::Fit).unwrap();
         assert_eq!((out.height, out.width), (20, 20));
         assert_eq!(record.resized, Some([40, 20]));

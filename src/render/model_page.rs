@@ -81,7 +81,12 @@ fn write_top(html: &mut String, summary: &ModelSummary) {
         );
     }
     for output in summary.outputs.iter().filter(|o| !o.top.is_empty()) {
-        let _ = write!(html, "<table class=\"classes\"><caption>top {} of {}</caption>\n", output.top.len(), escape(&output.name));
+        let _ = writeln!(
+            html,
+            "<table class=\"classes\"><caption>top {} of {}</caption>",
+            output.top.len(),
+            escape(&output.name)
+        );
         for class in &output.top {
             let _ = writeln!(
                 html,

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
+use crate::net::Layout;
 use crate::net::head::TopClass;
 use crate::net::input::ResizeRecord;
-use crate::net::Layout;
 use crate::photo::Orientation;
 use crate::preprocess::InputPrep;
 
@@ -195,7 +195,11 @@ impl ModelSummary {
             }
         }
         let folders = self.nodes.iter().filter(|n| n.folder.is_some()).count();
-        let _ = writeln!(text, "maps        {folders} nodes' maps in {}", out_dir.display());
+        let _ = writeln!(
+            text,
+            "maps        {folders} nodes' maps in {}",
+            out_dir.display()
+        );
         if let Some(cam) = &self.cam {
             let _ = writeln!(
                 text,
@@ -203,18 +207,24 @@ impl ModelSummary {
                 cam.file, cam.label, cam.maps, cam.size[1], cam.size[0]
             );
         }
-        let adapter = self
-            .adapter
-            .as_ref()
-            .map_or("CPU twins".to_string(), |a| format!("{} ({})", a.name, a.backend));
-        let _ = writeln!(text, "backend     {} ({} shader): {adapter}", self.backend, self.shader);
+        let adapter = self.adapter.as_ref().map_or("CPU twins".to_string(), |a| {
+            format!("{} ({})", a.name, a.backend)
+        });
+        let _ = writeln!(
+            text,
+            "backend     {} ({} shader): {adapter}",
+            self.backend, self.shader
+        );
         if let Some(worst) = self.verify {
-            let _ = writeln!(text, "verify      every node within {worst:.1e} of its CPU twin");
+            let _ = writeln!(
+                text,
+                "verify      every node within {worst:.1e} of its CPU twin"
+            );
         }
         let t = &self.timings_ms;
-        let gpu = self
-            .gpu_compute_ms
-            .map_or(String::new(), |ms| format!(" (forward pass {ms:.1} ms on the GPU's clock)"));
+        let gpu = self.gpu_compute_ms.map_or(String::new(), |ms| {
+            format!(" (forward pass {ms:.1} ms on the GPU's clock)")
+        });
         let _ = write!(
             text,
             "time (ms)   decode {:.0}, load {:.0}, run {:.0}, write {:.0}, total {:.0}{gpu}",
