@@ -8,7 +8,9 @@ ONNX Runtime computes from them.
 Run with a Python that has torch, torchvision, onnx, onnxscript and
 onnxruntime:
 
-    python tools/make_network_fixtures.py [OUT_DIR] [--all] [--big DIR]
+    python tools/make_network_fixtures.py [OUT_DIR] [--all]
+    python tools/make_network_fixtures.py --ppocr MODEL [OUT_DIR]
+    python tools/make_network_fixtures.py --big DIR
 
 For each model NAME and exporter in COMMITTED (each of the ten with
 `--all`) (`ts`: the TorchScript exporter, opset 17;
@@ -23,6 +25,10 @@ NAME.onnx.data), OUT_DIR/NAME_EXPORTER/ holds:
   output value name) and its shape, and the graph output's top 5 classes.
 
 OUT_DIR/bad/ holds small malformed graphs the loader must refuse.
+
+`--ppocr MODEL [OUT_DIR]` writes OUT_DIR/ppocr_cls/ from the PP-OCR
+text-direction classifier `ch_ppocr_mobile_v2.0_cls_infer.onnx` (from the
+`rapidocr_onnxruntime` wheel, `pip download rapidocr_onnxruntime`).
 
 `--big DIR` writes, instead, full-size ResNet-18 (224x224) exported the
 default way, for measuring speed; it is not committed.
@@ -151,19 +157,20 @@ def export(net: torch.nn.Module, image: np.ndarray, path: str, exporter: str) ->
         torch.onnx.export(net, args, path)
 
 
-def goldens(path: str, image: np.ndarray) -> tuple[list[dict], list[np.ndarray]]:
-    """Every Conv node's output and every graph output, as ONNX Runtime
-    computes them from `image`."""
+def goldens(path: str, image: np.ndarray, every: int = 1) -> tuple[list[dict], list[np.ndarray]]:
+    """Every `every`-th Conv node's output (each one's by default) and every
+    graph output, as ONNX Runtime computes them from `image`."""
     model = onnx.load(path)
     graph = model.graph
     outputs = [o.name for o in graph.output]
     wanted = []
-    for node in graph.node:
-        if node.op_type == "Conv" and node.output[0] not in outputs:
-            wanted.append({"node": node.name, "op": "Conv", "value": node.output[0]})
+    convs = [n for n in graph.node if n.op_type == "Conv" and n.output[0] not in outputs]
+    for node in convs[::every]:
+        wanted.append({"node": node.name or node.output[0], "op": "Conv", "value": node.output[0]})
     for name in outputs:
         writer = next(n for n in graph.node if name in n.output)
-        wanted.append({"node": writer.name, "op": writer.op_type, "value": name, "output": True})
+        label = writer.name or writer.output[0]
+        wanted.append({"node": label, "op": writer.op_type, "value": name, "output": True})
     known = set(outputs)
     for entry in wanted:
         if entry["value"] not in known:
@@ -180,6 +187,40 @@ def goldens(path: str, image: np.ndarray) -> tuple[list[dict], list[np.ndarray]]
     return wanted, tensors
 
 
+def write_goldens(folder: str, path: str, image: np.ndarray, every: int = 1) -> int:
+    """input.npy, golden/NNN.npy and golden.json for the model at `path`
+    run on `image` [3, H, W]; returns how many goldens."""
+    os.makedirs(os.path.join(folder, "golden"), exist_ok=True)
+    np.save(os.path.join(folder, "input.npy"), image.astype("<f4"))
+    wanted, tensors = goldens(path, image, every)
+    for index, (entry, tensor) in enumerate(zip(wanted, tensors)):
+        file = f"golden/{index:03}.npy"
+        np.save(os.path.join(folder, file), np.ascontiguousarray(tensor, dtype="<f4"))
+        entry["file"] = file
+        entry["shape"] = list(tensor.shape)
+        if entry.get("output"):
+            logits = tensor.reshape(-1)
+            entry["top"] = [int(i) for i in np.argsort(-logits, kind="stable")[:5]]
+    name = os.path.basename(folder)
+    with open(os.path.join(folder, "golden.json"), "w") as f:
+        json.dump({"model": name, "values": wanted}, f, indent=1)
+    return len(wanted)
+
+
+def write_ppocr(out: str, model_path: str) -> None:
+    """The real PP-OCR text-direction classifier (as rapidocr_onnxruntime
+    ships it, Apache-2.0) with every fourth Conv's golden, on a 48x96 input."""
+    folder = os.path.join(out, "ppocr_cls")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    path = os.path.join(folder, "model.onnx")
+    shutil.copy(model_path, path)
+    image = np.random.default_rng(SEED).random((3, 48, 96), dtype=np.float32)
+    image = (image - 0.5) / 0.5
+    count = write_goldens(folder, path, image, every=4)
+    print(f"{folder}: {count} goldens")
+
+
 def write_fixture(out: str, name: str, exporter: str) -> None:
     make, size = MODELS[name]
     torch.manual_seed(SEED)
@@ -191,19 +232,8 @@ def write_fixture(out: str, name: str, exporter: str) -> None:
     os.makedirs(os.path.join(folder, "golden"))
     path = os.path.join(folder, "model.onnx")
     export(net, image, path, exporter)
-    np.save(os.path.join(folder, "input.npy"), image.astype("<f4"))
-    wanted, tensors = goldens(path, image)
-    for index, (entry, tensor) in enumerate(zip(wanted, tensors)):
-        file = f"golden/{index:03}.npy"
-        np.save(os.path.join(folder, file), np.ascontiguousarray(tensor, dtype="<f4"))
-        entry["file"] = file
-        entry["shape"] = list(tensor.shape)
-        if entry.get("output"):
-            logits = tensor.reshape(-1)
-            entry["top"] = [int(i) for i in np.argsort(-logits, kind="stable")[:5]]
-    with open(os.path.join(folder, "golden.json"), "w") as f:
-        json.dump({"model": name, "exporter": exporter, "values": wanted}, f, indent=1)
-    print(f"{folder}: {len(wanted)} goldens, {os.path.getsize(path)} bytes of model")
+    count = write_goldens(folder, path, image)
+    print(f"{folder}: {count} goldens, {os.path.getsize(path)} bytes of model")
 
 
 def write_malformed(out: str) -> None:
@@ -265,6 +295,9 @@ def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["--big"]:
         write_big(args[1])
+        return
+    if args[:1] == ["--ppocr"]:
+        write_ppocr(args[2] if len(args) > 2 else "tests/fixtures/net", args[1])
         return
     every = "--all" in args
     args = [a for a in args if a != "--all"]

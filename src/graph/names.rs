@@ -5,13 +5,21 @@
 
 /// Names the run itself writes at the top of its output directory, which
 /// a layer's folder must not take.
-const RESERVED: [&str; 7] = [
+const RESERVED: [&str; 15] = [
     "index.html",
     "summary.json",
     "input.png",
     "input.npy",
     "cam.png",
     "cam.npy",
+    "cam_2.png",
+    "cam_3.png",
+    "cam_4.png",
+    "cam_5.png",
+    "cam_2.npy",
+    "cam_3.npy",
+    "cam_4.npy",
+    "cam_5.npy",
     "layers",
 ];
 

@@ -128,14 +128,17 @@ pub fn run(
     let folders = write_node_maps(job, &network, &chosen, &run)?;
     files.extend(folders.values().cloned());
     let outputs = write_outputs(job, &network, &run, &mut files)?;
-    let cam = match (&cam, outputs.iter().find_map(|o| o.top.first())) {
-        (Some(source), Some(top)) => {
-            Some(write_cam(job, &network, source, &run, (&rgb, top.index))?)
-        }
-        _ => None,
+    let top = outputs.iter().find(|o| !o.top.is_empty()).map(|o| o.top.as_slice());
+    let cams = match (&cam, top) {
+        (Some(source), Some(top)) => top
+            .iter()
+            .enumerate()
+            .map(|(rank, class)| write_cam(job, &network, source, &run, (&rgb, class.index, rank)))
+            .collect::<Result<Vec<_>>>()?,
+        _ => Vec::new(),
     };
     files.extend(
-        cam.iter()
+        cams.iter()
             .flat_map(|c| [Some(c.file.clone()), c.npy.clone()])
             .flatten(),
     );
@@ -153,7 +156,8 @@ pub fn run(
         model: model_facts(&network),
         nodes,
         outputs,
-        cam,
+        cam: cams.first().cloned(),
+        cams,
         backend: info.backend.name(),
         shader: info.shader_name(),
         adapter: info.adapter.clone(),
@@ -428,16 +432,21 @@ fn write_outputs(
     Ok(outputs)
 }
 
-/// Writes `cam.png`: the class activation map of `class`, scaled to the
-/// photo, coloured and laid over it at half opacity (and `cam.npy` with
-/// `--raw`).
+/// Writes the class activation map of `class`, the `rank`-th most likely
+/// (from 0), scaled to the photo, coloured and laid over it at half
+/// opacity: `cam.png` for the top class, `cam_2.png` … for the next (and
+/// the `.npy` of its values with `--raw`).
 fn write_cam(
     job: &Job,
     network: &Network,
     source: &CamSource,
     run: &NetRun,
-    (rgb, class): (&Tensor3, usize),
+    (rgb, class, rank): (&Tensor3, usize, usize),
 ) -> Result<CamReport> {
+    let name = match rank {
+        0 => "cam".to_string(),
+        rank => format!("cam_{}", rank + 1),
+    };
     let maps = &run.values[&source.maps];
     let weight = &network.constants[&source.weight];
     let cam = head::cam(source, maps, weight, class);
@@ -467,11 +476,13 @@ fn write_cam(
             pixel[c] = (0.5 * photo + 0.5 * colour[c] as f32).round() as u8;
         }
     }
-    crate::render::write_png_rgb(&job.out_dir.join("cam.png"), &picture)?;
+    let file = format!("{name}.png");
+    crate::render::write_png_rgb(&job.out_dir.join(&file), &picture)?;
     let npy = match job.raw {
         true => {
-            npy::write_f32_nd(&job.out_dir.join("cam.npy"), &[h, w], &cam.data)?;
-            Some("cam.npy".to_string())
+            let npy = format!("{name}.npy");
+            npy::write_f32_nd(&job.out_dir.join(&npy), &[h, w], &cam.data)?;
+            Some(npy)
         }
         false => None,
     };
@@ -480,7 +491,7 @@ fn write_cam(
         .iter()
         .product::<usize>();
     Ok(CamReport {
-        file: "cam.png".into(),
+        file,
         npy,
         class,
         label: label_of(class, classes),

@@ -69,7 +69,7 @@ pub fn model_html(summary: &ModelSummary, has_filters: impl Fn(&str) -> bool) ->
 /// The photo, the CAM and the top classes.
 fn write_top(html: &mut String, summary: &ModelSummary) {
     html.push_str("<div class=\"top\">\n<figure><img src=\"input.png\" alt=\"the photo as the model saw it\" class=\"pixelated\"><figcaption>the photo as the model saw it</figcaption></figure>\n");
-    if let Some(cam) = &summary.cam {
+    for cam in &summary.cams {
         let _ = writeln!(
             html,
             "<figure><img src=\"{}\" alt=\"where the model looked for {}\" data-cam=\"{}\"><figcaption>where it looked for {} (CAM from {})</figcaption></figure>",

@@ -26,6 +26,9 @@ pub struct ModelSummary {
     pub outputs: Vec<OutputReport>,
     /// The class activation map of the top class, where it applies.
     pub cam: Option<CamReport>,
+    /// The class activation maps of each of the top classes, most likely
+    /// first.
+    pub cams: Vec<CamReport>,
     /// "gpu" or "cpu".
     pub backend: &'static str,
     /// The conv shader ("fast", "direct") or "cpu".

@@ -425,12 +425,13 @@ fn read_tensor_type<R: Read + Seek>(
 }
 
 /// `TensorShapeProto.Dimension`: its `dim_value` (1), or `None` for a
-/// `dim_param` (2) or nothing.
+/// `dim_param` (2), a size of 0 or less, or nothing.
 fn read_dimension<R: Read + Seek>(wire: &mut Wire<R>, end: u64) -> WireResult<Option<u64>> {
     let mut size = None;
     while let Some((number, field)) = wire.next(end)? {
         match (number, field) {
-            (1, Field::Varint(v)) => size = Some(v),
+            // Some exporters write −1 (or 0) for a size left open.
+            (1, Field::Varint(v)) => size = Some(v).filter(|&v| (v as i64) > 0),
             _ => wire.skip_field(field)?,
         }
     }
