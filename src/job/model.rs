@@ -128,7 +128,10 @@ pub fn run(
     let folders = write_node_maps(job, &network, &chosen, &run)?;
     files.extend(folders.values().cloned());
     let outputs = write_outputs(job, &network, &run, &mut files)?;
-    let top = outputs.iter().find(|o| !o.top.is_empty()).map(|o| o.top.as_slice());
+    let top = outputs
+        .iter()
+        .find(|o| !o.top.is_empty())
+        .map(|o| o.top.as_slice());
     let cams = match (&cam, top) {
         (Some(source), Some(top)) => top
             .iter()
@@ -593,5 +596,6 @@ fn model_facts(network: &Network) -> ModelFacts {
         folded: network.folded,
         parameters: network.nodes.iter().map(|n| network.parameters(n)).sum(),
         flops: network.nodes.iter().map(|n| network.flops(n)).sum(),
+        memory_bytes: network.memory_bytes(),
     }
 }

@@ -14,8 +14,7 @@ use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary};
 use super::{Array, NetRun, Network, Node, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{
-    buffer_init, check_buffers, check_workgroups, entry, record_dispatch, record_readback,
-    submit_readbacks,
+    buffer_init, check_workgroups, entry, record_dispatch, record_readback, submit_readbacks,
 };
 use crate::gpu::{
     AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
@@ -224,12 +223,22 @@ impl GpuNet<'_> {
     }
 
     /// Refuses a network with a value larger than this GPU's largest
-    /// storage buffer, naming it.
+    /// storage buffer, naming it, with the sizes and what to do.
     fn check_sizes(&self, net: &Network) -> Result<()> {
         let max = self.gpu.max_storage_binding();
         for value in &net.values {
             let bytes = 4 * value.shape.iter().product::<usize>() as u64;
-            check_buffers(&[(&format!("{:?}", value.name), bytes)], max)?;
+            if bytes > max {
+                return Err(Error::GpuLimit(format!(
+                    "{}: value {:?} {:?} needs {:.1} MiB, more than this GPU's largest storage buffer \
+                     ({:.1} MiB); use --resize with a smaller size, or --backend cpu",
+                    net.path.display(),
+                    value.name,
+                    value.shape,
+                    bytes as f64 / 1048576.0,
+                    max as f64 / 1048576.0
+                )));
+            }
         }
         Ok(())
     }

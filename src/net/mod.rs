@@ -117,6 +117,24 @@ impl Network {
         last
     }
 
+    /// Bytes a run holds in memory at once, at most: every value's f32s
+    /// (a view shares its input's) and every weight's, since one
+    /// submission keeps what it reads until it ends.
+    pub fn memory_bytes(&self) -> u64 {
+        let views: std::collections::HashSet<ValueId> = self
+            .nodes
+            .iter()
+            .filter(|n| n.op == Op::View)
+            .map(|n| n.output)
+            .collect();
+        self.values
+            .iter()
+            .enumerate()
+            .filter(|(id, _)| !views.contains(id))
+            .map(|(_, v)| 4 * v.shape.iter().product::<usize>() as u64)
+            .sum()
+    }
+
     /// The node that writes `value`, if one does.
     pub fn writer(&self, value: ValueId) -> Option<&Node> {
         self.nodes.iter().find(|n| n.output == value)

@@ -86,6 +86,9 @@ pub struct ModelFacts {
     pub parameters: u64,
     /// Floating-point operations of the whole forward pass.
     pub flops: u64,
+    /// Bytes the forward pass holds in memory at most (every value and
+    /// weight as f32).
+    pub memory_bytes: u64,
 }
 
 /// One node that ran.
@@ -178,12 +181,13 @@ impl ModelSummary {
         let model = &self.model;
         let _ = writeln!(
             text,
-            "model       {} ({} nodes, {} folded at load; {} parameters, {:.2} GFLOP)",
+            "model       {} ({} nodes, {} folded at load; {} parameters, {:.2} GFLOP, {:.0} MB in memory)",
             model.path.display(),
             model.nodes,
             model.folded,
             model.parameters,
-            model.flops as f64 / 1e9
+            model.flops as f64 / 1e9,
+            model.memory_bytes as f64 / 1e6
         );
         for output in &self.outputs {
             for (rank, class) in output.top.iter().enumerate() {
