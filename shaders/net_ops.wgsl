@@ -13,7 +13,7 @@ struct NetParams {
     count: u32,              // output values
     row_groups: u32,         // workgroups per row of the dispatch grid
     kind: u32,               // unary: UnaryKind; binary: Binary; pool: 1 max, 0 average
-    flags: u32,              // conv: 1 has bias; pool: 1 count_include_pad; gemm: 1 trans_a, 2 trans_b, 4 has C
+    flags: u32,              // conv: 1 has bias, 2 a fused activation (kind, alpha, beta); pool: 1 count_include_pad; gemm: 1 trans_a, 2 trans_b, 4 has C
     alpha: f32,              // unary: LeakyRelu's slope, Clip's min, HardSigmoid's alpha; gemm: alpha
     beta: f32,               // unary: Clip's max, HardSigmoid's beta; gemm: beta
     channels: u32,           // C of the input (affine: C)
@@ -68,8 +68,9 @@ fn value_index(id: vec3<u32>) -> u32 {
 
 // Convolution: a = x [1, C, H, W], b = weight [K, C/G, FH, FW], c = bias [K];
 // output [1, K, OH, OW]. Output (k, oy, ox) is bias[k] plus the sum over the
-// C/G channels of k's group and the FH×FW window of input × weight; taps in
-// the zero padding are skipped.
+// C/G channels of k's group and the FH×FW window of input × weight, then the
+// fused activation (flags bit 2, as `unary`); taps in the zero padding are
+// skipped.
 @compute @workgroup_size(256, 1, 1)
 fn conv(@builtin(global_invocation_id) id: vec3<u32>) {
     let i = value_index(id);
@@ -103,6 +104,9 @@ fn conv(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     if ((params.flags & 1u) != 0u) {
         sum += c[k];
+    }
+    if ((params.flags & 2u) != 0u) {
+        sum = unary_value(sum);
     }
     output[i] = sum;
 }

@@ -132,7 +132,8 @@ struct Cli {
     model: Option<PathBuf>,
 
     /// With --model: whose maps to write: convs (every Conv node's output),
-    /// all (every node's output that is maps), or node names, comma-separated.
+    /// all (every node's output that is maps), none (only the top classes
+    /// and CAM), or node names, comma-separated.
     #[arg(long, value_name = "WHICH", requires = "model", value_parser = convmaps::job::model::MapsChoice::parse)]
     maps: Option<convmaps::job::model::MapsChoice>,
 

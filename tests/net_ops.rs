@@ -62,6 +62,7 @@ fn one_node(op: Op, input: Array, rest: Vec<Array>) -> (Network, Array) {
             op,
             inputs,
             output,
+            fused: Vec::new(),
         }],
         constants,
         outputs: vec![output],
@@ -124,6 +125,11 @@ fn conv_matches_its_twin_for_any_geometry() {
                 dilations,
                 group,
                 bias: case % 3 != 0,
+                activation: (case % 4 == 1).then_some(Unary {
+                    kind: UnaryKind::HardSwish,
+                    alpha: 0.0,
+                    beta: 0.0,
+                }),
             };
             let c = channels as usize;
             let input = random(rng, &[1, c, size[0] as usize, size[1] as usize], 1.0);

@@ -139,3 +139,41 @@ fn gpu_engines_compute_every_conv_and_output_as_onnx_runtime_does() {
         }
     }
 }
+
+#[test]
+fn fusing_batch_norms_and_activations_into_convs_changes_no_output() {
+    let mut fused_somewhere = 0;
+    for dir in fixtures() {
+        let (mut network, input) = load(&dir);
+        let outputs = network.outputs.clone();
+        let plain = net::cpu::run(&network, input.clone(), &outputs).expect("the network runs");
+        let before = network.nodes.len();
+        let fused = net::fuse::fuse(&mut network, &outputs);
+        assert_eq!(network.nodes.len(), before - fused, "{}", dir.display());
+        fused_somewhere += fused;
+        let run = net::cpu::run(&network, input.clone(), &outputs).expect("the fused network runs");
+        for output in &outputs {
+            let error = relative_error(&run.values[output].data, &plain.values[output].data);
+            assert!(
+                error <= 1e-5,
+                "{}: fused output {error:e} off",
+                dir.display()
+            );
+        }
+        if let Some(engine) = common::engine("fast") {
+            let gpu = engine
+                .run_network(&network, input, &outputs)
+                .expect("the fused network runs");
+            for output in &outputs {
+                let error = relative_error(&gpu.values[output].data, &plain.values[output].data);
+                assert!(
+                    error <= 1e-4,
+                    "{}: fused output on the GPU {error:e} off",
+                    dir.display()
+                );
+            }
+        }
+    }
+    // ResNet's ReLUs after convs, MobileNet's ReLU6, PP-OCR's BatchNorms.
+    assert!(fused_somewhere > 50, "{fused_somewhere} nodes fused");
+}

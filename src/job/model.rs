@@ -38,16 +38,19 @@ pub enum MapsChoice {
     Convs,
     /// Every node's output that is maps (`[1, C, H, W]`).
     All,
+    /// None: only the outputs, the top classes and CAM.
+    None,
     /// The nodes of these names.
     Names(Vec<String>),
 }
 
 impl MapsChoice {
-    /// `convs`, `all`, or comma-separated node names.
+    /// `convs`, `all`, `none`, or comma-separated node names.
     pub fn parse(text: &str) -> std::result::Result<MapsChoice, String> {
         match text.trim() {
             "convs" => Ok(MapsChoice::Convs),
             "all" => Ok(MapsChoice::All),
+            "none" => Ok(MapsChoice::None),
             "" => Err("--maps needs convs, all or node names".into()),
             names => Ok(MapsChoice::Names(
                 names.split(',').map(|n| n.trim().to_string()).collect(),
@@ -93,8 +96,11 @@ pub fn run(
     } = read_photo(job, &model.input, model_job.resize)?;
     let decode = started.elapsed();
     let loading = Instant::now();
-    let network = model.network([rgb.height, rgb.width])?;
-    let chosen = chosen_nodes(&network, &model_job.maps)?;
+    let mut network = model.network([rgb.height, rgb.width])?;
+    let chosen: Vec<ValueId> = chosen_nodes(&network, &model_job.maps)?
+        .into_iter()
+        .map(|n| network.nodes[n].output)
+        .collect();
     let cam = network
         .outputs
         .iter()
@@ -103,10 +109,14 @@ pub fn run(
         Some(prep) => model_input::model_input(&rgb, prep, &network.input),
         None => tensor_input(&rgb, &network)?,
     };
-    let load = loading.elapsed();
-    let mut keep: Vec<ValueId> = chosen.iter().map(|&n| network.nodes[n].output).collect();
+    let mut keep = chosen.clone();
     keep.extend(&network.outputs);
     keep.extend(cam.as_ref().map(|c| c.maps));
+    let fused = net::fuse::fuse(&mut network, &keep);
+    let chosen: Vec<usize> = (0..network.nodes.len())
+        .filter(|&n| chosen.contains(&network.nodes[n].output))
+        .collect();
+    let load = loading.elapsed();
     let model_input_file = match job.raw {
         true => Some((input.shape.clone(), input.data.clone())),
         false => None,
@@ -156,7 +166,10 @@ pub fn run(
             resize: record,
             preprocessing: prep,
         },
-        model: model_facts(&network),
+        model: ModelFacts {
+            fused,
+            ..model_facts(&network)
+        },
         nodes,
         outputs,
         cam: cams.first().cloned(),
@@ -274,6 +287,7 @@ fn tensor_input(tensor: &Tensor3, network: &Network) -> Result<Array> {
 fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
     let is_maps = |n: &net::Node| net::array::maps_shape(&network.values[n.output].shape).is_some();
     let chosen: Vec<usize> = match maps {
+        MapsChoice::None => Vec::new(),
         MapsChoice::Convs => (0..network.nodes.len())
             .filter(|&i| matches!(network.nodes[i].op, Op::Conv(_)))
             .collect(),
@@ -579,6 +593,7 @@ fn node_reports(
             flops: network.flops(node),
             ms: run.node_ms.get(index).copied(),
             folder: folders.get(&index).cloned(),
+            fused: node.fused.clone(),
             verify: verify.and_then(|v| v.get(&index).copied()),
         })
         .collect()
@@ -597,5 +612,6 @@ fn model_facts(network: &Network) -> ModelFacts {
         parameters: network.nodes.iter().map(|n| network.parameters(n)).sum(),
         flops: network.nodes.iter().map(|n| network.flops(n)).sum(),
         memory_bytes: network.memory_bytes(),
+        fused: 0,
     }
 }

@@ -125,7 +125,8 @@ fn conv_all(conv: &Conv, inputs: &[&Array], shape: &[usize]) -> Vec<f32> {
 }
 
 /// Output `[k, oy, ox]` of a conv (the shader's `conv`): bias[k] plus the
-/// sum over the channels of k's group and the window of input × weight.
+/// sum over the channels of k's group and the window of input × weight,
+/// through the fused activation if any.
 pub fn conv_value(
     conv: &Conv,
     (input, weight, bias): (&Array, &Array, Option<&[f32]>),
@@ -159,7 +160,9 @@ pub fn conv_value(
             }
         }
     }
-    sum + bias.map_or(0.0, |b| b[k])
+    let sum = sum + bias.map_or(0.0, |b| b[k]);
+    conv.activation
+        .map_or(sum, |unary| unary_value(&unary, sum))
 }
 
 /// One value through a [`Unary`] (the shader's `unary_value`).

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::cpu::{BroadcastParams, check_input};
-use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary};
+use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary, UnaryKind};
 use super::{Array, NetRun, Network, Node, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{
@@ -19,7 +19,7 @@ use crate::gpu::buffers::{
 use crate::gpu::{
     AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
 };
-use crate::layer::{Layer, LayerSpec, Padding};
+use crate::layer::{Activation, Layer, LayerSpec, Padding};
 
 /// The shader's source, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/net_ops.wgsl");
@@ -158,7 +158,12 @@ impl GpuNet<'_> {
         let timer = NodeTimer::new(gpu, net.nodes.len() + 1);
         let mut live: HashMap<ValueId, GpuValue> = HashMap::new();
         live.insert(net.input_value, self.upload("input", &input));
-        for (&id, array) in &net.constants {
+        let read: std::collections::HashSet<ValueId> = net
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().copied())
+            .collect();
+        for (&id, array) in net.constants.iter().filter(|(id, _)| read.contains(id)) {
             live.insert(id, self.upload(&net.values[id].name, array));
         }
         if let Some(timer) = &timer {
@@ -277,11 +282,22 @@ impl GpuNet<'_> {
             && let Some((pipeline, tensor_ops)) = self.convs
             && let Some(layer) = conv_layer(conv, net, node)
         {
-            self.record_fast_conv(
+            let convs = (pipeline, tensor_ops);
+            let Some(unary) = conv.activation.filter(|u| u.kind != UnaryKind::Relu) else {
+                self.record_fast_conv(encoder, convs, (&layer, inputs[0]), &output)?;
+                return Ok(output);
+            };
+            // The conv shader applies only ReLU: another fused activation
+            // runs after it.
+            let sums = self.new_value("conv sums", output.shape.clone());
+            self.record_fast_conv(encoder, convs, (&layer, inputs[0]), &sums)?;
+            let mut params = unary_params(&unary);
+            params.count = count(output.shape.iter().product())?;
+            self.dispatch(
                 encoder,
-                (pipeline, tensor_ops),
-                (&layer, inputs[0]),
-                &output,
+                &self.ops.unary,
+                (&[&sums.buffer], 1, &output.buffer),
+                params,
             )?;
             return Ok(output);
         }
@@ -561,6 +577,13 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
         dilation: conv.dilations[0],
         groups: conv.group,
         bias: conv.bias,
+        activation: match conv.activation {
+            Some(Unary {
+                kind: UnaryKind::Relu,
+                ..
+            }) => Activation::Relu,
+            _ => Activation::None,
+        },
         ..LayerSpec::new(3, 1, 1)
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
@@ -569,8 +592,15 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
 /// Params of the `conv` entry point.
 pub fn conv_params(conv: &Conv, shapes: &[&[usize]], out: &[usize]) -> NetParams {
     let (x, weight) = (shapes[0], shapes[1]);
+    let unary = conv
+        .activation
+        .map(|u| unary_params(&u))
+        .unwrap_or_default();
     NetParams {
-        flags: conv.bias as u32,
+        flags: conv.bias as u32 | (conv.activation.is_some() as u32) << 1,
+        kind: unary.kind,
+        alpha: unary.alpha,
+        beta: unary.beta,
         channels: x[1] as u32,
         in_height: x[2] as u32,
         in_width: x[3] as u32,

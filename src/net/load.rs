@@ -392,6 +392,7 @@ impl<'f> Loader<'f> {
             op: parsed.op,
             inputs,
             output: id,
+            fused: Vec::new(),
         });
         Ok(())
     }
@@ -610,6 +611,7 @@ impl Loader<'_> {
                 dilations: window.dilations,
                 group,
                 bias: inputs.len() == 3,
+                activation: None,
             }),
             inputs,
             shape: None,

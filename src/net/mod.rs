@@ -8,6 +8,7 @@
 pub mod array;
 pub mod cpu;
 mod fold;
+pub mod fuse;
 pub mod gpu;
 pub mod head;
 pub mod input;
@@ -62,6 +63,9 @@ pub struct Node {
     pub inputs: Vec<ValueId>,
     /// The value it writes.
     pub output: ValueId,
+    /// The model's nodes fused into this one (a BatchNormalization folded
+    /// into a conv, an activation applied by it), by name, in order.
+    pub fused: Vec<String>,
 }
 
 /// A model's graph for one input size, ready to run.
@@ -127,10 +131,16 @@ impl Network {
             .filter(|n| n.op == Op::View)
             .map(|n| n.output)
             .collect();
+        let used: std::collections::HashSet<ValueId> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().chain([&n.output]))
+            .copied()
+            .collect();
         self.values
             .iter()
             .enumerate()
-            .filter(|(id, _)| !views.contains(id))
+            .filter(|(id, _)| used.contains(id) && !views.contains(id))
             .map(|(_, v)| 4 * v.shape.iter().product::<usize>() as u64)
             .sum()
     }

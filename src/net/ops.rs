@@ -42,8 +42,8 @@ pub enum Op {
     View,
 }
 
-/// A conv's geometry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A conv's geometry, and the activation fused into it.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Conv {
     /// `[FH, FW]`.
     pub kernel: [u32; 2],
@@ -57,6 +57,10 @@ pub struct Conv {
     pub group: u32,
     /// Whether a bias input is given.
     pub bias: bool,
+    /// An activation applied after the bias: the model's next node, fused
+    /// into the conv where no one reads the conv's own output
+    /// (`net::fuse`).
+    pub activation: Option<Unary>,
 }
 
 /// Kinds of [`Unary`] op, with the code `net_ops.wgsl` uses.

@@ -82,6 +82,9 @@ pub struct ModelFacts {
     pub nodes: usize,
     /// Nodes folded away at load (constant and shape subgraphs).
     pub folded: usize,
+    /// Nodes fused into the conv before them (a BatchNormalization, an
+    /// activation) because no one looks at the conv's own output.
+    pub fused: usize,
     /// Learned values of every node.
     pub parameters: u64,
     /// Floating-point operations of the whole forward pass.
@@ -112,6 +115,8 @@ pub struct NodeReport {
     pub ms: Option<f64>,
     /// The folder its maps were written to, if any.
     pub folder: Option<String>,
+    /// The model's nodes fused into this one, by name.
+    pub fused: Vec<String>,
     /// With `--verify`: its difference from its CPU twin, relative to the
     /// largest |value| of its output.
     pub verify: Option<f64>,
@@ -181,10 +186,11 @@ impl ModelSummary {
         let model = &self.model;
         let _ = writeln!(
             text,
-            "model       {} ({} nodes, {} folded at load; {} parameters, {:.2} GFLOP, {:.0} MB in memory)",
+            "model       {} ({} nodes ran, {} folded at load, {} fused; {} parameters, {:.2} GFLOP, {:.0} MB in memory)",
             model.path.display(),
             model.nodes,
             model.folded,
+            model.fused,
             model.parameters,
             model.flops as f64 / 1e9,
             model.memory_bytes as f64 / 1e6
