@@ -584,7 +584,6 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
             }) => Activation::Relu,
             _ => Activation::None,
         },
-        ..LayerSpec::new(3, 1, 1)
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
 }
