@@ -38,6 +38,11 @@ struct NetParams {
     a_rows: u32,             // gemm: rows of A as it is used (M)
     c_rows: u32,             // gemm: rows of C (1 or M)
     c_columns: u32,          // gemm: columns of C (1 or N)
+    size: u32,               // softmax, reduce: values along the axis
+    coordinates: u32,        // resize: Coordinates' code
+    rounding: u32,           // resize: Rounding's code
+    scale_y: f32,            // resize: output over input height
+    scale_x: f32,            // resize: output over input width
     out0: u32,               // binary: the output's sizes, padded to rank 4
     out1: u32,
     out2: u32,
@@ -120,7 +125,13 @@ fn unary_value(x: f32) -> f32 {
         case 3u: { return 1.0 / (1.0 + exp(-x)); }
         case 4u: { return clamp(params.alpha * x + params.beta, 0.0, 1.0); }
         case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
-        default: { return tanh(x); }
+        case 6u: { return tanh(x); }
+        case 7u: { return exp(x); }
+        case 8u: { return log(x); }
+        case 9u: { return sqrt(x); }
+        case 10u: { return -x; }
+        case 11u: { return abs(x); }
+        default: { return 1.0 / x; }
     }
 }
 
@@ -160,8 +171,23 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>) {
         case 0u: { output[i] = x + y; }
         case 1u: { output[i] = x - y; }
         case 2u: { output[i] = x * y; }
-        default: { output[i] = x / y; }
+        case 3u: { output[i] = x / y; }
+        case 4u: { output[i] = select(y * x, x, x >= 0.0); }
+        default: { output[i] = power(x, y); }
     }
+}
+
+// xʸ, as Rust's powf: a negative x only to a whole power (else NaN).
+fn power(x: f32, y: f32) -> f32 {
+    let magnitude = pow(abs(x), y);
+    if (x >= 0.0) {
+        return magnitude;
+    }
+    if (y != round(y)) {
+        return bitcast<f32>(0x7fc00000u);
+    }
+    let odd = (i32(abs(y)) % 2) == 1;
+    return select(magnitude, -magnitude, odd);
 }
 
 // A BatchNormalization at inference: a = x [1, C, inner], b = scale [C],
@@ -263,23 +289,209 @@ fn gemm(@builtin(global_invocation_id) id: vec3<u32>) {
     output[i] = params.alpha * sum + params.beta * bias;
 }
 
-// Softmax over each row of `inner` values of a: one invocation per row.
+// Softmax along an axis of `size` values `inner` apart: one invocation per
+// softmax (count = values / size); softmax g starts at
+// (g / inner)·size·inner + g % inner.
 @compute @workgroup_size(256, 1, 1)
 fn softmax(@builtin(global_invocation_id) id: vec3<u32>) {
-    let row = value_index(id);
-    if (row >= params.count) {
+    let g = value_index(id);
+    if (g >= params.count) {
         return;
     }
-    let first = row * params.inner;
+    let first = (g / params.inner) * params.size * params.inner + g % params.inner;
     var largest = a[first];
-    for (var j = 1u; j < params.inner; j++) {
-        largest = max(largest, a[first + j]);
+    for (var j = 1u; j < params.size; j++) {
+        largest = max(largest, a[first + j * params.inner]);
     }
     var total = 0.0;
-    for (var j = 0u; j < params.inner; j++) {
-        total += exp(a[first + j] - largest);
+    for (var j = 0u; j < params.size; j++) {
+        total += exp(a[first + j * params.inner] - largest);
     }
-    for (var j = 0u; j < params.inner; j++) {
-        output[first + j] = exp(a[first + j] - largest) / total;
+    for (var j = 0u; j < params.size; j++) {
+        let at = first + j * params.inner;
+        output[at] = exp(a[at] - largest) / total;
     }
+}
+
+// The mean (kind 0), sum (1) or largest value (2) of `size` values `inner`
+// apart: one invocation per output value, laid out as for softmax.
+@compute @workgroup_size(256, 1, 1)
+fn reduce(@builtin(global_invocation_id) id: vec3<u32>) {
+    let g = value_index(id);
+    if (g >= params.count) {
+        return;
+    }
+    let first = (g / params.inner) * params.size * params.inner + g % params.inner;
+    var sum = 0.0;
+    var largest = a[first];
+    for (var j = 0u; j < params.size; j++) {
+        let value = a[first + j * params.inner];
+        sum += value;
+        largest = max(largest, value);
+    }
+    switch params.kind {
+        case 0u: { output[g] = sum / f32(params.size); }
+        case 1u: { output[g] = sum; }
+        default: { output[g] = largest; }
+    }
+}
+
+// A coordinate of the output mapped back to the input along an axis of
+// `in_size` values resized to `out_size` by `scale`
+// (coordinate_transformation_mode, Coordinates' codes).
+fn source_coordinate(x: f32, scale: f32, in_size: u32, out_size: u32) -> f32 {
+    switch params.coordinates {
+        case 0u: { return (x + 0.5) / scale - 0.5; }
+        case 1u: { return select(0.0, (x + 0.5) / scale - 0.5, out_size > 1u); }
+        case 2u: { return select(0.0, x * f32(in_size - 1u) / f32(out_size - 1u), out_size > 1u); }
+        case 3u: { return x / scale; }
+        default: { return (x + 0.5) / scale; }
+    }
+}
+
+// The nearest input index to coordinate `x` (nearest_mode, Rounding's
+// codes), clamped to the axis.
+fn nearest_index(x: f32, in_size: u32) -> u32 {
+    var index = 0.0;
+    switch params.rounding {
+        case 0u: { index = select(round(x), floor(x), x == floor(x) + 0.5); }
+        case 1u: { index = select(round(x), ceil(x), x == floor(x) + 0.5); }
+        case 2u: { index = floor(x); }
+        default: { index = ceil(x); }
+    }
+    return u32(clamp(index, 0.0, f32(in_size - 1u)));
+}
+
+// Resizing a = x [1, C, H, W] to [1, C, OH, OW]: the nearest input value
+// (kind 0) or the bilinear mix of the four around (kind 1), coordinates
+// clamped to the image.
+@compute @workgroup_size(256, 1, 1)
+fn resize(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let out_x = i % params.out_width;
+    let out_y = (i / params.out_width) % params.out_height;
+    let channel = i / (params.out_width * params.out_height);
+    let plane = channel * params.in_height * params.in_width;
+    let y = source_coordinate(f32(out_y), params.scale_y, params.in_height, params.out_height);
+    let x = source_coordinate(f32(out_x), params.scale_x, params.in_width, params.out_width);
+    if (params.kind == 0u) {
+        let in_y = nearest_index(y, params.in_height);
+        let in_x = nearest_index(x, params.in_width);
+        output[i] = a[plane + in_y * params.in_width + in_x];
+        return;
+    }
+    let cy = clamp(y, 0.0, f32(params.in_height - 1u));
+    let cx = clamp(x, 0.0, f32(params.in_width - 1u));
+    let y0 = u32(floor(cy));
+    let x0 = u32(floor(cx));
+    let y1 = min(y0 + 1u, params.in_height - 1u);
+    let x1 = min(x0 + 1u, params.in_width - 1u);
+    let wy = cy - f32(y0);
+    let wx = cx - f32(x0);
+    let top = a[plane + y0 * params.in_width + x0] * (1.0 - wx) + a[plane + y0 * params.in_width + x1] * wx;
+    let bottom = a[plane + y1 * params.in_width + x0] * (1.0 - wx) + a[plane + y1 * params.in_width + x1] * wx;
+    output[i] = top * (1.0 - wy) + bottom * wy;
+}
+
+// Transposed convolution: a = x [1, C, H, W], b = weight [C, K/G, FH, FW],
+// c = bias [K]; output [1, K, OH, OW]. Output (k, oy, ox) gathers every tap
+// (c, ky, kx) of k's group whose input pixel (oy + pad_top − ky·dilation) /
+// stride lands on a whole pixel of the image.
+@compute @workgroup_size(256, 1, 1)
+fn conv_transpose(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = value_index(id);
+    if (i >= params.count) {
+        return;
+    }
+    let out_x = i % params.out_width;
+    let out_y = (i / params.out_width) % params.out_height;
+    let k = i / (params.out_width * params.out_height);
+    let group = k / params.filters_per_group;
+    let k_in_group = k % params.filters_per_group;
+    var sum = 0.0;
+    for (var ch = 0u; ch < params.channels_per_group; ch++) {
+        let in_channel = group * params.channels_per_group + ch;
+        for (var ky = 0u; ky < params.kernel_height; ky++) {
+            let ny = i32(out_y + params.pad_top) - i32(ky * params.dilation_y);
+            if (ny < 0 || ny % i32(params.stride_y) != 0) {
+                continue;
+            }
+            let in_y = u32(ny) / params.stride_y;
+            if (in_y >= params.in_height) {
+                continue;
+            }
+            for (var kx = 0u; kx < params.kernel_width; kx++) {
+                let nx = i32(out_x + params.pad_left) - i32(kx * params.dilation_x);
+                if (nx < 0 || nx % i32(params.stride_x) != 0) {
+                    continue;
+                }
+                let in_x = u32(nx) / params.stride_x;
+                if (in_x >= params.in_width) {
+                    continue;
+                }
+                let input_index = (in_channel * params.in_height + in_y) * params.in_width + in_x;
+                let weight_index = ((in_channel * params.filters_per_group + k_in_group) * params.kernel_height + ky) * params.kernel_width + kx;
+                sum += a[input_index] * b[weight_index];
+            }
+        }
+    }
+    if ((params.flags & 1u) != 0u) {
+        sum += c[k];
+    }
+    output[i] = sum;
+}
+
+// A strided copy (`net::movement`), with its own params: value i of the box
+// `size*` is read at in_base + Σ coordinate·in_stride and written at
+// out_base + Σ coordinate·out_stride (Concat, Slice, Split, Transpose,
+// Expand).
+struct CopyParams {
+    count: u32,
+    row_groups: u32,
+    in_base: i32,
+    out_base: i32,
+    size0: u32,
+    size1: u32,
+    size2: u32,
+    size3: u32,
+    size4: u32,
+    size5: u32,
+    in0: i32,
+    in1: i32,
+    in2: i32,
+    in3: i32,
+    in4: i32,
+    in5: i32,
+    out0: i32,
+    out1: i32,
+    out2: i32,
+    out3: i32,
+    out4: i32,
+    out5: i32,
+}
+
+@group(0) @binding(5) var<uniform> moves: CopyParams;
+
+@compute @workgroup_size(256, 1, 1)
+fn copy(@builtin(global_invocation_id) id: vec3<u32>) {
+    let i = id.y * moves.row_groups * WORKGROUP + id.x;
+    if (i >= moves.count) {
+        return;
+    }
+    let sizes = array<u32, 6>(moves.size0, moves.size1, moves.size2, moves.size3, moves.size4, moves.size5);
+    let in_strides = array<i32, 6>(moves.in0, moves.in1, moves.in2, moves.in3, moves.in4, moves.in5);
+    let out_strides = array<i32, 6>(moves.out0, moves.out1, moves.out2, moves.out3, moves.out4, moves.out5);
+    var rest = i;
+    var read_at = moves.in_base;
+    var write_at = moves.out_base;
+    for (var axis = 5; axis >= 0; axis--) {
+        let coordinate = i32(rest % sizes[axis]);
+        rest = rest / sizes[axis];
+        read_at += coordinate * in_strides[axis];
+        write_at += coordinate * out_strides[axis];
+    }
+    output[u32(write_at)] = a[u32(read_at)];
 }

@@ -11,7 +11,10 @@ mod common;
 use std::collections::HashMap;
 
 use convmaps::net::gpu::{GpuNet, NetOps};
-use convmaps::net::ops::{Binary, Conv, Gemm, Op, Pool, Unary, UnaryKind};
+use convmaps::net::ops::{
+    Binary, Conv, ConvTranspose, Coordinates, Gemm, Movement, Op, Pool, Reduce, Resize, Rounding,
+    Unary, UnaryKind,
+};
 use convmaps::net::{Array, Layout, ModelInput, Network, Node, Value, cpu};
 use rand_chacha::ChaCha8Rng;
 
@@ -24,8 +27,17 @@ fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Array {
     Array::new(shape.to_vec(), data)
 }
 
-/// A network of one node: `op` over `input` and the constants `rest`.
+/// A network of one node: `op` over `input` and the constants `rest`,
+/// its output of the shape the op infers.
 fn one_node(op: Op, input: Array, rest: Vec<Array>) -> (Network, Array) {
+    let mut shapes: Vec<&[usize]> = vec![input.shape.as_slice()];
+    shapes.extend(rest.iter().map(|a| a.shape.as_slice()));
+    let shape = op.output_shape(&shapes).expect("the shapes fit");
+    one_node_shaped(op, input, rest, shape)
+}
+
+/// A network of one node whose output has `shape`.
+fn one_node_shaped(op: Op, input: Array, rest: Vec<Array>, shape: Vec<usize>) -> (Network, Array) {
     let mut values = vec![Value {
         name: "x".into(),
         shape: input.shape.clone(),
@@ -39,8 +51,6 @@ fn one_node(op: Op, input: Array, rest: Vec<Array>) -> (Network, Array) {
         constants.insert(i + 1, array);
     }
     let inputs: Vec<usize> = (0..values.len()).collect();
-    let shapes: Vec<&[usize]> = values.iter().map(|v| v.shape.as_slice()).collect();
-    let shape = op.output_shape(&shapes).expect("the shapes fit");
     let output = values.len();
     values.push(Value {
         name: "y".into(),
@@ -74,7 +84,11 @@ fn one_node(op: Op, input: Array, rest: Vec<Array>) -> (Network, Array) {
 /// Runs `op` on the GPU and on its twin and holds them within `tolerance`
 /// of the twin's largest |value|.
 fn check(gpu: &GpuNet, what: &str, (op, input, rest): (Op, Array, Vec<Array>), tolerance: f32) {
-    let (network, input) = one_node(op, input, rest);
+    check_network(gpu, what, one_node(op, input, rest), tolerance);
+}
+
+/// Runs a one-node network on the GPU and on its twin, as [`check`].
+fn check_network(gpu: &GpuNet, what: &str, (network, input): (Network, Array), tolerance: f32) {
     let output = network.outputs[0];
     let want = cpu::run(&network, input.clone(), &[output]).expect("the twin runs");
     let got = gpu
@@ -165,6 +179,9 @@ fn every_activation_matches_its_twin() {
             (UnaryKind::HardSigmoid, 1.0 / 6.0, 0.5),
             (UnaryKind::HardSwish, 0.0, 0.0),
             (UnaryKind::Tanh, 0.0, 0.0),
+            (UnaryKind::Exp, 0.0, 0.0),
+            (UnaryKind::Neg, 0.0, 0.0),
+            (UnaryKind::Abs, 0.0, 0.0),
         ];
         for (kind, alpha, beta) in kinds {
             let unary = Unary { kind, alpha, beta };
@@ -190,7 +207,14 @@ fn binary_ops_broadcast_as_their_twins_do() {
             (&[2, 3], &[3]),
             (&[1, 4, 1, 6], &[1, 1, 5, 1]),
         ];
-        for kind in [Binary::Add, Binary::Sub, Binary::Mul, Binary::Div] {
+        for kind in [
+            Binary::Add,
+            Binary::Sub,
+            Binary::Mul,
+            Binary::Div,
+            Binary::PRelu,
+            Binary::Pow,
+        ] {
             for (a, b) in pairs {
                 let input = random(rng, a, 2.0);
                 let mut other = random(rng, b, 1.0);
@@ -199,6 +223,10 @@ fn binary_ops_broadcast_as_their_twins_do() {
                         .data
                         .iter_mut()
                         .for_each(|v| *v = v.signum() * (v.abs() + 0.5));
+                }
+                if kind == Binary::Pow {
+                    // Whole powers of any base.
+                    other.data.iter_mut().for_each(|v| *v = (*v * 3.0).round());
                 }
                 let what = format!("{kind:?} {a:?} {b:?}");
                 check(gpu, &what, (Op::Binary(kind), input, vec![other]), 1e-6);
@@ -305,8 +333,168 @@ fn softmax_matches_its_twin() {
         check(
             gpu,
             "softmax",
-            (Op::Softmax { row: 10 }, input, vec![]),
+            (Op::Softmax { size: 10, inner: 1 }, input, vec![]),
             1e-5,
         );
+    });
+}
+
+#[test]
+fn positive_logs_and_roots_match_their_twins() {
+    with_gpu(|gpu, rng| {
+        for kind in [UnaryKind::Log, UnaryKind::Sqrt, UnaryKind::Reciprocal] {
+            let mut input = random(rng, &[1, 2, 5, 7], 4.0);
+            input.data.iter_mut().for_each(|v| *v = v.abs() + 0.1);
+            let unary = Unary {
+                kind,
+                alpha: 0.0,
+                beta: 0.0,
+            };
+            check(
+                gpu,
+                &format!("{kind:?}"),
+                (Op::Unary(unary), input, vec![]),
+                1e-6,
+            );
+        }
+    });
+}
+
+#[test]
+fn softmax_and_reductions_along_any_axis_match_their_twins() {
+    with_gpu(|gpu, rng| {
+        let shape = [2, 3, 4, 5];
+        for (size, inner) in [(5, 1), (4, 5), (3, 20), (60, 1)] {
+            let input = random(rng, &shape, 5.0);
+            let op = Op::Softmax { size, inner };
+            check(
+                gpu,
+                &format!("softmax {size} {inner}"),
+                (op, input, vec![]),
+                1e-5,
+            );
+            for kind in [Reduce::Mean, Reduce::Sum, Reduce::Max] {
+                let input = random(rng, &shape, 5.0);
+                let out = vec![120 / size];
+                let op = Op::Reduce { kind, size, inner };
+                let network = one_node_shaped(op, input, vec![], out);
+                check_network(gpu, &format!("{kind:?} {size} {inner}"), network, 1e-5);
+            }
+        }
+    });
+}
+
+#[test]
+fn moves_match_their_twins() {
+    with_gpu(|gpu, rng| {
+        let x = random(rng, &[1, 3, 4, 5], 1.0);
+        let other = random(rng, &[1, 2, 4, 5], 1.0);
+        let concat = Op::Move(Movement::Concat { axis: 1 });
+        let network = one_node_shaped(concat, x.clone(), vec![other], vec![1, 5, 4, 5]);
+        check_network(gpu, "concat channels", network, 0.0);
+        let wide = random(rng, &[1, 3, 4, 2], 1.0);
+        let concat = Op::Move(Movement::Concat { axis: 3 });
+        let network = one_node_shaped(concat, x.clone(), vec![wide], vec![1, 3, 4, 7]);
+        check_network(gpu, "concat columns", network, 0.0);
+        let slice = Op::Move(Movement::Slice {
+            starts: vec![0, 2, 1, 4],
+            steps: vec![1, -1, 2, -2],
+        });
+        let network = one_node_shaped(slice, x.clone(), vec![], vec![1, 3, 2, 3]);
+        check_network(gpu, "slice", network, 0.0);
+        let transpose = Op::Move(Movement::Transpose {
+            perm: vec![0, 2, 3, 1],
+        });
+        let network = one_node_shaped(transpose, x.clone(), vec![], vec![1, 4, 5, 3]);
+        check_network(gpu, "transpose", network, 0.0);
+        let column = random(rng, &[3, 1, 5], 1.0);
+        let network = one_node_shaped(Op::Move(Movement::Expand), column, vec![], vec![2, 3, 4, 5]);
+        check_network(gpu, "expand", network, 0.0);
+    });
+}
+
+#[test]
+fn resize_matches_its_twin_in_every_mode() {
+    with_gpu(|gpu, rng| {
+        let coordinates = [
+            Coordinates::HalfPixel,
+            Coordinates::PytorchHalfPixel,
+            Coordinates::AlignCorners,
+            Coordinates::Asymmetric,
+            Coordinates::TfHalfPixelForNn,
+        ];
+        let roundings = [
+            Rounding::RoundPreferFloor,
+            Rounding::RoundPreferCeil,
+            Rounding::Floor,
+            Rounding::Ceil,
+        ];
+        for (i, coordinates) in coordinates.into_iter().enumerate() {
+            for (j, rounding) in roundings.into_iter().enumerate() {
+                for (linear, scales) in [
+                    (false, [2.0, 2.0]),
+                    (true, [2.0, 1.5]),
+                    (false, [0.5, 3.0]),
+                    (true, [0.75, 0.5]),
+                ] {
+                    let resize = Resize {
+                        linear,
+                        coordinates,
+                        rounding,
+                        scales,
+                    };
+                    let input = random(rng, &[1, 2, 6 + i, 8 + j], 1.0);
+                    check(
+                        gpu,
+                        &format!("{resize:?}"),
+                        (Op::Resize(resize), input, vec![]),
+                        1e-5,
+                    );
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn transposed_conv_matches_its_twin() {
+    with_gpu(|gpu, rng| {
+        for case in 0..24 {
+            let mut pick = |n: u32| common::below(rng, n) + 1;
+            let group = pick(2);
+            let (channels, per_group) = (group * pick(3), pick(3));
+            let kernel = [pick(4), pick(4)];
+            let conv = ConvTranspose {
+                kernel,
+                strides: [pick(3), pick(3)],
+                pads: [pick(2) - 1, pick(2) - 1, pick(2) - 1, pick(2) - 1],
+                dilations: [pick(2), pick(2)],
+                group,
+                output_padding: [0, case % 2],
+                bias: case % 3 != 0,
+            };
+            let size = [pick(5) + 2, pick(5) + 2];
+            let input = random(
+                rng,
+                &[1, channels as usize, size[0] as usize, size[1] as usize],
+                1.0,
+            );
+            let weight = [
+                channels as usize,
+                per_group as usize,
+                kernel[0] as usize,
+                kernel[1] as usize,
+            ];
+            let mut rest = vec![random(rng, &weight, 1.0)];
+            if conv.bias {
+                rest.push(random(rng, &[(per_group * group) as usize], 1.0));
+            }
+            check(
+                gpu,
+                &format!("{conv:?}"),
+                (Op::ConvTranspose(conv), input, rest),
+                1e-5,
+            );
+        }
     });
 }

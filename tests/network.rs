@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use convmaps::net::{self, Array, Network, ValueId};
 use convmaps::npy;
+use convmaps::tensor::Tensor3;
 
 /// Relative tolerance against each tensor's largest |value|.
 const TOLERANCE: f32 = 1e-4;
@@ -57,9 +58,9 @@ fn load(dir: &Path) -> (Network, Array) {
     let network = model
         .network([shape[1] as u32, shape[2] as u32])
         .expect("the model loads");
-    let mut batched = vec![1];
-    batched.extend(shape);
-    (network, Array::new(batched, data))
+    let photo = Tensor3::from_vec(shape[0] as u32, shape[1] as u32, shape[2] as u32, data);
+    let input = net::input::model_input(&photo, None, &network.input);
+    (network, input)
 }
 
 fn value_id(network: &Network, name: &str) -> ValueId {

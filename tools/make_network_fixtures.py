@@ -110,6 +110,139 @@ def tiny_regnet() -> torch.nn.Module:
     return regnet.RegNet(params, num_classes=10)
 
 
+def tiny_squeezenet() -> torch.nn.Module:
+    """SqueezeNet 1.1's structure (ceil_mode max pools, Fire modules whose
+    two expand branches are concatenated, a conv classifier and a global
+    average pool) at widths 4-32."""
+    from torchvision.models.squeezenet import Fire
+
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, stride=2), nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        Fire(16, 4, 8, 8), Fire(16, 4, 8, 8),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        Fire(16, 8, 16, 16),
+        nn.Dropout(0.5), nn.Conv2d(32, 10, 1), nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
+
+
+def tiny_googlenet() -> torch.nn.Module:
+    """GoogLeNet's structure (BasicConv2d with BatchNorm, ceil_mode pools,
+    Inception blocks of four concatenated branches) at widths 4-32."""
+    import sys
+
+    g = sys.modules["torchvision.models.googlenet"]
+    nn = torch.nn
+    return nn.Sequential(
+        g.BasicConv2d(3, 16, kernel_size=3, stride=2, padding=1),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        g.Inception(16, 8, 4, 8, 2, 4, 4),
+        g.Inception(24, 8, 8, 16, 4, 4, 4),
+        nn.MaxPool2d(3, stride=2, ceil_mode=True),
+        g.Inception(32, 8, 8, 16, 4, 8, 8),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(40, 10),
+    )
+
+
+def tiny_shufflenet() -> torch.nn.Module:
+    import sys
+
+    m = sys.modules["torchvision.models.shufflenetv2"]
+    return m.ShuffleNetV2([1, 2, 1], [8, 16, 32, 64, 64], num_classes=10)
+
+
+class SiLUConv(torch.nn.Module):
+    """Conv, BatchNorm, SiLU: a YOLO-style detector's conv."""
+
+    def __init__(self, inputs: int, outputs: int, kernel: int = 1, stride: int = 1):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(inputs, outputs, kernel, stride, kernel // 2, bias=False)
+        self.bn = torch.nn.BatchNorm2d(outputs)
+
+    def forward(self, x):
+        return torch.nn.functional.silu(self.bn(self.conv(x)))
+
+
+class C2f(torch.nn.Module):
+    """Split in two, a bottleneck on one half, concatenate all three."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.cv1 = SiLUConv(channels, channels)
+        self.m = torch.nn.Sequential(SiLUConv(channels // 2, channels // 2, 3), SiLUConv(channels // 2, channels // 2, 3))
+        self.cv2 = SiLUConv(3 * channels // 2, channels)
+
+    def forward(self, x):
+        a, b = self.cv1(x).chunk(2, 1)
+        return self.cv2(torch.cat([a, b, b + self.m(b)], 1))
+
+
+class SPPF(torch.nn.Module):
+    """Three 5x5 max pools in a row, concatenated."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.cv1 = SiLUConv(channels, channels // 2)
+        self.cv2 = SiLUConv(channels * 2, channels)
+        self.pool = torch.nn.MaxPool2d(5, 1, 2)
+
+    def forward(self, x):
+        x = self.cv1(x)
+        y1 = self.pool(x)
+        y2 = self.pool(y1)
+        return self.cv2(torch.cat([x, y1, y2, self.pool(y2)], 1))
+
+
+class TinyYolo(torch.nn.Module):
+    """A YOLO-style detector: a backbone of strided convs and C2f blocks,
+    SPPF, nearest upsampling concatenated with an earlier map, and a head
+    whose boxes and classes go through Reshape, Transpose and Softmax."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = SiLUConv(3, 8, 3, 2)
+        self.down1 = SiLUConv(8, 16, 3, 2)
+        self.c2f1 = C2f(16)
+        self.down2 = SiLUConv(16, 32, 3, 2)
+        self.sppf = SPPF(32)
+        self.up = torch.nn.Upsample(scale_factor=2, mode="nearest")
+        self.c2f2 = C2f(48)
+        self.head = torch.nn.Conv2d(48, 12, 1)
+
+    def forward(self, x):
+        p3 = self.c2f1(self.down1(self.stem(x)))
+        p4 = self.sppf(self.down2(p3))
+        y = self.c2f2(torch.cat([self.up(p4), p3], 1))
+        out = self.head(y)
+        n, _, h, w = out.shape
+        boxes, classes = out.split([4, 8], 1)
+        classes = classes.reshape(n, 8, h * w).transpose(1, 2).softmax(-1)
+        return out, boxes.sigmoid(), classes
+
+
+class TinyTextDetector(torch.nn.Module):
+    """A text detector's shape (PP-OCR's DB head): downsampling convs, a
+    transposed conv and a bilinear resize back up, a sigmoid probability map
+    [1, 1, H, W]."""
+
+    def __init__(self):
+        super().__init__()
+        nn = torch.nn
+        self.down = nn.Sequential(
+            nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, 2, 1), nn.BatchNorm2d(16), nn.Hardswish(),
+        )
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.out = nn.Conv2d(8, 1, 3, padding=1)
+
+    def forward(self, x):
+        y = self.up(self.down(x))
+        y = torch.nn.functional.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return torch.sigmoid(self.out(y))
+
+
 # name -> (constructor, input height and width)
 MODELS = {
     "resnet": (TinyResNet, 40),
@@ -117,7 +250,15 @@ MODELS = {
     "mobilenetv3": (tiny_mobilenetv3, 32),
     "efficientnet": (tiny_efficientnet, 32),
     "regnet": (tiny_regnet, 32),
+    "squeezenet": (tiny_squeezenet, 48),
+    "googlenet": (tiny_googlenet, 48),
+    "shufflenet": (tiny_shufflenet, 48),
+    "yolo": (TinyYolo, 48),
+    "textdet": (TinyTextDetector, 40),
 }
+
+# Models exported with dynamic height and width (and run at a second size).
+DYNAMIC = {"yolo": (32, 64), "textdet": (24, 56)}
 
 
 # The fixtures committed: every architecture once and ResNet with both
@@ -129,6 +270,11 @@ COMMITTED = [
     ("mobilenetv3", "dy"),
     ("efficientnet", "ts"),
     ("regnet", "dy"),
+    ("squeezenet", "ts"),
+    ("googlenet", "dy"),
+    ("shufflenet", "ts"),
+    ("yolo", "ts"),
+    ("textdet", "dy"),
 ]
 
 
@@ -146,13 +292,17 @@ def initialised(net: torch.nn.Module) -> torch.nn.Module:
     return net.eval()
 
 
-def export(net: torch.nn.Module, image: np.ndarray, path: str, exporter: str) -> None:
+def export(net: torch.nn.Module, image: np.ndarray, path: str, exporter: str, dynamic: bool) -> None:
     args = (torch.from_numpy(image[None]),)
     if exporter == "ts":
+        axes = {"input": {2: "height", 3: "width"}} if dynamic else None
         torch.onnx.export(
             net, args, path, dynamo=False, opset_version=17,
-            input_names=["input"], output_names=["logits"],
+            input_names=["input"], dynamic_axes=axes,
         )
+    elif dynamic:
+        height, width = torch.export.Dim("height", min=16), torch.export.Dim("width", min=16)
+        torch.onnx.export(net, args, path, dynamic_shapes={"x": {2: height, 3: width}})
     else:
         torch.onnx.export(net, args, path)
 
@@ -231,9 +381,20 @@ def write_fixture(out: str, name: str, exporter: str) -> None:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(os.path.join(folder, "golden"))
     path = os.path.join(folder, "model.onnx")
-    export(net, image, path, exporter)
+    export(net, image, path, exporter, name in DYNAMIC)
     count = write_goldens(folder, path, image)
     print(f"{folder}: {count} goldens, {os.path.getsize(path)} bytes of model")
+    if name in DYNAMIC:
+        second = f"{folder}_{DYNAMIC[name][0]}x{DYNAMIC[name][1]}"
+        shutil.rmtree(second, ignore_errors=True)
+        os.makedirs(second)
+        for file in os.listdir(folder):
+            if file.startswith("model.onnx"):
+                shutil.copy(os.path.join(folder, file), second)
+        h, w = DYNAMIC[name]
+        other = np.random.default_rng(SEED + 1).random((3, h, w), dtype=np.float32)
+        count = write_goldens(second, os.path.join(second, "model.onnx"), (other - 0.45) / 0.25)
+        print(f"{second}: {count} goldens at {h}x{w}")
 
 
 def write_malformed(out: str) -> None:
@@ -280,6 +441,64 @@ def write_malformed(out: str) -> None:
     print(f"{folder}: six malformed graphs")
 
 
+def write_keras_style(out: str) -> None:
+    """A model as converters from Keras write them, made with ONNX's helper:
+    an NHWC input [1, 24, 32, 3] transposed to NCHW, convs with PRelu
+    (a slope per channel), and the output transposed back to NHWC."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(SEED)
+    folder = os.path.join(out, "keras_nhwc")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+
+    def tensor(name, shape, scale=0.3):
+        return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], name="to_nchw", perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w1", "b1"], ["c1"], name="conv1", pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("PRelu", ["c1", "slope1"], ["p1"], name="prelu1"),
+        helper.make_node("Conv", ["p1", "w2", "b2"], ["c2"], name="conv2", pads=[1, 1, 1, 1]),
+        helper.make_node("PRelu", ["c2", "slope2"], ["p2"], name="prelu2"),
+        helper.make_node("Transpose", ["p2"], ["features"], name="to_nhwc", perm=[0, 2, 3, 1]),
+    ]
+    initializers = [
+        tensor("w1", (8, 3, 3, 3)), tensor("b1", (8,)), tensor("slope1", (8, 1, 1), 0.2),
+        tensor("w2", (6, 8, 3, 3)), tensor("b2", (6,)), tensor("slope2", (6, 1, 1), 0.2),
+    ]
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 24, 32, 3])
+    features = helper.make_tensor_value_info("features", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "keras_style", [image], [features], initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    nhwc = rng.random((24, 32, 3), dtype=np.float32)
+    # input.npy holds the photo as [3, H, W]; the model reads it as NHWC.
+    chw = np.ascontiguousarray(nhwc.transpose(2, 0, 1))
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    wanted = [{"node": "conv1", "op": "Conv", "value": "c1"}, {"node": "conv2", "op": "Conv", "value": "c2"},
+              {"node": "to_nhwc", "op": "Transpose", "value": "features", "output": True}]
+    cut = onnx.load(path)
+    for name in ["c1", "c2"]:
+        cut.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    with tempfile.TemporaryDirectory() as scratch:
+        all_path = os.path.join(scratch, "all.onnx")
+        onnx.save(cut, all_path)
+        session = ort.InferenceSession(all_path, providers=["CPUExecutionProvider"])
+        values = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"image": nhwc[None]})))
+    os.makedirs(os.path.join(folder, "golden"))
+    np.save(os.path.join(folder, "input.npy"), chw)
+    for index, entry in enumerate(wanted):
+        file = f"golden/{index:03}.npy"
+        np.save(os.path.join(folder, file), np.ascontiguousarray(values[entry["value"]][0], dtype="<f4"))
+        entry["file"] = file
+        entry["shape"] = list(values[entry["value"]][0].shape)
+    with open(os.path.join(folder, "golden.json"), "w") as f:
+        json.dump({"model": "keras_nhwc", "values": wanted}, f, indent=1)
+    print(f"{folder}: 3 goldens")
+
+
 def write_big(out: str) -> None:
     """Full-size ResNet-18, exported the default way, with its ImageNet
     input size, for the speed measurements."""
@@ -305,6 +524,7 @@ def main() -> None:
     pairs = [(n, e) for n in MODELS for e in ["ts", "dy"]] if every else COMMITTED
     for name, exporter in pairs:
         write_fixture(out, name, exporter)
+    write_keras_style(out)
     write_malformed(out)
 
 

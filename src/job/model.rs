@@ -105,10 +105,10 @@ pub fn run(
         .outputs
         .iter()
         .find_map(|&o| head::cam_source(&network, o));
-    let input = match &prep {
-        Some(prep) => model_input::model_input(&rgb, prep, &network.input),
-        None => tensor_input(&rgb, &network)?,
-    };
+    if prep.is_none() {
+        check_tensor(&rgb, &network)?;
+    }
+    let input = model_input::model_input(&rgb, prep.as_ref(), &network.input);
     let mut keep = chosen.clone();
     keep.extend(&network.outputs);
     keep.extend(cam.as_ref().map(|c| c.maps));
@@ -265,22 +265,19 @@ fn read_photo(job: &Job, model: &net::ModelInput, resize: Resize) -> Result<Phot
     })
 }
 
-/// A `.npy` tensor `[3, H, W]` as the model's input, read as it is.
-fn tensor_input(tensor: &Tensor3, network: &Network) -> Result<Array> {
-    let expected = &network.values[network.input_value].shape;
-    let shape = vec![
-        1,
-        tensor.channels as usize,
-        tensor.height as usize,
-        tensor.width as usize,
-    ];
-    if &shape != expected {
+/// Refuses a `.npy` tensor that is not `[3, H, W]`, the model's channels.
+fn check_tensor(tensor: &Tensor3, network: &Network) -> Result<()> {
+    if tensor.channels != network.input.channels {
         return Err(Error::Mismatch(format!(
-            "the tensor is {:?}; the model takes {expected:?}",
-            &shape[1..]
+            "the tensor is [{}, {}, {}]; the model takes {} channels ({:?})",
+            tensor.channels,
+            tensor.height,
+            tensor.width,
+            network.input.channels,
+            network.input.layout
         )));
     }
-    Ok(Array::new(shape, tensor.data.clone()))
+    Ok(())
 }
 
 /// The indices of the nodes whose maps are written, in run order.

@@ -8,7 +8,11 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use super::fold::broadcast_source;
-use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary, UnaryKind};
+use super::movement::copies;
+use super::ops::{
+    Binary, Conv, ConvTranspose, Coordinates, Gemm, Op, Pool, Reduce, Resize, Rounding, Unary,
+    UnaryKind,
+};
 use super::{Array, NetRun, Network, ValueId};
 use crate::error::{Error, Result};
 
@@ -102,10 +106,159 @@ pub fn compute(op: &Op, inputs: &[&Array], shape: &[usize]) -> Array {
         Op::Gemm(gemm) => (0..count)
             .map(|i| gemm_value(gemm, inputs, shape[1], i))
             .collect(),
-        Op::Softmax { row } => x.data.chunks(*row).flat_map(softmax_row).collect(),
+        Op::Softmax { size, inner } => softmax_all(&x.data, *size, *inner),
+        Op::Reduce { kind, size, inner } => (0..count)
+            .map(|g| reduce_value(*kind, &x.data, (*size, *inner), g))
+            .collect(),
+        Op::Move(movement) => {
+            let shapes: Vec<&[usize]> = inputs.iter().map(|a| a.shape.as_slice()).collect();
+            let mut out = vec![0.0; count];
+            for copy in copies(movement, &shapes, shape) {
+                for i in 0..copy.count() {
+                    let (from, to) = copy.indices(i);
+                    out[to] = inputs[copy.input].data[from];
+                }
+            }
+            out
+        }
+        Op::Resize(resize) => (0..count)
+            .map(|i| resize_value(resize, x, shape, i))
+            .collect(),
+        Op::ConvTranspose(conv) => (0..count)
+            .map(|i| conv_transpose_value(conv, inputs, shape, i))
+            .collect(),
         Op::View => x.data.clone(),
     };
     Array::new(shape.to_vec(), data)
+}
+
+/// Softmax along an axis of `size` values `inner` apart, of every group
+/// (the shader's `softmax`).
+fn softmax_all(x: &[f32], size: usize, inner: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for g in 0..x.len() / size.max(1) {
+        let first = (g / inner) * size * inner + g % inner;
+        let row: Vec<f32> = (0..size).map(|j| x[first + j * inner]).collect();
+        for (j, value) in softmax_row(&row).into_iter().enumerate() {
+            out[first + j * inner] = value;
+        }
+    }
+    out
+}
+
+/// Output `g` of a reduction of `size` values `inner` apart (the shader's
+/// `reduce`).
+pub fn reduce_value(kind: Reduce, x: &[f32], (size, inner): (usize, usize), g: usize) -> f32 {
+    let first = (g / inner) * size * inner + g % inner;
+    let values = (0..size).map(|j| x[first + j * inner]);
+    match kind {
+        Reduce::Mean => values.sum::<f32>() / size as f32,
+        Reduce::Sum => values.sum(),
+        Reduce::Max => values.fold(f32::NEG_INFINITY, f32::max),
+    }
+}
+
+/// An output coordinate mapped back to the input (the shader's
+/// `source_coordinate`).
+pub fn source_coordinate(
+    resize: &Resize,
+    x: f32,
+    scale: f32,
+    (in_size, out_size): (usize, usize),
+) -> f32 {
+    match resize.coordinates {
+        Coordinates::HalfPixel => (x + 0.5) / scale - 0.5,
+        Coordinates::PytorchHalfPixel if out_size > 1 => (x + 0.5) / scale - 0.5,
+        Coordinates::PytorchHalfPixel => 0.0,
+        Coordinates::AlignCorners if out_size > 1 => {
+            x * (in_size - 1) as f32 / (out_size - 1) as f32
+        }
+        Coordinates::AlignCorners => 0.0,
+        Coordinates::Asymmetric => x / scale,
+        Coordinates::TfHalfPixelForNn => (x + 0.5) / scale,
+    }
+}
+
+/// The nearest input index to `x` (the shader's `nearest_index`).
+pub fn nearest_index(resize: &Resize, x: f32, in_size: usize) -> usize {
+    let halfway = x == x.floor() + 0.5;
+    let index = match resize.rounding {
+        Rounding::RoundPreferFloor if halfway => x.floor(),
+        Rounding::RoundPreferCeil if halfway => x.ceil(),
+        Rounding::RoundPreferFloor | Rounding::RoundPreferCeil => x.round(),
+        Rounding::Floor => x.floor(),
+        Rounding::Ceil => x.ceil(),
+    };
+    index.clamp(0.0, (in_size - 1) as f32) as usize
+}
+
+/// Output `index` of a resize of x `[1, C, H, W]` to `out` (the shader's
+/// `resize`).
+pub fn resize_value(resize: &Resize, x: &Array, out: &[usize], index: usize) -> f32 {
+    let (h, w) = (x.shape[2], x.shape[3]);
+    let (ox, oy, c) = (
+        index % out[3],
+        (index / out[3]) % out[2],
+        index / (out[2] * out[3]),
+    );
+    let plane = &x.data[c * h * w..(c + 1) * h * w];
+    let y = source_coordinate(resize, oy as f32, resize.scales[0], (h, out[2]));
+    let xx = source_coordinate(resize, ox as f32, resize.scales[1], (w, out[3]));
+    if !resize.linear {
+        return plane[nearest_index(resize, y, h) * w + nearest_index(resize, xx, w)];
+    }
+    let cy = y.clamp(0.0, (h - 1) as f32);
+    let cx = xx.clamp(0.0, (w - 1) as f32);
+    let (y0, x0) = (cy.floor() as usize, cx.floor() as usize);
+    let (y1, x1) = ((y0 + 1).min(h - 1), (x0 + 1).min(w - 1));
+    let (wy, wx) = (cy - y0 as f32, cx - x0 as f32);
+    let top = plane[y0 * w + x0] * (1.0 - wx) + plane[y0 * w + x1] * wx;
+    let bottom = plane[y1 * w + x0] * (1.0 - wx) + plane[y1 * w + x1] * wx;
+    top * (1.0 - wy) + bottom * wy
+}
+
+/// Output `index` of a transposed conv into `out` `[1, K, OH, OW]` (the
+/// shader's `conv_transpose`).
+pub fn conv_transpose_value(
+    conv: &ConvTranspose,
+    inputs: &[&Array],
+    out: &[usize],
+    index: usize,
+) -> f32 {
+    let (x, weight) = (inputs[0], inputs[1]);
+    let (height, width) = (x.shape[2] as i64, x.shape[3] as i64);
+    let (ox, oy, k) = (
+        index % out[3],
+        (index / out[3]) % out[2],
+        index / (out[2] * out[3]),
+    );
+    let channels_per_group = x.shape[1] / conv.group as usize;
+    let filters_per_group = weight.shape[1];
+    let (group, k_in_group) = (k / filters_per_group, k % filters_per_group);
+    let [fh, fw] = conv.kernel.map(|s| s as usize);
+    let (sy, sx) = (conv.strides[0] as i64, conv.strides[1] as i64);
+    let mut sum = 0.0f32;
+    for ch in 0..channels_per_group {
+        let in_channel = group * channels_per_group + ch;
+        for ky in 0..fh {
+            let ny = oy as i64 + conv.pads[0] as i64 - (ky as i64) * conv.dilations[0] as i64;
+            if ny < 0 || ny % sy != 0 || ny / sy >= height {
+                continue;
+            }
+            for kx in 0..fw {
+                let nx = ox as i64 + conv.pads[1] as i64 - (kx as i64) * conv.dilations[1] as i64;
+                if nx < 0 || nx % sx != 0 || nx / sx >= width {
+                    continue;
+                }
+                let (in_y, in_x) = ((ny / sy) as usize, (nx / sx) as usize);
+                let input_index = (in_channel * height as usize + in_y) * width as usize + in_x;
+                let weight_index =
+                    ((in_channel * filters_per_group + k_in_group) * fh + ky) * fw + kx;
+                sum += x.data[input_index] * weight.data[weight_index];
+            }
+        }
+    }
+    sum + inputs.get(2).map_or(0.0, |b| b.data[k])
 }
 
 /// Every output value of a conv, filters in parallel.
@@ -181,6 +334,12 @@ pub fn unary_value(unary: &Unary, x: f32) -> f32 {
         UnaryKind::HardSigmoid => (unary.alpha * x + unary.beta).clamp(0.0, 1.0),
         UnaryKind::HardSwish => x * (x / 6.0 + 0.5).clamp(0.0, 1.0),
         UnaryKind::Tanh => x.tanh(),
+        UnaryKind::Exp => x.exp(),
+        UnaryKind::Log => x.ln(),
+        UnaryKind::Sqrt => x.sqrt(),
+        UnaryKind::Neg => -x,
+        UnaryKind::Abs => x.abs(),
+        UnaryKind::Reciprocal => 1.0 / x,
     }
 }
 
@@ -249,6 +408,14 @@ pub fn binary_value(
         Binary::Sub => x - y,
         Binary::Mul => x * y,
         Binary::Div => x / y,
+        Binary::PRelu => {
+            if x >= 0.0 {
+                x
+            } else {
+                y * x
+            }
+        }
+        Binary::Pow => x.powf(y),
     }
 }
 

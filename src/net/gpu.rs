@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use super::cpu::{BroadcastParams, check_input};
-use super::ops::{Binary, Conv, Gemm, Op, Pool, Unary, UnaryKind};
+use super::movement::{StridedCopy, copies};
+use super::ops::{Binary, Conv, ConvTranspose, Gemm, Op, Pool, Resize, Unary, UnaryKind};
 use super::{Array, NetRun, Network, Node, ValueId};
 use crate::error::{Error, Result};
 use crate::gpu::buffers::{
@@ -59,6 +60,11 @@ pub struct NetParams {
     a_rows: u32,
     c_rows: u32,
     c_columns: u32,
+    size: u32,
+    coordinates: u32,
+    rounding: u32,
+    scale_y: f32,
+    scale_x: f32,
     out0: u32,
     out1: u32,
     out2: u32,
@@ -83,6 +89,10 @@ pub struct NetOps {
     global_average: AutoPipeline,
     gemm: AutoPipeline,
     softmax: AutoPipeline,
+    reduce: AutoPipeline,
+    resize: AutoPipeline,
+    conv_transpose: AutoPipeline,
+    copy: AutoPipeline,
 }
 
 impl NetOps {
@@ -97,6 +107,10 @@ impl NetOps {
             global_average,
             gemm,
             softmax,
+            reduce,
+            resize,
+            conv_transpose,
+            copy,
         ] = auto_pipelines(
             gpu,
             "net_ops.wgsl",
@@ -110,6 +124,10 @@ impl NetOps {
                 "global_average",
                 "gemm",
                 "softmax",
+                "reduce",
+                "resize",
+                "conv_transpose",
+                "copy",
             ],
         )?;
         Ok(NetOps {
@@ -121,6 +139,10 @@ impl NetOps {
             global_average,
             gemm,
             softmax,
+            reduce,
+            resize,
+            conv_transpose,
+            copy,
         })
     }
 }
@@ -278,6 +300,13 @@ impl GpuNet<'_> {
             });
         }
         let output = self.new_value(&net.values[node.output].name, shape);
+        if let Op::Move(movement) = &node.op {
+            let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
+            for copy in copies(movement, &shapes, &output.shape) {
+                self.record_copy(encoder, &copy, (&inputs[copy.input].buffer, &output.buffer))?;
+            }
+            return Ok(output);
+        }
         if let Op::Conv(conv) = &node.op
             && let Some((pipeline, tensor_ops)) = self.convs
             && let Some(layer) = conv_layer(conv, net, node)
@@ -348,6 +377,41 @@ impl GpuNet<'_> {
         )
     }
 
+    /// Records one strided copy (`net::movement`) from `input` into `output`.
+    fn record_copy(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        copy: &StridedCopy,
+        (input, output): (&wgpu::Buffer, &wgpu::Buffer),
+    ) -> Result<()> {
+        let gpu = self.gpu;
+        let values = count(copy.count())?;
+        if values == 0 {
+            return Ok(());
+        }
+        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
+        let groups = values.div_ceil(WORKGROUP);
+        let rows = groups.div_ceil(max);
+        check_workgroups(gpu, &[("network copy's rows of values", rows)])?;
+        let params = CopyParams::new(copy, values, groups.min(max))?;
+        let uniform = buffer_init(
+            gpu,
+            "copy params",
+            bytemuck::bytes_of(&params),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let entries = [entry(0, input), entry(3, output), entry(5, &uniform)];
+        let (pipeline, layout) = &self.ops.copy;
+        record_dispatch(
+            gpu,
+            encoder,
+            (pipeline, layout),
+            ("net copy", &entries),
+            [params.row_groups, rows, 1],
+        );
+        Ok(())
+    }
+
     /// The entry point, params and input buffers of a node run in
     /// `net_ops.wgsl`.
     fn dispatch_of<'v>(
@@ -399,15 +463,35 @@ impl GpuNet<'_> {
                 gemm_params(gemm, &shapes, &output.shape),
                 buffers,
             ),
-            Op::Softmax { row } => {
+            Op::Softmax { size, inner } => {
                 let params = NetParams {
-                    inner: *row as u32,
-                    count: count / (*row as u32).max(1),
+                    size: *size as u32,
+                    inner: *inner as u32,
+                    count: count / (*size as u32).max(1),
                     ..NetParams::default()
                 };
                 (&ops.softmax, params, buffers)
             }
-            Op::View => unreachable!("a view records no dispatch"),
+            Op::Reduce { kind, size, inner } => {
+                let params = NetParams {
+                    kind: *kind as u32,
+                    size: *size as u32,
+                    inner: *inner as u32,
+                    ..NetParams::default()
+                };
+                (&ops.reduce, params, buffers)
+            }
+            Op::Resize(resize) => (
+                &ops.resize,
+                resize_params(resize, shapes[0], &output.shape),
+                buffers,
+            ),
+            Op::ConvTranspose(conv) => (
+                &ops.conv_transpose,
+                conv_transpose_params(conv, &shapes, &output.shape),
+                buffers,
+            ),
+            Op::View | Op::Move(_) => unreachable!("a view or a move records no dispatch here"),
         })
         .map(|(pipeline, mut params, buffers)| {
             if params.count == 0 {
@@ -532,7 +616,7 @@ impl NodeTimer {
 /// How many inputs (bindings 0, 1, 2) the entry point of `op` reads.
 fn bindings_read(op: &Op) -> usize {
     match op {
-        Op::Conv(_) | Op::Affine | Op::Gemm(_) => 3,
+        Op::Conv(_) | Op::ConvTranspose(_) | Op::Affine | Op::Gemm(_) => 3,
         Op::Binary(_) => 2,
         _ => 1,
     }
@@ -586,6 +670,115 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
         },
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// The shader's `CopyParams` uniform, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct CopyParams {
+    count: u32,
+    row_groups: u32,
+    in_base: i32,
+    out_base: i32,
+    size0: u32,
+    size1: u32,
+    size2: u32,
+    size3: u32,
+    size4: u32,
+    size5: u32,
+    in0: i32,
+    in1: i32,
+    in2: i32,
+    in3: i32,
+    in4: i32,
+    in5: i32,
+    out0: i32,
+    out1: i32,
+    out2: i32,
+    out3: i32,
+    out4: i32,
+    out5: i32,
+}
+
+impl CopyParams {
+    /// `copy` of `count` values over `row_groups` workgroups per row;
+    /// refused where an index passes the shader's 32 bits.
+    fn new(copy: &StridedCopy, count: u32, row_groups: u32) -> Result<Self> {
+        let narrow = |v: i64| {
+            i32::try_from(v)
+                .map_err(|_| Error::GpuLimit(format!("a copy's index {v} passes 32 bits")))
+        };
+        let [size0, size1, size2, size3, size4, size5] = copy.sizes.map(|s| s as u32);
+        let [in0, in1, in2, in3, in4, in5] = copy.in_strides;
+        let [out0, out1, out2, out3, out4, out5] = copy.out_strides;
+        Ok(CopyParams {
+            count,
+            row_groups,
+            in_base: narrow(copy.in_base)?,
+            out_base: narrow(copy.out_base)?,
+            size0,
+            size1,
+            size2,
+            size3,
+            size4,
+            size5,
+            in0: narrow(in0)?,
+            in1: narrow(in1)?,
+            in2: narrow(in2)?,
+            in3: narrow(in3)?,
+            in4: narrow(in4)?,
+            in5: narrow(in5)?,
+            out0: narrow(out0)?,
+            out1: narrow(out1)?,
+            out2: narrow(out2)?,
+            out3: narrow(out3)?,
+            out4: narrow(out4)?,
+            out5: narrow(out5)?,
+        })
+    }
+}
+
+/// Params of the `resize` entry point.
+pub fn resize_params(resize: &Resize, x: &[usize], out: &[usize]) -> NetParams {
+    NetParams {
+        kind: resize.linear as u32,
+        coordinates: resize.coordinates as u32,
+        rounding: resize.rounding as u32,
+        scale_y: resize.scales[0],
+        scale_x: resize.scales[1],
+        in_height: x[2] as u32,
+        in_width: x[3] as u32,
+        out_height: out[2] as u32,
+        out_width: out[3] as u32,
+        ..NetParams::default()
+    }
+}
+
+/// Params of the `conv_transpose` entry point.
+pub fn conv_transpose_params(
+    conv: &ConvTranspose,
+    shapes: &[&[usize]],
+    out: &[usize],
+) -> NetParams {
+    let (x, weight) = (shapes[0], shapes[1]);
+    NetParams {
+        flags: conv.bias as u32,
+        in_height: x[2] as u32,
+        in_width: x[3] as u32,
+        out_height: out[2] as u32,
+        out_width: out[3] as u32,
+        kernel_height: conv.kernel[0],
+        kernel_width: conv.kernel[1],
+        stride_y: conv.strides[0],
+        stride_x: conv.strides[1],
+        dilation_y: conv.dilations[0],
+        dilation_x: conv.dilations[1],
+        pad_top: conv.pads[0],
+        pad_left: conv.pads[1],
+        channels_per_group: (x[1] as u32) / conv.group,
+        filters_per_group: weight[1] as u32,
+        ..NetParams::default()
+    }
 }
 
 /// Params of the `conv` entry point.
@@ -708,6 +901,35 @@ mod tests {
     use crate::gpu::reflect::{rust_struct, wgsl_struct};
 
     #[test]
+    fn copy_params_matches_the_shaders_struct() {
+        let host = rust_struct!(CopyParams {
+            count,
+            row_groups,
+            in_base,
+            out_base,
+            size0,
+            size1,
+            size2,
+            size3,
+            size4,
+            size5,
+            in0,
+            in1,
+            in2,
+            in3,
+            in4,
+            in5,
+            out0,
+            out1,
+            out2,
+            out3,
+            out4,
+            out5,
+        });
+        assert_eq!(host, wgsl_struct(SHADER_SOURCE, "CopyParams"));
+    }
+
+    #[test]
     fn net_params_matches_the_shaders_struct() {
         let host = rust_struct!(NetParams {
             count,
@@ -738,6 +960,11 @@ mod tests {
             a_rows,
             c_rows,
             c_columns,
+            size,
+            coordinates,
+            rounding,
+            scale_y,
+            scale_x,
             out0,
             out1,
             out2,

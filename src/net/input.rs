@@ -131,15 +131,20 @@ fn crop(photo: &Tensor3, [x, y]: [u32; 2], [width, height]: [u32; 2]) -> Tensor3
 }
 
 /// The RGB photo `[3, H, W]` (values 0–1) read as `prep` says (channel
-/// order, scale, normalisation), in `model`'s layout with a batch of one.
-pub fn model_input(rgb: &Tensor3, prep: &InputPrep, model: &ModelInput) -> Array {
+/// order, scale, normalisation; a tensor is read as it is, `None`), in
+/// `model`'s layout with a batch of one.
+pub fn model_input(rgb: &Tensor3, prep: Option<&InputPrep>, model: &ModelInput) -> Array {
     let plane = rgb.plane_len();
-    let order: [usize; 3] = match prep.layout {
-        Channels::Bgr | Channels::Bgra => [2, 1, 0],
+    let order: [usize; 3] = match prep.map(|p| p.layout) {
+        Some(Channels::Bgr | Channels::Bgra) => [2, 1, 0],
         _ => [0, 1, 2],
     };
     let value = |c: usize, p: usize| {
-        let v = rgb.data[order[c] * plane + p] * prep.scale;
+        let v = rgb.data[order[c] * plane + p];
+        let Some(prep) = prep else {
+            return v;
+        };
+        let v = v * prep.scale;
         match &prep.normalization {
             Some(n) => (v - n.mean[c]) / n.std[c],
             None => v,

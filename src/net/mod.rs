@@ -13,6 +13,7 @@ pub mod gpu;
 pub mod head;
 pub mod input;
 mod load;
+pub mod movement;
 pub mod ops;
 
 use std::collections::HashMap;

@@ -31,12 +31,33 @@ pub enum Op {
     /// `alpha·A·B + beta·C`: A `[M, K]`, B `[K, N]` (either transposed as
     /// stated), C broadcast to `[M, N]` (Gemm; MatMul of two matrices).
     Gemm(Gemm),
-    /// exp(x − max) / Σ exp(x − max) over each run of `row` consecutive
-    /// values (the last axis; before opset 13, the axes from `axis` on).
+    /// exp(x − max) / Σ exp(x − max) along one axis of `size` values,
+    /// `inner` values apart (the axes after it; before opset 13, the axes
+    /// from `axis` on as one, `inner` 1).
     Softmax {
         /// Values per softmax.
-        row: usize,
+        size: usize,
+        /// Values between two of one softmax.
+        inner: usize,
     },
+    /// The mean, sum or largest value along axes of `size` values in all,
+    /// `inner` values apart (contiguous axes of the input).
+    Reduce {
+        /// What is computed.
+        kind: Reduce,
+        /// Values reduced into each output.
+        size: usize,
+        /// Values between two of one reduction.
+        inner: usize,
+    },
+    /// Values moved, not computed: concatenated, sliced, transposed or
+    /// broadcast (`net::movement`), as strided copies.
+    Move(Movement),
+    /// Nearest or linear resizing of H and W of `[1, C, H, W]`.
+    Resize(Resize),
+    /// A transposed 2-D convolution: x `[1, C, H, W]`, weight
+    /// `[C, K/G, FH, FW]`, optionally bias `[K]`; output `[1, K, OH, OW]`.
+    ConvTranspose(ConvTranspose),
     /// The same values under another shape (Flatten, Reshape, Squeeze,
     /// Unsqueeze), or unchanged (Identity, Dropout at inference).
     View,
@@ -80,6 +101,18 @@ pub enum UnaryKind {
     HardSwish = 5,
     /// tanh(x).
     Tanh = 6,
+    /// eˣ.
+    Exp = 7,
+    /// ln x.
+    Log = 8,
+    /// √x.
+    Sqrt = 9,
+    /// −x.
+    Neg = 10,
+    /// |x|.
+    Abs = 11,
+    /// 1/x.
+    Reciprocal = 12,
 }
 
 /// An elementwise function of one value, with its two parameters.
@@ -104,6 +137,141 @@ pub enum Binary {
     Mul = 2,
     /// a / b.
     Div = 3,
+    /// a ≥ 0 ? a : b · a (PRelu, b the slope).
+    PRelu = 4,
+    /// aᵇ (a negative a only to a whole power).
+    Pow = 5,
+}
+
+/// Kinds of [`Op::Reduce`], with the code `net_ops.wgsl` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    /// The mean.
+    Mean = 0,
+    /// The sum.
+    Sum = 1,
+    /// The largest value.
+    Max = 2,
+}
+
+/// How values move (`Op::Move`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Movement {
+    /// The inputs one after the other along `axis`.
+    Concat {
+        /// The axis.
+        axis: usize,
+    },
+    /// Every `steps[d]`-th value along each axis d from `starts[d]`, as many
+    /// as the output's shape says (negative steps go backwards).
+    Slice {
+        /// First index along each axis.
+        starts: Vec<i64>,
+        /// Step along each axis (not 0).
+        steps: Vec<i64>,
+    },
+    /// Axis d of the output is axis `perm[d]` of the input.
+    Transpose {
+        /// The permutation.
+        perm: Vec<usize>,
+    },
+    /// The input broadcast to the output's shape.
+    Expand,
+}
+
+/// How a resized pixel's coordinate maps back to the input
+/// (`coordinate_transformation_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coordinates {
+    /// (x + ½)/scale − ½.
+    HalfPixel = 0,
+    /// As half_pixel, but 0 for an output of one pixel.
+    PytorchHalfPixel = 1,
+    /// x · (in − 1)/(out − 1).
+    AlignCorners = 2,
+    /// x / scale.
+    Asymmetric = 3,
+    /// (x + ½)/scale.
+    TfHalfPixelForNn = 4,
+}
+
+/// How nearest resizing rounds (`nearest_mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// Halves down.
+    RoundPreferFloor = 0,
+    /// Halves up.
+    RoundPreferCeil = 1,
+    /// Down.
+    Floor = 2,
+    /// Up.
+    Ceil = 3,
+}
+
+/// A resize's attributes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resize {
+    /// Linear, else nearest.
+    pub linear: bool,
+    /// How coordinates map back.
+    pub coordinates: Coordinates,
+    /// How nearest rounds.
+    pub rounding: Rounding,
+    /// Output over input size, `[height, width]`.
+    pub scales: [f32; 2],
+}
+
+/// A transposed conv's geometry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvTranspose {
+    /// `[FH, FW]`.
+    pub kernel: [u32; 2],
+    /// `[height, width]` steps between input pixels' windows on the output.
+    pub strides: [u32; 2],
+    /// Padding taken off the output `[top, left, bottom, right]`.
+    pub pads: [u32; 4],
+    /// `[height, width]` steps between taps.
+    pub dilations: [u32; 2],
+    /// Groups G.
+    pub group: u32,
+    /// Extra rows and columns at the bottom and right of the output.
+    pub output_padding: [u32; 2],
+    /// Whether a bias input is given.
+    pub bias: bool,
+}
+
+impl ConvTranspose {
+    /// `[1, K, OH, OW]` for x of `input` and a weight of `weight`:
+    /// OH = (H − 1)·stride − pads + dilation·(FH − 1) + output_padding + 1.
+    pub fn output_shape(&self, input: &[usize], weight: &[usize]) -> Result<Vec<usize>, String> {
+        let (&[1, c, h, w], &[wc, kg, fh, fw]) = (input, weight) else {
+            return Err(format!(
+                "expected an input [1, C, H, W] and a weight [C, K/G, FH, FW], got {} and {}",
+                ShapeText(input),
+                ShapeText(weight)
+            ));
+        };
+        if wc != c || [fh, fw] != self.kernel.map(|s| s as usize) || c % self.group as usize != 0 {
+            return Err(format!(
+                "a weight {} does not fit an input of {c} channels in {} groups",
+                ShapeText(weight),
+                self.group
+            ));
+        }
+        let axis = |size: usize, a: usize| -> Option<usize> {
+            let full = (size as i64 - 1) * self.strides[a] as i64
+                + self.dilations[a] as i64 * (self.kernel[a] as i64 - 1)
+                + self.output_padding[a] as i64
+                + 1;
+            usize::try_from(full - self.pads[a] as i64 - self.pads[a + 2] as i64)
+                .ok()
+                .filter(|&s| s > 0)
+        };
+        match (axis(h, 0), axis(w, 1)) {
+            (Some(oh), Some(ow)) => Ok(vec![1, kg * self.group as usize, oh, ow]),
+            _ => Err(format!("its pads {:?} leave no output", self.pads)),
+        }
+    }
 }
 
 /// A pooling's geometry.
@@ -219,7 +387,22 @@ impl Op {
         let first = shapes.first().copied().unwrap_or_default();
         match self {
             Op::Conv(conv) => conv.output_shape(first, shapes.get(1).copied().unwrap_or_default()),
-            Op::Unary(_) | Op::Softmax { .. } | Op::View => Ok(first.to_vec()),
+            Op::Unary(_) | Op::Softmax { .. } => Ok(first.to_vec()),
+            Op::View | Op::Reduce { .. } | Op::Move(_) => {
+                Err("its output shape is set where it is loaded".into())
+            }
+            Op::ConvTranspose(conv) => {
+                conv.output_shape(first, shapes.get(1).copied().unwrap_or_default())
+            }
+            Op::Resize(resize) => match first {
+                &[1, c, h, w] => Ok(vec![
+                    1,
+                    c,
+                    (h as f64 * resize.scales[0] as f64).floor() as usize,
+                    (w as f64 * resize.scales[1] as f64).floor() as usize,
+                ]),
+                _ => Err(format!("expected [1, C, H, W], got {}", ShapeText(first))),
+            },
             Op::Affine => match first {
                 [1, c, ..]
                     if shapes[1..]
@@ -247,7 +430,7 @@ impl Op {
     /// an affine's scales and shifts (from its inputs after the first).
     pub fn parameters(&self, shapes: &[&[usize]]) -> u64 {
         match self {
-            Op::Conv(_) | Op::Gemm(_) | Op::Affine => shapes[1..]
+            Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm(_) | Op::Affine => shapes[1..]
                 .iter()
                 .map(|s| s.iter().product::<usize>() as u64)
                 .sum(),
@@ -275,6 +458,13 @@ impl Op {
             Op::GlobalAverage => first,
             Op::Affine => 2 * out,
             Op::Softmax { .. } => 4 * out,
+            Op::Reduce { .. } => first,
+            Op::ConvTranspose(_) => {
+                let weight = shapes[1];
+                2 * first / shapes[0][1].max(1) as u64 * weight.iter().product::<usize>() as u64
+            }
+            Op::Resize(resize) => out * if resize.linear { 8 } else { 1 },
+            Op::Move(_) => 0,
             Op::Unary(_) | Op::Binary(_) => out,
             Op::View => 0,
         }

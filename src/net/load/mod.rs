@@ -5,6 +5,8 @@
 //! anything runs, with an error that names the file, the node and what is
 //! wrong.
 
+mod shapes;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 
@@ -21,7 +23,7 @@ const MAX_TENSOR_VALUES: usize = 1 << 28;
 const MAX_FOLDED_VALUES: usize = 1 << 16;
 
 /// The ops the registry runs, for the error that names an op outside it.
-pub const SUPPORTED: [&str; 27] = [
+pub const SUPPORTED: [&str; 45] = [
     "Conv",
     "BatchNormalization",
     "Relu",
@@ -49,6 +51,24 @@ pub const SUPPORTED: [&str; 27] = [
     "Dropout",
     "Identity",
     "Constant",
+    "ReduceSum",
+    "ReduceMax",
+    "Concat",
+    "Split",
+    "Slice",
+    "Transpose",
+    "Expand",
+    "Resize",
+    "Upsample",
+    "ConvTranspose",
+    "PRelu",
+    "Pow",
+    "Exp",
+    "Log",
+    "Sqrt",
+    "Neg",
+    "Abs",
+    "Reciprocal",
 ];
 
 /// How the model's input lays out a photo.
@@ -342,6 +362,9 @@ impl<'f> Loader<'f> {
             self.folded += 1;
             return Ok(());
         }
+        if node.op_type == "Split" {
+            return self.split(node);
+        }
         if FOLDABLE.contains(&node.op_type.as_str()) {
             let inputs = node
                 .inputs
@@ -367,6 +390,16 @@ impl<'f> Loader<'f> {
         parsed: Parsed,
         output: String,
     ) -> std::result::Result<(), String> {
+        self.push_named(node, parsed, (node.label(), output))
+    }
+
+    /// Adds the parsed node, under `name`, and its output value `output`.
+    fn push_named(
+        &mut self,
+        node: &onnx::Node,
+        parsed: Parsed,
+        (name, output): (String, String),
+    ) -> std::result::Result<(), String> {
         let inputs = parsed
             .inputs
             .into_iter()
@@ -387,7 +420,7 @@ impl<'f> Loader<'f> {
         });
         self.ids.insert(output, id);
         self.nodes.push(Node {
-            name: node.label(),
+            name,
             op_type: node.op_type.clone(),
             op: parsed.op,
             inputs,
@@ -562,9 +595,22 @@ impl Loader<'_> {
                 inputs: vec![x()],
                 shape: None,
             },
-            "ReduceMean" => self.reduce_mean(node)?,
+            "ReduceMean" | "ReduceSum" | "ReduceMax" => self.reduce(node)?,
             "Gemm" | "MatMul" => gemm(node),
             "Softmax" => self.softmax(node)?,
+            "Concat" => self.concat(node)?,
+            "Slice" => self.slice(node)?,
+            "Transpose" => self.transpose(node)?,
+            "Expand" => self.expand(node)?,
+            "Resize" | "Upsample" => self.resize(node)?,
+            "ConvTranspose" => self.conv_transpose(node)?,
+            "PRelu" | "Pow" => self.binary(node)?,
+            "Exp" => unary(UnaryKind::Exp, 0.0, 0.0),
+            "Log" => unary(UnaryKind::Log, 0.0, 0.0),
+            "Sqrt" => unary(UnaryKind::Sqrt, 0.0, 0.0),
+            "Neg" => unary(UnaryKind::Neg, 0.0, 0.0),
+            "Abs" => unary(UnaryKind::Abs, 0.0, 0.0),
+            "Reciprocal" => unary(UnaryKind::Reciprocal, 0.0, 0.0),
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" | "Dropout" => {
                 self.view(node)?
             }
@@ -657,6 +703,8 @@ impl Loader<'_> {
             "Add" => Binary::Add,
             "Sub" => Binary::Sub,
             "Mul" => Binary::Mul,
+            "PRelu" => Binary::PRelu,
+            "Pow" => Binary::Pow,
             _ => Binary::Div,
         };
         let [a, b] = [0, 1].map(|i| node.input(i).map(str::to_string));
@@ -700,52 +748,6 @@ impl Loader<'_> {
                 ceil_mode: flag("ceil_mode"),
                 count_include_pad: flag("count_include_pad"),
             }),
-            inputs: vec![Input::Named(node.inputs[0].clone())],
-            shape: None,
-        })
-    }
-
-    /// ReduceMean over H and W of `[1, C, H, W]`: a global average.
-    fn reduce_mean(&mut self, node: &onnx::Node) -> std::result::Result<Parsed, String> {
-        let shape = self.first_shape(node)?;
-        let axes = self.ints_of(node, (1, "axes"))?.unwrap_or_default();
-        let mut axes = axes
-            .iter()
-            .map(|&a| fold::axis(a, shape.len()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        axes.sort_unstable();
-        if shape.len() != 4 || axes != [2, 3] {
-            return Err(format!(
-                "it averages axes {axes:?} of {}; convmaps averages over H and W (axes [2, 3]) of [1, C, H, W]",
-                ShapeText(&shape)
-            ));
-        }
-        let keep = node.attribute("keepdims").and_then(|a| a.i).unwrap_or(1) != 0;
-        Ok(Parsed {
-            op: Op::GlobalAverage,
-            inputs: vec![Input::Named(node.inputs[0].clone())],
-            shape: Some(match keep {
-                true => vec![1, shape[1], 1, 1],
-                false => vec![1, shape[1]],
-            }),
-        })
-    }
-
-    fn softmax(&mut self, node: &onnx::Node) -> std::result::Result<Parsed, String> {
-        let shape = self.first_shape(node)?;
-        let default = if self.opset < 13 { 1 } else { -1 };
-        let along = node.attribute("axis").and_then(|a| a.i).unwrap_or(default);
-        let a = fold::axis(along, shape.len())?;
-        if self.opset >= 13 && a + 1 != shape.len() {
-            return Err(format!(
-                "it runs along axis {a} of {}; convmaps runs Softmax along the last axis",
-                ShapeText(&shape)
-            ));
-        }
-        Ok(Parsed {
-            op: Op::Softmax {
-                row: shape[a..].iter().product(),
-            },
             inputs: vec![Input::Named(node.inputs[0].clone())],
             shape: None,
         })
