@@ -253,3 +253,79 @@ fn verify_reports_every_node_against_its_twin() {
             .all(|n| n["verify"].is_number())
     );
 }
+
+#[test]
+fn a_probability_map_output_is_drawn_over_the_photo() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 80, 40);
+    let Some(run) = convmaps([&photo])
+        .arg("--model")
+        .arg(fixture("textdet_dy/model.onnx"))
+        .args(["--maps", "none", "--raw"])
+        .out(out.path().join("run"))
+        .gpu()
+    else {
+        return;
+    };
+    run.success().says(&["output", "[1, 1, 40, 80]"]);
+    let summary = common::read_summary(&out.path().join("run"));
+    assert_eq!(
+        summary["input"]["resize"]["mode"], "none",
+        "a dynamic model takes the photo as it is"
+    );
+    let output = &summary["outputs"][0];
+    assert_eq!(output["shape"], serde_json::json!([1, 1, 40, 80]));
+    let folders: Vec<&str> = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|n| n["folder"].as_str())
+        .collect();
+    assert_eq!(folders.len(), 1, "only the output's maps: {folders:?}");
+    let folder = out.path().join("run").join(folders[0]);
+    for file in ["overlay.png", "grid.png", "features.npy"] {
+        assert!(folder.join(file).exists(), "{file}");
+    }
+    let npy = out
+        .path()
+        .join("run")
+        .join(output["npy"].as_str().expect("npy"));
+    let (shape, values) = npy::read_f32(&npy).expect("the output's values");
+    assert_eq!(shape, [1, 1, 40, 80]);
+    assert!(
+        values.iter().all(|v| (0.0..=1.0).contains(v)),
+        "a sigmoid's probabilities"
+    );
+}
+
+#[test]
+fn a_dynamic_model_runs_at_the_photos_size_or_resize() {
+    let dir = fixture("yolo_ts");
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 72, 40);
+    convmaps([&photo])
+        .arg("--model")
+        .arg(dir.join("model.onnx"))
+        .args(["--maps", "none"])
+        .out(out.path().join("as_is"))
+        .cpu()
+        .success();
+    let summary = common::read_summary(&out.path().join("as_is"));
+    assert_eq!(
+        summary["model"]["input_shape"],
+        serde_json::json!([1, 3, 40, 72])
+    );
+    convmaps([&photo])
+        .arg("--model")
+        .arg(dir.join("model.onnx"))
+        .args(["--maps", "none", "--resize", "64x32"])
+        .out(out.path().join("resized"))
+        .cpu()
+        .success();
+    let summary = common::read_summary(&out.path().join("resized"));
+    assert_eq!(
+        summary["model"]["input_shape"],
+        serde_json::json!([1, 3, 32, 64])
+    );
+    assert_eq!(summary["input"]["resize"]["mode"], "size");
+}

@@ -17,7 +17,7 @@ use crate::layer::{Layer, LayerSpec};
 use crate::net::head::{self, CamSource};
 use crate::net::input::{self as model_input, Resize};
 use crate::net::ops::Op;
-use crate::net::{self, Array, NetRun, Network, ValueId};
+use crate::net::{self, Array, Layout, NetRun, Network, ValueId};
 use crate::npy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
 use crate::photo::Orientation;
@@ -97,10 +97,19 @@ pub fn run(
     let decode = started.elapsed();
     let loading = Instant::now();
     let mut network = model.network([rgb.height, rgb.width])?;
-    let chosen: Vec<ValueId> = chosen_nodes(&network, &model_job.maps)?
+    let mut chosen: Vec<ValueId> = chosen_nodes(&network, &model_job.maps)?
         .into_iter()
         .map(|n| network.nodes[n].output)
         .collect();
+    // Outputs that are maps ([1, C, H, W]) are drawn as maps too.
+    let drawn: Vec<ValueId> = network
+        .outputs
+        .iter()
+        .copied()
+        .filter(|&o| network.values[o].shape.len() == 4 && network.values[o].shape[0] == 1)
+        .filter(|o| network.input.layout == Layout::Nchw && !chosen.contains(o))
+        .collect();
+    chosen.extend(drawn);
     let cam = network
         .outputs
         .iter()
@@ -135,7 +144,7 @@ pub fn run(
         npy::write_f32_nd(&job.out_dir.join("input.npy"), &shape, &data)?;
         files.push("input.npy".into());
     }
-    let folders = write_node_maps(job, &network, &chosen, &run)?;
+    let folders = write_node_maps(job, &network, (&chosen, &rgb), &run)?;
     files.extend(folders.values().cloned());
     let outputs = write_outputs(job, &network, &run, &mut files)?;
     let top = outputs
@@ -330,7 +339,7 @@ fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
 fn write_node_maps(
     job: &Job,
     network: &Network,
-    chosen: &[usize],
+    (chosen, rgb): (&[usize], &Tensor3),
     run: &NetRun,
 ) -> Result<HashMap<usize, String>> {
     let names = folder_names(chosen.iter().map(|&i| network.nodes[i].name.as_str()));
@@ -343,6 +352,10 @@ fn write_node_maps(
         let dir = job.out_dir.join(&folder);
         create_output_dir(&dir)?;
         write_maps(&dir, &maps, &job.view)?;
+        if maps.channels == 1 && network.outputs.contains(&node.output) && rgb.channels == 3 {
+            let picture = overlay(&maps.data, [maps.height as usize, maps.width as usize], rgb);
+            crate::render::write_png_rgb(&dir.join("overlay.png"), &picture)?;
+        }
         if let Some(layer) = conv_layer(network, index) {
             write_filters(&dir, &layer, &job.view)?;
         }
@@ -465,32 +478,8 @@ fn write_cam(
     let weight = &network.constants[&source.weight];
     let cam = head::cam(source, maps, weight, class);
     let (h, w) = (cam.shape[0], cam.shape[1]);
-    let lo = cam.data.iter().copied().fold(f32::INFINITY, f32::min);
-    let hi = cam.data.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let unit: Vec<f32> = cam
-        .data
-        .iter()
-        .map(|v| (v - lo) / (hi - lo).max(1e-12))
-        .collect();
-    let small =
-        image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, unit)
-            .expect("h·w values");
-    let big = image::imageops::resize(
-        &small,
-        rgb.width,
-        rgb.height,
-        image::imageops::FilterType::Triangle,
-    );
-    let plane = rgb.plane_len();
-    let mut picture = image::RgbImage::new(rgb.width, rgb.height);
-    for (p, (pixel, heat)) in picture.pixels_mut().zip(big.pixels()).enumerate() {
-        let colour = Colormap::Turbo.colour(heat[0]);
-        for c in 0..3 {
-            let photo = rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0;
-            pixel[c] = (0.5 * photo + 0.5 * colour[c] as f32).round() as u8;
-        }
-    }
     let file = format!("{name}.png");
+    let picture = overlay(&cam.data, [h, w], rgb);
     crate::render::write_png_rgb(&job.out_dir.join(&file), &picture)?;
     let npy = match job.raw {
         true => {
@@ -512,6 +501,36 @@ fn write_cam(
         maps: network.values[source.maps].name.clone(),
         size: [h, w],
     })
+}
+
+/// `values` `[h, w]` stretched over their own range, scaled to the photo,
+/// coloured (turbo) and laid over it at half opacity.
+fn overlay(values: &[f32], [h, w]: [usize; 2], rgb: &Tensor3) -> image::RgbImage {
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let unit: Vec<f32> = values
+        .iter()
+        .map(|v| (v - lo) / (hi - lo).max(1e-12))
+        .collect();
+    let small =
+        image::ImageBuffer::<image::Luma<f32>, Vec<f32>>::from_raw(w as u32, h as u32, unit)
+            .expect("h·w values");
+    let big = image::imageops::resize(
+        &small,
+        rgb.width,
+        rgb.height,
+        image::imageops::FilterType::Triangle,
+    );
+    let plane = rgb.plane_len();
+    let mut picture = image::RgbImage::new(rgb.width, rgb.height);
+    for (p, (pixel, heat)) in picture.pixels_mut().zip(big.pixels()).enumerate() {
+        let colour = Colormap::Turbo.colour(heat[0]);
+        for c in 0..3 {
+            let photo = rgb.data[c * plane + p].clamp(0.0, 1.0) * 255.0;
+            pixel[c] = (0.5 * photo + 0.5 * colour[c] as f32).round() as u8;
+        }
+    }
+    picture
 }
 
 /// Class `class`'s label among `classes`.

@@ -9,9 +9,9 @@ use std::fmt::Write;
 use super::html::{STYLE, escape, url_path};
 use crate::report::model::ModelSummary;
 
-/// The page as one HTML document. `has_filters` says whether a node's
-/// folder holds `filters.png`.
-pub fn model_html(summary: &ModelSummary, has_filters: impl Fn(&str) -> bool) -> String {
+/// The page as one HTML document. `has_file(folder, name)` says whether a
+/// node's folder holds a file (`filters.png`, `overlay.png`).
+pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool) -> String {
     let name = summary
         .model
         .path
@@ -52,7 +52,15 @@ pub fn model_html(summary: &ModelSummary, has_filters: impl Fn(&str) -> bool) ->
             url_path(folder),
             escape(&node.name)
         );
-        if has_filters(folder) {
+        if node.op != "Conv" && has_file(folder, "overlay.png") {
+            let _ = writeln!(
+                html,
+                "<figure><img src=\"{}/overlay.png\" alt=\"{} over the photo\" loading=\"lazy\"><figcaption>over the photo</figcaption></figure>",
+                url_path(folder),
+                escape(&node.name)
+            );
+        }
+        if has_file(folder, "filters.png") {
             let _ = writeln!(
                 html,
                 "<figure><img src=\"{}/filters.png\" alt=\"filters of {}\" loading=\"lazy\"><figcaption>its filters</figcaption></figure>",

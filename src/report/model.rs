@@ -195,6 +195,17 @@ impl ModelSummary {
             model.flops as f64 / 1e9,
             model.memory_bytes as f64 / 1e6
         );
+        for output in self.outputs.iter().filter(|o| o.top.is_empty()) {
+            let saved = output
+                .npy
+                .as_ref()
+                .map_or(String::new(), |f| format!(" in {f}"));
+            let _ = writeln!(
+                text,
+                "output      {} {:?}{saved}",
+                output.name, output.shape
+            );
+        }
         for output in &self.outputs {
             for (rank, class) in output.top.iter().enumerate() {
                 let head = if rank == 0 { "top 5" } else { "" };
