@@ -88,16 +88,87 @@ pub fn run(
     let started = Instant::now();
     check_output_dir(&job.out_dir)?;
     let mut model = net::open(&model_job.model)?;
-    let PhotoIn {
-        rgb,
-        record,
-        prep,
-        stored: file,
-    } = read_photo(job, &model.input, model_job.resize)?;
+    let photo = read_photo(job, &model.input, model_job.resize)?;
     let decode = started.elapsed();
     let loading = Instant::now();
-    let mut network = model.network([rgb.height, rgb.width])?;
-    let mut chosen: Vec<ValueId> = chosen_nodes(&network, &model_job.maps)?
+    let network = model.network([photo.rgb.height, photo.rgb.width])?;
+    if photo.prep.is_none() {
+        check_tensor(&photo.rgb, &network)?;
+    }
+    let input = model_input::model_input(&photo.rgb, photo.prep.as_ref(), &network.input);
+    let loaded = choose_and_fuse(network, &model_job.maps)?;
+    let load = loading.elapsed();
+    let running = Instant::now();
+    let verify = match model_job.verify {
+        true => Some(verify_nodes(engine, &loaded.network, &input)?),
+        false => None,
+    };
+    let input_file = job.raw.then(|| (input.shape.clone(), input.data.clone()));
+    let run = engine.run_network(&loaded.network, input, &loaded.keep)?;
+    let run_time = running.elapsed();
+    let writing = Instant::now();
+    let written = write_files(job, &loaded, (&run, &photo.rgb), input_file)?;
+    let info = engine.info();
+    let network = &loaded.network;
+    let mut summary = ModelSummary {
+        input: ModelRunInput {
+            path: job.input.clone(),
+            width: photo.stored.0,
+            height: photo.stored.1,
+            orientation: photo.stored.2,
+            resize: photo.record,
+            preprocessing: photo.prep,
+        },
+        model: ModelFacts {
+            fused: loaded.fused,
+            ..model_facts(network)
+        },
+        nodes: node_reports(network, &run, &written.folders, verify.as_ref()),
+        outputs: written.outputs,
+        cam: written.cams.first().cloned(),
+        cams: written.cams,
+        backend: info.backend.name(),
+        shader: info.shader_name(),
+        adapter: info.adapter.clone(),
+        gpu_compute_ms: run.gpu_ms,
+        timings_ms: ModelTimings::default(),
+        verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
+        files: written.files,
+    };
+    let page = super::page::write_model_page(&job.out_dir, &summary)?;
+    summary.files.extend([page, "summary.json".to_string()]);
+    summary.timings_ms = ModelTimings {
+        decode: ms(decode),
+        load: ms(load),
+        run: ms(run_time),
+        write: ms(writing.elapsed()),
+        total: ms(started.elapsed() + setup),
+    };
+    let json = serde_json::to_vec_pretty(&summary).map_err(|source| Error::Json {
+        path: job.out_dir.join("summary.json"),
+        source,
+    })?;
+    write_bytes_atomic(&job.out_dir.join("summary.json"), &json)?;
+    Ok(summary)
+}
+
+/// A network with what a run keeps of it.
+struct Loaded {
+    network: Network,
+    /// The nodes whose maps are written, by index, in run order.
+    chosen: Vec<usize>,
+    /// Where the class activation maps come from, where they apply.
+    cam: Option<CamSource>,
+    /// The values read back: the chosen nodes', the outputs, CAM's maps.
+    keep: Vec<ValueId>,
+    /// Nodes fused into others.
+    fused: usize,
+}
+
+/// Chooses the nodes whose maps `maps` asks for (and the outputs that are
+/// maps), finds CAM's source, and fuses what no one looks at.
+fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
+    let mut chosen: Vec<ValueId> = chosen_nodes(&network, maps)?
         .into_iter()
         .map(|n| network.nodes[n].output)
         .collect();
@@ -114,48 +185,57 @@ pub fn run(
         .outputs
         .iter()
         .find_map(|&o| head::cam_source(&network, o));
-    if prep.is_none() {
-        check_tensor(&rgb, &network)?;
-    }
-    let input = model_input::model_input(&rgb, prep.as_ref(), &network.input);
     let mut keep = chosen.clone();
     keep.extend(&network.outputs);
     keep.extend(cam.as_ref().map(|c| c.maps));
     let fused = net::fuse::fuse(&mut network, &keep);
-    let chosen: Vec<usize> = (0..network.nodes.len())
+    let chosen = (0..network.nodes.len())
         .filter(|&n| chosen.contains(&network.nodes[n].output))
         .collect();
-    let load = loading.elapsed();
-    let model_input_file = match job.raw {
-        true => Some((input.shape.clone(), input.data.clone())),
-        false => None,
-    };
-    let running = Instant::now();
-    let verify = match model_job.verify {
-        true => Some(verify_nodes(engine, &network, &input)?),
-        false => None,
-    };
-    let run = engine.run_network(&network, input, &keep)?;
-    let run_time = running.elapsed();
-    let writing = Instant::now();
+    Ok(Loaded {
+        network,
+        chosen,
+        cam,
+        keep,
+        fused,
+    })
+}
+
+/// What a run wrote.
+struct Written {
+    files: Vec<String>,
+    folders: HashMap<usize, String>,
+    outputs: Vec<OutputReport>,
+    cams: Vec<CamReport>,
+}
+
+/// Writes `input.png` (and `input.npy` with `--raw`), each chosen node's
+/// folder, the outputs and the class activation maps.
+fn write_files(
+    job: &Job,
+    loaded: &Loaded,
+    (run, rgb): (&NetRun, &Tensor3),
+    input_file: Option<(Vec<usize>, Vec<f32>)>,
+) -> Result<Written> {
+    let network = &loaded.network;
     create_output_dir(&job.out_dir)?;
-    let mut files = vec![write_input_png(&job.out_dir, &rgb)?];
-    if let Some((shape, data)) = model_input_file {
+    let mut files = vec![write_input_png(&job.out_dir, rgb)?];
+    if let Some((shape, data)) = input_file {
         npy::write_f32_nd(&job.out_dir.join("input.npy"), &shape, &data)?;
         files.push("input.npy".into());
     }
-    let folders = write_node_maps(job, &network, (&chosen, &rgb), &run)?;
+    let folders = write_node_maps(job, network, (&loaded.chosen, rgb), run)?;
     files.extend(folders.values().cloned());
-    let outputs = write_outputs(job, &network, &run, &mut files)?;
+    let outputs = write_outputs(job, network, run, &mut files)?;
     let top = outputs
         .iter()
         .find(|o| !o.top.is_empty())
         .map(|o| o.top.as_slice());
-    let cams = match (&cam, top) {
+    let cams = match (&loaded.cam, top) {
         (Some(source), Some(top)) => top
             .iter()
             .enumerate()
-            .map(|(rank, class)| write_cam(job, &network, source, &run, (&rgb, class.index, rank)))
+            .map(|(rank, class)| write_cam(job, network, source, run, (rgb, class.index, rank)))
             .collect::<Result<Vec<_>>>()?,
         _ => Vec::new(),
     };
@@ -164,50 +244,12 @@ pub fn run(
             .flat_map(|c| [Some(c.file.clone()), c.npy.clone()])
             .flatten(),
     );
-    let nodes = node_reports(&network, &run, &folders, verify.as_ref());
-    let info = engine.info();
-    let mut summary = ModelSummary {
-        input: ModelRunInput {
-            path: job.input.clone(),
-            width: file.0,
-            height: file.1,
-            orientation: file.2,
-            resize: record,
-            preprocessing: prep,
-        },
-        model: ModelFacts {
-            fused,
-            ..model_facts(&network)
-        },
-        nodes,
-        outputs,
-        cam: cams.first().cloned(),
-        cams,
-        backend: info.backend.name(),
-        shader: info.shader_name(),
-        adapter: info.adapter.clone(),
-        gpu_compute_ms: run.gpu_ms,
-        timings_ms: ModelTimings::default(),
-        verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
+    Ok(Written {
         files,
-    };
-    summary
-        .files
-        .push(super::page::write_model_page(&job.out_dir, &summary)?);
-    summary.timings_ms = ModelTimings {
-        decode: ms(decode),
-        load: ms(load),
-        run: ms(run_time),
-        write: ms(writing.elapsed()),
-        total: ms(started.elapsed() + setup),
-    };
-    summary.files.push("summary.json".into());
-    let json = serde_json::to_vec_pretty(&summary).map_err(|source| Error::Json {
-        path: job.out_dir.join("summary.json"),
-        source,
-    })?;
-    write_bytes_atomic(&job.out_dir.join("summary.json"), &json)?;
-    Ok(summary)
+        folders,
+        outputs,
+        cams,
+    })
 }
 
 fn ms(duration: Duration) -> f64 {

@@ -252,7 +252,7 @@ pub(super) fn write_model_page(
     summary: &crate::report::model::ModelSummary,
 ) -> Result<String> {
     let has_file = |folder: &str, name: &str| out_dir.join(folder).join(name).exists();
-    let html = crate::render::model_page::model_html(summary, has_file);
+    let html = super::model_page::model_html(summary, has_file);
     write_bytes_atomic(&out_dir.join("index.html"), html.as_bytes())?;
     Ok("index.html".to_string())
 }

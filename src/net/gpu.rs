@@ -422,83 +422,31 @@ impl GpuNet<'_> {
     ) -> Result<(&AutoPipeline, NetParams, Vec<&'v wgpu::Buffer>)> {
         let buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|v| &v.buffer).collect();
         let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
-        let count = count(output.shape.iter().product::<usize>())?;
+        let mut params = op_params(op, &shapes, &output.shape);
+        if params.count == 0 {
+            params.count = count(output.shape.iter().product::<usize>())?;
+        }
+        Ok((self.pipeline_of(op), params, buffers))
+    }
+
+    /// The entry point of `net_ops.wgsl` that runs `op`.
+    fn pipeline_of(&self, op: &Op) -> &AutoPipeline {
         let ops = self.ops;
-        Ok(match op {
-            Op::Conv(conv) => (
-                &ops.conv,
-                conv_params(conv, &shapes, &output.shape),
-                buffers,
-            ),
-            Op::Unary(unary) => (&ops.unary, unary_params(unary), buffers),
-            Op::Binary(kind) => (
-                &ops.binary,
-                binary_params(*kind, &shapes, &output.shape),
-                buffers,
-            ),
-            Op::Affine => {
-                let channels = shapes[0][1] as u32;
-                let params = NetParams {
-                    channels,
-                    inner: count / channels.max(1),
-                    ..NetParams::default()
-                };
-                (&ops.affine, params, buffers)
-            }
-            Op::Pool(pool) => (
-                &ops.pool,
-                pool_params(pool, shapes[0], &output.shape),
-                buffers,
-            ),
-            Op::GlobalAverage => {
-                let params = NetParams {
-                    in_height: shapes[0][2] as u32,
-                    in_width: shapes[0][3] as u32,
-                    ..NetParams::default()
-                };
-                (&ops.global_average, params, buffers)
-            }
-            Op::Gemm(gemm) => (
-                &ops.gemm,
-                gemm_params(gemm, &shapes, &output.shape),
-                buffers,
-            ),
-            Op::Softmax { size, inner } => {
-                let params = NetParams {
-                    size: *size as u32,
-                    inner: *inner as u32,
-                    count: count / (*size as u32).max(1),
-                    ..NetParams::default()
-                };
-                (&ops.softmax, params, buffers)
-            }
-            Op::Reduce { kind, size, inner } => {
-                let params = NetParams {
-                    kind: *kind as u32,
-                    size: *size as u32,
-                    inner: *inner as u32,
-                    ..NetParams::default()
-                };
-                (&ops.reduce, params, buffers)
-            }
-            Op::Resize(resize) => (
-                &ops.resize,
-                resize_params(resize, shapes[0], &output.shape),
-                buffers,
-            ),
-            Op::ConvTranspose(conv) => (
-                &ops.conv_transpose,
-                conv_transpose_params(conv, &shapes, &output.shape),
-                buffers,
-            ),
-            Op::View | Op::Move(_) => unreachable!("a view or a move records no dispatch here"),
-        })
-        .map(|(pipeline, mut params, buffers)| {
-            if params.count == 0 {
-                params.count = count;
-            }
-            (pipeline, params, buffers)
-        })
+        match op {
+            Op::Conv(_) => &ops.conv,
+            Op::Unary(_) => &ops.unary,
+            Op::Binary(_) => &ops.binary,
+            Op::Affine => &ops.affine,
+            Op::Pool(_) => &ops.pool,
+            Op::GlobalAverage => &ops.global_average,
+            Op::Gemm(_) => &ops.gemm,
+            Op::Softmax { .. } => &ops.softmax,
+            Op::Reduce { .. } => &ops.reduce,
+            Op::Resize(_) => &ops.resize,
+            Op::ConvTranspose(_) => &ops.conv_transpose,
+            Op::Move(_) => &ops.copy,
+            Op::View => unreachable!("a view records no dispatch"),
+        }
     }
 
     /// Records one dispatch of `pipeline` over `params.count` values:
@@ -735,6 +683,44 @@ impl CopyParams {
             out4: narrow(out4)?,
             out5: narrow(out5)?,
         })
+    }
+}
+
+/// The params of `op`'s entry point for inputs of `shapes` and an output
+/// of `out`; `count` is left 0 where it is the output's values.
+fn op_params(op: &Op, shapes: &[&[usize]], out: &[usize]) -> NetParams {
+    let values = out.iter().product::<usize>() as u32;
+    match op {
+        Op::Conv(conv) => conv_params(conv, shapes, out),
+        Op::Unary(unary) => unary_params(unary),
+        Op::Binary(kind) => binary_params(*kind, shapes, out),
+        Op::Affine => NetParams {
+            channels: shapes[0][1] as u32,
+            inner: values / (shapes[0][1] as u32).max(1),
+            ..NetParams::default()
+        },
+        Op::Pool(pool) => pool_params(pool, shapes[0], out),
+        Op::GlobalAverage => NetParams {
+            in_height: shapes[0][2] as u32,
+            in_width: shapes[0][3] as u32,
+            ..NetParams::default()
+        },
+        Op::Gemm(gemm) => gemm_params(gemm, shapes, out),
+        Op::Softmax { size, inner } => NetParams {
+            size: *size as u32,
+            inner: *inner as u32,
+            count: values / (*size as u32).max(1),
+            ..NetParams::default()
+        },
+        Op::Reduce { kind, size, inner } => NetParams {
+            kind: *kind as u32,
+            size: *size as u32,
+            inner: *inner as u32,
+            ..NetParams::default()
+        },
+        Op::Resize(resize) => resize_params(resize, shapes[0], out),
+        Op::ConvTranspose(conv) => conv_transpose_params(conv, shapes, out),
+        Op::View | Op::Move(_) => unreachable!("a view or a move has no params here"),
     }
 }
 

@@ -8,7 +8,6 @@ pub mod grid;
 pub mod html;
 pub mod label;
 pub mod live;
-pub mod model_page;
 pub mod quantise;
 
 use std::fs::File;

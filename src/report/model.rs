@@ -195,29 +195,7 @@ impl ModelSummary {
             model.flops as f64 / 1e9,
             model.memory_bytes as f64 / 1e6
         );
-        for output in self.outputs.iter().filter(|o| o.top.is_empty()) {
-            let saved = output
-                .npy
-                .as_ref()
-                .map_or(String::new(), |f| format!(" in {f}"));
-            let _ = writeln!(
-                text,
-                "output      {} {:?}{saved}",
-                output.name, output.shape
-            );
-        }
-        for output in &self.outputs {
-            for (rank, class) in output.top.iter().enumerate() {
-                let head = if rank == 0 { "top 5" } else { "" };
-                let _ = writeln!(
-                    text,
-                    "{head:<11} {:>5.1}%  {} ({})",
-                    class.probability * 100.0,
-                    class.label,
-                    class.index
-                );
-            }
-        }
+        self.write_outputs(&mut text);
         let folders = self.nodes.iter().filter(|n| n.folder.is_some()).count();
         let _ = writeln!(
             text,
@@ -255,6 +233,33 @@ impl ModelSummary {
             t.decode, t.load, t.run, t.write, t.total
         );
         text
+    }
+
+    /// The lines of the outputs: each one's shape, a classifier's top 5.
+    fn write_outputs(&self, text: &mut String) {
+        for output in self.outputs.iter().filter(|o| o.top.is_empty()) {
+            let saved = output
+                .npy
+                .as_ref()
+                .map_or(String::new(), |f| format!(" in {f}"));
+            let _ = writeln!(
+                text,
+                "output      {} {:?}{saved}",
+                output.name, output.shape
+            );
+        }
+        for output in &self.outputs {
+            for (rank, class) in output.top.iter().enumerate() {
+                let head = if rank == 0 { "top 5" } else { "" };
+                let _ = writeln!(
+                    text,
+                    "{head:<11} {:>5.1}%  {} ({})",
+                    class.probability * 100.0,
+                    class.label,
+                    class.index
+                );
+            }
+        }
     }
 
     /// The per-node table `--profile` prints.

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use super::html::{STYLE, escape, url_path};
+use crate::render::html::{STYLE, escape, url_path};
 use crate::report::model::ModelSummary;
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
