@@ -22,6 +22,10 @@ use crate::gpu::{
 };
 use crate::layer::{Activation, Layer, LayerSpec, Padding};
 
+/// The fewest filters per group a grouped conv needs to run on the conv
+/// shader (which computes blocks of 16 filters of one group).
+const FAST_FILTERS_PER_GROUP: usize = 16;
+
 /// The shader's source, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/net_ops.wgsl");
 
@@ -580,12 +584,21 @@ fn count(values: usize) -> Result<u32> {
 }
 
 /// The conv as a [`Layer`] for the engine's conv shader, when its strides
-/// and dilations are the same along both axes.
+/// and dilations are the same along both axes and its groups are not
+/// narrow.
 fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
     if conv.strides[0] != conv.strides[1] || conv.dilations[0] != conv.dilations[1] {
         return None;
     }
     let weight = net.constants.get(&node.inputs[1])?;
+    // The conv shader computes 16 filters of one group per invocation; a
+    // group of fewer (a depthwise conv has one) would leave most of its
+    // work on zero weights, so such a conv runs in `net_ops.wgsl`, one
+    // output value per invocation.
+    let filters_per_group = weight.shape[0] / conv.group.max(1) as usize;
+    if conv.group > 1 && filters_per_group < FAST_FILTERS_PER_GROUP {
+        return None;
+    }
     let bias = match node.inputs.get(2) {
         Some(b) => net.constants.get(b)?.data.clone(),
         None => Vec::new(),
