@@ -13,7 +13,7 @@ struct NetParams {
     count: u32,              // output values
     row_groups: u32,         // workgroups per row of the dispatch grid
     kind: u32,               // unary: UnaryKind; binary: Binary; pool: 1 max, 0 average
-    flags: u32,              // conv: 1 has bias, 2 a fused activation (kind, alpha, beta); pool: 1 count_include_pad; gemm: 1 trans_a, 2 trans_b, 4 has C
+    flags: u32,              // conv: 1 has bias, 2 a fused activation (kind, alpha, beta); binary: 1 broadcast; pool: 1 count_include_pad; gemm: 1 trans_a, 2 trans_b, 4 has C
     alpha: f32,              // unary: LeakyRelu's slope, Clip's min, HardSigmoid's alpha; gemm: alpha
     beta: f32,               // unary: Clip's max, HardSigmoid's beta; gemm: beta
     channels: u32,           // C of the input (affine: C)
@@ -153,17 +153,23 @@ fn binary(@builtin(global_invocation_id) id: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let sizes = array<u32, 4>(params.out0, params.out1, params.out2, params.out3);
-    let a_strides = array<u32, 4>(params.a0, params.a1, params.a2, params.a3);
-    let b_strides = array<u32, 4>(params.b0, params.b1, params.b2, params.b3);
-    var rest = i;
-    var a_index = 0u;
-    var b_index = 0u;
-    for (var axis = 3; axis >= 0; axis--) {
-        let coordinate = rest % sizes[axis];
-        rest = rest / sizes[axis];
-        a_index += coordinate * a_strides[axis];
-        b_index += coordinate * b_strides[axis];
+    var a_index = i;
+    var b_index = i;
+    // flags bit 1: the shapes differ, and each index is worked out from the
+    // output's coordinates (else both inputs are read at i).
+    if ((params.flags & 1u) != 0u) {
+        let sizes = array<u32, 4>(params.out0, params.out1, params.out2, params.out3);
+        let a_strides = array<u32, 4>(params.a0, params.a1, params.a2, params.a3);
+        let b_strides = array<u32, 4>(params.b0, params.b1, params.b2, params.b3);
+        var rest = i;
+        a_index = 0u;
+        b_index = 0u;
+        for (var axis = 3; axis >= 0; axis--) {
+            let coordinate = rest % sizes[axis];
+            rest = rest / sizes[axis];
+            a_index += coordinate * a_strides[axis];
+            b_index += coordinate * b_strides[axis];
+        }
     }
     let x = a[a_index];
     let y = b[b_index];

@@ -829,8 +829,10 @@ pub fn binary_params(kind: Binary, shapes: &[&[usize]], out: &[usize]) -> NetPar
     let [out0, out1, out2, out3] = broadcast.out;
     let [a0, a1, a2, a3] = broadcast.a;
     let [b0, b1, b2, b3] = broadcast.b;
+    let same = shapes[0] == out && shapes[1] == out;
     NetParams {
         kind: kind as u32,
+        flags: (!same) as u32,
         out0,
         out1,
         out2,
