@@ -284,7 +284,7 @@ impl Loader<'_> {
             true => Rounding::Floor,
             false => rounding(&text("nearest_mode", "round_prefer_floor"))?,
         };
-        let &[1, c, h, w] = shape.as_slice() else {
+        let &[1, _, _, _] = shape.as_slice() else {
             return Err(format!(
                 "it resizes {}; convmaps resizes [1, C, H, W]",
                 ShapeText(&shape)
@@ -296,7 +296,6 @@ impl Loader<'_> {
                 "its scales {scales:?} resize the batch or the channels"
             ));
         }
-        let _ = (c, h, w);
         Ok(Parsed {
             op: Op::Resize(Resize {
                 linear,
