@@ -434,3 +434,67 @@ fn a_tensor_inputs_page_names_receptive_fields_without_framing_its_channel_grid(
         "input.png of a tensor is a grid of its channels, not the input's pixels"
     );
 }
+
+#[test]
+fn a_model_page_lists_every_node_and_the_top_classes() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = common::save_photo(&dir.path().join("photo.png"), 48, 40);
+    let model =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/net/resnet_dy/model.onnx");
+    let out = dir.path().join("out");
+    common::convmaps([&photo])
+        .arg("--model")
+        .arg(&model)
+        .out(&out)
+        .cpu()
+        .success();
+    let summary = common::read_summary(&out);
+    let html = page(&out);
+    assert!(
+        html.contains("adds "),
+        "the overview says where a residual is added"
+    );
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page must not reach out"
+    );
+    let Some(browser) = chromium() else { return };
+    let (dom, _) = open_page(
+        &browser,
+        &out,
+        "#model-check",
+        &["--virtual-time-budget=10000"],
+    );
+    let title = dom
+        .split("<title>")
+        .nth(1)
+        .and_then(|rest| rest.split("</title>").next())
+        .expect("a title");
+    let json = title
+        .strip_prefix("model ")
+        .unwrap_or_else(|| panic!("the page's check did not run: {title}"))
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    let checked: serde_json::Value = serde_json::from_str(&json).expect("the title holds JSON");
+    let layers = checked["layers"].as_array().expect("layers");
+    let nodes = summary["nodes"].as_array().expect("nodes");
+    assert_eq!(layers.len(), nodes.len());
+    for (layer, node) in layers.iter().zip(nodes) {
+        assert_eq!(layer["name"], node["name"]);
+        assert_eq!(layer["shape"], node["shape"]);
+        assert_eq!(layer["parameters"], node["parameters"]);
+    }
+    let (shown, top) = (
+        checked["top"].as_array().unwrap(),
+        summary["outputs"][0]["top"].as_array().unwrap(),
+    );
+    assert_eq!(shown.len(), 5);
+    for (a, b) in shown.iter().zip(top) {
+        assert_eq!((&a["index"], &a["label"]), (&b["index"], &b["label"]));
+        let (p, q) = (
+            a["probability"].as_f64().unwrap(),
+            b["probability"].as_f64().unwrap(),
+        );
+        assert!((p - q).abs() < 1e-6, "{p} {q}");
+    }
+}

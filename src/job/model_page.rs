@@ -7,6 +7,7 @@
 use std::fmt::Write;
 
 use crate::render::html::{STYLE, escape, url_path};
+use crate::render::live::script_json;
 use crate::report::model::ModelSummary;
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
@@ -36,6 +37,7 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         escape(&format!("{:?}", model.layout))
     );
     write_top(&mut html, summary);
+    write_overview(&mut html, summary);
     html.push_str("<h2>Maps, in the order the model computes them</h2>\n");
     for node in summary.nodes.iter().filter(|n| n.folder.is_some()) {
         let folder = node.folder.as_deref().unwrap_or_default();
@@ -70,9 +72,86 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         }
         html.push_str("</div>\n</div>\n");
     }
+    write_script(&mut html, summary);
     html.push_str("</body>\n</html>\n");
     html
 }
+
+/// Every node that ran, in order, with what it reads in words: where the
+/// graph merges (an Add of two computed values, a Concat) the page says so.
+fn write_overview(html: &mut String, summary: &ModelSummary) {
+    let computed: std::collections::HashSet<&str> = summary
+        .nodes
+        .iter()
+        .flat_map(|n| n.outputs.iter().map(String::as_str))
+        .collect();
+    html.push_str("<h2>Every node, in the order it runs</h2>\n<details><summary>");
+    let _ = write!(
+        html,
+        "{} nodes</summary>\n<table class=\"maps\">\n",
+        summary.nodes.len()
+    );
+    html.push_str(
+        "<tr><th>node</th><th>op</th><th>output</th><th>parameters</th><th>reads</th></tr>\n",
+    );
+    for node in &summary.nodes {
+        let reads: Vec<&str> = node
+            .inputs
+            .iter()
+            .map(String::as_str)
+            .filter(|i| computed.contains(i) || *i == summary.model.input_name)
+            .collect();
+        let said = match (node.op.as_str(), reads.len()) {
+            ("Add", 2) => format!("adds {} and {}", reads[0], reads[1]),
+            ("Concat", n) => format!("concatenates {n} branches: {}", reads.join(", ")),
+            (_, _) => reads.join(", "),
+        };
+        let shape: Vec<String> = node.shape.iter().map(usize::to_string).collect();
+        let _ = writeln!(
+            html,
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">[{}]</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            escape(&node.name),
+            escape(&node.op),
+            shape.join(", "),
+            node.parameters,
+            escape(&said)
+        );
+    }
+    html.push_str("</table>\n</details>\n");
+}
+
+/// The page's data (every node, the top classes) and its script.
+fn write_script(html: &mut String, summary: &ModelSummary) {
+    let layers: Vec<serde_json::Value> = summary
+        .nodes
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "name": n.name,
+                "op": n.op,
+                "shape": n.shape,
+                "parameters": n.parameters,
+                "folder": n.folder,
+                "reads": n.inputs,
+            })
+        })
+        .collect();
+    let top = summary
+        .outputs
+        .iter()
+        .find(|o| !o.top.is_empty())
+        .map_or(&[][..], |o| &o.top);
+    let data = serde_json::json!({ "layers": layers, "top": top });
+    let _ = write!(
+        html,
+        "<script type=\"application/json\" id=\"convmaps-model\">{}</script>\n<script>\n{}</script>\n",
+        script_json(&data.to_string()),
+        SCRIPT
+    );
+}
+
+/// The page's script (`src/render/model.js`).
+const SCRIPT: &str = include_str!("../render/model.js");
 
 /// The photo, the CAM and the top classes.
 fn write_top(html: &mut String, summary: &ModelSummary) {
