@@ -103,6 +103,7 @@ struct Tile {
     first_filter: u32,  // filter index of the first filter of the chunk's first block
     filter_end: u32,    // one past the group's last filter: filters beyond are padding
     activation: u32,    // after the bias: 0 none, 1 ReLU (max(0, x))
+    lanes_along_rows: u32, // 1: x runs along the tile's rows, y along its pixel blocks
 }
 
 @group(0) @binding(0) var<uniform> input_window: array<vec4<f32>, WINDOW_VEC4S>;
@@ -240,15 +241,21 @@ fn weight_storage_at(w: u32) -> vec4<f32> {
 //
 // The host dispatches (ceil(tile.width / 64), ceil(tile.rows / 8), blocks):
 // x is the pixel block in the tile row (8 per workgroup: 64 pixels), y the
-// row in the tile, z the filter block in the dispatch's chunk.
+// row in the tile, z the filter block in the dispatch's chunk; for a tile
+// read from storage buffers and at most 32 pixels wide, (ceil(tile.rows /
+// 8), ceil(tile.width / 64), blocks), x and y swapped
+// (`tile.lanes_along_rows`).
 //
 // The two marker lines around it tell the host what to copy; keep every
 // load inside between them going through `input_at` and `weight_at`.
 // ENTRY POINT BEGIN
 @compute @workgroup_size(8, 8, 1)
 fn conv2d_fast(@builtin(global_invocation_id) id: vec3<u32>) {
-    let x = id.x * PIXELS;
-    let row = id.y;
+    // A narrow tile puts neighbouring invocations on neighbouring rows, so
+    // that they all have work (the host dispatches its grid transposed).
+    let along_rows = opaque(tile.lanes_along_rows, id.x) != 0u;
+    let x = select(id.x, id.y, along_rows) * PIXELS;
+    let row = select(id.y, id.x, along_rows);
     let block = id.z;
     // The grid is rounded up to whole workgroups: nothing to do past the tile.
     if (x >= tile.width || row >= tile.rows) {

@@ -191,6 +191,19 @@ fn a_kernel_too_large_for_uniform_windows_runs_from_storage_buffers() {
     check(LayerSpec::new(64, 17, 9), 11, 12, 1);
 }
 
+#[test]
+fn narrow_tiles_read_from_storage_buffers_run_with_invocations_along_rows() {
+    // 128·3·3 and 120·3·3 weights per filter: blocks too large for a
+    // uniform window; outputs 13 and 31 pixels wide: narrow tiles, whose
+    // invocations the host lays along the rows (`tile.lanes_along_rows`).
+    check(LayerSpec::new(128, 20, 3), 25, 15, 3);
+    let strided = LayerSpec {
+        stride: 2,
+        ..LayerSpec::new(120, 33, 3)
+    };
+    check(strided, 21, 63, 4);
+}
+
 /// Prints compile time and GFLOP/s of both shaders for a 1024×768 RGB photo
 /// and 32 filters of 5×5. No assertion on time. (Set
 /// `MESA_SHADER_CACHE_DISABLE=true` to time a cold compile on lavapipe.)
