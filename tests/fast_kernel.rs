@@ -192,7 +192,7 @@ fn a_kernel_too_large_for_uniform_windows_runs_from_storage_buffers() {
 }
 
 #[test]
-fn narrow_tiles_read_from_storage_buffers_run_with_invocations_along_rows() {
+fn narrow_tiles_run_with_invocations_along_rows() {
     // 128·3·3 and 120·3·3 weights per filter: blocks too large for a
     // uniform window; outputs 13 and 31 pixels wide: narrow tiles, whose
     // invocations the host lays along the rows (`tile.lanes_along_rows`).
@@ -202,6 +202,8 @@ fn narrow_tiles_read_from_storage_buffers_run_with_invocations_along_rows() {
         ..LayerSpec::new(120, 33, 3)
     };
     check(strided, 21, 63, 4);
+    // From uniform windows, a tile of one block of 8 pixels: 7 wide.
+    check(LayerSpec::new(16, 20, 3), 20, 9, 5);
 }
 
 /// Prints compile time and GFLOP/s of both shaders for a 1024×768 RGB photo

@@ -23,8 +23,10 @@ use crate::gpu::{
 use crate::layer::{Activation, Layer, LayerSpec, Padding};
 
 /// The fewest filters per group a grouped conv needs to run on the conv
-/// shader (which computes blocks of 16 filters of one group).
-const FAST_FILTERS_PER_GROUP: usize = 16;
+/// shader, which computes blocks of 16 filters of one group: at 8, half its
+/// sums are on zero weights and it is still faster than one output per
+/// invocation (RegNetY-400MF's convs of 8 filters per group, lavapipe).
+const FAST_FILTERS_PER_GROUP: usize = 8;
 
 /// The shader's source, compiled into the binary.
 pub const SHADER_SOURCE: &str = include_str!("../../shaders/net_ops.wgsl");
@@ -592,7 +594,7 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
     }
     let weight = net.constants.get(&node.inputs[1])?;
     // The conv shader computes 16 filters of one group per invocation; a
-    // group of fewer (a depthwise conv has one) would leave most of its
+    // group of far fewer (a depthwise conv has one) would leave most of its
     // work on zero weights, so such a conv runs in `net_ops.wgsl`, one
     // output value per invocation.
     let filters_per_group = weight.shape[0] / conv.group.max(1) as usize;

@@ -66,15 +66,16 @@ pub(super) struct Tile {
 }
 
 /// Tiles read from storage buffers and at most this many output pixels
-/// wide put a workgroup's consecutive invocations on consecutive rows
-/// rather than on consecutive blocks of 8 pixels: a software GPU runs 8
-/// invocations side by side, and a tile 7 pixels wide would leave 7 of
-/// each 8 idle. Wider tiles, and tiles read from uniform windows, keep
+/// wide (from uniform windows: one block of 8 pixels) put a workgroup's
+/// consecutive invocations on consecutive rows rather than on consecutive
+/// blocks of 8 pixels: a software GPU runs 8 invocations side by side, and
+/// a tile 7 pixels wide would leave 7 of each 8 idle. Wider tiles keep
 /// neighbouring invocations on neighbouring pixels, whose reads lie close
 /// together. Measured on lavapipe, ResNet-18's convs: on 7×7 maps of 512
 /// channels 80 → 20 ms, on 28×28 maps of 128 channels 30 → 19 ms; the
 /// other way, 56×56 maps of 64 channels went 23 → 74 ms, and a strided
-/// conv from uniform windows 26 → 83 ms.
+/// conv to 28×28 from uniform windows 26 → 83 ms; RegNetY-400MF's 1×1
+/// convs to 7×7 from uniform windows, 23–44 ms → out of its slowest.
 pub(super) const LANES_ALONG_ROWS_WIDTH: u32 = 32;
 
 /// How a run is cut into strips, tiles and chunks of filter blocks.
@@ -348,7 +349,10 @@ impl Plan {
         let chunk_start =
             (group as u64 * self.blocks_per_group as u64 + first_block as u64) * self.block_len;
         let (weight_offset, weight_base) = self.window(chunk_start, align)?;
-        let along_rows = self.storage && width <= LANES_ALONG_ROWS_WIDTH;
+        let along_rows = match self.storage {
+            true => width <= LANES_ALONG_ROWS_WIDTH,
+            false => width <= PIXELS,
+        };
         let tile = Tile {
             input_base,
             weight_base: weight_base / 4,
