@@ -328,3 +328,21 @@ fn a_dynamic_model_runs_at_the_photos_size_or_resize() {
     );
     assert_eq!(summary["input"]["resize"]["mode"], "size");
 }
+
+#[test]
+fn a_checkpoint_given_as_a_model_is_refused_with_what_to_do() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    let photo = common::photo(out.path(), 16, 16);
+    let checkpoint =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pytorch/state_dict.pt");
+    convmaps([&photo])
+        .arg("--model")
+        .arg(&checkpoint)
+        .out(out.path().join("run"))
+        .cpu()
+        .fails_with(
+            2,
+            &["state_dict.pt", "ONNX", "torch.onnx.export", "--weights"],
+        );
+    common::assert_not_written(&out.path().join("run"));
+}

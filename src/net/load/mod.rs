@@ -105,6 +105,19 @@ pub struct Model {
 /// the file: not an ONNX model, no input or several, an input that is not
 /// a photo's `[1, 3, H, W]` or `[1, H, W, 3]`.
 pub fn open(path: &Path) -> Result<Model> {
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if let Some(other @ ("pt" | "pth" | "bin" | "safetensors" | "npy")) = extension.as_deref() {
+        return Err(Error::weights(
+            path,
+            format!(
+                "--model runs ONNX models; a .{other} file holds weights, not the graph that \
+                 runs them: export the model with torch.onnx.export, or read its convs with --weights"
+            ),
+        ));
+    }
     let file = OnnxFile::open(path)?;
     let input = model_input(file.graph()).map_err(|e| Error::weights(path, e))?;
     Ok(Model { file, input })
