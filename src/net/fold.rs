@@ -49,7 +49,7 @@ impl Const {
 }
 
 /// The ops folded when what they read is known at load.
-pub(super) const FOLDABLE: [&str; 16] = [
+pub(super) const FOLDABLE: [&str; 18] = [
     "Constant",
     "Identity",
     "Shape",
@@ -66,6 +66,8 @@ pub(super) const FOLDABLE: [&str; 16] = [
     "Mul",
     "Div",
     "ConstantOfShape",
+    "Range",
+    "Expand",
 ];
 
 /// What `node` computes from `inputs` (each known, or `None`) and
@@ -120,6 +122,21 @@ pub(super) fn evaluate(
         }
         "Slice" => slice(&known)?,
         "Add" | "Sub" | "Mul" | "Div" => arithmetic(&node.op_type, x, known.get(1).copied())?,
+        "Range" => range(&known)?,
+        "Expand" => {
+            let target = known.get(1).ok_or("Expand has no shape input")?.as_ints();
+            let target: Vec<usize> = target.iter().map(|&d| d.max(0) as usize).collect();
+            let shape = broadcast(&x.shape, &target)?;
+            let count: usize = shape.iter().product();
+            let values = (0..count)
+                .map(|i| x.values[broadcast_source(i, &shape, &x.shape)])
+                .collect();
+            Const {
+                shape,
+                values,
+                int: x.int,
+            }
+        }
         "ConstantOfShape" => {
             let shape = x
                 .as_ints()
@@ -364,6 +381,27 @@ fn slice(known: &[&Const]) -> Result<Const, String> {
     })
 }
 
+/// Range(start, limit, delta): start, start + delta, … short of limit.
+fn range(known: &[&Const]) -> Result<Const, String> {
+    let [start, limit, delta] = known else {
+        return Err("Range needs start, limit and delta".into());
+    };
+    let (start, limit, delta) = (start.values[0], limit.values[0], delta.values[0]);
+    if delta == 0.0 {
+        return Err("Range with a delta of 0".into());
+    }
+    let count = ((limit - start) / delta).ceil().max(0.0) as usize;
+    if count > 1 << 24 {
+        return Err(format!("Range of {count} values"));
+    }
+    let values: Vec<f64> = (0..count).map(|i| start + i as f64 * delta).collect();
+    Ok(Const {
+        shape: vec![values.len()],
+        values,
+        int: known[0].int,
+    })
+}
+
 /// Add, Sub, Mul or Div of two constants, broadcast; integer division
 /// truncates as ONNX's does.
 fn arithmetic(op: &str, a: &Const, b: Option<&Const>) -> Result<Const, String> {
@@ -409,6 +447,16 @@ pub(crate) fn broadcast_source(index: usize, to: &[usize], from: &[usize]) -> us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ranges_count_as_onnx_says() {
+        let int = |v: i64| Const::ints(vec![], vec![v]);
+        let r = range(&[&int(0), &int(5), &int(2)]).unwrap();
+        assert_eq!(r.as_ints(), [0, 2, 4]);
+        let r = range(&[&int(5), &int(0), &int(-2)]).unwrap();
+        assert_eq!(r.as_ints(), [5, 3, 1]);
+        assert!(range(&[&int(0), &int(5), &int(0)]).is_err());
+    }
 
     #[test]
     fn reshape_targets_with_zero_and_minus_one_resolve() {
