@@ -71,6 +71,20 @@ fn value_index(id: vec3<u32>) -> u32 {
     return id.y * params.row_groups * WORKGROUP + id.x;
 }
 
+// The output pixel of value i of maps [1, C, OH, OW]: (x, y, plane).
+fn output_pixel(i: u32) -> vec3<u32> {
+    return vec3(i % params.out_width, (i / params.out_width) % params.out_height,
+                i / (params.out_width * params.out_height));
+}
+
+// The top-left tap of the window of output pixel `at`, in input
+// coordinates (x, y): signed, because padding puts it above or left of the
+// input.
+fn window_origin(at: vec3<u32>) -> vec2<i32> {
+    return vec2(i32(at.x * params.stride_x) - i32(params.pad_left),
+                i32(at.y * params.stride_y) - i32(params.pad_top));
+}
+
 // Convolution: a = x [1, C, H, W], b = weight [K, C/G, FH, FW], c = bias [K];
 // output [1, K, OH, OW]. Output (k, oy, ox) is bias[k] plus the sum over the
 // C/G channels of k's group and the FH×FW window of input × weight, then the
@@ -82,12 +96,12 @@ fn conv(@builtin(global_invocation_id) id: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let out_x = i % params.out_width;
-    let out_y = (i / params.out_width) % params.out_height;
-    let k = i / (params.out_width * params.out_height);
+    let at = output_pixel(i);
+    let k = at.z;
     let first_channel = (k / params.filters_per_group) * params.channels_per_group;
-    let origin_y = i32(out_y * params.stride_y) - i32(params.pad_top);
-    let origin_x = i32(out_x * params.stride_x) - i32(params.pad_left);
+    let origin = window_origin(at);
+    let origin_x = origin.x;
+    let origin_y = origin.y;
     var sum = 0.0;
     for (var ch = 0u; ch < params.channels_per_group; ch++) {
         let in_channel = first_channel + ch;
@@ -217,11 +231,11 @@ fn pool(@builtin(global_invocation_id) id: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let out_x = i % params.out_width;
-    let out_y = (i / params.out_width) % params.out_height;
-    let channel = i / (params.out_width * params.out_height);
-    let origin_y = i32(out_y * params.stride_y) - i32(params.pad_top);
-    let origin_x = i32(out_x * params.stride_x) - i32(params.pad_left);
+    let at = output_pixel(i);
+    let channel = at.z;
+    let origin = window_origin(at);
+    let origin_x = origin.x;
+    let origin_y = origin.y;
     // −infinity, which WGSL cannot write as a literal: the largest value of
     // a window entirely in the padding, as in ONNX Runtime.
     var largest = bitcast<f32>(0xff800000u);
@@ -377,10 +391,10 @@ fn resize(@builtin(global_invocation_id) id: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let out_x = i % params.out_width;
-    let out_y = (i / params.out_width) % params.out_height;
-    let channel = i / (params.out_width * params.out_height);
-    let plane = channel * params.in_height * params.in_width;
+    let at = output_pixel(i);
+    let out_x = at.x;
+    let out_y = at.y;
+    let plane = at.z * params.in_height * params.in_width;
     let y = source_coordinate(f32(out_y), params.scale_y, params.in_height, params.out_height);
     let x = source_coordinate(f32(out_x), params.scale_x, params.in_width, params.out_width);
     if (params.kind == 0u) {
@@ -412,9 +426,10 @@ fn conv_transpose(@builtin(global_invocation_id) id: vec3<u32>) {
     if (i >= params.count) {
         return;
     }
-    let out_x = i % params.out_width;
-    let out_y = (i / params.out_width) % params.out_height;
-    let k = i / (params.out_width * params.out_height);
+    let at = output_pixel(i);
+    let out_x = at.x;
+    let out_y = at.y;
+    let k = at.z;
     let group = k / params.filters_per_group;
     let k_in_group = k % params.filters_per_group;
     var sum = 0.0;
