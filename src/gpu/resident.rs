@@ -44,14 +44,7 @@ impl DeviceTensor {
     pub fn new(gpu: &Gpu, [channels, height, width]: [u32; 3], label: &str) -> Result<Self> {
         let bytes = 4 * channels as u64 * height as u64 * width as u64;
         check_buffers(&[(label, bytes)], gpu.max_storage_binding())?;
-        let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let buffer = value_buffer(gpu, label, bytes);
         Ok(DeviceTensor {
             buffer,
             channels,
@@ -95,6 +88,19 @@ impl DeviceTensor {
     pub fn output_size_for(&self, layer: &Layer) -> Result<(u32, u32)> {
         layer.output_size_of(self.shape())
     }
+}
+
+/// A storage buffer of `bytes` (at least 4) that shaders write and that
+/// can be copied from and into: a tensor kept in GPU memory.
+pub(crate) fn value_buffer(gpu: &Gpu, label: &str, bytes: u64) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::STORAGE
+            | wgpu::BufferUsages::COPY_SRC
+            | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 /// How the fast shader's input strips are laid out (`gpu::fast`'s plan).

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::gpu::buffers::{
     buffer_init, check_workgroups, entry, record_dispatch, record_readback, submit_readbacks,
 };
+use crate::gpu::resident::value_buffer;
 use crate::gpu::{
     AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
 };
@@ -345,14 +346,7 @@ impl GpuNet<'_> {
     /// A new buffer for a value of `shape`.
     fn new_value(&self, label: &str, shape: Vec<usize>) -> GpuValue {
         let bytes = 4 * shape.iter().product::<usize>() as u64;
-        let buffer = self.gpu.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let buffer = value_buffer(self.gpu, label, bytes);
         GpuValue { buffer, shape }
     }
 
