@@ -25,7 +25,9 @@
 //! builds a checked layer from command-line style options; a run is a
 //! [`graph::Graph`] of steps (one conv, or a stack), and [`job::run`] does a
 //! whole run, input to files, with the [`settings::Settings`] the program
-//! read from its environment.
+//! read from its environment. A whole trained network (`--model`) is a
+//! [`net::Network`], loaded from ONNX by [`net::open`] and run by
+//! [`engine::Engine::run_network`]; [`job::model::run`] does such a run.
 
 pub mod banks;
 pub mod bench;
