@@ -277,7 +277,7 @@ fn conv_all(conv: &Conv, inputs: &[&Array], shape: &[usize]) -> Vec<f32> {
     out
 }
 
-/// Output `[k, oy, ox]` of a conv (the shader's `conv`): bias[k] plus the
+/// Output `[k, oy, ox]` of a conv (the shader's `conv`): `bias[k]` plus the
 /// sum over the channels of k's group and the window of input × weight,
 /// through the fused activation if any.
 pub fn conv_value(
@@ -420,7 +420,7 @@ pub fn binary_value(
 }
 
 /// Output `index` of an affine op over `[1, C, inner…]` (the shader's
-/// `affine`): x · scale[c] + shift[c].
+/// `affine`): `x · scale[c] + shift[c]`.
 pub fn affine_value(
     x: &Array,
     (scale, shift): (&[f32], &[f32]),

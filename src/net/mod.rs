@@ -1,7 +1,7 @@
 //! Whole networks (`--model FILE.onnx`): an ONNX graph loaded for one input
 //! size as a list of nodes that run in order, each an op of the registry
 //! ([`ops`]) with its output shape known, the weights read from the file
-//! and the shape subgraphs folded away ([`fold`]). [`cpu::run`] runs it
+//! and the shape subgraphs folded away (`fold`). [`cpu::run`] runs it
 //! with the CPU twins; the GPU runs it in `shaders/net_ops.wgsl`
 //! (`net::gpu`).
 
