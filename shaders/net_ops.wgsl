@@ -145,7 +145,8 @@ fn unary_value(x: f32) -> f32 {
         case 9u: { return sqrt(x); }
         case 10u: { return -x; }
         case 11u: { return abs(x); }
-        default: { return 1.0 / x; }
+        case 12u: { return 1.0 / x; }
+        default: { return x * (1.0 / (1.0 + exp(-x))); }
     }
 }
 

@@ -182,6 +182,7 @@ fn every_activation_matches_its_twin() {
             (UnaryKind::Exp, 0.0, 0.0),
             (UnaryKind::Neg, 0.0, 0.0),
             (UnaryKind::Abs, 0.0, 0.0),
+            (UnaryKind::Silu, 0.0, 0.0),
         ];
         for (kind, alpha, beta) in kinds {
             let unary = Unary { kind, alpha, beta };

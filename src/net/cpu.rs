@@ -340,6 +340,7 @@ pub fn unary_value(unary: &Unary, x: f32) -> f32 {
         UnaryKind::Neg => -x,
         UnaryKind::Abs => x.abs(),
         UnaryKind::Reciprocal => 1.0 / x,
+        UnaryKind::Silu => x * (1.0 / (1.0 + (-x).exp())),
     }
 }
 

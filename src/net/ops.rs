@@ -113,6 +113,9 @@ pub enum UnaryKind {
     Abs = 11,
     /// 1/x.
     Reciprocal = 12,
+    /// x · sigmoid(x) (SiLU, also called swish): a Sigmoid and the Mul
+    /// of its input by it, fused (`net::fuse`).
+    Silu = 13,
 }
 
 /// An elementwise function of one value, with its two parameters.
