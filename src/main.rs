@@ -298,10 +298,21 @@ fn parse_bandwidth(text: &str) -> Result<f64, String> {
 /// `convmaps layers`: the model's conv layers and their parameter counts.
 fn layers(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let table = convmaps::model::table::layer_table(model)?;
+    let onnx = model
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    let network = onnx.then(|| convmaps::net::check::check(model));
     if json {
-        println!("{}", serde_json::to_string_pretty(&table)?);
+        let mut value = serde_json::to_value(&table)?;
+        if let (Some(network), Some(object)) = (&network, value.as_object_mut()) {
+            object.insert("network".into(), serde_json::to_value(network)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
         println!("{}", convmaps::model::table::table_text(&table));
+        if let Some(network) = network {
+            println!("{}", network.text());
+        }
     }
     Ok(())
 }

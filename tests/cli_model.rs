@@ -346,3 +346,25 @@ fn a_checkpoint_given_as_a_model_is_refused_with_what_to_do() {
         );
     common::assert_not_written(&out.path().join("run"));
 }
+
+#[test]
+fn layers_says_whether_model_runs_a_file() {
+    convmaps(["layers"])
+        .arg(fixture("resnet_dy/model.onnx"))
+        .success()
+        .says(&["--model runs it at 40×40", "Conv ×12", "Add ×4"]);
+    convmaps(["layers"])
+        .arg(fixture("bad/bad_op.onnx"))
+        .success()
+        .says(&["--model would refuse it", "odd_one", "Celu"]);
+    let ran = convmaps(["layers", "--json"])
+        .arg(fixture("yolo_ts/model.onnx"))
+        .success();
+    let json: serde_json::Value = serde_json::from_str(&ran.stdout()).expect("JSON");
+    assert_eq!(
+        json["network"]["size"],
+        serde_json::json!([224, 224]),
+        "a dynamic model at 224×224"
+    );
+    assert_eq!(json["network"]["ops"]["Resize"], 1);
+}

@@ -6,6 +6,7 @@
 //! (`net::gpu`).
 
 pub mod array;
+pub mod check;
 pub mod cpu;
 mod fold;
 pub mod fuse;
