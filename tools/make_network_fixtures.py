@@ -499,6 +499,41 @@ def write_keras_style(out: str) -> None:
     print(f"{folder}: 3 goldens")
 
 
+def write_fill_model(out: str) -> None:
+    """Shape subgraphs with ConstantOfShape (a `value` of 0.5), Range and
+    Expand, as dynamic exports write them: y = conv(x) + fill + range,
+    broadcast over the conv's shape, made with ONNX's helper."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(SEED)
+    folder = os.path.join(out, "fill")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    weight = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    half = helper.make_tensor("half", TensorProto.FLOAT, [1], [0.5])
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("Shape", ["c"], ["shape"], name="shape"),
+        helper.make_node("ConstantOfShape", ["shape"], ["fill"], name="fill", value=half),
+        helper.make_node("Constant", [], ["start"], name="start", value_float=0.0),
+        helper.make_node("Constant", [], ["delta"], name="delta", value_float=0.25),
+        helper.make_node("Constant", [], ["limit"], name="limit", value_float=2.0),
+        helper.make_node("Range", ["start", "limit", "delta"], ["ramp"], name="ramp"),
+        helper.make_node("Expand", ["ramp", "shape"], ["ramps"], name="expand"),
+        helper.make_node("Add", ["c", "fill"], ["filled"], name="add_fill"),
+        helper.make_node("Add", ["filled", "ramps"], ["y"], name="add_ramp"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "fill", [x], [y], [weight])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    image = rng.random((3, 6, 8), dtype=np.float32)
+    count = write_goldens(folder, path, image)
+    print(f"{folder}: {count} goldens")
+
+
 def write_big(out: str) -> None:
     """Full-size ResNet-18, exported the default way, with its ImageNet
     input size, for the speed measurements."""
@@ -525,6 +560,7 @@ def main() -> None:
     for name, exporter in pairs:
         write_fixture(out, name, exporter)
     write_keras_style(out)
+    write_fill_model(out)
     write_malformed(out)
 
 

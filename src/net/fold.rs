@@ -49,7 +49,7 @@ impl Const {
 }
 
 /// The ops folded when what they read is known at load.
-pub(super) const FOLDABLE: [&str; 18] = [
+pub(super) const FOLDABLE: [&str; 17] = [
     "Constant",
     "Identity",
     "Shape",
@@ -65,7 +65,6 @@ pub(super) const FOLDABLE: [&str; 18] = [
     "Sub",
     "Mul",
     "Div",
-    "ConstantOfShape",
     "Range",
     "Expand",
 ];
@@ -120,7 +119,11 @@ pub(super) fn evaluate(
             let shape = flattened(&x.shape, int_attr("axis", 1))?;
             Const { shape, ..x.clone() }
         }
-        "Slice" => slice(&known)?,
+        "Slice" => match slice(&known) {
+            Some(value) => value,
+            // Not a slice of a shape vector: it runs as a node.
+            None => return Ok(None),
+        },
         "Add" | "Sub" | "Mul" | "Div" => arithmetic(&node.op_type, x, known.get(1).copied())?,
         "Range" => range(&known)?,
         "Expand" => {
@@ -135,19 +138,6 @@ pub(super) fn evaluate(
                 shape,
                 values,
                 int: x.int,
-            }
-        }
-        "ConstantOfShape" => {
-            let shape = x
-                .as_ints()
-                .iter()
-                .map(|&d| d.max(0) as usize)
-                .collect::<Vec<_>>();
-            let count = shape.iter().product();
-            Const {
-                shape,
-                values: vec![0.0; count],
-                int: false,
             }
         }
         _ => return Ok(None),
@@ -355,38 +345,62 @@ fn cast(x: &Const, to: i64) -> Const {
     }
 }
 
-/// Slice of a 1-D constant (the shape vectors exporters slice).
-fn slice(known: &[&Const]) -> Result<Const, String> {
+/// Slice of a 1-D constant by a step of 1 (the shape vectors exporters
+/// slice); `None` for any other slice, which runs as a node.
+fn slice(known: &[&Const]) -> Option<Const> {
     let [x, starts, ends, rest @ ..] = known else {
-        return Err("Slice needs data, starts and ends".into());
+        return None;
     };
-    if x.shape.len() != 1 || rest.first().is_some_and(|axes| axes.as_ints() != [0]) {
-        return Err(format!(
-            "Slice of {} folded only along one axis",
-            ShapeText(&x.shape)
-        ));
+    let one = |c: &Const| -> Option<i64> { c.as_ints().first().copied() };
+    let along_first = rest.first().is_none_or(|axes| axes.as_ints() == [0]);
+    let step = match rest.get(1) {
+        Some(steps) => one(steps)?,
+        None => 1,
+    };
+    if x.shape.len() != 1 || !along_first || step != 1 {
+        return None;
     }
     let size = x.shape[0] as i64;
-    let step = rest.get(1).map_or(1, |s| s.as_ints()[0]);
-    if step != 1 {
-        return Err("Slice with a step other than 1 is not folded".into());
-    }
     let clamp = |v: i64| (if v < 0 { v + size } else { v }).clamp(0, size) as usize;
-    let (start, end) = (clamp(starts.as_ints()[0]), clamp(ends.as_ints()[0]));
+    let (start, end) = (clamp(one(starts)?), clamp(one(ends)?));
     let values = x.values[start..end.max(start)].to_vec();
-    Ok(Const {
+    Some(Const {
         shape: vec![values.len()],
         values,
         int: x.int,
     })
 }
 
+/// ConstantOfShape: `fill` (its `value`, 0 by default) repeated over the
+/// shape `shape` holds, at most `max_values` values.
+pub(super) fn constant_of_shape(
+    shape: &Const,
+    fill: Option<&Const>,
+    max_values: usize,
+) -> Result<Const, String> {
+    let dims: Vec<usize> = shape.as_ints().iter().map(|&d| d.max(0) as usize).collect();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= max_values)
+        .ok_or_else(|| format!("ConstantOfShape of {dims:?} is more than {max_values} values"))?;
+    let (value, int) = fill.map_or((0.0, false), |f| {
+        (f.values.first().copied().unwrap_or(0.0), f.int)
+    });
+    Ok(Const {
+        shape: dims,
+        values: vec![value; count],
+        int,
+    })
+}
+
 /// Range(start, limit, delta): start, start + delta, … short of limit.
 fn range(known: &[&Const]) -> Result<Const, String> {
+    let first = |c: &Const| c.values.first().copied().ok_or("Range of an empty tensor");
     let [start, limit, delta] = known else {
         return Err("Range needs start, limit and delta".into());
     };
-    let (start, limit, delta) = (start.values[0], limit.values[0], delta.values[0]);
+    let (start, limit, delta) = (first(start)?, first(limit)?, first(delta)?);
     if delta == 0.0 {
         return Err("Range with a delta of 0".into());
     }

@@ -325,13 +325,21 @@ fn read_graph<R: Read + Seek>(wire: &mut Wire<R>, end: u64, graph: &mut Graph) -
             (1, Field::Len(len)) => {
                 let end = wire.end_of(len);
                 let mut node = read_node(wire, end)?;
-                if node.is("Constant") {
+                // A Constant's value is listed under its output's name, a
+                // ConstantOfShape's under `<output>::value`.
+                let suffix = match node.op_type.as_str() {
+                    _ if !node.is_standard() => None,
+                    "Constant" => Some(""),
+                    "ConstantOfShape" => Some("::value"),
+                    _ => None,
+                };
+                if let Some(suffix) = suffix {
                     let value = node.attributes.iter_mut().find(|a| a.name == "value");
                     if let (Some(tensor), Some(output)) =
                         (value.and_then(|a| a.t.take()), node.outputs.first())
                     {
                         graph.tensors.push(TensorInfo {
-                            name: output.clone(),
+                            name: format!("{output}{suffix}"),
                             ..tensor
                         });
                     }

@@ -378,6 +378,15 @@ impl<'f> Loader<'f> {
         if node.op_type == "Split" {
             return self.split(node);
         }
+        if node.op_type == "ConstantOfShape" {
+            let shape = self.known(node.input(0).ok_or("it has no shape input")?)?;
+            let shape = shape.ok_or("its shape is not known at load")?;
+            let fill = self.known(&format!("{output}::value"))?;
+            let value = fold::constant_of_shape(&shape, fill.as_ref(), MAX_FOLDED_VALUES * 16)?;
+            self.consts.insert(output, value);
+            self.folded += 1;
+            return Ok(());
+        }
         if FOLDABLE.contains(&node.op_type.as_str()) {
             let inputs = node
                 .inputs
