@@ -24,11 +24,6 @@ impl Array {
         Array { shape, data }
     }
 
-    /// Zeros of `shape`.
-    pub fn zeros(shape: &[usize]) -> Self {
-        Array::new(shape.to_vec(), vec![0.0; shape.iter().product()])
-    }
-
     /// Values.
     pub fn len(&self) -> usize {
         self.data.len()
