@@ -22,7 +22,9 @@ use crate::npy;
 use crate::output::{check_output_dir, create_output_dir, write_bytes_atomic};
 use crate::photo::Orientation;
 use crate::preprocess::{InputPrep, Layout as Channels};
+use crate::render::GRID_MAX_SIDE;
 use crate::render::colormap::Colormap;
+use crate::render::filters::FiltersLayout;
 use crate::render::quantise::Quantise;
 use crate::report::model::{
     CamReport, ModelFacts, ModelRunInput, ModelSummary, ModelTimings, NodeReport, OutputReport,
@@ -398,7 +400,14 @@ fn write_node_maps(
             let picture = overlay(&maps.data, [maps.height as usize, maps.width as usize], rgb);
             crate::render::write_png_rgb(&dir.join("overlay.png"), &picture)?;
         }
-        if let Some(layer) = conv_layer(network, index) {
+        // A deep conv's filters (512 of 512 channels each) would make a
+        // picture tens of thousands of pixels wide: only those that fit
+        // are drawn.
+        let layer = conv_layer(network, index).filter(|layer| {
+            let layout = FiltersLayout::new(layer, job.view.per_channel_filters);
+            layout.width.max(layout.height) <= GRID_MAX_SIDE
+        });
+        if let Some(layer) = layer {
             write_filters(&dir, &layer, &job.view)?;
         }
         if job.raw {
