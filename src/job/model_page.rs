@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use crate::render::html::{STYLE, escape, url_path};
 use crate::render::live::script_json;
-use crate::report::model::ModelSummary;
+use crate::report::model::{ModelSummary, flops_text};
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
 /// node's folder holds a file (`filters.png`, `overlay.png`).
@@ -23,18 +23,20 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>\n{STYLE}.bar {{ background: #4a7fd4; height: 1em; display: inline-block; vertical-align: middle; }}\n\
-         .classes td {{ padding: 0.2em 0.6em; }}\n</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
+         .classes td {{ padding: 0.2em 0.6em; }}\n\
+         .view {{ width: 224px; height: auto; image-rendering: pixelated; }}\n</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
     );
     let model = &summary.model;
     let _ = writeln!(
         html,
-        "<p class=\"layer\">{} nodes ran ({} folded at load), {} parameters, {:.2} GFLOP per photo; input {:?} ({}).</p>",
+        "<p class=\"layer\">{} nodes ran ({} folded at load, {} fused), {} parameters, {} per photo; input {:?} ({}).</p>",
         model.nodes,
         model.folded,
+        model.fused,
         model.parameters,
-        model.flops as f64 / 1e9,
+        flops_text(model.flops),
         model.input_shape,
-        escape(&format!("{:?}", model.layout))
+        model.layout.name()
     );
     write_top(&mut html, summary);
     write_overview(&mut html, summary);
@@ -153,20 +155,9 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
 /// The page's script (`src/render/model.js`).
 const SCRIPT: &str = include_str!("../render/model.js");
 
-/// The photo, the CAM and the top classes.
+/// The photo, the top classes and the CAM of each.
 fn write_top(html: &mut String, summary: &ModelSummary) {
-    html.push_str("<div class=\"top\">\n<figure><img src=\"input.png\" alt=\"the photo as the model saw it\" class=\"pixelated\"><figcaption>the photo as the model saw it</figcaption></figure>\n");
-    for cam in &summary.cams {
-        let _ = writeln!(
-            html,
-            "<figure><img src=\"{}\" alt=\"where the model looked for {}\" data-cam=\"{}\"><figcaption>where it looked for {} (CAM from {})</figcaption></figure>",
-            url_path(&cam.file),
-            escape(&cam.label),
-            cam.class,
-            escape(&cam.label),
-            escape(&cam.maps)
-        );
-    }
+    html.push_str("<div class=\"top\">\n<figure><img src=\"input.png\" alt=\"the photo as the model saw it\" class=\"view\"><figcaption>the photo as the model saw it</figcaption></figure>\n");
     for output in summary.outputs.iter().filter(|o| !o.top.is_empty()) {
         let _ = writeln!(
             html,
@@ -184,6 +175,17 @@ fn write_top(html: &mut String, summary: &ModelSummary) {
             );
         }
         html.push_str("</table>\n");
+    }
+    for cam in &summary.cams {
+        let _ = writeln!(
+            html,
+            "<figure><img src=\"{}\" alt=\"where the model looked for {}\" class=\"view\" data-cam=\"{}\"><figcaption>where it looked for {} (CAM from {})</figcaption></figure>",
+            url_path(&cam.file),
+            escape(&cam.label),
+            cam.class,
+            escape(&cam.label),
+            escape(&cam.maps)
+        );
     }
     html.push_str("</div>\n");
 }

@@ -186,13 +186,13 @@ impl ModelSummary {
         let model = &self.model;
         let _ = writeln!(
             text,
-            "model       {} ({} nodes ran, {} folded at load, {} fused; {} parameters, {:.2} GFLOP, {:.0} MB in memory)",
+            "model       {} ({} nodes ran, {} folded at load, {} fused; {} parameters, {}, {:.1} MB in memory)",
             model.path.display(),
             model.nodes,
             model.folded,
             model.fused,
             model.parameters,
-            model.flops as f64 / 1e9,
+            flops_text(model.flops),
             model.memory_bytes as f64 / 1e6
         );
         self.write_outputs(&mut text);
@@ -283,6 +283,14 @@ impl ModelSummary {
             );
         }
         text
+    }
+}
+
+/// Floating-point operations as `3.64 GFLOP` or `12.9 MFLOP`.
+pub fn flops_text(flops: u64) -> String {
+    match flops as f64 {
+        f if f >= 1e8 => format!("{:.2} GFLOP", f / 1e9),
+        f => format!("{:.1} MFLOP", f / 1e6),
     }
 }
 

@@ -81,6 +81,16 @@ pub enum Layout {
     Nhwc,
 }
 
+impl Layout {
+    /// `NCHW` or `NHWC`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Layout::Nchw => "NCHW",
+            Layout::Nhwc => "NHWC",
+        }
+    }
+}
+
 /// The model's input, as its graph states it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelInput {
