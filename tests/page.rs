@@ -484,6 +484,12 @@ fn a_model_page_lists_every_node_and_the_top_classes() {
         assert_eq!(layer["shape"], node["shape"]);
         assert_eq!(layer["parameters"], node["parameters"]);
     }
+    // The stem: 7×7, stride 2, padding 3 on the 40×40 photo.
+    assert_eq!(checked["fields"]["name"], nodes[0]["name"]);
+    assert_eq!(
+        checked["fields"]["at"],
+        serde_json::json!([{"x0": 0, "y0": 0, "x1": 3, "y1": 3}, {"x0": 7, "y0": 7, "x1": 13, "y1": 13}])
+    );
     let (shown, top) = (
         checked["top"].as_array().unwrap(),
         summary["outputs"][0]["top"].as_array().unwrap(),

@@ -642,6 +642,7 @@ fn node_reports(
     folders: &HashMap<usize, String>,
     verify: Option<&HashMap<usize, f64>>,
 ) -> Vec<NodeReport> {
+    let fields = net::field::fields(network);
     network
         .nodes
         .iter()
@@ -661,6 +662,7 @@ fn node_reports(
             ms: run.node_ms.get(index).copied(),
             folder: folders.get(&index).cloned(),
             fused: node.fused.clone(),
+            field: fields[node.output],
             verify: verify.and_then(|v| v.get(&index).copied()),
         })
         .collect()

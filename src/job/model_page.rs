@@ -6,8 +6,10 @@
 
 use std::fmt::Write;
 
+use crate::render::grid::GridLayout;
 use crate::render::html::{STYLE, escape, url_path};
 use crate::render::live::script_json;
+use crate::render::{GRID_GAP, grid_tile_size};
 use crate::report::model::{ModelSummary, flops_text};
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
@@ -47,13 +49,14 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         let _ = write!(
             html,
             "<div class=\"stack-layer\" data-node=\"{}\">\n<h2>{} <small>{} → [{}], {} parameters</small></h2>\n<div class=\"pictures\">\n\
-             <figure><img src=\"{}/grid.png\" alt=\"maps of {}\" loading=\"lazy\"><figcaption>its maps</figcaption></figure>\n",
+             <figure><img src=\"{}/grid.png\" alt=\"maps of {}\" loading=\"lazy\" data-grid=\"{}\"><figcaption>its maps</figcaption></figure>\n",
             escape(&node.name),
             escape(&node.name),
             escape(&node.op),
             shape.join(", "),
             node.parameters,
             url_path(folder),
+            escape(&node.name),
             escape(&node.name)
         );
         if node.op != "Conv" && has_file(folder, "overlay.png") {
@@ -135,6 +138,8 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
                 "parameters": n.parameters,
                 "folder": n.folder,
                 "reads": n.inputs,
+                "field": n.field,
+                "grid": n.folder.as_ref().and_then(|_| grid_of(&n.shape)),
             })
         })
         .collect();
@@ -143,7 +148,13 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
         .iter()
         .find(|o| !o.top.is_empty())
         .map_or(&[][..], |o| &o.top);
-    let data = serde_json::json!({ "layers": layers, "top": top });
+    let input = &summary.model.input_shape;
+    let size = match input[..] {
+        [_, _, h, w] if summary.model.layout == crate::net::Layout::Nchw => [h, w],
+        [_, h, w, _] => [h, w],
+        _ => [0, 0],
+    };
+    let data = serde_json::json!({ "layers": layers, "top": top, "input": size });
     let _ = write!(
         html,
         "<script type=\"application/json\" id=\"convmaps-model\">{}</script>\n<script>\n{}</script>\n",
@@ -152,12 +163,36 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
     );
 }
 
+/// Where each map lies in a node's `grid.png` (as the grid was drawn), for
+/// the page to find the map and pixel under the pointer.
+fn grid_of(shape: &[usize]) -> Option<serde_json::Value> {
+    let [maps, height, width] = crate::net::array::maps_shape(shape)?;
+    let (tile_width, tile_height) = grid_tile_size(maps, width, height);
+    let grid = GridLayout::new(maps, tile_width, tile_height);
+    Some(serde_json::json!({
+        "columns": grid.columns,
+        "cellWidth": grid.cell_width,
+        "cellHeight": grid.cell_height,
+        "gap": GRID_GAP,
+        "width": grid.width,
+        "height": grid.height,
+        "maps": maps,
+        "mapWidth": width,
+        "mapHeight": height,
+    }))
+}
+
 /// The page's script (`src/render/model.js`).
 const SCRIPT: &str = include_str!("../render/model.js");
 
 /// The photo, the top classes and the CAM of each.
 fn write_top(html: &mut String, summary: &ModelSummary) {
-    html.push_str("<div class=\"top\">\n<figure><img src=\"input.png\" alt=\"the photo as the model saw it\" class=\"view\"><figcaption>the photo as the model saw it</figcaption></figure>\n");
+    html.push_str(
+        "<div class=\"top\">\n<figure><span class=\"field-frame\"><img src=\"input.png\" \
+         alt=\"the photo as the model saw it\" class=\"view\" id=\"convmaps-input\"><span \
+         id=\"convmaps-field\" class=\"field\" hidden></span></span><figcaption>the photo as the \
+         model saw it; hover a map to frame the pixels it depends on</figcaption></figure>\n",
+    );
     for output in summary.outputs.iter().filter(|o| !o.top.is_empty()) {
         let _ = writeln!(
             html,

@@ -8,6 +8,7 @@
 pub mod array;
 pub mod check;
 pub mod cpu;
+pub mod field;
 mod fold;
 pub mod fuse;
 pub mod gpu;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
 use crate::net::Layout;
+use crate::net::field::Field;
 use crate::net::head::TopClass;
 use crate::net::input::ResizeRecord;
 use crate::photo::Orientation;
@@ -117,6 +118,8 @@ pub struct NodeReport {
     pub folder: Option<String>,
     /// The model's nodes fused into this one, by name.
     pub fused: Vec<String>,
+    /// Its output's receptive field on the model's input, where it has one.
+    pub field: Option<Field>,
     /// With `--verify`: its difference from its CPU twin, relative to the
     /// largest |value| of its output.
     pub verify: Option<f64>,
