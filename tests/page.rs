@@ -490,6 +490,16 @@ fn a_model_page_lists_every_node_and_the_top_classes() {
         checked["fields"]["at"],
         serde_json::json!([{"x0": 0, "y0": 0, "x1": 3, "y1": 3}, {"x0": 7, "y0": 7, "x1": 13, "y1": 13}])
     );
+    // Hovering pixel (0, 0) of its first map frames photo pixels 0–3 of 40,
+    // on the photo as the page draws it.
+    let hovered = &checked["hovered"];
+    assert_eq!(hovered["hidden"], false, "{hovered}");
+    let scale = hovered["photoWidth"].as_f64().unwrap() / 40.0;
+    assert!(hovered["left"].as_f64().unwrap().abs() < 1e-6, "{hovered}");
+    assert!(
+        (hovered["width"].as_f64().unwrap() - 4.0 * scale).abs() < 1e-3,
+        "{hovered}"
+    );
     let (shown, top) = (
         checked["top"].as_array().unwrap(),
         summary["outputs"][0]["top"].as_array().unwrap(),

@@ -49,7 +49,7 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         let _ = write!(
             html,
             "<div class=\"stack-layer\" data-node=\"{}\">\n<h2>{} <small>{} → [{}], {} parameters</small></h2>\n<div class=\"pictures\">\n\
-             <figure><img src=\"{}/grid.png\" alt=\"maps of {}\" loading=\"lazy\" data-grid=\"{}\"><figcaption>its maps</figcaption></figure>\n",
+             <figure><img src=\"{}/grid.png\" alt=\"maps of {}\" loading=\"lazy\" data-grid=\"{}\"{}><figcaption>its maps</figcaption></figure>\n",
             escape(&node.name),
             escape(&node.name),
             escape(&node.op),
@@ -57,7 +57,8 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
             node.parameters,
             url_path(folder),
             escape(&node.name),
-            escape(&node.name)
+            escape(&node.name),
+            grid_size(&node.shape)
         );
         if node.op != "Conv" && has_file(folder, "overlay.png") {
             let _ = writeln!(
@@ -180,6 +181,14 @@ fn grid_of(shape: &[usize]) -> Option<serde_json::Value> {
         "mapWidth": width,
         "mapHeight": height,
     }))
+}
+
+/// ` width="…" height="…"` of a node's grid picture, so that the page
+/// lays it out (and finds the map under the pointer) before it loads.
+fn grid_size(shape: &[usize]) -> String {
+    grid_of(shape).map_or_else(String::new, |grid| {
+        format!(" width=\"{}\" height=\"{}\"", grid["width"], grid["height"])
+    })
 }
 
 /// The page's script (`src/render/model.js`).

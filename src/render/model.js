@@ -103,13 +103,35 @@
     top: top,
     receptiveField: receptiveField
   });
+  // For the tests: the pointer over pixel (0, 0) of the first map of the
+  // first grid, and the frame it draws on the photo.
+  function hoverCheck() {
+    var image = document.querySelector('img[data-grid]');
+    var layer = image && layerNamed(image.getAttribute('data-grid'));
+    if (!layer || !layer.grid) { return null; }
+    var grid = layer.grid;
+    var box = image.getBoundingClientRect();
+    var x = box.left + (grid.gap + 0.5 * grid.cellWidth / grid.mapWidth) * box.width / grid.width;
+    var y = box.top + (grid.gap + 0.5 * grid.cellHeight / grid.mapHeight) * box.height / grid.height;
+    image.dispatchEvent(new MouseEvent('mousemove', { clientX: x, clientY: y }));
+    var frameBox = document.getElementById('convmaps-field');
+    var photo = document.getElementById('convmaps-input');
+    return {
+      hidden: frameBox.hidden,
+      left: parseFloat(frameBox.style.left),
+      width: parseFloat(frameBox.style.width),
+      photoWidth: photo.clientWidth
+    };
+  }
+
   if (window.location.hash === '#model-check') {
     var first = data.layers.filter(function (layer) { return layer.field && layer.folder; })[0];
     var fields = first ? [receptiveField(first.name, 0, 0), receptiveField(first.name, 5, 5)] : [];
     document.title = 'model ' + JSON.stringify({
       layers: layers(),
       top: top(),
-      fields: { name: first && first.name, at: fields }
+      fields: { name: first && first.name, at: fields },
+      hovered: hoverCheck()
     });
   }
 })();
