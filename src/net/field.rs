@@ -24,6 +24,17 @@ pub struct Field {
 }
 
 impl Field {
+    /// The field whose `(jump, start, size)` along axis a (0: rows, 1:
+    /// columns) `axis(a)` gives.
+    fn from_axes(axis: impl Fn(usize) -> (f64, f64, f64)) -> Field {
+        let ((j0, s0, z0), (j1, s1, z1)) = (axis(0), axis(1));
+        Field {
+            jump: [j0, j1],
+            start: [s0, s1],
+            size: [z0, z1],
+        }
+    }
+
     /// Pixel `[row, column]`'s field `[y0, x0, y1, x1]`, inclusive,
     /// clipped to an input of `[height, width]`.
     pub fn rectangle(&self, [row, column]: [u32; 2], [height, width]: [u32; 2]) -> [u32; 4] {
@@ -116,12 +127,7 @@ fn window(
             f.size[a] + (kernel[a] as f64 - 1.0) * dilations[a] as f64 * f.jump[a],
         )
     };
-    let ((j0, s0, z0), (j1, s1, z1)) = (axis(0), axis(1));
-    Field {
-        jump: [j0, j1],
-        start: [s0, s1],
-        size: [z0, z1],
-    }
+    Field::from_axes(axis)
 }
 
 /// The field after a transposed conv: output pixel o reads the input
@@ -143,12 +149,7 @@ fn transposed(
             f.size[a] + (reach / s).ceil() * f.jump[a],
         )
     };
-    let ((j0, s0, z0), (j1, s1, z1)) = (axis(0), axis(1));
-    Field {
-        jump: [j0, j1],
-        start: [s0, s1],
-        size: [z0, z1],
-    }
+    Field::from_axes(axis)
 }
 
 /// The field after resizing by `scales`: nearest reads one input pixel,
@@ -159,12 +160,7 @@ fn resized(f: Field, scales: [f32; 2], linear: bool) -> Field {
         let extra = if linear { f.jump[a] } else { 0.0 };
         (jump, f.start[a] - extra / 2.0, f.size[a] + extra)
     };
-    let ((j0, s0, z0), (j1, s1, z1)) = (axis(0), axis(1));
-    Field {
-        jump: [j0, j1],
-        start: [s0, s1],
-        size: [z0, z1],
-    }
+    Field::from_axes(axis)
 }
 
 /// An op that keeps rows and columns where they are (an activation, an
