@@ -80,26 +80,11 @@ pub fn fields(net: &Network) -> Vec<Option<Field>> {
         };
         let spatial = |v: usize| net.values[v].shape.len() == 4;
         fields[node.output] = match &node.op {
-            Op::Conv(c) => Some(window(
-                first,
-                c.kernel,
-                c.strides,
-                [c.pads[0], c.pads[1]],
-                c.dilations,
-            )),
-            Op::Pool(p) => Some(window(
-                first,
-                p.kernel,
-                p.strides,
-                [p.pads[0], p.pads[1]],
-                p.dilations,
-            )),
+            Op::Conv(c) => Some(window(first, (c.kernel, c.strides, c.pads, c.dilations))),
+            Op::Pool(p) => Some(window(first, (p.kernel, p.strides, p.pads, p.dilations))),
             Op::ConvTranspose(c) => Some(transposed(
                 first,
-                c.kernel,
-                c.strides,
-                [c.pads[0], c.pads[1]],
-                c.dilations,
+                (c.kernel, c.strides, c.pads, c.dilations),
             )),
             Op::Resize(r) => Some(resized(first, r.scales, r.linear)),
             Op::GlobalAverage | Op::Gemm(_) => Some(whole),
@@ -111,15 +96,13 @@ pub fn fields(net: &Network) -> Vec<Option<Field>> {
     fields
 }
 
+/// A window's kernel, strides, pads `[top, left, bottom, right]` and
+/// dilations, as a conv, a pooling or a transposed conv states them.
+type Taps = ([u32; 2], [u32; 2], [u32; 4], [u32; 2]);
+
 /// The field after a window of `kernel` taps `dilations` apart, `strides`
-/// apart, padded by `pads` `[top, left]`.
-fn window(
-    f: Field,
-    kernel: [u32; 2],
-    strides: [u32; 2],
-    pads: [u32; 2],
-    dilations: [u32; 2],
-) -> Field {
+/// apart, padded by `pads`.
+fn window(f: Field, (kernel, strides, pads, dilations): Taps) -> Field {
     let axis = |a: usize| {
         (
             f.jump[a] * strides[a] as f64,
@@ -132,13 +115,7 @@ fn window(
 
 /// The field after a transposed conv: output pixel o reads the input
 /// pixels i with i·stride = o + pad − k·dilation for a tap k.
-fn transposed(
-    f: Field,
-    kernel: [u32; 2],
-    strides: [u32; 2],
-    pads: [u32; 2],
-    dilations: [u32; 2],
-) -> Field {
+fn transposed(f: Field, (kernel, strides, pads, dilations): Taps) -> Field {
     let axis = |a: usize| {
         let s = strides[a] as f64;
         let reach = (kernel[a] as f64 - 1.0) * dilations[a] as f64;
@@ -204,12 +181,12 @@ mod tests {
             start: [0.0; 2],
             size: [1.0; 2],
         };
-        let conv = window(input, [7, 7], [2, 2], [3, 3], [1, 1]);
+        let conv = window(input, ([7, 7], [2, 2], [3, 3, 3, 3], [1, 1]));
         assert_eq!(
             (conv.jump, conv.start, conv.size),
             ([2.0; 2], [-3.0; 2], [7.0; 2])
         );
-        let pool = window(conv, [3, 3], [2, 2], [1, 1], [1, 1]);
+        let pool = window(conv, ([3, 3], [2, 2], [1, 1, 1, 1], [1, 1]));
         assert_eq!(
             (pool.jump, pool.start, pool.size),
             ([4.0; 2], [-5.0; 2], [11.0; 2])

@@ -389,11 +389,8 @@ impl GpuNet<'_> {
         if values == 0 {
             return Ok(());
         }
-        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
-        let groups = values.div_ceil(WORKGROUP);
-        let rows = groups.div_ceil(max);
-        check_workgroups(gpu, &[("network copy's rows of values", rows)])?;
-        let params = CopyParams::new(copy, values, groups.min(max))?;
+        let [row_groups, rows] = self.grid(values)?;
+        let params = CopyParams::new(copy, values, row_groups)?;
         let uniform = buffer_init(
             gpu,
             "copy params",
@@ -449,6 +446,21 @@ impl GpuNet<'_> {
         }
     }
 
+    /// The 2-D grid of workgroups for `values` values, one per invocation:
+    /// `[workgroups per row, rows]`, rows as many as the device's limit on
+    /// one dimension needs; refused past the limit on the other.
+    fn grid(&self, values: u32) -> Result<[u32; 2]> {
+        let max = self
+            .gpu
+            .limits()
+            .max_compute_workgroups_per_dimension
+            .max(1);
+        let groups = values.div_ceil(WORKGROUP);
+        let rows = groups.div_ceil(max);
+        check_workgroups(self.gpu, &[("network op's rows of values", rows)])?;
+        Ok([groups.min(max), rows])
+    }
+
     /// Records one dispatch of `pipeline` over `params.count` values:
     /// inputs bound at 0, 1, 2 (as many as the entry point reads; a bias
     /// the conv has not gets a stand-in), output at 3, params at 4.
@@ -463,11 +475,8 @@ impl GpuNet<'_> {
         if params.count == 0 {
             return Ok(());
         }
-        let max = gpu.limits().max_compute_workgroups_per_dimension.max(1);
-        let groups = params.count.div_ceil(WORKGROUP);
-        params.row_groups = groups.min(max);
-        let rows = groups.div_ceil(max);
-        check_workgroups(gpu, &[("network op's rows of values", rows)])?;
+        let [row_groups, rows] = self.grid(params.count)?;
+        params.row_groups = row_groups;
         let uniform = buffer_init(
             gpu,
             "net params",
