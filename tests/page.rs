@@ -249,8 +249,8 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
     assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
     // The counter, the explorer's data and script, the live data, the
-    // shader and the live script.
-    assert_eq!(html.matches("<script").count(), 6);
+    // shader and the live scripts (random, view, live).
+    assert_eq!(html.matches("<script").count(), 8);
     let Some(browser) = chromium() else { return };
     let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
@@ -262,6 +262,93 @@ fn live_page_follows_every_option_of_the_geometry() {
     let options = "-k 6 -f 5x3 --stride 2 --padding 3 --dilation 2 --groups 3 --activation relu";
     let (_dir, out) = run(options);
     assert_self_test_passes(&browser, &out);
+}
+
+/// What the page at `out` answers to `#layer=<options>` (setLayer on
+/// load), with JavaScript but without WebGPU, and its DOM.
+fn replanned(browser: &Path, out: &Path, options: &str) -> (String, String) {
+    let fragment = format!("#layer={}", convmaps::render::html::url_path(options));
+    let (dom, _) = open_page(browser, out, &fragment, &["--virtual-time-budget=10000"]);
+    let answer = dom
+        .split("data-replanned=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no answer to {options}: {}", body_line(&dom)))
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&");
+    (answer, dom)
+}
+
+#[test]
+fn a_replanned_layer_is_the_layer_its_command_line_makes() {
+    let (dir, out) = run("-k 4 -f 3");
+    let Some(browser) = chromium() else { return };
+    let options =
+        r#"{"filters":6,"kernel":"5x3","stride":2,"padding":1,"dilation":2,"groups":3,"seed":9}"#;
+    let (answer, dom) = replanned(&browser, &out, options);
+    let answer: serde_json::Value =
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+    // Without WebGPU the texts still follow: the formula and the PyTorch line.
+    assert!(dom.contains("data-live=\"static\""), "{}", body_line(&dom));
+    let pytorch = answer["pytorch"].as_str().unwrap();
+    assert!(dom.contains(&format!("<code>{pytorch}</code>")));
+    assert!(dom.contains(&format!(
+        "<p class=\"parameters\">{}</p>",
+        answer["formula"].as_str().unwrap()
+    )));
+    // The command it gives, run natively, makes the same layer.
+    let command = answer["command"].as_str().unwrap();
+    let words: Vec<&str> = command.split(' ').collect();
+    assert_eq!(words[0], "convmaps", "{command}");
+    let native = dir.path().join("native");
+    common::convmaps(&words[1..]).out(&native).cpu().success();
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(native.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["parameter_formula"], answer["formula"]);
+    assert_eq!(summary["layer"]["pytorch"], answer["pytorch"]);
+    assert_eq!(summary["output"]["width"], answer["outputWidth"]);
+    assert_eq!(summary["output"]["height"], answer["outputHeight"]);
+    assert_eq!(summary["parameters"]["total"], answer["parameters"]);
+    assert_eq!(
+        summary["layer"]["weights_source"],
+        "random: kaiming-uniform (seed 9)"
+    );
+    assert_eq!(
+        answer["formula"], "(3/3·5·3 + 1)·6 = 96",
+        "C/G·FH·FW + 1 per filter"
+    );
+}
+
+#[test]
+fn a_layer_the_photo_cannot_take_is_not_replanned_and_the_page_says_why() {
+    let (_dir, out) = run("-k 4 -f 3");
+    let Some(browser) = chromium() else { return };
+    for (options, reason) in [
+        (
+            r#"{"groups":2}"#,
+            "error: groups 2 must divide the 3 input channels and the 4 filters",
+        ),
+        (
+            r#"{"kernel":15,"dilation":4}"#,
+            "error: a 15×15 kernel with dilation 4 spans 57×57 pixels, more than the padded 40×30 input",
+        ),
+        (
+            r#"{"stride":0}"#,
+            "error: stride 0 is not a whole number from 1 to 8",
+        ),
+        (
+            r#"{"padding":"same","stride":2}"#,
+            "error: padding 'same' needs stride 1 (got 2), as in PyTorch",
+        ),
+    ] {
+        let (answer, dom) = replanned(&browser, &out, options);
+        assert_eq!(answer, reason, "{options}");
+        assert!(dom.contains("Not re-planned:"), "{options}");
+        assert!(
+            dom.contains("<p class=\"parameters\">(3·3·3 + 1)·4 = 112</p>"),
+            "the run's formula stays: {options}"
+        );
+    }
 }
 
 #[test]

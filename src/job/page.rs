@@ -15,9 +15,11 @@ use crate::preprocess::InputPrep;
 use crate::render::explore::{Drawing, WrittenMaps, explore_data};
 use crate::render::filters::{filter_tile, filter_zoom};
 use crate::render::html::{Live, Page, PageMap, StackLayer, StackPage, index_html};
-use crate::render::live::live_data;
+use crate::render::live::{LiveStart, live_data};
 use crate::render::{self};
 use crate::report::{OneLayer, Summary};
+use crate::resolve::WeightsSource;
+use crate::weights::DEFAULT_SEED;
 
 /// Writes the page of a run: `input.png`, a preview of the input, and
 /// `index.html`; for a one-layer run also one small picture per filter
@@ -38,7 +40,7 @@ pub(super) fn write_page(
             let layer = graph.layer(0);
             let filter_names = write_filter_pictures(out_dir, layer, &job.view)?;
             let page = Page {
-                live: live_part(&preview, layer, summary),
+                live: live_part(&preview, layer, summary, live_start(job)),
                 layer_name: graph.blocks[0].name.clone(),
                 ..layer_page(layer, summary, one, &filter_names)
             };
@@ -225,18 +227,42 @@ fn layer_page(layer: &Layer, summary: &Summary, one: &OneLayer, filter_names: &[
 
 /// The page's live part: on for a photo read as plain RGB (the preview is
 /// then exactly the layer's input, at most 1024 px), else off with the reason.
-fn live_part(preview: &image::RgbImage, layer: &Layer, summary: &Summary) -> Live {
+fn live_part(
+    preview: &image::RgbImage,
+    layer: &Layer,
+    summary: &Summary,
+    start: LiveStart,
+) -> Live {
     let reason = match &summary.input.preprocessing {
         None => "the input is a tensor, not a photo",
         Some(prep) if !prep.is_plain_rgb() => {
             "the layer reads the photo other than as plain RGB on 0–1 values"
         }
-        Some(_) => match live_data(&summary.input.path.display().to_string(), preview, layer) {
+        Some(_) => match live_data(
+            &summary.input.path.display().to_string(),
+            preview,
+            layer,
+            start,
+        ) {
             Ok(data) => return Live::On(data),
             Err(_) => "the layer does not fit the photo's preview",
         },
     };
     Live::Off(reason.to_string())
+}
+
+/// How the live page starts: the run's seed for its re-planned layers (the
+/// default seed when the weights were not random), and the run's drawing.
+fn live_start(job: &Job) -> LiveStart {
+    let seed = match job.weights {
+        WeightsSource::Init { seed, .. } => seed,
+        _ => DEFAULT_SEED,
+    };
+    LiveStart {
+        seed,
+        colormap: job.view.colormap,
+        normalize: job.view.normalize,
+    }
 }
 
 /// How the photo was read, when not as plain RGB on 0–1 values.

@@ -189,8 +189,23 @@ table.maps { border-collapse: collapse; }
 .maps td.num { font-family: ui-monospace, monospace; text-align: right; white-space: nowrap; }
 .maps td.map img { max-width: 256px; max-height: 256px; }
 .maps td.filter img { height: 96px; width: auto; }
-.maps td.live canvas { max-width: 256px; max-height: 256px; cursor: crosshair; image-rendering: pixelated; }
-.maps td.filter img, .maps td.live canvas { cursor: pointer; }
+.maps td.filter img { cursor: pointer; }
+.live h2 { margin-top: 1em; }
+.replan label, .view label { display: inline-block; margin: 0.2em 1em 0.2em 0; white-space: nowrap; }
+.replan input { width: 4.5em; }
+.view input[type=number] { width: 6em; }
+.replan-note.error { color: #b00020; }
+.command code { font-size: 0.95em; background: #f4f4f4; padding: 0.1em 0.3em; }
+.live-row { display: flex; flex-wrap: wrap; gap: 1.5em; align-items: flex-end; margin: 0.5em 0; }
+.live-row figure { margin: 0; }
+.overlay { position: relative; display: inline-block; line-height: 0; }
+.overlay canvas.photo { width: 360px; height: auto; }
+.overlay canvas.map { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; }
+.colour-caption { font-size: 0.85em; color: #666; max-width: 256px; }
+.live-grid { display: flex; flex-wrap: wrap; gap: 0.5em; }
+.live-grid figure { margin: 0; }
+.live-grid canvas { width: 128px; height: auto; image-rendering: pixelated; cursor: crosshair; outline: 2px solid transparent; }
+.live-grid canvas.selected { outline-color: #e6007e; }
 .live-status { font-size: 1.05em; padding: 0.5em; background: #f4f4f4; }
 .live-panel { position: fixed; right: 1em; top: 1em; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.85em; }
 .live-panel h3 { margin: 0.2em 0; }
@@ -209,9 +224,9 @@ table.maps { border-collapse: collapse; }
 .field { position: absolute; border: 2px solid #e6007e; box-sizing: border-box; pointer-events: none; }
 .field-note { display: block; min-height: 1.2em; font-size: 0.85em; color: #666; }
 img[data-layer] { cursor: crosshair; }
-.detail { position: fixed; left: 1em; bottom: 1em; max-width: 540px; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.9em; }
-.detail img { width: 512px; max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
-.detail button { float: right; }
+.map-detail { position: fixed; left: 1em; bottom: 1em; max-width: 540px; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.9em; }
+.map-detail img { width: 512px; max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
+.map-detail button { float: right; }
 .colour-bar canvas { width: 256px; height: 12px; display: block; margin-top: 0.5em; }
 .colour-labels { display: flex; justify-content: space-between; width: 256px; font-family: ui-monospace, monospace; }
 .stack-layer img { max-width: 100%; image-rendering: pixelated; }
@@ -294,7 +309,7 @@ fn write_explore(html: &mut String, page: &Page) {
     if let Some(data) = &page.explore {
         let _ = write!(
             html,
-            "<div id=\"convmaps-detail\" class=\"detail\" hidden></div>\n\
+            "<div id=\"convmaps-detail\" class=\"map-detail\" hidden></div>\n\
              <script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
              <script>\n{}</script>\n",
             super::explore::SCRIPT
@@ -347,11 +362,12 @@ fn write_live(html: &mut String, live: &Live) {
             let _ = write!(
                 html,
                 "<script type=\"application/json\" id=\"convmaps-data\">{data}</script>\n\
-                 <script type=\"text/wgsl\" id=\"convmaps-wgsl\">\n{}</script>\n\
-                 <script>\n{}</script>\n",
+                 <script type=\"text/wgsl\" id=\"convmaps-wgsl\">\n{}</script>\n",
                 super::live::SHADER,
-                super::live::SCRIPT
             );
+            for script in super::live::SCRIPTS {
+                let _ = write!(html, "<script>\n{script}</script>\n");
+            }
         }
     }
 }

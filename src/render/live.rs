@@ -1,23 +1,34 @@
 //! The live part of `index.html`: the data the page computes with, the
-//! shader it runs and its script, all embedded at build time.
+//! shader it runs and its scripts, all embedded at build time.
 //!
 //! In a WebGPU browser the page runs `shaders/conv2d_direct.wgsl` itself on
 //! the photo's preview with the run's weights and biases, lets a person edit
-//! a filter, and shows one output value's sum. `index.html#selftest`
-//! compares its maps with maps the native run computed on the same preview.
+//! a filter, shows one output value's sum, redraws the maps in any of the
+//! command line's colour maps and normalisations, and re-plans the layer
+//! with fresh weights, the command line's own for a seed.
+//! `index.html#selftest` compares its maps with maps the native run computed
+//! on the same preview, for the run's layer and for a second geometry.
 
 use serde_json::json;
 
 use crate::cpu::conv2d_direct_pixel;
 use crate::error::Result;
-use crate::layer::Layer;
+use crate::layer::{Layer, LayerSpec, Padding};
+use crate::render::colormap::{Colormap, Normalize};
 use crate::tensor::Tensor3;
+use crate::weights::kaiming_uniform;
 
 /// The teaching shader, verbatim.
 pub const SHADER: &str = include_str!("../../shaders/conv2d_direct.wgsl");
 
-/// The page's script: plain JavaScript, no build step.
-pub const SCRIPT: &str = include_str!("live.js");
+/// The page's scripts, in the order they run: the command line's random
+/// initialisation, the drawing of maps from values, and the live page.
+/// Plain JavaScript, no build step.
+pub const SCRIPTS: [&str; 3] = [
+    include_str!("random.js"),
+    include_str!("view.js"),
+    include_str!("live.js"),
+];
 
 /// Filters whose native maps the page checks itself against.
 pub const CHECKED_FILTERS: u32 = 2;
@@ -25,6 +36,24 @@ pub const CHECKED_FILTERS: u32 = 2;
 /// Most values of one native map embedded for the check; a bigger map is
 /// sampled every `step` values (row-major), so the page stays small.
 pub const CHECKED_VALUES: usize = 4096;
+
+/// Colours in each colour map's table for the page.
+pub const TABLE_COLOURS: u32 = 256;
+
+/// The seed of the second geometry the page re-plans to in its self-test.
+pub const REPLAN_SEED: u64 = 7;
+
+/// How the page starts: the seed its re-planned layers take first, and how
+/// the run drew its maps.
+#[derive(Clone, Copy, Debug)]
+pub struct LiveStart {
+    /// The run's seed when its weights were random, else the default.
+    pub seed: u64,
+    /// The run's colour map.
+    pub colormap: Colormap,
+    /// The run's normalisation.
+    pub normalize: Normalize,
+}
 
 /// The preview as the layer's input `[3, H, W]`: each 8-bit sample / 255,
 /// as the native run reads a photo.
@@ -41,14 +70,23 @@ pub fn preview_tensor(preview: &image::RgbImage) -> Tensor3 {
 }
 
 /// The page's data as JSON, ready to sit inside a `<script>` element: the
-/// photo's `name` (any text: escaped like the rest), the preview (8-bit RGB, base64), the layer's geometry, its f32 weights
-/// `[K, C/G, FH, FW]` and biases `[K]` (base64 of little-endian f32), and
-/// the native maps of the first [`CHECKED_FILTERS`] filters on the preview.
-pub fn live_data(name: &str, preview: &image::RgbImage, layer: &Layer) -> Result<String> {
+/// photo's `name` (any text: escaped like the rest), the preview (8-bit
+/// RGB, base64), the layer's geometry, its f32 weights `[K, C/G, FH, FW]`
+/// and biases `[K]` (base64 of little-endian f32), the native maps of the
+/// first [`CHECKED_FILTERS`] filters on the preview, how the maps start
+/// drawn with every colour map's table, and the self-test's second
+/// geometry with its native maps.
+pub fn live_data(
+    name: &str,
+    preview: &image::RgbImage,
+    layer: &Layer,
+    start: LiveStart,
+) -> Result<String> {
     let input = preview_tensor(preview);
     let (out_height, out_width) = layer.output_size_for(&input)?;
     let spec = &layer.spec;
-    let (step, checked) = native_maps(&input, layer, out_height, out_width);
+    let p = spec.padding;
+    let symmetric = p.top == p.bottom && p.left == p.right && p.top == p.left;
     let data = json!({
         "name": name,
         "width": input.width,
@@ -60,8 +98,11 @@ pub fn live_data(name: &str, preview: &image::RgbImage, layer: &Layer) -> Result
             "kernelHeight": spec.kernel_height,
             "kernelWidth": spec.kernel_width,
             "stride": spec.stride,
-            "padTop": spec.padding.top,
-            "padLeft": spec.padding.left,
+            "padTop": p.top,
+            "padLeft": p.left,
+            "padBottom": p.bottom,
+            "padRight": p.right,
+            "padding": symmetric.then_some(p.top),
             "dilation": spec.dilation,
             "groups": spec.groups,
             "hasBias": !layer.bias.is_empty(),
@@ -71,13 +112,88 @@ pub fn live_data(name: &str, preview: &image::RgbImage, layer: &Layer) -> Result
         "outWidth": out_width,
         "weight": f32_base64(&layer.weight),
         "bias": f32_base64(&layer.bias),
-        "check": {
-            "filters": spec.filters.min(CHECKED_FILTERS),
-            "step": step,
-            "values": f32_base64(&checked),
+        "check": native_check(&input, layer, (out_height, out_width)),
+        "seed": start.seed,
+        "view": {
+            "colormap": start.colormap.name(),
+            "normalize": start.normalize.to_string(),
         },
+        "colormaps": colour_tables(),
+        "diverging": Colormap::ALL
+            .iter()
+            .filter(|c| c.is_diverging())
+            .map(|c| c.name())
+            .collect::<Vec<_>>(),
+        "replanCheck": replan_check(&input, spec)?,
     });
     Ok(script_json(&data.to_string()))
+}
+
+/// The first [`CHECKED_FILTERS`] native maps of `layer` on `input`, sampled
+/// as [`native_maps`] does: `{filters, step, values}`.
+fn native_check(input: &Tensor3, layer: &Layer, (height, width): (u32, u32)) -> serde_json::Value {
+    let (step, values) = native_maps(input, layer, height, width);
+    json!({
+        "filters": layer.spec.filters.min(CHECKED_FILTERS),
+        "step": step,
+        "values": f32_base64(&values),
+    })
+}
+
+/// Every colour map's table: `{name: base64 of TABLE_COLOURS RGB triples}`.
+fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
+    Colormap::ALL
+        .iter()
+        .map(|cmap| {
+            let colours: Vec<u8> = (0..TABLE_COLOURS)
+                .flat_map(|i| cmap.colour(i as f32 / (TABLE_COLOURS - 1) as f32))
+                .collect();
+            (cmap.name().to_string(), base64(&colours).into())
+        })
+        .collect()
+}
+
+/// The second geometry the page's self-test re-plans to: 6 filters of 3×3
+/// with stride 2, padding 1, dilation 2 and 3 groups (1×1 filters with
+/// padding 1 where the preview is too small for that), with the command
+/// line's random weights for [`REPLAN_SEED`]; with the formula, PyTorch
+/// line, output size and native maps the page must reproduce.
+fn replan_check(input: &Tensor3, run: &LayerSpec) -> Result<serde_json::Value> {
+    let geometry = |kernel: u32, stride: u32, dilation: u32| LayerSpec {
+        kernel_height: kernel,
+        kernel_width: kernel,
+        stride,
+        padding: Padding::uniform(1),
+        dilation,
+        groups: 3,
+        ..LayerSpec::new(run.in_channels, 6, kernel)
+    };
+    let mut spec = geometry(3, 2, 2);
+    if kaiming_uniform(spec, REPLAN_SEED)?
+        .output_size_for(input)
+        .is_err()
+    {
+        spec = geometry(1, 1, 1);
+    }
+    spec.bias = run.bias;
+    spec.activation = run.activation;
+    let layer = kaiming_uniform(spec, REPLAN_SEED)?;
+    let (height, width) = layer.output_size_for(input)?;
+    let mut check = native_check(input, &layer, (height, width));
+    check["options"] = json!({
+        "filters": spec.filters,
+        "kernel": spec.kernel_height,
+        "stride": spec.stride,
+        "padding": 1,
+        "dilation": spec.dilation,
+        "groups": spec.groups,
+        "seed": REPLAN_SEED,
+    });
+    check["formula"] = layer.parameter_formula().into();
+    check["pytorch"] = spec.pytorch_line().into();
+    check["outWidth"] = width.into();
+    check["outHeight"] = height.into();
+    Ok(check)
 }
 
 /// The first [`CHECKED_FILTERS`] maps on `input`, each sampled every `step`
@@ -155,7 +271,7 @@ mod tests {
 
     #[test]
     fn embedded_sources_cannot_close_their_script() {
-        for source in [SHADER, SCRIPT] {
+        for source in std::iter::once(SHADER).chain(SCRIPTS) {
             let lower = source.to_ascii_lowercase();
             assert!(!lower.contains("</script") && !lower.contains("<!--"));
         }
