@@ -5,7 +5,8 @@
 // window.convmaps.openMap(name, k)) opens it large with its colour bar,
 // its values' range and its filter's bias. The same walk back through every step's
 // window as graph::field in the native code. index.html#explore-check
-// writes layers() and a few fields into the title, for the tests.
+// writes layers() and a few fields into the title, for the tests;
+// index.html#open=<layer>/<k> opens map k of that layer.
 (function () {
   'use strict';
 
@@ -227,4 +228,9 @@
   var images = document.querySelectorAll('img[data-layer]');
   for (var i = 0; i < images.length; i++) { follow(images[i]); }
   if (location.hash === '#explore-check') { window.addEventListener('load', check); }
+  // index.html#open=<layer>/<k> opens map k of that layer once the page is up.
+  var open = /^#open=(.+)\/([0-9]+)$/.exec(location.hash);
+  if (open) {
+    window.addEventListener('load', function () { openMap(decodeURIComponent(open[1]), Number(open[2])); });
+  }
 })();

@@ -16,7 +16,8 @@
 // index.html#selftest runs selftest() and writes its verdict, `selftest ok
 // <worst relative error>` or `selftest fail <reason>`, into the title;
 // index.html#layer=<JSON options> re-plans the layer once the page is up
-// and writes what setLayer answered into <body data-replanned>. <body
+// and writes what setLayer answered into <body data-replanned>; `&view=<JSON>`
+// sets the view and `&map=<k>` shows map k over the photo. <body
 // data-live> is "webgpu" once live maps are drawn, "static" when they
 // cannot be (the formula and the PyTorch line still follow a re-plan).
 (function () {
@@ -1207,12 +1208,31 @@
       'and see it over the photo, hover a map to read one value\'s sum.');
   }
 
-  // The answer of a re-plan asked for in the address (#layer=<JSON>).
-  function replanFromAddress(hash) {
-    var options = JSON.parse(decodeURIComponent(hash.slice('#layer='.length)));
-    return window.convmaps.setLayer(options).then(function (answer) {
-      document.body.dataset.replanned = JSON.stringify(answer);
+  // What the address asks for after `#`: `layer=<JSON options>`,
+  // `view=<JSON view>` and `map=<k>` (the map shown over the photo), joined
+  // by `&`.
+  function addressOptions(hash) {
+    var options = {};
+    hash.replace(/^#/, '').split('&').forEach(function (part) {
+      var at = part.indexOf('=');
+      if (at > 0) { options[part.slice(0, at)] = decodeURIComponent(part.slice(at + 1)); }
     });
+    return options;
+  }
+
+  // Re-plans, sets the view and picks the map the address asks for; the
+  // answer to the re-plan goes into <body data-replanned>.
+  async function followAddress(live, hash) {
+    var asked = addressOptions(hash);
+    if (asked.layer !== undefined) {
+      var answer = await window.convmaps.setLayer(JSON.parse(asked.layer));
+      document.body.dataset.replanned = JSON.stringify(answer);
+    }
+    if (asked.view !== undefined) { setView(live, JSON.parse(asked.view)); }
+    if (asked.map !== undefined && live.maps[Number(asked.map)]) {
+      live.selected = Number(asked.map);
+      drawSelected(live);
+    }
   }
 
   function main() {
@@ -1233,8 +1253,8 @@
     var work = null;
     if (location.hash === '#selftest') {
       work = window.convmaps.selftest().then(function (verdict) { document.title = verdict; });
-    } else if (location.hash.indexOf('#layer=') === 0) {
-      work = live.ready.then(function () { return replanFromAddress(location.hash); }).catch(function (error) {
+    } else if (location.hash.length > 1) {
+      work = live.ready.then(function () { return followAddress(live, location.hash); }).catch(function (error) {
         document.body.dataset.replanned = 'error: ' + (error.message || error);
       });
     }

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Remakes the README's pictures of the page in headless Chromium with
+# WebGPU on its software GPU: the one-layer page re-planned
+# (docs/replan.png) and a stack's page with one map open (docs/stack-detail.png).
+#
+#   tools/screenshots.sh            # uses target/release/convmaps (built if missing)
+#
+# Needs Chromium (apt-get install chromium). Takes a few minutes on two CPU
+# cores: the pages compute their maps in the browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+binary=target/release/convmaps
+[ -x "$binary" ] || cargo build --release
+browser=$(command -v chromium || command -v chromium-browser)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# shot PAGE FRAGMENT OUTPUT WIDTHxHEIGHT
+shot() {
+  "$browser" --headless --no-sandbox --disable-gpu --no-first-run \
+    --enable-unsafe-webgpu --virtual-time-budget=100000000 \
+    --hide-scrollbars --user-data-dir="$work/profile" \
+    --window-size="$4" --screenshot="$3" "file://$(realpath "$1")$2" 2>/dev/null
+}
+
+"$binary" assets/photo.png -k 8 -f 5 --out "$work/one" --quiet
+shot "$work/one/index.html" \
+  '#layer={"filters":8,"kernel":5,"stride":2,"padding":2}&view={"colormap":"rdbu","opacity":0.7}&map=3' \
+  docs/replan.png 1100,1450
+
+"$binary" assets/photo.png --layers 32x5,relu,maxpool2,64x3/s2/p1 --colormap rdbu --out "$work/stack" --quiet
+shot "$work/stack/index.html" '#open=conv2/10' docs/stack-detail.png 1100,1200
+echo "wrote docs/replan.png and docs/stack-detail.png"
