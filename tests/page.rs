@@ -5,6 +5,8 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
+use convmaps::npy;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -532,6 +534,7 @@ fn a_model_page_lists_every_node_and_the_top_classes() {
     common::convmaps([&photo])
         .arg("--model")
         .arg(&model)
+        .arg("--raw")
         .out(&out)
         .cpu()
         .success();
@@ -599,5 +602,51 @@ fn a_model_page_lists_every_node_and_the_top_classes() {
             b["probability"].as_f64().unwrap(),
         );
         assert!((p - q).abs() < 1e-6, "{p} {q}");
+    }
+    assert_maps_open_with_their_arithmetic(&out, nodes, &checked);
+}
+
+/// The model page's check opened the stem's map 0 with its statistics and
+/// picture, and summed the first and last map of every conv at corners and
+/// centre from its f16 copies within 1% of the largest |value| the run
+/// wrote (features.npy); no conv of the small fixture is over the budget.
+fn assert_maps_open_with_their_arithmetic(
+    out: &Path,
+    nodes: &[serde_json::Value],
+    checked: &serde_json::Value,
+) {
+    let folder_of = |name: &serde_json::Value| {
+        let node = nodes.iter().find(|n| &n["name"] == name).unwrap();
+        out.join(node["folder"].as_str().unwrap())
+    };
+    let opened = &checked["opened"];
+    let (_, stem) = npy::read_f32(&folder_of(&nodes[0]["name"]).join("features.npy")).unwrap();
+    let plane = stem.len() / nodes[0]["shape"][1].as_u64().unwrap() as usize;
+    let first = &stem[..plane];
+    let min = first.iter().copied().fold(f32::INFINITY, f32::min);
+    let mean = first.iter().map(|&v| v as f64).sum::<f64>() / plane as f64;
+    assert_eq!(opened["min"].as_f64().unwrap(), min as f64, "{opened}");
+    assert!(
+        (opened["mean"].as_f64().unwrap() - mean).abs() < 1e-5,
+        "{opened}"
+    );
+    assert!(
+        out.join(opened["file"].as_str().unwrap()).exists(),
+        "{opened}"
+    );
+    let sums = checked["sums"].as_array().unwrap();
+    let convs = nodes.iter().filter(|n| n["op"] == "Conv").count();
+    assert_eq!(sums.len(), convs * 2 * 3, "two maps, three points each");
+    assert_eq!(checked["without"], serde_json::json!([]));
+    for sum in sums {
+        let (shape, maps) = npy::read_f32(&folder_of(&sum["name"]).join("features.npy")).unwrap();
+        let largest = maps.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
+        let at = |key: &str| sum[key].as_u64().unwrap() as usize;
+        let value = maps[(at("map") * shape[1] + at("y")) * shape[2] + at("x")] as f64;
+        let error = (sum["value"].as_f64().unwrap() - value).abs() / largest;
+        assert!(
+            error < 1e-2,
+            "{sum}: the run wrote {value}, relative error {error}"
+        );
     }
 }

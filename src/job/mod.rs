@@ -6,6 +6,7 @@
 mod chain;
 mod layer;
 pub mod model;
+mod model_detail;
 mod model_page;
 mod modes;
 mod page;

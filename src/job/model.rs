@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::model_detail::{self, MapDetail, PageDetail};
 use super::pictures::{StreamedPictures, map_ranges};
 use super::{Job, View, write_filters};
 use crate::engine::Pictures;
@@ -106,6 +107,7 @@ pub fn run(
         false => None,
     };
     let input_file = job.raw.then(|| (input.shape.clone(), input.data.clone()));
+    let input_copy = input.clone();
     let run = engine.run_network(&loaded.network, input, &loaded.keep)?;
     let run_time = running.elapsed();
     let writing = Instant::now();
@@ -137,7 +139,14 @@ pub fn run(
         verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
         files: written.files,
     };
-    let page = super::page::write_model_page(&job.out_dir, &summary)?;
+    let mut detail = PageDetail {
+        maps: written.maps,
+        colormap: job.view.colormap,
+        ..PageDetail::default()
+    };
+    let chosen = (&loaded.chosen[..], &loaded.arithmetic[..]);
+    model_detail::conv_details(network, chosen, &run, &input_copy, &mut detail);
+    let page = super::page::write_model_page(&job.out_dir, &summary, &detail)?;
     summary.files.extend([page, "summary.json".to_string()]);
     summary.timings_ms = ModelTimings {
         decode: ms(decode),
@@ -161,7 +170,10 @@ struct Loaded {
     chosen: Vec<usize>,
     /// Where the class activation maps come from, where they apply.
     cam: Option<CamSource>,
-    /// The values read back: the chosen nodes', the outputs, CAM's maps.
+    /// The chosen convs whose arithmetic the page embeds.
+    arithmetic: Vec<usize>,
+    /// The values read back: the chosen nodes', the outputs, CAM's maps,
+    /// and the inputs of the convs whose arithmetic the page embeds.
     keep: Vec<ValueId>,
     /// Nodes fused into others.
     fused: usize,
@@ -191,12 +203,15 @@ fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
     keep.extend(&network.outputs);
     keep.extend(cam.as_ref().map(|c| c.maps));
     let fused = net::fuse::fuse(&mut network, &keep);
-    let chosen = (0..network.nodes.len())
+    let chosen: Vec<usize> = (0..network.nodes.len())
         .filter(|&n| chosen.contains(&network.nodes[n].output))
         .collect();
+    let (arithmetic, inputs) = model_detail::arithmetic_plan(&network, &chosen);
+    keep.extend(inputs);
     Ok(Loaded {
         network,
         chosen,
+        arithmetic,
         cam,
         keep,
         fused,
@@ -207,6 +222,8 @@ fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
 struct Written {
     files: Vec<String>,
     folders: HashMap<usize, String>,
+    /// Each written node's maps, by node name.
+    maps: HashMap<String, Vec<MapDetail>>,
     outputs: Vec<OutputReport>,
     cams: Vec<CamReport>,
 }
@@ -226,7 +243,7 @@ fn write_files(
         npy::write_f32_nd(&job.out_dir.join("input.npy"), &shape, &data)?;
         files.push("input.npy".into());
     }
-    let folders = write_node_maps(job, network, (&loaded.chosen, rgb), run)?;
+    let (folders, maps) = write_node_maps(job, network, (&loaded.chosen, rgb), run)?;
     files.extend(folders.values().cloned());
     let outputs = write_outputs(job, network, run, &mut files)?;
     let top = outputs
@@ -249,6 +266,7 @@ fn write_files(
     Ok(Written {
         files,
         folders,
+        maps,
         outputs,
         cams,
     })
@@ -378,16 +396,20 @@ fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
     Ok(chosen)
 }
 
+/// Each node index's folder, and each node name's maps.
+type NodeMaps = (HashMap<usize, String>, HashMap<String, Vec<MapDetail>>);
+
 /// Writes each chosen node's maps into its folder; returns the folder of
-/// each node index.
+/// each node index and the maps of each node name.
 fn write_node_maps(
     job: &Job,
     network: &Network,
     (chosen, rgb): (&[usize], &Tensor3),
     run: &NetRun,
-) -> Result<HashMap<usize, String>> {
+) -> Result<NodeMaps> {
     let names = folder_names(chosen.iter().map(|&i| network.nodes[i].name.as_str()));
     let mut folders = HashMap::new();
+    let mut details = HashMap::new();
     for (&index, folder) in chosen.iter().zip(names) {
         let node = &network.nodes[index];
         let maps = run.values[&node.output]
@@ -395,7 +417,7 @@ fn write_node_maps(
             .expect("chosen nodes write maps");
         let dir = job.out_dir.join(&folder);
         create_output_dir(&dir)?;
-        write_maps(&dir, &maps, &job.view)?;
+        details.insert(node.name.clone(), write_maps(&dir, &maps, &job.view)?);
         if maps.channels == 1 && network.outputs.contains(&node.output) && rgb.channels == 3 {
             let picture = overlay(&maps.data, [maps.height as usize, maps.width as usize], rgb);
             crate::render::write_png_rgb(&dir.join("overlay.png"), &picture)?;
@@ -420,11 +442,12 @@ fn write_node_maps(
         }
         folders.insert(index, folder);
     }
-    Ok(folders)
+    Ok((folders, details))
 }
 
-/// The feature PNGs and the grid of `maps` `[C, H, W]` in `dir`.
-fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<String>> {
+/// The feature PNGs and the grid of `maps` `[C, H, W]` in `dir`; returns
+/// each map's range, mean and the range its colours span.
+fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<MapDetail>> {
     let plane = maps.plane_len();
     let stats: Vec<MapStats> = (0..maps.channels as usize)
         .map(|k| MapStats::of(&maps.data[k * plane..(k + 1) * plane]))
@@ -432,12 +455,21 @@ fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<String>> {
     let ranges = map_ranges(&stats, view);
     let shape = [maps.channels, maps.height, maps.width];
     let mut pictures = StreamedPictures::create(dir, shape, &ranges, view)?;
+    let details = stats
+        .iter()
+        .zip(&ranges)
+        .map(|(s, &(lo, hi))| {
+            let summary = s.summary();
+            [summary.min, summary.max, summary.mean, lo, hi]
+        })
+        .collect();
     let quantise = Quantise {
         colormap: view.colormap,
         ranges,
     };
     pictures.write_pixels(0, 0, &quantise.pixels_cpu(maps.view()))?;
-    pictures.finish(dir)
+    pictures.finish(dir)?;
+    Ok(details)
 }
 
 /// A Conv node's weights as a [`Layer`], for its `filters.png`.

@@ -6,15 +6,22 @@
 
 use std::fmt::Write;
 
+use super::model_detail::PageDetail;
+use crate::render::arithmetic;
+use crate::render::explore::BAR_COLOURS;
 use crate::render::grid::GridLayout;
 use crate::render::html::{STYLE, escape, url_path};
-use crate::render::live::script_json;
+use crate::render::live::{base64, script_json};
 use crate::render::{GRID_GAP, grid_tile_size};
 use crate::report::model::{ModelSummary, flops_text};
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
 /// node's folder holds a file (`filters.png`, `overlay.png`).
-pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool) -> String {
+pub fn model_html(
+    summary: &ModelSummary,
+    has_file: impl Fn(&str, &str) -> bool,
+    detail: &PageDetail,
+) -> String {
     let name = summary
         .model
         .path
@@ -78,7 +85,8 @@ pub fn model_html(summary: &ModelSummary, has_file: impl Fn(&str, &str) -> bool)
         }
         html.push_str("</div>\n</div>\n");
     }
-    write_script(&mut html, summary);
+    html.push_str("<div id=\"convmaps-detail\" class=\"map-detail\" hidden></div>\n");
+    write_script(&mut html, summary, detail);
     html.push_str("</body>\n</html>\n");
     html
 }
@@ -126,13 +134,15 @@ fn write_overview(html: &mut String, summary: &ModelSummary) {
     html.push_str("</table>\n</details>\n");
 }
 
-/// The page's data (every node, the top classes) and its script.
-fn write_script(html: &mut String, summary: &ModelSummary) {
+/// The page's data (every node with its maps and, for a conv that fits,
+/// its arithmetic; the inputs those convs read; the top classes; the colour
+/// map) and its scripts.
+fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) {
     let layers: Vec<serde_json::Value> = summary
         .nodes
         .iter()
         .map(|n| {
-            serde_json::json!({
+            let mut layer = serde_json::json!({
                 "name": n.name,
                 "op": n.op,
                 "shape": n.shape,
@@ -141,7 +151,14 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
                 "reads": n.inputs,
                 "field": n.field,
                 "grid": n.folder.as_ref().and_then(|_| grid_of(&n.shape)),
-            })
+                "maps": detail.maps.get(&n.name),
+            });
+            match detail.convs.get(&n.name) {
+                Some(Ok(conv)) => layer["conv"] = conv.clone(),
+                Some(Err(why)) => layer["noArithmetic"] = why.clone().into(),
+                None => {}
+            }
+            layer
         })
         .collect();
     let top = summary
@@ -155,13 +172,25 @@ fn write_script(html: &mut String, summary: &ModelSummary) {
         [_, h, w, _] => [h, w],
         _ => [0, 0],
     };
-    let data = serde_json::json!({ "layers": layers, "top": top, "input": size });
-    let _ = write!(
+    let colours: Vec<u8> = (0..BAR_COLOURS)
+        .flat_map(|i| detail.colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
+        .collect();
+    let data = serde_json::json!({
+        "layers": layers,
+        "top": top,
+        "input": size,
+        "inputs": detail.inputs,
+        "colormap": detail.colormap.name(),
+        "colours": base64(&colours),
+    });
+    let _ = writeln!(
         html,
-        "<script type=\"application/json\" id=\"convmaps-model\">{}</script>\n<script>\n{}</script>\n",
+        "<script type=\"application/json\" id=\"convmaps-model\">{}</script>",
         script_json(&data.to_string()),
-        SCRIPT
     );
+    for script in [VIEW_SCRIPT, arithmetic::SCRIPT, SCRIPT] {
+        let _ = write!(html, "<script>\n{script}</script>\n");
+    }
 }
 
 /// Where each map lies in a node's `grid.png` (as the grid was drawn), for
@@ -193,6 +222,9 @@ fn grid_size(shape: &[usize]) -> String {
 
 /// The page's script (`src/render/model.js`).
 const SCRIPT: &str = include_str!("../render/model.js");
+
+/// The colour bar's script, shared with the live page (`src/render/view.js`).
+const VIEW_SCRIPT: &str = include_str!("../render/view.js");
 
 /// The photo, the top classes and the CAM of each.
 fn write_top(html: &mut String, summary: &ModelSummary) {

@@ -276,9 +276,10 @@ fn input_reading(prep: &Option<InputPrep>) -> String {
 pub(super) fn write_model_page(
     out_dir: &std::path::Path,
     summary: &crate::report::model::ModelSummary,
+    detail: &super::model_detail::PageDetail,
 ) -> Result<String> {
     let has_file = |folder: &str, name: &str| out_dir.join(folder).join(name).exists();
-    let html = super::model_page::model_html(summary, has_file);
+    let html = super::model_page::model_html(summary, has_file, detail);
     write_bytes_atomic(&out_dir.join("index.html"), html.as_bytes())?;
     Ok("index.html".to_string())
 }

@@ -202,6 +202,8 @@ table.maps { border-collapse: collapse; }
 .overlay canvas.photo { width: 360px; height: auto; }
 .overlay canvas.map { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; }
 .colour-caption { font-size: 0.85em; color: #666; max-width: 256px; }
+.filter-channels canvas { margin: 0 3px 3px 0; image-rendering: pixelated; }
+.map-sums { font-family: ui-monospace, monospace; font-size: 0.9em; }
 .live-grid { display: flex; flex-wrap: wrap; gap: 0.5em; }
 .live-grid figure { margin: 0; }
 .live-grid canvas { width: 128px; height: auto; image-rendering: pixelated; cursor: crosshair; outline: 2px solid transparent; }

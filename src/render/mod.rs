@@ -1,6 +1,7 @@
 //! Turning feature maps into pictures: normalisation to 8 bits, PNG
 //! encoding and the grid of all maps.
 
+pub mod arithmetic;
 pub mod colormap;
 pub mod explore;
 pub mod filters;

@@ -5,9 +5,14 @@
 // window.convmaps.receptiveField(name, x, y) the photo pixels {x0, y0, x1,
 // y1} (inclusive, clipped) that pixel (x, y) of a node's maps depends on,
 // from the field summary.json gives (net/field.rs computes it). Hovering a
-// node's grid of maps frames that field on the photo. With #model-check,
-// the layers, the top classes and a few fields go into the title, for the
-// tests.
+// node's grid of maps frames that field on the photo. Clicking a map (or
+// window.convmaps.openMap(name, k)) opens it large with its colour bar and
+// statistics; for a conv whose copies the page embeds, also its filter one
+// input channel at a time and, under the pointer, the value as its
+// arithmetic (window.convmaps.arithmetic(name, k, x, y) gives the sums).
+// With #model-check, the layers, the top classes, a few fields and sums go
+// into the title, for the tests; #open=<node>/<k>[@<x>,<y>] opens a map
+// (and shows that pixel's arithmetic).
 (function () {
   'use strict';
   var data = JSON.parse(document.getElementById('convmaps-model').textContent);
@@ -66,6 +71,7 @@
       return null;
     }
     return {
+      map: map,
       x: Math.floor(inX * grid.mapWidth / grid.cellWidth),
       y: Math.floor(inY * grid.mapHeight / grid.cellHeight)
     };
@@ -94,6 +100,106 @@
       frame(at && receptiveField(layer.name, at.x, at.y));
     });
     image.addEventListener('mouseleave', function () { frame(null); });
+    image.addEventListener('click', function (event) {
+      var at = pixelUnder(layer.grid, image, event);
+      if (at) { event.preventDefault(); openMap(layer.name, at.map); }
+    });
+  }
+
+  // ---------------------------------------------------------- one map
+
+  var convs = {};
+
+  // The decoded conv of node `name`, or null where the page has none.
+  function convOf(name) {
+    var layer = layerNamed(name);
+    if (!layer || !layer.conv) { return null; }
+    if (!convs[name]) { convs[name] = ConvmapsArithmetic.readConv(layer.conv, data.inputs); }
+    return convs[name];
+  }
+
+  // Value (x, y) of map k of node `name` as its sums, or null.
+  function arithmetic(name, k, x, y) {
+    var conv = convOf(name);
+    if (!conv || k < 0 || k >= conv.filters) { return null; }
+    return ConvmapsArithmetic.sums(conv, k, x, y);
+  }
+
+  // The file of map k of `count`, as the native run names it.
+  function featureFile(k, count) {
+    var digits = Math.max(2, String(count - 1).length), text = String(k);
+    while (text.length < digits) { text = '0' + text; }
+    return 'feature_' + text + '.png';
+  }
+
+  function decodeTable(text) {
+    var binary = atob(text), table = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { table[i] = binary.charCodeAt(i); }
+    return table;
+  }
+
+  function element(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text) { node.textContent = text; }
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  function format(value) { return String(Number(value.toPrecision(5))); }
+
+  // Pixel (x, y) of map k of `layer`: its field framed on the photo and,
+  // for an embedded conv, its arithmetic in `sums`.
+  function showAt(layer, k, x, y, sums) {
+    frame(receptiveField(layer.name, x, y));
+    var conv = convOf(layer.name);
+    if (conv) { sums.textContent = ConvmapsArithmetic.describe(conv, k, x, y); }
+  }
+
+  // The value of the large map under the pointer, as its arithmetic.
+  function followLarge(layer, k, picture, sums) {
+    picture.addEventListener('mousemove', function (event) {
+      var box = picture.getBoundingClientRect(), grid = layer.grid;
+      var x = Math.min(grid.mapWidth - 1, Math.floor((event.clientX - box.left) * grid.mapWidth / box.width));
+      var y = Math.min(grid.mapHeight - 1, Math.floor((event.clientY - box.top) * grid.mapHeight / box.height));
+      showAt(layer, k, x, y, sums);
+    });
+    picture.addEventListener('mouseleave', function () { frame(null); });
+  }
+
+  // Opens map k of node `name` large: its picture, colour bar and
+  // statistics, and for an embedded conv its bias, filter and arithmetic.
+  // Returns what it shows, or null when there is no such map.
+  function openMap(name, k) {
+    var layer = layerNamed(name), panel = document.getElementById('convmaps-detail');
+    var map = layer && layer.maps && layer.maps[k];
+    if (!map || !panel || !layer.folder) { return null; }
+    panel.textContent = '';
+    var close = element('button', 'close');
+    close.addEventListener('click', function () { panel.hidden = true; });
+    panel.appendChild(close);
+    panel.appendChild(element('h3', name + ' map ' + k));
+    var picture = element('img');
+    picture.src = layer.folder.split('/').map(encodeURIComponent).join('/') + '/' + featureFile(k, layer.maps.length);
+    picture.alt = name + ' map ' + k;
+    panel.appendChild(picture);
+    panel.appendChild(ConvmapsView.colourBar(decodeTable(data.colours), [map[3], map[4]], data.colormap + ', as the run drew it'));
+    var conv = convOf(name);
+    var bias = conv && conv.bias ? conv.bias[k] : null;
+    panel.appendChild(element('p', 'min ' + format(map[0]) + ', max ' + format(map[1]) + ', mean ' + format(map[2]) +
+      (bias === null ? '' : '; bias ' + format(bias))));
+    var sums = element('pre', '', 'map-sums');
+    if (conv) {
+      panel.appendChild(element('p', 'its filter, one picture per input channel (blue below zero, red above):'));
+      panel.appendChild(ConvmapsArithmetic.filterPictures(conv, k, 64, 8));
+      sums.textContent = 'hover the map to see one value as its sums';
+    } else {
+      sums.textContent = layer.noArithmetic ? 'No arithmetic on this page: ' + layer.noArithmetic + '.' : '';
+    }
+    panel.appendChild(sums);
+    followLarge(layer, k, picture, sums);
+    panel.sums = sums;
+    panel.hidden = false;
+    return { name: name, map: k, file: picture.getAttribute('src'), min: map[0], max: map[1], mean: map[2], bias: bias };
   }
 
   Array.prototype.forEach.call(document.querySelectorAll('img[data-grid]'), followPointer);
@@ -101,7 +207,9 @@
   window.convmaps = Object.assign(window.convmaps || {}, {
     layers: layers,
     top: top,
-    receptiveField: receptiveField
+    receptiveField: receptiveField,
+    openMap: openMap,
+    arithmetic: arithmetic
   });
   // For the tests: the pointer over pixel (0, 0) of the first map of the
   // first grid, and the frame it draws on the photo.
@@ -124,14 +232,41 @@
     };
   }
 
+  // For the tests: the value of each embedded conv's first and last map at
+  // its corners and centre, as the page sums it.
+  function sumsCheck() {
+    var checked = [];
+    data.layers.filter(function (layer) { return layer.conv; }).forEach(function (layer) {
+      var w = layer.grid.mapWidth, h = layer.grid.mapHeight;
+      [0, layer.grid.maps - 1].forEach(function (k) {
+        [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]].forEach(function (p) {
+          checked.push({ name: layer.name, map: k, x: p[0], y: p[1], value: arithmetic(layer.name, k, p[0], p[1]).total });
+        });
+      });
+    });
+    return checked;
+  }
+
   if (window.location.hash === '#model-check') {
     var first = data.layers.filter(function (layer) { return layer.field && layer.folder; })[0];
     var fields = first ? [receptiveField(first.name, 0, 0), receptiveField(first.name, 5, 5)] : [];
+    var opened = first ? openMap(first.name, 0) : null;
     document.title = 'model ' + JSON.stringify({
       layers: layers(),
       top: top(),
       fields: { name: first && first.name, at: fields },
-      hovered: hoverCheck()
+      hovered: hoverCheck(),
+      opened: opened,
+      sums: sumsCheck(),
+      without: data.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; })
     });
+  }
+  // #open=<node>/<k>, or #open=<node>/<k>@<x>,<y> to show that pixel's
+  // arithmetic and field too.
+  var open = /^#open=(.+)\/([0-9]+)(?:@([0-9]+),([0-9]+))?$/.exec(window.location.hash);
+  var openedByAddress = open && openMap(decodeURIComponent(open[1]), Number(open[2]));
+  if (openedByAddress && open[3] !== undefined) {
+    var shown = openedByAddress;
+    showAt(layerNamed(shown.name), shown.map, Number(open[3]), Number(open[4]), document.getElementById('convmaps-detail').sums);
   }
 })();
