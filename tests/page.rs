@@ -250,9 +250,9 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     );
     assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
     assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
-    // The counter, the explorer's data and script, the live data, the
-    // shader and the live scripts (random, view, live).
-    assert_eq!(html.matches("<script").count(), 8);
+    // The counter, the explorer's data and scripts (arithmetic, explore),
+    // the live data, the shader and the live scripts (random, view, live).
+    assert_eq!(html.matches("<script").count(), 9);
     let Some(browser) = chromium() else { return };
     let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
@@ -638,6 +638,17 @@ fn assert_maps_open_with_their_arithmetic(
     let convs = nodes.iter().filter(|n| n["op"] == "Conv").count();
     assert_eq!(sums.len(), convs * 2 * 3, "two maps, three points each");
     assert_eq!(checked["without"], serde_json::json!([]));
+    assert_sums_are_the_runs(sums, folder_of);
+}
+
+/// Each value a page summed from its copies (`{name, map, x, y, value}`)
+/// is within 1% of the largest |value| of the maps the run wrote into the
+/// layer's `features.npy`: 8-bit copies of the input and f16 weights.
+fn assert_sums_are_the_runs(
+    sums: &[serde_json::Value],
+    folder_of: impl Fn(&serde_json::Value) -> PathBuf,
+) {
+    let mut worst = 0f64;
     for sum in sums {
         let (shape, maps) = npy::read_f32(&folder_of(&sum["name"]).join("features.npy")).unwrap();
         let largest = maps.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
@@ -648,5 +659,26 @@ fn assert_maps_open_with_their_arithmetic(
             error < 1e-2,
             "{sum}: the run wrote {value}, relative error {error}"
         );
+        worst = worst.max(error);
     }
+    eprintln!("the page's sums: worst error {worst:e} of the largest |value|");
+}
+
+#[test]
+fn a_stacks_page_shows_each_value_as_its_arithmetic_through_relu_and_pooling() {
+    let (_dir, out) = run("--layers 4x3,relu,maxpool2,5x3/s2/p1,relu --raw");
+    let Some(browser) = chromium() else { return };
+    let answers = explorer_answers(&browser, &out);
+    let sums = answers["sums"].as_array().unwrap();
+    assert_eq!(
+        sums.len(),
+        2 * 2 * 3,
+        "two layers, two maps, three points each"
+    );
+    assert_eq!(answers["without"], serde_json::json!([]));
+    assert!(
+        sums.iter().any(|s| s["value"].as_f64().unwrap() > 0.0),
+        "some value is above ReLU's zero: {sums:?}"
+    );
+    assert_sums_are_the_runs(sums, |name| out.join(name.as_str().unwrap()));
 }

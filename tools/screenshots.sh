@@ -31,7 +31,7 @@ shot "$work/one/index.html" \
   docs/replan.png 1100,1450
 
 "$binary" assets/photo.png --layers 32x5,relu,maxpool2,64x3/s2/p1 --colormap rdbu --out "$work/stack" --quiet
-shot "$work/stack/index.html" '#open=conv2/10' docs/stack-detail.png 1100,1200
+shot "$work/stack/index.html" '#open=conv2/10@60,40' docs/stack-detail.png 1100,1300
 echo "wrote docs/replan.png and docs/stack-detail.png"
 
 # A network's page with one map open and one pixel's arithmetic: the real

@@ -6,6 +6,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::chain_detail::stack_arithmetic;
 use super::modes::Chosen;
 use super::pictures::{self, StreamedPictures, map_ranges};
 use super::{Computed, Counter, Job, MapsMode, Stage, Step, write_filters, write_weights_and_raw};
@@ -38,6 +39,9 @@ pub(super) fn compute(
         job,
         progress,
     )?;
+    let arithmetic = stack_arithmetic(graph, input, |block| {
+        block_values(&maps_of[block], graph.block_output(block))
+    })?;
     let mut timings = PlannedTimings::default();
     for block in &block_timings {
         timings.run.add(block.run);
@@ -63,7 +67,31 @@ pub(super) fn compute(
         bands,
         timings,
         encode: encode_started.elapsed(),
+        arithmetic: Some(arithmetic),
     })
+}
+
+/// A block's maps `[K, H, W]` as one vector, from memory or from their file.
+fn block_values(maps: &BlockMaps, [count, height, width]: [u32; 3]) -> Result<Vec<f32>> {
+    let plane = (height * width) as usize;
+    let mut values = vec![0.0; count as usize * plane];
+    match maps {
+        BlockMaps::Kept(bands) => {
+            for (row, band) in bands {
+                let length = band.plane_len();
+                let offset = *row as usize * width as usize;
+                for (map, part) in band.data.chunks(length).enumerate() {
+                    values[map * plane + offset..][..length].copy_from_slice(part);
+                }
+            }
+        }
+        BlockMaps::Raw(raw) => {
+            for (map, part) in values.chunks_mut(plane).enumerate() {
+                raw.map_reader(map as u32)?.read(part)?;
+            }
+        }
+    }
+    Ok(values)
 }
 
 /// Where a block's maps wait until their statistics are known.

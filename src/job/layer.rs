@@ -58,6 +58,7 @@ pub(super) fn compute(
         bands: plan.bands.len() as u32,
         timings: drawn.timings,
         encode: drawn.encode,
+        arithmetic: None,
     })
 }
 

@@ -4,6 +4,7 @@
 //! the summary out.
 
 mod chain;
+mod chain_detail;
 mod layer;
 pub mod model;
 mod model_detail;
@@ -214,7 +215,12 @@ pub fn run(
         weights: weights_time,
         setup,
     });
-    let page_files = page::write_page(job, &decoded, &graph, &summary)?;
+    let page_files = page::write_page(
+        job,
+        (&decoded, &graph),
+        &summary,
+        computed.arithmetic.as_ref(),
+    )?;
     summary.files.extend(page_files);
     summary.files.push("summary.json".into());
     // summary.json is the last file; its encode and total times include
@@ -237,6 +243,8 @@ struct Computed {
     timings: PlannedTimings,
     /// Writing the blocks' files, a second pass's engine time aside.
     encode: Duration,
+    /// A stack's arithmetic for its page (a one-layer page computes its own).
+    arithmetic: Option<crate::render::arithmetic::Embedded>,
 }
 
 /// The job's graph resolved against an input of `shape`: its stack, or

@@ -80,7 +80,7 @@ pub(super) fn conv_details(
             detail.convs.insert(
                 node.name.clone(),
                 Err(format!(
-                    "its weights and input are over the page's budget for arithmetic ({} MiB of f16 copies, taken by the convs before it)",
+                    "its weights and input are over the page's budget for arithmetic ({} MiB of copies, taken by the convs before it)",
                     arithmetic::BUDGET_BYTES >> 20
                 )),
             );
@@ -113,7 +113,7 @@ pub(super) fn conv_details(
             geometry,
             (&weight.data, weight.shape[0]),
             bias.map(|b| b.data.as_slice()),
-            &name,
+            (&name, &[]),
         );
         detail.convs.insert(node.name.clone(), Ok(json));
     }

@@ -12,6 +12,7 @@ use crate::input::Input;
 use crate::layer::Layer;
 use crate::output::write_bytes_atomic;
 use crate::preprocess::InputPrep;
+use crate::render::arithmetic::Embedded;
 use crate::render::explore::{Drawing, WrittenMaps, explore_data};
 use crate::render::filters::{filter_tile, filter_zoom};
 use crate::render::html::{Live, Page, PageMap, StackLayer, StackPage, index_html};
@@ -27,9 +28,9 @@ use crate::weights::DEFAULT_SEED;
 /// maps live where it can). Returns the file names.
 pub(super) fn write_page(
     job: &Job,
-    input: &Input,
-    graph: &Graph,
+    (input, graph): (&Input, &Graph),
     summary: &Summary,
+    arithmetic: Option<&Embedded>,
 ) -> Result<Vec<String>> {
     let out_dir = &job.out_dir;
     let preview = input.preview(INPUT_PREVIEW_SIDE);
@@ -55,7 +56,12 @@ pub(super) fn write_page(
         normalize: job.view.normalize,
     };
     let page = Page {
-        explore: Some(explore_data(graph, &written_maps(summary), drawing, photo)),
+        explore: Some(explore_data(
+            graph,
+            &written_maps(summary),
+            (drawing, photo),
+            arithmetic,
+        )),
         frame_input: photo,
         ..page
     };

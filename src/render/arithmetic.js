@@ -1,7 +1,10 @@
-// arithmetic.js: one value of a conv's map as its arithmetic, from the f16
-// copies a network's page embeds (render/arithmetic.rs): the sum over each
-// input channel's window, then + bias = value, and the conv's filter drawn
-// one input channel at a time. ConvmapsArithmetic serves the page's script.
+// arithmetic.js: one value of a conv's map as its arithmetic, from the
+// copies a stack's or a network's page embeds (render/arithmetic.rs: the
+// input as 8-bit values over each channel's range, the weights as f16): the
+// sum over each input channel's window, then + bias, then what the steps
+// after the conv (ReLU, max pooling) make of it; and the conv's filter
+// drawn one input channel at a time. ConvmapsArithmetic serves the pages'
+// scripts.
 var ConvmapsArithmetic = (function () {
   'use strict';
 
@@ -39,16 +42,28 @@ var ConvmapsArithmetic = (function () {
     return values;
   }
 
+  // An embedded input [C, H, W]: each byte q of channel c read as
+  // lo[c] + q·(hi[c] − lo[c])/255.
+  function decodeInput(input) {
+    var bytes = decodeBase64(input.bytes), plane = input.shape[1] * input.shape[2];
+    var values = new Float32Array(bytes.length);
+    for (var i = 0; i < values.length; i++) {
+      var c = Math.floor(i / plane), lo = input.lo[c], hi = input.hi[c];
+      values[i] = hi > lo ? lo + bytes[i] * (hi - lo) / 255 : lo;
+    }
+    return values;
+  }
+
   // A conv as the page embeds it (`json`, with the page's `inputs`),
   // decoded: its geometry, weights [K, C/G, FH, FW], biases [K] (null
-  // without) and input [C, H, W].
+  // without), input [C, H, W] and the steps after it.
   function readConv(json, inputs) {
     var input = inputs[json.input];
     return {
       kernel: json.kernel, strides: json.strides, pads: json.pads, dilations: json.dilations,
       groups: json.groups, filters: json.filters, inputName: json.input, shape: input.shape,
-      channelsPerGroup: input.shape[0] / json.groups,
-      weight: decodeF16(json.weight), bias: json.bias ? decodeF32(json.bias) : null, input: decodeF16(input.values)
+      channelsPerGroup: input.shape[0] / json.groups, then: json.then || [],
+      weight: decodeF16(json.weight), bias: json.bias ? decodeF32(json.bias) : null, input: decodeInput(input)
     };
   }
 
@@ -77,14 +92,51 @@ var ConvmapsArithmetic = (function () {
     return { channels: channels, bias: bias, total: total };
   }
 
-  function format(value) { return String(Number(value.toPrecision(5))); }
+  // Map k's value at (x, y) after the first `count` steps after the conv:
+  // {x, y} of the conv's value that decides it (a max pool takes the
+  // largest of its window) and the value.
+  function after(conv, k, x, y, count) {
+    if (count === 0) { return { x: x, y: y, value: sums(conv, k, x, y).total }; }
+    var step = conv.then[count - 1];
+    if (step.op === 'relu') {
+      var inner = after(conv, k, x, y, count - 1);
+      return { x: inner.x, y: inner.y, value: Math.max(0, inner.value) };
+    }
+    var best = null;
+    for (var j = 0; j < step.size; j++) {
+      for (var i = 0; i < step.size; i++) {
+        var candidate = after(conv, k, x * step.stride + i, y * step.stride + j, count - 1);
+        if (!best || candidate.value > best.value) { best = candidate; }
+      }
+    }
+    return best;
+  }
 
-  // The sums as lines: the channels that add the most (by |sum|), the rest
-  // together, then the bias and the value.
+  // Value (x, y) of map k as the page shows it: the conv's sums at the
+  // pixel that decides it, and the value after every step.
+  function evaluate(conv, k, x, y) {
+    var decided = after(conv, k, x, y, conv.then.length);
+    return { x: decided.x, y: decided.y, sums: sums(conv, k, decided.x, decided.y), value: decided.value };
+  }
+
+  // Four significant digits: about what the 8-bit copies of the input hold.
+  function format(value) { return String(Number(value.toPrecision(4))); }
+
+  function stepText(step) {
+    return step.op === 'relu' ? 'ReLU' : 'max pool ' + step.size + (step.stride === step.size ? '' : ' stride ' + step.stride);
+  }
+
+  // The arithmetic as lines: where a max pool took the value from, the
+  // channels that add the most (by |sum|), the rest together, the bias, and
+  // the value after each step.
   function describe(conv, k, x, y) {
-    var result = sums(conv, k, x, y);
-    var ranked = result.channels.slice().sort(function (a, b) { return Math.abs(b.sum) - Math.abs(a.sum); });
-    var lines = ['map ' + k + ' at (' + x + ', ' + y + '), from f16 copies of ' + conv.inputName + ' and the weights:'];
+    var result = evaluate(conv, k, x, y), own = result.sums;
+    var lines = ['map ' + k + ' at (' + x + ', ' + y + ') ≈ ' + format(result.value) + ', from 8-bit copies of ' +
+      conv.inputName + ' and f16 weights:'];
+    if (result.x !== x || result.y !== y) {
+      lines.push('  the conv\'s value at (' + result.x + ', ' + result.y + '), the largest its max pool sees:');
+    }
+    var ranked = own.channels.slice().sort(function (a, b) { return Math.abs(b.sum) - Math.abs(a.sum); });
     ranked.slice(0, LISTED).forEach(function (entry) {
       lines.push('  channel ' + entry.channel + ': ' + format(entry.sum));
     });
@@ -92,7 +144,9 @@ var ConvmapsArithmetic = (function () {
     if (rest.length) {
       lines.push('  ' + rest.length + ' more channels: ' + format(rest.reduce(function (all, entry) { return all + entry.sum; }, 0)));
     }
-    lines.push('  + bias ' + format(result.bias) + ' = ' + format(result.total));
+    lines.push('  + bias ' + format(own.bias) + ' = ' + format(own.total));
+    var steps = conv.then.map(stepText);
+    if (steps.length) { lines.push('  then ' + steps.join(', ') + ' = ' + format(result.value)); }
     return lines.join('\n');
   }
 
@@ -129,5 +183,5 @@ var ConvmapsArithmetic = (function () {
     return box;
   }
 
-  return { readConv: readConv, sums: sums, describe: describe, filterPictures: filterPictures };
+  return { readConv: readConv, sums: sums, evaluate: evaluate, describe: describe, filterPictures: filterPictures };
 })();

@@ -1,20 +1,33 @@
-//! One value of a conv's map as its arithmetic, on a network's page: what
-//! the page embeds for it (the conv's geometry, its weights and bias, and
-//! its input, as f16 copies, for as many convs as fit a budget) and the
-//! script that reads it (`arithmetic.js`). Hovering a map opened large then
-//! shows the value as one window sum per input channel, `+ bias = value`.
+//! One value of a conv's map as its arithmetic, on a stack's or a
+//! network's page: what the page embeds for it (the conv's geometry, its
+//! weights as f16 and its bias, its input as 8-bit copies, and the steps
+//! after the conv, for as many convs as fit a budget) and the script that
+//! reads it (`arithmetic.js`). Hovering a map opened large then shows the
+//! value as one window sum per input channel, `+ bias = value`, and what
+//! the steps after the conv make of it.
 
 use serde_json::json;
 
 use super::live::{base64, f32_base64};
 
-/// Most bytes of f16 copies a page embeds for its convs' arithmetic: the
-/// weights and inputs of the convs that fit, in the order they run.
+/// Most bytes of copies a page embeds for its convs' arithmetic (two a
+/// weight, one an input value): the convs that fit, in the order they run.
 pub const BUDGET_BYTES: usize = 4 << 20;
 
 /// The page's script: reads the embedded copies, sums one window channel
 /// by channel, draws a filter one channel at a time.
 pub const SCRIPT: &str = include_str!("arithmetic.js");
+
+/// What a stack's page embeds: per layer, in page order, its conv's
+/// arithmetic ([`conv_json`]) or why the page has none; and the inputs the
+/// convs read ([`input_json`]), by the name the page gives them.
+#[derive(Debug, Default)]
+pub struct Embedded {
+    /// Per layer, in order.
+    pub convs: Vec<std::result::Result<serde_json::Value, String>>,
+    /// The inputs, by name.
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+}
 
 /// A conv's geometry, as ONNX states it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +47,7 @@ pub struct Geometry {
 /// Bytes the copies of a conv with `weights` weights and biases take, with
 /// an input of `input` values not yet embedded for another conv.
 pub fn cost(weights: usize, input: usize) -> usize {
-    2 * (weights + input)
+    2 * weights + input
 }
 
 /// `values` as IEEE 754 half floats, little-endian, in base64 (about three
@@ -47,16 +60,40 @@ pub fn f16_base64(values: &[f32]) -> String {
     base64(&bytes)
 }
 
+/// A step after a conv, which the page applies to the conv's values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Then {
+    /// max(x, 0).
+    Relu,
+    /// The largest value of each `size`×`size` window, `stride` apart.
+    MaxPool {
+        /// Window side.
+        size: u32,
+        /// Step between windows.
+        stride: u32,
+    },
+}
+
 /// A conv for the page: its geometry, its weights `[K, C/G, FH, FW]` (f16),
-/// its biases `[K]` (f32, null without), and the name of its input in the
-/// page's `inputs`.
+/// its biases `[K]` (f32, null without), the name of its input in the
+/// page's `inputs`, and the steps after it whose result the map shows.
 pub fn conv_json(
     geometry: Geometry,
     (weight, filters): (&[f32], usize),
     bias: Option<&[f32]>,
-    input: &str,
+    (input, then): (&str, &[Then]),
 ) -> serde_json::Value {
+    let then: Vec<serde_json::Value> = then
+        .iter()
+        .map(|step| match *step {
+            Then::Relu => json!({"op": "relu"}),
+            Then::MaxPool { size, stride } => {
+                json!({"op": "maxpool", "size": size, "stride": stride})
+            }
+        })
+        .collect();
     json!({
+        "then": then,
         "kernel": geometry.kernel,
         "strides": geometry.strides,
         "pads": geometry.pads,
@@ -69,9 +106,28 @@ pub fn conv_json(
     })
 }
 
-/// An input `[C, H, W]` for the page's `inputs` (f16).
+/// An input `[C, H, W]` for the page's `inputs`: each channel's smallest
+/// and largest value, and each value as the byte round(255·(v − lo)/(hi −
+/// lo)) of its channel's range (0 for a flat channel), in base64. A value
+/// reads back within (hi − lo)/510 of itself.
 pub fn input_json(shape: [usize; 3], values: &[f32]) -> serde_json::Value {
-    json!({ "shape": shape, "values": f16_base64(values) })
+    let plane = shape[1] * shape[2];
+    let mut lows = Vec::with_capacity(shape[0]);
+    let mut highs = Vec::with_capacity(shape[0]);
+    let mut bytes = Vec::with_capacity(values.len());
+    for channel in values.chunks(plane.max(1)) {
+        let lo = channel.iter().copied().fold(f32::INFINITY, f32::min);
+        let hi = channel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+        bytes.extend(
+            channel
+                .iter()
+                .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8),
+        );
+        lows.push(lo);
+        highs.push(hi);
+    }
+    json!({ "shape": shape, "lo": lows, "hi": highs, "bytes": base64(&bytes) })
 }
 
 #[cfg(test)]
@@ -88,7 +144,16 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_counts_two_bytes_a_value() {
-        assert_eq!(cost(10, 5), 30);
+    fn the_budget_counts_two_bytes_a_weight_and_one_an_input_value() {
+        assert_eq!(cost(10, 5), 25);
+    }
+
+    #[test]
+    fn an_input_is_a_byte_a_value_over_its_channels_range() {
+        let json = input_json([2, 1, 3], &[0.0, 0.5, 1.0, 2.0, 2.0, 2.0]);
+        assert_eq!(json["lo"], json!([0.0, 2.0]));
+        assert_eq!(json["hi"], json!([1.0, 2.0]));
+        // 0, 127.5 → 128, 255; a flat channel is all 0.
+        assert_eq!(json["bytes"], base64(&[0, 128, 255, 0, 0, 0]));
     }
 }

@@ -3,10 +3,13 @@
 // value of a layer's maps depends on, and hovering a layer's grid draws
 // that rectangle on the photo. Clicking a map in a grid (or
 // window.convmaps.openMap(name, k)) opens it large with its colour bar,
-// its values' range and its filter's bias. The same walk back through every step's
+// its values' range and its filter's bias; on a stack's page also its
+// filter one input channel at a time and, under the pointer, the value as
+// its arithmetic (arithmetic.js; window.convmaps.arithmetic(name, k, x, y)).
+// The same walk back through every step's
 // window as graph::field in the native code. index.html#explore-check
 // writes layers() and a few fields into the title, for the tests;
-// index.html#open=<layer>/<k> opens map k of that layer.
+// index.html#open=<layer>/<k>[@<x>,<y>] opens map k of that layer.
 (function () {
   'use strict';
 
@@ -130,6 +133,34 @@
     return bar;
   }
 
+  // ---------------------------------------------------------- arithmetic
+
+  var convs = {};
+
+  // The decoded conv of `layer`, or null where the page embeds none.
+  function convOf(layer) {
+    if (!layer || !layer.conv || !graph.inputs) { return null; }
+    if (!convs[layer.name]) { convs[layer.name] = ConvmapsArithmetic.readConv(layer.conv, graph.inputs); }
+    return convs[layer.name];
+  }
+
+  // Value (x, y) of map k of layer `name` as its arithmetic, or null:
+  // {x, y, sums: {channels: [{channel, sum}], bias, total}, value}.
+  function arithmetic(name, k, x, y) {
+    var conv = convOf(layerNamed(name));
+    if (!conv || k < 0 || k >= conv.filters) { return null; }
+    return ConvmapsArithmetic.evaluate(conv, k, x, y);
+  }
+
+  // Pixel (x, y) of map k of `layer`: its field on the photo and, where the
+  // page embeds the conv, its arithmetic in `sums`.
+  function showAt(layer, k, x, y, sums) {
+    var field = receptiveField(layer.name, x, y);
+    showField(field, fieldNote(layer, { map: k, x: x, y: y }, field));
+    var conv = convOf(layer);
+    if (conv) { sums.textContent = ConvmapsArithmetic.describe(conv, k, x, y); }
+  }
+
   // Opens map `k` of layer `name` large in the detail panel; returns what
   // it shows, or null when there is no such map.
   function openMap(name, k) {
@@ -150,9 +181,32 @@
     panel.appendChild(element('p', 'min ' + formatValue(map.min) + ', max ' + formatValue(map.max) +
       ', mean ' + formatValue(map.mean) + '; bias ' + formatValue(map.bias) + '; ' + graph.colormap +
       ' from ' + formatValue(map.range[0]) + ' to ' + formatValue(map.range[1])));
+    var sums = element('pre', '', 'map-sums'), conv = convOf(layer);
+    if (conv) {
+      panel.appendChild(element('p', 'its filter, one picture per input channel (blue below zero, red above):'));
+      panel.appendChild(ConvmapsArithmetic.filterPictures(conv, k, 64, 8));
+      sums.textContent = 'hover the map to see one value as its sums';
+    } else if (layer.noArithmetic) {
+      sums.textContent = 'No arithmetic on this page: ' + layer.noArithmetic + '.';
+    }
+    panel.appendChild(sums);
+    panel.sums = sums;
+    picture.addEventListener('mousemove', function (event) {
+      var value = valueInMap(layer.grid, k, picture, event);
+      if (value) { showAt(layer, k, value.x, value.y, sums); }
+    });
+    picture.addEventListener('mouseleave', function () { showField(null, ''); });
     panel.hidden = false;
     return { name: layer.name, map: k, file: map.file, min: map.min, max: map.max, mean: map.mean,
       bias: map.bias, range: map.range };
+  }
+
+  // What a value's field says in words.
+  function fieldNote(layer, value, field) {
+    var at = layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ')';
+    return field
+      ? at + ' reads the ' + (graph.photo ? 'photo' : 'input') + '\'s x ' + field.x0 + '–' + field.x1 + ', y ' + field.y0 + '–' + field.y1
+      : at + ' reads only zero padding';
   }
 
   function follow(image) {
@@ -165,11 +219,7 @@
         : valueInMap(layer.grid, map, image, event);
       if (!value) { showField(null, ''); return; }
       var field = receptiveField(layer.name, value.x, value.y);
-      showField(field, field
-        ? layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads the ' +
-          (graph.photo ? 'photo' : 'input') + '\'s x ' +
-          field.x0 + '–' + field.x1 + ', y ' + field.y0 + '–' + field.y1
-        : layer.name + ' map ' + value.map + ' at (' + value.x + ', ' + value.y + ') reads only zero padding');
+      showField(field, fieldNote(layer, value, field));
     });
     image.addEventListener('mouseleave', function () { showField(null, ''); });
     if (map === null) {
@@ -214,23 +264,40 @@
       hovered.push({ name: mapLayer.name, value: valueInMap(mapLayer.grid, Number(maps[j].dataset.map), maps[j], middle) });
     }
     var last = graph.layers[graph.layers.length - 1];
+    var sums = [];
+    graph.layers.filter(function (layer) { return layer.conv; }).forEach(function (layer) {
+      var w = layer.shape[2], h = layer.shape[1];
+      [0, layer.shape[0] - 1].forEach(function (k) {
+        [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]].forEach(function (p) {
+          sums.push({ name: layer.name, map: k, x: p[0], y: p[1], value: arithmetic(layer.name, k, p[0], p[1]).value });
+        });
+      });
+    });
     var opened = openMap(last.name, last.maps.length - 1);
     var shown = document.querySelector('#convmaps-detail img');
     document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered,
-      opened: opened, shown: shown && shown.getAttribute('src') });
+      opened: opened, shown: shown && shown.getAttribute('src'), sums: sums,
+      without: graph.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; }) });
   }
 
   window.convmaps = Object.assign(window.convmaps || {}, {
     layers: layers,
     receptiveField: receptiveField,
-    openMap: openMap
+    openMap: openMap,
+    arithmetic: arithmetic
   });
   var images = document.querySelectorAll('img[data-layer]');
   for (var i = 0; i < images.length; i++) { follow(images[i]); }
   if (location.hash === '#explore-check') { window.addEventListener('load', check); }
-  // index.html#open=<layer>/<k> opens map k of that layer once the page is up.
-  var open = /^#open=(.+)\/([0-9]+)$/.exec(location.hash);
+  // index.html#open=<layer>/<k>[@<x>,<y>] opens map k of that layer once
+  // the page is up (and shows pixel (x, y)'s field and arithmetic).
+  var open = /^#open=(.+)\/([0-9]+)(?:@([0-9]+),([0-9]+))?$/.exec(location.hash);
   if (open) {
-    window.addEventListener('load', function () { openMap(decodeURIComponent(open[1]), Number(open[2])); });
+    window.addEventListener('load', function () {
+      var name = decodeURIComponent(open[1]), shown = openMap(name, Number(open[2]));
+      if (shown && open[3] !== undefined) {
+        showAt(layerNamed(name), shown.map, Number(open[3]), Number(open[4]), document.getElementById('convmaps-detail').sums);
+      }
+    });
   }
 })();

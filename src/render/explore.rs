@@ -8,6 +8,7 @@ use serde_json::json;
 
 use std::path::Path;
 
+use super::arithmetic::Embedded;
 use super::colormap::{Colormap, Normalize};
 use super::grid::GridLayout;
 use super::live::{base64, script_json};
@@ -42,12 +43,14 @@ pub const SCRIPT: &str = include_str!("explore.js");
 /// per block (layer) its name, op, maps `[K, OH, OW]`, parameters, last
 /// step, the layout of its grid picture, and per map its picture, range of
 /// values (min, max, mean), the filter's bias and the range its colours
-/// span; and the colour map's [`BAR_COLOURS`] colours (RGB, base64).
+/// span, and its conv's arithmetic where `arithmetic` embeds it (with the
+/// inputs the convs read); and the colour map's [`BAR_COLOURS`] colours
+/// (RGB, base64).
 pub fn explore_data(
     graph: &Graph,
     written: &[WrittenMaps],
-    drawing: Drawing,
-    photo: bool,
+    (drawing, photo): (Drawing, bool),
+    arithmetic: Option<&Embedded>,
 ) -> String {
     let window = |w: Window| json!({"stride": w.stride, "pad": w.pad, "extent": w.extent});
     let steps: Vec<_> = graph
@@ -63,7 +66,7 @@ pub fn explore_data(
             let [maps, height, width] = graph.block_output(block);
             let (tile_width, tile_height) = grid_tile_size(maps, width, height);
             let grid = GridLayout::new(maps, tile_width, tile_height);
-            json!({
+            let mut layer = json!({
                 "name": graph.blocks[block].name,
                 "op": "conv",
                 "shape": [maps, height, width],
@@ -81,7 +84,13 @@ pub fn explore_data(
                     "mapWidth": width,
                     "mapHeight": height,
                 },
-            })
+            });
+            match arithmetic.and_then(|a| a.convs.get(block)) {
+                Some(Ok(conv)) => layer["conv"] = conv.clone(),
+                Some(Err(why)) => layer["noArithmetic"] = why.clone().into(),
+                None => {}
+            }
+            layer
         })
         .collect();
     let colours: Vec<u8> = (0..BAR_COLOURS)
@@ -94,6 +103,7 @@ pub fn explore_data(
         "colours": base64(&colours),
         "steps": steps,
         "layers": layers,
+        "inputs": arithmetic.map(|a| &a.inputs),
     });
     script_json(&data.to_string())
 }

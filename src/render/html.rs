@@ -203,7 +203,7 @@ table.maps { border-collapse: collapse; }
 .overlay canvas.map { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; }
 .colour-caption { font-size: 0.85em; color: #666; max-width: 256px; }
 .filter-channels canvas { margin: 0 3px 3px 0; image-rendering: pixelated; }
-.map-sums { font-family: ui-monospace, monospace; font-size: 0.9em; }
+.map-sums { font-family: ui-monospace, monospace; font-size: 0.9em; white-space: pre-wrap; }
 .live-grid { display: flex; flex-wrap: wrap; gap: 0.5em; }
 .live-grid figure { margin: 0; }
 .live-grid canvas { width: 128px; height: auto; image-rendering: pixelated; cursor: crosshair; outline: 2px solid transparent; }
@@ -226,7 +226,7 @@ table.maps { border-collapse: collapse; }
 .field { position: absolute; border: 2px solid #e6007e; box-sizing: border-box; pointer-events: none; }
 .field-note { display: block; min-height: 1.2em; font-size: 0.85em; color: #666; }
 img[data-layer] { cursor: crosshair; }
-.map-detail { position: fixed; left: 1em; bottom: 1em; max-width: 540px; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.9em; }
+.map-detail { position: fixed; right: 1em; top: 1em; max-width: 540px; max-height: 90vh; overflow: auto; background: #fff; border: 1px solid #ccc; padding: 0.5em 1em; font-size: 0.9em; }
 .map-detail img { width: 512px; max-width: 100%; height: auto; image-rendering: pixelated; display: block; }
 .map-detail button { float: right; }
 .colour-bar canvas { width: 256px; height: 12px; display: block; margin-top: 0.5em; }
@@ -313,7 +313,8 @@ fn write_explore(html: &mut String, page: &Page) {
             html,
             "<div id=\"convmaps-detail\" class=\"map-detail\" hidden></div>\n\
              <script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
-             <script>\n{}</script>\n",
+             <script>\n{}</script>\n<script>\n{}</script>\n",
+            super::arithmetic::SCRIPT,
             super::explore::SCRIPT
         );
     }

@@ -118,11 +118,12 @@
     return convs[name];
   }
 
-  // Value (x, y) of map k of node `name` as its sums, or null.
+  // Value (x, y) of map k of node `name` as its arithmetic, or null:
+  // {x, y, sums: {channels: [{channel, sum}], bias, total}, value}.
   function arithmetic(name, k, x, y) {
     var conv = convOf(name);
     if (!conv || k < 0 || k >= conv.filters) { return null; }
-    return ConvmapsArithmetic.sums(conv, k, x, y);
+    return ConvmapsArithmetic.evaluate(conv, k, x, y);
   }
 
   // The file of map k of `count`, as the native run names it.
@@ -240,7 +241,7 @@
       var w = layer.grid.mapWidth, h = layer.grid.mapHeight;
       [0, layer.grid.maps - 1].forEach(function (k) {
         [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]].forEach(function (p) {
-          checked.push({ name: layer.name, map: k, x: p[0], y: p[1], value: arithmetic(layer.name, k, p[0], p[1]).total });
+          checked.push({ name: layer.name, map: k, x: p[0], y: p[1], value: arithmetic(layer.name, k, p[0], p[1]).value });
         });
       });
     });
