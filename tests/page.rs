@@ -250,9 +250,10 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     );
     assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
     assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
-    // The counter, the explorer's data and scripts (arithmetic, explore),
-    // the live data, the shader and the live scripts (random, view, live).
-    assert_eq!(html.matches("<script").count(), 9);
+    // The counter, view.js, the explorer's data and scripts (arithmetic,
+    // detail, explore), the live data, the shader and the live scripts
+    // (random, live).
+    assert_eq!(html.matches("<script").count(), 10);
     let Some(browser) = chromium() else { return };
     let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
@@ -638,7 +639,13 @@ fn assert_maps_open_with_their_arithmetic(
     let convs = nodes.iter().filter(|n| n["op"] == "Conv").count();
     assert_eq!(sums.len(), convs * 2 * 3, "two maps, three points each");
     assert_eq!(checked["without"], serde_json::json!([]));
-    assert_sums_are_the_runs(sums, folder_of);
+    assert_sums_are_the_runs(sums, &folder_of);
+    let last_conv = nodes.iter().rev().find(|n| n["op"] == "Conv").unwrap();
+    assert_the_editor_recomputes_the_map(
+        &checked["edited"],
+        last_conv["name"].as_str().unwrap(),
+        folder_of,
+    );
 }
 
 /// Each value a page summed from its copies (`{name, map, x, y, value}`)
@@ -666,7 +673,7 @@ fn assert_sums_are_the_runs(
 
 #[test]
 fn a_stacks_page_shows_each_value_as_its_arithmetic_through_relu_and_pooling() {
-    let (_dir, out) = run("--layers 4x3,relu,maxpool2,5x3/s2/p1,relu --raw");
+    let (_dir, out) = run("--layers 4x3,relu,maxpool2,5x3/s2/p1 --raw");
     let Some(browser) = chromium() else { return };
     let answers = explorer_answers(&browser, &out);
     let sums = answers["sums"].as_array().unwrap();
@@ -677,8 +684,26 @@ fn a_stacks_page_shows_each_value_as_its_arithmetic_through_relu_and_pooling() {
     );
     assert_eq!(answers["without"], serde_json::json!([]));
     assert!(
-        sums.iter().any(|s| s["value"].as_f64().unwrap() > 0.0),
+        sums.iter()
+            .any(|s| s["name"] == "conv1" && s["value"].as_f64().unwrap() > 0.0),
         "some value is above ReLU's zero: {sums:?}"
     );
-    assert_sums_are_the_runs(sums, |name| out.join(name.as_str().unwrap()));
+    let folder_of = |name: &serde_json::Value| out.join(name.as_str().unwrap());
+    assert_sums_are_the_runs(sums, folder_of);
+    assert_the_editor_recomputes_the_map(&answers["edited"], "conv2", folder_of);
+}
+
+/// The page's editor of `name`'s filter 0 (its conv with no steps after
+/// it) gave the run's map before any change, moved every value by δ with
+/// the bias, and gave the map back on Reset.
+fn assert_the_editor_recomputes_the_map(
+    edited: &serde_json::Value,
+    name: &str,
+    folder_of: impl Fn(&serde_json::Value) -> PathBuf,
+) {
+    let points = edited["points"].as_array().unwrap();
+    assert!(points.iter().all(|p| p["name"] == name), "{edited}");
+    assert_sums_are_the_runs(points, folder_of);
+    assert!(edited["offByDelta"].as_f64().unwrap() < 1e-5, "{edited}");
+    assert_eq!(edited["restored"], 0.0, "{edited}");
 }

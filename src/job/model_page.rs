@@ -7,12 +7,13 @@
 use std::fmt::Write;
 
 use super::model_detail::PageDetail;
-use crate::render::arithmetic;
 use crate::render::explore::BAR_COLOURS;
+use crate::render::explore::DETAIL_SCRIPT;
 use crate::render::grid::GridLayout;
 use crate::render::html::{STYLE, escape, url_path};
 use crate::render::live::{base64, script_json};
 use crate::render::{GRID_GAP, grid_tile_size};
+use crate::render::{VIEW_SCRIPT, arithmetic};
 use crate::report::model::{ModelSummary, flops_text};
 
 /// The page as one HTML document. `has_file(folder, name)` says whether a
@@ -188,7 +189,7 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
         "<script type=\"application/json\" id=\"convmaps-model\">{}</script>",
         script_json(&data.to_string()),
     );
-    for script in [VIEW_SCRIPT, arithmetic::SCRIPT, SCRIPT] {
+    for script in [VIEW_SCRIPT, arithmetic::SCRIPT, DETAIL_SCRIPT, SCRIPT] {
         let _ = write!(html, "<script>\n{script}</script>\n");
     }
 }
@@ -222,9 +223,6 @@ fn grid_size(shape: &[usize]) -> String {
 
 /// The page's script (`src/render/model.js`).
 const SCRIPT: &str = include_str!("../render/model.js");
-
-/// The colour bar's script, shared with the live page (`src/render/view.js`).
-const VIEW_SCRIPT: &str = include_str!("../render/view.js");
 
 /// The photo, the top classes and the CAM of each.
 fn write_top(html: &mut String, summary: &ModelSummary) {

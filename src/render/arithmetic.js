@@ -67,36 +67,52 @@ var ConvmapsArithmetic = (function () {
     };
   }
 
+  // The window sum of input channel c (of k's group) for output (x, y) of
+  // filter k.
+  function channelSum(conv, k, c, x, y) {
+    var perGroup = conv.channelsPerGroup, fh = conv.kernel[0], fw = conv.kernel[1];
+    var height = conv.shape[1], width = conv.shape[2];
+    var channel = Math.floor(k / (conv.filters / conv.groups)) * perGroup + c;
+    var sum = 0;
+    for (var ky = 0; ky < fh; ky++) {
+      var inY = y * conv.strides[0] - conv.pads[0] + ky * conv.dilations[0];
+      if (inY < 0 || inY >= height) { continue; }
+      var row = (channel * height + inY) * width, taps = ((k * perGroup + c) * fh + ky) * fw;
+      for (var kx = 0; kx < fw; kx++) {
+        var inX = x * conv.strides[1] - conv.pads[1] + kx * conv.dilations[1];
+        if (inX >= 0 && inX < width) { sum += conv.input[row + inX] * conv.weight[taps + kx]; }
+      }
+    }
+    return sum;
+  }
+
+  function biasOf(conv, k) { return conv.bias ? conv.bias[k] : 0; }
+
   // Value (x, y) of map k: each input channel's window sum
   // [{channel, sum}], the bias and the total.
   function sums(conv, k, x, y) {
-    var perGroup = conv.channelsPerGroup, fh = conv.kernel[0], fw = conv.kernel[1];
-    var height = conv.shape[1], width = conv.shape[2], plane = height * width;
-    var first = Math.floor(k / (conv.filters / conv.groups)) * perGroup;
-    var channels = [];
-    for (var c = 0; c < perGroup; c++) {
-      var sum = 0;
-      for (var ky = 0; ky < fh; ky++) {
-        var inY = y * conv.strides[0] - conv.pads[0] + ky * conv.dilations[0];
-        if (inY < 0 || inY >= height) { continue; }
-        for (var kx = 0; kx < fw; kx++) {
-          var inX = x * conv.strides[1] - conv.pads[1] + kx * conv.dilations[1];
-          if (inX < 0 || inX >= width) { continue; }
-          sum += conv.input[(first + c) * plane + inY * width + inX] * conv.weight[((k * perGroup + c) * fh + ky) * fw + kx];
-        }
-      }
+    var first = Math.floor(k / (conv.filters / conv.groups)) * conv.channelsPerGroup;
+    var channels = [], total = biasOf(conv, k);
+    for (var c = 0; c < conv.channelsPerGroup; c++) {
+      var sum = channelSum(conv, k, c, x, y);
       channels.push({ channel: first + c, sum: sum });
+      total += sum;
     }
-    var bias = conv.bias ? conv.bias[k] : 0;
-    var total = channels.reduce(function (all, entry) { return all + entry.sum; }, 0) + bias;
-    return { channels: channels, bias: bias, total: total };
+    return { channels: channels, bias: biasOf(conv, k), total: total };
+  }
+
+  // The conv's value (x, y) of map k alone: Σ channels + bias.
+  function convValue(conv, k, x, y) {
+    var total = 0;
+    for (var c = 0; c < conv.channelsPerGroup; c++) { total += channelSum(conv, k, c, x, y); }
+    return total + biasOf(conv, k);
   }
 
   // Map k's value at (x, y) after the first `count` steps after the conv:
   // {x, y} of the conv's value that decides it (a max pool takes the
   // largest of its window) and the value.
   function after(conv, k, x, y, count) {
-    if (count === 0) { return { x: x, y: y, value: sums(conv, k, x, y).total }; }
+    if (count === 0) { return { x: x, y: y, value: convValue(conv, k, x, y) }; }
     var step = conv.then[count - 1];
     if (step.op === 'relu') {
       var inner = after(conv, k, x, y, count - 1);
@@ -183,5 +199,16 @@ var ConvmapsArithmetic = (function () {
     return box;
   }
 
-  return { readConv: readConv, sums: sums, evaluate: evaluate, describe: describe, filterPictures: filterPictures };
+  // Map k after every step, `width`×`height` row-major (the page's map).
+  function map(conv, k, width, height) {
+    var values = new Float32Array(width * height);
+    for (var y = 0; y < height; y++) {
+      for (var x = 0; x < width; x++) { values[y * width + x] = after(conv, k, x, y, conv.then.length).value; }
+    }
+    return values;
+  }
+
+  return {
+    readConv: readConv, sums: sums, evaluate: evaluate, map: map, describe: describe, filterPictures: filterPictures
+  };
 })();

@@ -152,53 +152,42 @@
     return ConvmapsArithmetic.evaluate(conv, k, x, y);
   }
 
-  // Pixel (x, y) of map k of `layer`: its field on the photo and, where the
-  // page embeds the conv, its arithmetic in `sums`.
-  function showAt(layer, k, x, y, sums) {
-    var field = receptiveField(layer.name, x, y);
-    showField(field, fieldNote(layer, { map: k, x: x, y: y }, field));
-    var conv = convOf(layer);
-    if (conv) { sums.textContent = ConvmapsArithmetic.describe(conv, k, x, y); }
+  function colourTable() {
+    var binary = atob(graph.colours), table = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { table[i] = binary.charCodeAt(i); }
+    return table;
   }
 
-  // Opens map `k` of layer `name` large in the detail panel; returns what
-  // it shows, or null when there is no such map.
+  // Opens map `k` of layer `name` large in the detail panel (detail.js);
+  // returns what it shows, or null when there is no such map.
   function openMap(name, k) {
     var layer = layerNamed(name);
     var map = layer && layer.maps[k];
     var panel = document.getElementById('convmaps-detail');
     if (!map || !panel) { return null; }
-    panel.textContent = '';
-    var close = element('button', 'close');
-    close.addEventListener('click', function () { panel.hidden = true; });
-    panel.appendChild(close);
-    panel.appendChild(element('h3', layer.name + ' map ' + k));
-    var picture = element('img');
-    picture.src = map.file.split('/').map(encodeURIComponent).join('/');
-    picture.alt = layer.name + ' map ' + k;
-    panel.appendChild(picture);
-    panel.appendChild(colourBar(map.range));
-    panel.appendChild(element('p', 'min ' + formatValue(map.min) + ', max ' + formatValue(map.max) +
-      ', mean ' + formatValue(map.mean) + '; bias ' + formatValue(map.bias) + '; ' + graph.colormap +
-      ' from ' + formatValue(map.range[0]) + ' to ' + formatValue(map.range[1])));
-    var sums = element('pre', '', 'map-sums'), conv = convOf(layer);
-    if (conv) {
-      panel.appendChild(element('p', 'its filter, one picture per input channel (blue below zero, red above):'));
-      panel.appendChild(ConvmapsArithmetic.filterPictures(conv, k, 64, 8));
-      sums.textContent = 'hover the map to see one value as its sums';
-    } else if (layer.noArithmetic) {
-      sums.textContent = 'No arithmetic on this page: ' + layer.noArithmetic + '.';
-    }
-    panel.appendChild(sums);
-    panel.sums = sums;
-    picture.addEventListener('mousemove', function (event) {
-      var value = valueInMap(layer.grid, k, picture, event);
-      if (value) { showAt(layer, k, value.x, value.y, sums); }
+    panel.detail = ConvmapsDetail.open({
+      panel: panel, title: layer.name + ' map ' + k, file: map.file, bar: colourBar(map.range),
+      stats: 'min ' + formatValue(map.min) + ', max ' + formatValue(map.max) + ', mean ' + formatValue(map.mean) +
+        '; bias ' + formatValue(map.bias) + '; ' + graph.colormap + ' from ' + formatValue(map.range[0]) + ' to ' +
+        formatValue(map.range[1]),
+      conv: convOf(layer), noArithmetic: layer.noArithmetic, k: k, width: layer.shape[2], height: layer.shape[1],
+      table: colourTable(), range: map.range,
+      frame: function (x, y) {
+        var field = x === null ? null : receptiveField(layer.name, x, y);
+        showField(field, x === null ? '' : fieldNote(layer, { map: k, x: x, y: y }, field));
+      }
     });
-    picture.addEventListener('mouseleave', function () { showField(null, ''); });
-    panel.hidden = false;
     return { name: layer.name, map: k, file: map.file, min: map.min, max: map.max, mean: map.mean,
       bias: map.bias, range: map.range };
+  }
+
+  // Opens map k of layer `name` with its filter's editor: {values(),
+  // setBias(v), setWeight(channel, y, x, v), reset()}, or null where the
+  // page embeds no copies of the conv.
+  function editFilter(name, k) {
+    if (!openMap(name, k)) { return null; }
+    var edit = document.getElementById('convmaps-detail').detail.edit;
+    return edit ? edit() : null;
   }
 
   // What a value's field says in words.
@@ -240,6 +229,15 @@
     return { clientX: box.left + px * box.width / grid.width, clientY: box.top + py * box.height / grid.height };
   }
 
+  // For the tests: the editor of the last embedded conv's map 0 gives the
+  // run's map (a few values, to hold against features.npy), moves every
+  // value by δ when its bias moves by δ (a conv with no steps after it),
+  // and Reset brings the map back.
+  function editCheck() {
+    var layer = graph.layers.filter(function (candidate) { return candidate.conv; }).pop();
+    return layer ? ConvmapsDetail.check(editFilter(layer.name, 0), layer.name, layer.shape[2]) : null;
+  }
+
   // For the tests: layers(), the fields of each layer's corners and
   // centre, and the value the pointer finds at the middle of each layer's
   // last map in its grid picture.
@@ -273,10 +271,11 @@
         });
       });
     });
+    var edited = editCheck();
     var opened = openMap(last.name, last.maps.length - 1);
     var shown = document.querySelector('#convmaps-detail img');
     document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered,
-      opened: opened, shown: shown && shown.getAttribute('src'), sums: sums,
+      opened: opened, shown: shown && shown.getAttribute('src'), sums: sums, edited: edited,
       without: graph.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; }) });
   }
 
@@ -284,7 +283,8 @@
     layers: layers,
     receptiveField: receptiveField,
     openMap: openMap,
-    arithmetic: arithmetic
+    arithmetic: arithmetic,
+    editFilter: editFilter
   });
   var images = document.querySelectorAll('img[data-layer]');
   for (var i = 0; i < images.length; i++) { follow(images[i]); }
@@ -296,7 +296,7 @@
     window.addEventListener('load', function () {
       var name = decodeURIComponent(open[1]), shown = openMap(name, Number(open[2]));
       if (shown && open[3] !== undefined) {
-        showAt(layerNamed(name), shown.map, Number(open[3]), Number(open[4]), document.getElementById('convmaps-detail').sums);
+        document.getElementById('convmaps-detail').detail.showAt(Number(open[3]), Number(open[4]));
       }
     });
   }

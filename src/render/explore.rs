@@ -33,8 +33,18 @@ pub struct Drawing {
     pub normalize: Normalize,
 }
 
-/// The page's script: plain JavaScript, no build step.
-pub const SCRIPT: &str = include_str!("explore.js");
+/// One map opened large: its arithmetic and its filter's editor
+/// (`detail.js`), shared with a network's page.
+pub const DETAIL_SCRIPT: &str = include_str!("detail.js");
+
+/// The explorer's scripts, in the order they run (after `view.js`): one
+/// value's arithmetic, one map opened large, and the explorer. Plain
+/// JavaScript, no build step.
+pub const SCRIPTS: [&str; 3] = [
+    super::arithmetic::SCRIPT,
+    DETAIL_SCRIPT,
+    include_str!("explore.js"),
+];
 
 /// The data `explore.js` reads, as JSON safe inside `<script>`: the input
 /// `[C, H, W]` and whether it is a photo (whose picture on the page the

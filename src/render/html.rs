@@ -309,14 +309,21 @@ fn input_img(page: &Page, alt: &str) -> String {
 /// The explorer's data and script.
 fn write_explore(html: &mut String, page: &Page) {
     if let Some(data) = &page.explore {
-        let _ = write!(
+        let _ = writeln!(
             html,
             "<div id=\"convmaps-detail\" class=\"map-detail\" hidden></div>\n\
-             <script type=\"application/json\" id=\"convmaps-graph\">{data}</script>\n\
-             <script>\n{}</script>\n<script>\n{}</script>\n",
-            super::arithmetic::SCRIPT,
-            super::explore::SCRIPT
+             <script type=\"application/json\" id=\"convmaps-graph\">{data}</script>",
         );
+        for script in super::explore::SCRIPTS {
+            let _ = write!(html, "<script>\n{script}</script>\n");
+        }
+    }
+}
+
+/// The scripts both the explorer and the live part use (`view.js`), once.
+fn write_shared_scripts(html: &mut String, page: &Page) {
+    if page.explore.is_some() || matches!(page.live, Live::On(_)) {
+        let _ = write!(html, "<script>\n{}</script>\n", super::VIEW_SCRIPT);
     }
 }
 
@@ -343,6 +350,7 @@ pub fn index_html(page: &Page) -> String {
         }
     }
     let _ = write!(html, "<script>\n{SCRIPT}</script>\n");
+    write_shared_scripts(&mut html, page);
     write_explore(&mut html, page);
     write_live(&mut html, &page.live);
     html.push_str("</body>\n</html>\n");

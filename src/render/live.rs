@@ -21,14 +21,10 @@ use crate::weights::kaiming_uniform;
 /// The teaching shader, verbatim.
 pub const SHADER: &str = include_str!("../../shaders/conv2d_direct.wgsl");
 
-/// The page's scripts, in the order they run: the command line's random
-/// initialisation, the drawing of maps from values, and the live page.
-/// Plain JavaScript, no build step.
-pub const SCRIPTS: [&str; 3] = [
-    include_str!("random.js"),
-    include_str!("view.js"),
-    include_str!("live.js"),
-];
+/// The page's scripts, in the order they run (after `view.js`): the
+/// command line's random initialisation and the live page. Plain
+/// JavaScript, no build step.
+pub const SCRIPTS: [&str; 2] = [include_str!("random.js"), include_str!("live.js")];
 
 /// Filters whose native maps the page checks itself against.
 pub const CHECKED_FILTERS: u32 = 2;
@@ -271,7 +267,11 @@ mod tests {
 
     #[test]
     fn embedded_sources_cannot_close_their_script() {
-        for source in std::iter::once(SHADER).chain(SCRIPTS) {
+        for source in [SHADER, super::super::VIEW_SCRIPT]
+            .into_iter()
+            .chain(SCRIPTS)
+            .chain(super::super::explore::SCRIPTS)
+        {
             let lower = source.to_ascii_lowercase();
             assert!(!lower.contains("</script") && !lower.contains("<!--"));
         }

@@ -129,6 +129,10 @@ pub fn feature_file_name(index: u32, count: u32) -> String {
     format!("feature_{index:0digits$}.png")
 }
 
+/// How the pages draw maps from values and their colour bars (`view.js`):
+/// shared by the live part, the explorer and a network's page.
+pub const VIEW_SCRIPT: &str = include_str!("view.js");
+
 /// Largest width or height of the grid picture, in pixels.
 pub const GRID_MAX_SIDE: u32 = 4096;
 /// Gap between tiles and around the edge, in pixels.

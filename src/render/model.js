@@ -139,68 +139,36 @@
     return table;
   }
 
-  function element(tag, text, className) {
-    var node = document.createElement(tag);
-    if (text) { node.textContent = text; }
-    if (className) { node.className = className; }
-    return node;
-  }
-
   function format(value) { return String(Number(value.toPrecision(5))); }
 
-  // Pixel (x, y) of map k of `layer`: its field framed on the photo and,
-  // for an embedded conv, its arithmetic in `sums`.
-  function showAt(layer, k, x, y, sums) {
-    frame(receptiveField(layer.name, x, y));
-    var conv = convOf(layer.name);
-    if (conv) { sums.textContent = ConvmapsArithmetic.describe(conv, k, x, y); }
-  }
-
-  // The value of the large map under the pointer, as its arithmetic.
-  function followLarge(layer, k, picture, sums) {
-    picture.addEventListener('mousemove', function (event) {
-      var box = picture.getBoundingClientRect(), grid = layer.grid;
-      var x = Math.min(grid.mapWidth - 1, Math.floor((event.clientX - box.left) * grid.mapWidth / box.width));
-      var y = Math.min(grid.mapHeight - 1, Math.floor((event.clientY - box.top) * grid.mapHeight / box.height));
-      showAt(layer, k, x, y, sums);
-    });
-    picture.addEventListener('mouseleave', function () { frame(null); });
-  }
-
-  // Opens map k of node `name` large: its picture, colour bar and
-  // statistics, and for an embedded conv its bias, filter and arithmetic.
-  // Returns what it shows, or null when there is no such map.
+  // Opens map k of node `name` large (detail.js): its picture, colour bar
+  // and statistics, and for an embedded conv its bias, filter, arithmetic
+  // and editor. Returns what it shows, or null when there is no such map.
   function openMap(name, k) {
     var layer = layerNamed(name), panel = document.getElementById('convmaps-detail');
     var map = layer && layer.maps && layer.maps[k];
     if (!map || !panel || !layer.folder) { return null; }
-    panel.textContent = '';
-    var close = element('button', 'close');
-    close.addEventListener('click', function () { panel.hidden = true; });
-    panel.appendChild(close);
-    panel.appendChild(element('h3', name + ' map ' + k));
-    var picture = element('img');
-    picture.src = layer.folder.split('/').map(encodeURIComponent).join('/') + '/' + featureFile(k, layer.maps.length);
-    picture.alt = name + ' map ' + k;
-    panel.appendChild(picture);
-    panel.appendChild(ConvmapsView.colourBar(decodeTable(data.colours), [map[3], map[4]], data.colormap + ', as the run drew it'));
-    var conv = convOf(name);
+    var conv = convOf(name), table = decodeTable(data.colours);
     var bias = conv && conv.bias ? conv.bias[k] : null;
-    panel.appendChild(element('p', 'min ' + format(map[0]) + ', max ' + format(map[1]) + ', mean ' + format(map[2]) +
-      (bias === null ? '' : '; bias ' + format(bias))));
-    var sums = element('pre', '', 'map-sums');
-    if (conv) {
-      panel.appendChild(element('p', 'its filter, one picture per input channel (blue below zero, red above):'));
-      panel.appendChild(ConvmapsArithmetic.filterPictures(conv, k, 64, 8));
-      sums.textContent = 'hover the map to see one value as its sums';
-    } else {
-      sums.textContent = layer.noArithmetic ? 'No arithmetic on this page: ' + layer.noArithmetic + '.' : '';
-    }
-    panel.appendChild(sums);
-    followLarge(layer, k, picture, sums);
-    panel.sums = sums;
-    panel.hidden = false;
-    return { name: name, map: k, file: picture.getAttribute('src'), min: map[0], max: map[1], mean: map[2], bias: bias };
+    var file = layer.folder + '/' + featureFile(k, layer.maps.length);
+    panel.detail = ConvmapsDetail.open({
+      panel: panel, title: name + ' map ' + k, file: file,
+      bar: ConvmapsView.colourBar(table, [map[3], map[4]], data.colormap + ', as the run drew it'),
+      stats: 'min ' + format(map[0]) + ', max ' + format(map[1]) + ', mean ' + format(map[2]) +
+        (bias === null ? '' : '; bias ' + format(bias)),
+      conv: conv, noArithmetic: layer.noArithmetic, k: k, width: layer.grid.mapWidth, height: layer.grid.mapHeight,
+      table: table, range: [map[3], map[4]],
+      frame: function (x, y) { frame(x === null ? null : receptiveField(name, x, y)); }
+    });
+    return { name: name, map: k, file: file, min: map[0], max: map[1], mean: map[2], bias: bias };
+  }
+
+  // Opens map k of node `name` with its filter's editor (detail.js), or
+  // null where the page embeds no copies of the conv.
+  function editFilter(name, k) {
+    if (!openMap(name, k)) { return null; }
+    var edit = document.getElementById('convmaps-detail').detail.edit;
+    return edit ? edit() : null;
   }
 
   Array.prototype.forEach.call(document.querySelectorAll('img[data-grid]'), followPointer);
@@ -210,7 +178,8 @@
     top: top,
     receptiveField: receptiveField,
     openMap: openMap,
-    arithmetic: arithmetic
+    arithmetic: arithmetic,
+    editFilter: editFilter
   });
   // For the tests: the pointer over pixel (0, 0) of the first map of the
   // first grid, and the frame it draws on the photo.
@@ -251,6 +220,8 @@
   if (window.location.hash === '#model-check') {
     var first = data.layers.filter(function (layer) { return layer.field && layer.folder; })[0];
     var fields = first ? [receptiveField(first.name, 0, 0), receptiveField(first.name, 5, 5)] : [];
+    var embedded = data.layers.filter(function (layer) { return layer.conv; }).pop();
+    var edited = embedded ? ConvmapsDetail.check(editFilter(embedded.name, 0), embedded.name, embedded.grid.mapWidth) : null;
     var opened = first ? openMap(first.name, 0) : null;
     document.title = 'model ' + JSON.stringify({
       layers: layers(),
@@ -258,6 +229,7 @@
       fields: { name: first && first.name, at: fields },
       hovered: hoverCheck(),
       opened: opened,
+      edited: edited,
       sums: sumsCheck(),
       without: data.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; })
     });
@@ -265,9 +237,7 @@
   // #open=<node>/<k>, or #open=<node>/<k>@<x>,<y> to show that pixel's
   // arithmetic and field too.
   var open = /^#open=(.+)\/([0-9]+)(?:@([0-9]+),([0-9]+))?$/.exec(window.location.hash);
-  var openedByAddress = open && openMap(decodeURIComponent(open[1]), Number(open[2]));
-  if (openedByAddress && open[3] !== undefined) {
-    var shown = openedByAddress;
-    showAt(layerNamed(shown.name), shown.map, Number(open[3]), Number(open[4]), document.getElementById('convmaps-detail').sums);
+  if (open && openMap(decodeURIComponent(open[1]), Number(open[2])) && open[3] !== undefined) {
+    document.getElementById('convmaps-detail').detail.showAt(Number(open[3]), Number(open[4]));
   }
 })();
