@@ -639,7 +639,7 @@ fn assert_maps_open_with_their_arithmetic(
     let convs = nodes.iter().filter(|n| n["op"] == "Conv").count();
     assert_eq!(sums.len(), convs * 2 * 3, "two maps, three points each");
     assert_eq!(checked["without"], serde_json::json!([]));
-    assert_sums_are_the_runs(sums, &folder_of);
+    assert_sums_are_the_runs(sums, folder_of);
     let last_conv = nodes.iter().rev().find(|n| n["op"] == "Conv").unwrap();
     assert_the_editor_recomputes_the_map(
         &checked["edited"],
