@@ -250,10 +250,11 @@ fn a_photo_path_with_markup_is_shown_as_text() {
     );
     assert!(html.contains("x&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;.png"));
     assert!(html.contains("x\\u003c/script>\\u003cscript>alert(1)\\u003c/script>.png"));
-    // The counter, view.js, the explorer's data and scripts (arithmetic,
-    // detail, explore), the live data, the shader and the live scripts
-    // (random, live).
-    assert_eq!(html.matches("<script").count(), 10);
+    // The counter, view.js, the explorer's data and scripts, the live
+    // data, the shader and the live scripts: no other.
+    let scripts =
+        3 + convmaps::render::explore::SCRIPTS.len() + 2 + convmaps::render::live::SCRIPTS.len();
+    assert_eq!(html.matches("<script").count(), scripts);
     let Some(browser) = chromium() else { return };
     let dom = assert_self_test_passes(&browser, &out);
     assert!(!dom.contains("alert(1)</script>.png"));
@@ -646,6 +647,8 @@ fn assert_maps_open_with_their_arithmetic(
         last_conv["name"].as_str().unwrap(),
         folder_of,
     );
+    let written = nodes.iter().filter(|n| !n["folder"].is_null()).count();
+    assert_the_strips_follow_set_view(&checked["view"], written as u64);
 }
 
 /// Each value a page summed from its copies (`{name, map, x, y, value}`)
@@ -691,6 +694,17 @@ fn a_stacks_page_shows_each_value_as_its_arithmetic_through_relu_and_pooling() {
     let folder_of = |name: &serde_json::Value| out.join(name.as_str().unwrap());
     assert_sums_are_the_runs(sums, folder_of);
     assert_the_editor_recomputes_the_map(&answers["edited"], "conv2", folder_of);
+    assert_the_strips_follow_set_view(&answers["view"], 2);
+}
+
+/// setView redrew every value of the first strip's first map in the
+/// colour the table gives it, refused an unknown colour map, and the page
+/// had `strips` strips.
+fn assert_the_strips_follow_set_view(view: &serde_json::Value, strips: u64) {
+    assert_eq!(view["strips"], strips, "{view}");
+    assert!(view["values"].as_u64().unwrap() > 0, "{view}");
+    assert_eq!(view["wrong"], 0, "{view}");
+    assert_eq!(view["refused"], true, "{view}");
 }
 
 /// The page's editor of `name`'s filter 0 (its conv with no steps after

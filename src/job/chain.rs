@@ -18,6 +18,7 @@ use crate::npy::BandedNpy;
 use crate::output::create_output_dir;
 use crate::photo::Orientation;
 use crate::render::quantise::Quantise;
+use crate::render::strip::{STRIP_MAPS, strip_json};
 use crate::report::{LayerEntry, LayerRecord, LayerReport, MapsModeSummary};
 use crate::settings::Placement;
 use crate::stats::MapStats;
@@ -39,9 +40,17 @@ pub(super) fn compute(
         job,
         progress,
     )?;
-    let arithmetic = stack_arithmetic(graph, input, |block| {
-        block_values(&maps_of[block], graph.block_output(block))
+    let mut arithmetic = stack_arithmetic(graph, input, |block| {
+        let shape = graph.block_output(block);
+        block_values(&maps_of[block], shape, shape[0])
     })?;
+    for (block, maps) in maps_of.iter().enumerate() {
+        let [count, height, width] = graph.block_output(block);
+        let first = (count as usize).min(STRIP_MAPS) as u32;
+        let values = block_values(maps, [count, height, width], first)?;
+        let shape = [count as usize, height as usize, width as usize];
+        arithmetic.strips.push(strip_json(&values, shape));
+    }
     let mut timings = PlannedTimings::default();
     for block in &block_timings {
         timings.run.add(block.run);
@@ -71,16 +80,17 @@ pub(super) fn compute(
     })
 }
 
-/// A block's maps `[K, H, W]` as one vector, from memory or from their file.
-fn block_values(maps: &BlockMaps, [count, height, width]: [u32; 3]) -> Result<Vec<f32>> {
+/// The first `first` maps of a block's maps `[K, H, W]` as one vector,
+/// from memory or from their file.
+fn block_values(maps: &BlockMaps, [_, height, width]: [u32; 3], first: u32) -> Result<Vec<f32>> {
     let plane = (height * width) as usize;
-    let mut values = vec![0.0; count as usize * plane];
+    let mut values = vec![0.0; first as usize * plane];
     match maps {
         BlockMaps::Kept(bands) => {
             for (row, band) in bands {
                 let length = band.plane_len();
                 let offset = *row as usize * width as usize;
-                for (map, part) in band.data.chunks(length).enumerate() {
+                for (map, part) in band.data.chunks(length).take(first as usize).enumerate() {
                     values[map * plane + offset..][..length].copy_from_slice(part);
                 }
             }

@@ -25,8 +25,10 @@ use crate::photo::Orientation;
 use crate::preprocess::{InputPrep, Layout as Channels};
 use crate::render::GRID_MAX_SIDE;
 use crate::render::colormap::Colormap;
+use crate::render::explore::Drawing;
 use crate::render::filters::FiltersLayout;
 use crate::render::quantise::Quantise;
+use crate::render::strip::strip_json;
 use crate::report::model::{
     CamReport, ModelFacts, ModelRunInput, ModelSummary, ModelTimings, NodeReport, OutputReport,
 };
@@ -139,9 +141,18 @@ pub fn run(
         verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
         files: written.files,
     };
+    let (maps, strips) = written
+        .maps
+        .into_iter()
+        .map(|(name, (maps, strip))| ((name.clone(), maps), (name, strip)))
+        .unzip();
     let mut detail = PageDetail {
-        maps: written.maps,
-        colormap: job.view.colormap,
+        maps,
+        strips,
+        drawing: Drawing {
+            colormap: job.view.colormap,
+            normalize: job.view.normalize,
+        },
         ..PageDetail::default()
     };
     let chosen = (&loaded.chosen[..], &loaded.arithmetic[..]);
@@ -222,8 +233,8 @@ fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
 struct Written {
     files: Vec<String>,
     folders: HashMap<usize, String>,
-    /// Each written node's maps, by node name.
-    maps: HashMap<String, Vec<MapDetail>>,
+    /// Each written node's maps and strip, by node name.
+    maps: HashMap<String, (Vec<MapDetail>, serde_json::Value)>,
     outputs: Vec<OutputReport>,
     cams: Vec<CamReport>,
 }
@@ -396,8 +407,11 @@ fn chosen_nodes(network: &Network, maps: &MapsChoice) -> Result<Vec<usize>> {
     Ok(chosen)
 }
 
-/// Each node index's folder, and each node name's maps.
-type NodeMaps = (HashMap<usize, String>, HashMap<String, Vec<MapDetail>>);
+/// Each node index's folder, and each node name's maps and strip.
+type NodeMaps = (
+    HashMap<usize, String>,
+    HashMap<String, (Vec<MapDetail>, serde_json::Value)>,
+);
 
 /// Writes each chosen node's maps into its folder; returns the folder of
 /// each node index and the maps of each node name.
@@ -417,7 +431,16 @@ fn write_node_maps(
             .expect("chosen nodes write maps");
         let dir = job.out_dir.join(&folder);
         create_output_dir(&dir)?;
-        details.insert(node.name.clone(), write_maps(&dir, &maps, &job.view)?);
+        let shape = [
+            maps.channels as usize,
+            maps.height as usize,
+            maps.width as usize,
+        ];
+        let strip = strip_json(&maps.data, shape);
+        details.insert(
+            node.name.clone(),
+            (write_maps(&dir, &maps, &job.view)?, strip),
+        );
         if maps.channels == 1 && network.outputs.contains(&node.output) && rgb.channels == 3 {
             let picture = overlay(&maps.data, [maps.height as usize, maps.width as usize], rgb);
             crate::render::write_png_rgb(&dir.join("overlay.png"), &picture)?;
@@ -433,11 +456,6 @@ fn write_node_maps(
             write_filters(&dir, &layer, &job.view)?;
         }
         if job.raw {
-            let shape = [
-                maps.channels as usize,
-                maps.height as usize,
-                maps.width as usize,
-            ];
             npy::write_f32_nd(&dir.join("features.npy"), &shape, &maps.data)?;
         }
         folders.insert(index, folder);

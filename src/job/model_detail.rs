@@ -9,7 +9,7 @@ use crate::net::array::maps_shape;
 use crate::net::ops::Op;
 use crate::net::{Array, NetRun, Network, ValueId};
 use crate::render::arithmetic::{self, Geometry};
-use crate::render::colormap::Colormap;
+use crate::render::explore::Drawing;
 
 /// Each map of a node: `[min, max, mean, lo, hi]`, its values' range and
 /// mean, and the range `lo..hi` its colours span.
@@ -24,8 +24,10 @@ pub(super) struct PageDetail {
     pub convs: HashMap<String, std::result::Result<serde_json::Value, String>>,
     /// The inputs the convs read, by value name.
     pub inputs: serde_json::Map<String, serde_json::Value>,
-    /// The colour map the maps were drawn with.
-    pub colormap: Colormap,
+    /// Each written node's strip of thumbnails, by node name.
+    pub strips: HashMap<String, serde_json::Value>,
+    /// How the maps were drawn.
+    pub drawing: Drawing,
 }
 
 /// The chosen Conv nodes whose copies fit the budget, in run order (a conv

@@ -7,8 +7,8 @@
 use std::fmt::Write;
 
 use super::model_detail::PageDetail;
-use crate::render::explore::BAR_COLOURS;
-use crate::render::explore::DETAIL_SCRIPT;
+use crate::render::explore::{BAR_COLOURS, view_json};
+use crate::render::explore::{DETAIL_SCRIPT, STRIPS_SCRIPT};
 use crate::render::grid::GridLayout;
 use crate::render::html::{STYLE, escape, url_path};
 use crate::render::live::{base64, script_json};
@@ -153,6 +153,7 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
                 "field": n.field,
                 "grid": n.folder.as_ref().and_then(|_| grid_of(&n.shape)),
                 "maps": detail.maps.get(&n.name),
+                "strip": detail.strips.get(&n.name),
             });
             match detail.convs.get(&n.name) {
                 Some(Ok(conv)) => layer["conv"] = conv.clone(),
@@ -173,23 +174,31 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
         [_, h, w, _] => [h, w],
         _ => [0, 0],
     };
+    let colormap = detail.drawing.colormap;
     let colours: Vec<u8> = (0..BAR_COLOURS)
-        .flat_map(|i| detail.colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
+        .flat_map(|i| colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
         .collect();
     let data = serde_json::json!({
         "layers": layers,
         "top": top,
         "input": size,
         "inputs": detail.inputs,
-        "colormap": detail.colormap.name(),
+        "colormap": colormap.name(),
         "colours": base64(&colours),
+        "view": view_json(detail.drawing),
     });
     let _ = writeln!(
         html,
         "<script type=\"application/json\" id=\"convmaps-model\">{}</script>",
         script_json(&data.to_string()),
     );
-    for script in [VIEW_SCRIPT, arithmetic::SCRIPT, DETAIL_SCRIPT, SCRIPT] {
+    for script in [
+        VIEW_SCRIPT,
+        arithmetic::SCRIPT,
+        DETAIL_SCRIPT,
+        STRIPS_SCRIPT,
+        SCRIPT,
+    ] {
         let _ = write!(html, "<script>\n{script}</script>\n");
     }
 }

@@ -19,14 +19,17 @@ pub const BUDGET_BYTES: usize = 4 << 20;
 pub const SCRIPT: &str = include_str!("arithmetic.js");
 
 /// What a stack's page embeds: per layer, in page order, its conv's
-/// arithmetic ([`conv_json`]) or why the page has none; and the inputs the
-/// convs read ([`input_json`]), by the name the page gives them.
+/// arithmetic ([`conv_json`]) or why the page has none, and its strip of
+/// thumbnails (`strip::strip_json`); and the inputs the convs read
+/// ([`input_json`]), by the name the page gives them.
 #[derive(Debug, Default)]
 pub struct Embedded {
     /// Per layer, in order.
     pub convs: Vec<std::result::Result<serde_json::Value, String>>,
     /// The inputs, by name.
     pub inputs: serde_json::Map<String, serde_json::Value>,
+    /// Per layer, in order: its strip.
+    pub strips: Vec<serde_json::Value>,
 }
 
 /// A conv's geometry, as ONNX states it.

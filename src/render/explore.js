@@ -275,8 +275,28 @@
     var opened = openMap(last.name, last.maps.length - 1);
     var shown = document.querySelector('#convmaps-detail img');
     document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered,
-      opened: opened, shown: shown && shown.getAttribute('src'), sums: sums, edited: edited,
+      opened: opened, shown: shown && shown.getAttribute('src'), sums: sums, edited: edited, view: strips.check(),
       without: graph.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; }) });
+  }
+
+  // Each layer's strip of thumbnails above its pictures, and the switches
+  // above the first layer with a strip (strips.js).
+  function placeStrip(layer, node) {
+    if (!layer) {
+      var first = document.querySelector('figure.strip');
+      var section = first && first.closest('.stack-layer');
+      if (section) { section.parentNode.insertBefore(node, section); }
+      return;
+    }
+    var image = document.querySelector('img[data-layer="' + CSS.escape(layer.name) + '"]');
+    var pictures = image && (image.closest('.pictures') || image.parentNode);
+    if (pictures) { pictures.parentNode.insertBefore(node, pictures); }
+  }
+
+  var strips = ConvmapsStrips.start(graph.layers, graph.view, placeStrip);
+  // A one-layer page's live part defines setView for its live maps.
+  if (graph.layers.some(function (layer) { return layer.strip; })) {
+    window.convmaps = Object.assign(window.convmaps || {}, { setView: strips.setView });
   }
 
   window.convmaps = Object.assign(window.convmaps || {}, {

@@ -25,7 +25,7 @@ pub const BAR_COLOURS: u32 = 256;
 pub type WrittenMaps = (String, Vec<[f32; 3]>);
 
 /// How the run drew its maps, for the page to draw their colour bars.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Drawing {
     /// The colour map.
     pub colormap: Colormap,
@@ -38,13 +38,18 @@ pub struct Drawing {
 pub const DETAIL_SCRIPT: &str = include_str!("detail.js");
 
 /// The explorer's scripts, in the order they run (after `view.js`): one
-/// value's arithmetic, one map opened large, and the explorer. Plain
-/// JavaScript, no build step.
-pub const SCRIPTS: [&str; 3] = [
+/// value's arithmetic, one map opened large, the strips, and the explorer.
+/// Plain JavaScript, no build step.
+pub const SCRIPTS: [&str; 4] = [
     super::arithmetic::SCRIPT,
     DETAIL_SCRIPT,
+    STRIPS_SCRIPT,
     include_str!("explore.js"),
 ];
+
+/// Each layer's strip of thumbnails drawn in the page (`strips.js`),
+/// shared with a network's page.
+pub const STRIPS_SCRIPT: &str = include_str!("strips.js");
 
 /// The data `explore.js` reads, as JSON safe inside `<script>`: the input
 /// `[C, H, W]` and whether it is a photo (whose picture on the page the
@@ -100,6 +105,9 @@ pub fn explore_data(
                 Some(Err(why)) => layer["noArithmetic"] = why.clone().into(),
                 None => {}
             }
+            if let Some(strip) = arithmetic.and_then(|a| a.strips.get(block)) {
+                layer["strip"] = strip.clone();
+            }
             layer
         })
         .collect();
@@ -114,8 +122,24 @@ pub fn explore_data(
         "steps": steps,
         "layers": layers,
         "inputs": arithmetic.map(|a| &a.inputs),
+        "view": view_json(drawing),
     });
     script_json(&data.to_string())
+}
+
+/// How the run drew its maps, and every colour map's table, for the page's
+/// strips and `setView`: `{colormap, normalize, colormaps, diverging}`.
+pub fn view_json(drawing: Drawing) -> serde_json::Value {
+    json!({
+        "colormap": drawing.colormap.name(),
+        "normalize": drawing.normalize.to_string(),
+        "colormaps": super::live::colour_tables(),
+        "diverging": Colormap::ALL
+            .iter()
+            .filter(|c| c.is_diverging())
+            .map(|c| c.name())
+            .collect::<Vec<_>>(),
+    })
 }
 
 /// Each map of block `block`: its picture (relative to the page), its

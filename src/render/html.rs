@@ -203,6 +203,9 @@ table.maps { border-collapse: collapse; }
 .overlay canvas.map { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; }
 .colour-caption { font-size: 0.85em; color: #666; max-width: 256px; }
 .filter-channels canvas { margin: 0 3px 3px 0; image-rendering: pixelated; }
+.strip { margin: 0.3em 0; }
+.strip canvas { width: 48px; height: auto; margin: 0 2px 2px 0; image-rendering: pixelated; }
+.filter-editor canvas { width: 256px; height: auto; image-rendering: pixelated; }
 .map-sums { font-family: ui-monospace, monospace; font-size: 0.9em; white-space: pre-wrap; }
 .live-grid { display: flex; flex-wrap: wrap; gap: 0.5em; }
 .live-grid figure { margin: 0; }

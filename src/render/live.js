@@ -416,12 +416,6 @@
     live.section = section;
   }
 
-  function labelled(text, input) {
-    var label = element('label', text + ' ');
-    label.appendChild(input);
-    return label;
-  }
-
   function button(text, action) {
     var node = element('button', text);
     node.type = 'button';
@@ -440,7 +434,7 @@
       input.type = field[0] === 'kernel' ? 'text' : 'number';
       input.addEventListener('change', function () { planFromForm(live); });
       live.planInputs[field[0]] = input;
-      form.appendChild(labelled(field[1], input));
+      form.appendChild(ConvmapsView.labelled(field[1], input));
     });
     form.appendChild(button('Fresh weights', function () {
       live.planInputs.seed.value = String(Number(live.planInputs.seed.value) + 1);
@@ -468,57 +462,30 @@
   }
 
   // A colour map, a normalisation (with its fixed range) and the ReLU
-  // view; a change redraws every map.
+  // view (view.js), and the overlay's opacity; a change redraws every map.
   function viewForm(live) {
-    var form = element('form', '', 'view');
-    form.addEventListener('submit', function (event) { event.preventDefault(); });
-    var colormap = element('select');
-    Object.keys(live.tables).forEach(function (name) { colormap.appendChild(element('option', name)); });
-    var normalize = element('select');
-    [['per-map', 'per map'], ['global', 'per layer'], ['fixed', 'fixed range']].forEach(function (choice) {
-      var option = element('option', choice[1]);
-      option.value = choice[0];
-      normalize.appendChild(option);
+    live.viewControls = ConvmapsView.controls(Object.keys(live.tables), function (view) {
+      try {
+        setView(live, view);
+      } catch (error) {
+        live.planNote.textContent = String(error.message || error);
+      }
     });
-    var low = element('input'), high = element('input'), relu = element('input'), opacity = element('input');
-    low.type = high.type = 'number';
-    low.step = high.step = 'any';
-    relu.type = 'checkbox';
+    var opacity = element('input');
     opacity.type = 'range';
     opacity.min = 0;
     opacity.max = 1;
     opacity.step = 0.05;
-    live.viewInputs = { colormap: colormap, normalize: normalize, low: low, high: high, relu: relu, opacity: opacity };
-    [colormap, normalize, low, high, relu].forEach(function (input) {
-      input.addEventListener('change', function () { viewFromForm(live); });
-    });
     opacity.addEventListener('input', function () { setView(live, { opacity: Number(opacity.value) }); });
-    [['colour map', colormap], ['normalise', normalize], ['from', low], ['to', high], ['ReLU view', relu],
-      ['over the photo', opacity]].forEach(function (pair) { form.appendChild(labelled(pair[0], pair[1])); });
-    return form;
+    live.opacityInput = opacity;
+    live.viewControls.element.appendChild(ConvmapsView.labelled('over the photo', opacity));
+    return live.viewControls.element;
   }
 
   function fillViewForm(live) {
-    var inputs = live.viewInputs, view = live.view, fixed = Array.isArray(view.normalize);
-    if (!inputs) { return; }
-    inputs.colormap.value = view.colormap;
-    inputs.normalize.value = fixed ? 'fixed' : view.normalize;
-    var range = fixed ? view.normalize : allExtent(live);
-    if (isFinite(range[0])) { inputs.low.value = String(Number(range[0].toPrecision(4))); }
-    if (isFinite(range[1])) { inputs.high.value = String(Number(range[1].toPrecision(4))); }
-    inputs.low.disabled = inputs.high.disabled = !fixed;
-    inputs.relu.checked = view.relu;
-    inputs.opacity.value = String(live.opacity);
-  }
-
-  function viewFromForm(live) {
-    var inputs = live.viewInputs;
-    var normalize = inputs.normalize.value === 'fixed' ? [Number(inputs.low.value), Number(inputs.high.value)] : inputs.normalize.value;
-    try {
-      setView(live, { colormap: inputs.colormap.value, normalize: normalize, relu: inputs.relu.checked });
-    } catch (error) {
-      live.planNote.textContent = String(error.message || error);
-    }
+    if (!live.viewControls) { return; }
+    live.viewControls.fill(live.view, allExtent(live));
+    live.opacityInput.value = String(live.opacity);
   }
 
   // The photo with the selected map over it.

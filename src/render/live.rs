@@ -137,7 +137,7 @@ fn native_check(input: &Tensor3, layer: &Layer, (height, width): (u32, u32)) -> 
 }
 
 /// Every colour map's table: `{name: base64 of TABLE_COLOURS RGB triples}`.
-fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
+pub fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
     Colormap::ALL
         .iter()
         .map(|cmap| {

@@ -10,6 +10,7 @@ pub mod html;
 pub mod label;
 pub mod live;
 pub mod quantise;
+pub mod strip;
 
 use std::fs::File;
 use std::io::Write;

@@ -173,13 +173,29 @@
 
   Array.prototype.forEach.call(document.querySelectorAll('img[data-grid]'), followPointer);
 
+  // Each node's strip of thumbnails above its pictures, and the switches
+  // above the first node's maps (strips.js).
+  function placeStrip(layer, node) {
+    var sections = document.querySelectorAll('div.stack-layer[data-node]');
+    if (!layer) {
+      if (sections.length) { sections[0].parentNode.insertBefore(node, sections[0]); }
+      return;
+    }
+    var section = Array.prototype.filter.call(sections, function (s) { return s.dataset.node === layer.name; })[0];
+    var pictures = section && section.querySelector('.pictures');
+    if (pictures) { section.insertBefore(node, pictures); }
+  }
+
+  var strips = ConvmapsStrips.start(data.layers, data.view, placeStrip);
+
   window.convmaps = Object.assign(window.convmaps || {}, {
     layers: layers,
     top: top,
     receptiveField: receptiveField,
     openMap: openMap,
     arithmetic: arithmetic,
-    editFilter: editFilter
+    editFilter: editFilter,
+    setView: strips.setView
   });
   // For the tests: the pointer over pixel (0, 0) of the first map of the
   // first grid, and the frame it draws on the photo.
@@ -230,6 +246,7 @@
       hovered: hoverCheck(),
       opened: opened,
       edited: edited,
+      view: strips.check(),
       sums: sumsCheck(),
       without: data.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; })
     });

@@ -108,8 +108,65 @@ var ConvmapsView = (function () {
     return bar;
   }
 
+  function labelled(text, input) {
+    var label = document.createElement('label');
+    label.textContent = text + ' ';
+    label.appendChild(input);
+    return label;
+  }
+
+  // Switches for a view: a colour map (one of `names`), a normalisation
+  // (per map, per layer, or a fixed range from–to) and the ReLU view;
+  // `changed({colormap, normalize, relu})` on every change. Returns
+  // {element, fill(view, range)}: fill sets the switches from a view, and
+  // the from–to boxes from `range` unless the view's range is fixed.
+  function controls(names, changed) {
+    var form = document.createElement('form');
+    form.className = 'view';
+    form.addEventListener('submit', function (event) { event.preventDefault(); });
+    var colormap = document.createElement('select');
+    names.forEach(function (name) {
+      var option = document.createElement('option');
+      option.textContent = name;
+      colormap.appendChild(option);
+    });
+    var normalize = document.createElement('select');
+    [['per-map', 'per map'], ['global', 'per layer'], ['fixed', 'fixed range']].forEach(function (choice) {
+      var option = document.createElement('option');
+      option.value = choice[0];
+      option.textContent = choice[1];
+      normalize.appendChild(option);
+    });
+    var low = document.createElement('input'), high = document.createElement('input'), relu = document.createElement('input');
+    low.type = high.type = 'number';
+    low.step = high.step = 'any';
+    relu.type = 'checkbox';
+    function read() {
+      var fixed = normalize.value === 'fixed';
+      return { colormap: colormap.value, normalize: fixed ? [Number(low.value), Number(high.value)] : normalize.value, relu: relu.checked };
+    }
+    [colormap, normalize, low, high, relu].forEach(function (input) {
+      input.addEventListener('change', function () { changed(read()); });
+    });
+    [['colour map', colormap], ['normalise', normalize], ['from', low], ['to', high], ['ReLU view', relu]].forEach(function (pair) {
+      form.appendChild(labelled(pair[0], pair[1]));
+    });
+    function fill(view, range) {
+      var fixed = Array.isArray(view.normalize), shown = fixed ? view.normalize : range;
+      colormap.value = view.colormap;
+      normalize.value = fixed ? 'fixed' : view.normalize;
+      if (shown && isFinite(shown[0])) { low.value = format(shown[0]); }
+      if (shown && isFinite(shown[1])) { high.value = format(shown[1]); }
+      low.disabled = high.disabled = !fixed;
+      relu.checked = view.relu;
+    }
+    return { element: form, fill: fill };
+  }
+
   return {
     LEVELS: LEVELS,
+    controls: controls,
+    labelled: labelled,
     decodeTables: decodeTables,
     parseNormalize: parseNormalize,
     extent: extent,
