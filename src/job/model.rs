@@ -141,22 +141,7 @@ pub fn run(
         verify: verify.map(|v| v.values().copied().fold(0.0, f64::max)),
         files: written.files,
     };
-    let (maps, strips) = written
-        .maps
-        .into_iter()
-        .map(|(name, (maps, strip))| ((name.clone(), maps), (name, strip)))
-        .unzip();
-    let mut detail = PageDetail {
-        maps,
-        strips,
-        drawing: Drawing {
-            colormap: job.view.colormap,
-            normalize: job.view.normalize,
-        },
-        ..PageDetail::default()
-    };
-    let chosen = (&loaded.chosen[..], &loaded.arithmetic[..]);
-    model_detail::conv_details(network, chosen, &run, &input_copy, &mut detail);
+    let detail = page_detail(job, &loaded, written.maps, (&run, &input_copy));
     let page = super::page::write_model_page(&job.out_dir, &summary, &detail)?;
     summary.files.extend([page, "summary.json".to_string()]);
     summary.timings_ms = ModelTimings {
@@ -172,6 +157,32 @@ pub fn run(
     })?;
     write_bytes_atomic(&job.out_dir.join("summary.json"), &json)?;
     Ok(summary)
+}
+
+/// What the page embeds beyond the summary: each written node's maps and
+/// strip, how they were drawn, and the arithmetic of the convs that fit.
+fn page_detail(
+    job: &Job,
+    loaded: &Loaded,
+    written: HashMap<String, (Vec<MapDetail>, serde_json::Value)>,
+    (run, input): (&NetRun, &Array),
+) -> PageDetail {
+    let (maps, strips) = written
+        .into_iter()
+        .map(|(name, (maps, strip))| ((name.clone(), maps), (name, strip)))
+        .unzip();
+    let mut detail = PageDetail {
+        maps,
+        strips,
+        drawing: Drawing {
+            colormap: job.view.colormap,
+            normalize: job.view.normalize,
+        },
+        ..PageDetail::default()
+    };
+    let chosen = (&loaded.chosen[..], &loaded.arithmetic[..]);
+    model_detail::conv_details(&loaded.network, chosen, run, input, &mut detail);
+    detail
 }
 
 /// A network with what a run keeps of it.
