@@ -485,7 +485,7 @@ fn the_explorer_gives_each_layer_and_its_receptive_fields_as_the_graph_does() {
 
 #[test]
 fn a_one_layer_page_follows_its_grid_and_each_map_picture() {
-    let (_dir, out) = run("-k 3 -f 3 --stride 2");
+    let (_dir, out) = run("-k 3 -f 3 --stride 2 --raw");
     let Some(browser) = chromium() else { return };
     let answers = explorer_answers(&browser, &out);
     let hovered = answers["hovered"].as_array().unwrap();
@@ -505,6 +505,13 @@ fn a_one_layer_page_follows_its_grid_and_each_map_picture() {
         field,
         &serde_json::json!({"x0": 18, "y0": 14, "x1": 20, "y1": 16})
     );
+    // A map opened large shows its arithmetic from the live part's exact
+    // values, and its editor recomputes it.
+    let sums = answers["sums"].as_array().unwrap();
+    assert_eq!(sums.len(), 2 * 3, "two maps, three points each");
+    let folder_of = |_: &serde_json::Value| out.clone();
+    assert_sums_are_the_runs(sums, folder_of);
+    assert_the_editor_recomputes_the_map(&answers["edited"], "conv1", folder_of);
 }
 
 #[test]

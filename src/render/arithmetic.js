@@ -56,13 +56,15 @@ var ConvmapsArithmetic = (function () {
 
   // A conv as the page embeds it (`json`, with the page's `inputs`),
   // decoded: its geometry, weights [K, C/G, FH, FW], biases [K] (null
-  // without), input [C, H, W] and the steps after it.
+  // without), input [C, H, W], the steps after it, and where its numbers
+  // come from (`source`, for the arithmetic's words).
   function readConv(json, inputs) {
     var input = inputs[json.input];
     return {
       kernel: json.kernel, strides: json.strides, pads: json.pads, dilations: json.dilations,
       groups: json.groups, filters: json.filters, inputName: json.input, shape: input.shape,
       channelsPerGroup: input.shape[0] / json.groups, then: json.then || [],
+      source: '8-bit copies of ' + json.input + ' and f16 weights',
       weight: decodeF16(json.weight), bias: json.bias ? decodeF32(json.bias) : null, input: decodeInput(input)
     };
   }
@@ -147,8 +149,7 @@ var ConvmapsArithmetic = (function () {
   // the value after each step.
   function describe(conv, k, x, y) {
     var result = evaluate(conv, k, x, y), own = result.sums;
-    var lines = ['map ' + k + ' at (' + x + ', ' + y + ') ≈ ' + format(result.value) + ', from 8-bit copies of ' +
-      conv.inputName + ' and f16 weights:'];
+    var lines = ['map ' + k + ' at (' + x + ', ' + y + ') ≈ ' + format(result.value) + ', from ' + conv.source + ':'];
     if (result.x !== x || result.y !== y) {
       lines.push('  the conv\'s value at (' + result.x + ', ' + result.y + '), the largest its max pool sees:');
     }

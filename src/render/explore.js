@@ -138,10 +138,18 @@
   var convs = {};
 
   // The decoded conv of `layer`, or null where the page embeds none.
+  // A one-layer page's live part gives its conv with the preview's exact
+  // values, where the preview is the run's input.
   function convOf(layer) {
-    if (!layer || !layer.conv || !graph.inputs) { return null; }
-    if (!convs[layer.name]) { convs[layer.name] = ConvmapsArithmetic.readConv(layer.conv, graph.inputs); }
-    return convs[layer.name];
+    if (!layer) { return null; }
+    if (!convs[layer.name] && layer.conv && graph.inputs) {
+      convs[layer.name] = ConvmapsArithmetic.readConv(layer.conv, graph.inputs);
+    }
+    if (!convs[layer.name] && graph.layers.length === 1 && window.convmaps.runConv) {
+      var conv = window.convmaps.runConv();
+      if (conv.shape[1] === graph.input[1] && conv.shape[2] === graph.input[2]) { convs[layer.name] = conv; }
+    }
+    return convs[layer.name] || null;
   }
 
   // Value (x, y) of map k of layer `name` as its arithmetic, or null:
@@ -234,7 +242,7 @@
   // value by δ when its bias moves by δ (a conv with no steps after it),
   // and Reset brings the map back.
   function editCheck() {
-    var layer = graph.layers.filter(function (candidate) { return candidate.conv; }).pop();
+    var layer = graph.layers.filter(function (candidate) { return convOf(candidate); }).pop();
     return layer ? ConvmapsDetail.check(editFilter(layer.name, 0), layer.name, layer.shape[2]) : null;
   }
 
@@ -263,7 +271,7 @@
     }
     var last = graph.layers[graph.layers.length - 1];
     var sums = [];
-    graph.layers.filter(function (layer) { return layer.conv; }).forEach(function (layer) {
+    graph.layers.filter(function (layer) { return convOf(layer); }).forEach(function (layer) {
       var w = layer.shape[2], h = layer.shape[1];
       [0, layer.shape[0] - 1].forEach(function (k) {
         [[0, 0], [w - 1, h - 1], [w >> 1, h >> 1]].forEach(function (p) {

@@ -1202,6 +1202,21 @@
     }
   }
 
+  // The run's layer as arithmetic.js reads a conv, for the explorer's
+  // detail of one map: the preview's exact values and copies of the run's
+  // weights (an edit there leaves the live maps as they are).
+  function runConv(live) {
+    var layer = live.run.layer, data = live.data;
+    return {
+      kernel: [layer.kernelHeight, layer.kernelWidth], strides: [layer.stride, layer.stride],
+      pads: [layer.padTop, layer.padLeft, layer.padBottom, layer.padRight], dilations: [layer.dilation, layer.dilation],
+      groups: layer.groups, filters: layer.filters, inputName: 'the photo', source: 'the photo and the weights',
+      shape: [layer.channels, data.height, data.width], channelsPerGroup: layer.channels / layer.groups,
+      then: layer.activation === 1 ? [{ op: 'relu' }] : [],
+      weight: live.run.weight.slice(), bias: live.run.bias.slice(), input: live.input
+    };
+  }
+
   function main() {
     var live = readLive();
     live.ready = start(live).catch(function (error) {
@@ -1209,6 +1224,7 @@
       goStatic('Live editing is off: ' + error);
     });
     window.convmaps = Object.assign(window.convmaps || {}, {
+      runConv: function () { return runConv(live); },
       setLayer: function (options) { return live.ready.then(function () { return setLayer(live, options); }); },
       setView: function (view) { return setView(live, view || {}); },
       selftest: function () {
