@@ -287,40 +287,42 @@ fn replanned(browser: &Path, out: &Path, options: &str) -> (String, String) {
 fn a_replanned_layer_is_the_layer_its_command_line_makes() {
     let (dir, out) = run("-k 4 -f 3");
     let Some(browser) = chromium() else { return };
-    let options =
-        r#"{"filters":6,"kernel":"5x3","stride":2,"padding":1,"dilation":2,"groups":3,"seed":9}"#;
-    let (answer, dom) = replanned(&browser, &out, options);
-    let answer: serde_json::Value =
-        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
-    // Without WebGPU the texts still follow: the formula and the PyTorch line.
-    assert!(dom.contains("data-live=\"static\""), "{}", body_line(&dom));
-    let pytorch = answer["pytorch"].as_str().unwrap();
-    assert!(dom.contains(&format!("<code>{pytorch}</code>")));
-    assert!(dom.contains(&format!(
-        "<p class=\"parameters\">{}</p>",
-        answer["formula"].as_str().unwrap()
-    )));
-    // The command it gives, run natively, makes the same layer.
-    let command = answer["command"].as_str().unwrap();
-    let words: Vec<&str> = command.split(' ').collect();
-    assert_eq!(words[0], "convmaps", "{command}");
-    let native = dir.path().join("native");
-    common::convmaps(&words[1..]).out(&native).cpu().success();
-    let summary: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(native.join("summary.json")).unwrap()).unwrap();
-    assert_eq!(summary["parameter_formula"], answer["formula"]);
-    assert_eq!(summary["layer"]["pytorch"], answer["pytorch"]);
-    assert_eq!(summary["output"]["width"], answer["outputWidth"]);
-    assert_eq!(summary["output"]["height"], answer["outputHeight"]);
-    assert_eq!(summary["parameters"]["total"], answer["parameters"]);
-    assert_eq!(
-        summary["layer"]["weights_source"],
-        "random: kaiming-uniform (seed 9)"
-    );
-    assert_eq!(
-        answer["formula"], "(3/3·5·3 + 1)·6 = 96",
-        "C/G·FH·FW + 1 per filter"
-    );
+    for (options, weights, formula) in [
+        (
+            r#"{"filters":6,"kernel":"5x3","stride":2,"padding":1,"dilation":2,"groups":3,"seed":9}"#,
+            "random: kaiming-uniform (seed 9)",
+            "(3/3·5·3 + 1)·6 = 96",
+        ),
+        (
+            r#"{"filters":8,"kernel":4,"padding":"same","init":"gabor"}"#,
+            "gabor",
+            "(3·4·4 + 1)·8 = 392",
+        ),
+    ] {
+        let (answer, dom) = replanned(&browser, &out, options);
+        let answer: serde_json::Value =
+            serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{e}: {answer}"));
+        assert_eq!(answer["formula"], formula, "C/G·FH·FW + 1 per filter");
+        assert_eq!(answer["weights"], weights);
+        // Without WebGPU the texts still follow: the formula and the PyTorch line.
+        assert!(dom.contains("data-live=\"static\""), "{}", body_line(&dom));
+        let pytorch = answer["pytorch"].as_str().unwrap();
+        assert!(dom.contains(&format!("<code>{pytorch}</code>")));
+        assert!(dom.contains(&format!("<p class=\"parameters\">{formula}</p>")));
+        // The command it gives, run natively, makes the same layer.
+        let command = answer["command"].as_str().unwrap();
+        let words: Vec<&str> = command.split(' ').collect();
+        assert_eq!(words[0], "convmaps", "{command}");
+        let native = dir.path().join(format!("native_{}", answer["parameters"]));
+        common::convmaps(&words[1..]).out(&native).cpu().success();
+        let summary = common::read_summary(&native);
+        assert_eq!(summary["parameter_formula"], answer["formula"]);
+        assert_eq!(summary["layer"]["pytorch"], answer["pytorch"]);
+        assert_eq!(summary["output"]["width"], answer["outputWidth"]);
+        assert_eq!(summary["output"]["height"], answer["outputHeight"]);
+        assert_eq!(summary["parameters"]["total"], answer["parameters"]);
+        assert_eq!(summary["layer"]["weights_source"], weights);
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@ use std::path::Path;
 use rayon::prelude::*;
 
 use super::{INPUT_PREVIEW_SIDE, Job, View};
+use crate::banks::Init;
 use crate::error::{Error, Result};
 use crate::graph::Graph;
 use crate::input::Input;
@@ -260,11 +261,12 @@ fn live_part(
 /// How the live page starts: the run's seed for its re-planned layers (the
 /// default seed when the weights were not random), and the run's drawing.
 fn live_start(job: &Job) -> LiveStart {
-    let seed = match job.weights {
-        WeightsSource::Init { seed, .. } => seed,
-        _ => DEFAULT_SEED,
+    let (init, seed) = match job.weights {
+        WeightsSource::Init { init, seed } => (init, seed),
+        _ => (Init::Random, DEFAULT_SEED),
     };
     LiveStart {
+        init,
         seed,
         colormap: job.view.colormap,
         normalize: job.view.normalize,

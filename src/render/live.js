@@ -91,6 +91,7 @@
       view: { colormap: data.view.colormap, normalize: ConvmapsView.parseNormalize(data.view.normalize), relu: false },
       opacity: 0.6,
       seed: data.seed,
+      init: data.init,
       canvases: [],
       busy: false,
       replanned: false
@@ -436,8 +437,14 @@
       live.planInputs[field[0]] = input;
       form.appendChild(ConvmapsView.labelled(field[1], input));
     });
+    var init = element('select');
+    ['random'].concat(ConvmapsBanks.NAMES).forEach(function (name) { init.appendChild(element('option', name)); });
+    init.addEventListener('change', function () { planFromForm(live); });
+    live.planInputs.init = init;
+    form.appendChild(ConvmapsView.labelled('weights', init));
     form.appendChild(button('Fresh weights', function () {
       live.planInputs.seed.value = String(Number(live.planInputs.seed.value) + 1);
+      init.value = 'random';
       planFromForm(live);
     }));
     form.appendChild(button('The run\'s layer', function () { restoreRun(live); }));
@@ -452,12 +459,14 @@
       padding: layer.padding === null ? layer.padTop + ',' + layer.padLeft + ',' + layer.padBottom + ',' + layer.padRight : layer.padding
     };
     Object.keys(values).forEach(function (name) { live.planInputs[name].value = String(values[name]); });
+    live.planInputs.init.value = live.init;
     live.planInputs.padding.type = layer.padding === null ? 'text' : 'number';
   }
 
   function planFromForm(live) {
     var options = {};
     PLAN_FIELDS.forEach(function (field) { options[field[0]] = live.planInputs[field[0]].value.trim(); });
+    options.init = live.planInputs.init.value;
     setLayer(live, options).catch(function () {});
   }
 
@@ -661,7 +670,7 @@
     if (layer.groups !== 1) { words.push('--groups', layer.groups); }
     if (!layer.hasBias) { words.push('--no-bias'); }
     if (layer.activation === 1) { words.push('--activation', 'relu'); }
-    words.push('--seed', live.seed);
+    if (live.init === 'random') { words.push('--seed', live.seed); } else { words.push('--init', live.init); }
     return words.join(' ');
   }
 
@@ -685,8 +694,8 @@
       ' channels × ' + layer.kernelHeight + '×' + layer.kernelWidth + ') + ' + count.biases + ' biases (one per filter)');
     setText('section.top p.layer', live.data.width + '×' + live.data.height + ' input → ' + layer.filters + ' maps of ' +
       layer.outWidth + '×' + layer.outHeight + '; kernel ' + layer.kernelHeight + '×' + layer.kernelWidth + ', stride ' +
-      layer.stride + ', dilation ' + layer.dilation + ', groups ' + layer.groups + '; weights: random: kaiming-uniform (seed ' +
-      live.seed + '), re-planned in this browser');
+      layer.stride + ', dilation ' + layer.dilation + ', groups ' + layer.groups + '; weights: ' + weightsText(live) +
+      ', re-planned in this browser');
     setText('[data-pytorch] code', pytorchLine(layer));
     live.command.textContent = commandLine(live, layer);
     live.planNote.classList.remove('error');
@@ -704,12 +713,18 @@
     return saved;
   }
 
+  // Where the weights came from, as the native summary says it.
+  function weightsText(live) {
+    return live.init === 'random' ? 'random: kaiming-uniform (seed ' + live.seed + ')' : live.init;
+  }
+
   // What setLayer answers.
   function planAnswer(live) {
     var layer = live.layer;
     return {
       formula: formula(layer), outputWidth: layer.outWidth, outputHeight: layer.outHeight,
-      pytorch: pytorchLine(layer), parameters: parameterCount(layer).total, command: commandLine(live, layer)
+      pytorch: pytorchLine(layer), parameters: parameterCount(layer).total, command: commandLine(live, layer),
+      weights: weightsText(live)
     };
   }
 
@@ -730,15 +745,28 @@
   async function replan(live, options) {
     var layer = planLayer(live, options);
     var seed = readSeed(options.seed === undefined ? live.seed : options.seed);
-    var fresh = ConvmapsRandom.kaimingUniform({
-      filters: layer.filters, channelsPerGroup: layer.channels / layer.groups,
-      kernelHeight: layer.kernelHeight, kernelWidth: layer.kernelWidth, hasBias: layer.hasBias
-    }, seed);
+    var init = options.init === undefined ? live.init : String(options.init);
+    var fresh = freshWeights(layer, init, seed);
     await live.draining;
     live.seed = seed;
+    live.init = init;
     live.replanned = true;
     useLayer(live, layer, fresh.weight, layer.hasBias ? fresh.bias : new Float32Array(layer.filters));
     return showLayer(live);
+  }
+
+  // The weights `init` gives `layer`: the command line's random ones for
+  // the seed, or a built-in bank's (with zero biases).
+  function freshWeights(layer, init, seed) {
+    var shape = {
+      filters: layer.filters, channelsPerGroup: layer.channels / layer.groups,
+      kernelHeight: layer.kernelHeight, kernelWidth: layer.kernelWidth, hasBias: layer.hasBias
+    };
+    if (init === 'random') { return ConvmapsRandom.kaimingUniform(shape, seed); }
+    if (ConvmapsBanks.NAMES.indexOf(init) < 0) {
+      throw new Error('weights ' + JSON.stringify(init) + ' are not random or one of ' + ConvmapsBanks.NAMES.join(', '));
+    }
+    return { weight: ConvmapsBanks.weights(init, shape), bias: new Float32Array(layer.filters) };
   }
 
   // Back to the run's layer, its weights and its texts.
@@ -747,6 +775,7 @@
     await live.draining;
     live.replanned = false;
     live.seed = live.data.seed;
+    live.init = live.data.init;
     useLayer(live, live.run.layer, live.run.weight, live.run.bias);
     return showLayer(live);
   }
@@ -780,9 +809,29 @@
     panel.appendChild(element('h3', 'filter ' + k));
     for (var c = 0; c < live.channelsPerGroup; c++) { panel.appendChild(weightGrid(live, k, c)); }
     panel.appendChild(biasControls(live, k));
+    panel.appendChild(bankChoice(live, k));
     panel.appendChild(button('Reset', function () { resetFilter(live, k); }));
     panel.appendChild(live.sumText);
     panel.hidden = false;
+  }
+
+  // A choice of bank whose filter k replaces filter k (bias 0).
+  function bankChoice(live, k) {
+    var choice = element('select');
+    choice.appendChild(element('option', 'load filter ' + k + ' of a bank…'));
+    ConvmapsBanks.NAMES.forEach(function (name) { choice.appendChild(element('option', name)); });
+    choice.addEventListener('change', function () { if (choice.selectedIndex > 0) { loadBankFilter(live, k, choice.value); } });
+    return element('p', choice);
+  }
+
+  // Filter k of bank `name` for the current layer, into filter k; returns
+  // the recomputation.
+  function loadBankFilter(live, k, name) {
+    var layer = live.layer, bank = freshWeights(layer, name, 0).weight;
+    live.weight.set(bank.subarray(k * live.filterSize, (k + 1) * live.filterSize), k * live.filterSize);
+    live.bias[k] = 0;
+    selectFilter(live, k);
+    return recompute(live, k);
   }
 
   function editorPanel(live) {
@@ -945,7 +994,7 @@
 
   // Worst |live − native| / max|native| over native maps the run embedded:
   // `check` = {filters, step, values}, each map sampled every `step` values.
-  function compareNative(live, check) {
+  function compareNative(live, check, what) {
     var native = decodeF32(check.values);
     var samples = Math.ceil(planeLength(live) / check.step);
     var worst = 0;
@@ -958,7 +1007,7 @@
       }
       worst = Math.max(worst, error / (largest || 1));
     }
-    if (!(worst <= TOLERANCE)) { throw new Error('map differs from the native run by ' + worst); }
+    if (!(worst <= TOLERANCE)) { throw new Error(what + ': map differs from the native run by ' + worst); }
     return worst;
   }
 
@@ -1112,15 +1161,46 @@
     ].forEach(function (compared) {
       if (compared[1] !== compared[2]) { throw new Error('re-planned ' + compared[0] + ' ' + compared[1] + ' is not the native ' + compared[2]); }
     });
-    var worst = compareNative(live, check);
+    var worst = compareNative(live, check, 'the re-planned layer');
     for (var k = 0; k < live.layer.filters; k++) { checkSums(live, k); }
     return worst;
+  }
+
+  // The page's banks are the command line's: every bank for the shapes the
+  // run embedded, value for value.
+  function checkBanks(live) {
+    live.data.bankCheck.forEach(function (check) {
+      Object.keys(check.banks).forEach(function (name) {
+        var native = decodeF32(check.banks[name]), made = ConvmapsBanks.weights(name, check.shape);
+        var error = native.length === made.length ? mapError(made, native) : Infinity;
+        if (!(error <= 1e-7)) { throw new Error('bank ' + name + ' differs from the native one by ' + error); }
+      });
+    });
+  }
+
+  // A bank loaded into the re-planned layer: the command line that makes
+  // it, zero biases, and sums that follow; then filter 0 of another bank
+  // loaded into filter 0 alone changes that map only.
+  async function checkBankLayer(live) {
+    var options = Object.assign({}, live.data.replanCheck.options, { init: 'gabor' });
+    var answer = await setLayer(live, options);
+    if (answer.command.indexOf('--init gabor') < 0 || answer.weights !== 'gabor') {
+      throw new Error('a layer of the gabor bank gave the command ' + answer.command);
+    }
+    if (live.bias.some(function (b) { return b !== 0; })) { throw new Error('a bank\'s biases are not zero'); }
+    checkSums(live, 0);
+    var others = live.maps.slice(1).map(function (map) { return map.slice(); });
+    await loadBankFilter(live, 0, 'identity');
+    checkSums(live, 0);
+    others.forEach(function (map, j) {
+      if (mapError(live.maps[j + 1], map) > 0) { throw new Error('loading filter 0 changed map ' + (j + 1)); }
+    });
   }
 
   async function selfTest(live) {
     if (!live.device) { throw new Error('no WebGPU adapter'); }
     await restoreRun(live);
-    var worst = compareNative(live, live.data.check);
+    var worst = compareNative(live, live.data.check, 'the run\'s layer');
     await checkBias(live);
     for (var k = 0; k < live.layer.filters; k++) { checkSums(live, k); }
     await checkEditing(live);
@@ -1128,8 +1208,10 @@
     checkFields(live);
     checkView(live);
     worst = Math.max(worst, await checkReplan(live));
+    checkBanks(live);
+    await checkBankLayer(live);
     await restoreRun(live);
-    compareNative(live, live.data.check);
+    compareNative(live, live.data.check, 'the run\'s layer restored');
     return 'selftest ok ' + worst.toExponential(2);
   }
 

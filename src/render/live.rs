@@ -11,6 +11,7 @@
 
 use serde_json::json;
 
+use crate::banks::{Init, filter_bank};
 use crate::cpu::conv2d_direct_pixel;
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec, Padding};
@@ -22,9 +23,13 @@ use crate::weights::kaiming_uniform;
 pub const SHADER: &str = include_str!("../../shaders/conv2d_direct.wgsl");
 
 /// The page's scripts, in the order they run (after `view.js`): the
-/// command line's random initialisation and the live page. Plain
-/// JavaScript, no build step.
-pub const SCRIPTS: [&str; 2] = [include_str!("random.js"), include_str!("live.js")];
+/// command line's random initialisation and built-in banks, and the live
+/// page. Plain JavaScript, no build step.
+pub const SCRIPTS: [&str; 3] = [
+    include_str!("random.js"),
+    include_str!("banks.js"),
+    include_str!("live.js"),
+];
 
 /// Filters whose native maps the page checks itself against.
 pub const CHECKED_FILTERS: u32 = 2;
@@ -39,10 +44,13 @@ pub const TABLE_COLOURS: u32 = 256;
 /// The seed of the second geometry the page re-plans to in its self-test.
 pub const REPLAN_SEED: u64 = 7;
 
-/// How the page starts: the seed its re-planned layers take first, and how
-/// the run drew its maps.
+/// How the page starts: the weights and seed its re-planned layers take
+/// first, and how the run drew its maps.
 #[derive(Clone, Copy, Debug)]
 pub struct LiveStart {
+    /// The run's built-in weights (a bank, or random), or random where the
+    /// run read a file.
+    pub init: Init,
     /// The run's seed when its weights were random, else the default.
     pub seed: u64,
     /// The run's colour map.
@@ -110,6 +118,8 @@ pub fn live_data(
         "bias": f32_base64(&layer.bias),
         "check": native_check(&input, layer, (out_height, out_width)),
         "seed": start.seed,
+        "init": start.init.name(),
+        "bankCheck": bank_check()?,
         "view": {
             "colormap": start.colormap.name(),
             "normalize": start.normalize.to_string(),
@@ -149,6 +159,37 @@ pub fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
         .collect()
 }
 
+/// Every bank's weights for two shapes, as `banks::filter_bank` makes
+/// them, for the page's self-test to hold its own banks (`banks.js`) to:
+/// 8 filters of 3 channels × 5×4 (an even side), and 6 of 1 channel × 1×1
+/// (where designs fall back to colour mixes).
+fn bank_check() -> Result<serde_json::Value> {
+    let shapes = [(8, 3, [5, 4]), (6, 1, [1, 1])];
+    let mut checks = Vec::new();
+    for (filters, channels, [height, width]) in shapes {
+        let spec = LayerSpec {
+            kernel_height: height,
+            kernel_width: width,
+            ..LayerSpec::new(channels, filters, height)
+        };
+        let mut banks = serde_json::Map::new();
+        for init in Init::ALL.into_iter().filter(|&i| i != Init::Random) {
+            let layer = filter_bank(init, spec, 0)?;
+            banks.insert(init.name().to_string(), f32_base64(&layer.weight).into());
+        }
+        checks.push(json!({
+            "shape": {
+                "filters": filters,
+                "channelsPerGroup": channels,
+                "kernelHeight": height,
+                "kernelWidth": width,
+            },
+            "banks": banks,
+        }));
+    }
+    Ok(checks.into())
+}
+
 /// The second geometry the page's self-test re-plans to: 6 filters of 3×3
 /// with stride 2, padding 1, dilation 2 and 3 groups (1×1 filters with
 /// padding 1 where the preview is too small for that), with the command
@@ -184,6 +225,7 @@ fn replan_check(input: &Tensor3, run: &LayerSpec) -> Result<serde_json::Value> {
         "dilation": spec.dilation,
         "groups": spec.groups,
         "seed": REPLAN_SEED,
+        "init": "random",
     });
     check["formula"] = layer.parameter_formula().into();
     check["pytorch"] = spec.pytorch_line().into();
