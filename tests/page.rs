@@ -615,6 +615,7 @@ fn a_model_page_lists_every_node_and_the_top_classes() {
         assert!((p - q).abs() < 1e-6, "{p} {q}");
     }
     assert_maps_open_with_their_arithmetic(&out, nodes, &checked);
+    assert_page_self_test_passes(&browser, &out);
 }
 
 /// The model page's check opened the stem's map 0 with its statistics and
@@ -704,6 +705,20 @@ fn a_stacks_page_shows_each_value_as_its_arithmetic_through_relu_and_pooling() {
     assert_sums_are_the_runs(sums, folder_of);
     assert_the_editor_recomputes_the_map(&answers["edited"], "conv2", folder_of);
     assert_the_strips_follow_set_view(&answers["view"], 2);
+    assert_eq!(
+        answers["overlay"], answers["shown"],
+        "the opened map lies ready over the photo"
+    );
+    assert_page_self_test_passes(&browser, &out);
+}
+
+/// `index.html#selftest` of a stack's or a network's page (no WebGPU
+/// needed): the page's sums within 1% of the values the run embedded, its
+/// strips and its editor.
+fn assert_page_self_test_passes(browser: &Path, out: &Path) {
+    let (dom, _) = open_page(browser, out, "#selftest", &["--virtual-time-budget=10000"]);
+    let error = self_test_error(&dom).unwrap_or_else(|title| panic!("self-test: {title}"));
+    assert!(error < 1e-2, "worst relative error {error}");
 }
 
 /// setView redrew every value of the first strip's first map in the

@@ -40,10 +40,16 @@ pub(super) fn compute(
         job,
         progress,
     )?;
-    let mut arithmetic = stack_arithmetic(graph, input, |block| {
+    let values = |block: usize, first: bool| {
         let shape = graph.block_output(block);
-        block_values(&maps_of[block], shape, shape[0])
-    })?;
+        block_values(&maps_of[block], shape, if first { 1 } else { shape[0] })
+    };
+    let mut arithmetic = stack_arithmetic(
+        graph,
+        input,
+        |block| values(block, false),
+        |block| values(block, true),
+    )?;
     for (block, maps) in maps_of.iter().enumerate() {
         let [count, height, width] = graph.block_output(block);
         let first = (count as usize).min(STRIP_MAPS) as u32;

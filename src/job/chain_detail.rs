@@ -12,11 +12,13 @@ use crate::tensor::RowSource;
 
 /// The arithmetic of `graph`'s blocks that fit the budget: block 0 reads
 /// `input`, block b the maps of block b − 1, which `maps_of(b − 1)` gives
-/// `[K, H, W]` (read only for the blocks that fit).
+/// `[K, H, W]` (read only for the blocks that fit); `first_map(b)` gives
+/// block b's first map `[H, W]`, for the page's self-test.
 pub(super) fn stack_arithmetic(
     graph: &Graph,
     input: &dyn RowSource,
     maps_of: impl Fn(usize) -> Result<Vec<f32>>,
+    first_map: impl Fn(usize) -> Result<Vec<f32>>,
 ) -> Result<Embedded> {
     let mut page = Embedded::default();
     let mut used = 0;
@@ -46,7 +48,10 @@ pub(super) fn stack_arithmetic(
         let shape = shape.map(|s| s as usize);
         page.inputs
             .insert(name.clone(), arithmetic::input_json(shape, &data));
-        page.convs.push(Ok(conv_json(graph, block, &name)));
+        let mut conv = conv_json(graph, block, &name);
+        let [_, height, width] = graph.block_output(block).map(|s| s as usize);
+        conv["run"] = arithmetic::run_values(&first_map(block)?, [height, width]);
+        page.convs.push(Ok(conv));
     }
     Ok(page)
 }
@@ -120,14 +125,14 @@ mod tests {
         // The 3×1200×1200 input alone is 4.3 MB of copies; conv2 reads
         // conv1's 4 maps after a max pool of 100: 4·12·12 values.
         let (graph, input) = stack("4x1,maxpool100,2x3", 1200);
-        let page = stack_arithmetic(&graph, &input, |block| {
+        let maps = |block: usize| {
             Ok(vec![
                 0.5;
                 graph.block_output(block).iter().product::<u32>()
                     as usize
             ])
-        })
-        .unwrap();
+        };
+        let page = stack_arithmetic(&graph, &input, maps, maps).unwrap();
         assert!(
             page.convs[0]
                 .as_ref()
@@ -147,7 +152,14 @@ mod tests {
     #[test]
     fn a_conv_carries_its_relu_and_pools_and_reads_the_input_first() {
         let (graph, input) = stack("2x3,relu,maxpool2,relu,3x1", 8);
-        let page = stack_arithmetic(&graph, &input, |_| Ok(vec![0.0; 2 * 3 * 3])).unwrap();
+        let maps = |block: usize| {
+            Ok(vec![
+                0.0;
+                graph.block_output(block).iter().product::<u32>()
+                    as usize
+            ])
+        };
+        let page = stack_arithmetic(&graph, &input, maps, maps).unwrap();
         let conv = page.convs[0].as_ref().unwrap();
         assert_eq!(conv["input"], "input");
         assert_eq!(

@@ -111,12 +111,18 @@ pub(super) fn conv_details(
             dilations: conv.dilations,
             groups: conv.group,
         };
-        let json = arithmetic::conv_json(
+        let mut json = arithmetic::conv_json(
             geometry,
             (&weight.data, weight.shape[0]),
             bias.map(|b| b.data.as_slice()),
             (&name, &[]),
         );
+        if let Some(out) = run.values.get(&node.output)
+            && let Some([_, height, width]) = maps_shape(&out.shape)
+        {
+            let first = &out.data[..(height * width) as usize];
+            json["run"] = arithmetic::run_values(first, [height as usize, width as usize]);
+        }
         detail.convs.insert(node.name.clone(), Ok(json));
     }
 }

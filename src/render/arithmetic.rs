@@ -109,6 +109,25 @@ pub fn conv_json(
     })
 }
 
+/// What the run computed for the page's self-test to hold its arithmetic
+/// to: map 0 of `first` `[H, W]` (the layer's first map, row-major) at its
+/// corners and centre, `[{map, x, y, value}]`, and its largest |value|.
+pub fn run_values(first: &[f32], [height, width]: [usize; 2]) -> serde_json::Value {
+    let points = [
+        (0, 0),
+        (width - 1, 0),
+        (0, height - 1),
+        (width - 1, height - 1),
+        (width / 2, height / 2),
+    ];
+    let values: Vec<serde_json::Value> = points
+        .iter()
+        .map(|&(x, y)| json!({"map": 0, "x": x, "y": y, "value": first[y * width + x]}))
+        .collect();
+    let largest = first.iter().fold(0f32, |m, v| m.max(v.abs()));
+    json!({ "values": values, "largest": largest })
+}
+
 /// An input `[C, H, W]` for the page's `inputs`: each channel's smallest
 /// and largest value, and each value as the byte round(255·(v − lo)/(hi −
 /// lo)) of its channel's range (0 for a flat channel), in base64. A value

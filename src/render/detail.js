@@ -120,6 +120,33 @@ var ConvmapsDetail = (function () {
     return x >= 0 && x < width && y >= 0 && y < height ? { x: x, y: y } : null;
   }
 
+  // A slider that lays the map (its picture, stretched to the photo) over
+  // the page's photo at the slider's opacity; null where the page frames
+  // no photo. Closing the panel takes the map away.
+  function overlayControl(file, panel) {
+    var frame = document.getElementById('convmaps-field');
+    var holder = frame && frame.parentNode;
+    if (!holder) { return null; }
+    var old = holder.querySelector('img.map-overlay');
+    if (old) { old.remove(); }
+    var picture = element('img', '', 'map-overlay');
+    picture.src = file.split('/').map(encodeURIComponent).join('/');
+    picture.alt = '';
+    picture.style.opacity = '0';
+    holder.insertBefore(picture, frame);
+    var slider = element('input');
+    slider.type = 'range';
+    slider.min = 0;
+    slider.max = 1;
+    slider.step = 0.05;
+    slider.value = '0';
+    slider.addEventListener('input', function () { picture.style.opacity = slider.value; });
+    panel.querySelector('button').addEventListener('click', function () { picture.remove(); });
+    var line = element('p', '', 'overlay-control');
+    line.appendChild(labelled('over the photo', slider));
+    return line;
+  }
+
   // Opens map k in `shown.panel`: shown = {panel, title, file, bar (a colour
   // bar element), stats (text), conv (decoded, or null), noArithmetic (why
   // not, or null), k, width, height, table, range, frame(x, y) (frames a
@@ -138,6 +165,8 @@ var ConvmapsDetail = (function () {
     panel.appendChild(picture);
     panel.appendChild(shown.bar);
     panel.appendChild(element('p', shown.stats));
+    var overlay = overlayControl(shown.file, panel);
+    if (overlay) { panel.appendChild(overlay); }
     var sums = element('pre', '', 'map-sums');
     var edits = element('details', '', 'edit');
     if (conv) {
@@ -190,5 +219,41 @@ var ConvmapsDetail = (function () {
     return { points: points, offByDelta: off, restored: restored };
   }
 
-  return { open: open, editor: editor, check: check };
+  // The self-test of a stack's or a network's page, as a verdict: `selftest
+  // ok <worst relative error>` or `selftest fail <reason>`. Each embedded
+  // conv's arithmetic at the values the run embedded (`layers`: [{name,
+  // conv (decoded), run: {values: [{map, x, y, value}], largest}}]) within
+  // 1% of its map's largest |value| (the copies are 8-bit); the strips'
+  // colours after setView (`strips.check()`); and a filter's editor
+  // (`editCheck()`: the run's map, every value moving by δ with the bias,
+  // Reset).
+  function selftest(layers, strips, editCheck) {
+    try {
+      var worst = 0, checked = 0;
+      layers.forEach(function (layer) {
+        layer.run.values.forEach(function (point) {
+          var value = ConvmapsArithmetic.evaluate(layer.conv, point.map, point.x, point.y).value;
+          var error = Math.abs(value - point.value) / (layer.run.largest || 1);
+          if (!(error <= 0.01)) {
+            throw new Error(layer.name + ' map ' + point.map + ' at (' + point.x + ', ' + point.y + ') sums to ' + value +
+              ', the run computed ' + point.value);
+          }
+          worst = Math.max(worst, error);
+          checked++;
+        });
+      });
+      if (!checked) { throw new Error('the page embeds no arithmetic to check'); }
+      var view = strips.check();
+      if (view && (view.wrong || !view.refused)) { throw new Error('setView drew ' + view.wrong + ' values in the wrong colour'); }
+      var edited = editCheck();
+      if (edited && !(edited.offByDelta < 1e-5 && edited.restored === 0)) {
+        throw new Error('the filter editor moved a value by ' + edited.offByDelta + ' more than the bias, or Reset left ' + edited.restored);
+      }
+      return 'selftest ok ' + worst.toExponential(2);
+    } catch (error) {
+      return 'selftest fail ' + (error.message || error);
+    }
+  }
+
+  return { open: open, editor: editor, check: check, selftest: selftest };
 })();

@@ -282,8 +282,10 @@
     var edited = editCheck();
     var opened = openMap(last.name, last.maps.length - 1);
     var shown = document.querySelector('#convmaps-detail img');
+    var overlay = document.querySelector('img.map-overlay');
     document.title = 'explore ' + JSON.stringify({ layers: layers(), fields: fields, hovered: hovered,
       opened: opened, shown: shown && shown.getAttribute('src'), sums: sums, edited: edited, view: strips.check(),
+      overlay: overlay && overlay.getAttribute('src'),
       without: graph.layers.filter(function (layer) { return layer.noArithmetic; }).map(function (layer) { return layer.name; }) });
   }
 
@@ -302,9 +304,22 @@
   }
 
   var strips = ConvmapsStrips.start(graph.layers, graph.view, placeStrip);
-  // A one-layer page's live part defines setView for its live maps.
+
+  // The stack's self-test (detail.js), on the values the run embedded.
+  function selftest() {
+    var checked = graph.layers.filter(function (layer) { return layer.conv && layer.conv.run; }).map(function (layer) {
+      return { name: layer.name, conv: convOf(layer), run: layer.conv.run };
+    });
+    return Promise.resolve(ConvmapsDetail.selftest(checked, strips, editCheck));
+  }
+
+  // A one-layer page's live part defines setView and selftest for its live
+  // maps; a stack's page has its own.
   if (graph.layers.some(function (layer) { return layer.strip; })) {
-    window.convmaps = Object.assign(window.convmaps || {}, { setView: strips.setView });
+    window.convmaps = Object.assign(window.convmaps || {}, { setView: strips.setView, selftest: selftest });
+    if (location.hash === '#selftest') {
+      window.addEventListener('load', function () { selftest().then(function (verdict) { document.title = verdict; }); });
+    }
   }
 
   window.convmaps = Object.assign(window.convmaps || {}, {

@@ -226,6 +226,7 @@ table.maps { border-collapse: collapse; }
 .stack-layer figure { margin: 0; }
 .stack-layer h2 { margin-top: 0; }
 .field-frame { position: relative; display: inline-block; line-height: 0; }
+.map-overlay { position: absolute; left: 0; top: 0; width: 100%; height: 100%; image-rendering: pixelated; pointer-events: none; }
 .field { position: absolute; border: 2px solid #e6007e; box-sizing: border-box; pointer-events: none; }
 .field-note { display: block; min-height: 1.2em; font-size: 0.85em; color: #666; }
 img[data-layer] { cursor: crosshair; }

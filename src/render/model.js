@@ -188,6 +188,20 @@
 
   var strips = ConvmapsStrips.start(data.layers, data.view, placeStrip);
 
+  // The editor of the last embedded conv's map 0, checked (detail.js).
+  function editCheck() {
+    var embedded = data.layers.filter(function (layer) { return layer.conv; }).pop();
+    return embedded ? ConvmapsDetail.check(editFilter(embedded.name, 0), embedded.name, embedded.grid.mapWidth) : null;
+  }
+
+  // The page's self-test (detail.js), on the values the run embedded.
+  function selftest() {
+    var checked = data.layers.filter(function (layer) { return layer.conv && layer.conv.run; }).map(function (layer) {
+      return { name: layer.name, conv: convOf(layer.name), run: layer.conv.run };
+    });
+    return Promise.resolve(ConvmapsDetail.selftest(checked, strips, editCheck));
+  }
+
   window.convmaps = Object.assign(window.convmaps || {}, {
     layers: layers,
     top: top,
@@ -195,8 +209,12 @@
     openMap: openMap,
     arithmetic: arithmetic,
     editFilter: editFilter,
-    setView: strips.setView
+    setView: strips.setView,
+    selftest: selftest
   });
+  if (window.location.hash === '#selftest') {
+    selftest().then(function (verdict) { document.title = verdict; });
+  }
   // For the tests: the pointer over pixel (0, 0) of the first map of the
   // first grid, and the frame it draws on the photo.
   function hoverCheck() {
@@ -236,8 +254,7 @@
   if (window.location.hash === '#model-check') {
     var first = data.layers.filter(function (layer) { return layer.field && layer.folder; })[0];
     var fields = first ? [receptiveField(first.name, 0, 0), receptiveField(first.name, 5, 5)] : [];
-    var embedded = data.layers.filter(function (layer) { return layer.conv; }).pop();
-    var edited = embedded ? ConvmapsDetail.check(editFilter(embedded.name, 0), embedded.name, embedded.grid.mapWidth) : null;
+    var edited = editCheck();
     var opened = first ? openMap(first.name, 0) : null;
     document.title = 'model ' + JSON.stringify({
       layers: layers(),
