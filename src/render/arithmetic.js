@@ -11,13 +11,6 @@ var ConvmapsArithmetic = (function () {
   // How many channels a sum lists one by one; the rest are summed together.
   var LISTED = 8;
 
-  function decodeBase64(text) {
-    var binary = atob(text);
-    var bytes = new Uint8Array(binary.length);
-    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
-    return bytes;
-  }
-
   // An IEEE 754 half float's 16 bits as a number.
   function halfToNumber(bits) {
     var sign = bits & 0x8000 ? -1 : 1, exponent = (bits >> 10) & 31, fraction = bits & 1023;
@@ -28,7 +21,7 @@ var ConvmapsArithmetic = (function () {
 
   // Base64 of little-endian halves, as a Float32Array.
   function decodeF16(text) {
-    var bytes = decodeBase64(text);
+    var bytes = ConvmapsView.decodeBase64(text);
     var values = new Float32Array(bytes.length / 2);
     for (var i = 0; i < values.length; i++) { values[i] = halfToNumber(bytes[2 * i] | bytes[2 * i + 1] << 8); }
     return values;
@@ -36,7 +29,7 @@ var ConvmapsArithmetic = (function () {
 
   // Base64 of little-endian f32 values, as a Float32Array.
   function decodeF32(text) {
-    var view = new DataView(decodeBase64(text).buffer);
+    var view = new DataView(ConvmapsView.decodeBase64(text).buffer);
     var values = new Float32Array(view.byteLength / 4);
     for (var i = 0; i < values.length; i++) { values[i] = view.getFloat32(4 * i, true); }
     return values;
@@ -45,7 +38,7 @@ var ConvmapsArithmetic = (function () {
   // An embedded input [C, H, W]: each byte q of channel c read as
   // lo[c] + q·(hi[c] − lo[c])/255.
   function decodeInput(input) {
-    var bytes = decodeBase64(input.bytes), plane = input.shape[1] * input.shape[2];
+    var bytes = ConvmapsView.decodeBase64(input.bytes), plane = input.shape[1] * input.shape[2];
     var values = new Float32Array(bytes.length);
     for (var i = 0; i < values.length; i++) {
       var c = Math.floor(i / plane), lo = input.lo[c], hi = input.hi[c];

@@ -128,6 +128,22 @@ pub fn run_values(first: &[f32], [height, width]: [usize; 2]) -> serde_json::Val
     json!({ "values": values, "largest": largest })
 }
 
+/// Appends `values` to `bytes` as bytes over their own range: each the
+/// byte round(255·(v − lo)/(hi − lo)) (0 where the range is flat); returns
+/// `(lo, hi)`. A page reads a byte q back as lo + q·(hi − lo)/255, within
+/// (hi − lo)/510 of the value.
+pub fn extend_bytes(bytes: &mut Vec<u8>, values: &[f32]) -> (f32, f32) {
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
+    bytes.extend(
+        values
+            .iter()
+            .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8),
+    );
+    (lo, hi)
+}
+
 /// An input `[C, H, W]` for the page's `inputs`: each channel's smallest
 /// and largest value, and each value as the byte round(255·(v − lo)/(hi −
 /// lo)) of its channel's range (0 for a flat channel), in base64. A value
@@ -138,14 +154,7 @@ pub fn input_json(shape: [usize; 3], values: &[f32]) -> serde_json::Value {
     let mut highs = Vec::with_capacity(shape[0]);
     let mut bytes = Vec::with_capacity(values.len());
     for channel in values.chunks(plane.max(1)) {
-        let lo = channel.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = channel.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-        bytes.extend(
-            channel
-                .iter()
-                .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8),
-        );
+        let (lo, hi) = extend_bytes(&mut bytes, channel);
         lows.push(lo);
         highs.push(hi);
     }

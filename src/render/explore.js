@@ -160,11 +160,7 @@
     return ConvmapsArithmetic.evaluate(conv, k, x, y);
   }
 
-  function colourTable() {
-    var binary = atob(graph.colours), table = new Uint8Array(binary.length);
-    for (var i = 0; i < binary.length; i++) { table[i] = binary.charCodeAt(i); }
-    return table;
-  }
+
 
   // Opens map `k` of layer `name` large in the detail panel (detail.js);
   // returns what it shows, or null when there is no such map.
@@ -179,7 +175,7 @@
         '; bias ' + formatValue(map.bias) + '; ' + graph.colormap + ' from ' + formatValue(map.range[0]) + ' to ' +
         formatValue(map.range[1]),
       conv: convOf(layer), noArithmetic: layer.noArithmetic, k: k, width: layer.shape[2], height: layer.shape[1],
-      table: colourTable(), range: map.range,
+      table: ConvmapsView.decodeBase64(graph.colours), range: map.range,
       frame: function (x, y) {
         var field = x === null ? null : receptiveField(layer.name, x, y);
         showField(field, x === null ? '' : fieldNote(layer, { map: k, x: x, y: y }, field));

@@ -48,16 +48,9 @@
 
   // ------------------------------------------------------------ data
 
-  function decodeBase64(text) {
-    var binary = atob(text);
-    var bytes = new Uint8Array(binary.length);
-    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
-    return bytes;
-  }
-
   // Base64 of little-endian f32 values, as a Float32Array.
   function decodeF32(text) {
-    var bytes = decodeBase64(text);
+    var bytes = ConvmapsView.decodeBase64(text);
     var view = new DataView(bytes.buffer);
     var values = new Float32Array(bytes.length / 4);
     for (var i = 0; i < values.length; i++) { values[i] = view.getFloat32(4 * i, true); }
@@ -66,7 +59,7 @@
 
   // The preview's 8-bit RGB as the layer's input [3, H, W]: sample / 255.
   function inputTensor(data) {
-    var rgb = decodeBase64(data.rgb);
+    var rgb = ConvmapsView.decodeBase64(data.rgb);
     var plane = data.width * data.height;
     var input = new Float32Array(3 * plane);
     for (var i = 0; i < plane; i++) {
@@ -325,7 +318,7 @@
 
   // The preview, drawn once under the overlay.
   function drawPhoto(live, canvas) {
-    var data = live.data, rgb = decodeBase64(data.rgb);
+    var data = live.data, rgb = ConvmapsView.decodeBase64(data.rgb);
     canvas.width = data.width;
     canvas.height = data.height;
     var context = canvas.getContext('2d');
@@ -513,15 +506,7 @@
   // setView({colormap, normalize, relu, opacity}): any of them; the rest
   // stay. Redraws every live map; returns the whole view.
   function setView(live, options) {
-    var next = Object.assign({}, live.view);
-    if (options.colormap !== undefined) {
-      if (!live.tables[options.colormap]) {
-        throw new Error('colormap ' + JSON.stringify(options.colormap) + ' is not one of ' + Object.keys(live.tables).join(', '));
-      }
-      next.colormap = options.colormap;
-    }
-    if (options.normalize !== undefined) { next.normalize = ConvmapsView.parseNormalize(options.normalize); }
-    if (options.relu !== undefined) { next.relu = Boolean(options.relu); }
+    var next = ConvmapsView.merge(live.view, options, live.tables);
     if (options.opacity !== undefined) {
       var opacity = Number(options.opacity);
       if (!(opacity >= 0 && opacity <= 1)) { throw new Error('opacity ' + JSON.stringify(options.opacity) + ' is not from 0 to 1'); }

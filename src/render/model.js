@@ -133,12 +133,6 @@
     return 'feature_' + text + '.png';
   }
 
-  function decodeTable(text) {
-    var binary = atob(text), table = new Uint8Array(binary.length);
-    for (var i = 0; i < binary.length; i++) { table[i] = binary.charCodeAt(i); }
-    return table;
-  }
-
   function format(value) { return String(Number(value.toPrecision(5))); }
 
   // Opens map k of node `name` large (detail.js): its picture, colour bar
@@ -148,7 +142,7 @@
     var layer = layerNamed(name), panel = document.getElementById('convmaps-detail');
     var map = layer && layer.maps && layer.maps[k];
     if (!map || !panel || !layer.folder) { return null; }
-    var conv = convOf(name), table = decodeTable(data.colours);
+    var conv = convOf(name), table = ConvmapsView.decodeBase64(data.colours);
     var bias = conv && conv.bias ? conv.bias[k] : null;
     var file = layer.folder + '/' + featureFile(k, layer.maps.length);
     panel.detail = ConvmapsDetail.open({

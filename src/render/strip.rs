@@ -5,6 +5,7 @@
 
 use serde_json::json;
 
+use super::arithmetic::extend_bytes;
 use super::live::base64;
 
 /// Maps a strip shows at most; the layer's grid shows them all.
@@ -27,14 +28,7 @@ pub fn strip_json(maps: &[f32], [count, height, width]: [usize; 3]) -> serde_jso
     let mut bytes = Vec::with_capacity(shown * small_height * small_width);
     for map in maps.chunks(plane.max(1)).take(shown) {
         let small = shrink(map, [height, width], [small_height, small_width]);
-        let lo = small.iter().copied().fold(f32::INFINITY, f32::min);
-        let hi = small.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
-        bytes.extend(
-            small
-                .iter()
-                .map(|&v| ((v - lo) * scale).round().clamp(0.0, 255.0) as u8),
-        );
+        let (lo, hi) = extend_bytes(&mut bytes, &small);
         lows.push(lo);
         highs.push(hi);
     }

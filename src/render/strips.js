@@ -7,16 +7,10 @@
 var ConvmapsStrips = (function () {
   'use strict';
 
-  function decodeBase64(text) {
-    var binary = atob(text), bytes = new Uint8Array(binary.length);
-    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
-    return bytes;
-  }
-
   // A strip's maps as values: byte q of map k read as lo[k] + q·(hi[k] −
   // lo[k])/255.
   function decodeStrip(strip) {
-    var bytes = decodeBase64(strip.bytes), size = strip.width * strip.height, maps = [];
+    var bytes = ConvmapsView.decodeBase64(strip.bytes), size = strip.width * strip.height, maps = [];
     for (var k = 0; k < strip.count; k++) {
       var values = new Float32Array(size), lo = strip.lo[k], hi = strip.hi[k];
       for (var i = 0; i < size; i++) { values[i] = hi > lo ? lo + bytes[k * size + i] * (hi - lo) / 255 : lo; }
@@ -84,15 +78,7 @@ var ConvmapsStrips = (function () {
     if (state.strips.length) { place(null, controls.element); }
 
     function setView(options) {
-      var next = Object.assign({}, state.view);
-      if (options.colormap !== undefined) {
-        if (!state.tables[options.colormap]) {
-          throw new Error('colormap ' + JSON.stringify(options.colormap) + ' is not one of ' + Object.keys(state.tables).join(', '));
-        }
-        next.colormap = options.colormap;
-      }
-      if (options.normalize !== undefined) { next.normalize = ConvmapsView.parseNormalize(options.normalize); }
-      if (options.relu !== undefined) { next.relu = Boolean(options.relu); }
+      var next = ConvmapsView.merge(state.view, options, state.tables);
       state.view = next;
       draw(state);
       controls.fill(next, null);

@@ -8,15 +8,18 @@ var ConvmapsView = (function () {
   // Colours in each embedded table.
   var LEVELS = 256;
 
+  // Base64 text as its bytes.
+  function decodeBase64(text) {
+    var binary = atob(text);
+    var bytes = new Uint8Array(binary.length);
+    for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
+    return bytes;
+  }
+
   // {name: base64 of LEVELS RGB triples} as {name: Uint8Array}.
   function decodeTables(encoded) {
     var tables = {};
-    Object.keys(encoded).forEach(function (name) {
-      var binary = atob(encoded[name]);
-      var bytes = new Uint8Array(binary.length);
-      for (var i = 0; i < binary.length; i++) { bytes[i] = binary.charCodeAt(i); }
-      tables[name] = bytes;
-    });
+    Object.keys(encoded).forEach(function (name) { tables[name] = decodeBase64(encoded[name]); });
     return tables;
   }
 
@@ -31,6 +34,22 @@ var ConvmapsView = (function () {
       throw new Error('normalize ' + JSON.stringify(value) + ' is not per-map, global or a range [lo, hi] with lo < hi');
     }
     return [lo, hi];
+  }
+
+  // `view` = {colormap, normalize, relu} with `options` (any of them)
+  // applied and checked: a colour map of `tables`, a normalisation as
+  // parseNormalize reads it. Throws on an unknown colour map.
+  function merge(view, options, tables) {
+    var next = Object.assign({}, view);
+    if (options.colormap !== undefined) {
+      if (!tables[options.colormap]) {
+        throw new Error('colormap ' + JSON.stringify(options.colormap) + ' is not one of ' + Object.keys(tables).join(', '));
+      }
+      next.colormap = options.colormap;
+    }
+    if (options.normalize !== undefined) { next.normalize = parseNormalize(options.normalize); }
+    if (options.relu !== undefined) { next.relu = Boolean(options.relu); }
+    return next;
   }
 
   function shown(value, relu) { return relu && value < 0 ? 0 : value; }
@@ -167,8 +186,10 @@ var ConvmapsView = (function () {
     LEVELS: LEVELS,
     controls: controls,
     labelled: labelled,
+    decodeBase64: decodeBase64,
     decodeTables: decodeTables,
     parseNormalize: parseNormalize,
+    merge: merge,
     extent: extent,
     rangeFor: rangeFor,
     level: level,
