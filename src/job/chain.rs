@@ -44,11 +44,16 @@ pub(super) fn compute(
         let shape = graph.block_output(block);
         block_values(&maps_of[block], shape, if first { 1 } else { shape[0] })
     };
+    let largest = |block: usize| {
+        let maps = &stats[block];
+        maps.iter()
+            .fold(0f32, |m, s| m.max(s.min.abs()).max(s.max.abs()))
+    };
     let mut arithmetic = stack_arithmetic(
         graph,
         input,
         |block| values(block, false),
-        |block| values(block, true),
+        |block| Ok((values(block, true)?, largest(block))),
     )?;
     for (block, maps) in maps_of.iter().enumerate() {
         let [count, height, width] = graph.block_output(block);

@@ -13,12 +13,13 @@ use crate::tensor::RowSource;
 /// The arithmetic of `graph`'s blocks that fit the budget: block 0 reads
 /// `input`, block b the maps of block b − 1, which `maps_of(b − 1)` gives
 /// `[K, H, W]` (read only for the blocks that fit); `first_map(b)` gives
-/// block b's first map `[H, W]`, for the page's self-test.
+/// block b's first map `[H, W]` and the largest |value| of its maps, for
+/// the page's self-test.
 pub(super) fn stack_arithmetic(
     graph: &Graph,
     input: &dyn RowSource,
     maps_of: impl Fn(usize) -> Result<Vec<f32>>,
-    first_map: impl Fn(usize) -> Result<Vec<f32>>,
+    first_map: impl Fn(usize) -> Result<(Vec<f32>, f32)>,
 ) -> Result<Embedded> {
     let mut page = Embedded::default();
     let mut used = 0;
@@ -50,7 +51,8 @@ pub(super) fn stack_arithmetic(
             .insert(name.clone(), arithmetic::input_json(shape, &data));
         let mut conv = conv_json(graph, block, &name);
         let [_, height, width] = graph.block_output(block).map(|s| s as usize);
-        conv["run"] = arithmetic::run_values(&first_map(block)?, [height, width]);
+        let (first, largest) = first_map(block)?;
+        conv["run"] = arithmetic::run_values(&first, [height, width], largest);
         page.convs.push(Ok(conv));
     }
     Ok(page)
@@ -132,7 +134,7 @@ mod tests {
                     as usize
             ])
         };
-        let page = stack_arithmetic(&graph, &input, maps, maps).unwrap();
+        let page = stack_arithmetic(&graph, &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
         assert!(
             page.convs[0]
                 .as_ref()
@@ -159,7 +161,7 @@ mod tests {
                     as usize
             ])
         };
-        let page = stack_arithmetic(&graph, &input, maps, maps).unwrap();
+        let page = stack_arithmetic(&graph, &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
         let conv = page.convs[0].as_ref().unwrap();
         assert_eq!(conv["input"], "input");
         assert_eq!(

@@ -475,7 +475,7 @@ fn write_node_maps(
 }
 
 /// The feature PNGs and the grid of `maps` `[C, H, W]` in `dir`; returns
-/// each map's range, mean and the range its colours span.
+/// each map's smallest, largest and mean value.
 fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<MapDetail>> {
     let plane = maps.plane_len();
     let stats: Vec<MapStats> = (0..maps.channels as usize)
@@ -486,10 +486,9 @@ fn write_maps(dir: &Path, maps: &Tensor3, view: &View) -> Result<Vec<MapDetail>>
     let mut pictures = StreamedPictures::create(dir, shape, &ranges, view)?;
     let details = stats
         .iter()
-        .zip(&ranges)
-        .map(|(s, &(lo, hi))| {
+        .map(|s| {
             let summary = s.summary();
-            [summary.min, summary.max, summary.mean, lo, hi]
+            [summary.min, summary.max, summary.mean]
         })
         .collect();
     let quantise = Quantise {

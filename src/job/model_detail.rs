@@ -11,9 +11,9 @@ use crate::net::{Array, NetRun, Network, ValueId};
 use crate::render::arithmetic::{self, Geometry};
 use crate::render::explore::Drawing;
 
-/// Each map of a node: `[min, max, mean, lo, hi]`, its values' range and
-/// mean, and the range `lo..hi` its colours span.
-pub(super) type MapDetail = [f32; 5];
+/// Each map of a node: `[min, max, mean]`. (The page works out the range
+/// its colours span from these, as the run did.)
+pub(super) type MapDetail = [f32; 3];
 
 /// What the page embeds beyond the summary.
 #[derive(Default)]
@@ -121,7 +121,9 @@ pub(super) fn conv_details(
             && let Some([_, height, width]) = maps_shape(&out.shape)
         {
             let first = &out.data[..(height * width) as usize];
-            json["run"] = arithmetic::run_values(first, [height as usize, width as usize]);
+            let largest = out.data.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let size = [height as usize, width as usize];
+            json["run"] = arithmetic::run_values(first, size, largest);
         }
         detail.convs.insert(node.name.clone(), Ok(json));
     }

@@ -152,7 +152,7 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
                 "reads": n.inputs,
                 "field": n.field,
                 "grid": n.folder.as_ref().and_then(|_| grid_of(&n.shape)),
-                "maps": detail.maps.get(&n.name),
+                "maps": detail.maps.get(&n.name).map(|maps| short_maps(maps)),
                 "strip": detail.strips.get(&n.name),
             });
             match detail.convs.get(&n.name) {
@@ -201,6 +201,22 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
     ] {
         let _ = write!(html, "<script>\n{script}</script>\n");
     }
+}
+
+/// Each map's `[min, max, mean]` to six significant digits, enough for the
+/// page's words and colour bars, and a third of the page's size for a
+/// network of thousands of maps.
+fn short_maps(maps: &[[f32; 3]]) -> serde_json::Value {
+    let short = |v: f32| -> serde_json::Value {
+        format!("{v:.5e}")
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map_or(serde_json::Value::Null, Into::into)
+    };
+    maps.iter()
+        .map(|map| serde_json::Value::Array(map.iter().map(|&v| short(v)).collect()))
+        .collect()
 }
 
 /// Where each map lies in a node's `grid.png` (as the grid was drawn), for

@@ -111,8 +111,9 @@ pub fn conv_json(
 
 /// What the run computed for the page's self-test to hold its arithmetic
 /// to: map 0 of `first` `[H, W]` (the layer's first map, row-major) at its
-/// corners and centre, `[{map, x, y, value}]`, and its largest |value|.
-pub fn run_values(first: &[f32], [height, width]: [usize; 2]) -> serde_json::Value {
+/// corners and centre, `[{map, x, y, value}]`, and `largest`, the largest
+/// |value| of the layer's maps, which errors are measured against.
+pub fn run_values(first: &[f32], [height, width]: [usize; 2], largest: f32) -> serde_json::Value {
     let points = [
         (0, 0),
         (width - 1, 0),
@@ -124,7 +125,6 @@ pub fn run_values(first: &[f32], [height, width]: [usize; 2]) -> serde_json::Val
         .iter()
         .map(|&(x, y)| json!({"map": 0, "x": x, "y": y, "value": first[y * width + x]}))
         .collect();
-    let largest = first.iter().fold(0f32, |m, v| m.max(v.abs()));
     json!({ "values": values, "largest": largest })
 }
 

@@ -135,6 +135,15 @@
 
   function format(value) { return String(Number(value.toPrecision(5))); }
 
+  // The range the run drew `map` ([min, max, mean]) of `layer` over, as
+  // Normalize::range works it out: its own, all the layer's maps', or the
+  // fixed one; centred on zero for a diverging colour map.
+  function drawnRange(layer, map) {
+    var all = layer.maps.reduce(function (a, m) { return [Math.min(a[0], m[0]), Math.max(a[1], m[1])]; }, [Infinity, -Infinity]);
+    var view = { normalize: ConvmapsView.parseNormalize(data.view.normalize) };
+    return ConvmapsView.rangeFor(view, [map[0], map[1]], all, data.view.diverging.indexOf(data.view.colormap) >= 0);
+  }
+
   // Opens map k of node `name` large (detail.js): its picture, colour bar
   // and statistics, and for an embedded conv its bias, filter, arithmetic
   // and editor. Returns what it shows, or null when there is no such map.
@@ -142,16 +151,16 @@
     var layer = layerNamed(name), panel = document.getElementById('convmaps-detail');
     var map = layer && layer.maps && layer.maps[k];
     if (!map || !panel || !layer.folder) { return null; }
-    var conv = convOf(name), table = ConvmapsView.decodeBase64(data.colours);
+    var conv = convOf(name), table = ConvmapsView.decodeBase64(data.colours), range = drawnRange(layer, map);
     var bias = conv && conv.bias ? conv.bias[k] : null;
     var file = layer.folder + '/' + featureFile(k, layer.maps.length);
     panel.detail = ConvmapsDetail.open({
       panel: panel, title: name + ' map ' + k, file: file,
-      bar: ConvmapsView.colourBar(table, [map[3], map[4]], data.colormap + ', as the run drew it'),
+      bar: ConvmapsView.colourBar(table, range, data.colormap + ', as the run drew it'),
       stats: 'min ' + format(map[0]) + ', max ' + format(map[1]) + ', mean ' + format(map[2]) +
         (bias === null ? '' : '; bias ' + format(bias)),
       conv: conv, noArithmetic: layer.noArithmetic, k: k, width: layer.grid.mapWidth, height: layer.grid.mapHeight,
-      table: table, range: [map[3], map[4]],
+      table: table, range: range,
       frame: function (x, y) { frame(x === null ? null : receptiveField(name, x, y)); }
     });
     return { name: name, map: k, file: file, min: map[0], max: map[1], mean: map[2], bias: bias };
