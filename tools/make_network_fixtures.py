@@ -534,6 +534,36 @@ def write_fill_model(out: str) -> None:
     print(f"{folder}: {count} goldens")
 
 
+def write_reduce_apart(out: str) -> None:
+    """Reductions over axes that are not next to each other, as a model's
+    head may write them: the mean over channels and width (kept), the sum
+    over axes -3 and -1 given as an input, and the largest over batch and
+    height, of a conv's output; made with ONNX's helper."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(SEED)
+    folder = os.path.join(out, "reduce_apart")
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    weight = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    axes = numpy_helper.from_array(np.array([-3, -1], dtype=np.int64), "axes")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("ReduceMean", ["c"], ["mean"], name="mean", axes=[1, 3], keepdims=1),
+        helper.make_node("ReduceSum", ["c", "axes"], ["sum"], name="sum", keepdims=0),
+        helper.make_node("ReduceMax", ["c"], ["max"], name="max", axes=[0, 2], keepdims=1),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 8])
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ["mean", "sum", "max"]]
+    graph = helper.make_graph(nodes, "reduce_apart", [x], outputs, [weight, axes])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    image = rng.random((3, 6, 8), dtype=np.float32)
+    count = write_goldens(folder, path, image)
+    print(f"{folder}: {count} goldens")
+
+
 def write_big(out: str) -> None:
     """Full-size ResNet-18, exported the default way, with its ImageNet
     input size, for the speed measurements."""
@@ -561,6 +591,7 @@ def main() -> None:
         write_fixture(out, name, exporter)
     write_keras_style(out)
     write_fill_model(out)
+    write_reduce_apart(out)
     write_malformed(out)
 
 

@@ -62,10 +62,16 @@ impl Loader<'_> {
         }
         let (lo, hi) = (axes[0], axes[axes.len() - 1]);
         if hi - lo + 1 != axes.len() {
-            return Err(format!(
-                "it reduces axes {axes:?} of {}; convmaps reduces axes next to each other",
-                ShapeText(&shape)
-            ));
+            let moved = self.move_axes_last(node, &shape, &axes)?;
+            return Ok(Parsed {
+                op: Op::Reduce {
+                    kind,
+                    size: axes.iter().map(|&a| shape[a]).product(),
+                    inner: 1,
+                },
+                inputs: vec![Input::Named(moved)],
+                shape: Some(out),
+            });
         }
         Ok(Parsed {
             op: Op::Reduce {
@@ -76,6 +82,37 @@ impl Loader<'_> {
             inputs: vec![first(node)],
             shape: Some(out),
         })
+    }
+
+    /// For a reduction over axes that are not next to each other: a
+    /// Transpose node (named `<node>[moved]`) that moves `axes` of `shape`
+    /// after the others, each group in its order, so that one reduction
+    /// over the last values covers them; returns the value it writes. The
+    /// kept axes keep their order, so the reduction's output needs no move.
+    fn move_axes_last(
+        &mut self,
+        node: &onnx::Node,
+        shape: &[usize],
+        axes: &[usize],
+    ) -> std::result::Result<String, String> {
+        let perm: Vec<usize> = (0..shape.len())
+            .filter(|d| !axes.contains(d))
+            .chain(axes.iter().copied())
+            .collect();
+        let moved_shape = perm.iter().map(|&p| shape[p]).collect();
+        let moved = format!("{}::moved", node.outputs[0]);
+        let transpose = onnx::Node {
+            op_type: "Transpose".into(),
+            ..node.clone()
+        };
+        let parsed = Parsed {
+            op: Op::Move(Movement::Transpose { perm }),
+            inputs: vec![first(node)],
+            shape: Some(moved_shape),
+        };
+        let name = format!("{}[moved]", node.label());
+        self.push_named(&transpose, parsed, (name, moved.clone()))?;
+        Ok(moved)
     }
 
     /// Softmax along an axis (before opset 13: the axes from `axis` on, as
