@@ -192,8 +192,16 @@ fn layers_with_a_model_names_its_own_nodes() {
 fn malformed_graphs_are_refused_naming_the_node() {
     let out = tempfile::tempdir().expect("a temporary folder");
     let photo = common::photo(out.path(), 8, 8);
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("bad_op", &["odd_one", "Celu", "does not run", "Conv"]),
+        (
+            "bad_range",
+            &[
+                "count_up",
+                "(Range)",
+                "reads values computed from the photo",
+            ],
+        ),
         ("bad_cycle", &["cycle", "first"]),
         ("bad_missing", &["adds", "nowhere", "no node writes"]),
         ("bad_shapes", &["clash", "do not broadcast"]),

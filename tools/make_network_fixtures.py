@@ -403,7 +403,8 @@ def write_malformed(out: str) -> None:
     (two nodes that read each other), bad_missing.onnx (a node reads a value
     nothing writes), bad_shapes.onnx (an Add of shapes that do not
     broadcast), bad_short.onnx (a weight whose data is shorter than its
-    shape) and bad_outside.onnx (external data in `../`)."""
+    shape), bad_outside.onnx (external data in `../`) and bad_range.onnx (a
+    Range whose limit is computed from the photo's values)."""
     from onnx import TensorProto, helper, numpy_helper
 
     folder = os.path.join(out, "bad")
@@ -438,7 +439,14 @@ def write_malformed(out: str) -> None:
         entry = outside.external_data.add()
         entry.key, entry.value = key, value
     save("bad_outside", [conv, helper.make_node("Relu", ["c"], ["y"], name="relu")], [outside])
-    print(f"{folder}: six malformed graphs")
+    start = numpy_helper.from_array(np.array(0.0, dtype=np.float32), "start")
+    step = numpy_helper.from_array(np.array(1.0, dtype=np.float32), "step")
+    save("bad_range", [
+        conv,
+        helper.make_node("ReduceMax", ["c"], ["most"], name="most", keepdims=0),
+        helper.make_node("Range", ["start", "most", "step"], ["y"], name="count_up"),
+    ], [weight, start, step])
+    print(f"{folder}: seven malformed graphs")
 
 
 def write_keras_style(out: str) -> None:

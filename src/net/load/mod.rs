@@ -646,6 +646,13 @@ impl Loader<'_> {
             "Flatten" | "Reshape" | "Squeeze" | "Unsqueeze" | "Identity" | "Dropout" => {
                 self.view(node)?
             }
+            "Range" | "Shape" | "Gather" | "Cast" | "Constant" => {
+                return Err(format!(
+                    "it reads values computed from the photo, not known when the model is \
+                     loaded; convmaps computes {} only from constants and shapes",
+                    node.op_type
+                ));
+            }
             other => {
                 return Err(format!(
                     "convmaps does not run {other} yet; it runs {}",
