@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::buffers::BufferPlan;
 use super::cpu::{BroadcastParams, check_input};
 use super::movement::{StridedCopy, copies};
 use super::ops::{Binary, Conv, ConvTranspose, Gemm, Op, Pool, Resize, Unary, UnaryKind};
@@ -199,11 +200,22 @@ impl GpuNet<'_> {
             timer.mark(&mut encoder, 0);
         }
         let last = net.last_readers();
+        let plan = BufferPlan::new(net);
+        let mut slots: Vec<Option<wgpu::Buffer>> = vec![None; plan.slot_bytes.len()];
         let mut readbacks = Vec::new();
         let mut order = Vec::new();
         gpu.scoped("compute", || -> Result<()> {
             for (index, node) in net.nodes.iter().enumerate() {
-                let output = self.record(&mut encoder, net, node, &live)?;
+                let output = match node.op {
+                    Op::View => self.view(net, node, &live),
+                    _ => {
+                        let slot = plan.slot_of[node.output].expect("a node's output has a slot");
+                        let buffer = slots[slot].get_or_insert_with(|| {
+                            value_buffer(gpu, &net.values[node.output].name, plan.slot_bytes[slot])
+                        });
+                        self.record(&mut encoder, net, node, (&live, buffer.clone()))?
+                    }
+                };
                 live.insert(node.output, output);
                 if let Some(timer) = &timer {
                     timer.mark(&mut encoder, index + 1);
@@ -290,23 +302,26 @@ impl GpuNet<'_> {
         }
     }
 
-    /// Records `node` and returns its output.
+    /// A view (Flatten, Reshape): its input's buffer under its own shape.
+    fn view(&self, net: &Network, node: &Node, live: &HashMap<ValueId, GpuValue>) -> GpuValue {
+        GpuValue {
+            buffer: live[&node.inputs[0]].buffer.clone(),
+            shape: net.values[node.output].shape.clone(),
+        }
+    }
+
+    /// Records `node`, writing its output into `buffer` (its slot's, in the
+    /// run's [`BufferPlan`]), and returns it.
     fn record(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         net: &Network,
         node: &Node,
-        live: &HashMap<ValueId, GpuValue>,
+        (live, buffer): (&HashMap<ValueId, GpuValue>, wgpu::Buffer),
     ) -> Result<GpuValue> {
         let inputs: Vec<&GpuValue> = node.inputs.iter().map(|v| &live[v]).collect();
         let shape = net.values[node.output].shape.clone();
-        if node.op == Op::View {
-            return Ok(GpuValue {
-                buffer: inputs[0].buffer.clone(),
-                shape,
-            });
-        }
-        let output = self.new_value(&net.values[node.output].name, shape);
+        let output = GpuValue { buffer, shape };
         if let Op::Move(movement) = &node.op {
             let shapes: Vec<&[usize]> = inputs.iter().map(|v| v.shape.as_slice()).collect();
             for copy in copies(movement, &shapes, &output.shape) {

@@ -6,6 +6,7 @@
 //! (`net::gpu`).
 
 pub mod array;
+pub mod buffers;
 pub mod check;
 pub mod cpu;
 pub mod field;
@@ -124,28 +125,22 @@ impl Network {
         last
     }
 
-    /// Bytes a run holds in memory at once, at most: every value's f32s
-    /// (a view shares its input's) and every weight's, since one
-    /// submission keeps what it reads until it ends.
+    /// Bytes a run holds in GPU memory at once, at most: the weights it
+    /// reads, and its values' buffers as [`buffers::BufferPlan`] reuses
+    /// them (a view shares its input's).
     pub fn memory_bytes(&self) -> u64 {
-        let views: std::collections::HashSet<ValueId> = self
+        let read: std::collections::HashSet<ValueId> = self
             .nodes
             .iter()
-            .filter(|n| n.op == Op::View)
-            .map(|n| n.output)
+            .flat_map(|n| n.inputs.iter().copied())
             .collect();
-        let used: std::collections::HashSet<ValueId> = self
-            .nodes
+        let weights: u64 = self
+            .constants
             .iter()
-            .flat_map(|n| n.inputs.iter().chain([&n.output]))
-            .copied()
-            .collect();
-        self.values
-            .iter()
-            .enumerate()
-            .filter(|(id, _)| used.contains(id) && !views.contains(id))
-            .map(|(_, v)| 4 * v.shape.iter().product::<usize>() as u64)
-            .sum()
+            .filter(|(id, _)| read.contains(id))
+            .map(|(_, array)| 4 * array.data.len() as u64)
+            .sum();
+        weights + buffers::BufferPlan::new(self).bytes()
     }
 
     /// The node that writes `value`, if one does.
