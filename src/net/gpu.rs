@@ -186,16 +186,7 @@ impl GpuNet<'_> {
         let gpu = self.gpu;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let timer = NodeTimer::new(gpu, net.nodes.len() + 1);
-        let mut live: HashMap<ValueId, GpuValue> = HashMap::new();
-        live.insert(net.input_value, self.upload("input", &input));
-        let read: std::collections::HashSet<ValueId> = net
-            .nodes
-            .iter()
-            .flat_map(|n| n.inputs.iter().copied())
-            .collect();
-        for (&id, array) in net.constants.iter().filter(|(id, _)| read.contains(id)) {
-            live.insert(id, self.upload(&net.values[id].name, array));
-        }
+        let mut live = self.upload_all(net, &input);
         if let Some(timer) = &timer {
             timer.mark(&mut encoder, 0);
         }
@@ -266,6 +257,21 @@ impl GpuNet<'_> {
             gpu_ms,
             total: started.elapsed(),
         })
+    }
+
+    /// The input and every weight a node reads, uploaded, by value.
+    fn upload_all(&self, net: &Network, input: &Array) -> HashMap<ValueId, GpuValue> {
+        let mut live = HashMap::new();
+        live.insert(net.input_value, self.upload("input", input));
+        let read: std::collections::HashSet<ValueId> = net
+            .nodes
+            .iter()
+            .flat_map(|n| n.inputs.iter().copied())
+            .collect();
+        for (&id, array) in net.constants.iter().filter(|(id, _)| read.contains(id)) {
+            live.insert(id, self.upload(&net.values[id].name, array));
+        }
+        live
     }
 
     /// Refuses a network with a value larger than this GPU's largest
