@@ -507,17 +507,26 @@ def write_keras_style(out: str) -> None:
     print(f"{folder}: 3 goldens")
 
 
+def helper_fixture(out: str, name: str):
+    """A fresh folder OUT/NAME for a model made with ONNX's helper, the
+    seeded generator, and the weight `w` [4, 3, 3, 3] of its first conv."""
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(SEED)
+    folder = os.path.join(out, name)
+    shutil.rmtree(folder, ignore_errors=True)
+    os.makedirs(folder)
+    weight = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    return folder, rng, weight
+
+
 def write_fill_model(out: str) -> None:
     """Shape subgraphs with ConstantOfShape (a `value` of 0.5), Range and
     Expand, as dynamic exports write them: y = conv(x) + fill + range,
     broadcast over the conv's shape, made with ONNX's helper."""
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(SEED)
-    folder = os.path.join(out, "fill")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    weight = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    folder, rng, weight = helper_fixture(out, "fill")
     half = helper.make_tensor("half", TensorProto.FLOAT, [1], [0.5])
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
@@ -549,11 +558,7 @@ def write_reduce_apart(out: str) -> None:
     height, of a conv's output; made with ONNX's helper."""
     from onnx import TensorProto, helper, numpy_helper
 
-    rng = np.random.default_rng(SEED)
-    folder = os.path.join(out, "reduce_apart")
-    shutil.rmtree(folder, ignore_errors=True)
-    os.makedirs(folder)
-    weight = numpy_helper.from_array((rng.standard_normal((4, 3, 3, 3)) * 0.3).astype(np.float32), "w")
+    folder, rng, weight = helper_fixture(out, "reduce_apart")
     axes = numpy_helper.from_array(np.array([-3, -1], dtype=np.int64), "axes")
     nodes = [
         helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),

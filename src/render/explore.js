@@ -58,26 +58,6 @@
     return inside ? { map: map, x: x, y: y } : null;
   }
 
-  // The value under the pointer in a grid picture: its map and (x, y).
-  function valueUnder(grid, image, event) {
-    var box = image.getBoundingClientRect();
-    var px = (event.clientX - box.left) * grid.width / box.width;
-    var py = (event.clientY - box.top) * grid.height / box.height;
-    var column = Math.floor((px - grid.gap) / (grid.cellWidth + grid.gap));
-    var row = Math.floor((py - grid.gap) / (grid.cellHeight + grid.gap));
-    var inX = px - grid.gap - column * (grid.cellWidth + grid.gap);
-    var inY = py - grid.gap - row * (grid.cellHeight + grid.gap);
-    var map = row * grid.columns + column;
-    var inside = column >= 0 && column < grid.columns && row >= 0 && map < grid.maps &&
-      inX >= 0 && inX < grid.cellWidth && inY >= 0 && inY < grid.cellHeight;
-    if (!inside) { return null; }
-    return {
-      map: map,
-      x: Math.floor(inX * grid.mapWidth / grid.cellWidth),
-      y: Math.floor(inY * grid.mapHeight / grid.cellHeight)
-    };
-  }
-
   // Draws `field` (input pixels) over the photo, in percent of its size,
   // and says it in the caption (a tensor input's picture gets the caption
   // alone).
@@ -208,7 +188,7 @@
     var map = image.dataset.map === undefined ? null : Number(image.dataset.map);
     image.addEventListener('mousemove', function (event) {
       var value = map === null
-        ? valueUnder(layer.grid, image, event)
+        ? ConvmapsView.gridPixel(layer.grid, image, event)
         : valueInMap(layer.grid, map, image, event);
       if (!value) { showField(null, ''); return; }
       var field = receptiveField(layer.name, value.x, value.y);
@@ -217,7 +197,7 @@
     image.addEventListener('mouseleave', function () { showField(null, ''); });
     if (map === null) {
       image.addEventListener('click', function (event) {
-        var value = valueUnder(layer.grid, image, event);
+        var value = ConvmapsView.gridPixel(layer.grid, image, event);
         if (value) { event.preventDefault(); openMap(layer.name, value.map); }
       });
     }
@@ -251,7 +231,7 @@
     for (var i = 0; i < images.length; i++) {
       var layer = layerNamed(images[i].dataset.layer);
       var last = layer.grid.maps - 1;
-      hovered.push({ name: layer.name, value: valueUnder(layer.grid, images[i], pointerAtCell(layer, images[i], last)) });
+      hovered.push({ name: layer.name, value: ConvmapsView.gridPixel(layer.grid, images[i], pointerAtCell(layer, images[i], last)) });
     }
     graph.layers.forEach(function (layer) {
       var width = layer.shape[2], height = layer.shape[1];

@@ -57,26 +57,6 @@
     return { x0: columns[0], y0: rows[0], x1: columns[1], y1: rows[1] };
   }
 
-  // The map and pixel of a grid picture under the pointer, or null in a gap.
-  function pixelUnder(grid, image, event) {
-    var box = image.getBoundingClientRect();
-    var px = (event.clientX - box.left) * grid.width / box.width;
-    var py = (event.clientY - box.top) * grid.height / box.height;
-    var column = Math.floor((px - grid.gap) / (grid.cellWidth + grid.gap));
-    var row = Math.floor((py - grid.gap) / (grid.cellHeight + grid.gap));
-    var inX = px - grid.gap - column * (grid.cellWidth + grid.gap);
-    var inY = py - grid.gap - row * (grid.cellHeight + grid.gap);
-    var map = row * grid.columns + column;
-    if (inX < 0 || inY < 0 || inX >= grid.cellWidth || inY >= grid.cellHeight || map >= grid.maps) {
-      return null;
-    }
-    return {
-      map: map,
-      x: Math.floor(inX * grid.mapWidth / grid.cellWidth),
-      y: Math.floor(inY * grid.mapHeight / grid.cellHeight)
-    };
-  }
-
   // Frames `field` on the photo, or hides the frame.
   function frame(field) {
     var box = document.getElementById('convmaps-field');
@@ -96,12 +76,12 @@
     var layer = layerNamed(image.getAttribute('data-grid'));
     if (!layer || !layer.grid || !layer.field) { return; }
     image.addEventListener('mousemove', function (event) {
-      var at = pixelUnder(layer.grid, image, event);
+      var at = ConvmapsView.gridPixel(layer.grid, image, event);
       frame(at && receptiveField(layer.name, at.x, at.y));
     });
     image.addEventListener('mouseleave', function () { frame(null); });
     image.addEventListener('click', function (event) {
-      var at = pixelUnder(layer.grid, image, event);
+      var at = ConvmapsView.gridPixel(layer.grid, image, event);
       if (at) { event.preventDefault(); openMap(layer.name, at.map); }
     });
   }

@@ -52,6 +52,29 @@ var ConvmapsView = (function () {
     return next;
   }
 
+  // The map and pixel under a pointer event over a grid picture laid out
+  // as `grid` says ({columns, cellWidth, cellHeight, gap, width, height,
+  // maps, mapWidth, mapHeight}, as the run drew it): {map, x, y}, or null
+  // in a gap or past the last map.
+  function gridPixel(grid, image, event) {
+    var box = image.getBoundingClientRect();
+    var px = (event.clientX - box.left) * grid.width / box.width;
+    var py = (event.clientY - box.top) * grid.height / box.height;
+    var column = Math.floor((px - grid.gap) / (grid.cellWidth + grid.gap));
+    var row = Math.floor((py - grid.gap) / (grid.cellHeight + grid.gap));
+    var inX = px - grid.gap - column * (grid.cellWidth + grid.gap);
+    var inY = py - grid.gap - row * (grid.cellHeight + grid.gap);
+    var map = row * grid.columns + column;
+    var inside = column >= 0 && column < grid.columns && row >= 0 && map < grid.maps &&
+      inX >= 0 && inX < grid.cellWidth && inY >= 0 && inY < grid.cellHeight;
+    if (!inside) { return null; }
+    return {
+      map: map,
+      x: Math.floor(inX * grid.mapWidth / grid.cellWidth),
+      y: Math.floor(inY * grid.mapHeight / grid.cellHeight)
+    };
+  }
+
   function shown(value, relu) { return relu && value < 0 ? 0 : value; }
 
   // [min, max] of the values as drawn (after the ReLU view).
@@ -190,6 +213,7 @@ var ConvmapsView = (function () {
     decodeTables: decodeTables,
     parseNormalize: parseNormalize,
     merge: merge,
+    gridPixel: gridPixel,
     extent: extent,
     rangeFor: rangeFor,
     level: level,
