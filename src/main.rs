@@ -181,6 +181,12 @@ struct Cli {
     #[arg(long, default_value_t = convmaps::photo::DEFAULT_MAX_PIXELS, value_name = "PIXELS")]
     max_pixels: u64,
 
+    /// Most MiB of copies of convs' inputs and weights a stack's or a network's
+    /// page embeds, in run order, to show one value's arithmetic and edit a filter.
+    #[arg(long, value_name = "MIB", default_value_t = convmaps::render::arithmetic::DEFAULT_BUDGET_MIB,
+          value_parser = clap::value_parser!(u32).range(0..=1024))]
+    page_budget: u32,
+
     /// Per-channel normalisation of the input, after scaling, as the model was
     /// trained: none, imagenet (mean 0.485,0.456,0.406, std 0.229,0.224,0.225), or
     /// MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25.
@@ -789,6 +795,7 @@ fn job_for(cli: &Cli, photo: &std::path::Path, out_dir: PathBuf, weights: &Weigh
             per_channel_filters: cli.per_channel_filters,
         },
         max_pixels: cli.max_pixels,
+        page_budget: (cli.page_budget as usize) << 20,
         apply_orientation: !cli.ignore_orientation,
         input_scale: cli.input_scale as f32,
         input_norm: cli.input_norm.0.clone(),

@@ -731,6 +731,18 @@ fn assert_the_strips_follow_set_view(view: &serde_json::Value, strips: u64) {
     assert_eq!(view["refused"], true, "{view}");
 }
 
+#[test]
+fn a_page_budget_of_zero_embeds_no_arithmetic_and_says_how_to_embed_more() {
+    let (_dir, out) = run("--layers 4x3,relu,maxpool2,5x3/s2/p1 --page-budget 0");
+    let html = page(&out);
+    assert!(html.contains("over the page's budget for arithmetic (0.0 MiB of copies"));
+    assert!(html.contains("--page-budget MIB embeds more"));
+    let Some(browser) = chromium() else { return };
+    let answers = explorer_answers(&browser, &out);
+    assert_eq!(answers["without"], serde_json::json!(["conv1", "conv2"]));
+    assert_eq!(answers["sums"], serde_json::json!([]));
+}
+
 /// The page's editor of `name`'s filter 0 (its conv with no steps after
 /// it) gave the run's map before any change, moved every value by δ with
 /// the bias, and gave the map back on Reset.

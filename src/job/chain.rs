@@ -50,7 +50,7 @@ pub(super) fn compute(
             .fold(0f32, |m, s| m.max(s.min.abs()).max(s.max.abs()))
     };
     let mut arithmetic = stack_arithmetic(
-        graph,
+        (graph, job.page_budget),
         input,
         |block| values(block, false),
         |block| Ok((values(block, true)?, largest(block))),

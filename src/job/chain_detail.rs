@@ -1,5 +1,5 @@
 //! What a stack's page embeds to show one value as its arithmetic: for the
-//! blocks whose conv's weights and input fit [`arithmetic::BUDGET_BYTES`],
+//! blocks whose conv's weights and input fit the page's budget,
 //! in order, the conv, the steps after it (its ReLU, max pooling) and its
 //! input: the input as the first conv reads it, or the maps of the block
 //! before (`render::arithmetic`).
@@ -10,13 +10,14 @@ use crate::layer::Activation;
 use crate::render::arithmetic::{self, Embedded, Geometry, Then};
 use crate::tensor::RowSource;
 
-/// The arithmetic of `graph`'s blocks that fit the budget: block 0 reads
+/// The arithmetic of `graph`'s blocks that fit `budget` bytes of copies, in
+/// order: block 0 reads
 /// `input`, block b the maps of block b − 1, which `maps_of(b − 1)` gives
 /// `[K, H, W]` (read only for the blocks that fit); `first_map(b)` gives
 /// block b's first map `[H, W]` and the largest |value| of its maps, for
 /// the page's self-test.
 pub(super) fn stack_arithmetic(
-    graph: &Graph,
+    (graph, budget): (&Graph, usize),
     input: &dyn RowSource,
     maps_of: impl Fn(usize) -> Result<Vec<f32>>,
     first_map: impl Fn(usize) -> Result<(Vec<f32>, f32)>,
@@ -31,11 +32,8 @@ pub(super) fn stack_arithmetic(
         };
         let values = shape.iter().map(|&s| s as usize).product();
         let cost = arithmetic::cost(layer.weight.len() + layer.bias.len(), values);
-        if used + cost > arithmetic::BUDGET_BYTES {
-            page.convs.push(Err(format!(
-                "its weights and input are over the page's budget for arithmetic ({} MiB of copies, taken by the layers before it)",
-                arithmetic::BUDGET_BYTES >> 20
-            )));
+        if used + cost > budget {
+            page.convs.push(Err(arithmetic::over_budget(budget)));
             continue;
         }
         used += cost;
@@ -134,7 +132,8 @@ mod tests {
                     as usize
             ])
         };
-        let page = stack_arithmetic(&graph, &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
+        let page =
+            stack_arithmetic((&graph, 4 << 20), &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
         assert!(
             page.convs[0]
                 .as_ref()
@@ -161,7 +160,8 @@ mod tests {
                     as usize
             ])
         };
-        let page = stack_arithmetic(&graph, &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
+        let page =
+            stack_arithmetic((&graph, 4 << 20), &input, maps, |b| Ok((maps(b)?, 1.0))).unwrap();
         let conv = page.convs[0].as_ref().unwrap();
         assert_eq!(conv["input"], "input");
         assert_eq!(

@@ -126,6 +126,10 @@ pub struct Job {
     /// Largest photo, and largest output map, accepted, in pixels (width ×
     /// height), checked from the photo's header before anything is decoded.
     pub max_pixels: u64,
+    /// Most bytes of copies of convs' inputs and weights the page embeds
+    /// for one value's arithmetic and a filter's editor (stacks and
+    /// networks).
+    pub page_budget: usize,
     /// Turn the photo upright as its EXIF orientation says (as photo
     /// viewers do); false keeps the stored pixels.
     pub apply_orientation: bool,

@@ -101,7 +101,7 @@ pub fn run(
         check_tensor(&photo.rgb, &network)?;
     }
     let input = model_input::model_input(&photo.rgb, photo.prep.as_ref(), &network.input);
-    let loaded = choose_and_fuse(network, &model_job.maps)?;
+    let loaded = choose_and_fuse(network, &model_job.maps, job.page_budget)?;
     let load = loading.elapsed();
     let running = Instant::now();
     let verify = match model_job.verify {
@@ -181,7 +181,8 @@ fn page_detail(
         ..PageDetail::default()
     };
     let chosen = (&loaded.chosen[..], &loaded.arithmetic[..]);
-    model_detail::conv_details(&loaded.network, chosen, run, input, &mut detail);
+    let network = (&loaded.network, job.page_budget);
+    model_detail::conv_details(network, chosen, run, input, &mut detail);
     detail
 }
 
@@ -203,7 +204,7 @@ struct Loaded {
 
 /// Chooses the nodes whose maps `maps` asks for (and the outputs that are
 /// maps), finds CAM's source, and fuses what no one looks at.
-fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
+fn choose_and_fuse(mut network: Network, maps: &MapsChoice, budget: usize) -> Result<Loaded> {
     let mut chosen: Vec<ValueId> = chosen_nodes(&network, maps)?
         .into_iter()
         .map(|n| network.nodes[n].output)
@@ -228,7 +229,7 @@ fn choose_and_fuse(mut network: Network, maps: &MapsChoice) -> Result<Loaded> {
     let chosen: Vec<usize> = (0..network.nodes.len())
         .filter(|&n| chosen.contains(&network.nodes[n].output))
         .collect();
-    let (arithmetic, inputs) = model_detail::arithmetic_plan(&network, &chosen);
+    let (arithmetic, inputs) = model_detail::arithmetic_plan((&network, budget), &chosen);
     keep.extend(inputs);
     Ok(Loaded {
         network,

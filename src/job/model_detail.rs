@@ -1,6 +1,6 @@
 //! What a network's page embeds to open one map: each written node's maps'
 //! statistics and the range their colours span, and, for the convs whose
-//! weights and input fit [`arithmetic::BUDGET_BYTES`], what the page needs
+//! weights and input fit the page's budget, what the page needs
 //! to show one value as its arithmetic (`render::arithmetic`).
 
 use std::collections::{HashMap, HashSet};
@@ -33,7 +33,10 @@ pub(super) struct PageDetail {
 /// The chosen Conv nodes whose copies fit the budget, in run order (a conv
 /// that does not fit is skipped and later ones still tried), and the values
 /// they read that the run must keep (the model's input is at hand anyway).
-pub(super) fn arithmetic_plan(network: &Network, chosen: &[usize]) -> (Vec<usize>, Vec<ValueId>) {
+pub(super) fn arithmetic_plan(
+    (network, budget): (&Network, usize),
+    chosen: &[usize],
+) -> (Vec<usize>, Vec<ValueId>) {
     let mut used = 0;
     let mut counted = HashSet::new();
     let mut nodes = Vec::new();
@@ -52,7 +55,7 @@ pub(super) fn arithmetic_plan(network: &Network, chosen: &[usize]) -> (Vec<usize
             false => network.values[input].shape.iter().product(),
         };
         let cost = arithmetic::cost(weight.data.len(), input_len);
-        if used + cost <= arithmetic::BUDGET_BYTES {
+        if used + cost <= budget {
             used += cost;
             counted.insert(input);
             nodes.push(index);
@@ -69,7 +72,7 @@ pub(super) fn arithmetic_plan(network: &Network, chosen: &[usize]) -> (Vec<usize
 /// values and the model's `input`; every other written conv gets the reason
 /// it has none.
 pub(super) fn conv_details(
-    network: &Network,
+    (network, budget): (&Network, usize),
     (written, convs): (&[usize], &[usize]),
     run: &NetRun,
     input: &Array,
@@ -79,13 +82,9 @@ pub(super) fn conv_details(
         let node = &network.nodes[index];
         let Op::Conv(conv) = &node.op else { continue };
         if !convs.contains(&index) {
-            detail.convs.insert(
-                node.name.clone(),
-                Err(format!(
-                    "its weights and input are over the page's budget for arithmetic ({} MiB of copies, taken by the convs before it)",
-                    arithmetic::BUDGET_BYTES >> 20
-                )),
-            );
+            detail
+                .convs
+                .insert(node.name.clone(), Err(arithmetic::over_budget(budget)));
             continue;
         }
         let source = node.inputs[0];

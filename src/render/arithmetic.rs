@@ -10,9 +10,19 @@ use serde_json::json;
 
 use super::live::{base64, f32_base64};
 
-/// Most bytes of copies a page embeds for its convs' arithmetic (two a
-/// weight, one an input value): the convs that fit, in the order they run.
-pub const BUDGET_BYTES: usize = 4 << 20;
+/// Most mebibytes of copies a page embeds for its convs' arithmetic by
+/// default (two bytes a weight, one an input value): the convs that fit, in
+/// the order they run. `--page-budget` sets it.
+pub const DEFAULT_BUDGET_MIB: u32 = 4;
+
+/// Why a conv's arithmetic is not on the page, for a budget of `bytes`.
+pub fn over_budget(bytes: usize) -> String {
+    format!(
+        "its weights and input are over the page's budget for arithmetic ({:.1} MiB of copies, \
+         taken by the layers before it); --page-budget MIB embeds more",
+        bytes as f64 / 1048576.0
+    )
+}
 
 /// The page's script: reads the embedded copies, sums one window channel
 /// by channel, draws a filter one channel at a time.
