@@ -520,6 +520,24 @@ def helper_fixture(out: str, name: str):
     return folder, rng, weight
 
 
+def save_helper_fixture(place, nodes, outputs, initializers) -> None:
+    """Saves the graph of `nodes` (input x [1, 3, 6, 8], the named outputs)
+    as model.onnx in the fixture's folder, opset 17, and its goldens on a
+    random image from the fixture's generator. place = (folder, rng)."""
+    from onnx import TensorProto, helper
+
+    folder, rng = place
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 8])
+    values = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs]
+    graph = helper.make_graph(nodes, os.path.basename(folder), [x], values, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = os.path.join(folder, "model.onnx")
+    onnx.save(model, path)
+    image = rng.random((3, 6, 8), dtype=np.float32)
+    count = write_goldens(folder, path, image)
+    print(f"{folder}: {count} goldens")
+
+
 def write_fill_model(out: str) -> None:
     """Shape subgraphs with ConstantOfShape (a `value` of 0.5), Range and
     Expand, as dynamic exports write them: y = conv(x) + fill + range,
@@ -540,15 +558,7 @@ def write_fill_model(out: str) -> None:
         helper.make_node("Add", ["c", "fill"], ["filled"], name="add_fill"),
         helper.make_node("Add", ["filled", "ramps"], ["y"], name="add_ramp"),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 8])
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    graph = helper.make_graph(nodes, "fill", [x], [y], [weight])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = os.path.join(folder, "model.onnx")
-    onnx.save(model, path)
-    image = rng.random((3, 6, 8), dtype=np.float32)
-    count = write_goldens(folder, path, image)
-    print(f"{folder}: {count} goldens")
+    save_helper_fixture((folder, rng), nodes, ["y"], [weight])
 
 
 def write_reduce_apart(out: str) -> None:
@@ -556,7 +566,7 @@ def write_reduce_apart(out: str) -> None:
     head may write them: the mean over channels and width (kept), the sum
     over axes -3 and -1 given as an input, and the largest over batch and
     height, of a conv's output; made with ONNX's helper."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     folder, rng, weight = helper_fixture(out, "reduce_apart")
     axes = numpy_helper.from_array(np.array([-3, -1], dtype=np.int64), "axes")
@@ -566,15 +576,7 @@ def write_reduce_apart(out: str) -> None:
         helper.make_node("ReduceSum", ["c", "axes"], ["sum"], name="sum", keepdims=0),
         helper.make_node("ReduceMax", ["c"], ["max"], name="max", axes=[0, 2], keepdims=1),
     ]
-    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6, 8])
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in ["mean", "sum", "max"]]
-    graph = helper.make_graph(nodes, "reduce_apart", [x], outputs, [weight, axes])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = os.path.join(folder, "model.onnx")
-    onnx.save(model, path)
-    image = rng.random((3, 6, 8), dtype=np.float32)
-    count = write_goldens(folder, path, image)
-    print(f"{folder}: {count} goldens")
+    save_helper_fixture((folder, rng), nodes, ["mean", "sum", "max"], [weight, axes])
 
 
 def write_big(out: str) -> None:
