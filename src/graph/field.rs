@@ -101,28 +101,7 @@ impl Graph {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::graph::StackOptions;
-    use crate::graph::spec::parse;
-    use crate::resolve::InputShape;
-
-    fn chain(spec: &str, height: u32, width: u32) -> Graph {
-        let options = StackOptions {
-            bias: true,
-            init: crate::banks::Init::Random,
-            seed: 1,
-            model: None,
-            fold_bn: None,
-            max_pixels: 1 << 30,
-        };
-        let input = InputShape {
-            channels: 3,
-            photo: true,
-            height,
-            width,
-        };
-        Graph::resolve(&parse(spec, false).unwrap(), input, &options).unwrap()
-    }
+    use crate::graph::test_stack as chain;
 
     #[test]
     fn a_value_depends_on_its_window_through_stride_padding_and_pooling() {

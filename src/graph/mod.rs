@@ -605,3 +605,24 @@ pub fn run_cpu(graph: &Graph, input: &Tensor3) -> Result<Vec<Tensor3>> {
     }
     Ok(outputs)
 }
+
+/// For tests: the stack `spec` (as `--layers` writes it) over an RGB photo
+/// of `height`×`width`, with random weights from seed 1.
+#[cfg(test)]
+pub(crate) fn test_stack(spec: &str, height: u32, width: u32) -> Graph {
+    let options = StackOptions {
+        bias: true,
+        init: crate::banks::Init::Random,
+        seed: 1,
+        model: None,
+        fold_bn: None,
+        max_pixels: 1 << 30,
+    };
+    let input = crate::resolve::InputShape {
+        channels: 3,
+        photo: true,
+        height,
+        width,
+    };
+    Graph::resolve(&spec::parse(spec, false).unwrap(), input, &options).unwrap()
+}

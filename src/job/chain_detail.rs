@@ -94,30 +94,12 @@ fn conv_json(graph: &Graph, block: usize, name: &str) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::banks::Init;
-    use crate::graph::{StackOptions, spec};
-    use crate::resolve::InputShape;
+    use crate::graph::test_stack;
     use crate::tensor::Tensor3;
 
     /// A stack over a 3×`side`×`side` input of zeros.
     fn stack(text: &str, side: u32) -> (Graph, Tensor3) {
-        let options = StackOptions {
-            bias: true,
-            init: Init::Random,
-            seed: 0,
-            model: None,
-            fold_bn: None,
-            max_pixels: 1 << 30,
-        };
-        let input = InputShape {
-            channels: 3,
-            photo: true,
-            height: side,
-            width: side,
-        };
-        let items = spec::parse(text, false).unwrap();
-        let graph = Graph::resolve(&items, input, &options).unwrap();
-        (graph, Tensor3::zeros(3, side, side))
+        (test_stack(text, side, side), Tensor3::zeros(3, side, side))
     }
 
     #[test]
