@@ -7,11 +7,11 @@
 use std::fmt::Write;
 
 use super::model_detail::PageDetail;
-use crate::render::explore::{BAR_COLOURS, view_json};
 use crate::render::explore::{DETAIL_SCRIPT, STRIPS_SCRIPT};
+use crate::render::explore::{colour_table, view_json};
 use crate::render::grid::GridLayout;
 use crate::render::html::{STYLE, escape, url_path};
-use crate::render::live::{base64, script_json};
+use crate::render::live::script_json;
 use crate::render::{GRID_GAP, grid_tile_size};
 use crate::render::{VIEW_SCRIPT, arithmetic};
 use crate::report::model::{ModelSummary, flops_text};
@@ -175,16 +175,13 @@ fn write_script(html: &mut String, summary: &ModelSummary, detail: &PageDetail) 
         _ => [0, 0],
     };
     let colormap = detail.drawing.colormap;
-    let colours: Vec<u8> = (0..BAR_COLOURS)
-        .flat_map(|i| colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
-        .collect();
     let data = serde_json::json!({
         "layers": layers,
         "top": top,
         "input": size,
         "inputs": detail.inputs,
         "colormap": colormap.name(),
-        "colours": base64(&colours),
+        "colours": colour_table(colormap),
         "view": view_json(detail.drawing),
     });
     let _ = writeln!(

@@ -111,14 +111,11 @@ pub fn explore_data(
             layer
         })
         .collect();
-    let colours: Vec<u8> = (0..BAR_COLOURS)
-        .flat_map(|i| drawing.colormap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
-        .collect();
     let data = json!({
         "input": graph.input(),
         "photo": photo,
         "colormap": drawing.colormap.name(),
-        "colours": base64(&colours),
+        "colours": colour_table(drawing.colormap),
         "steps": steps,
         "layers": layers,
         "inputs": arithmetic.map(|a| &a.inputs),
@@ -133,13 +130,30 @@ pub fn view_json(drawing: Drawing) -> serde_json::Value {
     json!({
         "colormap": drawing.colormap.name(),
         "normalize": drawing.normalize.to_string(),
-        "colormaps": super::live::colour_tables(),
+        "colormaps": colour_tables(),
         "diverging": Colormap::ALL
             .iter()
             .filter(|c| c.is_diverging())
             .map(|c| c.name())
             .collect::<Vec<_>>(),
     })
+}
+
+/// Every colour map's table: `{name: base64 of BAR_COLOURS RGB triples}`.
+fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
+    Colormap::ALL
+        .iter()
+        .map(|&cmap| (cmap.name().to_string(), colour_table(cmap).into()))
+        .collect()
+}
+
+/// `cmap` at [`BAR_COLOURS`] even steps of t from 0 to 1, as RGB triples
+/// in base64: the table the pages draw colour bars and maps with.
+pub fn colour_table(cmap: Colormap) -> String {
+    let colours: Vec<u8> = (0..BAR_COLOURS)
+        .flat_map(|i| cmap.colour(i as f32 / (BAR_COLOURS - 1) as f32))
+        .collect();
+    base64(&colours)
 }
 
 /// Each map of block `block`: its picture (relative to the page), its

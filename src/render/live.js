@@ -80,7 +80,7 @@
     var live = {
       data: data,
       input: inputTensor(data),
-      tables: ConvmapsView.decodeTables(data.colormaps),
+      tables: ConvmapsView.decodeTables(data.view.colormaps),
       view: { colormap: data.view.colormap, normalize: ConvmapsView.parseNormalize(data.view.normalize), relu: false },
       opacity: 0.6,
       seed: data.seed,
@@ -250,7 +250,7 @@
 
   function colourTable(live) { return live.tables[live.view.colormap]; }
 
-  function isDiverging(live) { return live.data.diverging.indexOf(live.view.colormap) >= 0; }
+  function isDiverging(live) { return live.data.view.diverging.indexOf(live.view.colormap) >= 0; }
 
   // [min, max] over every map as drawn.
   function allExtent(live) {

@@ -16,6 +16,7 @@ use crate::cpu::conv2d_direct_pixel;
 use crate::error::Result;
 use crate::layer::{Layer, LayerSpec, Padding};
 use crate::render::colormap::{Colormap, Normalize};
+use crate::render::explore::{Drawing, view_json};
 use crate::tensor::Tensor3;
 use crate::weights::kaiming_uniform;
 
@@ -37,9 +38,6 @@ pub const CHECKED_FILTERS: u32 = 2;
 /// Most values of one native map embedded for the check; a bigger map is
 /// sampled every `step` values (row-major), so the page stays small.
 pub const CHECKED_VALUES: usize = 4096;
-
-/// Colours in each colour map's table for the page.
-pub const TABLE_COLOURS: u32 = 256;
 
 /// The seed of the second geometry the page re-plans to in its self-test.
 pub const REPLAN_SEED: u64 = 7;
@@ -120,16 +118,10 @@ pub fn live_data(
         "seed": start.seed,
         "init": start.init.name(),
         "bankCheck": bank_check()?,
-        "view": {
-            "colormap": start.colormap.name(),
-            "normalize": start.normalize.to_string(),
-        },
-        "colormaps": colour_tables(),
-        "diverging": Colormap::ALL
-            .iter()
-            .filter(|c| c.is_diverging())
-            .map(|c| c.name())
-            .collect::<Vec<_>>(),
+        "view": view_json(Drawing {
+            colormap: start.colormap,
+            normalize: start.normalize,
+        }),
         "replanCheck": replan_check(&input, spec)?,
     });
     Ok(script_json(&data.to_string()))
@@ -144,19 +136,6 @@ fn native_check(input: &Tensor3, layer: &Layer, (height, width): (u32, u32)) -> 
         "step": step,
         "values": f32_base64(&values),
     })
-}
-
-/// Every colour map's table: `{name: base64 of TABLE_COLOURS RGB triples}`.
-pub fn colour_tables() -> serde_json::Map<String, serde_json::Value> {
-    Colormap::ALL
-        .iter()
-        .map(|cmap| {
-            let colours: Vec<u8> = (0..TABLE_COLOURS)
-                .flat_map(|i| cmap.colour(i as f32 / (TABLE_COLOURS - 1) as f32))
-                .collect();
-            (cmap.name().to_string(), base64(&colours).into())
-        })
-        .collect()
 }
 
 /// Every bank's weights for two shapes, as `banks::filter_bank` makes
