@@ -17,6 +17,7 @@ use crate::layer::Layer;
 use crate::npy::BandedNpy;
 use crate::output::create_output_dir;
 use crate::photo::Orientation;
+use crate::render::arithmetic::Embedded;
 use crate::render::quantise::Quantise;
 use crate::render::strip::{STRIP_MAPS, strip_json};
 use crate::report::{LayerEntry, LayerRecord, LayerReport, MapsModeSummary};
@@ -40,28 +41,7 @@ pub(super) fn compute(
         job,
         progress,
     )?;
-    let values = |block: usize, first: bool| {
-        let shape = graph.block_output(block);
-        block_values(&maps_of[block], shape, if first { 1 } else { shape[0] })
-    };
-    let largest = |block: usize| {
-        let maps = &stats[block];
-        maps.iter()
-            .fold(0f32, |m, s| m.max(s.min.abs()).max(s.max.abs()))
-    };
-    let mut arithmetic = stack_arithmetic(
-        (graph, job.page_budget),
-        input,
-        |block| values(block, false),
-        |block| Ok((values(block, true)?, largest(block))),
-    )?;
-    for (block, maps) in maps_of.iter().enumerate() {
-        let [count, height, width] = graph.block_output(block);
-        let first = (count as usize).min(STRIP_MAPS) as u32;
-        let values = block_values(maps, [count, height, width], first)?;
-        let shape = [count as usize, height as usize, width as usize];
-        arithmetic.strips.push(strip_json(&values, shape));
-    }
+    let arithmetic = page_data(graph, input, job, (&maps_of, &stats))?;
     let mut timings = PlannedTimings::default();
     for block in &block_timings {
         timings.run.add(block.run);
@@ -89,6 +69,45 @@ pub(super) fn compute(
         encode: encode_started.elapsed(),
         arithmetic: Some(arithmetic),
     })
+}
+
+/// What the stack's page embeds: each block's strip (its first maps, read
+/// once), and the arithmetic of the blocks that fit the page's budget.
+fn page_data(
+    graph: &Graph,
+    input: &dyn RowSource,
+    job: &Job,
+    (maps_of, stats): (&[BlockMaps], &[Vec<MapStats>]),
+) -> Result<Embedded> {
+    let mut firsts = Vec::new();
+    let mut strips = Vec::new();
+    for (block, maps) in maps_of.iter().enumerate() {
+        let [count, height, width] = graph.block_output(block);
+        let shown = (count as usize).min(STRIP_MAPS) as u32;
+        let values = block_values(maps, [count, height, width], shown)?;
+        strips.push(strip_json(
+            &values,
+            [count, height, width].map(|s| s as usize),
+        ));
+        firsts.push(values);
+    }
+    let largest = |block: usize| {
+        stats[block]
+            .iter()
+            .fold(0f32, |m, s| m.max(s.min.abs()).max(s.max.abs()))
+    };
+    let first_map = |block: usize| {
+        let [_, height, width] = graph.block_output(block);
+        let plane = (height * width) as usize;
+        Ok((firsts[block][..plane].to_vec(), largest(block)))
+    };
+    let all_maps = |block: usize| {
+        let shape = graph.block_output(block);
+        block_values(&maps_of[block], shape, shape[0])
+    };
+    let mut page = stack_arithmetic((graph, job.page_budget), input, all_maps, first_map)?;
+    page.strips = strips;
+    Ok(page)
 }
 
 /// The first `first` maps of a block's maps `[K, H, W]` as one vector,
