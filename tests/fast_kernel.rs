@@ -1,8 +1,10 @@
-//! The fast shader against the CPU reference at the edges of its blocking
-//! (8 pixels × 16 filters per invocation, strips and bands of tiles, chunks
-//! of filter blocks, the storage-buffer fallback), and strides that leave
-//! fewer than 8 output columns, up to `u32::MAX`. Random shapes and
-//! geometry run on every engine in gpu_vs_cpu.rs.
+//! The fast shader's two kernels against the CPU reference at the edges of
+//! their blocking: the subgroup kernel (8 pixels × 8 filters per
+//! invocation, quads of channels) where the GPU has subgroups, and the
+//! uniform-window kernel (8 pixels × 16 filters, strips and bands of tiles,
+//! chunks of filter blocks, the storage-buffer fallback) on every GPU; and
+//! strides that leave fewer than 8 output columns, up to `u32::MAX`. Random
+//! shapes and geometry run on every engine in gpu_vs_cpu.rs.
 //!
 //! `measure_fast_vs_direct_1024x768` (ignored) prints the throughput of both
 //! shaders on a 1024×768 photo with 32 filters of 5×5:
@@ -18,11 +20,13 @@ use convmaps::engine::{Engine, GpuEngine};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
-/// Runs `spec` over a random `height`×`width` input on the fast shader and
-/// on the CPU, and compares.
+/// Runs `spec` over a random `height`×`width` input on both kernels of the
+/// fast shader and on the CPU, and compares.
 fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
-    if let Some(fast) = common::engine("fast") {
-        common::assert_matches_reference(fast, &mut rng(seed), spec, height, width);
+    for kernel in ["fast", "fast-windows"] {
+        if let Some(fast) = common::engine(kernel) {
+            common::assert_matches_reference(fast, &mut rng(seed), spec, height, width);
+        }
     }
 }
 

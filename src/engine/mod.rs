@@ -378,6 +378,12 @@ impl GpuEngine {
         })
     }
 
+    /// This engine, running its convs on `pipeline` (another kernel of its
+    /// shader, as tests pick one).
+    pub fn with_conv_pipeline(self, pipeline: Box<dyn ConvPipeline>) -> Self {
+        GpuEngine { pipeline, ..self }
+    }
+
     /// This engine, with a stack's maps going `between_layers`.
     pub fn with_between_layers(self, between_layers: Placement) -> Self {
         GpuEngine {

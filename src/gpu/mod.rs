@@ -13,7 +13,7 @@ pub mod resident;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
-pub use fast::FastConv;
+pub use fast::{FastConv, FastKernel};
 pub use pictures::MapPictures;
 pub use resident::{BandRecording, DeviceTensor, TensorOps};
 
@@ -315,9 +315,12 @@ impl Gpu {
                 label: Some("convmaps"),
                 required_limits: adapter.limits(),
                 // GPU timestamps time the compute pass where the adapter can;
-                // a pipeline cache keeps compiled pipelines between runs.
+                // a pipeline cache keeps compiled pipelines between runs;
+                // subgroups let the fast shader share loaded weights.
                 required_features: adapter.features()
-                    & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::PIPELINE_CACHE),
+                    & (wgpu::Features::TIMESTAMP_QUERY
+                        | wgpu::Features::PIPELINE_CACHE
+                        | wgpu::Features::SUBGROUP),
                 ..Default::default()
             })
             .await
@@ -412,6 +415,15 @@ impl Gpu {
     /// The device's limits (the adapter's own).
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
+    }
+
+    /// The fewest invocations a subgroup of this device has, where the
+    /// device runs subgroup operations in compute shaders; `None` where it
+    /// does not.
+    pub fn subgroup_size(&self) -> Option<u32> {
+        let features = self.device.features();
+        (features.contains(wgpu::Features::SUBGROUP) && self.info.subgroup_min_size > 0)
+            .then_some(self.info.subgroup_min_size)
     }
 
     /// The largest storage buffer binding this GPU takes, in bytes.

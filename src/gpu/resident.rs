@@ -120,6 +120,36 @@ pub struct StripLayout {
     pub strip_pixels: u32,
 }
 
+/// How the subgroup shader's input is laid out: `[G, Q, HP, WP]` vec4s
+/// (`gpu::fast::subgroup`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuadLayout {
+    /// G.
+    pub groups: u32,
+    /// Q: quads of channels per group, ceil(C/G / 4).
+    pub quads: u32,
+    /// HP: input rows, padding included.
+    pub padded_height: u32,
+    /// WP: input columns, padding included.
+    pub padded_width: u32,
+}
+
+impl QuadLayout {
+    /// f32s of the whole layout.
+    pub fn len(&self) -> u64 {
+        self.groups as u64
+            * self.quads as u64
+            * self.padded_height as u64
+            * self.padded_width as u64
+            * 4
+    }
+
+    /// Whether the layout holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// The shader's `OpParams` uniform, field for field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -150,21 +180,23 @@ pub struct TensorOps {
     relu: AutoPipeline,
     max_pool: AutoPipeline,
     pack_strips: AutoPipeline,
+    pack_quads: AutoPipeline,
 }
 
 impl TensorOps {
     /// Compiles the shader's entry points on `gpu`.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        let [relu, max_pool, pack_strips] = auto_pipelines(
+        let [relu, max_pool, pack_strips, pack_quads] = auto_pipelines(
             gpu,
             "tensor_ops.wgsl",
             SHADER_SOURCE,
-            ["relu", "max_pool", "pack_strips"],
+            ["relu", "max_pool", "pack_strips", "pack_quads"],
         )?;
         Ok(TensorOps {
             relu,
             max_pool,
             pack_strips,
+            pack_quads,
         })
     }
 
@@ -249,6 +281,46 @@ impl TensorOps {
         let pipeline = &self.pack_strips;
         let buffers = (Some(&input.buffer), strips);
         self.dispatch(gpu, encoder, pipeline, buffers, params, Grid::Planes(grid))
+    }
+
+    /// Records the packing of `input` into the subgroup shader's quads
+    /// `[G, Q, HP, WP, 4]` for a conv of `spec`, laid out as `layout`, into
+    /// `quads`.
+    pub fn pack_quads(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        (input, spec): (&DeviceTensor, &LayerSpec),
+        layout: &QuadLayout,
+        quads: &wgpu::Buffer,
+    ) -> Result<()> {
+        let params = OpParams {
+            count: count(layout.len())?,
+            channels: spec.channels_per_group(),
+            in_height: input.height,
+            in_width: input.width,
+            pad_top: spec.padding.top,
+            pad_left: spec.padding.left,
+            strip_rows: layout.padded_height,
+            strips: layout.quads,
+            strip_width: layout.padded_width,
+            ..Default::default()
+        };
+        let planes = spec.groups as u64 * layout.quads as u64 * 4;
+        let grid = [
+            layout.padded_width.div_ceil(64),
+            layout.padded_height,
+            count(planes)?,
+        ];
+        let buffers = (Some(&input.buffer), quads);
+        self.dispatch(
+            gpu,
+            encoder,
+            &self.pack_quads,
+            buffers,
+            params,
+            Grid::Planes(grid),
+        )
     }
 
     /// Records a copy of rows `rows` of every channel of `input` into a new

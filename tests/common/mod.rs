@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use convmaps::engine::{CpuEngine, Engine, GpuEngine};
-use convmaps::gpu::{Gpu, ShaderKind};
+use convmaps::gpu::{FastConv, FastKernel, Gpu, ShaderKind};
 use convmaps::layer::{Activation, Layer, LayerSpec, Padding};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
@@ -33,6 +33,8 @@ macro_rules! engine_tests {
             fn direct() { $crate::common::on_engine("direct", super::$body) }
             #[test]
             fn fast() { $crate::common::on_engine("fast", super::$body) }
+            #[test]
+            fn fast_windows() { $crate::common::on_engine("fast-windows", super::$body) }
         }
     )*};
 }
@@ -48,6 +50,15 @@ fn make_engine(name: &str) -> Result<Box<dyn Engine>, String> {
         "cpu" => Ok(Box::new(CpuEngine)),
         "direct" => on_gpu(ShaderKind::Direct),
         "fast" => on_gpu(ShaderKind::Fast),
+        // The fast shader's uniform-window kernel, which GPUs without
+        // subgroups run.
+        "fast-windows" => {
+            let gpu = shared_gpu()?;
+            let windows =
+                FastConv::with_kernel(&gpu, FastKernel::Windows).map_err(|e| e.to_string())?;
+            let engine = GpuEngine::new(gpu, ShaderKind::Fast).map_err(|e| e.to_string())?;
+            Ok(Box::new(engine.with_conv_pipeline(Box::new(windows))))
+        }
         other => panic!("no engine {other:?} in the test table"),
     }
 }
@@ -169,15 +180,37 @@ pub fn random_layer(rng: &mut ChaCha8Rng, spec: LayerSpec) -> Layer {
     Layer::new(spec, weight, bias).expect("random layer")
 }
 
-/// How far an engine may be from the CPU reference: both sum the same
-/// terms in the same order, and a GPU may fuse multiply-adds, so a few ulps
-/// of the sum's magnitude.
+/// How far an engine may be from the CPU reference when both sum the same
+/// terms in the same order (a GPU may fuse multiply-adds): a few ulps of
+/// the sum's magnitude.
 pub const ABS: f32 = 1e-5;
 pub const REL: f32 = 1e-5;
 
+/// How far an engine that sums a value's n terms in another order (the
+/// subgroup kernel: by quads of channels) may be from the CPU reference
+/// besides [`ABS`] and [`REL`]: the rounding of a sum of n terms grows as
+/// √n·ε·Σ|terms|; twice that.
+pub fn reordering_allowance(terms: u64, term_magnitude: f32) -> f32 {
+    2.0 * (terms as f32).sqrt() * f32::EPSILON * term_magnitude
+}
+
+/// Σ|terms| of every output value of `layer` over `input`: the layer run on
+/// |input| with |weights| and |biases|.
+pub fn term_magnitudes(input: &Tensor3, layer: &Layer) -> Tensor3 {
+    let abs = |values: &[f32]| values.iter().map(|v| v.abs()).collect::<Vec<f32>>();
+    let input = Tensor3::from_vec(input.channels, input.height, input.width, abs(&input.data));
+    let spec = LayerSpec {
+        activation: Activation::None,
+        ..layer.spec
+    };
+    let layer = Layer::new(spec, abs(&layer.weight), abs(&layer.bias)).expect("|layer|");
+    convmaps::cpu::conv2d_direct(&input, &layer).expect("term magnitudes")
+}
+
 /// Runs a random layer of `spec` over a random `height`×`width` input (in
 /// that order from `rng`) on `engine`, asserts that its maps are within
-/// [`ABS`] and [`REL`] of the CPU reference, and returns them.
+/// [`ABS`] and [`REL`] of the CPU reference, plus the
+/// [`reordering_allowance`] of each value's sum, and returns them.
 pub fn assert_matches_reference(
     engine: &dyn Engine,
     rng: &mut ChaCha8Rng,
@@ -193,7 +226,11 @@ pub fn assert_matches_reference(
         "{}: {spec:?} on {height}×{width}",
         engine.info().shader_name()
     );
-    assert_close(&what, &actual, &expected, ABS, REL);
+    let magnitudes = term_magnitudes(&input, &layer);
+    let terms = layer.spec.taps_per_output();
+    assert_close_by(&what, &actual, &expected, |i, e| {
+        ABS + REL * e.abs() + reordering_allowance(terms, magnitudes.data[i])
+    });
     actual
 }
 
@@ -201,6 +238,18 @@ pub fn assert_matches_reference(
 /// element satisfies `|a − e| ≤ abs + rel·|e|`; on failure, names the worst
 /// element by `[k, y, x]` with both values.
 pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, rel: f32) {
+    assert_close_by(what, actual, expected, |_, e| abs + rel * e.abs());
+}
+
+/// Asserts `actual` and `expected` have the same shape and that every
+/// element `i` satisfies `|a − e| ≤ tolerance(i, e)`; on failure, names the
+/// worst element by `[k, y, x]` with both values.
+pub fn assert_close_by(
+    what: &str,
+    actual: &Tensor3,
+    expected: &Tensor3,
+    tolerance: impl Fn(usize, f32) -> f32,
+) {
     assert_eq!(
         (actual.channels, actual.height, actual.width),
         (expected.channels, expected.height, expected.width),
@@ -208,7 +257,7 @@ pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, 
     );
     let mut worst: Option<(usize, f32)> = None;
     for (i, (&a, &e)) in actual.data.iter().zip(&expected.data).enumerate() {
-        let excess = (a - e).abs() - (abs + rel * e.abs());
+        let excess = (a - e).abs() - tolerance(i, e);
         let fails = excess > 0.0 || excess.is_nan();
         if fails && worst.is_none_or(|(_, w)| excess > w || excess.is_nan()) {
             worst = Some((i, excess));
@@ -222,10 +271,11 @@ pub fn assert_close(what: &str, actual: &Tensor3, expected: &Tensor3, abs: f32, 
             i % expected.width as usize,
         );
         panic!(
-            "{what}: element [{k}, {y}, {x}] is {} but expected {} (|diff| {:e} > {abs:e} + {rel:e}·|expected|)",
+            "{what}: element [{k}, {y}, {x}] is {} but expected {} (|diff| {:e} > {:e})",
             actual.data[i],
             expected.data[i],
-            (actual.data[i] - expected.data[i]).abs()
+            (actual.data[i] - expected.data[i]).abs(),
+            tolerance(i, expected.data[i])
         );
     }
 }

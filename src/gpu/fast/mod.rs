@@ -25,11 +25,12 @@
 
 mod layout;
 mod source;
+mod subgroup;
 
 use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
-use super::resident::{DeviceTensor, TensorOps};
+use super::resident::{DeviceTensor, TensorOps, value_buffer};
 use super::{ConvPass, ConvPipeline, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
@@ -39,6 +40,7 @@ use layout::{
     pack_strips, pack_weights,
 };
 use source::{STORAGE_ENTRY_POINT, UNIFORM_ENTRY_POINT};
+use subgroup::SubgroupConv;
 
 /// One compiled entry point of the shader and its bind group layout.
 struct EntryPoint {
@@ -57,6 +59,30 @@ pub struct FastConv {
     uniform: EntryPoint,
     /// `conv2d_fast_storage`, built the first time a layer needs it.
     storage: OnceLock<EntryPoint>,
+    /// `conv2d_subgroup`, which runs every layer whose buffers it can bind,
+    /// where the GPU has subgroups.
+    subgroup: Option<SubgroupConv>,
+}
+
+/// Which kernel the fast shader runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastKernel {
+    /// `conv2d_subgroup.wgsl` where the GPU has subgroups of 8 or more
+    /// invocations (and the layer's buffers fit it), else the windows.
+    Auto,
+    /// `conv2d_fast.wgsl`: uniform windows, on any GPU.
+    Windows,
+}
+
+impl FastKernel {
+    /// The kernel `CONVMAPS_FAST_KERNEL` names (`windows`), else
+    /// [`FastKernel::Auto`].
+    pub fn from_env() -> FastKernel {
+        match std::env::var("CONVMAPS_FAST_KERNEL").as_deref() {
+            Ok("windows") => FastKernel::Windows,
+            _ => FastKernel::Auto,
+        }
+    }
 }
 
 /// A run's buffers besides its input, laid out and ready to upload: the
@@ -74,6 +100,15 @@ impl FastConv {
     /// at the first dispatch (lavapipe does), compiles here rather than in
     /// the first run's compute time. One compilation serves every layer.
     pub fn new(gpu: &Gpu) -> Result<Self> {
+        Self::with_kernel(gpu, FastKernel::from_env())
+    }
+
+    /// [`FastConv::new`], running `kernel`.
+    pub fn with_kernel(gpu: &Gpu, kernel: FastKernel) -> Result<Self> {
+        let subgroup = match kernel {
+            FastKernel::Auto => SubgroupConv::new(gpu)?,
+            FastKernel::Windows => None,
+        };
         // The largest window the GPU binds, at most the 64 KiB the shader declares.
         let window_bytes = gpu
             .limits()
@@ -109,12 +144,40 @@ impl FastConv {
                 window_bytes,
                 uniform,
                 storage: OnceLock::new(),
+                subgroup,
             }
         })?;
         let pixel = Tensor3::zeros(1, 1, 1);
         let layer = Layer::new(LayerSpec::new(1, 1, 1), vec![0.0], vec![0.0])?;
         fast.run(gpu, &pixel, &layer)?;
         Ok(fast)
+    }
+
+    /// Whether layers run on `conv2d_subgroup` (where their buffers fit).
+    pub fn uses_subgroups(&self) -> bool {
+        self.subgroup.is_some()
+    }
+
+    /// The subgroup pipeline and its plan for `layer` over an input of
+    /// `in_size`, where the GPU has one and the layer fits it.
+    fn subgroup_plan(
+        &self,
+        gpu: &Gpu,
+        layer: &Layer,
+        in_size: [u32; 2],
+        out_size: [u32; 2],
+    ) -> Result<Option<(&SubgroupConv, subgroup::Plan)>> {
+        let Some(pipeline) = &self.subgroup else {
+            return Ok(None);
+        };
+        crate::gpu::check_loop_limit(gpu, layer)?;
+        Ok(match pipeline.plan(gpu, layer, in_size, out_size) {
+            Ok(plan) => Some((pipeline, plan)),
+            // Too large for one dispatch from storage buffers: the windows
+            // cut it into tiles.
+            Err(Error::GpuLimit(_)) => None,
+            Err(other) => return Err(other),
+        })
     }
 
     /// The storage-buffer entry point, built on first use.
@@ -295,6 +358,27 @@ impl ConvPipeline for FastConv {
         let (input, layer) = (pass.input, pass.layer);
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
+        let sizes = ([input.height, input.width], [out_height, out_width]);
+        if let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? {
+            let quads = subgroup::pack_quads(input, spec, &plan.quads);
+            let quads = gpu.scoped("upload", || {
+                let quads = bytemuck::cast_slice(&quads);
+                buffer_init(
+                    gpu,
+                    "input quads [G,Q,HP,WP,4]",
+                    quads,
+                    wgpu::BufferUsages::STORAGE,
+                )
+            })?;
+            let pass_buffers = (layer, &plan, &quads);
+            return pipeline.record_pass(
+                gpu,
+                pass.encoder,
+                pass_buffers,
+                (pass.output, None),
+                pass.timestamps,
+            );
+        }
         let plan = self.plan(gpu, layer, out_height, out_width)?;
 
         // Upload: strips (then weight blocks and tiles, and the dispatches).
@@ -328,6 +412,17 @@ impl ConvPipeline for FastConv {
             timestamps,
         } = pass;
         let (out_height, out_width) = input.output_size_for(layer)?;
+        let sizes = ([input.height, input.width], [out_height, out_width]);
+        if let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? {
+            let quads = value_buffer(
+                gpu,
+                "input quads [G,Q,HP,WP,4], packed on the GPU",
+                plan.quads.len() * 4,
+            );
+            ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &quads)?;
+            let pass_buffers = (layer, &plan, &quads);
+            return pipeline.record_pass(gpu, encoder, pass_buffers, (output, None), timestamps);
+        }
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
         // `pack_strips` writes the whole buffer through a storage binding,

@@ -1,0 +1,215 @@
+// conv2d_subgroup.wgsl: the fast shader on GPUs with subgroups of at least
+// 8 invocations. The same sums as conv2d_direct.wgsl, in the same order
+// (over c, then ky, then kx, then the bias, then the activation).
+//
+// WHAT ONE INVOCATION COMPUTES
+//
+// An 8×8 register block: PIXELS = 8 adjacent output pixels of one output
+// row, for FILTERS = 8 filters of one group (a "filter block"):
+//
+//   for each quad q of 4 input channels, ky < FH, kx < FW:    (runtime loops)
+//       a[p] = the 4 channels of the input under tap (ky, kx) of pixel p
+//                                                    (8 vec4 loads)
+//       this tap's 4×8 weights: lane l of the subgroup loads vec4 l of 8
+//                                                    (1 vec4 load)
+//       w = subgroupShuffle(that vec4, m) for m < 8: every lane gets all 8
+//       acc[p][k] += a[p][c] · w[c][k]               (256 multiply-adds)
+//   output[k, oy, ox + p] = activation(acc[k][p] + bias[k] (+ residual))
+//
+// WHY IT IS FAST
+//
+// * A software GPU (lavapipe) runs 8 invocations side by side, one per
+//   SIMD lane, and reads memory one lane at a time: a load costs the same
+//   whether the 8 lanes read 8 different values or the same one. The
+//   invocations of a subgroup compute the same filters, so each of them
+//   loads a different eighth of the weights they all need, and a shuffle
+//   with a constant lane (one register instruction) hands them round. One
+//   load of weights per tap instead of eight.
+// * Channels come in quads: one vec4 load brings 4 channels of a pixel.
+// * Register blocking: 8 pixels × 8 filters, so each loaded value feeds
+//   8 multiply-adds. The sums live in 16 vec4s, indexed only by constants.
+// * No bound checks while summing: the host (or `tensor_ops.wgsl`'s
+//   pack_quads) stores the zero padding, and pixels past the right edge of
+//   the output re-read the columns of the row's last pixel (never stored).
+// * One dispatch per layer, from storage buffers: no windows, no tiles, and
+//   enough workgroups for every core.
+//
+// LAYOUT (written by `gpu::fast::subgroup` on the host)
+//
+// * input: [G][Q][HP][WP] vec4: group, channel quad (Q = ceil(C/G / 4),
+//   channels past C/G are zeros), padded row, padded column.
+// * weights: [G·B][Q][FH][FW][4][2] vec4: per filter block (B blocks of 8
+//   filters per group, filters past K/G are zeros), per quad and tap, the
+//   4 channels' weights of 8 filters as 2 vec4s (filters 0–3, 4–7).
+// * bias: [K]; residual: [K, OH, OW] when the layer adds one (else a dummy).
+// * output: [K, OH, OW], row-major.
+
+// Output pixels per invocation along x.
+const PIXELS: u32 = 8u;
+// Filters per invocation (one filter block).
+const FILTERS: u32 = 8u;
+// Invocations per workgroup: 8 (one SIMD batch) on a software GPU, more on
+// a hardware one. Set by the host.
+override WORKGROUP: u32 = 8u;
+
+struct Params {
+    out_height: u32,       // OH
+    out_width: u32,        // OW
+    stride: u32,           // step between windows, in input pixels
+    dilation: u32,         // step between taps, in input pixels
+    quads: u32,            // Q: channel quads each filter sees
+    kernel_height: u32,    // FH
+    kernel_width: u32,     // FW
+    padded_height: u32,    // HP: input rows, padding included
+    padded_width: u32,     // WP: input columns, padding included
+    row_groups: u32,       // ceil(OW / PIXELS): pixel groups per output row
+    pixel_groups: u32,     // OH · row_groups
+    groups_x: u32,         // workgroups along x (the grid's z continues it)
+    blocks_per_group: u32, // B
+    filters_per_group: u32, // K/G
+    has_bias: u32,         // 1: add bias[k]
+    activation: u32,       // after the bias: 0 none, 1 ReLU
+    has_residual: u32,     // 1: add residual[k, oy, ox] before the activation
+    zero: u32,             // always 0; see `opaque`
+}
+
+@group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> residual: array<f32>;
+@group(0) @binding(4) var<storage, read_write> output: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+// Pixels p of filters 4j..4j+3: acc[2p + j].
+alias Accumulators = array<vec4<f32>, 16>;
+
+// `value`, as the compiler sees it: a number only known when the shader
+// runs, so that one compiled pipeline serves every layer (some drivers
+// recompile for the values of uniforms that bound loops).
+fn opaque(value: u32, lane: u32) -> u32 {
+    return value | (lane & params.zero);
+}
+
+// acc[2p + j] += a_p · w_j for the 8 pixels, one input channel: `a` holds
+// that channel of pixels 0–3 and 4–7.
+fn channel(acc: ptr<function, Accumulators>, lo: vec4<f32>, hi: vec4<f32>, w0: vec4<f32>, w1: vec4<f32>) {
+    (*acc)[0] = fma(vec4(lo.x), w0, (*acc)[0]);
+    (*acc)[1] = fma(vec4(lo.x), w1, (*acc)[1]);
+    (*acc)[2] = fma(vec4(lo.y), w0, (*acc)[2]);
+    (*acc)[3] = fma(vec4(lo.y), w1, (*acc)[3]);
+    (*acc)[4] = fma(vec4(lo.z), w0, (*acc)[4]);
+    (*acc)[5] = fma(vec4(lo.z), w1, (*acc)[5]);
+    (*acc)[6] = fma(vec4(lo.w), w0, (*acc)[6]);
+    (*acc)[7] = fma(vec4(lo.w), w1, (*acc)[7]);
+    (*acc)[8] = fma(vec4(hi.x), w0, (*acc)[8]);
+    (*acc)[9] = fma(vec4(hi.x), w1, (*acc)[9]);
+    (*acc)[10] = fma(vec4(hi.y), w0, (*acc)[10]);
+    (*acc)[11] = fma(vec4(hi.y), w1, (*acc)[11]);
+    (*acc)[12] = fma(vec4(hi.z), w0, (*acc)[12]);
+    (*acc)[13] = fma(vec4(hi.z), w1, (*acc)[13]);
+    (*acc)[14] = fma(vec4(hi.w), w0, (*acc)[14]);
+    (*acc)[15] = fma(vec4(hi.w), w1, (*acc)[15]);
+}
+
+// One tap: the 4 channels of the 8 pixels, a0..a7, times this tap's
+// weights, which lane m of the subgroup loaded as `mine` (vec4 m of 8).
+fn tap(acc: ptr<function, Accumulators>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>,
+       a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, mine: vec4<f32>) {
+    channel(acc, vec4(a0.x, a1.x, a2.x, a3.x), vec4(a4.x, a5.x, a6.x, a7.x),
+            subgroupShuffle(mine, 0u), subgroupShuffle(mine, 1u));
+    channel(acc, vec4(a0.y, a1.y, a2.y, a3.y), vec4(a4.y, a5.y, a6.y, a7.y),
+            subgroupShuffle(mine, 2u), subgroupShuffle(mine, 3u));
+    channel(acc, vec4(a0.z, a1.z, a2.z, a3.z), vec4(a4.z, a5.z, a6.z, a7.z),
+            subgroupShuffle(mine, 4u), subgroupShuffle(mine, 5u));
+    channel(acc, vec4(a0.w, a1.w, a2.w, a3.w), vec4(a4.w, a5.w, a6.w, a7.w),
+            subgroupShuffle(mine, 6u), subgroupShuffle(mine, 7u));
+}
+
+// Writes pixel p (if it exists) of the block's filters: bias, residual,
+// activation.
+fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
+    let plane = params.out_height * params.out_width;
+    for (var e = 0u; e < 4u; e++) {
+        let f = j * 4u + e;
+        if (f < filters) {
+            let k = first + f;
+            let index = k * plane + at;
+            var v = value[e];
+            if (params.has_bias != 0u) { v += bias[k]; }
+            if (params.has_residual != 0u) { v += residual[index]; }
+            if (params.activation == 1u) { v = max(v, 0.0); }
+            output[index] = v;
+        }
+    }
+}
+
+// Pixel `at` of the block's 8 filters, `lo` (filters 0–3) and `hi` (4–7),
+// if it exists.
+fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, exists: bool) {
+    if (exists) {
+        store(lo, first, 0u, filters, at);
+        store(hi, first, 1u, filters, at);
+    }
+}
+
+// THE ENTRY POINT
+//
+// The host dispatches (groups_x, G·B, ceil(pixel groups / WORKGROUP /
+// groups_x)): x (then z) walks the output's pixel groups, 8 pixels of one
+// row each, y the filter blocks. Every invocation of a subgroup runs every
+// loop to the end (no early return), so that the shuffles see all lanes.
+@compute @workgroup_size(WORKGROUP, 1, 1)
+fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32,
+                   @builtin(subgroup_invocation_id) lane: u32) {
+    let n = (wg.z * params.groups_x + wg.x) * WORKGROUP + li;
+    // Invocations past the last pixel group compute the last one again and
+    // store nothing.
+    let group_index = min(n, params.pixel_groups - 1u);
+    let oy = group_index / params.row_groups;
+    let ox = (group_index % params.row_groups) * PIXELS;
+    let block = wg.y;
+    let conv_group = block / params.blocks_per_group;
+    let first = conv_group * params.filters_per_group + (block % params.blocks_per_group) * FILTERS;
+    let filters = min(FILTERS, (conv_group + 1u) * params.filters_per_group - first);
+
+    let stride = params.stride;
+    let dilation = params.dilation;
+    let quads = opaque(params.quads, lane);
+    let kernel_height = opaque(params.kernel_height, lane);
+    let kernel_width = opaque(params.kernel_width, lane);
+    let width = params.padded_width;
+    // Pixel p reads p·stride columns right of pixel 0, or the row's last
+    // pixel's columns when p is past the output's right edge.
+    let last = params.out_width - ox - 1u;
+    let lo = min(vec4(0u, 1u, 2u, 3u), vec4(last)) * stride;
+    let hi = min(vec4(4u, 5u, 6u, 7u), vec4(last)) * stride;
+
+    var acc: Accumulators;
+    // This lane's eighth of each tap's weights.
+    var w = block * quads * kernel_height * kernel_width * 8u + (lane & 7u);
+    for (var q = 0u; q < quads; q++) {
+        let plane = (conv_group * quads + q) * params.padded_height;
+        for (var ky = 0u; ky < kernel_height; ky++) {
+            let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
+            for (var kx = 0u; kx < kernel_width; kx++) {
+                let i = row + kx * dilation;
+                tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
+                    input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
+                w += 8u;
+            }
+        }
+    }
+    if (n >= params.pixel_groups) {
+        return;
+    }
+    let at = oy * params.out_width + ox;
+    let room = params.out_width - ox;
+    store_pixel(acc[0], acc[1], first, filters, at, 0u < room);
+    store_pixel(acc[2], acc[3], first, filters, at + 1u, 1u < room);
+    store_pixel(acc[4], acc[5], first, filters, at + 2u, 2u < room);
+    store_pixel(acc[6], acc[7], first, filters, at + 3u, 3u < room);
+    store_pixel(acc[8], acc[9], first, filters, at + 4u, 4u < room);
+    store_pixel(acc[10], acc[11], first, filters, at + 5u, 5u < room);
+    store_pixel(acc[12], acc[13], first, filters, at + 6u, 6u < room);
+    store_pixel(acc[14], acc[15], first, filters, at + 7u, 7u < room);
+}

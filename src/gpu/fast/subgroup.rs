@@ -1,0 +1,364 @@
+//! The fast shader on GPUs whose subgroups have at least 8 invocations:
+//! `shaders/conv2d_subgroup.wgsl`, one invocation per block of 8 adjacent
+//! output pixels × 8 filters, one dispatch per layer, reading storage
+//! buffers that the host (or `tensor_ops.wgsl`'s `pack_quads`) lays out:
+//!
+//! * **Quads.** The input, zero padding included, as `[G, Q, HP, WP]`
+//!   vec4s: four channels of one pixel per vec4 (Q = ceil(C/G / 4) quads
+//!   per group, the last one filled with zero channels).
+//! * **Weight blocks.** Per block of 8 filters of one group, per quad and
+//!   tap, the 4 channels' weights of the 8 filters as 2 vec4s:
+//!   `[G·B, Q, FH, FW, 4, 2]` vec4s, zeros for filters past the group's end.
+//!
+//! The invocations of a subgroup share one filter block: each loads an
+//! eighth of a tap's weights and subgroup shuffles hand them round (see the
+//! shader). A software GPU reads memory one SIMD lane at a time, so this
+//! divides its weight loads by eight.
+
+use bytemuck::{Pod, Zeroable};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::gpu::Gpu;
+use crate::gpu::buffers::{buffer_init, check_buffers, check_workgroups, entry};
+use crate::gpu::resident::QuadLayout;
+use crate::layer::{Layer, LayerSpec};
+use crate::tensor::Tensor3;
+
+/// Output pixels per invocation, along a row.
+pub(super) const PIXELS: u32 = 8;
+/// Filters per invocation: one filter block.
+pub(super) const FILTERS: u32 = 8;
+/// The fewest invocations per subgroup the shader works with: the lanes
+/// that load a tap's 8 vec4s of weights.
+const MIN_SUBGROUP: u32 = 8;
+
+/// The shader's source.
+pub(super) const SHADER_SOURCE: &str = include_str!("../../../shaders/conv2d_subgroup.wgsl");
+
+/// The shader's `Params` uniform, field for field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub(super) struct Params {
+    out_height: u32,
+    out_width: u32,
+    stride: u32,
+    dilation: u32,
+    quads: u32,
+    kernel_height: u32,
+    kernel_width: u32,
+    padded_height: u32,
+    padded_width: u32,
+    row_groups: u32,
+    pixel_groups: u32,
+    groups_x: u32,
+    blocks_per_group: u32,
+    filters_per_group: u32,
+    has_bias: u32,
+    activation: u32,
+    has_residual: u32,
+    zero: u32,
+}
+
+/// A layer over an input of one size, laid out for the shader.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// The input's layout.
+    pub(super) quads: QuadLayout,
+    /// The shader's uniform (without a residual).
+    pub(super) params: Params,
+    /// The dispatch's workgroups.
+    pub(super) workgroups: [u32; 3],
+}
+
+impl Plan {
+    /// The plan of `spec` over an `in_height`×`in_width` input giving an
+    /// `out_height`×`out_width` output, `workgroup` invocations to a
+    /// workgroup and at most `max_groups` workgroups per dimension.
+    pub(super) fn new(
+        spec: &LayerSpec,
+        [in_height, in_width]: [u32; 2],
+        [out_height, out_width]: [u32; 2],
+        workgroup: u32,
+        max_groups: u32,
+    ) -> Result<Plan> {
+        let padded = |size: u32, before: u32, after: u32| {
+            size.checked_add(before)
+                .and_then(|s| s.checked_add(after))
+                .ok_or_else(|| Error::GpuLimit(format!("a padded input side of {size} pixels")))
+        };
+        let pad = &spec.padding;
+        let quads = QuadLayout {
+            groups: spec.groups,
+            quads: spec.channels_per_group().div_ceil(4),
+            padded_height: padded(in_height, pad.top, pad.bottom)?,
+            padded_width: padded(in_width, pad.left, pad.right)?,
+        };
+        let row_groups = out_width.div_ceil(PIXELS);
+        let pixel_groups = out_height as u64 * row_groups as u64;
+        let pixel_groups = u32::try_from(pixel_groups)
+            .map_err(|_| Error::GpuLimit(format!("{pixel_groups} groups of output pixels")))?;
+        let workgroups_needed = pixel_groups.div_ceil(workgroup).max(1);
+        let groups_x = workgroups_needed.min(max_groups.max(1));
+        let filters_per_group = spec.filters / spec.groups;
+        let blocks_per_group = filters_per_group.div_ceil(FILTERS);
+        let params = Params {
+            out_height,
+            out_width,
+            stride: spec.stride,
+            dilation: spec.dilation,
+            quads: quads.quads,
+            kernel_height: spec.kernel_height,
+            kernel_width: spec.kernel_width,
+            padded_height: quads.padded_height,
+            padded_width: quads.padded_width,
+            row_groups,
+            pixel_groups,
+            groups_x,
+            blocks_per_group,
+            filters_per_group,
+            has_bias: spec.bias as u32,
+            activation: spec.activation.code(),
+            has_residual: 0,
+            zero: 0,
+        };
+        let workgroups = [
+            groups_x,
+            spec.groups * blocks_per_group,
+            workgroups_needed.div_ceil(groups_x),
+        ];
+        Ok(Plan {
+            quads,
+            params,
+            workgroups,
+        })
+    }
+
+    /// f32s of the weight blocks: 32 per block, quad and tap.
+    pub(super) fn weight_len(&self) -> u64 {
+        let p = &self.params;
+        self.workgroups[1] as u64
+            * p.quads as u64
+            * p.kernel_height as u64
+            * p.kernel_width as u64
+            * 32
+    }
+}
+
+/// The input as the shader reads it, `[G, Q, HP, WP, 4]`: the CPU twin of
+/// `tensor_ops.wgsl`'s `pack_quads`, with the same index math.
+pub(super) fn pack_quads(input: &Tensor3, spec: &LayerSpec, layout: &QuadLayout) -> Vec<f32> {
+    let mut quads = vec![0.0f32; layout.len() as usize];
+    let channels = spec.channels_per_group() as usize;
+    let (rows, width) = (layout.padded_height as usize, layout.padded_width as usize);
+    let (pad_top, pad_left) = (spec.padding.top as usize, spec.padding.left as usize);
+    // One padded row of one quad at a time: (group · Q + quad, y).
+    quads
+        .par_chunks_exact_mut(width * 4)
+        .enumerate()
+        .for_each(|(r, row)| {
+            let (quad_index, y) = (r / rows, r % rows);
+            let (group, quad) = (
+                quad_index / layout.quads as usize,
+                quad_index % layout.quads as usize,
+            );
+            let Some(in_y) = y
+                .checked_sub(pad_top)
+                .filter(|&y| y < input.height as usize)
+            else {
+                return; // a padding row: zeros
+            };
+            for ci in 0..4 {
+                let c = quad * 4 + ci;
+                if c >= channels {
+                    break; // the zero channels that fill the last quad
+                }
+                let plane = input.plane((group * channels + c) as u32);
+                let source = &plane[in_y * input.width as usize..][..input.width as usize];
+                for (x, &value) in source.iter().enumerate() {
+                    row[(pad_left + x) * 4 + ci] = value;
+                }
+            }
+        });
+    quads
+}
+
+/// The weights regrouped into blocks of 8 filters of one group,
+/// `[G·B, Q, FH, FW, 4, 2, 4]`: for each quad and tap, channel `ci` of the
+/// quad holds filters 0–3 and then 4–7 of the block. Zeros for filters past
+/// the group's end and for the channels that fill the last quad.
+pub(super) fn pack_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
+    let spec = &layer.spec;
+    let p = &plan.params;
+    let (channels, taps) = (
+        spec.channels_per_group() as usize,
+        (spec.kernel_height * spec.kernel_width) as usize,
+    );
+    let per_block = p.quads as usize * taps * 32;
+    let mut blocks = vec![0.0f32; plan.weight_len() as usize];
+    for (b, block) in blocks.chunks_exact_mut(per_block.max(1)).enumerate() {
+        let group = b / p.blocks_per_group as usize;
+        let first = (b % p.blocks_per_group as usize) * FILTERS as usize;
+        let filters = (FILTERS as usize).min(p.filters_per_group as usize - first);
+        for f in 0..filters {
+            let k = group * p.filters_per_group as usize + first + f;
+            let weights = &layer.weight[k * channels * taps..][..channels * taps];
+            for (c, per_channel) in weights.chunks_exact(taps).enumerate() {
+                let (quad, ci) = (c / 4, c % 4);
+                for (t, &w) in per_channel.iter().enumerate() {
+                    block[((quad * taps + t) * 4 + ci) * 8 + f] = w;
+                }
+            }
+        }
+    }
+    blocks
+}
+
+/// The compiled subgroup pipeline.
+pub(super) struct SubgroupConv {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+    /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
+    /// that small maps keep every batch busy), 64 on a hardware one.
+    workgroup: u32,
+}
+
+impl SubgroupConv {
+    /// Compiles the pipeline where `gpu` has subgroups of at least 8
+    /// invocations; `None` where it has none.
+    pub(super) fn new(gpu: &Gpu) -> Result<Option<Self>> {
+        if gpu.subgroup_size().is_none_or(|size| size < MIN_SUBGROUP) {
+            return Ok(None);
+        }
+        let workgroup = if gpu.info.device_type == wgpu::DeviceType::Cpu {
+            8
+        } else {
+            64
+        };
+        gpu.scoped("pipeline creation", || {
+            let module = gpu
+                .device
+                .create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some("conv2d_subgroup.wgsl"),
+                    source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
+                });
+            let pipeline = gpu
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some("conv2d_subgroup"),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some("conv2d_subgroup"),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants: &[("WORKGROUP", workgroup as f64)],
+                        ..Default::default()
+                    },
+                    cache: gpu.pipeline_cache(),
+                });
+            let layout = pipeline.get_bind_group_layout(0);
+            Some(SubgroupConv {
+                pipeline,
+                layout,
+                workgroup,
+            })
+        })
+    }
+
+    /// The plan of `layer` over an input of `in_size` [H, W] giving
+    /// `out_size` [OH, OW]; refused when a buffer or the grid exceeds the
+    /// device's limits.
+    pub(super) fn plan(
+        &self,
+        gpu: &Gpu,
+        layer: &Layer,
+        in_size: [u32; 2],
+        out_size: [u32; 2],
+    ) -> Result<Plan> {
+        let max_groups = gpu.limits().max_compute_workgroups_per_dimension;
+        let plan = Plan::new(&layer.spec, in_size, out_size, self.workgroup, max_groups)?;
+        let output_bytes = layer.spec.output_bytes(out_size[0], out_size[1]);
+        check_buffers(
+            &[
+                ("input quads", plan.quads.len().saturating_mul(4)),
+                ("weight blocks", plan.weight_len().saturating_mul(4)),
+                ("output", output_bytes),
+            ],
+            gpu.max_storage_binding(),
+        )?;
+        check_workgroups(
+            gpu,
+            &[
+                ("output pixels", plan.workgroups[2]),
+                ("filter count", plan.workgroups[1]),
+            ],
+        )?;
+        Ok(plan)
+    }
+
+    /// Records `layer`'s pass as `plan` lays it out: the weight blocks
+    /// uploaded, the quads in `quads` read, `residual` [K, OH, OW] added
+    /// where given, `output` written, in one dispatch (timed by `timestamps`
+    /// where given).
+    pub(super) fn record_pass(
+        &self,
+        gpu: &Gpu,
+        encoder: &mut wgpu::CommandEncoder,
+        (layer, plan, quads): (&Layer, &Plan, &wgpu::Buffer),
+        (output, residual): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
+        let bind_group = gpu.scoped("upload", || {
+            let storage = wgpu::BufferUsages::STORAGE;
+            let blocks = pack_weights(layer, plan);
+            let blocks = buffer_init(
+                gpu,
+                "weight blocks [G·B,Q,FH,FW,4,8]",
+                bytemuck::cast_slice(&blocks),
+                storage,
+            );
+            let bias: &[f32] = if layer.bias.is_empty() {
+                &[0.0]
+            } else {
+                &layer.bias
+            };
+            let bias = buffer_init(gpu, "bias [K]", bytemuck::cast_slice(bias), storage);
+            let params = Params {
+                has_residual: residual.is_some() as u32,
+                ..plan.params
+            };
+            let params = buffer_init(
+                gpu,
+                "conv2d_subgroup params",
+                bytemuck::bytes_of(&params),
+                wgpu::BufferUsages::UNIFORM,
+            );
+            let none = residual
+                .is_none()
+                .then(|| buffer_init(gpu, "no residual", &[0; 4], storage));
+            let residual = residual
+                .or(none.as_ref())
+                .expect("a residual or its stand-in");
+            gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some("conv2d_subgroup"),
+                layout: &self.layout,
+                entries: &[
+                    entry(0, quads),
+                    entry(1, &blocks),
+                    entry(2, &bias),
+                    entry(3, residual),
+                    entry(4, output),
+                    entry(5, &params),
+                ],
+            })
+        })?;
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("conv2d_subgroup"),
+            timestamp_writes: timestamps,
+        });
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        let [x, y, z] = plan.workgroups;
+        pass.dispatch_workgroups(x, y, z);
+        Ok(())
+    }
+}
