@@ -139,6 +139,7 @@ fn conv_matches_its_twin_for_any_geometry() {
                 dilations,
                 group,
                 bias: case % 3 != 0,
+                residual: false,
                 activation: (case % 4 == 1).then_some(Unary {
                     kind: UnaryKind::HardSwish,
                     alpha: 0.0,

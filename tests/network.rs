@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use convmaps::net::ops::{Conv, Op};
 use convmaps::net::{self, Array, Network, ValueId};
 use convmaps::npy;
 use convmaps::tensor::Tensor3;
@@ -142,8 +143,9 @@ fn gpu_engines_compute_every_conv_and_output_as_onnx_runtime_does() {
 }
 
 #[test]
-fn fusing_batch_norms_and_activations_into_convs_changes_no_output() {
+fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output() {
     let mut fused_somewhere = 0;
+    let mut residuals_fused = 0;
     for dir in fixtures() {
         let (mut network, input) = load(&dir);
         let outputs = network.outputs.clone();
@@ -152,6 +154,11 @@ fn fusing_batch_norms_and_activations_into_convs_changes_no_output() {
         let fused = net::fuse::fuse(&mut network, &outputs);
         assert_eq!(network.nodes.len(), before - fused, "{}", dir.display());
         fused_somewhere += fused;
+        residuals_fused += network
+            .nodes
+            .iter()
+            .filter(|node| matches!(node.op, Op::Conv(Conv { residual: true, .. })))
+            .count();
         let run = net::cpu::run(&network, input.clone(), &outputs).expect("the fused network runs");
         for output in &outputs {
             let error = relative_error(&run.values[output].data, &plain.values[output].data);
@@ -161,15 +168,21 @@ fn fusing_batch_norms_and_activations_into_convs_changes_no_output() {
                 dir.display()
             );
         }
-        if let Some(engine) = common::engine("fast") {
+        // The subgroup kernel adds a residual in the conv's dispatch; the
+        // windows and the direct shader run the conv, an Add and the
+        // activation.
+        for name in ["fast", "fast-windows", "direct"] {
+            let Some(engine) = common::engine(name) else {
+                continue;
+            };
             let gpu = engine
-                .run_network(&network, input, &outputs)
+                .run_network(&network, input.clone(), &outputs)
                 .expect("the fused network runs");
             for output in &outputs {
                 let error = relative_error(&gpu.values[output].data, &plain.values[output].data);
                 assert!(
                     error <= 1e-4,
-                    "{}: fused output on the GPU {error:e} off",
+                    "{}: fused output on the GPU ({name}) {error:e} off",
                     dir.display()
                 );
             }
@@ -177,4 +190,9 @@ fn fusing_batch_norms_and_activations_into_convs_changes_no_output() {
     }
     // ResNet's ReLUs after convs, MobileNet's ReLU6, PP-OCR's BatchNorms.
     assert!(fused_somewhere > 50, "{fused_somewhere} nodes fused");
+    // ResNet's and RegNet's residual Adds.
+    assert!(
+        residuals_fused >= 8,
+        "{residuals_fused} residual Adds fused"
+    );
 }

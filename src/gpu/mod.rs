@@ -126,6 +126,20 @@ pub trait ConvPipeline: Send + Sync {
     /// on the GPU by `ops`.
     fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()>;
 
+    /// [`ConvPipeline::record`] with `residual` `[K, OH, OW]` added to each
+    /// sum before the layer's activation, in the same dispatch, where this
+    /// pipeline can; returns whether it recorded anything (when not, the
+    /// caller adds the residual itself).
+    fn record_with_residual(
+        &self,
+        _gpu: &Gpu,
+        _ops: &TensorOps,
+        _pass: ConvPass<'_, DeviceTensor>,
+        _residual: &wgpu::Buffer,
+    ) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Runs the layer over `input` `[C, H, W]` and reads back the maps
     /// `[K, OH, OW]`: one run from upload to readback.
     fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {

@@ -266,12 +266,26 @@ fn conv_all(conv: &Conv, inputs: &[&Array], shape: &[usize]) -> Vec<f32> {
     let plane = shape[2] * shape[3];
     let mut out = vec![0.0; shape.iter().product()];
     let bias = inputs.get(2).map(|b| b.data.as_slice());
+    // A fused residual is added to the sum before the activation.
+    let residual = conv.residual.then(|| inputs[3].data.as_slice());
+    let sum_only = Conv {
+        activation: None,
+        residual: false,
+        ..*conv
+    };
+    let summing = if residual.is_some() { &sum_only } else { conv };
     out.par_chunks_mut(plane.max(1))
         .enumerate()
         .for_each(|(k, maps)| {
             for (p, value) in maps.iter_mut().enumerate() {
                 let at = [k, p / shape[3], p % shape[3]];
-                *value = conv_value(conv, (inputs[0], inputs[1], bias), at);
+                *value = conv_value(summing, (inputs[0], inputs[1], bias), at);
+                if let Some(residual) = residual {
+                    let sum = *value + residual[k * plane + p];
+                    *value = conv
+                        .activation
+                        .map_or(sum, |unary| unary_value(&unary, sum));
+                }
             }
         });
     out

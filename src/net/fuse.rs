@@ -1,9 +1,11 @@
 //! Nodes fused where no one looks between them: a Sigmoid and the Mul of
 //! its input by it (SiLU, as exporters write it) made one activation, a
 //! BatchNormalization after a conv folded into the conv's weights and bias,
-//! and an activation after a conv applied by the conv itself, when the conv's own output is read by
-//! that node alone and is neither kept (for its maps, CAM) nor a graph
-//! output. Fewer nodes run, and the values that are kept are the same.
+//! an Add of a value of the conv's shape to its output (a residual
+//! connection) and then an activation applied by the conv itself, when the
+//! conv's own output is read by that node alone and is neither kept (for
+//! its maps, CAM) nor a graph output. Fewer nodes run, and the values that
+//! are kept are the same.
 
 use std::collections::HashMap;
 
@@ -30,6 +32,11 @@ pub fn fuse(net: &mut Network, keep: &[ValueId]) -> usize {
     }
     while let Some((conv, next)) = fusable_pair(net, keep) {
         match net.nodes[next].op {
+            Op::Binary(Binary::Add) => {
+                fuse_residual(net, conv, next);
+                fused += 1;
+                continue;
+            }
             Op::Affine => fold_affine(net, conv, next),
             Op::Unary(unary) => {
                 if let Op::Conv(geometry) = &mut net.nodes[conv].op {
@@ -83,8 +90,10 @@ fn silu_pair(net: &Network, keep: &[ValueId]) -> Option<(usize, usize)> {
     })
 }
 
-/// The first conv (by index) whose output only the next node reads, that
-/// node an affine (a conv without an activation yet) or an activation.
+/// The first conv (by index) whose output only one node reads, that node
+/// an affine (for a conv without an activation or residual yet), an Add of
+/// another value of the same shape (for a conv without an activation or
+/// residual yet) or an activation (for a conv without one yet).
 fn fusable_pair(net: &Network, keep: &[ValueId]) -> Option<(usize, usize)> {
     let readers = readers(net);
     net.nodes.iter().enumerate().find_map(|(index, node)| {
@@ -95,13 +104,56 @@ fn fusable_pair(net: &Network, keep: &[ValueId]) -> Option<(usize, usize)> {
         let [next] = readers.get(&node.output)?.as_slice() else {
             return None;
         };
-        let fits = match &net.nodes[*next].op {
-            Op::Affine => conv.activation.is_none() && net.nodes[*next].inputs[0] == node.output,
+        let reader = &net.nodes[*next];
+        let plain = conv.activation.is_none() && !conv.residual;
+        let fits = match &reader.op {
+            Op::Affine => plain && reader.inputs[0] == node.output,
+            Op::Binary(Binary::Add) => {
+                let other = residual_of(reader, node.output);
+                plain
+                    && other.is_some_and(|other| {
+                        net.values[other].shape == net.values[node.output].shape
+                    })
+            }
             Op::Unary(_) => conv.activation.is_none(),
             _ => false,
         };
         (fits && !looked_at).then_some((index, *next))
     })
+}
+
+/// The other input of the Add node `add` of `value` to it, where it is
+/// another value (not `value` added to itself).
+fn residual_of(add: &super::Node, value: ValueId) -> Option<ValueId> {
+    match add.inputs[..] {
+        [a, b] if a == value && b != value => Some(b),
+        [a, b] if b == value && a != value => Some(a),
+        _ => None,
+    }
+}
+
+/// Fuses the Add node `add` of the conv `conv`'s output and another value
+/// into the conv: the other value becomes its residual input (after a bias,
+/// zeros where it had none), its output the Add's, and it runs where the
+/// Add ran, after the residual is computed.
+fn fuse_residual(net: &mut Network, conv: usize, add: usize) {
+    let residual = residual_of(&net.nodes[add], net.nodes[conv].output).expect("a residual");
+    if net.nodes[conv].inputs.len() < 3 {
+        let filters = net.values[net.nodes[conv].inputs[1]].shape[0];
+        let name = format!("{}.zero_bias", net.nodes[conv].name);
+        let bias = add_constant(net, name, Array::new(vec![filters], vec![0.0; filters]));
+        net.nodes[conv].inputs.push(bias);
+    }
+    let mut node = net.nodes.remove(conv);
+    let absorbed = &net.nodes[add - 1];
+    node.inputs.push(residual);
+    node.output = absorbed.output;
+    node.fused.push(absorbed.name.clone());
+    if let Op::Conv(geometry) = &mut node.op {
+        geometry.bias = true;
+        geometry.residual = true;
+    }
+    net.nodes[add - 1] = node;
 }
 
 /// Folds the affine node `affine` (scale and shift per channel) into the

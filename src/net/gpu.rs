@@ -336,6 +336,12 @@ impl GpuNet<'_> {
             return Ok(output);
         }
         if let Op::Conv(conv) = &node.op
+            && conv.residual
+        {
+            let values = (inputs, output);
+            return self.record_residual_conv(encoder, (net, node, conv), values, live);
+        }
+        if let Op::Conv(conv) = &node.op
             && let Some((pipeline, tensor_ops)) = self.convs
             && let Some(layer) = conv_layer(conv, net, node)
         {
@@ -364,6 +370,67 @@ impl GpuNet<'_> {
         Ok(output)
     }
 
+    /// Records a conv with a fused residual (its fourth input) into
+    /// `output`: in the conv's own dispatch where the engine's conv
+    /// pipeline can add it, else the conv's sums, then an Add, then the
+    /// activation, each its own dispatch.
+    fn record_residual_conv(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        (net, node, conv): (&Network, &Node, &Conv),
+        (inputs, output): (Vec<&GpuValue>, GpuValue),
+        live: &HashMap<ValueId, GpuValue>,
+    ) -> Result<GpuValue> {
+        let residual = inputs[3];
+        let relu_or_none = conv.activation.is_none_or(|u| u.kind == UnaryKind::Relu);
+        if let Some((pipeline, tensor_ops)) = self.convs
+            && relu_or_none
+            && let Some(layer) = conv_layer(conv, net, node)
+        {
+            let pass = ConvPass {
+                input: &device_tensor(inputs[0]),
+                layer: &layer,
+                encoder: &mut *encoder,
+                output: &output.buffer,
+                timestamps: None,
+            };
+            if pipeline.record_with_residual(self.gpu, tensor_ops, pass, &residual.buffer)? {
+                return Ok(output);
+            }
+        }
+        // The conv alone, into its own buffer.
+        let sums_only = Node {
+            op: Op::Conv(Conv {
+                activation: None,
+                residual: false,
+                ..*conv
+            }),
+            inputs: node.inputs[..3].to_vec(),
+            ..node.clone()
+        };
+        let sums = self.new_value("conv sums", output.shape.clone());
+        let sums = self.record(encoder, net, &sums_only, (live, sums.buffer))?;
+        let added = match conv.activation {
+            Some(_) => self.new_value("conv sums + residual", output.shape.clone()),
+            None => output.clone(),
+        };
+        let add = Op::Binary(Binary::Add);
+        let (pipeline, params, reads) = self.dispatch_of(&add, &[&sums, residual], &added)?;
+        self.dispatch(
+            encoder,
+            pipeline,
+            (&reads[..], bindings_read(&add), &added.buffer),
+            params,
+        )?;
+        if let Some(unary) = conv.activation {
+            let mut params = unary_params(&unary);
+            params.count = count(output.shape.iter().product())?;
+            let bound = (&[&added.buffer][..], 1, &output.buffer);
+            self.dispatch(encoder, &self.ops.unary, bound, params)?;
+        }
+        Ok(output)
+    }
+
     /// A new buffer for a value of `shape`.
     fn new_value(&self, label: &str, shape: Vec<usize>) -> GpuValue {
         let bytes = 4 * shape.iter().product::<usize>() as u64;
@@ -379,17 +446,11 @@ impl GpuNet<'_> {
         (layer, input): (&Layer, &GpuValue),
         output: &GpuValue,
     ) -> Result<()> {
-        let device_input = DeviceTensor {
-            buffer: input.buffer.clone(),
-            channels: input.shape[1] as u32,
-            height: input.shape[2] as u32,
-            width: input.shape[3] as u32,
-        };
         pipeline.record(
             self.gpu,
             tensor_ops,
             ConvPass {
-                input: &device_input,
+                input: &device_tensor(input),
                 layer,
                 encoder,
                 output: &output.buffer,
@@ -657,6 +718,16 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
         },
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// A value `[1, C, H, W]` as the conv pipelines take it.
+fn device_tensor(value: &GpuValue) -> DeviceTensor {
+    DeviceTensor {
+        buffer: value.buffer.clone(),
+        channels: value.shape[1] as u32,
+        height: value.shape[2] as u32,
+        width: value.shape[3] as u32,
+    }
 }
 
 /// The shader's `CopyParams` uniform, field for field.

@@ -78,10 +78,14 @@ pub struct Conv {
     pub group: u32,
     /// Whether a bias input is given.
     pub bias: bool,
-    /// An activation applied after the bias: the model's next node, fused
-    /// into the conv where no one reads the conv's own output
-    /// (`net::fuse`).
+    /// An activation applied after the bias (and the residual): the
+    /// model's next node, fused into the conv where no one reads the conv's
+    /// own output (`net::fuse`).
     pub activation: Option<Unary>,
+    /// Whether a value of the output's shape (the node's fourth input,
+    /// after the bias) is added before the activation: the model's next Add
+    /// (a residual connection), fused the same way.
+    pub residual: bool,
 }
 
 /// Kinds of [`Unary`] op, with the code `net_ops.wgsl` uses.
@@ -433,7 +437,12 @@ impl Op {
     /// an affine's scales and shifts (from its inputs after the first).
     pub fn parameters(&self, shapes: &[&[usize]]) -> u64 {
         match self {
-            Op::Conv(_) | Op::ConvTranspose(_) | Op::Gemm(_) | Op::Affine => shapes[1..]
+            // A fused residual is a value, not a parameter.
+            Op::Conv(conv) => shapes[1..2 + conv.bias as usize]
+                .iter()
+                .map(|s| s.iter().product::<usize>() as u64)
+                .sum(),
+            Op::ConvTranspose(_) | Op::Gemm(_) | Op::Affine => shapes[1..]
                 .iter()
                 .map(|s| s.iter().product::<usize>() as u64)
                 .sum(),
@@ -450,7 +459,7 @@ impl Op {
             Op::Conv(conv) => {
                 let weight = shapes[1];
                 let taps = weight[1..].iter().product::<usize>() as u64;
-                out * (2 * taps + conv.bias as u64)
+                out * (2 * taps + conv.bias as u64 + conv.residual as u64)
             }
             Op::Gemm(gemm) => {
                 let a = shapes[0];

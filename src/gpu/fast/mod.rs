@@ -401,8 +401,32 @@ impl ConvPipeline for FastConv {
         )
     }
 
-    /// Packs the strips on the GPU from `input`, then runs the layer's
-    /// dispatches, into `output`.
+    /// The subgroup kernel adds the residual in its own dispatch.
+    fn record_with_residual(
+        &self,
+        gpu: &Gpu,
+        ops: &TensorOps,
+        pass: ConvPass<'_, DeviceTensor>,
+        residual: &wgpu::Buffer,
+    ) -> Result<bool> {
+        let ConvPass {
+            input,
+            layer,
+            encoder,
+            output,
+            timestamps,
+        } = pass;
+        self.record_subgroup(
+            gpu,
+            ops,
+            (input, layer, encoder),
+            (output, Some(residual)),
+            timestamps,
+        )
+    }
+
+    /// Packs the input on the GPU (quads for the subgroup kernel, strips for
+    /// the windows), then runs the layer's dispatches, into `output`.
     fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()> {
         let ConvPass {
             input,
@@ -411,18 +435,16 @@ impl ConvPipeline for FastConv {
             output,
             timestamps,
         } = pass;
-        let (out_height, out_width) = input.output_size_for(layer)?;
-        let sizes = ([input.height, input.width], [out_height, out_width]);
-        if let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? {
-            let quads = value_buffer(
-                gpu,
-                "input quads [G,Q,HP,WP,4], packed on the GPU",
-                plan.quads.len() * 4,
-            );
-            ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &quads)?;
-            let pass_buffers = (layer, &plan, &quads);
-            return pipeline.record_pass(gpu, encoder, pass_buffers, (output, None), timestamps);
+        if self.record_subgroup(
+            gpu,
+            ops,
+            (input, layer, encoder),
+            (output, None),
+            timestamps.clone(),
+        )? {
+            return Ok(());
         }
+        let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
         // `pack_strips` writes the whole buffer through a storage binding,
@@ -454,6 +476,31 @@ impl ConvPipeline for FastConv {
             output,
             timestamps,
         )
+    }
+}
+
+impl FastConv {
+    /// Records `layer` over `input` on the subgroup kernel, with its input
+    /// packed on the GPU, adding `residual` where given; returns whether it
+    /// did (not where the GPU has no subgroups or the layer does not fit).
+    fn record_subgroup(
+        &self,
+        gpu: &Gpu,
+        ops: &TensorOps,
+        (input, layer, encoder): (&DeviceTensor, &Layer, &mut wgpu::CommandEncoder),
+        buffers: (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<bool> {
+        let (out_height, out_width) = input.output_size_for(layer)?;
+        let sizes = ([input.height, input.width], [out_height, out_width]);
+        let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? else {
+            return Ok(false);
+        };
+        let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
+        let quads = value_buffer(gpu, label, plan.quads.len() * 4);
+        ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &quads)?;
+        pipeline.record_pass(gpu, encoder, (layer, &plan, &quads), buffers, timestamps)?;
+        Ok(true)
     }
 }
 

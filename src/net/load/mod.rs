@@ -697,6 +697,7 @@ impl Loader<'_> {
                 group,
                 bias: inputs.len() == 3,
                 activation: None,
+                residual: false,
             }),
             inputs,
             shape: None,
