@@ -1,6 +1,10 @@
 // conv2d_subgroup.wgsl: the fast shader on GPUs with subgroups of at least
-// 8 invocations. The same sums as conv2d_direct.wgsl, in the same order
-// (over c, then ky, then kx, then the bias, then the activation).
+// 8 invocations. The same terms as conv2d_direct.wgsl, summed in another
+// order: by quads of 4 channels, then ky, then kx, then the 4 channels of
+// the quad (the direct shader: c, ky, kx); then the bias, the residual
+// where there is one, and the activation. The results differ from the
+// direct shader's by the rounding of the sums, some √n·ε of Σ|terms| for n
+// terms (tests/common's `reordering_allowance`).
 //
 // WHAT ONE INVOCATION COMPUTES
 //

@@ -187,6 +187,12 @@ struct Cli {
           value_parser = clap::value_parser!(u32).range(0..=1024))]
     page_budget: u32,
 
+    /// With --model: most MB of GPU memory a run may hold at once; a run that
+    /// needs more is refused before it starts. Default: on a software GPU the
+    /// host memory available; on a hardware GPU no limit but its buffer sizes
+    #[arg(long, value_name = "MB", value_parser = clap::value_parser!(u64).range(1..))]
+    gpu_memory: Option<u64>,
+
     /// Per-channel normalisation of the input, after scaling, as the model was
     /// trained: none, imagenet (mean 0.485,0.456,0.406, std 0.229,0.224,0.225), or
     /// MEANS/STDS such as 0.5,0.5,0.5/0.25,0.25,0.25.
@@ -612,7 +618,8 @@ fn quiet_driver_runtime_dir() {
 fn quiet_driver_runtime_dir() {}
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = read_settings()?;
+    let mut settings = read_settings()?;
+    settings.gpu_memory = cli.gpu_memory.map(|mb| mb * 1_000_000);
     let weights = weights_source(&cli)?;
     let model_job = model_job(&cli)?;
     let stack = if model_job.is_some() {

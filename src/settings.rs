@@ -115,6 +115,10 @@ pub struct Settings {
     pub pictures: Option<Placement>,
     /// [`CACHE_DIR`]: where the pipeline cache goes.
     pub cache_dir: CacheDir,
+    /// The most bytes of GPU memory a network's run may hold at once (the
+    /// command line's `--gpu-memory`; no variable sets it), else the
+    /// engine's default.
+    pub gpu_memory: Option<u64>,
 }
 
 impl Settings {
@@ -152,6 +156,7 @@ impl Settings {
                 Some(dir) if !dir.is_empty() => CacheDir::At(PathBuf::from(dir)),
                 _ => CacheDir::User,
             },
+            gpu_memory: None,
         })
     }
 }

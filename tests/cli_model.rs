@@ -376,3 +376,44 @@ fn layers_says_whether_model_runs_a_file() {
     );
     assert_eq!(json["network"]["ops"]["Resize"], 1);
 }
+
+#[test]
+fn a_run_that_needs_more_gpu_memory_than_it_may_use_is_refused_before_it_runs() {
+    let out = tempfile::tempdir().expect("a temporary folder");
+    // A model of dynamic size runs at the photo's: some MB at 256×192.
+    let photo = common::photo(out.path(), 256, 192);
+    let model = fixture("textdet_dy/model.onnx");
+    let Some(run) = convmaps([&photo])
+        .arg("--model")
+        .arg(&model)
+        .args(["--maps", "none"])
+        .out(out.path().join("fits"))
+        .gpu()
+    else {
+        return;
+    };
+    run.success();
+    let summary = common::read_summary(&out.path().join("fits"));
+    let memory = &summary["model"]["memory"];
+    let part = |key: &str| memory[key].as_u64().expect(key);
+    let total = part("weights") + part("values") + part("scratch") + part("readback");
+    assert_eq!(summary["model"]["memory_bytes"].as_u64(), Some(total));
+    // The conv pipeline packs the convs' weights itself: they are not
+    // uploaded twice, so less than the model's parameters stays as weights.
+    let parameters = summary["model"]["parameters"].as_u64().expect("parameters");
+    assert!(part("weights") < 4 * parameters, "{memory}");
+    assert!(part("scratch") > 0, "{memory}");
+    assert!(total > 2_000_000, "{memory}");
+
+    // Half of that: refused before it runs, with the numbers and what to do.
+    let budget = (total / 2_000_000).to_string();
+    convmaps([&photo])
+        .arg("--model")
+        .arg(&model)
+        .args(["--maps", "none", "--gpu-memory", &budget])
+        .out(out.path().join("refused"))
+        .gpu()
+        .expect("the GPU of the first run")
+        .fails_with(1, &["needs", "MB of GPU memory at once", "--resize"]);
+    common::assert_not_written(&out.path().join("refused"));
+}

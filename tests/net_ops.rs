@@ -113,6 +113,7 @@ fn with_gpu(body: impl Fn(&GpuNet, &mut ChaCha8Rng)) {
     };
     let ops = NetOps::new(&gpu).expect("the shader compiles");
     let runner = GpuNet {
+        budget: None,
         gpu: &gpu,
         ops: &ops,
         convs: None,

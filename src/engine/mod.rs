@@ -262,6 +262,9 @@ pub fn open(
         if let Some(placement) = settings.pictures {
             engine = engine.with_pictures_on(placement);
         }
+        if let Some(budget) = settings.gpu_memory {
+            engine = engine.with_net_memory(Some(budget));
+        }
         Ok(Box::new(engine))
     };
     match choice {
@@ -353,6 +356,8 @@ pub struct GpuEngine {
     slots: Arc<Mutex<Vec<OutputSlot>>>,
     /// A network's ops, compiled on the first network run.
     net_ops: std::sync::OnceLock<net::gpu::NetOps>,
+    /// The most bytes of GPU memory a network's run may hold at once.
+    net_memory: Option<u64>,
 }
 
 impl GpuEngine {
@@ -365,6 +370,7 @@ impl GpuEngine {
         // The next run's setup starts warm.
         gpu.save_pipeline_cache();
         let placement = suited_placement(&gpu);
+        let net_memory = net::memory::default_budget(gpu.info.device_type);
         Ok(GpuEngine {
             gpu,
             shader,
@@ -375,7 +381,17 @@ impl GpuEngine {
             pictures_on: placement,
             slots: Arc::default(),
             net_ops: std::sync::OnceLock::new(),
+            net_memory,
         })
+    }
+
+    /// This engine, holding a network's run to `budget` bytes of GPU memory
+    /// at once (`None`: no limit but the device's own buffer sizes).
+    pub fn with_net_memory(self, budget: Option<u64>) -> Self {
+        GpuEngine {
+            net_memory: budget,
+            ..self
+        }
     }
 
     /// This engine, running its convs on `pipeline` (another kernel of its
@@ -537,6 +553,7 @@ impl Engine for GpuEngine {
             gpu: &self.gpu,
             ops,
             convs: Some((self.pipeline.as_ref(), &self.ops)),
+            budget: self.net_memory,
         };
         runner.run(net, input, keep)
     }

@@ -126,6 +126,20 @@ pub trait ConvPipeline: Send + Sync {
     /// on the GPU by `ops`.
     fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()>;
 
+    /// Bytes of the buffers [`ConvPipeline::record`] makes for `layer` over
+    /// an input of `[C, H, W]`, besides the input and the output, which
+    /// stay allocated until the submission ends: by default the weights
+    /// and biases it uploads.
+    fn scratch_bytes(&self, _gpu: &Gpu, layer: &Layer, _shape: [u32; 3]) -> u64 {
+        4 * (layer.weight.len() + layer.bias.len()) as u64
+    }
+
+    /// Whether [`ConvPipeline::record_with_residual`] adds a residual in
+    /// the conv's dispatch for `layer` over an input of `[C, H, W]`.
+    fn fuses_residual(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {
+        false
+    }
+
     /// [`ConvPipeline::record`] with `residual` `[K, OH, OW]` added to each
     /// sum before the layer's activation, in the same dispatch, where this
     /// pipeline can; returns whether it recorded anything (when not, the

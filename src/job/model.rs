@@ -127,6 +127,8 @@ pub fn run(
         },
         model: ModelFacts {
             fused: loaded.fused,
+            memory_bytes: run.memory.total(),
+            memory: run.memory,
             ..model_facts(network)
         },
         nodes: node_reports(network, &run, &written.folders, verify.as_ref()),
@@ -742,6 +744,7 @@ fn model_facts(network: &Network) -> ModelFacts {
         parameters: network.nodes.iter().map(|n| network.parameters(n)).sum(),
         flops: network.nodes.iter().map(|n| network.flops(n)).sum(),
         memory_bytes: network.memory_bytes(),
+        memory: net::memory::NetMemory::of_values(network),
         fused: 0,
     }
 }

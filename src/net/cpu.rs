@@ -61,6 +61,7 @@ pub fn run(net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
         node_ms,
         gpu_ms: None,
         total: started.elapsed(),
+        memory: super::memory::NetMemory::of_values(net),
     })
 }
 

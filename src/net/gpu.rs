@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use super::buffers::BufferPlan;
 use super::cpu::{BroadcastParams, check_input};
+use super::memory::NetMemory;
 use super::movement::{StridedCopy, copies};
 use super::ops::{Binary, Conv, ConvTranspose, Gemm, Op, Pool, Resize, Unary, UnaryKind};
 use super::{Array, NetRun, Network, Node, ValueId};
@@ -165,6 +166,9 @@ pub struct GpuNet<'g> {
     /// The engine's conv shader and `tensor_ops.wgsl`; `None` to run every
     /// conv in `net_ops.wgsl` (as the tests of the op against its twin do).
     pub convs: Option<(&'g dyn ConvPipeline, &'g TensorOps)>,
+    /// The most bytes of GPU memory a run may hold at once; `None` for no
+    /// limit but the device's own (see [`super::memory::default_budget`]).
+    pub budget: Option<u64>,
 }
 
 /// A value in GPU memory: its buffer (shared by views) and shape.
@@ -183,10 +187,13 @@ impl GpuNet<'_> {
         let started = Instant::now();
         check_input(net, &input)?;
         self.check_sizes(net)?;
+        let layers = self.pipeline_layers(net);
+        let memory = self.memory_of(net, keep, &layers);
+        memory.check(net, self.budget)?;
         let gpu = self.gpu;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let timer = NodeTimer::new(gpu, net.nodes.len() + 1);
-        let mut live = self.upload_all(net, &input);
+        let mut live = self.upload_all(net, &input, &layers);
         if let Some(timer) = &timer {
             timer.mark(&mut encoder, 0);
         }
@@ -204,7 +211,11 @@ impl GpuNet<'_> {
                         let buffer = slots[slot].get_or_insert_with(|| {
                             value_buffer(gpu, &net.values[node.output].name, plan.slot_bytes[slot])
                         });
-                        self.record(&mut encoder, net, node, (&live, buffer.clone()))?
+                        let known = Known {
+                            live: &live,
+                            layers: &layers,
+                        };
+                        self.record(&mut encoder, net, node, (known, buffer.clone()))?
                     }
                 };
                 live.insert(node.output, output);
@@ -256,11 +267,80 @@ impl GpuNet<'_> {
             node_ms,
             gpu_ms,
             total: started.elapsed(),
+            memory,
         })
     }
 
-    /// The input and every weight a node reads, uploaded, by value.
-    fn upload_all(&self, net: &Network, input: &Array) -> HashMap<ValueId, GpuValue> {
+    /// What a run of `net` reading back the values `keep` lists holds in
+    /// GPU memory at once, from the shapes alone.
+    pub fn memory(&self, net: &Network, keep: &[ValueId]) -> NetMemory {
+        self.memory_of(net, keep, &self.pipeline_layers(net))
+    }
+
+    /// The convs of `net` that run on the engine's conv pipeline, as
+    /// layers, by the value each writes: their weights are packed by the pipeline, not
+    /// uploaded as they are.
+    fn pipeline_layers(&self, net: &Network) -> HashMap<ValueId, Layer> {
+        if self.convs.is_none() {
+            return HashMap::new();
+        }
+        net.nodes
+            .iter()
+            .filter_map(|node| match &node.op {
+                Op::Conv(conv) => Some((node.output, conv_layer(conv, net, node)?)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// [`GpuNet::memory`] with the pipeline's layers known.
+    fn memory_of(
+        &self,
+        net: &Network,
+        keep: &[ValueId],
+        layers: &HashMap<ValueId, Layer>,
+    ) -> NetMemory {
+        let bytes = |value: ValueId| 4 * net.values[value].shape.iter().product::<usize>() as u64;
+        let mut memory = NetMemory::of_values(net);
+        memory.weights -= packed_constants(net, layers)
+            .iter()
+            .map(|id| 4 * net.constants[id].data.len() as u64)
+            .sum::<u64>();
+        memory.readback = keep.iter().map(|&value| bytes(value)).sum();
+        let Some((pipeline, _)) = self.convs else {
+            return memory;
+        };
+        for node in &net.nodes {
+            let (Op::Conv(conv), Some(layer)) = (&node.op, layers.get(&node.output)) else {
+                continue;
+            };
+            let x = &net.values[node.inputs[0]].shape;
+            let shape = [x[1] as u32, x[2] as u32, x[3] as u32];
+            memory.scratch += pipeline.scratch_bytes(self.gpu, layer, shape);
+            // The sums a conv writes before the steps it does not fuse.
+            let other_activation = conv.activation.is_some_and(|u| u.kind != UnaryKind::Relu);
+            let output = bytes(node.output);
+            if conv.residual
+                && (other_activation || !pipeline.fuses_residual(self.gpu, layer, shape))
+            {
+                memory.scratch += output * (1 + conv.activation.is_some() as u64);
+            } else if other_activation {
+                memory.scratch += output;
+            }
+        }
+        memory
+    }
+
+    /// The input and every weight a node reads, uploaded, by value; the
+    /// weights and biases that only the convs in `layers` read (the conv
+    /// pipeline packs its own copy) stand in as an empty buffer of their
+    /// shape, never bound.
+    fn upload_all(
+        &self,
+        net: &Network,
+        input: &Array,
+        layers: &HashMap<ValueId, Layer>,
+    ) -> HashMap<ValueId, GpuValue> {
         let mut live = HashMap::new();
         live.insert(net.input_value, self.upload("input", input));
         let read: std::collections::HashSet<ValueId> = net
@@ -268,8 +348,18 @@ impl GpuNet<'_> {
             .iter()
             .flat_map(|n| n.inputs.iter().copied())
             .collect();
+        let packed = packed_constants(net, layers);
+        let empty = Array::new(vec![0], Vec::new());
+        let stand_in = self.upload("packed by the conv pipeline", &empty).buffer;
         for (&id, array) in net.constants.iter().filter(|(id, _)| read.contains(id)) {
-            live.insert(id, self.upload(&net.values[id].name, array));
+            let value = match packed.contains(&id) {
+                true => GpuValue {
+                    buffer: stand_in.clone(),
+                    shape: array.shape.clone(),
+                },
+                false => self.upload(&net.values[id].name, array),
+            };
+            live.insert(id, value);
         }
         live
     }
@@ -323,8 +413,9 @@ impl GpuNet<'_> {
         encoder: &mut wgpu::CommandEncoder,
         net: &Network,
         node: &Node,
-        (live, buffer): (&HashMap<ValueId, GpuValue>, wgpu::Buffer),
+        (known, buffer): (Known<'_>, wgpu::Buffer),
     ) -> Result<GpuValue> {
+        let live = known.live;
         let inputs: Vec<&GpuValue> = node.inputs.iter().map(|v| &live[v]).collect();
         let shape = net.values[node.output].shape.clone();
         let output = GpuValue { buffer, shape };
@@ -339,11 +430,11 @@ impl GpuNet<'_> {
             && conv.residual
         {
             let values = (inputs, output);
-            return self.record_residual_conv(encoder, (net, node, conv), values, live);
+            return self.record_residual_conv(encoder, (net, node, conv), values, known);
         }
         if let Op::Conv(conv) = &node.op
             && let Some((pipeline, tensor_ops)) = self.convs
-            && let Some(layer) = conv_layer(conv, net, node)
+            && let Some(layer) = known.layer(node, conv)
         {
             let convs = (pipeline, tensor_ops);
             let Some(unary) = conv.activation.filter(|u| u.kind != UnaryKind::Relu) else {
@@ -379,13 +470,13 @@ impl GpuNet<'_> {
         encoder: &mut wgpu::CommandEncoder,
         (net, node, conv): (&Network, &Node, &Conv),
         (inputs, output): (Vec<&GpuValue>, GpuValue),
-        live: &HashMap<ValueId, GpuValue>,
+        known: Known<'_>,
     ) -> Result<GpuValue> {
         let residual = inputs[3];
         let relu_or_none = conv.activation.is_none_or(|u| u.kind == UnaryKind::Relu);
         if let Some((pipeline, tensor_ops)) = self.convs
             && relu_or_none
-            && let Some(layer) = conv_layer(conv, net, node)
+            && let Some(layer) = known.layer(node, conv)
         {
             let pass = ConvPass {
                 input: &device_tensor(inputs[0]),
@@ -409,7 +500,7 @@ impl GpuNet<'_> {
             ..node.clone()
         };
         let sums = self.new_value("conv sums", output.shape.clone());
-        let sums = self.record(encoder, net, &sums_only, (live, sums.buffer))?;
+        let sums = self.record(encoder, net, &sums_only, (known, sums.buffer))?;
         let added = match conv.activation {
             Some(_) => self.new_value("conv sums + residual", output.shape.clone()),
             None => output.clone(),
@@ -718,6 +809,62 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
         },
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// What recording a node needs besides the node: the values in GPU memory,
+/// and the convs that run on the conv pipeline as layers.
+#[derive(Clone, Copy)]
+struct Known<'a> {
+    live: &'a HashMap<ValueId, GpuValue>,
+    layers: &'a HashMap<ValueId, Layer>,
+}
+
+impl Known<'_> {
+    /// The layer of the conv `node` (whose op is `conv`: the node's own, or
+    /// it without its activation) where it runs on the conv pipeline.
+    fn layer(&self, node: &Node, conv: &Conv) -> Option<std::borrow::Cow<'_, Layer>> {
+        let layer = self.layers.get(&node.output)?;
+        let activation = match conv.activation {
+            Some(Unary {
+                kind: UnaryKind::Relu,
+                ..
+            }) => Activation::Relu,
+            _ => Activation::None,
+        };
+        Some(match layer.spec.activation == activation {
+            true => std::borrow::Cow::Borrowed(layer),
+            false => {
+                let spec = LayerSpec {
+                    activation,
+                    ..layer.spec
+                };
+                std::borrow::Cow::Owned(Layer {
+                    spec,
+                    ..layer.clone()
+                })
+            }
+        })
+    }
+}
+
+/// The constants that only convs running on the conv pipeline read, as
+/// their weights or biases.
+fn packed_constants(net: &Network, layers: &HashMap<ValueId, Layer>) -> Vec<ValueId> {
+    let mut readers: HashMap<ValueId, bool> = HashMap::new();
+    for node in &net.nodes {
+        let on_pipeline = layers.contains_key(&node.output) && matches!(node.op, Op::Conv(_));
+        for (position, &input) in node.inputs.iter().enumerate() {
+            if net.constants.contains_key(&input) {
+                let packed = on_pipeline && (position == 1 || position == 2);
+                *readers.entry(input).or_insert(true) &= packed;
+            }
+        }
+    }
+    readers
+        .into_iter()
+        .filter(|&(_, packed)| packed)
+        .map(|(id, _)| id)
+        .collect()
 }
 
 /// A value `[1, C, H, W]` as the conv pipelines take it.

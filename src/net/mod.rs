@@ -16,6 +16,7 @@ pub mod gpu;
 pub mod head;
 pub mod input;
 mod load;
+pub mod memory;
 pub mod movement;
 pub mod ops;
 
@@ -39,6 +40,8 @@ pub struct NetRun {
     pub gpu_ms: Option<f64>,
     /// Wall time from the input's upload to the last value read back.
     pub total: std::time::Duration,
+    /// What the run held in memory at once, as estimated before it ran.
+    pub memory: memory::NetMemory,
 }
 
 /// A value's index in [`Network::values`].
@@ -125,22 +128,12 @@ impl Network {
         last
     }
 
-    /// Bytes a run holds in GPU memory at once, at most: the weights it
-    /// reads, and its values' buffers as [`buffers::BufferPlan`] reuses
-    /// them (a view shares its input's).
+    /// Bytes a run holds at once on the CPU twins: the weights it reads,
+    /// and its values' buffers as [`buffers::BufferPlan`] reuses them (a
+    /// view shares its input's). A GPU run holds more
+    /// ([`gpu::GpuNet::memory`]).
     pub fn memory_bytes(&self) -> u64 {
-        let read: std::collections::HashSet<ValueId> = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.inputs.iter().copied())
-            .collect();
-        let weights: u64 = self
-            .constants
-            .iter()
-            .filter(|(id, _)| read.contains(id))
-            .map(|(_, array)| 4 * array.data.len() as u64)
-            .sum();
-        weights + buffers::BufferPlan::new(self).bytes()
+        memory::NetMemory::of_values(self).total()
     }
 
     /// The node that writes `value`, if one does.

@@ -90,9 +90,12 @@ pub struct ModelFacts {
     pub parameters: u64,
     /// Floating-point operations of the whole forward pass.
     pub flops: u64,
-    /// Bytes the forward pass holds in memory at most (every value and
-    /// weight as f32).
+    /// Bytes the forward pass holds in memory at once, as estimated before
+    /// it ran: `memory`'s total.
     pub memory_bytes: u64,
+    /// Those bytes by kind: weights, values, the conv pipelines' packed
+    /// copies (scratch) and the copies read back.
+    pub memory: crate::net::memory::NetMemory,
 }
 
 /// One node that ran.

@@ -401,6 +401,37 @@ impl ConvPipeline for FastConv {
         )
     }
 
+    /// The packed input and weight blocks of the kernel that runs `layer`.
+    fn scratch_bytes(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> u64 {
+        let [_, height, width] = shape;
+        let Ok((out_height, out_width)) = layer.output_size_of(shape) else {
+            return 0;
+        };
+        let bias = 4 * layer.bias.len().max(1) as u64;
+        if let Ok(Some((_, plan))) =
+            self.subgroup_plan(gpu, layer, [height, width], [out_height, out_width])
+        {
+            return 4 * (plan.quads.len() + plan.weight_len()) + bias;
+        }
+        match self.plan(gpu, layer, out_height, out_width) {
+            Ok(plan) => 4 * (plan.input_len() + plan.weight_len() + 2 * self.tail(&plan) as u64),
+            Err(_) => 0,
+        }
+    }
+
+    fn fuses_residual(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
+        let [_, height, width] = shape;
+        layer
+            .output_size_of(shape)
+            .is_ok_and(|(out_height, out_width)| {
+                let sizes = ([height, width], [out_height, out_width]);
+                matches!(
+                    self.subgroup_plan(gpu, layer, sizes.0, sizes.1),
+                    Ok(Some(_))
+                )
+            })
+    }
+
     /// The subgroup kernel adds the residual in its own dispatch.
     fn record_with_residual(
         &self,
