@@ -55,6 +55,12 @@ const FILTERS: u32 = 8u;
 // Invocations per workgroup: 8 (one SIMD batch) on a software GPU, more on
 // a hardware one. Set by the host.
 override WORKGROUP: u32 = 8u;
+// True in the pipeline the host builds for layers whose kernel is 3 wide
+// with stride 1 and dilation 1 (most of a ResNet's work): the 10 columns
+// of an input row that the 8 pixels' 3 taps read are loaded once, not 24
+// times. A pipeline constant, not a uniform: with both loops in one
+// pipeline, a software GPU's compiler made both slow.
+override ROW_OF_3: bool = false;
 
 struct Params {
     out_height: u32,       // OH
@@ -195,11 +201,31 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         let plane = (conv_group * quads + q) * params.padded_height;
         for (var ky = 0u; ky < kernel_height; ky++) {
             let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
-            for (var kx = 0u; kx < kernel_width; kx++) {
-                let i = row + kx * dilation;
-                tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
-                    input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
-                w += 8u;
+            if (ROW_OF_3) {
+                // Columns 0–9 of the row from pixel 0's: pixel p's tap kx is
+                // column p + kx. A pixel past the output's edge reads columns
+                // past it (never stored; reads past the buffer are clamped).
+                let c0 = input[row];
+                let c1 = input[row + 1u];
+                let c2 = input[row + 2u];
+                let c3 = input[row + 3u];
+                let c4 = input[row + 4u];
+                let c5 = input[row + 5u];
+                let c6 = input[row + 6u];
+                let c7 = input[row + 7u];
+                let c8 = input[row + 8u];
+                let c9 = input[row + 9u];
+                tap(&acc, c0, c1, c2, c3, c4, c5, c6, c7, weights[w]);
+                tap(&acc, c1, c2, c3, c4, c5, c6, c7, c8, weights[w + 8u]);
+                tap(&acc, c2, c3, c4, c5, c6, c7, c8, c9, weights[w + 16u]);
+                w += 24u;
+            } else {
+                for (var kx = 0u; kx < kernel_width; kx++) {
+                    let i = row + kx * dilation;
+                    tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
+                        input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
+                    w += 8u;
+                }
             }
         }
     }

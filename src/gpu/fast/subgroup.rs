@@ -15,6 +15,8 @@
 //! shader). A software GPU reads memory one SIMD lane at a time, so this
 //! divides its weight loads by eight.
 
+use std::sync::OnceLock;
+
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
@@ -69,6 +71,9 @@ pub(super) struct Plan {
     pub(super) params: Params,
     /// The dispatch's workgroups.
     pub(super) workgroups: [u32; 3],
+    /// Whether the kernel is 3 wide with stride and dilation 1: the
+    /// pipeline that loads each row's columns once for its 3 taps.
+    pub(super) row_of_3: bool,
 }
 
 impl Plan {
@@ -131,6 +136,7 @@ impl Plan {
             quads,
             params,
             workgroups,
+            row_of_3: spec.kernel_width == 3 && spec.stride == 1 && spec.dilation == 1,
         })
     }
 
@@ -214,10 +220,20 @@ pub(super) fn pack_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
     blocks
 }
 
-/// The compiled subgroup pipeline.
-pub(super) struct SubgroupConv {
+/// One compiled pipeline of the shader and its bind group layout.
+struct Compiled {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
+}
+
+/// The compiled subgroup pipelines.
+pub(super) struct SubgroupConv {
+    module: wgpu::ShaderModule,
+    /// Any kernel (`ROW_OF_3` false).
+    general: Compiled,
+    /// Kernels 3 wide with stride and dilation 1 (`ROW_OF_3` true), built
+    /// on first use.
+    row_of_3: OnceLock<Compiled>,
     /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
     /// that small maps keep every batch busy), 64 on a hardware one.
     workgroup: u32,
@@ -242,26 +258,28 @@ impl SubgroupConv {
                     label: Some("conv2d_subgroup.wgsl"),
                     source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
                 });
-            let pipeline = gpu
-                .device
-                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some("conv2d_subgroup"),
-                    layout: None,
-                    module: &module,
-                    entry_point: Some("conv2d_subgroup"),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants: &[("WORKGROUP", workgroup as f64)],
-                        ..Default::default()
-                    },
-                    cache: gpu.pipeline_cache(),
-                });
-            let layout = pipeline.get_bind_group_layout(0);
+            let general = compile(gpu, &module, workgroup, false);
             Some(SubgroupConv {
-                pipeline,
-                layout,
+                module,
+                general,
+                row_of_3: OnceLock::new(),
                 workgroup,
             })
         })
+    }
+
+    /// The pipeline that runs `plan`, built on first use.
+    fn compiled(&self, gpu: &Gpu, plan: &Plan) -> Result<&Compiled> {
+        if !plan.row_of_3 {
+            return Ok(&self.general);
+        }
+        if let Some(compiled) = self.row_of_3.get() {
+            return Ok(compiled);
+        }
+        let built = gpu.scoped("pipeline creation", || {
+            compile(gpu, &self.module, self.workgroup, true)
+        })?;
+        Ok(self.row_of_3.get_or_init(|| built))
     }
 
     /// The plan of `layer` over an input of `in_size` [H, W] giving
@@ -307,6 +325,7 @@ impl SubgroupConv {
         (output, residual): (&wgpu::Buffer, Option<&wgpu::Buffer>),
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
+        let compiled = self.compiled(gpu, plan)?;
         let bind_group = gpu.scoped("upload", || {
             let storage = wgpu::BufferUsages::STORAGE;
             let blocks = pack_weights(layer, plan);
@@ -340,7 +359,7 @@ impl SubgroupConv {
                 .expect("a residual or its stand-in");
             gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("conv2d_subgroup"),
-                layout: &self.layout,
+                layout: &compiled.layout,
                 entries: &[
                     entry(0, quads),
                     entry(1, &blocks),
@@ -355,10 +374,33 @@ impl SubgroupConv {
             label: Some("conv2d_subgroup"),
             timestamp_writes: timestamps,
         });
-        pass.set_pipeline(&self.pipeline);
+        pass.set_pipeline(&compiled.pipeline);
         pass.set_bind_group(0, &bind_group, &[]);
         let [x, y, z] = plan.workgroups;
         pass.dispatch_workgroups(x, y, z);
         Ok(())
     }
+}
+
+/// The entry point of `module` with `WORKGROUP` = `workgroup` and
+/// `ROW_OF_3` = `row_of_3`.
+fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, row_of_3: bool) -> Compiled {
+    let pipeline = gpu
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("conv2d_subgroup"),
+            layout: None,
+            module,
+            entry_point: Some("conv2d_subgroup"),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants: &[
+                    ("WORKGROUP", workgroup as f64),
+                    ("ROW_OF_3", row_of_3 as u32 as f64),
+                ],
+                ..Default::default()
+            },
+            cache: gpu.pipeline_cache(),
+        });
+    let layout = pipeline.get_bind_group_layout(0);
+    Compiled { pipeline, layout }
 }
