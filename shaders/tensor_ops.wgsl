@@ -110,33 +110,37 @@ fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
     output[r * params.strip_width + x] = value;
 }
 
-// The subgroup shader's input, [G, Q, HP, WP, 4] (`gpu::fast::subgroup`):
-// the value at (group, quad, padded row y, padded column x, lane ci) is the
-// input at row y − pad_top and column x − pad_left of channel
+// The subgroup shader's input, [G, Q, HP, WP] vec4s (`gpu::fast::subgroup`):
+// the vec4 at (group, quad, padded row y, padded column x) holds, in lane
+// ci, the input at row y − pad_top and column x − pad_left of channel
 // group·channels + quad·4 + ci, or zero in the padding and for the channels
-// past C/G that fill the last quad. The host dispatches (ceil(WP/64), HP,
-// G·Q·4) workgroups: x is the padded column, y the padded row and z the
-// (group, quad, ci) plane. Fields: channels = C/G, strips = Q,
-// strip_rows = HP, strip_width = WP.
+// past C/G that fill the last quad. One invocation per vec4: the host
+// dispatches (ceil(WP/64), HP, G·Q) workgroups: x is the padded column, y
+// the padded row and z the (group, quad) plane. Fields: channels = C/G,
+// strips = Q, strip_rows = HP, strip_width = WP.
+@group(0) @binding(1) var<storage, read_write> quads: array<vec4<f32>>;
+
 @compute @workgroup_size(64, 1, 1)
 fn pack_quads(@builtin(global_invocation_id) id: vec3<u32>) {
     let x = id.x + params.first_column;
     let y = id.y + params.first_row;
-    let plane_index = id.z + params.first_plane;
+    let quad_index = id.z + params.first_plane; // group · Q + quad
     if (x >= params.strip_width) {
         return;
     }
-    let ci = plane_index % 4u;
-    let quad_index = plane_index / 4u; // group · Q + quad
-    let c = (quad_index % params.strips) * 4u + ci;
+    let first = (quad_index % params.strips) * 4u;
     let group = quad_index / params.strips;
     let in_y = i32(y) - i32(params.pad_top);
     let in_x = i32(x) - i32(params.pad_left);
-    var value = 0.0;
-    if (c < params.channels && in_y >= 0 && in_y < i32(params.in_height) && in_x >= 0
-        && in_x < i32(params.in_width)) {
-        let plane = group * params.channels + c;
-        value = input[(plane * params.in_height + u32(in_y)) * params.in_width + u32(in_x)];
+    var value = vec4(0.0);
+    if (in_y >= 0 && in_y < i32(params.in_height) && in_x >= 0 && in_x < i32(params.in_width)) {
+        let plane_len = params.in_height * params.in_width;
+        let at = (group * params.channels + first) * plane_len + u32(in_y) * params.in_width + u32(in_x);
+        let left = params.channels - first; // channels of the group from this quad's first on
+        value.x = input[at];
+        if (left > 1u) { value.y = input[at + plane_len]; }
+        if (left > 2u) { value.z = input[at + 2u * plane_len]; }
+        if (left > 3u) { value.w = input[at + 3u * plane_len]; }
     }
-    output[((quad_index * params.strip_rows + y) * params.strip_width + x) * 4u + ci] = value;
+    quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = value;
 }

@@ -306,7 +306,7 @@ impl TensorOps {
             strip_width: layout.padded_width,
             ..Default::default()
         };
-        let planes = spec.groups as u64 * layout.quads as u64 * 4;
+        let planes = spec.groups as u64 * layout.quads as u64;
         let grid = [
             layout.padded_width.div_ceil(64),
             layout.padded_height,
