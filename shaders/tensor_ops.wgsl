@@ -122,25 +122,26 @@ fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
 
 @compute @workgroup_size(64, 1, 1)
 fn pack_quads(@builtin(global_invocation_id) id: vec3<u32>) {
-    let x = id.x + params.first_column;
+    // No branches around the loads: a software GPU reads memory one lane at
+    // a time, and a load under a branch costs it far more. An invocation
+    // past the last column writes the last column again (the same values);
+    // one in the padding reads the image's first value and writes zero.
+    let x = min(id.x + params.first_column, params.strip_width - 1u);
     let y = id.y + params.first_row;
     let quad_index = id.z + params.first_plane; // group · Q + quad
-    if (x >= params.strip_width) {
-        return;
-    }
     let first = (quad_index % params.strips) * 4u;
     let group = quad_index / params.strips;
     let in_y = i32(y) - i32(params.pad_top);
     let in_x = i32(x) - i32(params.pad_left);
-    var value = vec4(0.0);
-    if (in_y >= 0 && in_y < i32(params.in_height) && in_x >= 0 && in_x < i32(params.in_width)) {
-        let plane_len = params.in_height * params.in_width;
-        let at = (group * params.channels + first) * plane_len + u32(in_y) * params.in_width + u32(in_x);
-        let left = params.channels - first; // channels of the group from this quad's first on
-        value.x = input[at];
-        if (left > 1u) { value.y = input[at + plane_len]; }
-        if (left > 2u) { value.z = input[at + 2u * plane_len]; }
-        if (left > 3u) { value.w = input[at + 3u * plane_len]; }
-    }
-    quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = value;
+    let inside = in_y >= 0 && in_y < i32(params.in_height) && in_x >= 0 && in_x < i32(params.in_width);
+    let plane_len = params.in_height * params.in_width;
+    let pixel = select(0u, u32(in_y) * params.in_width + u32(in_x), inside);
+    let at = (group * params.channels + first) * plane_len + pixel;
+    // Channels of the group from this quad's first on: the last quad's
+    // missing channels read the group's last one again, and are zeroed.
+    let last = params.channels - first - 1u;
+    let read = vec4(input[at], input[at + min(1u, last) * plane_len],
+                    input[at + min(2u, last) * plane_len], input[at + min(3u, last) * plane_len]);
+    let keep = vec4(inside) & (vec4(0u, 1u, 2u, 3u) <= vec4(last));
+    quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = select(vec4(0.0), read, keep);
 }
