@@ -42,6 +42,7 @@ pub mod job;
 pub mod layer;
 pub mod model;
 pub mod net;
+pub mod net_bench;
 pub mod npy;
 pub mod output;
 pub mod photo;

@@ -252,16 +252,24 @@ enum Command {
 /// The options of `convmaps bench`.
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// Photo sizes, WIDTHxHEIGHT, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "512x384,1024x768", value_parser = parse_size)]
+    /// Photo sizes, WIDTHxHEIGHT, comma-separated. With --model: the input
+    /// sizes of a model of dynamic size (default 224x224).
+    #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<(u32, u32)>,
+    /// Time a whole network's forward pass instead: an ONNX model, warm (one
+    /// untimed pass first), with BatchNorms, activations and residual Adds
+    /// fused as a `--maps none` run fuses them. Prints the median and
+    /// fastest pass on the GPU's clock, the median wall time and the memory.
+    #[arg(long, value_name = "FILE.onnx")]
+    model: Option<std::path::PathBuf>,
     /// Filters K.
     #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
     filters: u32,
     /// Kernel size F (F×F).
     #[arg(short = 'f', long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=63))]
     kernel_size: u32,
-    /// Timed runs per case (after one warm-up run); the fastest counts.
+    /// Timed runs per case (after one warm-up run); the fastest counts (with
+    /// --model: the median and the fastest are printed).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     repeats: u32,
     /// The WGSL shaders to time, comma-separated.
@@ -307,6 +315,37 @@ fn parse_bandwidth(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `convmaps bench --model`: the network's forward pass on each engine, at
+/// each size (the model's own where it fixes one).
+fn bench_model(
+    model: &std::path::Path,
+    sizes: &[(u32, u32)],
+    repeats: u32,
+    (engines, json): (&[Box<dyn Engine>], bool),
+) -> anyhow::Result<()> {
+    let sizes = match sizes.is_empty() {
+        true => vec![(224, 224)],
+        false => sizes.to_vec(),
+    };
+    let mut rows = Vec::new();
+    for (width, height) in sizes {
+        let (network, input) = convmaps::net_bench::network(model, [height, width])?;
+        for engine in engines {
+            rows.push(convmaps::net_bench::measure(
+                engine.as_ref(),
+                &network,
+                &input,
+                repeats,
+            )?);
+        }
+    }
+    println!("{}", convmaps::net_bench::table(&rows));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    }
+    Ok(())
+}
+
 /// `convmaps layers`: the model's conv layers and their parameter counts.
 fn layers(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
     let table = convmaps::model::table::layer_table(model)?;
@@ -334,6 +373,7 @@ fn layers(model: &std::path::Path, json: bool) -> anyhow::Result<()> {
 fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let BenchArgs {
         sizes,
+        model,
         filters,
         kernel_size,
         repeats,
@@ -352,6 +392,13 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     if cpu {
         engines.push(Box::new(CpuEngine));
     }
+    if let Some(model) = model {
+        return bench_model(&model, &sizes, repeats, (&engines, json));
+    }
+    let sizes = match sizes.is_empty() {
+        true => vec![(512, 384), (1024, 768)],
+        false => sizes,
+    };
     let mut rows = Vec::new();
     for (width, height) in sizes {
         let (image, layer) = convmaps::bench::case(width, height, filters, kernel_size)?;

@@ -347,6 +347,49 @@ fn bench_prints_a_row_per_shader_with_the_roofline_and_json() {
 }
 
 #[test]
+fn bench_times_a_whole_network_on_each_engine_warm() {
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/net/textdet_dy/model.onnx");
+    let Some(bench) = convmaps(["bench", "--model"])
+        .arg(&model)
+        .args([
+            "--sizes",
+            "48x32",
+            "--shaders",
+            "fast",
+            "--cpu",
+            "--repeats",
+            "2",
+            "--json",
+        ])
+        .needs_gpu()
+    else {
+        return;
+    };
+    let stdout = bench
+        .success()
+        .says(&["GPU ms (med)", "wall ms med"])
+        .stdout();
+    let json = &stdout[stdout.find('[').expect("JSON rows")..];
+    let rows: Vec<serde_json::Value> = serde_json::from_str(json).unwrap();
+    let shaders: Vec<&str> = rows.iter().map(|r| r["shader"].as_str().unwrap()).collect();
+    assert_eq!(shaders, ["fast", "cpu"]);
+    for row in &rows {
+        // A model of dynamic size runs at the size asked for.
+        assert_eq!(row["size"], "48×32", "{row}");
+        assert_eq!(row["runs"], 2, "{row}");
+        assert!(row["wall_ms"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["memory_bytes"].as_u64().unwrap() > 0, "{row}");
+    }
+    // The CPU has no GPU clock; the GPU's median is at least its fastest.
+    assert!(rows[1]["gpu_ms"].is_null());
+    if let (Some(median), Some(min)) = (rows[0]["gpu_ms"].as_f64(), rows[0]["gpu_min_ms"].as_f64())
+    {
+        assert!(median >= min, "{}", rows[0]);
+    }
+}
+
+#[test]
 fn bench_refuses_a_bandwidth_that_is_not_positive() {
     convmaps(["bench", "--bandwidth", "0"]).fails_with(2, &["bandwidth in GB/s above zero"]);
 }

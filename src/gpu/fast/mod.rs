@@ -95,10 +95,11 @@ struct Upload {
 }
 
 impl FastConv {
-    /// Compiles the shader and builds the uniform-window pipeline on `gpu`,
-    /// then runs it once on a one-pixel layer: a GPU that compiles lazily,
-    /// at the first dispatch (lavapipe does), compiles here rather than in
-    /// the first run's compute time. One compilation serves every layer.
+    /// Compiles the shaders and builds their pipelines on `gpu`, then runs
+    /// each once on a one-pixel layer: a GPU that compiles lazily, at the
+    /// first dispatch (lavapipe does), compiles here rather than in the
+    /// first run's compute time. One compilation of each pipeline serves
+    /// every layer.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_kernel(gpu, FastKernel::from_env())
     }
@@ -150,6 +151,15 @@ impl FastConv {
         let pixel = Tensor3::zeros(1, 1, 1);
         let layer = Layer::new(LayerSpec::new(1, 1, 1), vec![0.0], vec![0.0])?;
         fast.run(gpu, &pixel, &layer)?;
+        if fast.uses_subgroups() {
+            // The subgroup kernel's second pipeline, for 3-wide kernels.
+            let pixels = Tensor3::zeros(1, 1, 3);
+            let spec = LayerSpec {
+                kernel_height: 1,
+                ..LayerSpec::new(1, 1, 3)
+            };
+            fast.run(gpu, &pixels, &Layer::new(spec, vec![0.0; 3], vec![0.0])?)?;
+        }
         Ok(fast)
     }
 
