@@ -243,3 +243,91 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     store_pixel(acc[12], acc[13], first, filters, at + 6u, 6u < room);
     store_pixel(acc[14], acc[15], first, filters, at + 7u, 7u < room);
 }
+
+// THE DEPTHWISE ENTRY POINT
+//
+// A depthwise layer (one filter per channel: G = C = K) has no sum across
+// channels for a subgroup to share: each invocation computes 8 adjacent
+// pixels × one quad of 4 channels, 8 vec4 sums, from the input quads of
+// all C channels (laid out as one group) and the weights as [Q, FH, FW]
+// vec4s (zeros past channel C). Per tap, 8 vec4 loads (10 per row of 3
+// taps with `ROW_OF_3`) feed 32 multiply-adds, where one value per
+// invocation would load a value and a weight for each. `filters_per_group`
+// is K here. The host dispatches (groups_x, Q, ceil(pixel groups /
+// WORKGROUP / groups_x)).
+
+// acc[p] += a_p · w for the 8 pixels: one tap of 4 channels.
+fn depthwise_tap(acc: ptr<function, array<vec4<f32>, 8>>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>,
+                 a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, w: vec4<f32>) {
+    (*acc)[0] = fma(a0, w, (*acc)[0]);
+    (*acc)[1] = fma(a1, w, (*acc)[1]);
+    (*acc)[2] = fma(a2, w, (*acc)[2]);
+    (*acc)[3] = fma(a3, w, (*acc)[3]);
+    (*acc)[4] = fma(a4, w, (*acc)[4]);
+    (*acc)[5] = fma(a5, w, (*acc)[5]);
+    (*acc)[6] = fma(a6, w, (*acc)[6]);
+    (*acc)[7] = fma(a7, w, (*acc)[7]);
+}
+
+@compute @workgroup_size(WORKGROUP, 1, 1)
+fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let n = (wg.z * params.groups_x + wg.x) * WORKGROUP + li;
+    let group_index = min(n, params.pixel_groups - 1u);
+    let oy = group_index / params.row_groups;
+    let ox = (group_index % params.row_groups) * PIXELS;
+    let quad = wg.y;
+    let first = quad * 4u;
+    let channels = min(4u, params.filters_per_group - first);
+
+    let stride = params.stride;
+    let dilation = params.dilation;
+    let kernel_height = opaque(params.kernel_height, li);
+    let kernel_width = opaque(params.kernel_width, li);
+    let width = params.padded_width;
+    let last = params.out_width - ox - 1u;
+    let lo = min(vec4(0u, 1u, 2u, 3u), vec4(last)) * stride;
+    let hi = min(vec4(4u, 5u, 6u, 7u), vec4(last)) * stride;
+
+    var acc: array<vec4<f32>, 8>;
+    var w = quad * kernel_height * kernel_width;
+    let plane = quad * params.padded_height;
+    for (var ky = 0u; ky < kernel_height; ky++) {
+        let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
+        if (ROW_OF_3) {
+            let c0 = input[row];
+            let c1 = input[row + 1u];
+            let c2 = input[row + 2u];
+            let c3 = input[row + 3u];
+            let c4 = input[row + 4u];
+            let c5 = input[row + 5u];
+            let c6 = input[row + 6u];
+            let c7 = input[row + 7u];
+            let c8 = input[row + 8u];
+            let c9 = input[row + 9u];
+            depthwise_tap(&acc, c0, c1, c2, c3, c4, c5, c6, c7, weights[w]);
+            depthwise_tap(&acc, c1, c2, c3, c4, c5, c6, c7, c8, weights[w + 1u]);
+            depthwise_tap(&acc, c2, c3, c4, c5, c6, c7, c8, c9, weights[w + 2u]);
+            w += 3u;
+        } else {
+            for (var kx = 0u; kx < kernel_width; kx++) {
+                let i = row + kx * dilation;
+                depthwise_tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
+                              input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
+                w += 1u;
+            }
+        }
+    }
+    if (n >= params.pixel_groups) {
+        return;
+    }
+    let at = oy * params.out_width + ox;
+    let room = params.out_width - ox;
+    if (0u < room) { store(acc[0], first, 0u, channels, at); }
+    if (1u < room) { store(acc[1], first, 0u, channels, at + 1u); }
+    if (2u < room) { store(acc[2], first, 0u, channels, at + 2u); }
+    if (3u < room) { store(acc[3], first, 0u, channels, at + 3u); }
+    if (4u < room) { store(acc[4], first, 0u, channels, at + 4u); }
+    if (5u < room) { store(acc[5], first, 0u, channels, at + 5u); }
+    if (6u < room) { store(acc[6], first, 0u, channels, at + 6u); }
+    if (7u < room) { store(acc[7], first, 0u, channels, at + 7u); }
+}

@@ -74,6 +74,32 @@ fn rows_of_three_taps_at_widths_around_the_pixel_block() {
 }
 
 #[test]
+fn depthwise_layers_at_widths_around_the_pixel_block() {
+    // One filter per channel (G = C = K): the subgroup kernel's depthwise
+    // entry point, 8 pixels × 4 channels per invocation. Channel counts that
+    // leave the last quad part-empty, strides 1 and 2, kernels 3 and 5 wide
+    // (3 with stride 1 loads each row once), dilation, widths around 8.
+    let cases = [
+        (3, 3, 1, 1, 7),
+        (4, 3, 1, 1, 8),
+        (6, 3, 2, 1, 17),
+        (9, 5, 1, 1, 9),
+        (5, 5, 2, 2, 16),
+        (12, 3, 1, 2, 15),
+    ];
+    for (channels, kernel, stride, dilation, width) in cases {
+        let spec = LayerSpec {
+            stride,
+            dilation,
+            padding: Padding::uniform(kernel / 2),
+            groups: channels,
+            ..LayerSpec::new(channels, channels, kernel)
+        };
+        check(spec, 6 + kernel, width + 2 * kernel, width as u64);
+    }
+}
+
+#[test]
 fn one_pixel_wide_input_and_output() {
     check(LayerSpec::new(3, 4, 1), 6, 1, 1);
     let tall = LayerSpec {

@@ -134,6 +134,13 @@ pub trait ConvPipeline: Send + Sync {
         4 * (layer.weight.len() + layer.bias.len()) as u64
     }
 
+    /// Whether this pipeline has a kernel for depthwise layers (G = C = K)
+    /// that does not compute a block of filters per group, most of them on
+    /// zero weights.
+    fn runs_depthwise(&self) -> bool {
+        false
+    }
+
     /// Whether [`ConvPipeline::record_with_residual`] adds a residual in
     /// the conv's dispatch for `layer` over an input of `[C, H, W]`.
     fn fuses_residual(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {

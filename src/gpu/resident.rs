@@ -124,9 +124,11 @@ pub struct StripLayout {
 /// (`gpu::fast::subgroup`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuadLayout {
-    /// G.
+    /// G (1 for a depthwise layer, whose channels are packed as one group).
     pub groups: u32,
-    /// Q: quads of channels per group, ceil(C/G / 4).
+    /// Channels per group: C/G (C for a depthwise layer).
+    pub channels: u32,
+    /// Q: quads of channels per group, ceil(channels / 4).
     pub quads: u32,
     /// HP: input rows, padding included.
     pub padded_height: u32,
@@ -284,8 +286,8 @@ impl TensorOps {
     }
 
     /// Records the packing of `input` into the subgroup shader's quads
-    /// `[G, Q, HP, WP, 4]` for a conv of `spec`, laid out as `layout`, into
-    /// `quads`.
+    /// `[G, Q, HP, WP, 4]` for a conv of `spec` (its padding), laid out as
+    /// `layout`, into `quads`.
     pub fn pack_quads(
         &self,
         gpu: &Gpu,
@@ -296,7 +298,7 @@ impl TensorOps {
     ) -> Result<()> {
         let params = OpParams {
             count: count(layout.len())?,
-            channels: spec.channels_per_group(),
+            channels: layout.channels,
             in_height: input.height,
             in_width: input.width,
             pad_top: spec.padding.top,
@@ -306,7 +308,7 @@ impl TensorOps {
             strip_width: layout.padded_width,
             ..Default::default()
         };
-        let planes = spec.groups as u64 * layout.quads as u64;
+        let planes = layout.groups as u64 * layout.quads as u64;
         let grid = [
             layout.padded_width.div_ceil(64),
             layout.padded_height,

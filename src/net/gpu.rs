@@ -281,13 +281,14 @@ impl GpuNet<'_> {
     /// layers, by the value each writes: their weights are packed by the pipeline, not
     /// uploaded as they are.
     fn pipeline_layers(&self, net: &Network) -> HashMap<ValueId, Layer> {
-        if self.convs.is_none() {
+        let Some((pipeline, _)) = self.convs else {
             return HashMap::new();
-        }
+        };
+        let depthwise = pipeline.runs_depthwise();
         net.nodes
             .iter()
             .filter_map(|node| match &node.op {
-                Op::Conv(conv) => Some((node.output, conv_layer(conv, net, node)?)),
+                Op::Conv(conv) => Some((node.output, conv_layer(conv, net, node, depthwise)?)),
                 _ => None,
             })
             .collect()
@@ -764,17 +765,20 @@ fn count(values: usize) -> Result<u32> {
 /// The conv as a [`Layer`] for the engine's conv shader, when its strides
 /// and dilations are the same along both axes and its groups are not
 /// narrow.
-fn conv_layer(conv: &Conv, net: &Network, node: &Node) -> Option<Layer> {
+fn conv_layer(conv: &Conv, net: &Network, node: &Node, depthwise: bool) -> Option<Layer> {
     if conv.strides[0] != conv.strides[1] || conv.dilations[0] != conv.dilations[1] {
         return None;
     }
     let weight = net.constants.get(&node.inputs[1])?;
-    // The conv shader computes 16 filters of one group per invocation; a
-    // group of far fewer (a depthwise conv has one) would leave most of its
-    // work on zero weights, so such a conv runs in `net_ops.wgsl`, one
-    // output value per invocation.
+    // The conv shader computes 8 or 16 filters of one group per invocation;
+    // a group of far fewer (a depthwise conv has one) would leave most of
+    // its work on zero weights, so such a conv runs in `net_ops.wgsl`, one
+    // output value per invocation, unless it is depthwise and the pipeline
+    // has a kernel for that (`depthwise`).
     let filters_per_group = weight.shape[0] / conv.group.max(1) as usize;
-    if conv.group > 1 && filters_per_group < FAST_FILTERS_PER_GROUP {
+    let is_depthwise = conv.group > 1 && filters_per_group == 1 && weight.shape[1] == 1;
+    if conv.group > 1 && filters_per_group < FAST_FILTERS_PER_GROUP && !(depthwise && is_depthwise)
+    {
         return None;
     }
     let bias = match node.inputs.get(2) {

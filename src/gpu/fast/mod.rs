@@ -429,6 +429,10 @@ impl ConvPipeline for FastConv {
         }
     }
 
+    fn runs_depthwise(&self) -> bool {
+        self.uses_subgroups()
+    }
+
     fn fuses_residual(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
         let [_, height, width] = shape;
         layer

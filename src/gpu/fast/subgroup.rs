@@ -74,6 +74,15 @@ pub(super) struct Plan {
     /// Whether the kernel is 3 wide with stride and dilation 1: the
     /// pipeline that loads each row's columns once for its 3 taps.
     pub(super) row_of_3: bool,
+    /// Whether the layer is depthwise (G = C = K): the entry point that
+    /// computes 8 pixels of 4 channels per invocation.
+    pub(super) depthwise: bool,
+}
+
+/// Whether `spec` is depthwise: one filter per channel, each seeing only
+/// its own (G = C = K > 1).
+pub(super) fn is_depthwise(spec: &LayerSpec) -> bool {
+    spec.groups > 1 && spec.groups == spec.in_channels && spec.filters == spec.groups
 }
 
 impl Plan {
@@ -93,9 +102,16 @@ impl Plan {
                 .ok_or_else(|| Error::GpuLimit(format!("a padded input side of {size} pixels")))
         };
         let pad = &spec.padding;
+        let depthwise = is_depthwise(spec);
+        // A depthwise layer's channels are packed as one group.
+        let (groups, channels) = match depthwise {
+            true => (1, spec.in_channels),
+            false => (spec.groups, spec.channels_per_group()),
+        };
         let quads = QuadLayout {
-            groups: spec.groups,
-            quads: spec.channels_per_group().div_ceil(4),
+            groups,
+            channels,
+            quads: channels.div_ceil(4),
             padded_height: padded(in_height, pad.top, pad.bottom)?,
             padded_width: padded(in_width, pad.left, pad.right)?,
         };
@@ -105,8 +121,15 @@ impl Plan {
             .map_err(|_| Error::GpuLimit(format!("{pixel_groups} groups of output pixels")))?;
         let workgroups_needed = pixel_groups.div_ceil(workgroup).max(1);
         let groups_x = workgroups_needed.min(max_groups.max(1));
-        let filters_per_group = spec.filters / spec.groups;
-        let blocks_per_group = filters_per_group.div_ceil(FILTERS);
+        // A depthwise layer: one "block" per quad of channels, and K in
+        // `filters_per_group`, which bounds the last quad's channels.
+        let (filters_per_group, blocks_per_group) = match depthwise {
+            true => (spec.filters, quads.quads),
+            false => {
+                let per_group = spec.filters / spec.groups;
+                (per_group, per_group.div_ceil(FILTERS))
+            }
+        };
         let params = Params {
             out_height,
             out_width,
@@ -129,7 +152,7 @@ impl Plan {
         };
         let workgroups = [
             groups_x,
-            spec.groups * blocks_per_group,
+            groups * blocks_per_group,
             workgroups_needed.div_ceil(groups_x),
         ];
         Ok(Plan {
@@ -137,17 +160,19 @@ impl Plan {
             params,
             workgroups,
             row_of_3: spec.kernel_width == 3 && spec.stride == 1 && spec.dilation == 1,
+            depthwise,
         })
     }
 
-    /// f32s of the weight blocks: 32 per block, quad and tap.
+    /// f32s of the weight blocks: 32 per block, quad and tap (a depthwise
+    /// layer: 4 per quad and tap).
     pub(super) fn weight_len(&self) -> u64 {
         let p = &self.params;
-        self.workgroups[1] as u64
-            * p.quads as u64
-            * p.kernel_height as u64
-            * p.kernel_width as u64
-            * 32
+        let taps = p.kernel_height as u64 * p.kernel_width as u64;
+        match self.depthwise {
+            true => p.quads as u64 * taps * 4,
+            false => self.workgroups[1] as u64 * p.quads as u64 * taps * 32,
+        }
     }
 }
 
@@ -155,7 +180,7 @@ impl Plan {
 /// `tensor_ops.wgsl`'s `pack_quads`, with the same index math.
 pub(super) fn pack_quads(input: &Tensor3, spec: &LayerSpec, layout: &QuadLayout) -> Vec<f32> {
     let mut quads = vec![0.0f32; layout.len() as usize];
-    let channels = spec.channels_per_group() as usize;
+    let channels = layout.channels as usize;
     let (rows, width) = (layout.padded_height as usize, layout.padded_width as usize);
     let (pad_top, pad_left) = (spec.padding.top as usize, spec.padding.left as usize);
     // One padded row of one quad at a time: (group · Q + quad, y).
@@ -195,6 +220,9 @@ pub(super) fn pack_quads(input: &Tensor3, spec: &LayerSpec, layout: &QuadLayout)
 /// the group's end and for the channels that fill the last quad.
 pub(super) fn pack_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
     let spec = &layer.spec;
+    if plan.depthwise {
+        return pack_depthwise_weights(layer, plan);
+    }
     let p = &plan.params;
     let (channels, taps) = (
         spec.channels_per_group() as usize,
@@ -226,14 +254,27 @@ struct Compiled {
     layout: wgpu::BindGroupLayout,
 }
 
+/// A depthwise layer's weights, `[Q, FH, FW, 4]`: channel `q·4 + ci`'s
+/// weight of each tap in lane ci, zeros past channel C.
+fn pack_depthwise_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
+    let taps = (layer.spec.kernel_height * layer.spec.kernel_width) as usize;
+    let mut packed = vec![0.0f32; plan.weight_len() as usize];
+    for (c, per_channel) in layer.weight.chunks_exact(taps.max(1)).enumerate() {
+        let (quad, ci) = (c / 4, c % 4);
+        for (t, &w) in per_channel.iter().enumerate() {
+            packed[(quad * taps + t) * 4 + ci] = w;
+        }
+    }
+    packed
+}
+
 /// The compiled subgroup pipelines.
 pub(super) struct SubgroupConv {
     module: wgpu::ShaderModule,
-    /// Any kernel (`ROW_OF_3` false).
-    general: Compiled,
-    /// Kernels 3 wide with stride and dilation 1 (`ROW_OF_3` true), built
-    /// on first use.
-    row_of_3: OnceLock<Compiled>,
+    /// `conv2d_subgroup` and `conv2d_depthwise`, each for any kernel
+    /// (`ROW_OF_3` false) and for kernels 3 wide with stride and dilation 1
+    /// (true), by [`variant`]; each built on first use.
+    pipelines: [OnceLock<Compiled>; 4],
     /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
     /// that small maps keep every batch busy), 64 on a hardware one.
     workgroup: u32,
@@ -258,11 +299,9 @@ impl SubgroupConv {
                     label: Some("conv2d_subgroup.wgsl"),
                     source: wgpu::ShaderSource::Wgsl(SHADER_SOURCE.into()),
                 });
-            let general = compile(gpu, &module, workgroup, false);
             Some(SubgroupConv {
                 module,
-                general,
-                row_of_3: OnceLock::new(),
+                pipelines: Default::default(),
                 workgroup,
             })
         })
@@ -270,16 +309,14 @@ impl SubgroupConv {
 
     /// The pipeline that runs `plan`, built on first use.
     fn compiled(&self, gpu: &Gpu, plan: &Plan) -> Result<&Compiled> {
-        if !plan.row_of_3 {
-            return Ok(&self.general);
-        }
-        if let Some(compiled) = self.row_of_3.get() {
+        let slot = &self.pipelines[variant(plan)];
+        if let Some(compiled) = slot.get() {
             return Ok(compiled);
         }
         let built = gpu.scoped("pipeline creation", || {
-            compile(gpu, &self.module, self.workgroup, true)
+            compile(gpu, &self.module, self.workgroup, plan)
         })?;
-        Ok(self.row_of_3.get_or_init(|| built))
+        Ok(slot.get_or_init(|| built))
     }
 
     /// The plan of `layer` over an input of `in_size` [H, W] giving
@@ -382,20 +419,29 @@ impl SubgroupConv {
     }
 }
 
-/// The entry point of `module` with `WORKGROUP` = `workgroup` and
-/// `ROW_OF_3` = `row_of_3`.
-fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, row_of_3: bool) -> Compiled {
+/// The index in [`SubgroupConv`]'s pipelines of the one that runs `plan`.
+fn variant(plan: &Plan) -> usize {
+    2 * plan.depthwise as usize + plan.row_of_3 as usize
+}
+
+/// The entry point of `module` that runs `plan`, with `WORKGROUP` =
+/// `workgroup` and `ROW_OF_3` as the plan says.
+fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) -> Compiled {
+    let entry_point = match plan.depthwise {
+        true => "conv2d_depthwise",
+        false => "conv2d_subgroup",
+    };
     let pipeline = gpu
         .device
         .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some("conv2d_subgroup"),
+            label: Some(entry_point),
             layout: None,
             module,
-            entry_point: Some("conv2d_subgroup"),
+            entry_point: Some(entry_point),
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &[
                     ("WORKGROUP", workgroup as f64),
-                    ("ROW_OF_3", row_of_3 as u32 as f64),
+                    ("ROW_OF_3", plan.row_of_3 as u32 as f64),
                 ],
                 ..Default::default()
             },
