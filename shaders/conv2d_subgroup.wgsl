@@ -78,7 +78,10 @@ struct Params {
     blocks_per_group: u32, // B
     filters_per_group: u32, // K/G
     has_bias: u32,         // 1: add bias[k]
-    activation: u32,       // after the bias: 0 none, 1 ReLU
+    has_activation: u32,   // 1: apply `activation` last
+    kind: u32,             // the activation, as net_ops.wgsl's unary_value names it
+    alpha: f32,            //   and its parameters
+    beta: f32,
     has_residual: u32,     // 1: add residual[k, oy, ox] before the activation
     zero: u32,             // always 0; see `opaque`
 }
@@ -135,6 +138,27 @@ fn tap(acc: ptr<function, Accumulators>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<
             subgroupShuffle(mine, 6u), subgroupShuffle(mine, 7u));
 }
 
+// One value through the activation `params.kind` names: the codes and
+// formulas of net_ops.wgsl's `unary_value` (a unit test keeps them equal).
+fn activation(x: f32) -> f32 {
+    switch params.kind {
+        case 0u: { return max(x, 0.0); }
+        case 1u: { return select(params.alpha * x, x, x >= 0.0); }
+        case 2u: { return min(max(x, params.alpha), params.beta); }
+        case 3u: { return 1.0 / (1.0 + exp(-x)); }
+        case 4u: { return clamp(params.alpha * x + params.beta, 0.0, 1.0); }
+        case 5u: { return x * clamp(x / 6.0 + 0.5, 0.0, 1.0); }
+        case 6u: { return tanh(x); }
+        case 7u: { return exp(x); }
+        case 8u: { return log(x); }
+        case 9u: { return sqrt(x); }
+        case 10u: { return -x; }
+        case 11u: { return abs(x); }
+        case 12u: { return 1.0 / x; }
+        default: { return x * (1.0 / (1.0 + exp(-x))); }
+    }
+}
+
 // Writes pixel p (if it exists) of the block's filters: bias, residual,
 // activation.
 fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
@@ -147,7 +171,7 @@ fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
             var v = value[e];
             if (params.has_bias != 0u) { v += bias[k]; }
             if (params.has_residual != 0u) { v += residual[index]; }
-            if (params.activation == 1u) { v = max(v, 0.0); }
+            if (params.has_activation != 0u) { v = activation(v); }
             output[index] = v;
         }
     }

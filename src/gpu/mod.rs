@@ -75,6 +75,38 @@ pub struct ConvPass<'a, Input> {
     pub timestamps: Option<wgpu::ComputePassTimestampWrites<'a>>,
 }
 
+/// Steps a network fuses into a conv, applied to each sum after the bias:
+/// a residual `[K, OH, OW]` added, then an activation (instead of the
+/// layer's own).
+#[derive(Clone, Copy, Debug)]
+pub struct Fused<'a> {
+    /// The value added to the sums, where there is one.
+    pub residual: Option<&'a wgpu::Buffer>,
+    /// The function applied last, where there is one.
+    pub activation: Option<FusedActivation>,
+}
+
+impl Fused<'_> {
+    /// Nothing fused: the layer as it is.
+    pub const NONE: Fused<'static> = Fused {
+        residual: None,
+        activation: None,
+    };
+}
+
+/// An activation as `net_ops.wgsl`'s `unary_value` names it: its kind's
+/// code (`net::ops::UnaryKind`) and parameters.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FusedActivation {
+    /// The kind's code: 0 ReLU, 1 LeakyReLU, 2 Clip, 3 Sigmoid,
+    /// 4 HardSigmoid, 5 HardSwish, 6 Tanh, … 13 SiLU.
+    pub kind: u32,
+    /// LeakyReLU's slope, Clip's minimum, HardSigmoid's alpha.
+    pub alpha: f32,
+    /// Clip's maximum, HardSigmoid's beta.
+    pub beta: f32,
+}
+
 /// What every compiled pipeline does: submit a run of a layer, or run it to
 /// the end.
 pub trait ConvPipeline: Send + Sync {
@@ -141,22 +173,21 @@ pub trait ConvPipeline: Send + Sync {
         false
     }
 
-    /// Whether [`ConvPipeline::record_with_residual`] adds a residual in
-    /// the conv's dispatch for `layer` over an input of `[C, H, W]`.
-    fn fuses_residual(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {
+    /// Whether [`ConvPipeline::record_fused`] records `layer` over an input
+    /// of `[C, H, W]` (else the caller runs the fused steps itself).
+    fn fuses(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {
         false
     }
 
-    /// [`ConvPipeline::record`] with `residual` `[K, OH, OW]` added to each
-    /// sum before the layer's activation, in the same dispatch, where this
-    /// pipeline can; returns whether it recorded anything (when not, the
-    /// caller adds the residual itself).
-    fn record_with_residual(
+    /// [`ConvPipeline::record`] with `fused`'s steps in the conv's own
+    /// dispatch, where this pipeline can; returns whether it recorded
+    /// anything (when not, the caller runs those steps itself).
+    fn record_fused(
         &self,
         _gpu: &Gpu,
         _ops: &TensorOps,
         _pass: ConvPass<'_, DeviceTensor>,
-        _residual: &wgpu::Buffer,
+        _fused: Fused<'_>,
     ) -> Result<bool> {
         Ok(false)
     }

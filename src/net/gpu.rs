@@ -21,7 +21,8 @@ use crate::gpu::buffers::{
 };
 use crate::gpu::resident::value_buffer;
 use crate::gpu::{
-    AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Gpu, TensorOps, auto_pipelines,
+    AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Fused, FusedActivation, Gpu, TensorOps,
+    auto_pipelines,
 };
 use crate::layer::{Activation, Layer, LayerSpec, Padding};
 
@@ -308,25 +309,26 @@ impl GpuNet<'_> {
             .map(|id| 4 * net.constants[id].data.len() as u64)
             .sum::<u64>();
         memory.readback = keep.iter().map(|&value| bytes(value)).sum();
-        let Some((pipeline, _)) = self.convs else {
-            return memory;
-        };
         for node in &net.nodes {
-            let (Op::Conv(conv), Some(layer)) = (&node.op, layers.get(&node.output)) else {
+            let Op::Conv(conv) = &node.op else {
                 continue;
             };
             let x = &net.values[node.inputs[0]].shape;
             let shape = [x[1] as u32, x[2] as u32, x[3] as u32];
-            memory.scratch += pipeline.scratch_bytes(self.gpu, layer, shape);
-            // The sums a conv writes before the steps it does not fuse.
-            let other_activation = conv.activation.is_some_and(|u| u.kind != UnaryKind::Relu);
-            let output = bytes(node.output);
-            if conv.residual
-                && (other_activation || !pipeline.fuses_residual(self.gpu, layer, shape))
-            {
-                memory.scratch += output * (1 + conv.activation.is_some() as u64);
-            } else if other_activation {
-                memory.scratch += output;
+            // Whether the steps fused into it run in its own dispatch: on the
+            // conv pipeline where it can, in net_ops.wgsl an activation alone.
+            let fused_in_place = match (self.convs, layers.get(&node.output)) {
+                (Some((pipeline, _)), Some(layer)) => {
+                    memory.scratch += pipeline.scratch_bytes(self.gpu, layer, shape);
+                    !needs_fusing(conv) || pipeline.fuses(self.gpu, layer, shape)
+                }
+                _ => !conv.residual,
+            };
+            // Else the sums it writes before those steps, and the sums with
+            // the residual added before an activation.
+            if !fused_in_place {
+                let both = conv.residual && conv.activation.is_some();
+                memory.scratch += bytes(node.output) * (1 + both as u64);
             }
         }
         memory
@@ -427,32 +429,23 @@ impl GpuNet<'_> {
             }
             return Ok(output);
         }
+        // net_ops.wgsl's conv applies any activation itself, not a residual.
         if let Op::Conv(conv) = &node.op
-            && conv.residual
+            && needs_fusing(conv)
+            && (conv.residual || known.layers.contains_key(&node.output))
         {
             let values = (inputs, output);
-            return self.record_residual_conv(encoder, (net, node, conv), values, known);
+            return self.record_fused_conv(encoder, (net, node, conv), values, known);
         }
         if let Op::Conv(conv) = &node.op
             && let Some((pipeline, tensor_ops)) = self.convs
             && let Some(layer) = known.layer(node, conv)
         {
-            let convs = (pipeline, tensor_ops);
-            let Some(unary) = conv.activation.filter(|u| u.kind != UnaryKind::Relu) else {
-                self.record_fast_conv(encoder, convs, (&layer, inputs[0]), &output)?;
-                return Ok(output);
-            };
-            // The conv shader applies only ReLU: another fused activation
-            // runs after it.
-            let sums = self.new_value("conv sums", output.shape.clone());
-            self.record_fast_conv(encoder, convs, (&layer, inputs[0]), &sums)?;
-            let mut params = unary_params(&unary);
-            params.count = count(output.shape.iter().product())?;
-            self.dispatch(
+            self.record_fast_conv(
                 encoder,
-                &self.ops.unary,
-                (&[&sums.buffer], 1, &output.buffer),
-                params,
+                (pipeline, tensor_ops),
+                (&layer, inputs[0]),
+                &output,
             )?;
             return Ok(output);
         }
@@ -462,21 +455,19 @@ impl GpuNet<'_> {
         Ok(output)
     }
 
-    /// Records a conv with a fused residual (its fourth input) into
-    /// `output`: in the conv's own dispatch where the engine's conv
-    /// pipeline can add it, else the conv's sums, then an Add, then the
-    /// activation, each its own dispatch.
-    fn record_residual_conv(
+    /// Records a conv with a fused residual (its fourth input) or an
+    /// activation other than ReLU into `output`: in the conv's own dispatch
+    /// where the engine's conv pipeline can, else the conv's sums, then an
+    /// Add, then the activation, each its own dispatch.
+    fn record_fused_conv(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         (net, node, conv): (&Network, &Node, &Conv),
         (inputs, output): (Vec<&GpuValue>, GpuValue),
         known: Known<'_>,
     ) -> Result<GpuValue> {
-        let residual = inputs[3];
-        let relu_or_none = conv.activation.is_none_or(|u| u.kind == UnaryKind::Relu);
+        let residual = conv.residual.then(|| inputs[3]);
         if let Some((pipeline, tensor_ops)) = self.convs
-            && relu_or_none
             && let Some(layer) = known.layer(node, conv)
         {
             let pass = ConvPass {
@@ -486,7 +477,18 @@ impl GpuNet<'_> {
                 output: &output.buffer,
                 timestamps: None,
             };
-            if pipeline.record_with_residual(self.gpu, tensor_ops, pass, &residual.buffer)? {
+            let fused = Fused {
+                residual: residual.map(|r| &r.buffer),
+                activation: conv.activation.map(|unary| {
+                    let params = unary_params(&unary);
+                    FusedActivation {
+                        kind: params.kind,
+                        alpha: params.alpha,
+                        beta: params.beta,
+                    }
+                }),
+            };
+            if pipeline.record_fused(self.gpu, tensor_ops, pass, fused)? {
                 return Ok(output);
             }
         }
@@ -497,27 +499,27 @@ impl GpuNet<'_> {
                 residual: false,
                 ..*conv
             }),
-            inputs: node.inputs[..3].to_vec(),
+            inputs: node.inputs[..node.inputs.len() - conv.residual as usize].to_vec(),
             ..node.clone()
         };
         let sums = self.new_value("conv sums", output.shape.clone());
-        let sums = self.record(encoder, net, &sums_only, (known, sums.buffer))?;
-        let added = match conv.activation {
-            Some(_) => self.new_value("conv sums + residual", output.shape.clone()),
-            None => output.clone(),
-        };
-        let add = Op::Binary(Binary::Add);
-        let (pipeline, params, reads) = self.dispatch_of(&add, &[&sums, residual], &added)?;
-        self.dispatch(
-            encoder,
-            pipeline,
-            (&reads[..], bindings_read(&add), &added.buffer),
-            params,
-        )?;
+        let mut current = self.record(encoder, net, &sums_only, (known, sums.buffer))?;
+        if let Some(residual) = residual {
+            let added = match conv.activation {
+                Some(_) => self.new_value("conv sums + residual", output.shape.clone()),
+                None => output.clone(),
+            };
+            let add = Op::Binary(Binary::Add);
+            let (pipeline, params, reads) =
+                self.dispatch_of(&add, &[&current, residual], &added)?;
+            let bound = (&reads[..], bindings_read(&add), &added.buffer);
+            self.dispatch(encoder, pipeline, bound, params)?;
+            current = added;
+        }
         if let Some(unary) = conv.activation {
             let mut params = unary_params(&unary);
             params.count = count(output.shape.iter().product())?;
-            let bound = (&[&added.buffer][..], 1, &output.buffer);
+            let bound = (&[&current.buffer][..], 1, &output.buffer);
             self.dispatch(encoder, &self.ops.unary, bound, params)?;
         }
         Ok(output)
@@ -849,6 +851,12 @@ impl Known<'_> {
             }
         })
     }
+}
+
+/// Whether a conv has steps fused into it that a conv pipeline's plain run
+/// does not apply: a residual, or an activation other than ReLU.
+fn needs_fusing(conv: &Conv) -> bool {
+    conv.residual || conv.activation.is_some_and(|u| u.kind != UnaryKind::Relu)
 }
 
 /// The constants that only convs running on the conv pipeline read, as

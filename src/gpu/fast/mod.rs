@@ -31,7 +31,7 @@ use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use super::resident::{DeviceTensor, TensorOps, value_buffer};
-use super::{ConvPass, ConvPipeline, Gpu};
+use super::{ConvPass, ConvPipeline, Fused, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::tensor::Tensor3;
@@ -385,7 +385,7 @@ impl ConvPipeline for FastConv {
                 gpu,
                 pass.encoder,
                 pass_buffers,
-                (pass.output, None),
+                (pass.output, Fused::NONE),
                 pass.timestamps,
             );
         }
@@ -433,7 +433,7 @@ impl ConvPipeline for FastConv {
         self.uses_subgroups()
     }
 
-    fn fuses_residual(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
+    fn fuses(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
         let [_, height, width] = shape;
         layer
             .output_size_of(shape)
@@ -446,13 +446,14 @@ impl ConvPipeline for FastConv {
             })
     }
 
-    /// The subgroup kernel adds the residual in its own dispatch.
-    fn record_with_residual(
+    /// The subgroup kernel adds the residual and applies any activation in
+    /// its own dispatch.
+    fn record_fused(
         &self,
         gpu: &Gpu,
         ops: &TensorOps,
         pass: ConvPass<'_, DeviceTensor>,
-        residual: &wgpu::Buffer,
+        fused: Fused<'_>,
     ) -> Result<bool> {
         let ConvPass {
             input,
@@ -465,7 +466,7 @@ impl ConvPipeline for FastConv {
             gpu,
             ops,
             (input, layer, encoder),
-            (output, Some(residual)),
+            (output, fused),
             timestamps,
         )
     }
@@ -484,7 +485,7 @@ impl ConvPipeline for FastConv {
             gpu,
             ops,
             (input, layer, encoder),
-            (output, None),
+            (output, Fused::NONE),
             timestamps.clone(),
         )? {
             return Ok(());
@@ -526,14 +527,14 @@ impl ConvPipeline for FastConv {
 
 impl FastConv {
     /// Records `layer` over `input` on the subgroup kernel, with its input
-    /// packed on the GPU, adding `residual` where given; returns whether it
-    /// did (not where the GPU has no subgroups or the layer does not fit).
+    /// packed on the GPU and `fused`'s steps applied; returns whether it did
+    /// (not where the GPU has no subgroups or the layer does not fit).
     fn record_subgroup(
         &self,
         gpu: &Gpu,
         ops: &TensorOps,
         (input, layer, encoder): (&DeviceTensor, &Layer, &mut wgpu::CommandEncoder),
-        buffers: (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        buffers: (&wgpu::Buffer, Fused<'_>),
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<bool> {
         let (out_height, out_width) = input.output_size_for(layer)?;

@@ -21,10 +21,11 @@ use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::gpu::Fused;
 use crate::gpu::Gpu;
 use crate::gpu::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use crate::gpu::resident::QuadLayout;
-use crate::layer::{Layer, LayerSpec};
+use crate::layer::{Activation, Layer, LayerSpec};
 use crate::tensor::Tensor3;
 
 /// Output pixels per invocation, along a row.
@@ -40,7 +41,7 @@ pub(super) const SHADER_SOURCE: &str = include_str!("../../../shaders/conv2d_sub
 
 /// The shader's `Params` uniform, field for field.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub(super) struct Params {
     out_height: u32,
     out_width: u32,
@@ -57,13 +58,16 @@ pub(super) struct Params {
     blocks_per_group: u32,
     filters_per_group: u32,
     has_bias: u32,
-    activation: u32,
+    has_activation: u32,
+    kind: u32,
+    alpha: f32,
+    beta: f32,
     has_residual: u32,
     zero: u32,
 }
 
 /// A layer over an input of one size, laid out for the shader.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(super) struct Plan {
     /// The input's layout.
     pub(super) quads: QuadLayout,
@@ -146,7 +150,12 @@ impl Plan {
             blocks_per_group,
             filters_per_group,
             has_bias: spec.bias as u32,
-            activation: spec.activation.code(),
+            // ReLU, the one activation a layer has (kind 0); a network's
+            // others come with `Fused`.
+            has_activation: (spec.activation == Activation::Relu) as u32,
+            kind: 0,
+            alpha: 0.0,
+            beta: 0.0,
             has_residual: 0,
             zero: 0,
         };
@@ -351,15 +360,15 @@ impl SubgroupConv {
     }
 
     /// Records `layer`'s pass as `plan` lays it out: the weight blocks
-    /// uploaded, the quads in `quads` read, `residual` [K, OH, OW] added
-    /// where given, `output` written, in one dispatch (timed by `timestamps`
-    /// where given).
+    /// uploaded, the quads in `quads` read, `fused`'s residual [K, OH, OW]
+    /// added and its activation applied where given, `output` written, in
+    /// one dispatch (timed by `timestamps` where given).
     pub(super) fn record_pass(
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
         (layer, plan, quads): (&Layer, &Plan, &wgpu::Buffer),
-        (output, residual): (&wgpu::Buffer, Option<&wgpu::Buffer>),
+        (output, fused): (&wgpu::Buffer, Fused<'_>),
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
         let compiled = self.compiled(gpu, plan)?;
@@ -378,10 +387,17 @@ impl SubgroupConv {
                 &layer.bias
             };
             let bias = buffer_init(gpu, "bias [K]", bytemuck::cast_slice(bias), storage);
-            let params = Params {
+            let residual = fused.residual;
+            let mut params = Params {
                 has_residual: residual.is_some() as u32,
                 ..plan.params
             };
+            if let Some(activation) = fused.activation {
+                params.has_activation = 1;
+                params.kind = activation.kind;
+                params.alpha = activation.alpha;
+                params.beta = activation.beta;
+            }
             let params = buffer_init(
                 gpu,
                 "conv2d_subgroup params",
@@ -449,4 +465,127 @@ fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) 
         });
     let layout = pipeline.get_bind_group_layout(0);
     Compiled { pipeline, layout }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::reflect::{rust_struct, wgsl_struct};
+    use crate::layer::Padding;
+
+    #[test]
+    fn params_match_the_shaders_struct() {
+        let host = rust_struct!(Params {
+            out_height,
+            out_width,
+            stride,
+            dilation,
+            quads,
+            kernel_height,
+            kernel_width,
+            padded_height,
+            padded_width,
+            row_groups,
+            pixel_groups,
+            groups_x,
+            blocks_per_group,
+            filters_per_group,
+            has_bias,
+            has_activation,
+            kind,
+            alpha,
+            beta,
+            has_residual,
+            zero,
+        });
+        assert_eq!(host, wgsl_struct(SHADER_SOURCE, "Params"));
+    }
+
+    /// The `case` lines of the `switch` in the function `name` of `source`.
+    fn cases<'s>(source: &'s str, name: &str) -> Vec<&'s str> {
+        let body = &source[source.find(&format!("fn {name}(")).expect(name)..];
+        let body = &body[..body.find("\n}\n").expect("the function's end")];
+        body.lines()
+            .map(str::trim)
+            .filter(|line| line.starts_with("case") || line.starts_with("default"))
+            .collect()
+    }
+
+    #[test]
+    fn the_fused_activations_are_net_ops_unary_values() {
+        let ours = cases(SHADER_SOURCE, "activation");
+        let net_ops = cases(crate::net::gpu::SHADER_SOURCE, "unary_value");
+        assert!(ours.len() >= 14, "{ours:?}");
+        assert_eq!(ours, net_ops);
+    }
+
+    fn plan_of(spec: &LayerSpec, size: [u32; 2]) -> Plan {
+        let (height, width) = spec.output_size(size[0], size[1]).expect("a valid layer");
+        Plan::new(spec, size, [height, width], 8, 65535).expect("a plan")
+    }
+
+    #[test]
+    fn a_depthwise_layer_packs_its_channels_as_one_group_of_quads() {
+        let spec = LayerSpec {
+            groups: 6,
+            padding: Padding::uniform(1),
+            ..LayerSpec::new(6, 6, 3)
+        };
+        let plan = plan_of(&spec, [10, 20]);
+        assert!(plan.depthwise && plan.row_of_3);
+        assert_eq!(
+            (plan.quads.groups, plan.quads.channels, plan.quads.quads),
+            (1, 6, 2)
+        );
+        assert_eq!(
+            (plan.quads.padded_height, plan.quads.padded_width),
+            (12, 22)
+        );
+        // One workgroup row per quad; 3 pixel groups per row, 10 rows.
+        assert_eq!(plan.workgroups, [4, 2, 1]);
+        assert_eq!(plan.weight_len(), 2 * 9 * 4);
+        // Grouped but not depthwise: blocks of 8 filters per group.
+        let grouped = LayerSpec {
+            groups: 2,
+            stride: 2,
+            ..LayerSpec::new(6, 18, 3)
+        };
+        let plan = plan_of(&grouped, [10, 20]);
+        assert!(!plan.depthwise && !plan.row_of_3);
+        assert_eq!(
+            (plan.quads.groups, plan.quads.channels, plan.quads.quads),
+            (2, 3, 1)
+        );
+        assert_eq!(
+            plan.workgroups[1],
+            2 * 2,
+            "two blocks of 8 for 9 filters per group"
+        );
+    }
+
+    #[test]
+    fn weight_blocks_hold_each_taps_four_channels_of_eight_filters() {
+        let spec = LayerSpec {
+            bias: false,
+            ..LayerSpec::new(5, 9, 1)
+        };
+        // weight[k, c] = 10·k + c.
+        let weight = (0..9)
+            .flat_map(|k| (0..5).map(move |c| (10 * k + c) as f32))
+            .collect();
+        let layer = Layer::new(spec, weight, Vec::new()).expect("a layer");
+        let plan = plan_of(&layer.spec, [2, 2]);
+        let blocks = pack_weights(&layer, &plan);
+        // 2 blocks × 2 quads × 1 tap × 4 channels × 8 filters.
+        assert_eq!(blocks.len(), 2 * 2 * 32);
+        let at = |block: usize, quad: usize, ci: usize, f: usize| {
+            blocks[((block * 2 + quad) * 4 + ci) * 8 + f]
+        };
+        assert_eq!(at(0, 0, 0, 0), 0.0);
+        assert_eq!(at(0, 0, 3, 7), 73.0);
+        assert_eq!(at(0, 1, 0, 2), 24.0); // channel 4 of filter 2
+        assert_eq!(at(0, 1, 1, 2), 0.0); // channel 5 does not exist
+        assert_eq!(at(1, 0, 2, 0), 82.0); // filter 8, channel 2
+        assert_eq!(at(1, 0, 2, 1), 0.0); // filter 9 does not exist
+    }
 }
