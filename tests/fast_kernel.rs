@@ -1,8 +1,10 @@
 //! The fast shader's two kernels against the CPU reference at the edges of
-//! their blocking: the subgroup kernel (8 pixels × 8 filters per
-//! invocation, quads of channels) where the GPU has subgroups, and the
-//! uniform-window kernel (8 pixels × 16 filters, strips and bands of tiles,
-//! chunks of filter blocks, the storage-buffer fallback) on every GPU; and
+//! their blocking, each as the default picks it ("fast") and on every layer
+//! ("fast-subgroup", "fast-windows"): the subgroup kernel (8 pixels × 8
+//! filters per invocation, quads of channels; depthwise layers 8 pixels × 4
+//! channels) where the GPU has subgroups, and the uniform-window kernel (8
+//! pixels × 16 filters, strips and bands of tiles, chunks of filter blocks,
+//! the storage-buffer fallback) on every GPU; and
 //! strides that leave fewer than 8 output columns, up to `u32::MAX`. Random
 //! shapes and geometry run on every engine in gpu_vs_cpu.rs.
 //!
@@ -20,10 +22,10 @@ use convmaps::engine::{Engine, GpuEngine};
 use convmaps::gpu::ShaderKind;
 use convmaps::layer::{Activation, LayerSpec, Padding};
 
-/// Runs `spec` over a random `height`×`width` input on both kernels of the
-/// fast shader and on the CPU, and compares.
+/// Runs `spec` over a random `height`×`width` input on the fast shader (as
+/// it picks its kernel, and on each kernel) and on the CPU, and compares.
 fn check(spec: LayerSpec, height: u32, width: u32, seed: u64) {
-    for kernel in ["fast", "fast-windows"] {
+    for kernel in ["fast", "fast-windows", "fast-subgroup"] {
         if let Some(fast) = common::engine(kernel) {
             common::assert_matches_reference(fast, &mut rng(seed), spec, height, width);
         }

@@ -168,10 +168,10 @@ fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output
                 dir.display()
             );
         }
-        // The subgroup kernel adds a residual in the conv's dispatch; the
-        // windows and the direct shader run the conv, an Add and the
-        // activation.
-        for name in ["fast", "fast-windows", "direct"] {
+        // The subgroup kernel adds a residual and applies any activation in
+        // the conv's dispatch; the windows and the direct shader run the
+        // conv, an Add and the activation.
+        for name in ["fast", "fast-subgroup", "fast-windows", "direct"] {
             let Some(engine) = common::engine(name) else {
                 continue;
             };

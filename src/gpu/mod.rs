@@ -13,7 +13,7 @@ pub mod resident;
 
 pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
-pub use fast::{FastConv, FastKernel};
+pub use fast::{FastConv, FastKernel, SUBGROUP_CHANNELS};
 pub use pictures::MapPictures;
 pub use resident::{BandRecording, DeviceTensor, TensorOps};
 

@@ -35,6 +35,8 @@ macro_rules! engine_tests {
             fn fast() { $crate::common::on_engine("fast", super::$body) }
             #[test]
             fn fast_windows() { $crate::common::on_engine("fast-windows", super::$body) }
+            #[test]
+            fn fast_subgroup() { $crate::common::on_engine("fast-subgroup", super::$body) }
         }
     )*};
 }
@@ -51,16 +53,20 @@ fn make_engine(name: &str) -> Result<Box<dyn Engine>, String> {
         "direct" => on_gpu(ShaderKind::Direct),
         "fast" => on_gpu(ShaderKind::Fast),
         // The fast shader's uniform-window kernel, which GPUs without
-        // subgroups run.
-        "fast-windows" => {
-            let gpu = shared_gpu()?;
-            let windows =
-                FastConv::with_kernel(&gpu, FastKernel::Windows).map_err(|e| e.to_string())?;
-            let engine = GpuEngine::new(gpu, ShaderKind::Fast).map_err(|e| e.to_string())?;
-            Ok(Box::new(engine.with_conv_pipeline(Box::new(windows))))
-        }
+        // subgroups run, and its subgroup kernel on every layer (by default
+        // small layers run on the windows).
+        "fast-windows" => on_kernel(FastKernel::Windows),
+        "fast-subgroup" => on_kernel(FastKernel::Subgroup),
         other => panic!("no engine {other:?} in the test table"),
     }
+}
+
+/// The fast shader's engine running `kernel`.
+fn on_kernel(kernel: FastKernel) -> Result<Box<dyn Engine>, String> {
+    let gpu = shared_gpu()?;
+    let pipeline = FastConv::with_kernel(&gpu, kernel).map_err(|e| e.to_string())?;
+    let engine = GpuEngine::new(gpu, ShaderKind::Fast).map_err(|e| e.to_string())?;
+    Ok(Box::new(engine.with_conv_pipeline(Box::new(pipeline))))
 }
 
 /// The test binary's one GPU, made once.

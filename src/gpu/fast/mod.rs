@@ -59,27 +59,44 @@ pub struct FastConv {
     uniform: EntryPoint,
     /// `conv2d_fast_storage`, built the first time a layer needs it.
     storage: OnceLock<EntryPoint>,
-    /// `conv2d_subgroup`, which runs every layer whose buffers it can bind,
-    /// where the GPU has subgroups.
+    /// `conv2d_subgroup`, which runs the layers [`FastKernel`] gives it
+    /// whose buffers it can bind, where the GPU has subgroups.
     subgroup: Option<SubgroupConv>,
+    /// The fewest channels per group a layer that is not depthwise needs
+    /// to run on `subgroup` (0 with [`FastKernel::Subgroup`]).
+    subgroup_channels: u32,
 }
+
+/// The fewest channels per group for which [`FastKernel::Auto`] runs a
+/// layer that is not depthwise on the subgroup kernel. With fewer (a
+/// photo's 3), its quads are part empty and a tap's loads feed few sums,
+/// and the windows' 16 filters per invocation win: on lavapipe, 32 filters
+/// of 5×5 over a 1024×768 photo took 203 ms on the windows and 374 ms on
+/// the subgroup kernel; a 3×3 layer from 32 channels, 154 and 86 ms.
+pub const SUBGROUP_CHANNELS: u32 = 16;
 
 /// Which kernel the fast shader runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FastKernel {
     /// `conv2d_subgroup.wgsl` where the GPU has subgroups of 8 or more
-    /// invocations (and the layer's buffers fit it), else the windows.
+    /// invocations, for depthwise layers and layers of at least
+    /// [`SUBGROUP_CHANNELS`] channels per group (whose buffers fit it); the
+    /// windows for the rest.
     Auto,
     /// `conv2d_fast.wgsl`: uniform windows, on any GPU.
     Windows,
+    /// `conv2d_subgroup.wgsl` for every layer whose buffers fit it, where
+    /// the GPU has subgroups (as tests exercise it on small layers).
+    Subgroup,
 }
 
 impl FastKernel {
-    /// The kernel `CONVMAPS_FAST_KERNEL` names (`windows`), else
-    /// [`FastKernel::Auto`].
+    /// The kernel `CONVMAPS_FAST_KERNEL` names (`windows`, `subgroup`),
+    /// else [`FastKernel::Auto`].
     pub fn from_env() -> FastKernel {
         match std::env::var("CONVMAPS_FAST_KERNEL").as_deref() {
             Ok("windows") => FastKernel::Windows,
+            Ok("subgroup") => FastKernel::Subgroup,
             _ => FastKernel::Auto,
         }
     }
@@ -107,7 +124,7 @@ impl FastConv {
     /// [`FastConv::new`], running `kernel`.
     pub fn with_kernel(gpu: &Gpu, kernel: FastKernel) -> Result<Self> {
         let subgroup = match kernel {
-            FastKernel::Auto => SubgroupConv::new(gpu)?,
+            FastKernel::Auto | FastKernel::Subgroup => SubgroupConv::new(gpu)?,
             FastKernel::Windows => None,
         };
         // The largest window the GPU binds, at most the 64 KiB the shader declares.
@@ -146,19 +163,28 @@ impl FastConv {
                 uniform,
                 storage: OnceLock::new(),
                 subgroup,
+                subgroup_channels: match kernel {
+                    FastKernel::Subgroup => 0,
+                    _ => SUBGROUP_CHANNELS,
+                },
             }
         })?;
         let pixel = Tensor3::zeros(1, 1, 1);
         let layer = Layer::new(LayerSpec::new(1, 1, 1), vec![0.0], vec![0.0])?;
         fast.run(gpu, &pixel, &layer)?;
         if fast.uses_subgroups() {
-            // The subgroup kernel's second pipeline, for 3-wide kernels.
-            let pixels = Tensor3::zeros(1, 1, 3);
-            let spec = LayerSpec {
-                kernel_height: 1,
-                ..LayerSpec::new(1, 1, 3)
-            };
-            fast.run(gpu, &pixels, &Layer::new(spec, vec![0.0; 3], vec![0.0])?)?;
+            // The subgroup kernel's pipelines for any kernel and for 3-wide
+            // ones, on layers with channels enough to run there.
+            let channels = SUBGROUP_CHANNELS;
+            for width in [1, 3] {
+                let pixels = Tensor3::zeros(channels, 1, width);
+                let spec = LayerSpec {
+                    kernel_height: 1,
+                    ..LayerSpec::new(channels, 1, width)
+                };
+                let weights = vec![0.0; (channels * width) as usize];
+                fast.run(gpu, &pixels, &Layer::new(spec, weights, vec![0.0])?)?;
+            }
         }
         Ok(fast)
     }
@@ -180,6 +206,10 @@ impl FastConv {
         let Some(pipeline) = &self.subgroup else {
             return Ok(None);
         };
+        let spec = &layer.spec;
+        if !subgroup::is_depthwise(spec) && spec.channels_per_group() < self.subgroup_channels {
+            return Ok(None);
+        }
         crate::gpu::check_loop_limit(gpu, layer)?;
         Ok(match pipeline.plan(gpu, layer, in_size, out_size) {
             Ok(plan) => Some((pipeline, plan)),
