@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use convmaps::banks::Init;
-use convmaps::engine::{self, BackendChoice, CpuEngine, Engine, GpuEngine};
+use convmaps::engine::{self, BackendChoice, CpuEngine, Engine};
 use convmaps::gpu::{Gpu, ShaderKind};
 use convmaps::graph::StackOptions;
 use convmaps::inputs;
@@ -384,9 +384,11 @@ fn bench(args: BenchArgs) -> anyhow::Result<()> {
     } = args;
     let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     if !shaders.is_empty() {
-        let gpu = std::sync::Arc::new(Gpu::with_cache(&read_settings()?.cache_dir)?);
+        let settings = read_settings()?;
+        let gpu = std::sync::Arc::new(Gpu::with_cache(&settings.cache_dir)?);
         for shader in shaders {
-            engines.push(Box::new(GpuEngine::new(gpu.clone(), shader.into())?));
+            let engine = engine::gpu_engine(gpu.clone(), shader.into(), &settings)?;
+            engines.push(Box::new(engine));
         }
     }
     if cpu {

@@ -84,16 +84,34 @@ pub const BETWEEN_LAYERS: &str = "CONVMAPS_BETWEEN_LAYERS";
 pub const PICTURES: &str = "CONVMAPS_PICTURES";
 /// The pipeline cache's directory, or `off`.
 pub const CACHE_DIR: &str = "CONVMAPS_CACHE_DIR";
+/// The fast shader's kernel for every layer: `windows` or `subgroup`.
+pub const FAST_KERNEL: &str = "CONVMAPS_FAST_KERNEL";
 
 /// Every variable [`Settings::from_lookup`] reads.
-pub const VARIABLES: [&str; 6] = [
+pub const VARIABLES: [&str; 7] = [
     MAPS_MODE,
     KEEP_BYTES,
     BAND_BYTES,
     BETWEEN_LAYERS,
     PICTURES,
     CACHE_DIR,
+    FAST_KERNEL,
 ];
+
+/// Which kernel the fast shader runs (`gpu::FastConv`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FastKernel {
+    /// `conv2d_subgroup.wgsl` where the GPU has subgroups of 8 or more
+    /// invocations, for depthwise layers and layers of at least
+    /// `gpu::SUBGROUP_CHANNELS` channels per group (whose buffers fit it);
+    /// the windows for the rest.
+    Auto,
+    /// `conv2d_fast.wgsl`: uniform windows, on any GPU.
+    Windows,
+    /// `conv2d_subgroup.wgsl` for every layer whose buffers fit it, where
+    /// the GPU has subgroups (as tests exercise it on small layers).
+    Subgroup,
+}
 
 /// The switches; each `None` leaves the choice to the engine or the job,
 /// as its default documents.
@@ -115,6 +133,9 @@ pub struct Settings {
     pub pictures: Option<Placement>,
     /// [`CACHE_DIR`]: where the pipeline cache goes.
     pub cache_dir: CacheDir,
+    /// [`FAST_KERNEL`]: the fast shader's kernel, forced (else as it
+    /// chooses per layer).
+    pub fast_kernel: Option<FastKernel>,
     /// The most bytes of GPU memory a network's run may hold at once (the
     /// command line's `--gpu-memory`; no variable sets it), else the
     /// engine's default.
@@ -157,6 +178,13 @@ impl Settings {
                 _ => CacheDir::User,
             },
             gpu_memory: None,
+            fast_kernel: text(FAST_KERNEL)?
+                .map(|value| match value.as_str() {
+                    "windows" => Ok(FastKernel::Windows),
+                    "subgroup" => Ok(FastKernel::Subgroup),
+                    _ => Err(refused(FAST_KERNEL, &value, "windows or subgroup")),
+                })
+                .transpose()?,
         })
     }
 }
@@ -235,6 +263,7 @@ mod tests {
             (BETWEEN_LAYERS, "host"),
             (PICTURES, "gpu"),
             (CACHE_DIR, "off"),
+            (FAST_KERNEL, "windows"),
         ])
         .unwrap();
         assert_eq!(read.maps_mode, Some(MapsMode::Recompute));
@@ -242,6 +271,7 @@ mod tests {
         assert_eq!(read.between_layers, Some(Placement::Host));
         assert_eq!(read.pictures, Some(Placement::Gpu));
         assert_eq!(read.cache_dir, CacheDir::Off);
+        assert_eq!(read.fast_kernel, Some(FastKernel::Windows));
     }
 
     #[test]
@@ -252,6 +282,7 @@ mod tests {
             (BAND_BYTES, "0"),
             (BETWEEN_LAYERS, "cpu"),
             (PICTURES, "GPU"),
+            (FAST_KERNEL, "fast"),
         ] {
             let error = settings(&[(name, value)]).unwrap_err();
             assert!(error.is_bad_input(), "{error}");

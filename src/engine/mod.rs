@@ -244,6 +244,27 @@ pub enum BackendChoice {
     Cpu,
 }
 
+/// The engine running `shader` on `gpu`, as `settings` say: the fast
+/// shader's kernel, where maps go between layers and where pictures are
+/// made, and the memory a network's run may hold.
+pub fn gpu_engine(gpu: Arc<Gpu>, shader: ShaderKind, settings: &Settings) -> Result<GpuEngine> {
+    let mut engine = GpuEngine::new(gpu.clone(), shader)?;
+    if let (ShaderKind::Fast, Some(kernel)) = (shader, settings.fast_kernel) {
+        let fast = crate::gpu::FastConv::with_kernel(&gpu, kernel)?;
+        engine = engine.with_conv_pipeline(Box::new(fast));
+    }
+    if let Some(placement) = settings.between_layers {
+        engine = engine.with_between_layers(placement);
+    }
+    if let Some(placement) = settings.pictures {
+        engine = engine.with_pictures_on(placement);
+    }
+    if let Some(budget) = settings.gpu_memory {
+        engine = engine.with_net_memory(Some(budget));
+    }
+    Ok(engine)
+}
+
 /// Opens the engine for `choice`, running `shader` on a GPU, placed as
 /// `settings` say (the pipeline cache, where maps go between layers and
 /// where pictures are made). With [`BackendChoice::Auto`] and no adapter,
@@ -255,17 +276,7 @@ pub fn open(
 ) -> Result<(Box<dyn Pictures>, Option<String>)> {
     let on_gpu = || -> Result<Box<dyn Pictures>> {
         let gpu = Arc::new(Gpu::with_cache(&settings.cache_dir)?);
-        let mut engine = GpuEngine::new(gpu, shader)?;
-        if let Some(placement) = settings.between_layers {
-            engine = engine.with_between_layers(placement);
-        }
-        if let Some(placement) = settings.pictures {
-            engine = engine.with_pictures_on(placement);
-        }
-        if let Some(budget) = settings.gpu_memory {
-            engine = engine.with_net_memory(Some(budget));
-        }
-        Ok(Box::new(engine))
+        Ok(Box::new(gpu_engine(gpu, shader, settings)?))
     };
     match choice {
         BackendChoice::Cpu => Ok((Box::new(CpuEngine), None)),

@@ -11,9 +11,10 @@ pub mod pictures;
 pub(crate) mod reflect;
 pub mod resident;
 
+pub use crate::settings::FastKernel;
 pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
-pub use fast::{FastConv, FastKernel, SUBGROUP_CHANNELS};
+pub use fast::{FastConv, SUBGROUP_CHANNELS};
 pub use pictures::MapPictures;
 pub use resident::{BandRecording, DeviceTensor, TensorOps};
 

@@ -34,6 +34,7 @@ use super::resident::{DeviceTensor, TensorOps, value_buffer};
 use super::{ConvPass, ConvPipeline, Fused, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
+use crate::settings::FastKernel;
 use crate::tensor::Tensor3;
 use layout::{
     Dispatch, MAX_WINDOW_BYTES, Plan, Tile, WORKGROUP_PIXELS, WORKGROUP_SIZE, dispatches,
@@ -75,33 +76,6 @@ pub struct FastConv {
 /// the subgroup kernel; a 3×3 layer from 32 channels, 154 and 86 ms.
 pub const SUBGROUP_CHANNELS: u32 = 16;
 
-/// Which kernel the fast shader runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FastKernel {
-    /// `conv2d_subgroup.wgsl` where the GPU has subgroups of 8 or more
-    /// invocations, for depthwise layers and layers of at least
-    /// [`SUBGROUP_CHANNELS`] channels per group (whose buffers fit it); the
-    /// windows for the rest.
-    Auto,
-    /// `conv2d_fast.wgsl`: uniform windows, on any GPU.
-    Windows,
-    /// `conv2d_subgroup.wgsl` for every layer whose buffers fit it, where
-    /// the GPU has subgroups (as tests exercise it on small layers).
-    Subgroup,
-}
-
-impl FastKernel {
-    /// The kernel `CONVMAPS_FAST_KERNEL` names (`windows`, `subgroup`),
-    /// else [`FastKernel::Auto`].
-    pub fn from_env() -> FastKernel {
-        match std::env::var("CONVMAPS_FAST_KERNEL").as_deref() {
-            Ok("windows") => FastKernel::Windows,
-            Ok("subgroup") => FastKernel::Subgroup,
-            _ => FastKernel::Auto,
-        }
-    }
-}
-
 /// A run's buffers besides its input, laid out and ready to upload: the
 /// weight blocks and the tile uniforms (bytes), with the dispatches that
 /// read them.
@@ -118,7 +92,7 @@ impl FastConv {
     /// first run's compute time. One compilation of each pipeline serves
     /// every layer.
     pub fn new(gpu: &Gpu) -> Result<Self> {
-        Self::with_kernel(gpu, FastKernel::from_env())
+        Self::with_kernel(gpu, FastKernel::Auto)
     }
 
     /// [`FastConv::new`], running `kernel`.
