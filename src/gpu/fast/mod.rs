@@ -73,8 +73,11 @@ pub struct FastConv {
 /// photo's 3), its quads are part empty and a tap's loads feed few sums,
 /// and the windows' 16 filters per invocation win: on lavapipe, 32 filters
 /// of 5×5 over a 1024×768 photo took 203 ms on the windows and 374 ms on
-/// the subgroup kernel; a 3×3 layer from 32 channels, 154 and 86 ms.
-pub const SUBGROUP_CHANNELS: u32 = 16;
+/// the subgroup kernel. From 8 channels on it is as fast or faster: a 3×3
+/// layer from 32 channels took 154 and 86 ms; RegNetY-400MF, whose grouped
+/// convs see 8 channels per group, 199 ms with them on the windows and 138
+/// ms on the subgroup kernel.
+pub const SUBGROUP_CHANNELS: u32 = 8;
 
 /// A run's buffers besides its input, laid out and ready to upload: the
 /// weight blocks and the tile uniforms (bytes), with the dispatches that
