@@ -45,7 +45,9 @@
 // * weights: [G·B][Q][FH][FW][4][2] vec4: per filter block (B blocks of 8
 //   filters per group, filters past K/G are zeros), per quad and tap, the
 //   4 channels' weights of 8 filters as 2 vec4s (filters 0–3, 4–7).
-// * bias: [K]; residual: [K, OH, OW] when the layer adds one (else a dummy).
+// * bias: per filter block, its 8 filters' biases as 2 vec4s (zeros past the
+//   group's end); a depthwise layer's, one vec4 per quad of channels.
+// * residual: [K, OH, OW] when the layer adds one (else a dummy).
 // * output: [K, OH, OW], row-major.
 
 // Output pixels per invocation along x.
@@ -88,7 +90,7 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> weights: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> residual: array<f32>;
 @group(0) @binding(4) var<storage, read_write> output: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
@@ -159,6 +161,27 @@ fn activation(x: f32) -> f32 {
     }
 }
 
+// acc[2p + j] += b_j for the 8 pixels: the block's 8 biases, added once
+// after the sums (loaded once per invocation, not once per value).
+fn add_bias(acc: ptr<function, Accumulators>, b0: vec4<f32>, b1: vec4<f32>) {
+    (*acc)[0] += b0;
+    (*acc)[1] += b1;
+    (*acc)[2] += b0;
+    (*acc)[3] += b1;
+    (*acc)[4] += b0;
+    (*acc)[5] += b1;
+    (*acc)[6] += b0;
+    (*acc)[7] += b1;
+    (*acc)[8] += b0;
+    (*acc)[9] += b1;
+    (*acc)[10] += b0;
+    (*acc)[11] += b1;
+    (*acc)[12] += b0;
+    (*acc)[13] += b1;
+    (*acc)[14] += b0;
+    (*acc)[15] += b1;
+}
+
 // Writes pixel p (if it exists) of the block's filters: bias, residual,
 // activation.
 fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
@@ -169,7 +192,6 @@ fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
             let k = first + f;
             let index = k * plane + at;
             var v = value[e];
-            if (params.has_bias != 0u) { v += bias[k]; }
             if (params.has_residual != 0u) { v += residual[index]; }
             if (params.has_activation != 0u) { v = activation(v); }
             output[index] = v;
@@ -255,6 +277,9 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     }
     if (n >= params.pixel_groups) {
         return;
+    }
+    if (params.has_bias != 0u) {
+        add_bias(&acc, bias[2u * block], bias[2u * block + 1u]);
     }
     let at = oy * params.out_width + ox;
     let room = params.out_width - ox;
@@ -343,6 +368,12 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     }
     if (n >= params.pixel_groups) {
         return;
+    }
+    if (params.has_bias != 0u) {
+        let b = bias[quad];
+        for (var p = 0u; p < PIXELS; p++) {
+            acc[p] += b;
+        }
     }
     let at = oy * params.out_width + ox;
     let room = params.out_width - ox;

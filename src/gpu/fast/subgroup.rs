@@ -263,6 +263,36 @@ struct Compiled {
     layout: wgpu::BindGroupLayout,
 }
 
+/// The biases per filter block, `[G·B, 8]` (a depthwise layer: per quad of
+/// channels, `[Q, 4]`), zeros for filters past the group's end and for a
+/// layer without biases.
+pub(super) fn pack_bias(layer: &Layer, plan: &Plan) -> Vec<f32> {
+    let p = &plan.params;
+    let per_block = match plan.depthwise {
+        true => 4,
+        false => FILTERS as usize,
+    };
+    let blocks = plan.workgroups[1] as usize;
+    let mut packed = vec![0.0f32; blocks * per_block];
+    if layer.bias.is_empty() {
+        return packed;
+    }
+    for (b, block) in packed.chunks_exact_mut(per_block).enumerate() {
+        let (first, end) = match plan.depthwise {
+            true => (b * 4, layer.bias.len()),
+            false => {
+                let group = b / p.blocks_per_group as usize;
+                let per_group = p.filters_per_group as usize;
+                let first = group * per_group + (b % p.blocks_per_group as usize) * per_block;
+                (first, (group + 1) * per_group)
+            }
+        };
+        let count = end.saturating_sub(first).min(per_block);
+        block[..count].copy_from_slice(&layer.bias[first..first + count]);
+    }
+    packed
+}
+
 /// A depthwise layer's weights, `[Q, FH, FW, 4]`: channel `q·4 + ci`'s
 /// weight of each tap in lane ci, zeros past channel C.
 fn pack_depthwise_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
@@ -381,12 +411,9 @@ impl SubgroupConv {
                 bytemuck::cast_slice(&blocks),
                 storage,
             );
-            let bias: &[f32] = if layer.bias.is_empty() {
-                &[0.0]
-            } else {
-                &layer.bias
-            };
-            let bias = buffer_init(gpu, "bias [K]", bytemuck::cast_slice(bias), storage);
+            let bias = pack_bias(layer, plan);
+            let label = "biases per block [G·B,8]";
+            let bias = buffer_init(gpu, label, bytemuck::cast_slice(&bias), storage);
             let residual = fused.residual;
             let mut params = Params {
                 has_residual: residual.is_some() as u32,
@@ -561,6 +588,33 @@ mod tests {
             2 * 2,
             "two blocks of 8 for 9 filters per group"
         );
+    }
+
+    #[test]
+    fn biases_are_packed_per_block_of_eight_filters_of_one_group() {
+        // 2 groups of 10 filters: blocks of 8 and 2 in each.
+        let spec = LayerSpec {
+            groups: 2,
+            ..LayerSpec::new(16, 20, 1)
+        };
+        let bias: Vec<f32> = (0..20).map(|k| k as f32 + 1.0).collect();
+        let layer = Layer::new(spec, vec![0.0; 20 * 8], bias).expect("a layer");
+        let packed = pack_bias(&layer, &plan_of(&layer.spec, [1, 1]));
+        let blocks: Vec<&[f32]> = packed.chunks(8).collect();
+        assert_eq!(blocks.len(), 4);
+        assert_eq!(blocks[0], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]);
+        assert_eq!(blocks[1], [9.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(blocks[2], [11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0]);
+        assert_eq!(blocks[3], [19.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+        // Depthwise: one vec4 per quad of channels.
+        let depthwise = LayerSpec {
+            groups: 6,
+            ..LayerSpec::new(6, 6, 3)
+        };
+        let bias: Vec<f32> = (0..6).map(|k| k as f32 + 1.0).collect();
+        let layer = Layer::new(depthwise, vec![0.0; 6 * 9], bias).expect("a layer");
+        let packed = pack_bias(&layer, &plan_of(&layer.spec, [3, 3]));
+        assert_eq!(packed, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 0.0, 0.0]);
     }
 
     #[test]
