@@ -242,6 +242,30 @@ impl GpuNet<'_> {
             }
             Ok(())
         })??;
+        let (values, node_ms) = self.submit(net, encoder, (readbacks, order), timer, started)?;
+        let gpu_ms = (!node_ms.is_empty()).then(|| node_ms.iter().sum());
+        Ok(NetRun {
+            values,
+            node_ms,
+            gpu_ms,
+            total: started.elapsed(),
+            memory,
+        })
+    }
+
+    /// Submits the run recorded in `encoder` with its `readbacks` (of the
+    /// values `order` lists) and the timestamps of `timer`, waits, and
+    /// returns the values read back and each node's milliseconds (none
+    /// without timestamps).
+    fn submit(
+        &self,
+        net: &Network,
+        mut encoder: wgpu::CommandEncoder,
+        (mut readbacks, order): (Vec<(wgpu::Buffer, [u32; 3])>, Vec<ValueId>),
+        timer: Option<NodeTimer>,
+        started: Instant,
+    ) -> Result<(HashMap<ValueId, Array>, Vec<f64>)> {
+        let gpu = self.gpu;
         if let Some(timer) = &timer {
             readbacks.push(timer.resolve(gpu, &mut encoder));
         }
@@ -262,14 +286,7 @@ impl GpuNet<'_> {
             values.insert(id, Array::new(net.values[id].shape.clone(), tensor.data));
         }
         let node_ms = ticks.map_or_else(Vec::new, |t| NodeTimer::intervals_ms(gpu, &t.data));
-        let gpu_ms = (!node_ms.is_empty()).then(|| node_ms.iter().sum());
-        Ok(NetRun {
-            values,
-            node_ms,
-            gpu_ms,
-            total: started.elapsed(),
-            memory,
-        })
+        Ok((values, node_ms))
     }
 
     /// What a run of `net` reading back the values `keep` lists holds in
