@@ -208,6 +208,25 @@ fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, 
     }
 }
 
+// The pixel group an invocation computes: (n, oy, ox), n its index (past
+// the last group for invocations that round the grid up: those compute the
+// last group again and store nothing), oy its output row and ox its first
+// output column.
+fn pixel_group(wg: vec3<u32>, li: u32) -> vec3<u32> {
+    let n = (wg.z * params.groups_x + wg.x) * WORKGROUP + li;
+    let group_index = min(n, params.pixel_groups - 1u);
+    return vec3(n, group_index / params.row_groups, (group_index % params.row_groups) * PIXELS);
+}
+
+// The input columns pixels 0–3 and 4–7 of the group at `ox` read right of
+// pixel 0's: p·stride, or the row's last pixel's columns when p is past the
+// output's right edge.
+fn column_offsets(ox: u32) -> array<vec4<u32>, 2> {
+    let last = params.out_width - ox - 1u;
+    return array(min(vec4(0u, 1u, 2u, 3u), vec4(last)) * params.stride,
+                 min(vec4(4u, 5u, 6u, 7u), vec4(last)) * params.stride);
+}
+
 // THE ENTRY POINT
 //
 // The host dispatches (groups_x, G·B, ceil(pixel groups / WORKGROUP /
@@ -217,12 +236,10 @@ fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, 
 @compute @workgroup_size(WORKGROUP, 1, 1)
 fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32,
                    @builtin(subgroup_invocation_id) lane: u32) {
-    let n = (wg.z * params.groups_x + wg.x) * WORKGROUP + li;
-    // Invocations past the last pixel group compute the last one again and
-    // store nothing.
-    let group_index = min(n, params.pixel_groups - 1u);
-    let oy = group_index / params.row_groups;
-    let ox = (group_index % params.row_groups) * PIXELS;
+    let group = pixel_group(wg, li);
+    let n = group.x;
+    let oy = group.y;
+    let ox = group.z;
     let block = wg.y;
     let conv_group = block / params.blocks_per_group;
     let first = conv_group * params.filters_per_group + (block % params.blocks_per_group) * FILTERS;
@@ -234,11 +251,9 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let kernel_height = opaque(params.kernel_height, lane);
     let kernel_width = opaque(params.kernel_width, lane);
     let width = params.padded_width;
-    // Pixel p reads p·stride columns right of pixel 0, or the row's last
-    // pixel's columns when p is past the output's right edge.
-    let last = params.out_width - ox - 1u;
-    let lo = min(vec4(0u, 1u, 2u, 3u), vec4(last)) * stride;
-    let hi = min(vec4(4u, 5u, 6u, 7u), vec4(last)) * stride;
+    let columns = column_offsets(ox);
+    let lo = columns[0];
+    let hi = columns[1];
 
     var acc: Accumulators;
     // This lane's eighth of each tap's weights.
@@ -320,10 +335,10 @@ fn depthwise_tap(acc: ptr<function, array<vec4<f32>, 8>>, a0: vec4<f32>, a1: vec
 
 @compute @workgroup_size(WORKGROUP, 1, 1)
 fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let n = (wg.z * params.groups_x + wg.x) * WORKGROUP + li;
-    let group_index = min(n, params.pixel_groups - 1u);
-    let oy = group_index / params.row_groups;
-    let ox = (group_index % params.row_groups) * PIXELS;
+    let group = pixel_group(wg, li);
+    let n = group.x;
+    let oy = group.y;
+    let ox = group.z;
     let quad = wg.y;
     let first = quad * 4u;
     let channels = min(4u, params.filters_per_group - first);
@@ -333,9 +348,9 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let kernel_height = opaque(params.kernel_height, li);
     let kernel_width = opaque(params.kernel_width, li);
     let width = params.padded_width;
-    let last = params.out_width - ox - 1u;
-    let lo = min(vec4(0u, 1u, 2u, 3u), vec4(last)) * stride;
-    let hi = min(vec4(4u, 5u, 6u, 7u), vec4(last)) * stride;
+    let columns = column_offsets(ox);
+    let lo = columns[0];
+    let hi = columns[1];
 
     var acc: array<vec4<f32>, 8>;
     var w = quad * kernel_height * kernel_width;

@@ -420,14 +420,11 @@ impl ConvPipeline for FastConv {
 
     /// The packed input and weight blocks of the kernel that runs `layer`.
     fn scratch_bytes(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> u64 {
-        let [_, height, width] = shape;
         let Ok((out_height, out_width)) = layer.output_size_of(shape) else {
             return 0;
         };
-        let bias = 4 * layer.bias.len().max(1) as u64;
-        if let Ok(Some((_, plan))) =
-            self.subgroup_plan(gpu, layer, [height, width], [out_height, out_width])
-        {
+        if let Ok(Some((_, plan))) = self.subgroup_plan_of(gpu, layer, shape) {
+            let bias = 4 * plan.workgroups[1] as u64 * subgroup::FILTERS as u64;
             return 4 * (plan.quads.len() + plan.weight_len()) + bias;
         }
         match self.plan(gpu, layer, out_height, out_width) {
@@ -441,16 +438,7 @@ impl ConvPipeline for FastConv {
     }
 
     fn fuses(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
-        let [_, height, width] = shape;
-        layer
-            .output_size_of(shape)
-            .is_ok_and(|(out_height, out_width)| {
-                let sizes = ([height, width], [out_height, out_width]);
-                matches!(
-                    self.subgroup_plan(gpu, layer, sizes.0, sizes.1),
-                    Ok(Some(_))
-                )
-            })
+        matches!(self.subgroup_plan_of(gpu, layer, shape), Ok(Some(_)))
     }
 
     /// The subgroup kernel adds the residual and applies any activation in
@@ -459,28 +447,23 @@ impl ConvPipeline for FastConv {
         &self,
         gpu: &Gpu,
         ops: &TensorOps,
-        pass: ConvPass<'_, DeviceTensor>,
+        mut pass: ConvPass<'_, DeviceTensor>,
         fused: Fused<'_>,
     ) -> Result<bool> {
-        let ConvPass {
-            input,
-            layer,
-            encoder,
-            output,
-            timestamps,
-        } = pass;
-        self.record_subgroup(
-            gpu,
-            ops,
-            (input, layer, encoder),
-            (output, fused),
-            timestamps,
-        )
+        self.record_subgroup(gpu, ops, &mut pass, fused)
     }
 
     /// Packs the input on the GPU (quads for the subgroup kernel, strips for
     /// the windows), then runs the layer's dispatches, into `output`.
-    fn record(&self, gpu: &Gpu, ops: &TensorOps, pass: ConvPass<'_, DeviceTensor>) -> Result<()> {
+    fn record(
+        &self,
+        gpu: &Gpu,
+        ops: &TensorOps,
+        mut pass: ConvPass<'_, DeviceTensor>,
+    ) -> Result<()> {
+        if self.record_subgroup(gpu, ops, &mut pass, Fused::NONE)? {
+            return Ok(());
+        }
         let ConvPass {
             input,
             layer,
@@ -488,15 +471,6 @@ impl ConvPipeline for FastConv {
             output,
             timestamps,
         } = pass;
-        if self.record_subgroup(
-            gpu,
-            ops,
-            (input, layer, encoder),
-            (output, Fused::NONE),
-            timestamps.clone(),
-        )? {
-            return Ok(());
-        }
         let (out_height, out_width) = input.output_size_for(layer)?;
         let plan = self.plan(gpu, layer, out_height, out_width)?;
         let strips_len = plan.input_len() + self.tail(&plan) as u64;
@@ -533,27 +507,42 @@ impl ConvPipeline for FastConv {
 }
 
 impl FastConv {
-    /// Records `layer` over `input` on the subgroup kernel, with its input
-    /// packed on the GPU and `fused`'s steps applied; returns whether it did
-    /// (not where the GPU has no subgroups or the layer does not fit).
+    /// Records `pass` on the subgroup kernel, with its input packed on the
+    /// GPU and `fused`'s steps applied; returns whether it did (not where the
+    /// GPU has no subgroups or the layer does not run there).
     fn record_subgroup(
         &self,
         gpu: &Gpu,
         ops: &TensorOps,
-        (input, layer, encoder): (&DeviceTensor, &Layer, &mut wgpu::CommandEncoder),
-        buffers: (&wgpu::Buffer, Fused<'_>),
-        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+        pass: &mut ConvPass<'_, DeviceTensor>,
+        fused: Fused<'_>,
     ) -> Result<bool> {
-        let (out_height, out_width) = input.output_size_for(layer)?;
-        let sizes = ([input.height, input.width], [out_height, out_width]);
-        let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? else {
+        let (input, layer) = (pass.input, pass.layer);
+        // Refused when the input does not fit the layer (its channels).
+        input.output_size_for(layer)?;
+        let shape = [input.channels, input.height, input.width];
+        let Some((pipeline, plan)) = self.subgroup_plan_of(gpu, layer, shape)? else {
             return Ok(false);
         };
         let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
         let quads = value_buffer(gpu, label, plan.quads.len() * 4);
+        let encoder = &mut *pass.encoder;
         ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &quads)?;
+        let buffers = (pass.output, fused);
+        let timestamps = pass.timestamps.take();
         pipeline.record_pass(gpu, encoder, (layer, &plan, &quads), buffers, timestamps)?;
         Ok(true)
+    }
+
+    /// [`FastConv::subgroup_plan`] for an input of `shape` `[C, H, W]`.
+    fn subgroup_plan_of(
+        &self,
+        gpu: &Gpu,
+        layer: &Layer,
+        [_, height, width]: [u32; 3],
+    ) -> Result<Option<(&SubgroupConv, subgroup::Plan)>> {
+        let (out_height, out_width) = layer.spec.output_size(height, width)?;
+        self.subgroup_plan(gpu, layer, [height, width], [out_height, out_width])
     }
 }
 
