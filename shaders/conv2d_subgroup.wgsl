@@ -208,6 +208,19 @@ fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, 
     }
 }
 
+// Columns 0–9 of an input row from pixel 0's (`ROW_OF_3`): pixel p's tap
+// kx is column p + kx. A pixel past the output's edge reads columns past
+// it (never stored; reads past the buffer are clamped).
+struct Row10 {
+    c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>, c4: vec4<f32>,
+    c5: vec4<f32>, c6: vec4<f32>, c7: vec4<f32>, c8: vec4<f32>, c9: vec4<f32>,
+}
+
+fn row_of_10(row: u32) -> Row10 {
+    return Row10(input[row], input[row + 1u], input[row + 2u], input[row + 3u], input[row + 4u],
+                 input[row + 5u], input[row + 6u], input[row + 7u], input[row + 8u], input[row + 9u]);
+}
+
 // The pixel group an invocation computes: (n, oy, ox), n its index (past
 // the last group for invocations that round the grid up: those compute the
 // last group again and store nothing), oy its output row and ox its first
@@ -263,22 +276,10 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         for (var ky = 0u; ky < kernel_height; ky++) {
             let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
             if (ROW_OF_3) {
-                // Columns 0–9 of the row from pixel 0's: pixel p's tap kx is
-                // column p + kx. A pixel past the output's edge reads columns
-                // past it (never stored; reads past the buffer are clamped).
-                let c0 = input[row];
-                let c1 = input[row + 1u];
-                let c2 = input[row + 2u];
-                let c3 = input[row + 3u];
-                let c4 = input[row + 4u];
-                let c5 = input[row + 5u];
-                let c6 = input[row + 6u];
-                let c7 = input[row + 7u];
-                let c8 = input[row + 8u];
-                let c9 = input[row + 9u];
-                tap(&acc, c0, c1, c2, c3, c4, c5, c6, c7, weights[w]);
-                tap(&acc, c1, c2, c3, c4, c5, c6, c7, c8, weights[w + 8u]);
-                tap(&acc, c2, c3, c4, c5, c6, c7, c8, c9, weights[w + 16u]);
+                let r = row_of_10(row);
+                tap(&acc, r.c0, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, weights[w]);
+                tap(&acc, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, weights[w + 8u]);
+                tap(&acc, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, r.c9, weights[w + 16u]);
                 w += 24u;
             } else {
                 for (var kx = 0u; kx < kernel_width; kx++) {
@@ -358,19 +359,10 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     for (var ky = 0u; ky < kernel_height; ky++) {
         let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
         if (ROW_OF_3) {
-            let c0 = input[row];
-            let c1 = input[row + 1u];
-            let c2 = input[row + 2u];
-            let c3 = input[row + 3u];
-            let c4 = input[row + 4u];
-            let c5 = input[row + 5u];
-            let c6 = input[row + 6u];
-            let c7 = input[row + 7u];
-            let c8 = input[row + 8u];
-            let c9 = input[row + 9u];
-            depthwise_tap(&acc, c0, c1, c2, c3, c4, c5, c6, c7, weights[w]);
-            depthwise_tap(&acc, c1, c2, c3, c4, c5, c6, c7, c8, weights[w + 1u]);
-            depthwise_tap(&acc, c2, c3, c4, c5, c6, c7, c8, c9, weights[w + 2u]);
+            let r = row_of_10(row);
+            depthwise_tap(&acc, r.c0, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, weights[w]);
+            depthwise_tap(&acc, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, weights[w + 1u]);
+            depthwise_tap(&acc, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, r.c9, weights[w + 2u]);
             w += 3u;
         } else {
             for (var kx = 0u; kx < kernel_width; kx++) {
