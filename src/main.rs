@@ -252,15 +252,16 @@ enum Command {
 /// The options of `convmaps bench`.
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// Photo sizes, WIDTHxHEIGHT, comma-separated. With --model: the input
-    /// sizes of a model of dynamic size (default 224x224).
+    /// Photo sizes, WIDTHxHEIGHT, comma-separated (default 512x384,1024x768).
+    /// With --model: the input sizes of a model of dynamic size (default
+    /// 224x224; a model that fixes its size runs at it).
     #[arg(long, value_delimiter = ',', value_parser = parse_size)]
     sizes: Vec<(u32, u32)>,
     /// Time a whole network's forward pass instead: an ONNX model, warm (one
     /// untimed pass first), with BatchNorms, activations and residual Adds
     /// fused as a `--maps none` run fuses them. Prints the median and
     /// fastest pass on the GPU's clock, the median wall time and the memory.
-    #[arg(long, value_name = "FILE.onnx")]
+    #[arg(long, value_name = "FILE.onnx", conflicts_with_all = ["filters", "kernel_size", "bandwidth"])]
     model: Option<std::path::PathBuf>,
     /// Filters K.
     #[arg(short = 'k', long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65535))]
