@@ -34,7 +34,9 @@
 //   8 multiply-adds. The sums live in 16 vec4s, indexed only by constants.
 // * No bound checks while summing: the host (or `tensor_ops.wgsl`'s
 //   pack_quads) stores the zero padding, and pixels past the right edge of
-//   the output re-read the columns of the row's last pixel (never stored).
+//   the output re-read the columns of the row's last pixel, or with
+//   `ROW_OF_3` the columns past it (never stored; a read past the buffer's
+//   end is clamped by the runtime's bounds checks).
 // * One dispatch per layer, from storage buffers: no windows, no tiles, and
 //   enough workgroups for every core.
 //
@@ -182,8 +184,8 @@ fn add_bias(acc: ptr<function, Accumulators>, b0: vec4<f32>, b1: vec4<f32>) {
     (*acc)[15] += b1;
 }
 
-// Writes pixel p (if it exists) of the block's filters: bias, residual,
-// activation.
+// Writes pixel p (if it exists) of the block's filters (biases already
+// added): residual, activation.
 fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
     let plane = params.out_height * params.out_width;
     for (var e = 0u; e < 4u; e++) {

@@ -1,15 +1,17 @@
 // tensor_ops.wgsl: the steps of a stack of layers between convs, on maps
-// that stay in GPU memory, and the fast shader's input layout made on the GPU.
+// that stay in GPU memory, and the fast shader's input layouts made on the
+// GPU (its windows kernel's strips, its subgroup kernel's quads).
 //
 // Every tensor is a flat row-major f32 array [C, H, W], as in conv2d_direct.wgsl.
-// The CPU twins: `cpu::relu`, `cpu::max_pool_pixel` and `pack_strips` in
-// src/gpu/fast/layout.rs, with the same names and index math.
+// The CPU twins: `cpu::relu`, `cpu::max_pool_pixel`, `pack_strips` in
+// src/gpu/fast/layout.rs and `pack_quads` in src/gpu/fast/subgroup.rs, with
+// the same names and index math.
 
 // Sizes, written by the host (`gpu::resident::OpParams`). Each entry point
 // reads the fields it needs.
 struct OpParams {
     count: u32,        // values to write
-    channels: u32,     // C (pack_strips: C/G, the channels of one group)
+    channels: u32,     // C (pack_strips, pack_quads: the channels of one group)
     in_height: u32,    // H
     in_width: u32,     // W
     out_height: u32,   // OH (max_pool)

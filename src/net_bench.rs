@@ -1,7 +1,8 @@
 //! `convmaps bench --model`: a whole network's forward pass timed on each
 //! engine, warm (after one untimed pass, as other runtimes are timed), with
 //! BatchNorms, activations and residual Adds fused as a `--maps none` run
-//! fuses them.
+//! fuses them; only the graph's outputs are read back (such a run also
+//! keeps the maps CAM is made from).
 
 use std::time::Duration;
 

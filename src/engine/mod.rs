@@ -27,7 +27,7 @@ use crate::graph::{BandOp, BandStep};
 use crate::layer::Layer;
 use crate::net::{self, Array, NetRun, Network, ValueId};
 use crate::render::quantise::Quantise;
-use crate::settings::{Placement, Settings};
+use crate::settings::{FastKernel, Placement, Settings};
 use crate::tensor::{RowSource, Tensor3, TensorView};
 use maps::{GpuBand, Kept};
 
@@ -248,11 +248,8 @@ pub enum BackendChoice {
 /// shader's kernel, where maps go between layers and where pictures are
 /// made, and the memory a network's run may hold.
 pub fn gpu_engine(gpu: Arc<Gpu>, shader: ShaderKind, settings: &Settings) -> Result<GpuEngine> {
-    let mut engine = GpuEngine::new(gpu.clone(), shader)?;
-    if let (ShaderKind::Fast, Some(kernel)) = (shader, settings.fast_kernel) {
-        let fast = crate::gpu::FastConv::with_kernel(&gpu, kernel)?;
-        engine = engine.with_conv_pipeline(Box::new(fast));
-    }
+    let kernel = settings.fast_kernel.unwrap_or(FastKernel::Auto);
+    let mut engine = GpuEngine::with_kernel(gpu, shader, kernel)?;
     if let Some(placement) = settings.between_layers {
         engine = engine.with_between_layers(placement);
     }
@@ -375,7 +372,12 @@ impl GpuEngine {
     /// Compiles `shader` on `gpu`, placing maps between layers and
     /// pictures as [`suited_placement`] says for this GPU.
     pub fn new(gpu: Arc<Gpu>, shader: ShaderKind) -> Result<Self> {
-        let pipeline = shader.compile(&gpu)?;
+        Self::with_kernel(gpu, shader, FastKernel::Auto)
+    }
+
+    /// [`GpuEngine::new`], the fast shader running `kernel`.
+    pub fn with_kernel(gpu: Arc<Gpu>, shader: ShaderKind, kernel: FastKernel) -> Result<Self> {
+        let pipeline = shader.compile_with(&gpu, kernel)?;
         let ops = TensorOps::new(&gpu)?;
         let pictures = MapPictures::new(&gpu)?;
         // The next run's setup starts warm.
@@ -403,12 +405,6 @@ impl GpuEngine {
             net_memory: budget,
             ..self
         }
-    }
-
-    /// This engine, running its convs on `pipeline` (another kernel of its
-    /// shader, as tests pick one).
-    pub fn with_conv_pipeline(self, pipeline: Box<dyn ConvPipeline>) -> Self {
-        GpuEngine { pipeline, ..self }
     }
 
     /// This engine, with a stack's maps going `between_layers`.

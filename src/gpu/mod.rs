@@ -32,8 +32,10 @@ pub enum ShaderKind {
     /// `conv2d_direct.wgsl`: one invocation per output pixel per filter, the
     /// teaching shader.
     Direct,
-    /// `conv2d_fast.wgsl`: 8 pixels × 16 filters per invocation, read from
-    /// uniform windows. The default.
+    /// The fast shader, the default: `conv2d_subgroup.wgsl` (8 pixels × 8
+    /// filters per invocation, subgroups sharing the weights) where the GPU
+    /// has subgroups and the layer suits it, else `conv2d_fast.wgsl` (8
+    /// pixels × 16 filters, read from uniform windows).
     #[default]
     Fast,
 }
@@ -52,9 +54,15 @@ impl ShaderKind {
 
     /// Compiles this shader's pipeline on `gpu`.
     pub fn compile(self, gpu: &Gpu) -> Result<Box<dyn ConvPipeline>> {
+        self.compile_with(gpu, FastKernel::Auto)
+    }
+
+    /// Compiles this shader's pipeline on `gpu`, the fast shader running
+    /// `kernel`.
+    pub fn compile_with(self, gpu: &Gpu, kernel: FastKernel) -> Result<Box<dyn ConvPipeline>> {
         Ok(match self {
             ShaderKind::Direct => Box::new(DirectConv::new(gpu)?),
-            ShaderKind::Fast => Box::new(FastConv::new(gpu)?),
+            ShaderKind::Fast => Box::new(FastConv::with_kernel(gpu, kernel)?),
         })
     }
 }

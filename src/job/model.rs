@@ -17,6 +17,7 @@ use crate::input::{Input, InputFile};
 use crate::layer::{Layer, LayerSpec};
 use crate::net::head::{self, CamSource};
 use crate::net::input::{self as model_input, Resize};
+use crate::net::memory::NetMemory;
 use crate::net::ops::Op;
 use crate::net::{self, Array, Layout, NetRun, Network, ValueId};
 use crate::npy;
@@ -125,12 +126,7 @@ pub fn run(
             resize: photo.record,
             preprocessing: photo.prep,
         },
-        model: ModelFacts {
-            fused: loaded.fused,
-            memory_bytes: run.memory.total(),
-            memory: run.memory,
-            ..model_facts(network)
-        },
+        model: model_facts(network, loaded.fused, run.memory),
         nodes: node_reports(network, &run, &written.folders, verify.as_ref()),
         outputs: written.outputs,
         cam: written.cams.first().cloned(),
@@ -731,8 +727,9 @@ fn node_reports(
         .collect()
 }
 
-/// The model's facts for the summary.
-fn model_facts(network: &Network) -> ModelFacts {
+/// The model's facts for the summary: `fused` nodes fused away, and the
+/// run's `memory`.
+fn model_facts(network: &Network, fused: usize, memory: NetMemory) -> ModelFacts {
     ModelFacts {
         path: network.path.clone(),
         input_name: network.input.name.clone(),
@@ -743,8 +740,8 @@ fn model_facts(network: &Network) -> ModelFacts {
         folded: network.folded,
         parameters: network.nodes.iter().map(|n| network.parameters(n)).sum(),
         flops: network.nodes.iter().map(|n| network.flops(n)).sum(),
-        memory_bytes: network.memory_bytes(),
-        memory: net::memory::NetMemory::of_values(network),
-        fused: 0,
+        memory_bytes: memory.total(),
+        memory,
+        fused,
     }
 }

@@ -289,12 +289,6 @@ impl GpuNet<'_> {
         Ok((values, node_ms))
     }
 
-    /// What a run of `net` reading back the values `keep` lists holds in
-    /// GPU memory at once, from the shapes alone.
-    pub fn memory(&self, net: &Network, keep: &[ValueId]) -> NetMemory {
-        self.memory_of(net, keep, &self.pipeline_layers(net))
-    }
-
     /// The convs of `net` that run on the engine's conv pipeline, as
     /// layers, by the value each writes: their weights are packed by the pipeline, not
     /// uploaded as they are.
@@ -312,7 +306,9 @@ impl GpuNet<'_> {
             .collect()
     }
 
-    /// [`GpuNet::memory`] with the pipeline's layers known.
+    /// What a run of `net` reading back the values `keep` lists holds in
+    /// GPU memory at once, from the shapes alone, `layers` running on the
+    /// conv pipeline.
     fn memory_of(
         &self,
         net: &Network,
@@ -823,15 +819,21 @@ fn conv_layer(conv: &Conv, net: &Network, node: &Node, depthwise: bool) -> Optio
         dilation: conv.dilations[0],
         groups: conv.group,
         bias: conv.bias,
-        activation: match conv.activation {
-            Some(Unary {
-                kind: UnaryKind::Relu,
-                ..
-            }) => Activation::Relu,
-            _ => Activation::None,
-        },
+        activation: layer_activation(conv),
     };
     Layer::new(spec, weight.data.clone(), bias).ok()
+}
+
+/// The activation a conv's [`Layer`] applies: ReLU, the one the conv
+/// pipelines apply themselves; any other runs with the fused steps.
+fn layer_activation(conv: &Conv) -> Activation {
+    match conv.activation {
+        Some(Unary {
+            kind: UnaryKind::Relu,
+            ..
+        }) => Activation::Relu,
+        _ => Activation::None,
+    }
 }
 
 /// What recording a node needs besides the node: the values in GPU memory,
@@ -847,13 +849,7 @@ impl Known<'_> {
     /// it without its activation) where it runs on the conv pipeline.
     fn layer(&self, node: &Node, conv: &Conv) -> Option<std::borrow::Cow<'_, Layer>> {
         let layer = self.layers.get(&node.output)?;
-        let activation = match conv.activation {
-            Some(Unary {
-                kind: UnaryKind::Relu,
-                ..
-            }) => Activation::Relu,
-            _ => Activation::None,
-        };
+        let activation = layer_activation(conv);
         Some(match layer.spec.activation == activation {
             true => std::borrow::Cow::Borrowed(layer),
             false => {

@@ -128,14 +128,6 @@ impl Network {
         last
     }
 
-    /// Bytes a run holds at once on the CPU twins: the weights it reads,
-    /// and its values' buffers as [`buffers::BufferPlan`] reuses them (a
-    /// view shares its input's). A GPU run holds more
-    /// ([`gpu::GpuNet::memory`]).
-    pub fn memory_bytes(&self) -> u64 {
-        memory::NetMemory::of_values(self).total()
-    }
-
     /// The node that writes `value`, if one does.
     pub fn writer(&self, value: ValueId) -> Option<&Node> {
         self.nodes.iter().find(|n| n.output == value)

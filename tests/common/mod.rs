@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use convmaps::engine::{CpuEngine, Engine, GpuEngine};
-use convmaps::gpu::{FastConv, FastKernel, Gpu, ShaderKind};
+use convmaps::gpu::{FastKernel, Gpu, ShaderKind};
 use convmaps::layer::{Activation, Layer, LayerSpec, Padding};
 use convmaps::tensor::Tensor3;
 use rand_chacha::ChaCha8Rng;
@@ -64,9 +64,9 @@ fn make_engine(name: &str) -> Result<Box<dyn Engine>, String> {
 /// The fast shader's engine running `kernel`.
 fn on_kernel(kernel: FastKernel) -> Result<Box<dyn Engine>, String> {
     let gpu = shared_gpu()?;
-    let pipeline = FastConv::with_kernel(&gpu, kernel).map_err(|e| e.to_string())?;
-    let engine = GpuEngine::new(gpu, ShaderKind::Fast).map_err(|e| e.to_string())?;
-    Ok(Box::new(engine.with_conv_pipeline(Box::new(pipeline))))
+    let engine =
+        GpuEngine::with_kernel(gpu, ShaderKind::Fast, kernel).map_err(|e| e.to_string())?;
+    Ok(Box::new(engine))
 }
 
 /// The test binary's one GPU, made once.

@@ -1,9 +1,18 @@
-//! The fast pipeline: `shaders/conv2d_fast.wgsl`, one invocation per block
-//! of 8 adjacent output pixels × 16 filters, reading the input and the
-//! weights from uniform windows that the host lays out for it.
+//! The fast pipeline, with two kernels, picked per layer ([`FastKernel`]):
 //!
-//! The host side does what the shader relies on ([`layout`] computes it,
-//! with no GPU; this module compiles, binds and submits):
+//! * the subgroup kernel ([`subgroup`], `shaders/conv2d_subgroup.wgsl`),
+//!   on GPUs with subgroups of 8 or more invocations, for depthwise layers
+//!   and layers of at least [`SUBGROUP_CHANNELS`] channels per group whose
+//!   buffers it binds: 8 pixels × 8 filters per invocation from input
+//!   quads, one dispatch per layer, its sums in another order;
+//! * the windows kernel, `shaders/conv2d_fast.wgsl`, for the rest and on
+//!   every GPU: one invocation per block of 8 adjacent output pixels × 16
+//!   filters, reading the input and the weights from uniform windows that
+//!   the host lays out for it, in the direct shader's order.
+//!
+//! For the windows kernel, the host side does what the shader relies on
+//! ([`layout`] computes it, with no GPU; this module compiles, binds and
+//! submits):
 //!
 //! * **Strips.** The input is copied, zero padding included, into vertical
 //!   strips of the output's columns, each stored row by row with the
@@ -49,9 +58,10 @@ struct EntryPoint {
     layout: wgpu::BindGroupLayout,
 }
 
-/// The compiled fast convolution pipeline: the direct shader's results (to
-/// rounding) for the same inputs and layers, many times sooner (some 60
-/// times on a software GPU, for a photo and 32 filters of 5×5).
+/// The compiled fast convolution pipeline, both kernels: the direct
+/// shader's results (to rounding) for the same inputs and layers, many
+/// times sooner (some 60 times on a software GPU, for a photo and 32
+/// filters of 5×5).
 pub struct FastConv {
     module: wgpu::ShaderModule,
     /// Bytes of one uniform window, as the shader declares it.
@@ -90,10 +100,12 @@ struct Upload {
 
 impl FastConv {
     /// Compiles the shaders and builds their pipelines on `gpu`, then runs
-    /// each once on a one-pixel layer: a GPU that compiles lazily, at the
-    /// first dispatch (lavapipe does), compiles here rather than in the
-    /// first run's compute time. One compilation of each pipeline serves
-    /// every layer.
+    /// the windows kernel and the subgroup kernel's two pipelines for
+    /// layers that are not depthwise once on a one-pixel layer: a GPU that
+    /// compiles lazily, at the first dispatch (lavapipe does), compiles them
+    /// here rather than in the first run's compute time. (The depthwise
+    /// pipelines are built on first use, as few runs need them.) One
+    /// compilation of each pipeline serves every layer.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_kernel(gpu, FastKernel::Auto)
     }
@@ -368,15 +380,15 @@ impl FastConv {
 }
 
 impl ConvPipeline for FastConv {
-    /// The contract of the direct shader, and its results to rounding (the
-    /// same sums in the same order, with fused multiply-adds): the strips
-    /// laid out on the host.
+    /// The contract of the direct shader, and its results to rounding (on
+    /// the windows, the same sums in the same order, with fused
+    /// multiply-adds): the quads or the strips laid out on the host.
     fn record_from_host(&self, gpu: &Gpu, pass: ConvPass<'_, Tensor3>) -> Result<()> {
         let (input, layer) = (pass.input, pass.layer);
         let spec = &layer.spec;
         let (out_height, out_width) = layer.output_size_for(input)?;
-        let sizes = ([input.height, input.width], [out_height, out_width]);
-        if let Some((pipeline, plan)) = self.subgroup_plan(gpu, layer, sizes.0, sizes.1)? {
+        let shape = [input.channels, input.height, input.width];
+        if let Some((pipeline, plan)) = self.subgroup_plan_of(gpu, layer, shape)? {
             let quads = subgroup::pack_quads(input, spec, &plan.quads);
             let quads = gpu.scoped("upload", || {
                 let quads = bytemuck::cast_slice(&quads);
@@ -424,8 +436,7 @@ impl ConvPipeline for FastConv {
             return 0;
         };
         if let Ok(Some((_, plan))) = self.subgroup_plan_of(gpu, layer, shape) {
-            let bias = 4 * plan.workgroups[1] as u64 * subgroup::FILTERS as u64;
-            return 4 * (plan.quads.len() + plan.weight_len()) + bias;
+            return 4 * (plan.quads.len() + plan.weight_len() + plan.bias_len());
         }
         match self.plan(gpu, layer, out_height, out_width) {
             Ok(plan) => 4 * (plan.input_len() + plan.weight_len() + 2 * self.tail(&plan) as u64),

@@ -173,6 +173,12 @@ impl Plan {
         })
     }
 
+    /// f32s of the biases per block: 8 per filter block (a depthwise layer:
+    /// 4 per quad).
+    pub(super) fn bias_len(&self) -> u64 {
+        self.workgroups[1] as u64 * if self.depthwise { 4 } else { FILTERS as u64 }
+    }
+
     /// f32s of the weight blocks: 32 per block, quad and tap (a depthwise
     /// layer: 4 per quad and tap).
     pub(super) fn weight_len(&self) -> u64 {
@@ -268,12 +274,8 @@ struct Compiled {
 /// layer without biases.
 pub(super) fn pack_bias(layer: &Layer, plan: &Plan) -> Vec<f32> {
     let p = &plan.params;
-    let per_block = match plan.depthwise {
-        true => 4,
-        false => FILTERS as usize,
-    };
-    let blocks = plan.workgroups[1] as usize;
-    let mut packed = vec![0.0f32; blocks * per_block];
+    let per_block = plan.bias_len() as usize / plan.workgroups[1].max(1) as usize;
+    let mut packed = vec![0.0f32; plan.bias_len() as usize];
     if layer.bias.is_empty() {
         return packed;
     }
