@@ -34,9 +34,9 @@
 //   8 multiply-adds. The sums live in 16 vec4s, indexed only by constants.
 // * No bound checks while summing: the host (or `tensor_ops.wgsl`'s
 //   pack_quads) stores the zero padding, and pixels past the right edge of
-//   the output re-read the columns of the row's last pixel, or with
-//   `ROW_OF_3` the columns past it (never stored; a read past the buffer's
-//   end is clamped by the runtime's bounds checks).
+//   the output re-read the columns of the row's last pixel, or with `ROW`
+//   the columns past it (never stored; a read past the buffer's end is
+//   clamped by the runtime's bounds checks).
 // * One dispatch per layer, from storage buffers: no windows, no tiles, and
 //   enough workgroups for every core.
 //
@@ -59,12 +59,17 @@ const FILTERS: u32 = 8u;
 // Invocations per workgroup: 8 (one SIMD batch) on a software GPU, more on
 // a hardware one. Set by the host.
 override WORKGROUP: u32 = 8u;
-// True in the pipeline the host builds for layers whose kernel is 3 wide
-// with stride 1 and dilation 1 (most of a ResNet's work): the 10 columns
-// of an input row that the 8 pixels' 3 taps read are loaded once, not 24
-// times. A pipeline constant, not a uniform: with both loops in one
-// pipeline, a software GPU's compiler made both slow.
-override ROW_OF_3: bool = false;
+// The stride, 1 or 2, in the pipelines the host builds for layers whose
+// kernel is 3 wide with dilation 1 (most of a ResNet's work); 0 in the one
+// for any other kernel. With a stride, the 7·ROW + 3 columns of an input
+// row that the 8 pixels' 3 taps read are loaded once each (10 or 17 loads,
+// not 24), one at a time, each added to the sums of the pixels that read
+// it (`row_taps`). A pipeline constant, not a uniform: with both loops in
+// one pipeline, a software GPU's compiler made both slow.
+override ROW: u32 = 0u;
+// True in the pipelines of `conv2d_depthwise`, whose sums are one vec4 per
+// pixel (`feed`).
+override DEPTHWISE: bool = false;
 
 struct Params {
     out_height: u32,       // OH
@@ -210,17 +215,73 @@ fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, 
     }
 }
 
-// Columns 0–9 of an input row from pixel 0's (`ROW_OF_3`): pixel p's tap
-// kx is column p + kx. A pixel past the output's edge reads columns past
-// it (never stored; reads past the buffer are clamped).
-struct Row10 {
-    c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>, c4: vec4<f32>,
-    c5: vec4<f32>, c6: vec4<f32>, c7: vec4<f32>, c8: vec4<f32>, c9: vec4<f32>,
+// acc for pixel p += the 4 channels `a` under one of its taps times that
+// tap's weights: `mine` as lane m of the subgroup loaded vec4 m of 8 (the
+// subgroup entry point's sums: filters 0–3 at 2p, 4–7 at 2p + 1), or, in a
+// depthwise pipeline, the 4 channels' own weights (sums at p).
+fn feed(acc: ptr<function, Accumulators>, p: u32, a: vec4<f32>, mine: vec4<f32>) {
+    if (DEPTHWISE) {
+        (*acc)[p] = fma(a, mine, (*acc)[p]);
+        return;
+    }
+    var lo = (*acc)[2u * p];
+    var hi = (*acc)[2u * p + 1u];
+    lo = fma(vec4(a.x), subgroupShuffle(mine, 0u), lo);
+    hi = fma(vec4(a.x), subgroupShuffle(mine, 1u), hi);
+    lo = fma(vec4(a.y), subgroupShuffle(mine, 2u), lo);
+    hi = fma(vec4(a.y), subgroupShuffle(mine, 3u), hi);
+    lo = fma(vec4(a.z), subgroupShuffle(mine, 4u), lo);
+    hi = fma(vec4(a.z), subgroupShuffle(mine, 5u), hi);
+    lo = fma(vec4(a.w), subgroupShuffle(mine, 6u), lo);
+    hi = fma(vec4(a.w), subgroupShuffle(mine, 7u), hi);
+    (*acc)[2u * p] = lo;
+    (*acc)[2u * p + 1u] = hi;
 }
 
-fn row_of_10(row: u32) -> Row10 {
-    return Row10(input[row], input[row + 1u], input[row + 2u], input[row + 3u], input[row + 4u],
-                 input[row + 5u], input[row + 6u], input[row + 7u], input[row + 8u], input[row + 9u]);
+// Whether pixel (c − kx) / ROW reads column c of a row with its tap kx
+// (pixel 0's tap 0 reading column 0).
+fn reads(c: u32, kx: u32) -> bool {
+    let step = max(ROW, 1u);
+    return c >= kx && (c - kx) % step == 0u && (c - kx) / step < PIXELS;
+}
+
+// Column c of a row, `a`, added to the sums of each pixel that reads it,
+// times the weights of the tap it reads it with (w0, w1, w2 for taps 0–2).
+// `c` is a constant wherever this is called, so the branches fold away.
+fn column(acc: ptr<function, Accumulators>, a: vec4<f32>, c: u32, w0: vec4<f32>, w1: vec4<f32>,
+          w2: vec4<f32>) {
+    let step = max(ROW, 1u);
+    if (reads(c, 0u)) { feed(acc, c / step, a, w0); }
+    if (reads(c, 1u)) { feed(acc, (c - 1u) / step, a, w1); }
+    if (reads(c, 2u)) { feed(acc, (c - 2u) / step, a, w2); }
+}
+
+// The 3 taps of the 8 pixels in one input row (`ROW` pipelines): its
+// 7·ROW + 3 columns from pixel 0's, each loaded once, in order, so that
+// each pixel's taps are summed in the order of the general loop. A pixel
+// past the output's edge reads columns past it (never stored; reads past
+// the buffer are clamped).
+fn row_taps(acc: ptr<function, Accumulators>, row: u32, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>) {
+    let columns = 7u * ROW + 3u;
+    column(acc, input[row], 0u, w0, w1, w2);
+    column(acc, input[row + 1u], 1u, w0, w1, w2);
+    column(acc, input[row + 2u], 2u, w0, w1, w2);
+    column(acc, input[row + 3u], 3u, w0, w1, w2);
+    column(acc, input[row + 4u], 4u, w0, w1, w2);
+    column(acc, input[row + 5u], 5u, w0, w1, w2);
+    column(acc, input[row + 6u], 6u, w0, w1, w2);
+    column(acc, input[row + 7u], 7u, w0, w1, w2);
+    column(acc, input[row + 8u], 8u, w0, w1, w2);
+    column(acc, input[row + 9u], 9u, w0, w1, w2);
+    if (columns > 10u) {
+        column(acc, input[row + 10u], 10u, w0, w1, w2);
+        column(acc, input[row + 11u], 11u, w0, w1, w2);
+        column(acc, input[row + 12u], 12u, w0, w1, w2);
+        column(acc, input[row + 13u], 13u, w0, w1, w2);
+        column(acc, input[row + 14u], 14u, w0, w1, w2);
+        column(acc, input[row + 15u], 15u, w0, w1, w2);
+        column(acc, input[row + 16u], 16u, w0, w1, w2);
+    }
 }
 
 // The pixel group an invocation computes: (n, oy, ox), n its index (past
@@ -277,11 +338,8 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         let plane = (conv_group * quads + q) * params.padded_height;
         for (var ky = 0u; ky < kernel_height; ky++) {
             let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
-            if (ROW_OF_3) {
-                let r = row_of_10(row);
-                tap(&acc, r.c0, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, weights[w]);
-                tap(&acc, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, weights[w + 8u]);
-                tap(&acc, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, r.c9, weights[w + 16u]);
+            if (ROW != 0u) {
+                row_taps(&acc, row, weights[w], weights[w + 8u], weights[w + 16u]);
                 w += 24u;
             } else {
                 for (var kx = 0u; kx < kernel_width; kx++) {
@@ -317,14 +375,14 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
 // channels for a subgroup to share: each invocation computes 8 adjacent
 // pixels × one quad of 4 channels, 8 vec4 sums, from the input quads of
 // all C channels (laid out as one group) and the weights as [Q, FH, FW]
-// vec4s (zeros past channel C). Per tap, 8 vec4 loads (10 per row of 3
-// taps with `ROW_OF_3`) feed 32 multiply-adds, where one value per
+// vec4s (zeros past channel C). Per tap, 8 vec4 loads (10 or 17 per row
+// of 3 taps with `ROW`) feed 32 multiply-adds, where one value per
 // invocation would load a value and a weight for each. `filters_per_group`
 // is K here. The host dispatches (groups_x, Q, ceil(pixel groups /
 // WORKGROUP / groups_x)).
 
 // acc[p] += a_p · w for the 8 pixels: one tap of 4 channels.
-fn depthwise_tap(acc: ptr<function, array<vec4<f32>, 8>>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>,
+fn depthwise_tap(acc: ptr<function, Accumulators>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>,
                  a3: vec4<f32>, a4: vec4<f32>, a5: vec4<f32>, a6: vec4<f32>, a7: vec4<f32>, w: vec4<f32>) {
     (*acc)[0] = fma(a0, w, (*acc)[0]);
     (*acc)[1] = fma(a1, w, (*acc)[1]);
@@ -355,16 +413,14 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let lo = columns[0];
     let hi = columns[1];
 
-    var acc: array<vec4<f32>, 8>;
+    // acc[p]: pixel p's 4 channels (acc[8..16] unused).
+    var acc: Accumulators;
     var w = quad * kernel_height * kernel_width;
     let plane = quad * params.padded_height;
     for (var ky = 0u; ky < kernel_height; ky++) {
         let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
-        if (ROW_OF_3) {
-            let r = row_of_10(row);
-            depthwise_tap(&acc, r.c0, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, weights[w]);
-            depthwise_tap(&acc, r.c1, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, weights[w + 1u]);
-            depthwise_tap(&acc, r.c2, r.c3, r.c4, r.c5, r.c6, r.c7, r.c8, r.c9, weights[w + 2u]);
+        if (ROW != 0u) {
+            row_taps(&acc, row, weights[w], weights[w + 1u], weights[w + 2u]);
             w += 3u;
         } else {
             for (var kx = 0u; kx < kernel_width; kx++) {

@@ -46,32 +46,36 @@ fn filter_counts_around_the_block_of_16() {
 
 #[test]
 fn rows_of_three_taps_at_widths_around_the_pixel_block() {
-    // Kernels 3 wide with stride and dilation 1 run the subgroup kernel's
-    // pipeline that loads each row's 10 columns once: output widths around
-    // multiples of its 8 pixels (the last pixels of a row read past it),
-    // channels that leave the last quad part-empty, groups, and a kernel
-    // 3 wide but 1 or 5 tall.
-    for (width, channels, groups) in [
-        (7, 3, 1),
-        (8, 4, 1),
-        (9, 5, 1),
-        (15, 8, 2),
-        (16, 12, 3),
-        (17, 6, 2),
-    ] {
-        let spec = LayerSpec {
-            padding: Padding::uniform(1),
-            groups,
-            ..LayerSpec::new(channels, 6 * groups, 3)
-        };
-        check(spec, 5, width, width as u64);
-    }
-    for height in [1, 5] {
-        let spec = LayerSpec {
-            kernel_height: height,
-            ..LayerSpec::new(9, 10, 3)
-        };
-        check(spec, 7, 19, height as u64);
+    // Kernels 3 wide with dilation 1 and stride 1 or 2 run the subgroup
+    // kernel's pipelines that load each row's 10 or 17 columns once: output
+    // widths around multiples of its 8 pixels (the last pixels of a row
+    // read past it), channels that leave the last quad part-empty, groups,
+    // and a kernel 3 wide but 1 or 5 tall.
+    for stride in [1, 2] {
+        for (width, channels, groups) in [
+            (7, 3, 1),
+            (8, 4, 1),
+            (9, 5, 1),
+            (15, 8, 2),
+            (16, 12, 3),
+            (17, 6, 2),
+        ] {
+            let spec = LayerSpec {
+                padding: Padding::uniform(1),
+                groups,
+                stride,
+                ..LayerSpec::new(channels, 6 * groups, 3)
+            };
+            check(spec, 5 * stride, width * stride, width as u64);
+        }
+        for height in [1, 5] {
+            let spec = LayerSpec {
+                kernel_height: height,
+                stride,
+                ..LayerSpec::new(9, 10, 3)
+            };
+            check(spec, 7 * stride, 19 * stride, height as u64);
+        }
     }
 }
 

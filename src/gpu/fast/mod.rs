@@ -163,7 +163,8 @@ impl FastConv {
         fast.run(gpu, &pixel, &layer)?;
         if fast.uses_subgroups() {
             // The subgroup kernel's pipelines for any kernel and for 3-wide
-            // ones, on layers with channels enough to run there.
+            // ones with stride 1, on layers with channels enough to run
+            // there (those with stride 2 are built on first use).
             let channels = SUBGROUP_CHANNELS;
             for width in [1, 3] {
                 let pixels = Tensor3::zeros(channels, 1, width);

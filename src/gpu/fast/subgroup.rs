@@ -75,9 +75,10 @@ pub(super) struct Plan {
     pub(super) params: Params,
     /// The dispatch's workgroups.
     pub(super) workgroups: [u32; 3],
-    /// Whether the kernel is 3 wide with stride and dilation 1: the
-    /// pipeline that loads each row's columns once for its 3 taps.
-    pub(super) row_of_3: bool,
+    /// The stride (1 or 2) of a kernel 3 wide with dilation 1, whose
+    /// pipeline loads each row's columns once for its 3 taps; 0 for any
+    /// other kernel.
+    pub(super) row: u32,
     /// Whether the layer is depthwise (G = C = K): the entry point that
     /// computes 8 pixels of 4 channels per invocation.
     pub(super) depthwise: bool,
@@ -168,7 +169,10 @@ impl Plan {
             quads,
             params,
             workgroups,
-            row_of_3: spec.kernel_width == 3 && spec.stride == 1 && spec.dilation == 1,
+            row: match spec.kernel_width == 3 && spec.dilation == 1 && spec.stride <= 2 {
+                true => spec.stride,
+                false => 0,
+            },
             depthwise,
         })
     }
@@ -313,9 +317,9 @@ fn pack_depthwise_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
 pub(super) struct SubgroupConv {
     module: wgpu::ShaderModule,
     /// `conv2d_subgroup` and `conv2d_depthwise`, each for any kernel
-    /// (`ROW_OF_3` false) and for kernels 3 wide with stride and dilation 1
-    /// (true), by [`variant`]; each built on first use.
-    pipelines: [OnceLock<Compiled>; 4],
+    /// (`ROW` 0) and for kernels 3 wide with dilation 1 and stride 1 or 2
+    /// (`ROW` 1 or 2), by [`variant`]; each built on first use.
+    pipelines: [OnceLock<Compiled>; 6],
     /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
     /// that small maps keep every batch busy), 64 on a hardware one.
     workgroup: u32,
@@ -466,11 +470,11 @@ impl SubgroupConv {
 
 /// The index in [`SubgroupConv`]'s pipelines of the one that runs `plan`.
 fn variant(plan: &Plan) -> usize {
-    2 * plan.depthwise as usize + plan.row_of_3 as usize
+    3 * plan.depthwise as usize + plan.row as usize
 }
 
 /// The entry point of `module` that runs `plan`, with `WORKGROUP` =
-/// `workgroup` and `ROW_OF_3` as the plan says.
+/// `workgroup`, and `ROW` and `DEPTHWISE` as the plan says.
 fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) -> Compiled {
     let entry_point = match plan.depthwise {
         true => "conv2d_depthwise",
@@ -486,7 +490,8 @@ fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) 
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &[
                     ("WORKGROUP", workgroup as f64),
-                    ("ROW_OF_3", plan.row_of_3 as u32 as f64),
+                    ("ROW", plan.row as f64),
+                    ("DEPTHWISE", plan.depthwise as u32 as f64),
                 ],
                 ..Default::default()
             },
@@ -561,7 +566,7 @@ mod tests {
             ..LayerSpec::new(6, 6, 3)
         };
         let plan = plan_of(&spec, [10, 20]);
-        assert!(plan.depthwise && plan.row_of_3);
+        assert!(plan.depthwise && plan.row == 1);
         assert_eq!(
             (plan.quads.groups, plan.quads.channels, plan.quads.quads),
             (1, 6, 2)
@@ -580,7 +585,7 @@ mod tests {
             ..LayerSpec::new(6, 18, 3)
         };
         let plan = plan_of(&grouped, [10, 20]);
-        assert!(!plan.depthwise && !plan.row_of_3);
+        assert!(!plan.depthwise && plan.row == 2, "3 wide, stride 2");
         assert_eq!(
             (plan.quads.groups, plan.quads.channels, plan.quads.quads),
             (2, 3, 1)
@@ -590,6 +595,25 @@ mod tests {
             2 * 2,
             "two blocks of 8 for 9 filters per group"
         );
+    }
+
+    #[test]
+    fn kernels_3_wide_with_stride_1_or_2_and_no_dilation_load_rows() {
+        let row = |kernel_width, stride, dilation| {
+            let spec = LayerSpec {
+                kernel_width,
+                stride,
+                dilation,
+                ..LayerSpec::new(8, 8, 3)
+            };
+            plan_of(&spec, [20, 20]).row
+        };
+        assert_eq!(row(3, 1, 1), 1);
+        assert_eq!(row(3, 2, 1), 2);
+        assert_eq!(row(3, 3, 1), 0, "stride 3");
+        assert_eq!(row(3, 1, 2), 0, "dilated");
+        assert_eq!(row(1, 1, 1), 0, "1 wide");
+        assert_eq!(row(5, 2, 1), 0, "5 wide");
     }
 
     #[test]
