@@ -352,6 +352,16 @@ impl SubgroupConv {
         })
     }
 
+    /// Whether the pipeline that runs `plan` is built.
+    pub(super) fn is_built(&self, plan: &Plan) -> bool {
+        self.pipelines[variant(plan)].get().is_some()
+    }
+
+    /// Builds the pipeline that runs `plan` if it is not built yet.
+    pub(super) fn build(&self, gpu: &Gpu, plan: &Plan) -> Result<()> {
+        self.compiled(gpu, plan).map(drop)
+    }
+
     /// The pipeline that runs `plan`, built on first use.
     fn compiled(&self, gpu: &Gpu, plan: &Plan) -> Result<&Compiled> {
         let slot = &self.pipelines[variant(plan)];
@@ -466,6 +476,31 @@ impl SubgroupConv {
         pass.dispatch_workgroups(x, y, z);
         Ok(())
     }
+}
+
+/// A one-pixel input and a layer over it that run on the pipeline of
+/// layers that are `depthwise` (or not) with `row` (see [`Plan::row`]):
+/// what warms that pipeline up. Zero weights, 8 channels (the fewest a
+/// layer that is not depthwise runs with) or 4 depthwise.
+pub(super) fn warm_up_layer(depthwise: bool, row: u32) -> Result<(Tensor3, Layer)> {
+    let channels = if depthwise {
+        4
+    } else {
+        super::SUBGROUP_CHANNELS
+    };
+    let kernel_width = if row == 0 { 1 } else { 3 };
+    let spec = LayerSpec {
+        kernel_height: 1,
+        stride: row.max(1),
+        groups: if depthwise { channels } else { 1 },
+        ..LayerSpec::new(channels, if depthwise { channels } else { 1 }, kernel_width)
+    };
+    let weights = vec![0.0; spec.weight_len()];
+    let bias = vec![0.0; spec.filters as usize];
+    Ok((
+        Tensor3::zeros(channels, 1, kernel_width),
+        Layer::new(spec, weights, bias)?,
+    ))
 }
 
 /// The index in [`SubgroupConv`]'s pipelines of the one that runs `plan`.
