@@ -70,6 +70,12 @@ override ROW: u32 = 0u;
 // True in the pipelines of `conv2d_depthwise`, whose sums are one vec4 per
 // pixel (`feed`).
 override DEPTHWISE: bool = false;
+// The activation a pipeline applies where `params.has_activation` says so,
+// as net_ops.wgsl's unary_value names it (0 ReLU, …, 13 SiLU). A pipeline
+// constant, not a uniform, so that only its formula is compiled: all
+// fourteen, in each of a block's 64 stores, made a pipeline take three
+// times as long to build on a software GPU.
+override ACTIVATION: u32 = 0u;
 
 struct Params {
     out_height: u32,       // OH
@@ -88,8 +94,7 @@ struct Params {
     filters_per_group: u32, // K/G
     has_bias: u32,         // 1: add bias[k]
     has_activation: u32,   // 1: apply `activation` last
-    kind: u32,             // the activation, as net_ops.wgsl's unary_value names it
-    alpha: f32,            //   and its parameters
+    alpha: f32,            // the activation's parameters (see ACTIVATION)
     beta: f32,
     has_residual: u32,     // 1: add residual[k, oy, ox] before the activation
     zero: u32,             // always 0; see `opaque`
@@ -147,10 +152,10 @@ fn tap(acc: ptr<function, Accumulators>, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<
             subgroupShuffle(mine, 6u), subgroupShuffle(mine, 7u));
 }
 
-// One value through the activation `params.kind` names: the codes and
+// One value through the activation `ACTIVATION` names: the codes and
 // formulas of net_ops.wgsl's `unary_value` (a unit test keeps them equal).
 fn activation(x: f32) -> f32 {
-    switch params.kind {
+    switch ACTIVATION {
         case 0u: { return max(x, 0.0); }
         case 1u: { return select(params.alpha * x, x, x >= 0.0); }
         case 2u: { return min(max(x, params.alpha), params.beta); }

@@ -201,6 +201,18 @@ pub trait ConvPipeline: Send + Sync {
         Ok(false)
     }
 
+    /// Builds, before a run, the pipelines that recording `convs` (each a
+    /// layer, its input's `[C, H, W]` and the activation fused into it)
+    /// will need and that are built on first use, side by side where it
+    /// can: a network's pipelines before its first run. By default nothing.
+    fn prepare(
+        &self,
+        _gpu: &Gpu,
+        _convs: &[(&Layer, [u32; 3], Option<FusedActivation>)],
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// Runs the layer over `input` `[C, H, W]` and reads back the maps
     /// `[K, OH, OW]`: one run from upload to readback.
     fn run(&self, gpu: &Gpu, input: &Tensor3, layer: &Layer) -> Result<(Tensor3, RunTimings)> {

@@ -191,6 +191,7 @@ impl GpuNet<'_> {
         let layers = self.pipeline_layers(net);
         let memory = self.memory_of(net, keep, &layers);
         memory.check(net, self.budget)?;
+        self.prepare(net, &layers)?;
         let gpu = self.gpu;
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let timer = NodeTimer::new(gpu, net.nodes.len() + 1);
@@ -287,6 +288,29 @@ impl GpuNet<'_> {
         }
         let node_ms = ticks.map_or_else(Vec::new, |t| NodeTimer::intervals_ms(gpu, &t.data));
         Ok((values, node_ms))
+    }
+
+    /// Builds the conv pipeline's pipelines that the convs of `net` in
+    /// `layers` need, before anything is recorded (see
+    /// [`ConvPipeline::prepare`]).
+    fn prepare(&self, net: &Network, layers: &HashMap<ValueId, Layer>) -> Result<()> {
+        let Some((pipeline, _)) = self.convs else {
+            return Ok(());
+        };
+        let mut convs = Vec::new();
+        for node in &net.nodes {
+            if let (Op::Conv(conv), Some(layer)) = (&node.op, layers.get(&node.output))
+                && let [1, c, h, w] = net.values[node.inputs[0]].shape[..]
+                && let (Ok(c), Ok(h), Ok(w)) = (c.try_into(), h.try_into(), w.try_into())
+            {
+                let activation = match needs_fusing(conv) {
+                    true => conv.activation.map(|unary| fused_activation(&unary)),
+                    false => None,
+                };
+                convs.push((layer, [c, h, w], activation));
+            }
+        }
+        pipeline.prepare(self.gpu, &convs)
     }
 
     /// The convs of `net` that run on the engine's conv pipeline, as
@@ -492,14 +516,7 @@ impl GpuNet<'_> {
             };
             let fused = Fused {
                 residual: residual.map(|r| &r.buffer),
-                activation: conv.activation.map(|unary| {
-                    let params = unary_params(&unary);
-                    FusedActivation {
-                        kind: params.kind,
-                        alpha: params.alpha,
-                        beta: params.beta,
-                    }
-                }),
+                activation: conv.activation.map(|unary| fused_activation(&unary)),
             };
             if pipeline.record_fused(self.gpu, tensor_ops, pass, fused)? {
                 return Ok(output);
@@ -870,6 +887,16 @@ impl Known<'_> {
 /// does not apply: a residual, or an activation other than ReLU.
 fn needs_fusing(conv: &Conv) -> bool {
     conv.residual || conv.activation.is_some_and(|u| u.kind != UnaryKind::Relu)
+}
+
+/// `unary` as the conv pipeline applies it in a conv's dispatch.
+fn fused_activation(unary: &Unary) -> FusedActivation {
+    let params = unary_params(unary);
+    FusedActivation {
+        kind: params.kind,
+        alpha: params.alpha,
+        beta: params.beta,
+    }
 }
 
 /// The constants that only convs running on the conv pipeline read, as

@@ -40,7 +40,7 @@ use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use super::resident::{DeviceTensor, TensorOps, value_buffer};
-use super::{ConvPass, ConvPipeline, Fused, Gpu};
+use super::{ConvPass, ConvPipeline, Fused, FusedActivation, Gpu};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::settings::FastKernel;
@@ -99,13 +99,15 @@ struct Upload {
 }
 
 impl FastConv {
-    /// Compiles the shaders and builds their pipelines on `gpu`, then runs
-    /// the windows kernel and the subgroup kernel's three pipelines for
-    /// layers that are not depthwise once on a one-pixel layer: a GPU that
-    /// compiles lazily, at the first dispatch (lavapipe does), compiles them
-    /// here rather than in the first run's compute time. (The depthwise
-    /// pipelines are built and warmed up the same way on first use, as few
-    /// runs need them.) One compilation of each pipeline serves every layer.
+    /// Compiles the shaders and builds the windows kernel's pipeline on
+    /// `gpu`, then runs it once on a one-pixel layer: a GPU that compiles
+    /// lazily, at the first dispatch (lavapipe does), compiles it here
+    /// rather than in the first run's compute time. The subgroup kernel's
+    /// pipelines, one per entry point, row of taps and fused activation,
+    /// are built and warmed up the same way on first use, or all at once
+    /// by [`ConvPipeline::prepare`]: most runs of one layer over a photo's
+    /// 3 channels need none. One compilation of each pipeline serves every
+    /// layer.
     pub fn new(gpu: &Gpu) -> Result<Self> {
         Self::with_kernel(gpu, FastKernel::Auto)
     }
@@ -161,29 +163,7 @@ impl FastConv {
         let pixel = Tensor3::zeros(1, 1, 1);
         let layer = Layer::new(LayerSpec::new(1, 1, 1), vec![0.0], vec![0.0])?;
         fast.run(gpu, &pixel, &layer)?;
-        if fast.uses_subgroups() {
-            // The subgroup kernel's pipelines for any kernel and for 3-wide
-            // ones with stride 1 and 2, which most networks run.
-            for row in [0, 1, 2] {
-                let (pixels, layer) = subgroup::warm_up_layer(false, row)?;
-                fast.run(gpu, &pixels, &layer)?;
-            }
-        }
         Ok(fast)
-    }
-
-    /// Builds the subgroup pipeline that runs `plan` if it is not built
-    /// yet, and runs it once on one pixel, in a submission of its own: a GPU
-    /// that compiles at the first dispatch (lavapipe does) compiles it here,
-    /// and not inside the run being recorded, whose GPU time it would count.
-    fn warm_up(&self, gpu: &Gpu, pipeline: &SubgroupConv, plan: &subgroup::Plan) -> Result<()> {
-        if pipeline.is_built(plan) {
-            return Ok(());
-        }
-        // Built first, so that the run below does not come back here.
-        pipeline.build(gpu, plan)?;
-        let (pixels, layer) = subgroup::warm_up_layer(plan.depthwise, plan.row)?;
-        self.run(gpu, &pixels, &layer).map(drop)
     }
 
     /// Whether layers run on `conv2d_subgroup` (where their buffers fit).
@@ -397,7 +377,6 @@ impl ConvPipeline for FastConv {
         let (out_height, out_width) = layer.output_size_for(input)?;
         let shape = [input.channels, input.height, input.width];
         if let Some((pipeline, plan)) = self.subgroup_plan_of(gpu, layer, shape)? {
-            self.warm_up(gpu, pipeline, &plan)?;
             let quads = subgroup::pack_quads(input, spec, &plan.quads);
             let quads = gpu.scoped("upload", || {
                 let quads = bytemuck::cast_slice(&quads);
@@ -455,6 +434,25 @@ impl ConvPipeline for FastConv {
 
     fn runs_depthwise(&self) -> bool {
         self.uses_subgroups()
+    }
+
+    /// The subgroup kernel's pipelines that `convs` run on, built side by
+    /// side (a software GPU builds each on one core, in about 50 ms).
+    fn prepare(
+        &self,
+        gpu: &Gpu,
+        convs: &[(&Layer, [u32; 3], Option<FusedActivation>)],
+    ) -> Result<()> {
+        let Some(pipeline) = &self.subgroup else {
+            return Ok(());
+        };
+        let mut variants = Vec::new();
+        for &(layer, shape, activation) in convs {
+            if let Some((_, plan)) = self.subgroup_plan_of(gpu, layer, shape)? {
+                variants.push(plan.variant(activation));
+            }
+        }
+        pipeline.prepare(gpu, &variants)
     }
 
     fn fuses(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
@@ -544,7 +542,6 @@ impl FastConv {
         let Some((pipeline, plan)) = self.subgroup_plan_of(gpu, layer, shape)? else {
             return Ok(false);
         };
-        self.warm_up(gpu, pipeline, &plan)?;
         let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
         let quads = value_buffer(gpu, label, plan.quads.len() * 4);
         let encoder = &mut *pass.encoder;

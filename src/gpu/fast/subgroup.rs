@@ -15,16 +15,17 @@
 //! shader). A software GPU reads memory one SIMD lane at a time, so this
 //! divides its weight loads by eight.
 
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::gpu::Fused;
 use crate::gpu::Gpu;
 use crate::gpu::buffers::{buffer_init, check_buffers, check_workgroups, entry};
-use crate::gpu::resident::QuadLayout;
+use crate::gpu::resident::{QuadLayout, value_buffer};
+use crate::gpu::{Fused, FusedActivation};
 use crate::layer::{Activation, Layer, LayerSpec};
 use crate::tensor::Tensor3;
 
@@ -59,7 +60,6 @@ pub(super) struct Params {
     filters_per_group: u32,
     has_bias: u32,
     has_activation: u32,
-    kind: u32,
     alpha: f32,
     beta: f32,
     has_residual: u32,
@@ -151,10 +151,9 @@ impl Plan {
             blocks_per_group,
             filters_per_group,
             has_bias: spec.bias as u32,
-            // ReLU, the one activation a layer has (kind 0); a network's
-            // others come with `Fused`.
+            // ReLU, the one activation a layer has (`Variant::activation`
+            // 0); a network's others come with `Fused`.
             has_activation: (spec.activation == Activation::Relu) as u32,
-            kind: 0,
             alpha: 0.0,
             beta: 0.0,
             has_residual: 0,
@@ -175,6 +174,15 @@ impl Plan {
             },
             depthwise,
         })
+    }
+
+    /// The pipeline that runs this plan, applying `activation` where given.
+    pub(super) fn variant(&self, activation: Option<FusedActivation>) -> Variant {
+        Variant {
+            depthwise: self.depthwise,
+            row: self.row,
+            activation: activation.map_or(0, |a| a.kind),
+        }
     }
 
     /// f32s of the biases per block: 8 per filter block (a depthwise layer:
@@ -268,6 +276,7 @@ pub(super) fn pack_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
 }
 
 /// One compiled pipeline of the shader and its bind group layout.
+#[derive(Clone)]
 struct Compiled {
     pipeline: wgpu::ComputePipeline,
     layout: wgpu::BindGroupLayout,
@@ -316,10 +325,9 @@ fn pack_depthwise_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
 /// The compiled subgroup pipelines.
 pub(super) struct SubgroupConv {
     module: wgpu::ShaderModule,
-    /// `conv2d_subgroup` and `conv2d_depthwise`, each for any kernel
-    /// (`ROW` 0) and for kernels 3 wide with dilation 1 and stride 1 or 2
-    /// (`ROW` 1 or 2), by [`variant`]; each built on first use.
-    pipelines: [OnceLock<Compiled>; 6],
+    /// The pipelines built so far, each built and warmed up on first use
+    /// or by [`SubgroupConv::prepare`].
+    pipelines: Mutex<HashMap<Variant, Compiled>>,
     /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
     /// that small maps keep every batch busy), 64 on a hardware one.
     workgroup: u32,
@@ -352,26 +360,92 @@ impl SubgroupConv {
         })
     }
 
-    /// Whether the pipeline that runs `plan` is built.
-    pub(super) fn is_built(&self, plan: &Plan) -> bool {
-        self.pipelines[variant(plan)].get().is_some()
+    /// The pipeline `variant`, where it is built.
+    fn built(&self, variant: Variant) -> Option<Compiled> {
+        let pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        pipelines.get(&variant).cloned()
     }
 
-    /// Builds the pipeline that runs `plan` if it is not built yet.
-    pub(super) fn build(&self, gpu: &Gpu, plan: &Plan) -> Result<()> {
-        self.compiled(gpu, plan).map(drop)
-    }
-
-    /// The pipeline that runs `plan`, built on first use.
-    fn compiled(&self, gpu: &Gpu, plan: &Plan) -> Result<&Compiled> {
-        let slot = &self.pipelines[variant(plan)];
-        if let Some(compiled) = slot.get() {
+    /// The pipeline `variant`, built and warmed up (see
+    /// [`SubgroupConv::warm_up`]) on first use.
+    fn compiled(&self, gpu: &Gpu, variant: Variant) -> Result<Compiled> {
+        if let Some(compiled) = self.built(variant) {
             return Ok(compiled);
         }
         let built = gpu.scoped("pipeline creation", || {
-            compile(gpu, &self.module, self.workgroup, plan)
+            compile(gpu, &self.module, self.workgroup, variant)
         })?;
-        Ok(slot.get_or_init(|| built))
+        let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
+        let compiled = pipelines.entry(variant).or_insert(built).clone();
+        drop(pipelines);
+        self.warm_up(gpu, variant)?;
+        Ok(compiled)
+    }
+
+    /// Builds the pipelines `variants` that are not built yet, side by side
+    /// (one thread each), and warms them up: a network's pipelines before
+    /// its run, which a software GPU compiles on the CPU's cores.
+    pub(super) fn prepare(&self, gpu: &Gpu, variants: &[Variant]) -> Result<()> {
+        let mut missing: Vec<Variant> = variants
+            .iter()
+            .copied()
+            .filter(|&v| self.built(v).is_none())
+            .collect();
+        missing.sort_by_key(|v| (v.depthwise, v.row, v.activation));
+        missing.dedup();
+        std::thread::scope(|scope| {
+            let builds: Vec<_> = missing
+                .iter()
+                .map(|&variant| scope.spawn(move || self.compiled(gpu, variant).map(drop)))
+                .collect();
+            builds.into_iter().try_for_each(|build| {
+                build
+                    .join()
+                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        })
+    }
+
+    /// Runs the pipeline `variant` once on one pixel, in a submission of
+    /// its own, and waits: a GPU that compiles at the first dispatch
+    /// (lavapipe does) compiles it here, and not inside a run being
+    /// recorded, whose GPU time it would count.
+    fn warm_up(&self, gpu: &Gpu, variant: Variant) -> Result<()> {
+        let (pixels, layer) = warm_up_layer(variant.depthwise, variant.row)?;
+        let in_size = [pixels.height, pixels.width];
+        let (out_height, out_width) = layer.spec.output_size(pixels.height, pixels.width)?;
+        let plan = self.plan(gpu, &layer, in_size, [out_height, out_width])?;
+        debug_assert_eq!(
+            plan.variant(None),
+            Variant {
+                activation: 0,
+                ..variant
+            }
+        );
+        let quads = value_buffer(gpu, "warm-up quads", plan.quads.len() * 4);
+        let output = value_buffer(
+            gpu,
+            "warm-up output",
+            layer.spec.output_bytes(out_height, out_width),
+        );
+        let fused = Fused {
+            residual: None,
+            activation: Some(FusedActivation {
+                kind: variant.activation,
+                alpha: 0.0,
+                beta: 0.0,
+            }),
+        };
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        self.record_pass(
+            gpu,
+            &mut encoder,
+            (&layer, &plan, &quads),
+            (&output, fused),
+            None,
+        )?;
+        gpu.queue.submit([encoder.finish()]);
+        gpu.wait("pipeline creation")
     }
 
     /// The plan of `layer` over an input of `in_size` [H, W] giving
@@ -417,7 +491,7 @@ impl SubgroupConv {
         (output, fused): (&wgpu::Buffer, Fused<'_>),
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
-        let compiled = self.compiled(gpu, plan)?;
+        let compiled = self.compiled(gpu, plan.variant(fused.activation))?;
         let bind_group = gpu.scoped("upload", || {
             let storage = wgpu::BufferUsages::STORAGE;
             let blocks = pack_weights(layer, plan);
@@ -437,7 +511,6 @@ impl SubgroupConv {
             };
             if let Some(activation) = fused.activation {
                 params.has_activation = 1;
-                params.kind = activation.kind;
                 params.alpha = activation.alpha;
                 params.beta = activation.beta;
             }
@@ -503,15 +576,22 @@ pub(super) fn warm_up_layer(depthwise: bool, row: u32) -> Result<(Tensor3, Layer
     ))
 }
 
-/// The index in [`SubgroupConv`]'s pipelines of the one that runs `plan`.
-fn variant(plan: &Plan) -> usize {
-    3 * plan.depthwise as usize + plan.row as usize
+/// What a compiled pipeline runs: its entry point and pipeline constants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(super) struct Variant {
+    /// `conv2d_depthwise`, else `conv2d_subgroup` (`DEPTHWISE`).
+    pub(super) depthwise: bool,
+    /// `ROW`: see [`Plan::row`].
+    pub(super) row: u32,
+    /// `ACTIVATION`: the code of the activation it applies where the
+    /// uniform says so (a fused one's, else ReLU's, 0).
+    pub(super) activation: u32,
 }
 
-/// The entry point of `module` that runs `plan`, with `WORKGROUP` =
-/// `workgroup`, and `ROW` and `DEPTHWISE` as the plan says.
-fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) -> Compiled {
-    let entry_point = match plan.depthwise {
+/// The entry point of `module` that runs `variant`, with `WORKGROUP` =
+/// `workgroup`.
+fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, variant: Variant) -> Compiled {
+    let entry_point = match variant.depthwise {
         true => "conv2d_depthwise",
         false => "conv2d_subgroup",
     };
@@ -525,8 +605,9 @@ fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, plan: &Plan) 
             compilation_options: wgpu::PipelineCompilationOptions {
                 constants: &[
                     ("WORKGROUP", workgroup as f64),
-                    ("ROW", plan.row as f64),
-                    ("DEPTHWISE", plan.depthwise as u32 as f64),
+                    ("ROW", variant.row as f64),
+                    ("DEPTHWISE", variant.depthwise as u32 as f64),
+                    ("ACTIVATION", variant.activation as f64),
                 ],
                 ..Default::default()
             },
@@ -561,7 +642,6 @@ mod tests {
             filters_per_group,
             has_bias,
             has_activation,
-            kind,
             alpha,
             beta,
             has_residual,
@@ -649,6 +729,23 @@ mod tests {
         assert_eq!(row(3, 1, 2), 0, "dilated");
         assert_eq!(row(1, 1, 1), 0, "1 wide");
         assert_eq!(row(5, 2, 1), 0, "5 wide");
+    }
+
+    #[test]
+    fn each_warm_up_layer_runs_on_the_pipeline_it_warms_up() {
+        for depthwise in [false, true] {
+            for row in [0, 1, 2] {
+                let (pixels, layer) = warm_up_layer(depthwise, row).expect("a layer");
+                let plan = plan_of(&layer.spec, [pixels.height, pixels.width]);
+                let variant = Variant {
+                    depthwise,
+                    row,
+                    activation: 0,
+                };
+                assert_eq!(plan.variant(None), variant);
+                assert_eq!(pixels.channels, layer.spec.in_channels);
+            }
+        }
     }
 
     #[test]
