@@ -60,13 +60,15 @@ const FILTERS: u32 = 8u;
 // a hardware one. Set by the host.
 override WORKGROUP: u32 = 8u;
 // The stride, 1 or 2, in the pipelines the host builds for layers whose
-// kernel is 3 wide with dilation 1 (most of a ResNet's work); 0 in the one
-// for any other kernel. With a stride, the 7·ROW + 3 columns of an input
-// row that the 8 pixels' 3 taps read are loaded once each (10 or 17 loads,
-// not 24), one at a time, each added to the sums of the pixels that read
-// it (`row_taps`). A pipeline constant, not a uniform: with both loops in
-// one pipeline, a software GPU's compiler made both slow.
+// kernel is TAPS = 2 to 7 wide with dilation 1 (most of a ResNet's work,
+// and a photo's first layer); 0 in the one for any other kernel. With a
+// stride, the 7·ROW + TAPS columns of an input row that the 8 pixels'
+// taps read are loaded once each (10 or 17 loads for 3 taps, not 24), one
+// at a time, each added to the sums of the pixels that read it
+// (`row_taps`). Pipeline constants, not uniforms: with both loops in one
+// pipeline, a software GPU's compiler made both slow.
 override ROW: u32 = 0u;
+override TAPS: u32 = 3u;
 // True in the pipelines of `conv2d_depthwise`, whose sums are one vec4 per
 // pixel (`feed`).
 override DEPTHWISE: bool = false;
@@ -250,43 +252,67 @@ fn reads(c: u32, kx: u32) -> bool {
     return c >= kx && (c - kx) % step == 0u && (c - kx) / step < PIXELS;
 }
 
+// One tap's weights for each kx < TAPS of a `ROW` pipeline (the rest
+// unused): as lane m loaded them for the subgroup entry point, a vec4 of 4
+// channels for the depthwise one.
+alias Taps = array<vec4<f32>, 7>;
+
 // Column c of a row, `a`, added to the sums of each pixel that reads it,
-// times the weights of the tap it reads it with (w0, w1, w2 for taps 0–2).
+// times the weights of the tap it reads it with (`w[kx]` for tap kx).
 // `c` is a constant wherever this is called, so the branches fold away.
-fn column(acc: ptr<function, Accumulators>, a: vec4<f32>, c: u32, w0: vec4<f32>, w1: vec4<f32>,
-          w2: vec4<f32>) {
+fn column(acc: ptr<function, Accumulators>, a: vec4<f32>, c: u32, w: Taps) {
     let step = max(ROW, 1u);
-    if (reads(c, 0u)) { feed(acc, c / step, a, w0); }
-    if (reads(c, 1u)) { feed(acc, (c - 1u) / step, a, w1); }
-    if (reads(c, 2u)) { feed(acc, (c - 2u) / step, a, w2); }
+    if (reads(c, 0u)) { feed(acc, c / step, a, w[0]); }
+    if (reads(c, 1u)) { feed(acc, (c - 1u) / step, a, w[1]); }
+    if (2u < TAPS && reads(c, 2u)) { feed(acc, (c - 2u) / step, a, w[2]); }
+    if (3u < TAPS && reads(c, 3u)) { feed(acc, (c - 3u) / step, a, w[3]); }
+    if (4u < TAPS && reads(c, 4u)) { feed(acc, (c - 4u) / step, a, w[4]); }
+    if (5u < TAPS && reads(c, 5u)) { feed(acc, (c - 5u) / step, a, w[5]); }
+    if (6u < TAPS && reads(c, 6u)) { feed(acc, (c - 6u) / step, a, w[6]); }
 }
 
-// The 3 taps of the 8 pixels in one input row (`ROW` pipelines): its
-// 7·ROW + 3 columns from pixel 0's, each loaded once, in order, so that
-// each pixel's taps are summed in the order of the general loop. A pixel
-// past the output's edge reads columns past it (never stored; reads past
-// the buffer are clamped).
-fn row_taps(acc: ptr<function, Accumulators>, row: u32, w0: vec4<f32>, w1: vec4<f32>, w2: vec4<f32>) {
-    let columns = 7u * ROW + 3u;
-    column(acc, input[row], 0u, w0, w1, w2);
-    column(acc, input[row + 1u], 1u, w0, w1, w2);
-    column(acc, input[row + 2u], 2u, w0, w1, w2);
-    column(acc, input[row + 3u], 3u, w0, w1, w2);
-    column(acc, input[row + 4u], 4u, w0, w1, w2);
-    column(acc, input[row + 5u], 5u, w0, w1, w2);
-    column(acc, input[row + 6u], 6u, w0, w1, w2);
-    column(acc, input[row + 7u], 7u, w0, w1, w2);
-    column(acc, input[row + 8u], 8u, w0, w1, w2);
-    column(acc, input[row + 9u], 9u, w0, w1, w2);
-    if (columns > 10u) {
-        column(acc, input[row + 10u], 10u, w0, w1, w2);
-        column(acc, input[row + 11u], 11u, w0, w1, w2);
-        column(acc, input[row + 12u], 12u, w0, w1, w2);
-        column(acc, input[row + 13u], 13u, w0, w1, w2);
-        column(acc, input[row + 14u], 14u, w0, w1, w2);
-        column(acc, input[row + 15u], 15u, w0, w1, w2);
-        column(acc, input[row + 16u], 16u, w0, w1, w2);
-    }
+// The TAPS taps of the 8 pixels in one input row (`ROW` pipelines): its
+// 7·ROW + TAPS columns from pixel 0's (at least 9), each loaded once, in
+// order, so that each pixel's taps are summed in the order of the general
+// loop. A pixel past the output's edge reads columns past it (never
+// stored; reads past the buffer are clamped).
+fn row_taps(acc: ptr<function, Accumulators>, row: u32, w: Taps) {
+    let columns = 7u * ROW + TAPS;
+    column(acc, input[row], 0u, w);
+    column(acc, input[row + 1u], 1u, w);
+    column(acc, input[row + 2u], 2u, w);
+    column(acc, input[row + 3u], 3u, w);
+    column(acc, input[row + 4u], 4u, w);
+    column(acc, input[row + 5u], 5u, w);
+    column(acc, input[row + 6u], 6u, w);
+    column(acc, input[row + 7u], 7u, w);
+    column(acc, input[row + 8u], 8u, w);
+    if (9u < columns) { column(acc, input[row + 9u], 9u, w); }
+    if (10u < columns) { column(acc, input[row + 10u], 10u, w); }
+    if (11u < columns) { column(acc, input[row + 11u], 11u, w); }
+    if (12u < columns) { column(acc, input[row + 12u], 12u, w); }
+    if (13u < columns) { column(acc, input[row + 13u], 13u, w); }
+    if (14u < columns) { column(acc, input[row + 14u], 14u, w); }
+    if (15u < columns) { column(acc, input[row + 15u], 15u, w); }
+    if (16u < columns) { column(acc, input[row + 16u], 16u, w); }
+    if (17u < columns) { column(acc, input[row + 17u], 17u, w); }
+    if (18u < columns) { column(acc, input[row + 18u], 18u, w); }
+    if (19u < columns) { column(acc, input[row + 19u], 19u, w); }
+    if (20u < columns) { column(acc, input[row + 20u], 20u, w); }
+}
+
+// The weights of a row's TAPS taps from index `at`, tap kx's at
+// `at + kx · spacing`.
+fn row_weights(at: u32, spacing: u32) -> Taps {
+    var w: Taps;
+    w[0] = weights[at];
+    w[1] = weights[at + spacing];
+    if (2u < TAPS) { w[2] = weights[at + 2u * spacing]; }
+    if (3u < TAPS) { w[3] = weights[at + 3u * spacing]; }
+    if (4u < TAPS) { w[4] = weights[at + 4u * spacing]; }
+    if (5u < TAPS) { w[5] = weights[at + 5u * spacing]; }
+    if (6u < TAPS) { w[6] = weights[at + 6u * spacing]; }
+    return w;
 }
 
 // The pixel group an invocation computes: (n, oy, ox), n its index (past
@@ -344,8 +370,8 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
         for (var ky = 0u; ky < kernel_height; ky++) {
             let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
             if (ROW != 0u) {
-                row_taps(&acc, row, weights[w], weights[w + 8u], weights[w + 16u]);
-                w += 24u;
+                row_taps(&acc, row, row_weights(w, 8u));
+                w += 8u * TAPS;
             } else {
                 for (var kx = 0u; kx < kernel_width; kx++) {
                     let i = row + kx * dilation;
@@ -381,7 +407,7 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
 // pixels × one quad of 4 channels, 8 vec4 sums, from the input quads of
 // all C channels (laid out as one group) and the weights as [Q, FH, FW]
 // vec4s (zeros past channel C). Per tap, 8 vec4 loads (10 or 17 per row
-// of 3 taps with `ROW`) feed 32 multiply-adds, where one value per
+// of 3 taps with `ROW` and `TAPS`) feed 32 multiply-adds, where one value per
 // invocation would load a value and a weight for each. `filters_per_group`
 // is K here. The host dispatches (groups_x, Q, ceil(pixel groups /
 // WORKGROUP / groups_x)).
@@ -425,8 +451,8 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     for (var ky = 0u; ky < kernel_height; ky++) {
         let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
         if (ROW != 0u) {
-            row_taps(&acc, row, weights[w], weights[w + 1u], weights[w + 2u]);
-            w += 3u;
+            row_taps(&acc, row, row_weights(w, 1u));
+            w += TAPS;
         } else {
             for (var kx = 0u; kx < kernel_width; kx++) {
                 let i = row + kx * dilation;

@@ -45,12 +45,12 @@ fn filter_counts_around_the_block_of_16() {
 }
 
 #[test]
-fn rows_of_three_taps_at_widths_around_the_pixel_block() {
-    // Kernels 3 wide with dilation 1 and stride 1 or 2 run the subgroup
-    // kernel's pipelines that load each row's 10 or 17 columns once: output
-    // widths around multiples of its 8 pixels (the last pixels of a row
-    // read past it), channels that leave the last quad part-empty, groups,
-    // and a kernel 3 wide but 1 or 5 tall.
+fn rows_of_taps_at_widths_around_the_pixel_block() {
+    // Kernels 2 to 7 wide with dilation 1 and stride 1 or 2 run the
+    // subgroup kernel's pipelines that load each row's columns once (10 or
+    // 17 for 3 taps): output widths around multiples of its 8 pixels (the
+    // last pixels of a row read past it), channels that leave the last quad
+    // part-empty, groups, and a kernel 3 wide but 1 or 5 tall.
     for stride in [1, 2] {
         for (width, channels, groups) in [
             (7, 3, 1),
@@ -76,6 +76,16 @@ fn rows_of_three_taps_at_widths_around_the_pixel_block() {
             };
             check(spec, 7 * stride, 19 * stride, height as u64);
         }
+        // Kernels 2, 5 and 7 wide (up to 7·2 + 7 = 21 columns a row).
+        for (kernel, width, channels, groups) in [(2, 9, 8, 1), (5, 7, 12, 2), (7, 16, 9, 1)] {
+            let spec = LayerSpec {
+                padding: Padding::uniform(kernel / 2),
+                groups,
+                stride,
+                ..LayerSpec::new(channels, 9 * groups, kernel)
+            };
+            check(spec, 4 * stride + kernel, width * stride, kernel as u64);
+        }
     }
 }
 
@@ -92,6 +102,8 @@ fn depthwise_layers_at_widths_around_the_pixel_block() {
         (9, 5, 1, 1, 9),
         (5, 5, 2, 2, 16),
         (12, 3, 1, 2, 15),
+        (8, 5, 1, 1, 9),
+        (5, 7, 2, 1, 8),
     ];
     for (channels, kernel, stride, dilation, width) in cases {
         let spec = LayerSpec {

@@ -75,13 +75,22 @@ pub(super) struct Plan {
     pub(super) params: Params,
     /// The dispatch's workgroups.
     pub(super) workgroups: [u32; 3],
-    /// The stride (1 or 2) of a kernel 3 wide with dilation 1, whose
-    /// pipeline loads each row's columns once for its 3 taps; 0 for any
+    /// The stride (1 or 2) of a kernel 2 to 7 wide with dilation 1, whose
+    /// pipeline loads each row's columns once for all its taps; 0 for any
     /// other kernel.
     pub(super) row: u32,
+    /// The kernel's width where `row` is not 0 (else 0).
+    pub(super) taps: u32,
     /// Whether the layer is depthwise (G = C = K): the entry point that
     /// computes 8 pixels of 4 channels per invocation.
     pub(super) depthwise: bool,
+}
+
+/// Whether `spec` runs on a pipeline that loads each input row's columns
+/// once for all its taps: a kernel 2 to 7 wide with stride 1 or 2 and
+/// dilation 1.
+pub(super) fn loads_rows(spec: &LayerSpec) -> bool {
+    (2..=7).contains(&spec.kernel_width) && spec.dilation == 1 && (1..=2).contains(&spec.stride)
 }
 
 /// Whether `spec` is depthwise: one filter per channel, each seeing only
@@ -168,9 +177,11 @@ impl Plan {
             quads,
             params,
             workgroups,
-            row: match spec.kernel_width == 3 && spec.dilation == 1 && spec.stride <= 2 {
-                true => spec.stride,
-                false => 0,
+            row: if loads_rows(spec) { spec.stride } else { 0 },
+            taps: if loads_rows(spec) {
+                spec.kernel_width
+            } else {
+                0
             },
             depthwise,
         })
@@ -181,6 +192,7 @@ impl Plan {
         Variant {
             depthwise: self.depthwise,
             row: self.row,
+            taps: self.taps,
             activation: activation.map_or(0, |a| a.kind),
         }
     }
@@ -391,7 +403,7 @@ impl SubgroupConv {
             .copied()
             .filter(|&v| self.built(v).is_none())
             .collect();
-        missing.sort_by_key(|v| (v.depthwise, v.row, v.activation));
+        missing.sort_by_key(|v| (v.depthwise, v.row, v.taps, v.activation));
         missing.dedup();
         std::thread::scope(|scope| {
             let builds: Vec<_> = missing
@@ -411,7 +423,7 @@ impl SubgroupConv {
     /// (lavapipe does) compiles it here, and not inside a run being
     /// recorded, whose GPU time it would count.
     fn warm_up(&self, gpu: &Gpu, variant: Variant) -> Result<()> {
-        let (pixels, layer) = warm_up_layer(variant.depthwise, variant.row)?;
+        let (pixels, layer) = warm_up_layer(variant)?;
         let in_size = [pixels.height, pixels.width];
         let (out_height, out_width) = layer.spec.output_size(pixels.height, pixels.width)?;
         let plan = self.plan(gpu, &layer, in_size, [out_height, out_width])?;
@@ -551,20 +563,21 @@ impl SubgroupConv {
     }
 }
 
-/// A one-pixel input and a layer over it that run on the pipeline of
-/// layers that are `depthwise` (or not) with `row` (see [`Plan::row`]):
-/// what warms that pipeline up. Zero weights, 8 channels (the fewest a
-/// layer that is not depthwise runs with) or 4 depthwise.
-pub(super) fn warm_up_layer(depthwise: bool, row: u32) -> Result<(Tensor3, Layer)> {
+/// A one-pixel output, its input and a layer that run on the pipeline
+/// `variant` (its activation aside): what warms that pipeline up. Zero
+/// weights, 8 channels (enough for a layer that is not depthwise to run
+/// there) or 4 depthwise.
+pub(super) fn warm_up_layer(variant: Variant) -> Result<(Tensor3, Layer)> {
+    let depthwise = variant.depthwise;
     let channels = if depthwise {
         4
     } else {
         super::SUBGROUP_CHANNELS
     };
-    let kernel_width = if row == 0 { 1 } else { 3 };
+    let kernel_width = if variant.row == 0 { 1 } else { variant.taps };
     let spec = LayerSpec {
         kernel_height: 1,
-        stride: row.max(1),
+        stride: variant.row.max(1),
         groups: if depthwise { channels } else { 1 },
         ..LayerSpec::new(channels, if depthwise { channels } else { 1 }, kernel_width)
     };
@@ -583,6 +596,8 @@ pub(super) struct Variant {
     pub(super) depthwise: bool,
     /// `ROW`: see [`Plan::row`].
     pub(super) row: u32,
+    /// `TAPS`: see [`Plan::taps`].
+    pub(super) taps: u32,
     /// `ACTIVATION`: the code of the activation it applies where the
     /// uniform says so (a fused one's, else ReLU's, 0).
     pub(super) activation: u32,
@@ -606,6 +621,7 @@ fn compile(gpu: &Gpu, module: &wgpu::ShaderModule, workgroup: u32, variant: Vari
                 constants: &[
                     ("WORKGROUP", workgroup as f64),
                     ("ROW", variant.row as f64),
+                    ("TAPS", variant.taps.max(2) as f64),
                     ("DEPTHWISE", variant.depthwise as u32 as f64),
                     ("ACTIVATION", variant.activation as f64),
                 ],
@@ -681,7 +697,7 @@ mod tests {
             ..LayerSpec::new(6, 6, 3)
         };
         let plan = plan_of(&spec, [10, 20]);
-        assert!(plan.depthwise && plan.row == 1);
+        assert!(plan.depthwise && plan.row == 1 && plan.taps == 3);
         assert_eq!(
             (plan.quads.groups, plan.quads.channels, plan.quads.quads),
             (1, 6, 2)
@@ -713,7 +729,7 @@ mod tests {
     }
 
     #[test]
-    fn kernels_3_wide_with_stride_1_or_2_and_no_dilation_load_rows() {
+    fn kernels_2_to_7_wide_with_stride_1_or_2_and_no_dilation_load_rows() {
         let row = |kernel_width, stride, dilation| {
             let spec = LayerSpec {
                 kernel_width,
@@ -721,27 +737,32 @@ mod tests {
                 dilation,
                 ..LayerSpec::new(8, 8, 3)
             };
-            plan_of(&spec, [20, 20]).row
+            let plan = plan_of(&spec, [20, 20]);
+            (plan.row, plan.taps)
         };
-        assert_eq!(row(3, 1, 1), 1);
-        assert_eq!(row(3, 2, 1), 2);
-        assert_eq!(row(3, 3, 1), 0, "stride 3");
-        assert_eq!(row(3, 1, 2), 0, "dilated");
-        assert_eq!(row(1, 1, 1), 0, "1 wide");
-        assert_eq!(row(5, 2, 1), 0, "5 wide");
+        assert_eq!(row(3, 1, 1), (1, 3));
+        assert_eq!(row(3, 2, 1), (2, 3));
+        assert_eq!(row(7, 2, 1), (2, 7));
+        assert_eq!(row(2, 1, 1), (1, 2));
+        assert_eq!(row(3, 3, 1), (0, 0), "stride 3");
+        assert_eq!(row(3, 1, 2), (0, 0), "dilated");
+        assert_eq!(row(1, 1, 1), (0, 0), "1 wide");
+        assert_eq!(row(9, 1, 1), (0, 0), "9 wide");
     }
 
     #[test]
     fn each_warm_up_layer_runs_on_the_pipeline_it_warms_up() {
+        let rows = [(0, 0), (1, 2), (1, 3), (1, 7), (2, 3), (2, 5)];
         for depthwise in [false, true] {
-            for row in [0, 1, 2] {
-                let (pixels, layer) = warm_up_layer(depthwise, row).expect("a layer");
-                let plan = plan_of(&layer.spec, [pixels.height, pixels.width]);
+            for (row, taps) in rows {
                 let variant = Variant {
                     depthwise,
                     row,
+                    taps,
                     activation: 0,
                 };
+                let (pixels, layer) = warm_up_layer(variant).expect("a layer");
+                let plan = plan_of(&layer.spec, [pixels.height, pixels.width]);
                 assert_eq!(plan.variant(None), variant);
                 assert_eq!(pixels.channels, layer.spec.in_channels);
             }
