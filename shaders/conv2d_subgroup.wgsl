@@ -175,29 +175,9 @@ fn activation(x: f32) -> f32 {
     }
 }
 
-// acc[2p + j] += b_j for the 8 pixels: the block's 8 biases, added once
-// after the sums (loaded once per invocation, not once per value).
-fn add_bias(acc: ptr<function, Accumulators>, b0: vec4<f32>, b1: vec4<f32>) {
-    (*acc)[0] += b0;
-    (*acc)[1] += b1;
-    (*acc)[2] += b0;
-    (*acc)[3] += b1;
-    (*acc)[4] += b0;
-    (*acc)[5] += b1;
-    (*acc)[6] += b0;
-    (*acc)[7] += b1;
-    (*acc)[8] += b0;
-    (*acc)[9] += b1;
-    (*acc)[10] += b0;
-    (*acc)[11] += b1;
-    (*acc)[12] += b0;
-    (*acc)[13] += b1;
-    (*acc)[14] += b0;
-    (*acc)[15] += b1;
-}
-
-// Writes pixel p (if it exists) of the block's filters (biases already
-// added): residual, activation.
+// Writes the 4 values of one pixel `value` (biases already added), filters
+// first + 4j + e for e < 4 (up to `filters` of the block): residual,
+// activation.
 fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
     let plane = params.out_height * params.out_width;
     for (var e = 0u; e < 4u; e++) {
@@ -213,12 +193,23 @@ fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
     }
 }
 
-// Pixel `at` of the block's 8 filters, `lo` (filters 0–3) and `hi` (4–7),
-// if it exists.
-fn store_pixel(lo: vec4<f32>, hi: vec4<f32>, first: u32, filters: u32, at: u32, exists: bool) {
-    if (exists) {
-        store(lo, first, 0u, filters, at);
-        store(hi, first, 1u, filters, at);
+// Writes the sums of the pixels from `at` that exist (`room` of the 8):
+// pixel p's filters 4j to 4j + 3 from the block's first (or a depthwise
+// layer's channels) from sums[vecs·p + j] for j < vecs (2 for the subgroup
+// entry point, 1 for the depthwise one), plus bias[j], then the residual
+// and the activation (`store`). A loop at run time, its bound opaque to the
+// compiler, so that the stores are compiled once and not once per pixel
+// (which made a pipeline take twice as long to build on a software GPU);
+// the array it indexes is a copy, so that the accumulators, indexed only
+// by constants, stay in registers.
+fn store_pixels(sums: Accumulators, vecs: u32, bias: array<vec4<f32>, 2>, first: u32, filters: u32,
+                at: u32, room: u32, lane: u32) {
+    var copy = sums;
+    let pixels = min(room, opaque(PIXELS, lane));
+    for (var p = 0u; p < pixels; p++) {
+        for (var j = 0u; j < vecs; j++) {
+            store(copy[vecs * p + j] + bias[j], first, j, filters, at + p);
+        }
     }
 }
 
@@ -385,19 +376,13 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     if (n >= params.pixel_groups) {
         return;
     }
+    // The block's 8 biases, loaded once per invocation.
+    var b = array(vec4(0.0), vec4(0.0));
     if (params.has_bias != 0u) {
-        add_bias(&acc, bias[2u * block], bias[2u * block + 1u]);
+        b = array(bias[2u * block], bias[2u * block + 1u]);
     }
     let at = oy * params.out_width + ox;
-    let room = params.out_width - ox;
-    store_pixel(acc[0], acc[1], first, filters, at, 0u < room);
-    store_pixel(acc[2], acc[3], first, filters, at + 1u, 1u < room);
-    store_pixel(acc[4], acc[5], first, filters, at + 2u, 2u < room);
-    store_pixel(acc[6], acc[7], first, filters, at + 3u, 3u < room);
-    store_pixel(acc[8], acc[9], first, filters, at + 4u, 4u < room);
-    store_pixel(acc[10], acc[11], first, filters, at + 5u, 5u < room);
-    store_pixel(acc[12], acc[13], first, filters, at + 6u, 6u < room);
-    store_pixel(acc[14], acc[15], first, filters, at + 7u, 7u < room);
+    store_pixels(acc, 2u, b, first, filters, at, params.out_width - ox, lane);
 }
 
 // THE DEPTHWISE ENTRY POINT
@@ -465,20 +450,10 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     if (n >= params.pixel_groups) {
         return;
     }
+    var b = array(vec4(0.0), vec4(0.0));
     if (params.has_bias != 0u) {
-        let b = bias[quad];
-        for (var p = 0u; p < PIXELS; p++) {
-            acc[p] += b;
-        }
+        b[0] = bias[quad];
     }
     let at = oy * params.out_width + ox;
-    let room = params.out_width - ox;
-    if (0u < room) { store(acc[0], first, 0u, channels, at); }
-    if (1u < room) { store(acc[1], first, 0u, channels, at + 1u); }
-    if (2u < room) { store(acc[2], first, 0u, channels, at + 2u); }
-    if (3u < room) { store(acc[3], first, 0u, channels, at + 3u); }
-    if (4u < room) { store(acc[4], first, 0u, channels, at + 4u); }
-    if (5u < room) { store(acc[5], first, 0u, channels, at + 5u); }
-    if (6u < room) { store(acc[6], first, 0u, channels, at + 6u); }
-    if (7u < room) { store(acc[7], first, 0u, channels, at + 7u); }
+    store_pixels(acc, 1u, b, first, channels, at, params.out_width - ox, li);
 }
