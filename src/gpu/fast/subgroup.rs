@@ -86,6 +86,29 @@ pub(super) struct Plan {
     pub(super) depthwise: bool,
 }
 
+/// How the input of `spec` over an `in_height`×`in_width` input is packed:
+/// each group's quads of channels with the padding (a depthwise layer's
+/// channels as one group); refused when a padded side overflows.
+fn quad_layout(spec: &LayerSpec, [in_height, in_width]: [u32; 2]) -> Result<QuadLayout> {
+    let padded = |size: u32, before: u32, after: u32| {
+        size.checked_add(before)
+            .and_then(|s| s.checked_add(after))
+            .ok_or_else(|| Error::GpuLimit(format!("a padded input side of {size} pixels")))
+    };
+    let pad = &spec.padding;
+    let (groups, channels) = match is_depthwise(spec) {
+        true => (1, spec.in_channels),
+        false => (spec.groups, spec.channels_per_group()),
+    };
+    Ok(QuadLayout {
+        groups,
+        channels,
+        quads: channels.div_ceil(4),
+        padded_height: padded(in_height, pad.top, pad.bottom)?,
+        padded_width: padded(in_width, pad.left, pad.right)?,
+    })
+}
+
 /// Whether `spec` runs on a pipeline that loads each input row's columns
 /// once for all its taps: a kernel 2 to 7 wide with stride 1 or 2 and
 /// dilation 1.
@@ -110,25 +133,9 @@ impl Plan {
         workgroup: u32,
         max_groups: u32,
     ) -> Result<Plan> {
-        let padded = |size: u32, before: u32, after: u32| {
-            size.checked_add(before)
-                .and_then(|s| s.checked_add(after))
-                .ok_or_else(|| Error::GpuLimit(format!("a padded input side of {size} pixels")))
-        };
-        let pad = &spec.padding;
         let depthwise = is_depthwise(spec);
-        // A depthwise layer's channels are packed as one group.
-        let (groups, channels) = match depthwise {
-            true => (1, spec.in_channels),
-            false => (spec.groups, spec.channels_per_group()),
-        };
-        let quads = QuadLayout {
-            groups,
-            channels,
-            quads: channels.div_ceil(4),
-            padded_height: padded(in_height, pad.top, pad.bottom)?,
-            padded_width: padded(in_width, pad.left, pad.right)?,
-        };
+        let quads = quad_layout(spec, [in_height, in_width])?;
+        let groups = quads.groups;
         let row_groups = out_width.div_ceil(PIXELS);
         let pixel_groups = out_height as u64 * row_groups as u64;
         let pixel_groups = u32::try_from(pixel_groups)
@@ -173,16 +180,16 @@ impl Plan {
             groups * blocks_per_group,
             workgroups_needed.div_ceil(groups_x),
         ];
+        let (row, taps) = match loads_rows(spec) {
+            true => (spec.stride, spec.kernel_width),
+            false => (0, 0),
+        };
         Ok(Plan {
             quads,
             params,
             workgroups,
-            row: if loads_rows(spec) { spec.stride } else { 0 },
-            taps: if loads_rows(spec) {
-                spec.kernel_width
-            } else {
-                0
-            },
+            row,
+            taps,
             depthwise,
         })
     }
