@@ -4,19 +4,40 @@
 //! broadcasting of every kind; max and average pooling with padding,
 //! ceil_mode and count_include_pad; Gemm with each transposition and C
 //! shape; softmax rows. Every conv here runs in `net_ops.wgsl` itself, not
-//! on the conv shaders.
+//! on the conv shaders, but for the convs with every activation fused into
+//! them, which run on the fast shader's subgroup kernel (each activation a
+//! pipeline of its own there).
 
 mod common;
 
 use std::collections::HashMap;
 
+use convmaps::gpu::ShaderKind;
+use convmaps::gpu::resident::TensorOps;
 use convmaps::net::gpu::{GpuNet, NetOps};
 use convmaps::net::ops::{
     Binary, Conv, ConvTranspose, Coordinates, Gemm, Movement, Op, Pool, Reduce, Resize, Rounding,
     Unary, UnaryKind,
 };
 use convmaps::net::{Array, Layout, ModelInput, Network, Node, Value, cpu};
+use convmaps::settings::FastKernel;
 use rand_chacha::ChaCha8Rng;
+
+/// Every activation a conv can apply, with its attributes (alpha, beta).
+const ACTIVATIONS: [(UnaryKind, f32, f32); 12] = [
+    (UnaryKind::Relu, 0.0, 0.0),
+    (UnaryKind::LeakyRelu, 0.1, 0.0),
+    (UnaryKind::Clip, 0.0, 6.0),
+    (UnaryKind::Clip, f32::MIN, f32::MAX),
+    (UnaryKind::Sigmoid, 0.0, 0.0),
+    (UnaryKind::HardSigmoid, 1.0 / 6.0, 0.5),
+    (UnaryKind::HardSwish, 0.0, 0.0),
+    (UnaryKind::Tanh, 0.0, 0.0),
+    (UnaryKind::Exp, 0.0, 0.0),
+    (UnaryKind::Neg, 0.0, 0.0),
+    (UnaryKind::Abs, 0.0, 0.0),
+    (UnaryKind::Silu, 0.0, 0.0),
+];
 
 /// Random values in ±`scale`.
 fn random(rng: &mut ChaCha8Rng, shape: &[usize], scale: f32) -> Array {
@@ -170,23 +191,61 @@ fn conv_matches_its_twin_for_any_geometry() {
 }
 
 #[test]
+fn every_activation_fused_into_a_conv_on_the_subgroup_kernel_matches_its_twin() {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = NetOps::new(&gpu).expect("the shader compiles");
+    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
+    let fast = ShaderKind::Fast
+        .compile_with(&gpu, FastKernel::Subgroup)
+        .expect("the shader compiles");
+    let runner = GpuNet {
+        budget: None,
+        gpu: &gpu,
+        ops: &ops,
+        convs: Some((fast.as_ref(), &tensor_ops)),
+    };
+    let rng = &mut common::rng(5);
+    for (case, (kind, alpha, beta)) in ACTIVATIONS.into_iter().enumerate() {
+        // Rows of 3 taps at strides 1 and 2, and the general loop (1×1);
+        // a residual added before the activation every other case.
+        let (kernel, stride) = [(3, 1), (3, 2), (1, 1)][case % 3];
+        let conv = Conv {
+            kernel: [kernel; 2],
+            strides: [stride; 2],
+            pads: [kernel / 2; 4],
+            dilations: [1, 1],
+            group: 1,
+            bias: true,
+            activation: Some(Unary { kind, alpha, beta }),
+            residual: false,
+        };
+        let input = random(rng, &[1, 8, 9, 19], 1.0);
+        let k = kernel as usize;
+        let mut rest = vec![random(rng, &[12, 8, k, k], 0.5), random(rng, &[12], 0.5)];
+        let shapes: Vec<&[usize]> = std::iter::once(&input)
+            .chain(&rest)
+            .map(|a| &a.shape[..])
+            .collect();
+        let shape = Op::Conv(conv)
+            .output_shape(&shapes)
+            .expect("the shapes fit");
+        let residual = case % 2 == 0;
+        if residual {
+            rest.push(random(rng, &shape, 1.0));
+        }
+        let op = Op::Conv(Conv { residual, ..conv });
+        let what = format!("{kind:?} fused, residual {residual}, {kernel}×{kernel}/{stride}");
+        let network = one_node_shaped(op, input, rest, shape);
+        check_network(&runner, &what, network, 1e-5);
+    }
+}
+
+#[test]
 fn every_activation_matches_its_twin() {
     with_gpu(|gpu, rng| {
-        let kinds = [
-            (UnaryKind::Relu, 0.0, 0.0),
-            (UnaryKind::LeakyRelu, 0.1, 0.0),
-            (UnaryKind::Clip, 0.0, 6.0),
-            (UnaryKind::Clip, f32::MIN, f32::MAX),
-            (UnaryKind::Sigmoid, 0.0, 0.0),
-            (UnaryKind::HardSigmoid, 1.0 / 6.0, 0.5),
-            (UnaryKind::HardSwish, 0.0, 0.0),
-            (UnaryKind::Tanh, 0.0, 0.0),
-            (UnaryKind::Exp, 0.0, 0.0),
-            (UnaryKind::Neg, 0.0, 0.0),
-            (UnaryKind::Abs, 0.0, 0.0),
-            (UnaryKind::Silu, 0.0, 0.0),
-        ];
-        for (kind, alpha, beta) in kinds {
+        for (kind, alpha, beta) in ACTIVATIONS {
             let unary = Unary { kind, alpha, beta };
             let input = random(rng, &[1, 3, 7, 9], 10.0);
             check(
