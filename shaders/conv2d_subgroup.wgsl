@@ -61,7 +61,8 @@ const FILTERS: u32 = 8u;
 override WORKGROUP: u32 = 8u;
 // The stride, 1 or 2, in the pipelines the host builds for layers whose
 // kernel is TAPS = 2 to 7 wide with dilation 1 (most of a ResNet's work,
-// and a photo's first layer); 0 in the one for any other kernel. With a
+// and EfficientNet's 5×5 depthwise convs); 0 in the one for any other
+// kernel. With a
 // stride, the 7·ROW + TAPS columns of an input row that the 8 pixels'
 // taps read are loaded once each (10 or 17 loads for 3 taps, not 24), one
 // at a time, each added to the sums of the pixels that read it

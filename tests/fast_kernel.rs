@@ -77,7 +77,7 @@ fn rows_of_taps_at_widths_around_the_pixel_block() {
             check(spec, 7 * stride, 19 * stride, height as u64);
         }
         // Kernels 2, 5 and 7 wide (up to 7·2 + 7 = 21 columns a row).
-        for (kernel, width, channels, groups) in [(2, 9, 8, 1), (5, 7, 12, 2), (7, 16, 9, 1)] {
+        for (kernel, width, channels, groups) in [(2, 9, 8, 1), (5, 7, 12, 2), (7, 13, 9, 1)] {
             let spec = LayerSpec {
                 padding: Padding::uniform(kernel / 2),
                 groups,
@@ -93,8 +93,9 @@ fn rows_of_taps_at_widths_around_the_pixel_block() {
 fn depthwise_layers_at_widths_around_the_pixel_block() {
     // One filter per channel (G = C = K): the subgroup kernel's depthwise
     // entry point, 8 pixels × 4 channels per invocation. Channel counts that
-    // leave the last quad part-empty, strides 1 and 2, kernels 3 and 5 wide
-    // (3 with stride 1 loads each row once), dilation, widths around 8.
+    // leave the last quad part-empty, strides 1 and 2, kernels 2, 3, 5 and
+    // 7 wide (rows of taps loaded once), dilation (the general loop),
+    // widths around 8.
     let cases = [
         (3, 3, 1, 1, 7),
         (4, 3, 1, 1, 8),
@@ -102,8 +103,10 @@ fn depthwise_layers_at_widths_around_the_pixel_block() {
         (9, 5, 1, 1, 9),
         (5, 5, 2, 2, 16),
         (12, 3, 1, 2, 15),
-        (8, 5, 1, 1, 9),
+        (8, 5, 2, 1, 9),
         (5, 7, 2, 1, 8),
+        (4, 7, 1, 1, 13),
+        (6, 2, 1, 1, 7),
     ];
     for (channels, kernel, stride, dilation, width) in cases {
         let spec = LayerSpec {

@@ -6,9 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
+use convmaps::gpu::FastConv;
+use convmaps::gpu::resident::TensorOps;
+use convmaps::net::gpu::{GpuNet, NetOps};
 use convmaps::net::ops::{Conv, Op};
 use convmaps::net::{self, Array, Network, ValueId};
 use convmaps::npy;
+use convmaps::settings::FastKernel;
 use convmaps::tensor::Tensor3;
 
 /// Relative tolerance against each tensor's largest |value|.
@@ -195,4 +199,48 @@ fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output
         residuals_fused >= 8,
         "{residuals_fused} residual Adds fused"
     );
+}
+
+#[test]
+fn a_network_run_builds_no_pipeline_that_preparing_it_did_not() {
+    // Each subgroup pipeline a run needs is built (and run once on one
+    // pixel) before the run is recorded, so that none is compiled inside
+    // the run's GPU time: what `prepare_pipelines` builds is all a run uses.
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = NetOps::new(&gpu).expect("the shader compiles");
+    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
+    let fast = FastConv::with_kernel(&gpu, FastKernel::Auto).expect("the shader compiles");
+    let runner = GpuNet {
+        gpu: &gpu,
+        ops: &ops,
+        convs: Some((&fast, &tensor_ops)),
+        budget: None,
+    };
+    for dir in fixtures() {
+        let (mut network, input) = load(&dir);
+        let outputs = network.outputs.clone();
+        net::fuse::fuse(&mut network, &outputs);
+        runner
+            .prepare_pipelines(&network)
+            .expect("the pipelines build");
+        let built = fast.subgroup_pipelines();
+        runner
+            .run(&network, input, &outputs)
+            .expect("the network runs");
+        assert_eq!(
+            fast.subgroup_pipelines(),
+            built,
+            "{}: the run built a pipeline its preparation did not",
+            dir.display()
+        );
+    }
+    if fast.uses_subgroups() {
+        // Rows of 3, 5 and 7 taps at both strides, the general loop, the
+        // depthwise entry point, ReLU, ReLU6, SiLU, HardSwish and none: 23
+        // pipelines over the fixtures.
+        let built = fast.subgroup_pipelines();
+        assert!(built >= 12, "{built} pipelines built");
+    }
 }

@@ -290,6 +290,13 @@ impl GpuNet<'_> {
         Ok((values, node_ms))
     }
 
+    /// Builds the conv pipeline's pipelines that a run of `net` needs, as
+    /// [`GpuNet::run`] does before it records anything (see
+    /// [`ConvPipeline::prepare`]).
+    pub fn prepare_pipelines(&self, net: &Network) -> Result<()> {
+        self.prepare(net, &self.pipeline_layers(net))
+    }
+
     /// Builds the conv pipeline's pipelines that the convs of `net` in
     /// `layers` need, before anything is recorded (see
     /// [`ConvPipeline::prepare`]).

@@ -171,6 +171,12 @@ impl FastConv {
         self.subgroup.is_some()
     }
 
+    /// How many of the subgroup kernel's pipelines are built so far (one
+    /// per entry point, row of taps and fused activation a run has needed).
+    pub fn subgroup_pipelines(&self) -> usize {
+        self.subgroup.as_ref().map_or(0, SubgroupConv::built)
+    }
+
     /// The subgroup pipeline and its plan for `layer` over an input of
     /// `in_size`, where the GPU has one and the layer fits it.
     fn subgroup_plan(

@@ -16,7 +16,7 @@
 //! divides its weight loads by eight.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytemuck::{Pod, Zeroable};
 use rayon::prelude::*;
@@ -344,17 +344,18 @@ fn pack_depthwise_weights(layer: &Layer, plan: &Plan) -> Vec<f32> {
 /// The compiled subgroup pipelines.
 pub(super) struct SubgroupConv {
     module: wgpu::ShaderModule,
-    /// The pipelines built so far, each built and warmed up on first use
-    /// or by [`SubgroupConv::prepare`].
-    pipelines: Mutex<HashMap<Variant, Compiled>>,
+    /// The pipelines asked for so far, each built and warmed up on first
+    /// use or by [`SubgroupConv::prepare`] (`None` until then).
+    pipelines: Mutex<HashMap<Variant, Slot>>,
     /// Invocations per workgroup: 8 on a software GPU (one SIMD batch, so
     /// that small maps keep every batch busy), 64 on a hardware one.
     workgroup: u32,
 }
 
 impl SubgroupConv {
-    /// Compiles the pipeline where `gpu` has subgroups of at least 8
-    /// invocations; `None` where it has none.
+    /// Compiles the shader where `gpu` has subgroups of at least 8
+    /// invocations (its pipelines are built on first use); `None` where it
+    /// has none.
     pub(super) fn new(gpu: &Gpu) -> Result<Option<Self>> {
         if gpu.subgroup_size().is_none_or(|size| size < MIN_SUBGROUP) {
             return Ok(None);
@@ -379,57 +380,62 @@ impl SubgroupConv {
         })
     }
 
-    /// The pipeline `variant`, where it is built.
-    fn built(&self, variant: Variant) -> Option<Compiled> {
-        let pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        pipelines.get(&variant).cloned()
+    /// The slot of the pipeline `variant`.
+    fn slot(&self, variant: Variant) -> Slot {
+        lock(&self.pipelines).entry(variant).or_default().clone()
+    }
+
+    /// How many pipelines are built (and warmed up).
+    pub(super) fn built(&self) -> usize {
+        let slots: Vec<Slot> = lock(&self.pipelines).values().cloned().collect();
+        slots.iter().filter(|slot| lock(slot).is_some()).count()
     }
 
     /// The pipeline `variant`, built and warmed up (see
-    /// [`SubgroupConv::warm_up`]) on first use.
+    /// [`SubgroupConv::warm_up`]) on first use; a pipeline whose build or
+    /// warm-up failed is built again when next asked for. Callers asking
+    /// for the same pipeline wait for one build; others build side by side.
     fn compiled(&self, gpu: &Gpu, variant: Variant) -> Result<Compiled> {
-        if let Some(compiled) = self.built(variant) {
-            return Ok(compiled);
+        let slot = self.slot(variant);
+        let mut slot = lock(&slot);
+        if let Some(compiled) = &*slot {
+            return Ok(compiled.clone());
         }
         let built = gpu.scoped("pipeline creation", || {
             compile(gpu, &self.module, self.workgroup, variant)
         })?;
-        let mut pipelines = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
-        let compiled = pipelines.entry(variant).or_insert(built).clone();
-        drop(pipelines);
-        self.warm_up(gpu, variant)?;
-        Ok(compiled)
+        self.warm_up(gpu, variant, &built)?;
+        *slot = Some(built.clone());
+        Ok(built)
     }
 
     /// Builds the pipelines `variants` that are not built yet, side by side
-    /// (one thread each), and warms them up: a network's pipelines before
-    /// its run, which a software GPU compiles on the CPU's cores.
+    /// (on the thread pool), and warms them up: a network's pipelines
+    /// before its run, which a software GPU compiles on the CPU's cores.
+    /// Saves the pipeline cache after building any.
     pub(super) fn prepare(&self, gpu: &Gpu, variants: &[Variant]) -> Result<()> {
         let mut missing: Vec<Variant> = variants
             .iter()
             .copied()
-            .filter(|&v| self.built(v).is_none())
+            .filter(|&v| lock(&self.slot(v)).is_none())
             .collect();
         missing.sort_by_key(|v| (v.depthwise, v.row, v.taps, v.activation));
         missing.dedup();
-        std::thread::scope(|scope| {
-            let builds: Vec<_> = missing
-                .iter()
-                .map(|&variant| scope.spawn(move || self.compiled(gpu, variant).map(drop)))
-                .collect();
-            builds.into_iter().try_for_each(|build| {
-                build
-                    .join()
-                    .unwrap_or_else(|p| std::panic::resume_unwind(p))
-            })
-        })
+        if missing.is_empty() {
+            return Ok(());
+        }
+        missing
+            .par_iter()
+            .try_for_each(|&variant| self.compiled(gpu, variant).map(drop))?;
+        gpu.save_pipeline_cache();
+        Ok(())
     }
 
-    /// Runs the pipeline `variant` once on one pixel, in a submission of
-    /// its own, and waits: a GPU that compiles at the first dispatch
-    /// (lavapipe does) compiles it here, and not inside a run being
-    /// recorded, whose GPU time it would count.
-    fn warm_up(&self, gpu: &Gpu, variant: Variant) -> Result<()> {
+    /// Runs the pipeline `variant`, `compiled`, once on one pixel, in a
+    /// submission of its own, and waits: a GPU that compiles at the first
+    /// dispatch (lavapipe does) compiles it here, and not inside a run
+    /// being recorded, whose GPU time it would count.
+    fn warm_up(&self, gpu: &Gpu, variant: Variant, compiled: &Compiled) -> Result<()> {
         let (pixels, layer) = warm_up_layer(variant)?;
         let in_size = [pixels.height, pixels.width];
         let (out_height, out_width) = layer.spec.output_size(pixels.height, pixels.width)?;
@@ -456,13 +462,8 @@ impl SubgroupConv {
             }),
         };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        self.record_pass(
-            gpu,
-            &mut encoder,
-            (&layer, &plan, &quads),
-            (&output, fused),
-            None,
-        )?;
+        let pass = (&layer, &plan, &quads);
+        self.record_on(gpu, compiled, &mut encoder, pass, (&output, fused), None)?;
         gpu.queue.submit([encoder.finish()]);
         gpu.wait("pipeline creation")
     }
@@ -511,6 +512,20 @@ impl SubgroupConv {
         timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
     ) -> Result<()> {
         let compiled = self.compiled(gpu, plan.variant(fused.activation))?;
+        let pass = (layer, plan, quads);
+        self.record_on(gpu, &compiled, encoder, pass, (output, fused), timestamps)
+    }
+
+    /// [`SubgroupConv::record_pass`] on the pipeline `compiled`.
+    fn record_on(
+        &self,
+        gpu: &Gpu,
+        compiled: &Compiled,
+        encoder: &mut wgpu::CommandEncoder,
+        (layer, plan, quads): (&Layer, &Plan, &wgpu::Buffer),
+        (output, fused): (&wgpu::Buffer, Fused<'_>),
+        timestamps: Option<wgpu::ComputePassTimestampWrites<'_>>,
+    ) -> Result<()> {
         let bind_group = gpu.scoped("upload", || {
             let storage = wgpu::BufferUsages::STORAGE;
             let blocks = pack_weights(layer, plan);
@@ -594,6 +609,15 @@ pub(super) fn warm_up_layer(variant: Variant) -> Result<(Tensor3, Layer)> {
         Tensor3::zeros(channels, 1, kernel_width),
         Layer::new(spec, weights, bias)?,
     ))
+}
+
+/// A pipeline's place in [`SubgroupConv`]: `None` until it is built.
+type Slot = Arc<Mutex<Option<Compiled>>>;
+
+/// `mutex` locked; one that a panicking thread left is still consistent
+/// here (a slot is written only once its pipeline is built and warm).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// What a compiled pipeline runs: its entry point and pipeline constants.
@@ -759,7 +783,7 @@ mod tests {
 
     #[test]
     fn each_warm_up_layer_runs_on_the_pipeline_it_warms_up() {
-        let rows = [(0, 0), (1, 2), (1, 3), (1, 7), (2, 3), (2, 5)];
+        let rows = [(0, 0), (1, 2), (1, 3), (1, 7), (2, 3), (2, 5), (2, 7)];
         for depthwise in [false, true] {
             for (row, taps) in rows {
                 let variant = Variant {
