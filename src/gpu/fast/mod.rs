@@ -80,13 +80,15 @@ pub struct FastConv {
 
 /// The fewest channels per group for which [`FastKernel::Auto`] runs a
 /// layer that is not depthwise on the subgroup kernel. With fewer (a
-/// photo's 3), its quads are part empty and a tap's loads feed few sums,
-/// and the windows' 16 filters per invocation win: on lavapipe, 32 filters
-/// of 5×5 over a 1024×768 photo took 203 ms on the windows and 374 ms on
-/// the subgroup kernel. From 8 channels on it is as fast or faster: a 3×3
-/// layer from 32 channels took 154 and 86 ms; RegNetY-400MF, whose grouped
-/// convs see 8 channels per group, 199 ms with them on the windows and 138
-/// ms on the subgroup kernel.
+/// photo's 3), its quads are part empty and a tap's loads feed few sums:
+/// on lavapipe, 32 filters of 5×5 over a 1024×768 photo took 219 ms on the
+/// windows and 199 ms on the subgroup kernel's rows of 5 taps (962 and 803
+/// ms at 2048×1536), less than the 80 ms or so that building a subgroup
+/// pipeline costs each run, while the windows kernel is built anyway.
+/// From 8 channels on the subgroup kernel is far faster: a 3×3 layer from
+/// 32 channels took 154 and 86 ms (before its rows of taps); RegNetY-400MF,
+/// whose grouped convs see 8 channels per group, 199 ms with them on the
+/// windows and 138 ms on the subgroup kernel.
 pub const SUBGROUP_CHANNELS: u32 = 8;
 
 /// A run's buffers besides its input, laid out and ready to upload: the
