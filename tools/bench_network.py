@@ -3,7 +3,7 @@
 convmaps (`convmaps bench --model`, the GPU's clock and the wall) beside
 ONNX Runtime on this machine's CPU, in one run, with the ratio.
 
-    python3 tools/bench_network.py MODEL.onnx [MODEL.onnx ...]
+    python3 tools/bench_network.py MODEL.onnx[@WxH] [MODEL.onnx[@WxH] ...]
         [--convmaps target/release/convmaps] [--repeats 10] [--runs 2]
         [--size 224x224]
 
@@ -12,7 +12,8 @@ For each model, `--runs` times: `convmaps bench --model MODEL --repeats R
 Runtime's CPU session on an input of the same shape (one untimed run, then
 2·R runs). Prints one line per run and model: convmaps' median on the GPU's
 clock and its median wall time, ONNX Runtime's median, and the ratio of
-the two medians. A model of dynamic size runs at `--size`.
+the two medians. A model of dynamic size runs at the size after its `@`
+(`ppocr_cls.onnx@192x48`), else at `--size`.
 
 Needs numpy and onnxruntime (not needed by convmaps itself or its tests).
 """
@@ -41,9 +42,11 @@ def onnxruntime_ms(model, runs, size):
     session = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
     feed = session.get_inputs()[0]
     width, height = (int(v) for v in size.split("x"))
-    # A fixed size as it is; a dynamic batch is 1, then height and width.
-    sides = iter([height, width])
-    shape = [d if isinstance(d, int) and d > 0 else (1 if i == 0 else next(sides))
+    # A fixed size as it is; a dynamic batch is 1, and a dynamic side the
+    # height or width it is in NCHW (channels second) or NHWC (channels last).
+    nhwc = feed.shape[-1] in (1, 3) and feed.shape[1] not in (1, 3)
+    sides = {1: height, 2: width} if nhwc else {2: height, 3: width}
+    shape = [d if isinstance(d, int) and d > 0 else sides.get(i, 1)
              for i, d in enumerate(feed.shape)]
     x = np.random.default_rng(0).random(shape, dtype=np.float32)
     session.run(None, {feed.name: x})
@@ -66,9 +69,11 @@ def main():
     print(f"onnxruntime {ort.__version__}")
     print("model                          size      convmaps GPU ms  wall ms  onnxruntime ms  ratio")
     for run in range(args.runs):
-        for model in args.models:
-            gpu, wall, size = convmaps_times(args.convmaps, model, args.repeats, args.size)
-            reference, _ = onnxruntime_ms(model, 2 * args.repeats, args.size)
+        for given in args.models:
+            model, _, size = given.partition("@")
+            size = size or args.size
+            gpu, wall, size = convmaps_times(args.convmaps, model, args.repeats, size)
+            reference, _ = onnxruntime_ms(model, 2 * args.repeats, size.replace("×", "x"))
             measured = gpu if gpu is not None else wall
             name = model if len(model) <= 30 else "…" + model[-29:]
             print(f"{name:30} {size:9} {measured:15.1f} {wall:8.1f} {reference:15.1f} "
