@@ -445,7 +445,8 @@ impl ConvPipeline for FastConv {
     }
 
     /// The subgroup kernel's pipelines that `convs` run on, built side by
-    /// side (a software GPU builds each on one core, in about 50 ms).
+    /// side (a software GPU builds each on one core, in 60–85 ms on
+    /// lavapipe).
     fn prepare(
         &self,
         gpu: &Gpu,
