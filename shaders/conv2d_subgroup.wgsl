@@ -307,6 +307,48 @@ fn row_weights(at: u32, spacing: u32) -> Taps {
     return w;
 }
 
+// The window of one quad of channels over the 8 pixels from (oy, ox) = at,
+// summed into acc, kernel = (FH, FW) taps: tap by tap, or row by row in a
+// `ROW` pipeline. `plane` is the quad's first padded row, `first` the index
+// of its first tap's weights, each tap's 8 apart for the subgroup entry
+// point (a lane's eighth) and 1 for the depthwise one (a vec4 of 4
+// channels). Returns the index past the window's weights.
+fn window(acc: ptr<function, Accumulators>, plane: u32, at: vec2<u32>, kernel: vec2<u32>, first: u32) -> u32 {
+    let stride = params.stride;
+    let dilation = params.dilation;
+    let spacing = select(8u, 1u, DEPTHWISE);
+    let columns = column_offsets(at.y);
+    let lo = columns[0];
+    let hi = columns[1];
+    var w = first;
+    for (var ky = 0u; ky < kernel.x; ky++) {
+        let row = (plane + at.x * stride + ky * dilation) * params.padded_width + at.y * stride;
+        if (ROW != 0u) {
+            row_taps(acc, row, row_weights(w, spacing));
+            w += spacing * TAPS;
+            continue;
+        }
+        for (var kx = 0u; kx < kernel.y; kx++) {
+            let i = row + kx * dilation;
+            let a0 = input[i + lo.x];
+            let a1 = input[i + lo.y];
+            let a2 = input[i + lo.z];
+            let a3 = input[i + lo.w];
+            let a4 = input[i + hi.x];
+            let a5 = input[i + hi.y];
+            let a6 = input[i + hi.z];
+            let a7 = input[i + hi.w];
+            if (DEPTHWISE) {
+                depthwise_tap(acc, a0, a1, a2, a3, a4, a5, a6, a7, weights[w]);
+            } else {
+                tap(acc, a0, a1, a2, a3, a4, a5, a6, a7, weights[w]);
+            }
+            w += spacing;
+        }
+    }
+    return w;
+}
+
 // The pixel group an invocation computes: (n, oy, ox), n its index (past
 // the last group for invocations that round the grid up: those compute the
 // last group again and store nothing), oy its output row and ox its first
@@ -344,35 +386,15 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     let first = conv_group * params.filters_per_group + (block % params.blocks_per_group) * FILTERS;
     let filters = min(FILTERS, (conv_group + 1u) * params.filters_per_group - first);
 
-    let stride = params.stride;
-    let dilation = params.dilation;
     let quads = opaque(params.quads, lane);
-    let kernel_height = opaque(params.kernel_height, lane);
-    let kernel_width = opaque(params.kernel_width, lane);
-    let width = params.padded_width;
-    let columns = column_offsets(ox);
-    let lo = columns[0];
-    let hi = columns[1];
+    let kernel = vec2(opaque(params.kernel_height, lane), opaque(params.kernel_width, lane));
 
     var acc: Accumulators;
     // This lane's eighth of each tap's weights.
-    var w = block * quads * kernel_height * kernel_width * 8u + (lane & 7u);
+    var w = block * quads * kernel.x * kernel.y * 8u + (lane & 7u);
     for (var q = 0u; q < quads; q++) {
         let plane = (conv_group * quads + q) * params.padded_height;
-        for (var ky = 0u; ky < kernel_height; ky++) {
-            let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
-            if (ROW != 0u) {
-                row_taps(&acc, row, row_weights(w, 8u));
-                w += 8u * TAPS;
-            } else {
-                for (var kx = 0u; kx < kernel_width; kx++) {
-                    let i = row + kx * dilation;
-                    tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
-                        input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
-                    w += 8u;
-                }
-            }
-        }
+        w = window(&acc, plane, vec2(oy, ox), kernel, w);
     }
     if (n >= params.pixel_groups) {
         return;
@@ -421,33 +443,12 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let first = quad * 4u;
     let channels = min(4u, params.filters_per_group - first);
 
-    let stride = params.stride;
-    let dilation = params.dilation;
-    let kernel_height = opaque(params.kernel_height, li);
-    let kernel_width = opaque(params.kernel_width, li);
-    let width = params.padded_width;
-    let columns = column_offsets(ox);
-    let lo = columns[0];
-    let hi = columns[1];
+    let kernel = vec2(opaque(params.kernel_height, li), opaque(params.kernel_width, li));
 
     // acc[p]: pixel p's 4 channels (acc[8..16] unused).
     var acc: Accumulators;
-    var w = quad * kernel_height * kernel_width;
     let plane = quad * params.padded_height;
-    for (var ky = 0u; ky < kernel_height; ky++) {
-        let row = (plane + oy * stride + ky * dilation) * width + ox * stride;
-        if (ROW != 0u) {
-            row_taps(&acc, row, row_weights(w, 1u));
-            w += TAPS;
-        } else {
-            for (var kx = 0u; kx < kernel_width; kx++) {
-                let i = row + kx * dilation;
-                depthwise_tap(&acc, input[i + lo.x], input[i + lo.y], input[i + lo.z], input[i + lo.w],
-                              input[i + hi.x], input[i + hi.y], input[i + hi.z], input[i + hi.w], weights[w]);
-                w += 1u;
-            }
-        }
-    }
+    window(&acc, plane, vec2(oy, ox), kernel, quad * kernel.x * kernel.y);
     if (n >= params.pixel_groups) {
         return;
     }
