@@ -32,6 +32,9 @@
 // * Channels come in quads: one vec4 load brings 4 channels of a pixel.
 // * Register blocking: 8 pixels × 8 filters, so each loaded value feeds
 //   8 multiply-adds. The sums live in 16 vec4s, indexed only by constants.
+// * Rows of taps (`ROW`, `TAPS`): a kernel 2 to 7 wide at stride 1 or 2
+//   loads each input row's columns once for all its taps, not once a tap
+//   (10 loads for 3 taps at stride 1, where tap by tap takes 24).
 // * No bound checks while summing: the host (or `tensor_ops.wgsl`'s
 //   pack_quads) stores the zero padding, and pixels past the right edge of
 //   the output re-read the columns of the row's last pixel, or with `ROW`
