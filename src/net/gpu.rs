@@ -310,11 +310,7 @@ impl GpuNet<'_> {
                 && let [1, c, h, w] = net.values[node.inputs[0]].shape[..]
                 && let (Ok(c), Ok(h), Ok(w)) = (c.try_into(), h.try_into(), w.try_into())
             {
-                let activation = match needs_fusing(conv) {
-                    true => conv.activation.map(|unary| fused_activation(&unary)),
-                    false => None,
-                };
-                convs.push((layer, [c, h, w], activation));
+                convs.push((layer, [c, h, w], pipeline_activation(conv)));
             }
         }
         pipeline.prepare(self.gpu, &convs)
@@ -523,7 +519,7 @@ impl GpuNet<'_> {
             };
             let fused = Fused {
                 residual: residual.map(|r| &r.buffer),
-                activation: conv.activation.map(|unary| fused_activation(&unary)),
+                activation: pipeline_activation(conv),
             };
             if pipeline.record_fused(self.gpu, tensor_ops, pass, fused)? {
                 return Ok(output);
@@ -896,14 +892,17 @@ fn needs_fusing(conv: &Conv) -> bool {
     conv.residual || conv.activation.is_some_and(|u| u.kind != UnaryKind::Relu)
 }
 
-/// `unary` as the conv pipeline applies it in a conv's dispatch.
-fn fused_activation(unary: &Unary) -> FusedActivation {
-    let params = unary_params(unary);
-    FusedActivation {
+/// The activation the conv pipeline applies in `conv`'s dispatch, as
+/// [`Fused`] gives it: the conv's own where it needs fusing (a ReLU alone
+/// comes with the layer).
+fn pipeline_activation(conv: &Conv) -> Option<FusedActivation> {
+    let unary = conv.activation.filter(|_| needs_fusing(conv))?;
+    let params = unary_params(&unary);
+    Some(FusedActivation {
         kind: params.kind,
         alpha: params.alpha,
         beta: params.beta,
-    }
+    })
 }
 
 /// The constants that only convs running on the conv pipeline read, as
