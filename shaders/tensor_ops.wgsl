@@ -147,3 +147,42 @@ fn pack_quads(@builtin(global_invocation_id) id: vec3<u32>) {
     let keep = vec4(inside) & (vec4(0u, 1u, 2u, 3u) <= vec4(last));
     quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = select(vec4(0.0), read, keep);
 }
+
+// pack_quads for an input whose width W is a multiple of 4, read as vec4s:
+// one invocation per 4 adjacent input pixels of one row of one quad, not
+// per padded vec4. Its 4 vec4 loads, one per channel of the quad, become
+// the 4 pixels' vec4s of 4 channels. The same index math as pack_quads for
+// the pixels inside the input; the padding is left as the buffer holds it,
+// which the host clears first. A software GPU reads memory one lane at a
+// time, and a load costs it about the same whatever its width: a quarter
+// of pack_quads' loads. The host dispatches (ceil(W/4/8), ceil(H/8), G·Q)
+// workgroups of 8×8: x the vec4 of the row, y the row, z the plane.
+@group(0) @binding(0) var<storage, read> input_vec4s: array<vec4<f32>>;
+
+@compute @workgroup_size(8, 8, 1)
+fn pack_quads_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
+    let row_vecs = params.in_width / 4u;
+    let plane_vecs = params.in_height * row_vecs;
+    // Past the row's or the plane's end: the last 4 pixels again (the same
+    // values).
+    let i = min(id.x + params.first_column, row_vecs - 1u);
+    let y = min(id.y + params.first_row, params.in_height - 1u);
+    let n = y * row_vecs + i;
+    let quad_index = id.z + params.first_plane; // group · Q + quad
+    let first = (quad_index % params.strips) * 4u;
+    let group = quad_index / params.strips;
+    let at = (group * params.channels + first) * plane_vecs + n;
+    // The last quad's missing channels read the group's last one again, and
+    // are zeroed.
+    let last = params.channels - first - 1u;
+    let c0 = input_vec4s[at];
+    let c1 = input_vec4s[at + min(1u, last) * plane_vecs];
+    let c2 = input_vec4s[at + min(2u, last) * plane_vecs];
+    let c3 = input_vec4s[at + min(3u, last) * plane_vecs];
+    let keep = vec4(0u, 1u, 2u, 3u) <= vec4(last);
+    let x = (quad_index * params.strip_rows + y + params.pad_top) * params.strip_width + i * 4u + params.pad_left;
+    quads[x] = select(vec4(0.0), vec4(c0.x, c1.x, c2.x, c3.x), keep);
+    quads[x + 1u] = select(vec4(0.0), vec4(c0.y, c1.y, c2.y, c3.y), keep);
+    quads[x + 2u] = select(vec4(0.0), vec4(c0.z, c1.z, c2.z, c3.z), keep);
+    quads[x + 3u] = select(vec4(0.0), vec4(c0.w, c1.w, c2.w, c3.w), keep);
+}

@@ -680,6 +680,7 @@ fn build_entry_point(
 mod tests {
     use super::*;
     use crate::gpu::buffers::{record_readback, submit_readbacks};
+    use crate::gpu::resident::QuadLayout;
     use crate::layer::Padding;
 
     /// The GPU, or `None` after a visible skip when there is none (a
@@ -741,6 +742,94 @@ mod tests {
         .pop()
         .unwrap();
         (run.into_tensor(gpu).unwrap().0.data, plan)
+    }
+
+    /// Packs `input` into `layout`'s quads for `spec` on the GPU, into a
+    /// buffer that held other values before (so that a padding left
+    /// unwritten would show), and reads them back.
+    fn quads_packed_on_gpu(
+        gpu: &Gpu,
+        ops: &TensorOps,
+        (input, spec): (&Tensor3, &LayerSpec),
+        layout: &QuadLayout,
+    ) -> Vec<f32> {
+        let len = layout.len();
+        let device = DeviceTensor::upload(gpu, input).unwrap();
+        let quads = value_buffer(gpu, "quads under test", len * 4);
+        let stale = vec![-7.0f32; len as usize];
+        gpu.queue
+            .write_buffer(&quads, 0, bytemuck::cast_slice(&stale));
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        ops.pack_quads(gpu, &mut encoder, (&device, spec), layout, &quads)
+            .unwrap();
+        let readback = record_readback(gpu, &mut encoder, &quads, [1, 1, len as u32]);
+        let started = std::time::Instant::now();
+        let run = submit_readbacks(gpu, encoder, vec![readback], started, None)
+            .unwrap()
+            .pop()
+            .unwrap();
+        run.into_tensor(gpu).unwrap().0.data
+    }
+
+    #[test]
+    fn quads_packed_on_the_gpu_by_either_entry_point_equal_the_hosts_exactly() {
+        let Some(gpu) = gpu_or_skip() else {
+            return;
+        };
+        let ops = TensorOps::new(&gpu).unwrap();
+        let uneven = Padding {
+            top: 2,
+            bottom: 0,
+            left: 1,
+            right: 3,
+        };
+        // (channels, groups, padding, height, width): widths that are a
+        // multiple of 4 take pack_quads_vec4, the others pack_quads.
+        let cases = [
+            (8, 1, Padding::uniform(1), 6, 8),
+            (8, 1, Padding::uniform(1), 6, 7),
+            (6, 1, uneven, 5, 12),
+            (6, 1, uneven, 5, 10),
+            (12, 2, Padding::default(), 3, 4),
+            (10, 2, Padding::uniform(2), 9, 16),
+            (3, 1, Padding::default(), 1, 4),
+            (5, 1, Padding::uniform(3), 7, 9),
+        ];
+        let mut vec4_rows_seen = [false; 2];
+        for (channels, groups, padding, height, width) in cases {
+            let spec = LayerSpec {
+                padding,
+                groups,
+                ..LayerSpec::new(channels, groups, 3)
+            };
+            let per_group = channels / groups;
+            let layout = QuadLayout {
+                groups,
+                channels: per_group,
+                quads: per_group.div_ceil(4),
+                padded_height: height + padding.top + padding.bottom,
+                padded_width: width + padding.left + padding.right,
+            };
+            let len = (channels * height * width) as usize;
+            // Values ≥ 1, so that no stored value passes for padding.
+            let data = (0..len).map(|i| i as f32 + 1.0).collect();
+            let input = Tensor3::from_vec(channels, height, width, data);
+            let actual = quads_packed_on_gpu(&gpu, &ops, (&input, &spec), &layout);
+            let expected = subgroup::pack_quads(&input, &spec, &layout);
+            assert_eq!(actual.len(), expected.len(), "{spec:?} {layout:?}");
+            if let Some(i) = (0..expected.len()).find(|&i| actual[i] != expected[i]) {
+                panic!(
+                    "{spec:?} on {height}×{width}, {layout:?}: quad value {i} is {} on the GPU, {} on the host",
+                    actual[i], expected[i]
+                );
+            }
+            vec4_rows_seen[(width % 4 == 0) as usize] = true;
+        }
+        assert_eq!(
+            vec4_rows_seen,
+            [true, true],
+            "the cases miss an entry point"
+        );
     }
 
     #[test]
