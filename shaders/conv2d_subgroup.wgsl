@@ -42,6 +42,9 @@
 //   clamped by the runtime's bounds checks).
 // * One dispatch per layer, from storage buffers: no windows, no tiles, and
 //   enough workgroups for every core.
+// * No packing step between two convs where only convs read the first's
+//   output: it writes it as the second's quads (`out_quads`), which on
+//   lavapipe took a fifth off MobileNetV2's forward pass.
 //
 // LAYOUT (written by `gpu::fast::subgroup` on the host)
 //
@@ -53,7 +56,10 @@
 // * bias: per filter block, its 8 filters' biases as 2 vec4s (zeros past the
 //   group's end); a depthwise layer's, one vec4 per quad of channels.
 // * residual: [K, OH, OW] when the layer adds one (else a dummy).
-// * output: [K, OH, OW], row-major.
+// * output: [K, OH, OW], row-major; or, with `out_quads`, the input quads
+//   of the conv that reads it, [Q', HP', WP'] vec4s (one group: filter k
+//   in lane k % 4 of quad k / 4), written at its padding's offsets. The
+//   host clears that buffer first, for the padding and the lanes past K.
 
 // Output pixels per invocation along x.
 const PIXELS: u32 = 8u;
@@ -104,6 +110,11 @@ struct Params {
     beta: f32,
     has_residual: u32,     // 1: add residual[k, oy, ox] before the activation
     zero: u32,             // always 0; see `opaque`
+    out_quads: u32,        // 1: write the output as the next conv's quads (below)
+    out_padded_height: u32, // their HP', WP' and the zero rows above and
+    out_padded_width: u32, //   columns left of the output in them
+    out_pad_top: u32,
+    out_pad_left: u32,
 }
 
 @group(0) @binding(0) var<storage, read> input: array<vec4<f32>>;
@@ -179,11 +190,16 @@ fn activation(x: f32) -> f32 {
     }
 }
 
-// Writes the 4 values of one pixel `value` (biases already added), filters
-// first + 4j + e for e < 4 (up to `filters` of the block): residual,
-// activation.
-fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
+// Writes the 4 values `value` (biases already added) of output pixel
+// (oy, ox) = `pixel`, filters first + 4j + e for e < 4 (up to `filters` of
+// the block): residual, activation, then into [K, OH, OW] or, with
+// `out_quads`, lane e of quad (first + 4j) / 4 (`first` is a multiple of
+// 4 wherever the host asks for quads).
+fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, pixel: vec2<u32>) {
     let plane = params.out_height * params.out_width;
+    let at = pixel.x * params.out_width + pixel.y;
+    let quad_row = (first / 4u + j) * params.out_padded_height + pixel.x + params.out_pad_top;
+    let quad = quad_row * params.out_padded_width + pixel.y + params.out_pad_left;
     for (var e = 0u; e < 4u; e++) {
         let f = j * 4u + e;
         if (f < filters) {
@@ -192,27 +208,27 @@ fn store(value: vec4<f32>, first: u32, j: u32, filters: u32, at: u32) {
             var v = value[e];
             if (params.has_residual != 0u) { v += residual[index]; }
             if (params.has_activation != 0u) { v = activation(v); }
-            output[index] = v;
+            output[select(index, quad * 4u + e, params.out_quads != 0u)] = v;
         }
     }
 }
 
-// Writes the sums of the pixels from `at` that exist (`room` of the 8):
-// pixel p's filters 4j to 4j + 3 from the block's first (or a depthwise
-// layer's channels) from sums[vecs·p + j] for j < vecs (2 for the subgroup
-// entry point, 1 for the depthwise one), plus bias[j], then the residual
-// and the activation (`store`). A loop at run time, its bound opaque to the
+// Writes the sums of the pixels from (oy, ox) = `at` that exist (`room` of
+// the 8): pixel p's filters 4j to 4j + 3 from the block's first (or a
+// depthwise layer's channels) from sums[vecs·p + j] for j < vecs (2 for
+// the subgroup entry point, 1 for the depthwise one), plus bias[j], then
+// the residual and the activation (`store`). A loop at run time, its bound opaque to the
 // compiler, so that the stores are compiled once and not once per pixel
 // (which made a pipeline take twice as long to build on a software GPU);
 // the array it indexes is a copy, so that the accumulators, indexed only
 // by constants, stay in registers.
 fn store_pixels(sums: Accumulators, vecs: u32, bias: array<vec4<f32>, 2>, first: u32, filters: u32,
-                at: u32, room: u32, lane: u32) {
+                at: vec2<u32>, room: u32, lane: u32) {
     var copy = sums;
     let pixels = min(room, opaque(PIXELS, lane));
     for (var p = 0u; p < pixels; p++) {
         for (var j = 0u; j < vecs; j++) {
-            store(copy[vecs * p + j] + bias[j], first, j, filters, at + p);
+            store(copy[vecs * p + j] + bias[j], first, j, filters, at + vec2(0u, p));
         }
     }
 }
@@ -407,8 +423,7 @@ fn conv2d_subgroup(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocati
     if (params.has_bias != 0u) {
         b = array(bias[2u * block], bias[2u * block + 1u]);
     }
-    let at = oy * params.out_width + ox;
-    store_pixels(acc, 2u, b, first, filters, at, params.out_width - ox, lane);
+    store_pixels(acc, 2u, b, first, filters, vec2(oy, ox), params.out_width - ox, lane);
 }
 
 // THE DEPTHWISE ENTRY POINT
@@ -459,6 +474,5 @@ fn conv2d_depthwise(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     if (params.has_bias != 0u) {
         b[0] = bias[quad];
     }
-    let at = oy * params.out_width + ox;
-    store_pixels(acc, 1u, b, first, channels, at, params.out_width - ox, li);
+    store_pixels(acc, 1u, b, first, channels, vec2(oy, ox), params.out_width - ox, li);
 }

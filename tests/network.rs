@@ -202,6 +202,56 @@ fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output
 }
 
 #[test]
+fn convs_that_hand_their_outputs_on_as_quads_give_the_same_bits_as_without() {
+    // A conv read only by convs writes its output straight into their input
+    // quads when it is not read back; reading every conv's output back
+    // keeps them all as [1, K, OH, OW]. The sums are the same either way.
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = NetOps::new(&gpu).expect("the shader compiles");
+    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
+    let fast = FastConv::with_kernel(&gpu, FastKernel::Auto).expect("the shader compiles");
+    let runner = GpuNet {
+        gpu: &gpu,
+        ops: &ops,
+        convs: Some((&fast, &tensor_ops)),
+        budget: None,
+    };
+    let mut handed_on = 0;
+    for dir in fixtures() {
+        let (mut network, input) = load(&dir);
+        let outputs = network.outputs.clone();
+        net::fuse::fuse(&mut network, &outputs);
+        let quads = runner.quad_values(&network, &outputs);
+        handed_on += quads.len();
+        let mut everything = outputs.clone();
+        everything.extend(network.nodes.iter().map(|node| node.output));
+        assert!(runner.quad_values(&network, &everything).is_empty());
+        let with = runner
+            .run(&network, input.clone(), &outputs)
+            .expect("the network runs");
+        let without = runner
+            .run(&network, input, &everything)
+            .expect("the network runs");
+        for output in &outputs {
+            assert!(
+                with.values[output].data == without.values[output].data,
+                "{}: {} differs with {} values as quads",
+                dir.display(),
+                network.values[*output].name,
+                quads.len()
+            );
+        }
+    }
+    if fast.uses_subgroups() {
+        // MobileNet's expansions into its depthwise convs, ResNet's first
+        // conv of a block into its second, …: 133 over the fixtures.
+        assert!(handed_on >= 50, "{handed_on} values handed on as quads");
+    }
+}
+
+#[test]
 fn a_network_run_builds_no_pipeline_that_preparing_it_did_not() {
     // Each subgroup pipeline a run needs is built (and run once on one
     // pixel) before the run is recorded, so that none is compiled inside

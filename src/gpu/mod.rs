@@ -16,7 +16,7 @@ pub use buffers::{InFlight, OutputSlot, RunTimings};
 pub use direct::DirectConv;
 pub use fast::{FastConv, SUBGROUP_CHANNELS};
 pub use pictures::MapPictures;
-pub use resident::{BandRecording, DeviceTensor, TensorOps};
+pub use resident::{BandRecording, DeviceTensor, QuadTarget, TensorOps};
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -86,13 +86,21 @@ pub struct ConvPass<'a, Input> {
 
 /// Steps a network fuses into a conv, applied to each sum after the bias:
 /// a residual `[K, OH, OW]` added, then an activation (instead of the
-/// layer's own).
+/// layer's own); and the layouts of its input and output where they are the
+/// subgroup shader's quads, so that a conv hands its output to the next
+/// without a packing step between them.
 #[derive(Clone, Copy, Debug)]
 pub struct Fused<'a> {
     /// The value added to the sums, where there is one.
     pub residual: Option<&'a wgpu::Buffer>,
     /// The function applied last, where there is one.
     pub activation: Option<FusedActivation>,
+    /// The input already laid out as this conv's quads (the pass's input
+    /// then only gives its shape), where a conv before it wrote them.
+    pub input_quads: Option<&'a wgpu::Buffer>,
+    /// Where the output goes: into the quads of the conv that reads it, in
+    /// the pass's output buffer, cleared before; `None` for `[K, OH, OW]`.
+    pub output_quads: Option<QuadTarget>,
 }
 
 impl Fused<'_> {
@@ -100,7 +108,15 @@ impl Fused<'_> {
     pub const NONE: Fused<'static> = Fused {
         residual: None,
         activation: None,
+        input_quads: None,
+        output_quads: None,
     };
+
+    /// Whether the input or the output is laid out as quads, which only
+    /// the subgroup shader reads and writes.
+    pub fn has_quads(&self) -> bool {
+        self.input_quads.is_some() || self.output_quads.is_some()
+    }
 }
 
 /// An activation as `net_ops.wgsl`'s `unary_value` names it: its kind's
@@ -185,6 +201,21 @@ pub trait ConvPipeline: Send + Sync {
     /// Whether [`ConvPipeline::record_fused`] records `layer` over an input
     /// of `[C, H, W]` (else the caller runs the fused steps itself).
     fn fuses(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {
+        false
+    }
+
+    /// The quads `layer` reads over an input of `[C, H, W]`, where it runs
+    /// on a kernel that reads quads and a conv before it may write them
+    /// ([`Fused::output_quads`]): one group of channels in order, channel c
+    /// in lane c % 4 of quad c / 4. By default none.
+    fn input_quads(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> Option<QuadTarget> {
+        None
+    }
+
+    /// Whether [`ConvPipeline::record_fused`] can write `layer`'s output
+    /// over an input of `[C, H, W]` as another conv's quads
+    /// ([`Fused::output_quads`]). By default not.
+    fn writes_quads(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> bool {
         false
     }
 

@@ -152,6 +152,19 @@ impl QuadLayout {
     }
 }
 
+/// The quads a conv on the subgroup shader reads, as a conv before it may
+/// write them: their layout, and where the input sits in them (the zero
+/// rows above it and columns left of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuadTarget {
+    /// The quads' layout.
+    pub layout: QuadLayout,
+    /// Zero rows above the input.
+    pub pad_top: u32,
+    /// Zero columns left of it.
+    pub pad_left: u32,
+}
+
 /// The shader's `OpParams` uniform, field for field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]

@@ -25,6 +25,14 @@ impl BufferPlan {
     /// freed once no live value shares its slot. The model's input keeps
     /// its slot (it is uploaded, not written by a node).
     pub fn new(net: &Network) -> BufferPlan {
+        BufferPlan::with_bytes(net, |value| bytes_of(net, value))
+    }
+
+    /// [`BufferPlan::new`] with each value's bytes as `bytes` gives them
+    /// (at least 4): a value laid out as the next conv's quads
+    /// (`net::quads`) takes more than its f32s.
+    pub fn with_bytes(net: &Network, bytes: impl Fn(ValueId) -> u64) -> BufferPlan {
+        let bytes = |value| bytes(value).max(4);
         let last = net.last_readers();
         let mut plan = BufferPlan {
             slot_of: vec![None; net.values.len()],
@@ -32,16 +40,17 @@ impl BufferPlan {
         };
         let mut users: Vec<usize> = Vec::new();
         let mut free: HashMap<u64, Vec<usize>> = HashMap::new();
-        plan.slot_of[net.input_value] = Some(plan.new_slot(net, net.input_value, &mut users));
+        let input_bytes = bytes(net.input_value);
+        plan.slot_of[net.input_value] = Some(plan.new_slot(input_bytes, &mut users));
         for (index, node) in net.nodes.iter().enumerate() {
             let first = node.inputs.first().and_then(|&input| plan.slot_of[input]);
             let slot = match (&node.op, first) {
                 (Op::View, Some(shared)) => shared,
                 _ => {
-                    let bytes = bytes_of(net, node.output);
+                    let bytes = bytes(node.output);
                     match free.get_mut(&bytes).and_then(Vec::pop) {
                         Some(slot) => slot,
-                        None => plan.new_slot(net, node.output, &mut users),
+                        None => plan.new_slot(bytes, &mut users),
                     }
                 }
             };
@@ -63,9 +72,9 @@ impl BufferPlan {
         plan
     }
 
-    /// A new slot for `value`, with no user yet.
-    fn new_slot(&mut self, net: &Network, value: ValueId, users: &mut Vec<usize>) -> usize {
-        self.slot_bytes.push(bytes_of(net, value));
+    /// A new slot of `bytes`, with no user yet.
+    fn new_slot(&mut self, bytes: u64, users: &mut Vec<usize>) -> usize {
+        self.slot_bytes.push(bytes);
         users.push(0);
         self.slot_bytes.len() - 1
     }
@@ -136,5 +145,18 @@ mod tests {
         assert_eq!(plan.slot_of, [Some(0), Some(1), Some(2), Some(2), Some(1)]);
         assert_eq!(plan.slot_bytes, [1024; 3]);
         assert_eq!(plan.bytes(), 3 * 1024);
+    }
+
+    #[test]
+    fn a_value_of_other_bytes_takes_a_slot_of_its_own_size() {
+        // b laid out larger (as quads): c cannot take b's slot, nor a's once
+        // a is larger, so each gets one of its size.
+        let net = chain();
+        let plan = BufferPlan::with_bytes(&net, |value| if value == 2 { 2048 } else { 1024 });
+        assert_eq!(plan.slot_of, [Some(0), Some(1), Some(2), Some(2), Some(1)]);
+        assert_eq!(plan.slot_bytes, [1024, 1024, 2048]);
+        let plan = BufferPlan::with_bytes(&net, |value| if value == 1 { 4096 } else { 1024 });
+        assert_eq!(plan.slot_of, [Some(0), Some(1), Some(2), Some(2), Some(3)]);
+        assert_eq!(plan.slot_bytes, [1024, 4096, 1024, 1024]);
     }
 }

@@ -21,8 +21,8 @@ use crate::gpu::buffers::{
 };
 use crate::gpu::resident::value_buffer;
 use crate::gpu::{
-    AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Fused, FusedActivation, Gpu, TensorOps,
-    auto_pipelines,
+    AutoPipeline, ConvPass, ConvPipeline, DeviceTensor, Fused, FusedActivation, Gpu, QuadTarget,
+    TensorOps, auto_pipelines,
 };
 use crate::layer::{Activation, Layer, LayerSpec, Padding};
 
@@ -189,7 +189,8 @@ impl GpuNet<'_> {
         check_input(net, &input)?;
         self.check_sizes(net)?;
         let layers = self.pipeline_layers(net);
-        let memory = self.memory_of(net, keep, &layers);
+        let quads = self.quad_values_of(net, keep, &layers);
+        let memory = self.memory_of(net, keep, &layers, &quads);
         memory.check(net, self.budget)?;
         self.prepare(net, &layers)?;
         let gpu = self.gpu;
@@ -200,7 +201,7 @@ impl GpuNet<'_> {
             timer.mark(&mut encoder, 0);
         }
         let last = net.last_readers();
-        let plan = BufferPlan::new(net);
+        let plan = value_buffers(net, &quads);
         let mut slots: Vec<Option<wgpu::Buffer>> = vec![None; plan.slot_bytes.len()];
         let mut readbacks = Vec::new();
         let mut order = Vec::new();
@@ -216,6 +217,7 @@ impl GpuNet<'_> {
                         let known = Known {
                             live: &live,
                             layers: &layers,
+                            quads: &quads,
                         };
                         self.record(&mut encoder, net, node, (known, buffer.clone()))?
                     }
@@ -333,17 +335,62 @@ impl GpuNet<'_> {
             .collect()
     }
 
+    /// The values that a run of `net` reading back `keep` hands from conv
+    /// to conv as quads, with no packing step between (see
+    /// [`super::quads`]).
+    pub fn quad_values(&self, net: &Network, keep: &[ValueId]) -> HashMap<ValueId, QuadTarget> {
+        self.quad_values_of(net, keep, &self.pipeline_layers(net))
+    }
+
+    /// [`GpuNet::quad_values`] for the convs in `layers` on the conv
+    /// pipeline: those whose fused steps run in their own dispatch.
+    fn quad_values_of(
+        &self,
+        net: &Network,
+        keep: &[ValueId],
+        layers: &HashMap<ValueId, Layer>,
+    ) -> HashMap<ValueId, QuadTarget> {
+        let Some((pipeline, _)) = self.convs else {
+            return HashMap::new();
+        };
+        let gpu = self.gpu;
+        // A conv's layer and input [C, H, W], where its steps all run in
+        // its own dispatch on the conv pipeline.
+        let on_pipeline = |node: &Node| {
+            let Op::Conv(conv) = &node.op else {
+                return None;
+            };
+            let layer = layers.get(&node.output)?;
+            let [1, c, h, w] = net.values[node.inputs[0]].shape[..] else {
+                return None;
+            };
+            let shape = [c, h, w].map(|side| u32::try_from(side).unwrap_or(u32::MAX));
+            let fused = !needs_fusing(conv) || pipeline.fuses(gpu, layer, shape);
+            fused.then_some((layer, shape))
+        };
+        let reads = |node: &Node| {
+            let (layer, shape) = on_pipeline(node)?;
+            pipeline.input_quads(gpu, layer, shape)
+        };
+        let writes = |node: &Node| {
+            on_pipeline(node).is_some_and(|(layer, shape)| pipeline.writes_quads(gpu, layer, shape))
+        };
+        super::quads::quad_values(net, keep, reads, writes)
+    }
+
     /// What a run of `net` reading back the values `keep` lists holds in
     /// GPU memory at once, from the shapes alone, `layers` running on the
-    /// conv pipeline.
+    /// conv pipeline and `quads` laid out as quads.
     fn memory_of(
         &self,
         net: &Network,
         keep: &[ValueId],
         layers: &HashMap<ValueId, Layer>,
+        quads: &HashMap<ValueId, QuadTarget>,
     ) -> NetMemory {
         let bytes = |value: ValueId| 4 * net.values[value].shape.iter().product::<usize>() as u64;
         let mut memory = NetMemory::of_values(net);
+        memory.values = value_buffers(net, quads).bytes();
         memory.weights -= packed_constants(net, layers)
             .iter()
             .map(|id| 4 * net.constants[id].data.len() as u64)
@@ -360,6 +407,10 @@ impl GpuNet<'_> {
             let fused_in_place = match (self.convs, layers.get(&node.output)) {
                 (Some((pipeline, _)), Some(layer)) => {
                     memory.scratch += pipeline.scratch_bytes(self.gpu, layer, shape);
+                    // Quads written by the conv before: none packed here.
+                    if let Some(target) = quads.get(&node.inputs[0]) {
+                        memory.scratch = memory.scratch.saturating_sub(4 * target.layout.len());
+                    }
                     !needs_fusing(conv) || pipeline.fuses(self.gpu, layer, shape)
                 }
                 _ => !conv.residual,
@@ -471,8 +522,8 @@ impl GpuNet<'_> {
         }
         // net_ops.wgsl's conv applies any activation itself, not a residual.
         if let Op::Conv(conv) = &node.op
-            && needs_fusing(conv)
-            && (conv.residual || known.layers.contains_key(&node.output))
+            && ((needs_fusing(conv) && (conv.residual || known.layers.contains_key(&node.output)))
+                || known.has_quads(node))
         {
             let values = (inputs, output);
             return self.record_fused_conv(encoder, (net, node, conv), values, known);
@@ -520,10 +571,22 @@ impl GpuNet<'_> {
             let fused = Fused {
                 residual: residual.map(|r| &r.buffer),
                 activation: pipeline_activation(conv),
+                input_quads: known
+                    .quads
+                    .contains_key(&node.inputs[0])
+                    .then_some(&inputs[0].buffer),
+                output_quads: known.quads.get(&node.output).copied(),
             };
             if pipeline.record_fused(self.gpu, tensor_ops, pass, fused)? {
                 return Ok(output);
             }
+        }
+        if known.has_quads(node) {
+            let what = format!(
+                "{}: quads for a conv the conv pipeline did not run",
+                node.name
+            );
+            return Err(Error::Mismatch(what));
         }
         // The conv alone, into its own buffer.
         let sums_only = Node {
@@ -862,9 +925,20 @@ fn layer_activation(conv: &Conv) -> Activation {
 struct Known<'a> {
     live: &'a HashMap<ValueId, GpuValue>,
     layers: &'a HashMap<ValueId, Layer>,
+    /// The values laid out as the quads of the convs that read them.
+    quads: &'a HashMap<ValueId, QuadTarget>,
 }
 
 impl Known<'_> {
+    /// Whether `node` reads or writes a value laid out as quads.
+    fn has_quads(&self, node: &Node) -> bool {
+        self.quads.contains_key(&node.output)
+            || node
+                .inputs
+                .first()
+                .is_some_and(|v| self.quads.contains_key(v))
+    }
+
     /// The layer of the conv `node` (whose op is `conv`: the node's own, or
     /// it without its activation) where it runs on the conv pipeline.
     fn layer(&self, node: &Node, conv: &Conv) -> Option<std::borrow::Cow<'_, Layer>> {
@@ -923,6 +997,15 @@ fn packed_constants(net: &Network, layers: &HashMap<ValueId, Layer>) -> Vec<Valu
         .filter(|&(_, packed)| packed)
         .map(|(id, _)| id)
         .collect()
+}
+
+/// The buffers of a run of `net` whose values `quads` are laid out as
+/// quads (each as large as its layout), the others as their f32s.
+fn value_buffers(net: &Network, quads: &HashMap<ValueId, QuadTarget>) -> BufferPlan {
+    BufferPlan::with_bytes(net, |value| match quads.get(&value) {
+        Some(target) => 4 * target.layout.len(),
+        None => 4 * net.values[value].shape.iter().product::<usize>() as u64,
+    })
 }
 
 /// A value `[1, C, H, W]` as the conv pipelines take it.

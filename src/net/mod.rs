@@ -19,6 +19,7 @@ mod load;
 pub mod memory;
 pub mod movement;
 pub mod ops;
+pub mod quads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

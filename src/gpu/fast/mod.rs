@@ -40,7 +40,7 @@ use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
 use super::resident::{DeviceTensor, TensorOps, value_buffer};
-use super::{ConvPass, ConvPipeline, Fused, FusedActivation, Gpu};
+use super::{ConvPass, ConvPipeline, Fused, FusedActivation, Gpu, QuadTarget};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
 use crate::settings::FastKernel;
@@ -468,6 +468,22 @@ impl ConvPipeline for FastConv {
         matches!(self.subgroup_plan_of(gpu, layer, shape), Ok(Some(_)))
     }
 
+    /// The subgroup kernel's quads, where `layer` runs there and they hold
+    /// its channels in order (one group, or groups of whole quads).
+    fn input_quads(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> Option<QuadTarget> {
+        let (_, plan) = self.subgroup_plan_of(gpu, layer, shape).ok()??;
+        let layout = plan.quads;
+        (layout.groups == 1 || layout.channels.is_multiple_of(4)).then_some(QuadTarget {
+            layout,
+            pad_top: layer.spec.padding.top,
+            pad_left: layer.spec.padding.left,
+        })
+    }
+
+    fn writes_quads(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
+        self.fuses(gpu, layer, shape) && writes_whole_quads(&layer.spec)
+    }
+
     /// The subgroup kernel adds the residual and applies any activation in
     /// its own dispatch.
     fn record_fused(
@@ -535,8 +551,10 @@ impl ConvPipeline for FastConv {
 
 impl FastConv {
     /// Records `pass` on the subgroup kernel, with its input packed on the
-    /// GPU and `fused`'s steps applied; returns whether it did (not where the
-    /// GPU has no subgroups or the layer does not run there).
+    /// GPU (unless `fused` gives it as quads already) and `fused`'s steps
+    /// applied; returns whether it did (not where the GPU has no subgroups
+    /// or the layer does not run there). Fails with [`Error::Mismatch`]
+    /// when `fused` has quads the layer cannot read or write.
     fn record_subgroup(
         &self,
         gpu: &Gpu,
@@ -549,15 +567,36 @@ impl FastConv {
         input.output_size_for(layer)?;
         let shape = [input.channels, input.height, input.width];
         let Some((pipeline, plan)) = self.subgroup_plan_of(gpu, layer, shape)? else {
+            if fused.has_quads() {
+                let what = format!("quads for a conv off the subgroup kernel: {:?}", layer.spec);
+                return Err(Error::Mismatch(what));
+            }
             return Ok(false);
         };
-        let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
-        let quads = value_buffer(gpu, label, plan.quads.len() * 4);
+        if fused.output_quads.is_some() && !writes_whole_quads(&layer.spec) {
+            let what = format!(
+                "output quads from a conv whose quads mix groups: {:?}",
+                layer.spec
+            );
+            return Err(Error::Mismatch(what));
+        }
         let encoder = &mut *pass.encoder;
-        ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &quads)?;
+        let packed;
+        let quads = match fused.input_quads {
+            Some(quads) => quads,
+            None => {
+                let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
+                packed = value_buffer(gpu, label, plan.quads.len() * 4);
+                ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &packed)?;
+                &packed
+            }
+        };
+        if fused.output_quads.is_some() {
+            encoder.clear_buffer(pass.output, 0, None);
+        }
         let buffers = (pass.output, fused);
         let timestamps = pass.timestamps.take();
-        pipeline.record_pass(gpu, encoder, (layer, &plan, &quads), buffers, timestamps)?;
+        pipeline.record_pass(gpu, encoder, (layer, &plan, quads), buffers, timestamps)?;
         Ok(true)
     }
 
@@ -605,6 +644,13 @@ fn sized_entry(
             size,
         }),
     }
+}
+
+/// Whether a conv of `spec` on the subgroup kernel can write its output as
+/// quads of channels in order: each of its filter blocks starts at a
+/// multiple of 4 (one group, depthwise, or groups of whole quads).
+fn writes_whole_quads(spec: &LayerSpec) -> bool {
+    spec.groups == 1 || subgroup::is_depthwise(spec) || spec.filters_per_group().is_multiple_of(4)
 }
 
 /// The size of the shader's `Tile`, as a binding size.

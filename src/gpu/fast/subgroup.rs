@@ -1,7 +1,8 @@
 //! The fast shader on GPUs whose subgroups have at least 8 invocations:
 //! `shaders/conv2d_subgroup.wgsl`, one invocation per block of 8 adjacent
 //! output pixels × 8 filters, one dispatch per layer, reading storage
-//! buffers that the host (or `tensor_ops.wgsl`'s `pack_quads`) lays out:
+//! buffers that the host (or `tensor_ops.wgsl`'s `pack_quads`, or the conv
+//! before, writing its output as quads: [`crate::gpu::Fused`]) lays out:
 //!
 //! * **Quads.** The input, zero padding included, as `[G, Q, HP, WP]`
 //!   vec4s: four channels of one pixel per vec4 (Q = ceil(C/G / 4) quads
@@ -64,6 +65,11 @@ pub(super) struct Params {
     beta: f32,
     has_residual: u32,
     zero: u32,
+    out_quads: u32,
+    out_padded_height: u32,
+    out_padded_width: u32,
+    out_pad_top: u32,
+    out_pad_left: u32,
 }
 
 /// A layer over an input of one size, laid out for the shader.
@@ -174,6 +180,8 @@ impl Plan {
             beta: 0.0,
             has_residual: 0,
             zero: 0,
+            // Into [K, OH, OW] unless `Fused` says otherwise.
+            ..Params::default()
         };
         let workgroups = [
             groups_x,
@@ -454,12 +462,12 @@ impl SubgroupConv {
             layer.spec.output_bytes(out_height, out_width),
         );
         let fused = Fused {
-            residual: None,
             activation: Some(FusedActivation {
                 kind: variant.activation,
                 alpha: 0.0,
                 beta: 0.0,
             }),
+            ..Fused::NONE
         };
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         let pass = (&layer, &plan, &quads);
@@ -547,6 +555,13 @@ impl SubgroupConv {
                 params.has_activation = 1;
                 params.alpha = activation.alpha;
                 params.beta = activation.beta;
+            }
+            if let Some(target) = fused.output_quads {
+                params.out_quads = 1;
+                params.out_padded_height = target.layout.padded_height;
+                params.out_padded_width = target.layout.padded_width;
+                params.out_pad_top = target.pad_top;
+                params.out_pad_left = target.pad_left;
             }
             let params = buffer_init(
                 gpu,
@@ -693,6 +708,11 @@ mod tests {
             beta,
             has_residual,
             zero,
+            out_quads,
+            out_padded_height,
+            out_padded_width,
+            out_pad_top,
+            out_pad_left,
         });
         assert_eq!(host, wgsl_struct(SHADER_SOURCE, "Params"));
     }
