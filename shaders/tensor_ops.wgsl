@@ -28,7 +28,7 @@ struct OpParams {
     first_column: u32, // max_pool, pack_strips: the dispatch's first column,
     first_row: u32,    //   row and plane (a grid larger than one dispatch
     first_plane: u32,  //   takes several)
-    _pad: u32,
+    scaled: u32,       // pack_quads: 1 to multiply channel c by scale[c]
 }
 
 @group(0) @binding(0) var<storage, read> input: array<f32>;
@@ -121,6 +121,21 @@ fn pack_strips(@builtin(global_invocation_id) id: vec3<u32>) {
 // the padded row and z the (group, quad) plane. Fields: channels = C/G,
 // strips = Q, strip_rows = HP, strip_width = WP.
 @group(0) @binding(1) var<storage, read_write> quads: array<vec4<f32>>;
+// With `scaled`, a factor per channel of the input: a network's
+// Mul of maps [1, C, H, W] by [1, C, 1, 1] (squeeze-and-excitation), packed
+// for the conv that reads its product (`net::quads`). The same product,
+// x · scale[c], as the Mul computes.
+@group(0) @binding(3) var<storage, read> scale: array<f32>;
+
+// The factors of the 4 channels from `channel` (the last quad's missing
+// channels read the last one's) where the pack is `scaled`, else ones.
+fn quad_scale(channel: u32, last: u32) -> vec4<f32> {
+    if (params.scaled == 0u) {
+        return vec4(1.0);
+    }
+    return vec4(scale[channel], scale[channel + min(1u, last)], scale[channel + min(2u, last)],
+                scale[channel + min(3u, last)]);
+}
 
 @compute @workgroup_size(64, 1, 1)
 fn pack_quads(@builtin(global_invocation_id) id: vec3<u32>) {
@@ -144,8 +159,9 @@ fn pack_quads(@builtin(global_invocation_id) id: vec3<u32>) {
     let last = params.channels - first - 1u;
     let read = vec4(input[at], input[at + min(1u, last) * plane_len],
                     input[at + min(2u, last) * plane_len], input[at + min(3u, last) * plane_len]);
+    let value = read * quad_scale(group * params.channels + first, last);
     let keep = vec4(inside) & (vec4(0u, 1u, 2u, 3u) <= vec4(last));
-    quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = select(vec4(0.0), read, keep);
+    quads[(quad_index * params.strip_rows + y) * params.strip_width + x] = select(vec4(0.0), value, keep);
 }
 
 // pack_quads for an input whose width W is a multiple of 4, read as vec4s:
@@ -175,10 +191,11 @@ fn pack_quads_vec4(@builtin(global_invocation_id) id: vec3<u32>) {
     // The last quad's missing channels read the group's last one again, and
     // are zeroed.
     let last = params.channels - first - 1u;
-    let c0 = input_vec4s[at];
-    let c1 = input_vec4s[at + min(1u, last) * plane_vecs];
-    let c2 = input_vec4s[at + min(2u, last) * plane_vecs];
-    let c3 = input_vec4s[at + min(3u, last) * plane_vecs];
+    let factor = quad_scale(group * params.channels + first, last);
+    let c0 = input_vec4s[at] * factor.x;
+    let c1 = input_vec4s[at + min(1u, last) * plane_vecs] * factor.y;
+    let c2 = input_vec4s[at + min(2u, last) * plane_vecs] * factor.z;
+    let c3 = input_vec4s[at + min(3u, last) * plane_vecs] * factor.w;
     let keep = vec4(0u, 1u, 2u, 3u) <= vec4(last);
     let x = (quad_index * params.strip_rows + y + params.pad_top) * params.strip_width + i * 4u + params.pad_left;
     quads[x] = select(vec4(0.0), vec4(c0.x, c1.x, c2.x, c3.x), keep);

@@ -187,7 +187,7 @@ struct OpParams {
     first_column: u32,
     first_row: u32,
     first_plane: u32,
-    _pad: u32,
+    scaled: u32,
 }
 
 /// The compiled entry points of `tensor_ops.wgsl`, made once per GPU.
@@ -197,6 +197,8 @@ pub struct TensorOps {
     pack_strips: AutoPipeline,
     pack_quads: AutoPipeline,
     pack_quads_vec4: AutoPipeline,
+    /// What a pack without a scale binds as one (never read).
+    no_scale: wgpu::Buffer,
 }
 
 impl TensorOps {
@@ -220,6 +222,7 @@ impl TensorOps {
             pack_strips,
             pack_quads,
             pack_quads_vec4,
+            no_scale: value_buffer(gpu, "no scale", 4),
         })
     }
 
@@ -234,7 +237,7 @@ impl TensorOps {
             count: count(tensor.len())?,
             ..Default::default()
         };
-        let buffers = (None, &tensor.buffer);
+        let buffers = (None, &tensor.buffer, None);
         self.dispatch(gpu, encoder, &self.relu, buffers, params, Grid::Values)
     }
 
@@ -265,7 +268,7 @@ impl TensorOps {
         };
         let grid = [out_width.div_ceil(64), out_height, input.channels];
         let pipeline = &self.max_pool;
-        let buffers = (Some(&input.buffer), &output.buffer);
+        let buffers = (Some(&input.buffer), &output.buffer, None);
         self.dispatch(gpu, encoder, pipeline, buffers, params, Grid::Planes(grid))?;
         Ok(output)
     }
@@ -302,37 +305,41 @@ impl TensorOps {
             count(planes)?,
         ];
         let pipeline = &self.pack_strips;
-        let buffers = (Some(&input.buffer), strips);
+        let buffers = (Some(&input.buffer), strips, None);
         self.dispatch(gpu, encoder, pipeline, buffers, params, Grid::Planes(grid))
     }
 
     /// Records the packing of `input` into the subgroup shader's quads
-    /// `[G, Q, HP, WP, 4]` for a conv of `spec` (its padding), laid out as
-    /// `layout`, into `quads`: by `pack_quads_vec4` where the input's width
-    /// is a multiple of 4 (4 pixels a load: on lavapipe a 96×112×112
-    /// input packed in 1.4 ms, not 2.2), else by `pack_quads`.
+    /// `[G, Q, HP, WP, 4]` as `target` lays them out, into `quads`, each
+    /// channel c multiplied by `scale[c]` where a scale is given: by
+    /// `pack_quads_vec4` where the input's width is a multiple of 4 (4
+    /// pixels a load: on lavapipe a 96×112×112 input packed in 1.4 ms, not
+    /// 2.2), else by `pack_quads`.
     pub fn pack_quads(
         &self,
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
-        (input, spec): (&DeviceTensor, &LayerSpec),
-        layout: &QuadLayout,
+        (input, scale): (&DeviceTensor, Option<&wgpu::Buffer>),
+        target: &QuadTarget,
         quads: &wgpu::Buffer,
     ) -> Result<()> {
+        let layout = &target.layout;
         let params = OpParams {
             count: count(layout.len())?,
             channels: layout.channels,
             in_height: input.height,
             in_width: input.width,
-            pad_top: spec.padding.top,
-            pad_left: spec.padding.left,
+            pad_top: target.pad_top,
+            pad_left: target.pad_left,
             strip_rows: layout.padded_height,
             strips: layout.quads,
             strip_width: layout.padded_width,
+            scaled: scale.is_some() as u32,
             ..Default::default()
         };
         let planes = count(layout.groups as u64 * layout.quads as u64)?;
-        let buffers = (Some(&input.buffer), quads);
+        let scale = scale.unwrap_or(&self.no_scale);
+        let buffers = (Some(&input.buffer), quads, Some(scale));
         // Rows of whole vec4s: read 4 pixels a load, into a cleared buffer
         // (the padding stays zero).
         if input.width % 4 == 0 {
@@ -405,7 +412,7 @@ impl TensorOps {
         gpu: &Gpu,
         encoder: &mut wgpu::CommandEncoder,
         (pipeline, layout): &AutoPipeline,
-        (source, target): (Option<&wgpu::Buffer>, &wgpu::Buffer),
+        (source, target, scale): Buffers<'_>,
         mut params: OpParams,
         grid: Grid,
     ) -> Result<()> {
@@ -462,6 +469,9 @@ impl TensorOps {
             if let Some(source) = source {
                 entries.insert(0, entry(0, source));
             }
+            if let Some(scale) = scale {
+                entries.push(entry(3, scale));
+            }
             record_dispatch(
                 gpu,
                 encoder,
@@ -473,6 +483,14 @@ impl TensorOps {
         Ok(())
     }
 }
+
+/// A tensor op's buffers: what it reads (binding 0, where it reads
+/// anything), what it writes (1), and the pack's scale (3).
+type Buffers<'a> = (
+    Option<&'a wgpu::Buffer>,
+    &'a wgpu::Buffer,
+    Option<&'a wgpu::Buffer>,
+);
 
 /// How an entry point's invocations are laid out.
 enum Grid {
@@ -630,7 +648,7 @@ mod tests {
             first_column,
             first_row,
             first_plane,
-            _pad,
+            scaled,
         });
         assert_eq!(host, wgsl_struct(SHADER_SOURCE, "OpParams"));
     }

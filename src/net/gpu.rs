@@ -373,7 +373,9 @@ impl GpuNet<'_> {
             pipeline.input_quads(gpu, layer, shape)
         };
         let writes = |node: &Node| {
-            on_pipeline(node).is_some_and(|(layer, shape)| pipeline.writes_quads(gpu, layer, shape))
+            super::quads::scales_channels(net, node).is_some()
+                || on_pipeline(node)
+                    .is_some_and(|(layer, shape)| pipeline.writes_quads(gpu, layer, shape))
         };
         super::quads::quad_values(net, keep, reads, writes)
     }
@@ -518,6 +520,18 @@ impl GpuNet<'_> {
             for copy in copies(movement, &shapes, &output.shape) {
                 self.record_copy(encoder, &copy, (&inputs[copy.input].buffer, &output.buffer))?;
             }
+            return Ok(output);
+        }
+        if let Some(target) = known.quads.get(&node.output)
+            && let Some((maps, factors)) = super::quads::scales_channels(net, node)
+        {
+            // The Mul's product, packed for the conv that reads it.
+            let Some((_, tensor_ops)) = self.convs else {
+                let what = format!("{}: quads without a conv pipeline", node.name);
+                return Err(Error::Mismatch(what));
+            };
+            let input = (&device_tensor(&live[&maps]), Some(&live[&factors].buffer));
+            tensor_ops.pack_quads(self.gpu, encoder, input, target, &output.buffer)?;
             return Ok(output);
         }
         // net_ops.wgsl's conv applies any activation itself, not a residual.

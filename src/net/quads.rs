@@ -1,20 +1,24 @@
-//! Which values of a network a conv writes straight into the quads of the
-//! convs that read it: the subgroup kernel's input layout
-//! (`gpu::fast::subgroup`), channels in vec4s with the zero padding. Such a
-//! value skips the packing step between the two convs, which on lavapipe
-//! took about a fifth of MobileNetV2's and EfficientNet-B0's forward pass.
+//! Which values of a network are written straight into the quads of the
+//! convs that read them: the subgroup kernel's input layout
+//! (`gpu::fast::subgroup`), channels in vec4s with the zero padding. A conv
+//! writes them in its own dispatch, and a Mul of maps by a factor per
+//! channel (squeeze-and-excitation) as the packing step of the conv after
+//! it. Either way the value skips a pass over memory: on lavapipe the
+//! packing steps between convs took about a fifth of MobileNetV2's and
+//! EfficientNet-B0's forward pass.
 
 use std::collections::HashMap;
 
-use super::ops::Op;
+use super::ops::{Binary, Op};
 use super::{Network, Node, ValueId};
 use crate::gpu::QuadTarget;
 
 /// The values of `net` that live as quads, each with its quads' layout: a
-/// value that a conv writes and can write as quads (`writes`), that only
-/// convs read, each as its input (not as a residual) and each reading the
-/// same quads (`reads`: the quads a conv node reads, where it reads any),
-/// and that is neither read back (`keep`) nor a graph output.
+/// value whose node can write it as quads (`writes`: a conv on the
+/// subgroup kernel, or a Mul that [`scales_channels`]), that only convs
+/// read, each as its input (not as a residual) and each reading the same
+/// quads (`reads`: the quads a conv node reads, where it reads any), and
+/// that is neither read back (`keep`) nor a graph output.
 pub fn quad_values(
     net: &Network,
     keep: &[ValueId],
@@ -30,11 +34,7 @@ pub fn quad_values(
     let mut quads = HashMap::new();
     for node in &net.nodes {
         let value = node.output;
-        if !matches!(node.op, Op::Conv(_))
-            || keep.contains(&value)
-            || net.outputs.contains(&value)
-            || !writes(node)
-        {
+        if keep.contains(&value) || net.outputs.contains(&value) || !writes(node) {
             continue;
         }
         let Some(readers) = readers.get(&value) else {
@@ -54,11 +54,33 @@ pub fn quad_values(
     quads
 }
 
+/// The maps and the factors of a Mul of maps `[1, C, H, W]` by a factor
+/// per channel `[1, C, 1, 1]` (in either order), as their values: what the
+/// packing step of the conv after it can multiply as it packs.
+pub fn scales_channels(net: &Network, node: &Node) -> Option<(ValueId, ValueId)> {
+    let (Op::Binary(Binary::Mul), &[a, b]) = (&node.op, &node.inputs[..]) else {
+        return None;
+    };
+    let shape = |value: ValueId| net.values[value].shape.as_slice();
+    let [1, channels, _, _] = *shape(node.output) else {
+        return None;
+    };
+    let per_channel = [1, channels, 1, 1];
+    match (
+        shape(a) == shape(node.output),
+        shape(b) == shape(node.output),
+    ) {
+        (true, false) if shape(b) == per_channel => Some((a, b)),
+        (false, true) if shape(a) == per_channel => Some((b, a)),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gpu::resident::QuadLayout;
-    use crate::net::ops::{Binary, Conv, Unary, UnaryKind};
+    use crate::net::ops::{Conv, Unary, UnaryKind};
     use crate::net::{Layout, ModelInput, Value};
 
     /// The quads every conv of these tests reads: its padding, 1 or 0, is
@@ -149,6 +171,45 @@ mod tests {
         let quads = quad_values(&net, &[], target_of, |_| true);
         assert_eq!(quads.keys().copied().collect::<Vec<_>>(), vec![1]);
         assert_eq!(quads[&1], target_of(&net.nodes[1]).unwrap());
+    }
+
+    #[test]
+    fn a_mul_by_a_factor_per_channel_is_packed_for_the_conv_after_it() {
+        // v1 = conv(v0); v2 = mean of v1 [1, 8, 1, 1] (here a conv); v3 =
+        // v1 · v2; v4 = v2 · v1; v5 = v1 · v1; v6..v8 = convs of v3..v5.
+        let mul = || Op::Binary(Binary::Mul);
+        let mut net = network(
+            vec![
+                (conv(1), vec![0]),
+                (conv(0), vec![1]),
+                (mul(), vec![1, 2]),
+                (mul(), vec![2, 1]),
+                (mul(), vec![1, 1]),
+                (conv(0), vec![3]),
+                (conv(0), vec![4]),
+                (conv(0), vec![5]),
+            ],
+            vec![6, 7, 8],
+        );
+        net.values[2].shape = vec![1, 8, 1, 1];
+        let scaled: Vec<_> = net.nodes.iter().map(|n| scales_channels(&net, n)).collect();
+        let expected = [
+            None,
+            None,
+            Some((1, 2)),
+            Some((1, 2)),
+            None,
+            None,
+            None,
+            None,
+        ];
+        assert_eq!(scaled, expected);
+        let writes = |node: &Node| scales_channels(&net, node).is_some();
+        let mut quads: Vec<ValueId> = quad_values(&net, &[], target_of, writes)
+            .into_keys()
+            .collect();
+        quads.sort();
+        assert_eq!(quads, [3, 4]);
     }
 
     #[test]

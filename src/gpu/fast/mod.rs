@@ -39,7 +39,7 @@ mod subgroup;
 use std::sync::OnceLock;
 
 use super::buffers::{buffer_init, check_buffers, check_workgroups, entry};
-use super::resident::{DeviceTensor, TensorOps, value_buffer};
+use super::resident::{DeviceTensor, QuadLayout, TensorOps, value_buffer};
 use super::{ConvPass, ConvPipeline, Fused, FusedActivation, Gpu, QuadTarget};
 use crate::error::{Error, Result};
 use crate::layer::{Layer, LayerSpec};
@@ -473,11 +473,8 @@ impl ConvPipeline for FastConv {
     fn input_quads(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> Option<QuadTarget> {
         let (_, plan) = self.subgroup_plan_of(gpu, layer, shape).ok()??;
         let layout = plan.quads;
-        (layout.groups == 1 || layout.channels.is_multiple_of(4)).then_some(QuadTarget {
-            layout,
-            pad_top: layer.spec.padding.top,
-            pad_left: layer.spec.padding.left,
-        })
+        (layout.groups == 1 || layout.channels.is_multiple_of(4))
+            .then(|| quad_target(&layout, &layer.spec))
     }
 
     fn writes_quads(&self, gpu: &Gpu, layer: &Layer, shape: [u32; 3]) -> bool {
@@ -587,7 +584,8 @@ impl FastConv {
             None => {
                 let label = "input quads [G,Q,HP,WP,4], packed on the GPU";
                 packed = value_buffer(gpu, label, plan.quads.len() * 4);
-                ops.pack_quads(gpu, encoder, (input, &layer.spec), &plan.quads, &packed)?;
+                let target = quad_target(&plan.quads, &layer.spec);
+                ops.pack_quads(gpu, encoder, (input, None), &target, &packed)?;
                 &packed
             }
         };
@@ -643,6 +641,15 @@ fn sized_entry(
             offset: 0,
             size,
         }),
+    }
+}
+
+/// The quads `layout` of a layer of `spec`, with its padding.
+fn quad_target(layout: &QuadLayout, spec: &LayerSpec) -> QuadTarget {
+    QuadTarget {
+        layout: *layout,
+        pad_top: spec.padding.top,
+        pad_left: spec.padding.left,
     }
 }
 
@@ -726,7 +733,6 @@ fn build_entry_point(
 mod tests {
     use super::*;
     use crate::gpu::buffers::{record_readback, submit_readbacks};
-    use crate::gpu::resident::QuadLayout;
     use crate::layer::Padding;
 
     /// The GPU, or `None` after a visible skip when there is none (a
@@ -790,23 +796,33 @@ mod tests {
         (run.into_tensor(gpu).unwrap().0.data, plan)
     }
 
-    /// Packs `input` into `layout`'s quads for `spec` on the GPU, into a
-    /// buffer that held other values before (so that a padding left
-    /// unwritten would show), and reads them back.
+    /// Packs `input` into `target`'s quads on the GPU, each channel c
+    /// times `scale[c]` where given, into a buffer that held other values
+    /// before (so that a padding left unwritten would show), and reads
+    /// them back.
     fn quads_packed_on_gpu(
         gpu: &Gpu,
         ops: &TensorOps,
-        (input, spec): (&Tensor3, &LayerSpec),
-        layout: &QuadLayout,
+        (input, scale): (&Tensor3, Option<&[f32]>),
+        target: &QuadTarget,
     ) -> Vec<f32> {
-        let len = layout.len();
+        let len = target.layout.len();
         let device = DeviceTensor::upload(gpu, input).unwrap();
         let quads = value_buffer(gpu, "quads under test", len * 4);
         let stale = vec![-7.0f32; len as usize];
         gpu.queue
             .write_buffer(&quads, 0, bytemuck::cast_slice(&stale));
+        let scale = scale.map(|factors| {
+            let usage = wgpu::BufferUsages::STORAGE;
+            buffer_init(
+                gpu,
+                "scale under test",
+                bytemuck::cast_slice(factors),
+                usage,
+            )
+        });
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        ops.pack_quads(gpu, &mut encoder, (&device, spec), layout, &quads)
+        ops.pack_quads(gpu, &mut encoder, (&device, scale.as_ref()), target, &quads)
             .unwrap();
         let readback = record_readback(gpu, &mut encoder, &quads, [1, 1, len as u32]);
         let started = std::time::Instant::now();
@@ -818,7 +834,7 @@ mod tests {
     }
 
     #[test]
-    fn quads_packed_on_the_gpu_by_either_entry_point_equal_the_hosts_exactly() {
+    fn quads_packed_on_the_gpu_by_either_entry_point_scaled_or_not_equal_the_hosts_exactly() {
         let Some(gpu) = gpu_or_skip() else {
             return;
         };
@@ -830,7 +846,8 @@ mod tests {
             right: 3,
         };
         // (channels, groups, padding, height, width): widths that are a
-        // multiple of 4 take pack_quads_vec4, the others pack_quads.
+        // multiple of 4 take pack_quads_vec4, the others pack_quads; the
+        // odd cases are scaled (both entry points, groups of 5 channels).
         let cases = [
             (8, 1, Padding::uniform(1), 6, 8),
             (8, 1, Padding::uniform(1), 6, 7),
@@ -842,7 +859,7 @@ mod tests {
             (5, 1, Padding::uniform(3), 7, 9),
         ];
         let mut vec4_rows_seen = [false; 2];
-        for (channels, groups, padding, height, width) in cases {
+        for (i, (channels, groups, padding, height, width)) in cases.into_iter().enumerate() {
             let spec = LayerSpec {
                 padding,
                 groups,
@@ -856,16 +873,30 @@ mod tests {
                 padded_height: height + padding.top + padding.bottom,
                 padded_width: width + padding.left + padding.right,
             };
+            let target = quad_target(&layout, &spec);
             let len = (channels * height * width) as usize;
             // Values ≥ 1, so that no stored value passes for padding.
-            let data = (0..len).map(|i| i as f32 + 1.0).collect();
-            let input = Tensor3::from_vec(channels, height, width, data);
-            let actual = quads_packed_on_gpu(&gpu, &ops, (&input, &spec), &layout);
-            let expected = subgroup::pack_quads(&input, &spec, &layout);
+            let data: Vec<f32> = (0..len).map(|i| i as f32 + 1.0).collect();
+            let input = Tensor3::from_vec(channels, height, width, data.clone());
+            // Every other case scaled, as a Mul by [1, C, 1, 1] before the
+            // conv is: the host packs the Mul's product.
+            let scale: Vec<f32> = (0..channels).map(|c| 0.5 + c as f32 * 0.37).collect();
+            let scaled = i % 2 == 1;
+            let product = match scaled {
+                true => {
+                    let plane = (height * width) as usize;
+                    let values = data.iter().enumerate().map(|(j, v)| v * scale[j / plane]);
+                    Tensor3::from_vec(channels, height, width, values.collect())
+                }
+                false => input.clone(),
+            };
+            let scale = scaled.then_some(&scale[..]);
+            let actual = quads_packed_on_gpu(&gpu, &ops, (&input, scale), &target);
+            let expected = subgroup::pack_quads(&product, &spec, &layout);
             assert_eq!(actual.len(), expected.len(), "{spec:?} {layout:?}");
             if let Some(i) = (0..expected.len()).find(|&i| actual[i] != expected[i]) {
                 panic!(
-                    "{spec:?} on {height}×{width}, {layout:?}: quad value {i} is {} on the GPU, {} on the host",
+                    "{spec:?} on {height}×{width}, {layout:?}, scaled {scaled}: quad value {i} is {} on the GPU, {} on the host",
                     actual[i], expected[i]
                 );
             }
