@@ -589,8 +589,17 @@ impl FastConv {
                 &packed
             }
         };
-        if fused.output_quads.is_some() {
-            encoder.clear_buffer(pass.output, 0, None);
+        // The quads' zeros, which the conv does not write: their padding,
+        // and the lanes past its last filter.
+        if let Some(target) = fused.output_quads {
+            let [out_height, out_width] = plan.out_size();
+            let layout = target.layout;
+            let whole = layout.padded_height == out_height
+                && layout.padded_width == out_width
+                && layout.channels.is_multiple_of(4);
+            if !whole {
+                encoder.clear_buffer(pass.output, 0, None);
+            }
         }
         let buffers = (pass.output, fused);
         let timestamps = pass.timestamps.take();

@@ -129,6 +129,11 @@ pub(super) fn is_depthwise(spec: &LayerSpec) -> bool {
 }
 
 impl Plan {
+    /// The output's [OH, OW].
+    pub(super) fn out_size(&self) -> [u32; 2] {
+        [self.params.out_height, self.params.out_width]
+    }
+
     /// The plan of `spec` over an `in_height`×`in_width` input giving an
     /// `out_height`×`out_width` output, `workgroup` invocations to a
     /// workgroup and at most `max_groups` workgroups per dimension.
