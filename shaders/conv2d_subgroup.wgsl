@@ -58,8 +58,8 @@
 // * residual: [K, OH, OW] when the layer adds one (else a dummy).
 // * output: [K, OH, OW], row-major; or, with `out_quads`, the input quads
 //   of the conv that reads it, [Q', HP', WP'] vec4s (one group: filter k
-//   in lane k % 4 of quad k / 4), written at its padding's offsets. The
-//   host clears that buffer first, for the padding and the lanes past K.
+//   in lane k % 4 of quad k / 4), written at its padding's offsets. Where
+//   the quads have padding or lanes past K, the host clears them first.
 
 // Output pixels per invocation along x.
 const PIXELS: u32 = 8u;

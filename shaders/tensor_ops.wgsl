@@ -18,16 +18,17 @@ struct OpParams {
     out_width: u32,    // OW (max_pool)
     size: u32,         // the pooling window's side
     stride: u32,       // step between windows (pack_strips: the conv's stride)
-    pad_top: u32,      // pack_strips: zero rows above the image
-    pad_left: u32,     // pack_strips: zero columns left of the image
+    pad_top: u32,      // pack_strips, pack_quads: zero rows above the image
+    pad_left: u32,     //   and columns left of it
     strip_rows: u32,   // pack_strips: padded input rows per strip
     strips: u32,       // pack_strips: strips per group
     strip_width: u32,  // pack_strips: input columns per strip row
     strip_pixels: u32, // pack_strips: output columns per strip
     row_groups: u32,   // relu: workgroups per row of the dispatch grid
-    first_column: u32, // max_pool, pack_strips: the dispatch's first column,
-    first_row: u32,    //   row and plane (a grid larger than one dispatch
-    first_plane: u32,  //   takes several)
+    first_column: u32, // max_pool, pack_strips, pack_quads: the dispatch's
+    first_row: u32,    //   first column (pack_quads_vec4: vec4 of a row),
+    first_plane: u32,  //   row and plane (a grid larger than one dispatch
+                       //   takes several)
     scaled: u32,       // pack_quads: 1 to multiply channel c by scale[c]
 }
 

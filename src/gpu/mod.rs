@@ -99,7 +99,8 @@ pub struct Fused<'a> {
     /// then only gives its shape), where a conv before it wrote them.
     pub input_quads: Option<&'a wgpu::Buffer>,
     /// Where the output goes: into the quads of the conv that reads it, in
-    /// the pass's output buffer, cleared before; `None` for `[K, OH, OW]`.
+    /// the pass's output buffer (cleared first where the conv leaves some of
+    /// it: padding, lanes past its last filter); `None` for `[K, OH, OW]`.
     pub output_quads: Option<QuadTarget>,
 }
 
@@ -206,8 +207,9 @@ pub trait ConvPipeline: Send + Sync {
 
     /// The quads `layer` reads over an input of `[C, H, W]`, where it runs
     /// on a kernel that reads quads and a conv before it may write them
-    /// ([`Fused::output_quads`]): one group of channels in order, channel c
-    /// in lane c % 4 of quad c / 4. By default none.
+    /// ([`Fused::output_quads`]): channels in order, channel c in lane
+    /// c % 4 of quad c / 4 (one group, or groups of whole quads). By
+    /// default none.
     fn input_quads(&self, _gpu: &Gpu, _layer: &Layer, _shape: [u32; 3]) -> Option<QuadTarget> {
         None
     }

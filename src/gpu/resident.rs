@@ -314,7 +314,8 @@ impl TensorOps {
     /// channel c multiplied by `scale[c]` where a scale is given: by
     /// `pack_quads_vec4` where the input's width is a multiple of 4 (4
     /// pixels a load: on lavapipe a 96×112×112 input packed in 1.4 ms, not
-    /// 2.2), else by `pack_quads`.
+    /// 2.2; `quads` is cleared first, so it needs `COPY_DST` usage, as
+    /// `value_buffer`'s have), else by `pack_quads`.
     pub fn pack_quads(
         &self,
         gpu: &Gpu,

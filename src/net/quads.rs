@@ -248,6 +248,15 @@ mod tests {
                 vec![],
                 true,
             ),
+            // Read by one conv as its input and as its residual.
+            (
+                network(
+                    vec![(conv(1), vec![0]), (conv(1), vec![1, 5, 6, 1])],
+                    vec![2],
+                ),
+                vec![],
+                true,
+            ),
             // Read back, as maps are.
             (
                 network(vec![(conv(1), vec![0]), (conv(1), vec![1])], vec![2]),
