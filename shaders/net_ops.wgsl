@@ -242,17 +242,21 @@ fn pool(@builtin(global_invocation_id) id: vec3<u32>) {
     var largest = bitcast<f32>(0xff800000u);
     var sum = 0.0;
     var taps = 0u;
+    // No branch around the load: a tap in the padding reads the nearest
+    // value inside and counts for nothing (a software GPU reads memory one
+    // lane at a time, and a load under a branch costs it far more). The
+    // twin skips such taps; the sums are the same.
+    let last = vec2(i32(params.in_width) - 1, i32(params.in_height) - 1);
     for (var ky = 0u; ky < params.kernel_height; ky++) {
         let in_y = origin_y + i32(ky * params.dilation_y);
         for (var kx = 0u; kx < params.kernel_width; kx++) {
             let in_x = origin_x + i32(kx * params.dilation_x);
-            if (in_y < 0 || in_y >= i32(params.in_height) || in_x < 0 || in_x >= i32(params.in_width)) {
-                continue;
-            }
-            let value = a[(channel * params.in_height + u32(in_y)) * params.in_width + u32(in_x)];
-            largest = max(largest, value);
-            sum += value;
-            taps += 1u;
+            let inside = in_y >= 0 && in_y <= last.y && in_x >= 0 && in_x <= last.x;
+            let at = vec2<u32>(clamp(vec2(in_x, in_y), vec2(0), last));
+            let value = a[(channel * params.in_height + at.y) * params.in_width + at.x];
+            largest = select(largest, max(largest, value), inside);
+            sum += select(0.0, value, inside);
+            taps += u32(inside);
         }
     }
     if (params.kind == 1u) {
