@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use convmaps::gpu::FastConv;
 use convmaps::gpu::resident::TensorOps;
+use convmaps::gpu::{FastConv, Gpu};
 use convmaps::net::gpu::{GpuNet, NetOps};
 use convmaps::net::ops::{Conv, Op};
 use convmaps::net::{self, Array, Network, ValueId};
@@ -201,6 +201,16 @@ fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output
     );
 }
 
+/// What a [`GpuNet`] on the fast shader borrows: the network's ops, the
+/// tensor ops and the conv pipeline (its subgroup kernel where the GPU has
+/// one).
+fn fast_engine(gpu: &Gpu) -> (NetOps, TensorOps, FastConv) {
+    let ops = NetOps::new(gpu).expect("the shader compiles");
+    let tensor_ops = TensorOps::new(gpu).expect("the shader compiles");
+    let fast = FastConv::with_kernel(gpu, FastKernel::Auto).expect("the shader compiles");
+    (ops, tensor_ops, fast)
+}
+
 #[test]
 fn convs_that_hand_their_outputs_on_as_quads_give_the_same_bits_as_without() {
     // A conv read only by convs writes its output straight into their input
@@ -211,9 +221,7 @@ fn convs_that_hand_their_outputs_on_as_quads_give_the_same_bits_as_without() {
     let Some(gpu) = common::gpu() else {
         return;
     };
-    let ops = NetOps::new(&gpu).expect("the shader compiles");
-    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
-    let fast = FastConv::with_kernel(&gpu, FastKernel::Auto).expect("the shader compiles");
+    let (ops, tensor_ops, fast) = fast_engine(&gpu);
     let runner = GpuNet {
         gpu: &gpu,
         ops: &ops,
@@ -262,9 +270,7 @@ fn a_network_run_builds_no_pipeline_that_preparing_it_did_not() {
     let Some(gpu) = common::gpu() else {
         return;
     };
-    let ops = NetOps::new(&gpu).expect("the shader compiles");
-    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
-    let fast = FastConv::with_kernel(&gpu, FastKernel::Auto).expect("the shader compiles");
+    let (ops, tensor_ops, fast) = fast_engine(&gpu);
     let runner = GpuNet {
         gpu: &gpu,
         ops: &ops,

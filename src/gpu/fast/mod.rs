@@ -744,6 +744,14 @@ mod tests {
     use crate::gpu::buffers::{record_readback, submit_readbacks};
     use crate::layer::Padding;
 
+    /// Padding that differs on every side.
+    const UNEVEN: Padding = Padding {
+        top: 2,
+        bottom: 0,
+        left: 1,
+        right: 3,
+    };
+
     /// The GPU, or `None` after a visible skip when there is none (a
     /// failure when `REQUIRE_GPU=1`), as the GPU integration tests do.
     fn gpu_or_skip() -> Option<Gpu> {
@@ -848,12 +856,7 @@ mod tests {
             return;
         };
         let ops = TensorOps::new(&gpu).unwrap();
-        let uneven = Padding {
-            top: 2,
-            bottom: 0,
-            left: 1,
-            right: 3,
-        };
+        let uneven = UNEVEN;
         // (channels, groups, padding, height, width): widths that are a
         // multiple of 4 take pack_quads_vec4, the others pack_quads; the
         // odd cases are scaled (both entry points, groups of 5 channels).
@@ -933,12 +936,7 @@ mod tests {
             bias: false,
             ..LayerSpec::new(channels, groups * 2, kernel)
         };
-        let uneven = Padding {
-            top: 2,
-            bottom: 0,
-            left: 1,
-            right: 3,
-        };
+        let uneven = UNEVEN;
         // (spec, height, width)
         let cases = [
             (spec(3, 3, 1, Padding::default(), 1, 1), 7, 9),
