@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use convmaps::gpu::FastConv;
 use convmaps::gpu::resident::TensorOps;
-use convmaps::gpu::{FastConv, Gpu};
 use convmaps::net::gpu::{GpuNet, NetOps};
 use convmaps::net::ops::{Conv, Op};
 use convmaps::net::{self, Array, Network, ValueId};
@@ -201,14 +201,33 @@ fn fusing_batch_norms_activations_and_residual_adds_into_convs_changes_no_output
     );
 }
 
-/// What a [`GpuNet`] on the fast shader borrows: the network's ops, the
-/// tensor ops and the conv pipeline (its subgroup kernel where the GPU has
-/// one).
-fn fast_engine(gpu: &Gpu) -> (NetOps, TensorOps, FastConv) {
-    let ops = NetOps::new(gpu).expect("the shader compiles");
-    let tensor_ops = TensorOps::new(gpu).expect("the shader compiles");
-    let fast = FastConv::with_kernel(gpu, FastKernel::Auto).expect("the shader compiles");
-    (ops, tensor_ops, fast)
+/// Calls `test` with a [`GpuNet`] on the fast shader (its subgroup kernel
+/// where the GPU has one) and that shader, where there is a GPU.
+fn with_fast_runner(test: impl FnOnce(&GpuNet<'_>, &FastConv)) {
+    let Some(gpu) = common::gpu() else {
+        return;
+    };
+    let ops = NetOps::new(&gpu).expect("the shader compiles");
+    let tensor_ops = TensorOps::new(&gpu).expect("the shader compiles");
+    let fast = FastConv::with_kernel(&gpu, FastKernel::Auto).expect("the shader compiles");
+    let runner = GpuNet {
+        gpu: &gpu,
+        ops: &ops,
+        convs: Some((&fast, &tensor_ops)),
+        budget: None,
+    };
+    test(&runner, &fast);
+}
+
+/// Each fixture network fused as a `--maps none` run fuses it, with its
+/// input and outputs, and its folder.
+fn fused_fixtures() -> impl Iterator<Item = (Network, Array, Vec<ValueId>, PathBuf)> {
+    fixtures().into_iter().map(|dir| {
+        let (mut network, input) = load(&dir);
+        let outputs = network.outputs.clone();
+        net::fuse::fuse(&mut network, &outputs);
+        (network, input, outputs, dir)
+    })
 }
 
 #[test]
@@ -218,48 +237,37 @@ fn convs_that_hand_their_outputs_on_as_quads_give_the_same_bits_as_without() {
     // (EfficientNet's squeeze-and-excitation) is packed for the conv after
     // it; reading every node's output back keeps them all as
     // [1, C, H, W]. The values are the same either way.
-    let Some(gpu) = common::gpu() else {
-        return;
-    };
-    let (ops, tensor_ops, fast) = fast_engine(&gpu);
-    let runner = GpuNet {
-        gpu: &gpu,
-        ops: &ops,
-        convs: Some((&fast, &tensor_ops)),
-        budget: None,
-    };
-    let mut handed_on = 0;
-    for dir in fixtures() {
-        let (mut network, input) = load(&dir);
-        let outputs = network.outputs.clone();
-        net::fuse::fuse(&mut network, &outputs);
-        let quads = runner.quad_values(&network, &outputs);
-        handed_on += quads.len();
-        let mut everything = outputs.clone();
-        everything.extend(network.nodes.iter().map(|node| node.output));
-        assert!(runner.quad_values(&network, &everything).is_empty());
-        let with = runner
-            .run(&network, input.clone(), &outputs)
-            .expect("the network runs");
-        let without = runner
-            .run(&network, input, &everything)
-            .expect("the network runs");
-        for output in &outputs {
-            assert!(
-                with.values[output].data == without.values[output].data,
-                "{}: {} differs with {} values as quads",
-                dir.display(),
-                network.values[*output].name,
-                quads.len()
-            );
+    with_fast_runner(|runner, fast| {
+        let mut handed_on = 0;
+        for (network, input, outputs, dir) in fused_fixtures() {
+            let quads = runner.quad_values(&network, &outputs);
+            handed_on += quads.len();
+            let mut everything = outputs.clone();
+            everything.extend(network.nodes.iter().map(|node| node.output));
+            assert!(runner.quad_values(&network, &everything).is_empty());
+            let with = runner
+                .run(&network, input.clone(), &outputs)
+                .expect("the network runs");
+            let without = runner
+                .run(&network, input, &everything)
+                .expect("the network runs");
+            for output in &outputs {
+                assert!(
+                    with.values[output].data == without.values[output].data,
+                    "{}: {} differs with {} values as quads",
+                    dir.display(),
+                    network.values[*output].name,
+                    quads.len()
+                );
+            }
         }
-    }
-    if fast.uses_subgroups() {
-        // MobileNet's expansions into its depthwise convs, ResNet's first
-        // conv of a block into its second, EfficientNet's Muls, …: 157 over
-        // the fixtures.
-        assert!(handed_on >= 50, "{handed_on} values handed on as quads");
-    }
+        if fast.uses_subgroups() {
+            // MobileNet's expansions into its depthwise convs, ResNet's first
+            // conv of a block into its second, EfficientNet's Muls, …: 157 over
+            // the fixtures.
+            assert!(handed_on >= 50, "{handed_on} values handed on as quads");
+        }
+    });
 }
 
 #[test]
@@ -267,39 +275,28 @@ fn a_network_run_builds_no_pipeline_that_preparing_it_did_not() {
     // Each subgroup pipeline a run needs is built (and run once on one
     // pixel) before the run is recorded, so that none is compiled inside
     // the run's GPU time: what `prepare_pipelines` builds is all a run uses.
-    let Some(gpu) = common::gpu() else {
-        return;
-    };
-    let (ops, tensor_ops, fast) = fast_engine(&gpu);
-    let runner = GpuNet {
-        gpu: &gpu,
-        ops: &ops,
-        convs: Some((&fast, &tensor_ops)),
-        budget: None,
-    };
-    for dir in fixtures() {
-        let (mut network, input) = load(&dir);
-        let outputs = network.outputs.clone();
-        net::fuse::fuse(&mut network, &outputs);
-        runner
-            .prepare_pipelines(&network)
-            .expect("the pipelines build");
-        let built = fast.subgroup_pipelines();
-        runner
-            .run(&network, input, &outputs)
-            .expect("the network runs");
-        assert_eq!(
-            fast.subgroup_pipelines(),
-            built,
-            "{}: the run built a pipeline its preparation did not",
-            dir.display()
-        );
-    }
-    if fast.uses_subgroups() {
-        // Rows of 3, 5 and 7 taps at both strides, the general loop, the
-        // depthwise entry point, ReLU, ReLU6, SiLU, HardSwish and none: 23
-        // pipelines over the fixtures.
-        let built = fast.subgroup_pipelines();
-        assert!(built >= 12, "{built} pipelines built");
-    }
+    with_fast_runner(|runner, fast| {
+        for (network, input, outputs, dir) in fused_fixtures() {
+            runner
+                .prepare_pipelines(&network)
+                .expect("the pipelines build");
+            let built = fast.subgroup_pipelines();
+            runner
+                .run(&network, input, &outputs)
+                .expect("the network runs");
+            assert_eq!(
+                fast.subgroup_pipelines(),
+                built,
+                "{}: the run built a pipeline its preparation did not",
+                dir.display()
+            );
+        }
+        if fast.uses_subgroups() {
+            // Rows of 3, 5 and 7 taps at both strides, the general loop, the
+            // depthwise entry point, ReLU, ReLU6, SiLU, HardSwish and none: 23
+            // pipelines over the fixtures.
+            let built = fast.subgroup_pipelines();
+            assert!(built >= 12, "{built} pipelines built");
+        }
+    });
 }

@@ -61,7 +61,7 @@ pub fn run(net: &Network, input: Array, keep: &[ValueId]) -> Result<NetRun> {
         node_ms,
         gpu_ms: None,
         total: started.elapsed(),
-        memory: super::memory::NetMemory::of_values(net),
+        memory: super::memory::NetMemory::of_values(net, &super::buffers::BufferPlan::new(net)),
     })
 }
 

@@ -190,7 +190,8 @@ impl GpuNet<'_> {
         self.check_sizes(net)?;
         let layers = self.pipeline_layers(net);
         let quads = self.quad_values_of(net, keep, &layers);
-        let memory = self.memory_of(net, keep, &layers, &quads);
+        let plan = value_buffers(net, &quads);
+        let memory = self.memory_of(net, keep, &layers, (&quads, &plan));
         memory.check(net, self.budget)?;
         self.prepare(net, &layers)?;
         let gpu = self.gpu;
@@ -201,7 +202,6 @@ impl GpuNet<'_> {
             timer.mark(&mut encoder, 0);
         }
         let last = net.last_readers();
-        let plan = value_buffers(net, &quads);
         let mut slots: Vec<Option<wgpu::Buffer>> = vec![None; plan.slot_bytes.len()];
         let mut readbacks = Vec::new();
         let mut order = Vec::new();
@@ -382,17 +382,17 @@ impl GpuNet<'_> {
 
     /// What a run of `net` reading back the values `keep` lists holds in
     /// GPU memory at once, from the shapes alone, `layers` running on the
-    /// conv pipeline and `quads` laid out as quads.
+    /// conv pipeline, `quads` laid out as quads and the values in the
+    /// buffers of `plan`.
     fn memory_of(
         &self,
         net: &Network,
         keep: &[ValueId],
         layers: &HashMap<ValueId, Layer>,
-        quads: &HashMap<ValueId, QuadTarget>,
+        (quads, plan): (&HashMap<ValueId, QuadTarget>, &BufferPlan),
     ) -> NetMemory {
         let bytes = |value: ValueId| 4 * net.values[value].shape.iter().product::<usize>() as u64;
-        let mut memory = NetMemory::of_values(net);
-        memory.values = value_buffers(net, quads).bytes();
+        let mut memory = NetMemory::of_values(net, plan);
         memory.weights -= packed_constants(net, layers)
             .iter()
             .map(|id| 4 * net.constants[id].data.len() as u64)

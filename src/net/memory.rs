@@ -32,8 +32,9 @@ impl NetMemory {
     }
 
     /// The weights and values of `net` (no conv pipeline, nothing read
-    /// back): what its CPU twins hold too.
-    pub fn of_values(net: &Network) -> NetMemory {
+    /// back), its values in the buffers of `plan`: what its CPU twins hold
+    /// too, with [`BufferPlan::new`].
+    pub fn of_values(net: &Network, plan: &BufferPlan) -> NetMemory {
         let read: std::collections::HashSet<ValueId> = net
             .nodes
             .iter()
@@ -47,7 +48,7 @@ impl NetMemory {
             .sum();
         NetMemory {
             weights,
-            values: BufferPlan::new(net).bytes(),
+            values: plan.bytes(),
             ..NetMemory::default()
         }
     }
